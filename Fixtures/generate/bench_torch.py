@@ -1,0 +1,47 @@
+"""PyTorch twins of eaglet-bench cases, run by eaglet-bench in the same run as Eaglet's own cases.
+Prints one JSON line in eaglet-bench's BenchResult format.
+
+Run: python3 Fixtures/generate/bench_torch.py matmul --size 1024 --threads 2 --repeats 5
+"""
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+
+def median_time(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("case")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.case == "matmul":
+        n = a.size
+        x, y = torch.randn(n, n), torch.randn(n, n)
+        t = median_time(lambda: torch.mm(x, y), a.repeats)
+        out = dict(name="matmul", variant="torch", size=f"{n}x{n}x{n}", threads=a.threads, medianSeconds=t,
+                   rate=2 * n**3 / t / 1e9, unit="GFLOP/s",
+                   peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    else:
+        raise SystemExit(f"unknown case {a.case}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+// Eaglet: the umbrella module. `import Eaglet` brings every component along the data path.
+// Later components (Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer, QwenAttention, Qwen2,
+// Eagle, Video, ADS, FusedKernels, ContextParallel) are re-exported here as they land.
+@_exported import Tensor
+@_exported import SafeTensors
+
+/// The version of the Eaglet library.
+public let eagletVersion = "0.1.0"

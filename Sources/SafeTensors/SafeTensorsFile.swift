@@ -1,0 +1,238 @@
+// Reading safetensors: one memory-mapped file, validated header, typed access.
+//
+// Format (huggingface/safetensors): 8 bytes little-endian u64 N, then N bytes of UTF-8 JSON, then the
+// data section. The JSON maps tensor names to {"dtype", "shape", "data_offsets": [begin, end]} with
+// offsets relative to the data section; an optional "__metadata__" maps strings to strings.
+// The file is mapped read-only, so a 16 GB checkpoint costs address space, not memory: tensors are read
+// (and widened to Float32) only when asked for.
+import Foundation
+@_exported import Tensor
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where a tensor lives in a file: dtype, shape and the byte range inside the data section.
+public struct TensorInfo: Equatable, Sendable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    /// Byte range relative to the start of the data section.
+    public let dataRange: Range<Int>
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A read-only memory mapping that is unmapped when the last reference goes away.
+final class MappedFile: @unchecked Sendable {
+    let base: UnsafeRawPointer?
+    let size: Int
+
+    init(path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw SafeTensorsError.cannotOpen(file: path, reason: "not a regular file") }
+        size = Int(st.st_size)
+        if size == 0 { base = nil; return }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw SafeTensorsError.cannotOpen(file: path, reason: "mmap failed: \(String(cString: strerror(errno)))") }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit { if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) } }
+}
+
+/// One safetensors file, mapped and validated.
+public final class SafeTensorsFile: @unchecked Sendable {
+    /// Largest header accepted (the reference implementation uses the same 100 MB bound).
+    public static let maxHeaderBytes = 100_000_000
+
+    public let path: String
+    /// Tensor entries in data-section order.
+    public let tensors: [TensorInfo]
+    /// The optional `__metadata__` object.
+    public let metadata: [String: String]
+    private let byName: [String: Int]
+    private let file: MappedFile
+    private let dataStart: Int
+
+    /// Maps `path` and validates its header. Throws `SafeTensorsError` naming the file and tensor.
+    public init(path: String) throws {
+        self.path = path
+        file = try MappedFile(path: path)
+        guard file.size >= 8, let base = file.base else { throw SafeTensorsError.truncated(file: path, size: file.size) }
+        let n = base.loadUnaligned(as: UInt64.self).littleEndian
+        guard n <= UInt64(SafeTensorsFile.maxHeaderBytes) else {
+            throw SafeTensorsError.headerTooLarge(file: path, length: n, limit: SafeTensorsFile.maxHeaderBytes)
+        }
+        guard n <= UInt64(file.size - 8) else { throw SafeTensorsError.headerBeyondFile(file: path, length: n, fileSize: file.size) }
+        let headerLength = Int(n)
+        dataStart = 8 + headerLength
+        let headerData = Data(bytes: base + 8, count: headerLength)
+        let parsed = try SafeTensorsFile.parseHeader(headerData, file: path, dataSize: file.size - dataStart)
+        tensors = parsed.tensors
+        metadata = parsed.metadata
+        var map = [String: Int]()
+        for (i, t) in tensors.enumerated() { map[t.name] = i }
+        byName = map
+    }
+
+    /// Parses and validates a header; `dataSize` is the byte length of the data section.
+    static func parseHeader(_ data: Data, file: String, dataSize: Int) throws -> (tensors: [TensorInfo], metadata: [String: String]) {
+        guard String(data: data, encoding: .utf8) != nil else {
+            throw SafeTensorsError.headerNotUTF8JSON(file: file, reason: "invalid UTF-8")
+        }
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) }
+        catch { throw SafeTensorsError.headerNotUTF8JSON(file: file, reason: "malformed JSON") }
+        guard let object = json as? [String: Any] else { throw SafeTensorsError.headerNotObject(file: file) }
+
+        var metadata = [String: String]()
+        var infos = [TensorInfo]()
+        for (name, value) in object {
+            if name == "__metadata__" {
+                guard let m = value as? [String: Any] else {
+                    throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "__metadata__ must be an object of strings")
+                }
+                for (k, v) in m {
+                    guard let s = v as? String else {
+                        throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "__metadata__['\(k)'] is not a string")
+                    }
+                    metadata[k] = s
+                }
+                continue
+            }
+            infos.append(try parseEntry(name: name, value: value, file: file, dataSize: dataSize))
+        }
+        // Sort by position; any two neighbours that overlap are reported.
+        infos.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound, $0.name) < ($1.dataRange.lowerBound, $1.dataRange.upperBound, $1.name) }
+        for i in infos.indices.dropFirst() {
+            let prev = infos[i - 1], cur = infos[i]
+            if cur.dataRange.lowerBound < prev.dataRange.upperBound && !prev.dataRange.isEmpty && !cur.dataRange.isEmpty {
+                throw SafeTensorsError.overlap(file: file, tensor: cur.name, other: prev.name)
+            }
+        }
+        return (infos, metadata)
+    }
+
+    /// Reads an integer that JSON holds exactly (no fractions, no overflow past 2⁵³).
+    private static func exactInt(_ v: Any) -> Int? {
+        guard let num = v as? NSNumber else { return nil }
+        let d = num.doubleValue
+        guard d.isFinite, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
+        return Int(d)
+    }
+
+    private static func parseEntry(name: String, value: Any, file: String, dataSize: Int) throws -> TensorInfo {
+        guard let entry = value as? [String: Any] else {
+            throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "entry is not an object")
+        }
+        guard let dtypeName = entry["dtype"] as? String else {
+            throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "missing or non-string 'dtype'")
+        }
+        guard let dtype = DType(rawValue: dtypeName) else {
+            throw SafeTensorsError.unknownDType(file: file, tensor: name, dtype: dtypeName)
+        }
+        guard let shapeAny = entry["shape"] as? [Any] else {
+            throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "missing or non-array 'shape'")
+        }
+        var shape = [Int]()
+        var elements = 1
+        for s in shapeAny {
+            guard let d = exactInt(s), d >= 0 else {
+                throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "shape \(shapeAny) has an entry that is not a non-negative integer")
+            }
+            let (p, overflow) = elements.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= Int(Int32.max) * 64 else {
+                throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "shape \(shapeAny) has too many elements")
+            }
+            elements = p
+            shape.append(d)
+        }
+        guard let offs = entry["data_offsets"] as? [Any], offs.count == 2,
+              let begin = exactInt(offs[0]), let end = exactInt(offs[1]) else {
+            throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "'data_offsets' must be two integers")
+        }
+        guard begin >= 0, end >= begin, end <= dataSize else {
+            throw SafeTensorsError.offsetsOutOfRange(file: file, tensor: name, begin: begin, end: end, dataSize: dataSize)
+        }
+        let expected = elements * dtype.size
+        guard expected == end - begin else {
+            throw SafeTensorsError.sizeMismatch(file: file, tensor: name, shape: shape, dtype: dtypeName,
+                                                expectedBytes: expected, actualBytes: end - begin)
+        }
+        return TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end)
+    }
+
+    /// Names of all tensors, sorted.
+    public var names: [String] { tensors.map(\.name).sorted() }
+
+    /// The entry for `name`, or nil.
+    public func info(_ name: String) -> TensorInfo? { byName[name].map { tensors[$0] } }
+
+    /// Raw bytes of `name`, valid while this file object lives.
+    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard let info = info(name) else { throw SafeTensorsError.missingTensor(file: path, tensor: name) }
+        guard let base = file.base else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeRawBufferPointer(start: base + dataStart + info.dataRange.lowerBound, count: info.dataRange.count))
+    }
+
+    /// The tensor `name` widened to Float32 (F32, F16, BF16, F64 and integer dtypes convert exactly
+    /// where Float32 can hold the value).
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let info = info(name) else { throw SafeTensorsError.missingTensor(file: path, tensor: name) }
+        let values = try withRawBytes(name) { raw in decodeAsFloat(raw, dtype: info.dtype, count: info.elementCount) }
+        return Tensor(shape: info.shape, storage: values)
+    }
+
+    /// An integer tensor (I64, I32, I16, I8, U8, BOOL) as Int64 values, with its shape.
+    public func integers(_ name: String) throws -> (shape: [Int], values: [Int64]) {
+        guard let info = info(name) else { throw SafeTensorsError.missingTensor(file: path, tensor: name) }
+        guard !info.dtype.isFloatingPoint else {
+            throw SafeTensorsError.wrongDType(file: path, tensor: name, dtype: info.dtype.rawValue, expected: "an integer dtype")
+        }
+        let values: [Int64] = try withRawBytes(name) { raw in
+            (0..<info.elementCount).map { i in
+                switch info.dtype {
+                case .i64: return raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self).littleEndian
+                case .i32: return Int64(raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self).littleEndian)
+                case .i16: return Int64(raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self).littleEndian)
+                case .i8: return Int64(raw.load(fromByteOffset: i, as: Int8.self))
+                default: return Int64(raw.load(fromByteOffset: i, as: UInt8.self))
+                }
+            }
+        }
+        return (info.shape, values)
+    }
+}
+
+/// Converts `count` little-endian elements of `dtype` to Float32.
+func decodeAsFloat(_ raw: UnsafeRawBufferPointer, dtype: DType, count: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: count)
+    out.withUnsafeMutableBufferPointer { o in
+        switch dtype {
+        case .f32:
+            for i in 0..<count { o[i] = Float(bitPattern: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian) }
+        case .bf16:
+            for i in 0..<count { o[i] = bf16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian) }
+        case .f16:
+            for i in 0..<count { o[i] = f16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian) }
+        case .f64:
+            for i in 0..<count { o[i] = Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self).littleEndian)) }
+        case .i64:
+            for i in 0..<count { o[i] = Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self).littleEndian) }
+        case .i32:
+            for i in 0..<count { o[i] = Float(raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self).littleEndian) }
+        case .i16:
+            for i in 0..<count { o[i] = Float(raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self).littleEndian) }
+        case .i8:
+            for i in 0..<count { o[i] = Float(raw.load(fromByteOffset: i, as: Int8.self)) }
+        case .u8, .bool:
+            for i in 0..<count { o[i] = Float(raw.load(fromByteOffset: i, as: UInt8.self)) }
+        }
+    }
+    return out
+}

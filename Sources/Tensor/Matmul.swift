@@ -1,0 +1,153 @@
+// Matrix multiplication: the whole game.
+//
+// A transformer spends almost all of its arithmetic in matmuls (every Linear layer, q·kᵀ, p·v), so the
+// speed of this file is the speed of Eaglet. Two versions sit side by side:
+//   * `matmulNaive`: the textbook triple loop, i-k-j order so the inner loop streams along rows.
+//     Obviously correct; roughly 1–3 GFLOP/s.
+//   * `matmul`: the same contraction handed to OpenBLAS `cblas_sgemm`, which blocks for caches and
+//     registers and uses every SIMD lane; ~100+ GFLOP/s a core. Tested against the naive one on odd shapes.
+// `linear` is PyTorch's `F.linear`: y = x·Wᵀ + b with W stored (out, in), as every checkpoint stores it.
+import _CBLAS
+import Dispatch
+
+/// Thin, typed wrappers over the BLAS calls Eaglet uses, so other modules need not import C.
+public enum BLAS {
+    /// Sets the number of OpenBLAS threads for this process.
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    /// The number of OpenBLAS threads in use.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// The kernel family OpenBLAS picked for this CPU (e.g. "Haswell", "SkylakeX").
+    public static var coreName: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+
+    /// C(M×N) = alpha · op(A) · op(B) + beta · C, row-major, op = identity or transpose.
+    ///
+    /// `lda`, `ldb`, `ldc` are the row strides (in elements) of A, B, C as stored.
+    @inlinable
+    public static func sgemm(transA: Bool = false, transB: Bool = false,
+                             m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int,
+                             b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0,
+                             c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+/// Checks shapes of a (M, K) × b (K, N) or, with `transposeB`, a (M, K) × b(N, K)ᵀ; returns (M, K, N).
+@usableFromInline
+func matmulShapes(_ a: Tensor, _ b: Tensor, transposeB: Bool) -> (Int, Int, Int) {
+    precondition(a.rank == 2 && b.rank == 2, "matmul: need 2-D tensors, got \(a.shape) and \(b.shape)")
+    let m = a.shape[0], k = a.shape[1]
+    let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+    precondition(k == kb, "matmul: inner dimensions differ, \(a.shape) × \(b.shape)\(transposeB ? "ᵀ" : "")")
+    return (m, k, n)
+}
+
+/// Textbook matmul: out[i, j] = Σ_k a[i, k] · b[k, j]. Shapes: a (M, K), b (K, N) → (M, N);
+/// with `transposeB`, b is (N, K) and the product is a·bᵀ.
+///
+/// `threads > 1` hands blocks of rows to that many threads; each element is summed in the same order,
+/// so the result is identical to the single-threaded one (used by the benchmark's 2-thread row).
+public func matmulNaive(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, threads: Int = 1) -> Tensor {
+    let (m, k, n) = matmulShapes(a, b, transposeB: transposeB)
+    var out = [Float](repeating: 0, count: m * n)
+    a.storage.withUnsafeBufferPointer { A in
+        b.storage.withUnsafeBufferPointer { B in
+            out.withUnsafeMutableBufferPointer { C in
+                let Ap = A.baseAddress, Bp = B.baseAddress, Cp = C.baseAddress
+                func rows(_ r: Range<Int>) {
+                    guard let Ap, let Bp, let Cp else { return }
+                    if transposeB {
+                        for i in r {
+                            for j in 0..<n {
+                                var acc: Float = 0
+                                for p in 0..<k { acc += Ap[i * k + p] * Bp[j * k + p] }
+                                Cp[i * n + j] = acc
+                            }
+                        }
+                    } else {
+                        for i in r {
+                            for p in 0..<k {
+                                let aip = Ap[i * k + p]
+                                for j in 0..<n { Cp[i * n + j] += aip * Bp[p * n + j] }
+                            }
+                        }
+                    }
+                }
+                let parts = max(1, min(threads, m))
+                if parts == 1 { rows(0..<m); return }
+                DispatchQueue.concurrentPerform(iterations: parts) { t in
+                    rows((t * m / parts)..<((t + 1) * m / parts))
+                }
+            }
+        }
+    }
+    return Tensor(shape: [m, n], storage: out)
+}
+
+/// Fast matmul via `cblas_sgemm`. Same contract as `matmulNaive`.
+public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false) -> Tensor {
+    let (m, k, n) = matmulShapes(a, b, transposeB: transposeB)
+    var out = [Float](repeating: 0, count: m * n)
+    if m > 0 && n > 0 && k > 0 {
+        a.storage.withUnsafeBufferPointer { A in
+            b.storage.withUnsafeBufferPointer { B in
+                out.withUnsafeMutableBufferPointer { C in
+                    BLAS.sgemm(transB: transposeB, m: m, n: n, k: k,
+                               a: A.baseAddress!, lda: k,
+                               b: B.baseAddress!, ldb: transposeB ? k : n,
+                               c: C.baseAddress!, ldc: n)
+                }
+            }
+        }
+    }
+    return Tensor(shape: [m, n], storage: out)
+}
+
+/// Batched matmul: a (B, M, K) × b (B, K, N) → (B, M, N); with `transposeB`, b is (B, N, K).
+/// One sgemm per batch entry (`naive: true` uses the triple loop instead).
+public func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, naive: Bool = false) -> Tensor {
+    precondition(a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0],
+                 "batchedMatmul: need (B, M, K) and (B, K, N), got \(a.shape) and \(b.shape)")
+    let batch = a.shape[0]
+    var parts = [Tensor]()
+    parts.reserveCapacity(batch)
+    for i in 0..<batch {
+        let ai = a.row(i), bi = b.row(i)
+        parts.append(naive ? matmulNaive(ai, bi, transposeB: transposeB) : matmul(ai, bi, transposeB: transposeB))
+    }
+    let m = a.shape[1]
+    let n = transposeB ? b.shape[1] : b.shape[2]
+    return Tensor(shape: [batch, m, n], storage: parts.flatMap(\.storage))
+}
+
+/// PyTorch `F.linear`: y = x · Wᵀ + b. Shapes: x (T, C_in), weight (C_out, C_in), bias (C_out) → (T, C_out).
+/// `x` may have any leading shape; it is flattened to rows and restored.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, naive: Bool = false) -> Tensor {
+    let cin = x.shape.last ?? 1
+    precondition(weight.rank == 2 && weight.shape[1] == cin,
+                 "linear: weight \(weight.shape) does not take inputs of width \(cin)")
+    let rows = x.reshaped([x.count / max(cin, 1), cin])
+    var y = naive ? matmulNaive(rows, weight, transposeB: true) : matmul(rows, weight, transposeB: true)
+    if let bias {
+        let cout = weight.shape[0]
+        precondition(bias.count == cout, "linear: bias \(bias.shape) does not match \(cout) outputs")
+        y.storage.withUnsafeMutableBufferPointer { Y in
+            bias.storage.withUnsafeBufferPointer { Bv in
+                for r in 0..<(Y.count / max(cout, 1)) {
+                    for j in 0..<cout { Y[r * cout + j] += Bv[j] }
+                }
+            }
+        }
+    }
+    var outShape = x.shape
+    outShape[outShape.count - 1] = weight.shape[0]
+    return y.reshaped(outShape)
+}

@@ -1,0 +1,132 @@
+// Elementwise operations, activations and normalisations over the last dimension.
+//
+// Conventions: every op returns a new tensor; reductions (softmax, LayerNorm, RMSNorm) run over the
+// last dimension C and accumulate in Double, so a row of 4608 channels loses no precision to summation
+// order (PyTorch accumulates in float with a different order; the difference is inside the fp32-op row
+// of docs/tolerances.md).
+import Foundation
+
+extension Tensor {
+    /// Applies `f` to every element.
+    @inlinable
+    public func map(_ f: (Float) -> Float) -> Tensor {
+        Tensor(shape: shape, storage: storage.map(f))
+    }
+
+    /// Elementwise combination of two tensors of the same shape, or `other` broadcast along the
+    /// leading dimensions when its shape is a suffix of this shape (e.g. (T, C) with (C)).
+    public func zipWith(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        if other.shape == shape {
+            var out = storage
+            for i in 0..<out.count { out[i] = f(out[i], other.storage[i]) }
+            return Tensor(shape: shape, storage: out)
+        }
+        precondition(other.rank <= rank && Array(shape.suffix(other.rank)) == other.shape,
+                     "zipWith: cannot broadcast \(other.shape) to \(shape)")
+        let inner = max(other.count, 1)
+        var out = storage
+        for i in 0..<out.count { out[i] = f(out[i], other.storage[i % inner]) }
+        return Tensor(shape: shape, storage: out)
+    }
+
+    public static func + (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, +) }
+    public static func - (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, -) }
+    public static func * (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, *) }
+    public static func * (a: Tensor, s: Float) -> Tensor { a.map { $0 * s } }
+
+    /// Largest |element| (0 for an empty tensor).
+    public var maxAbs: Float { storage.reduce(0) { Swift.max($0, abs($1)) } }
+    /// Mean of all elements, accumulated in Double.
+    public var mean: Double { storage.isEmpty ? 0 : storage.reduce(0.0) { $0 + Double($1) } / Double(count) }
+}
+
+// MARK: - Activations
+
+/// GELU, tanh approximation (`gelu_pytorch_tanh`, SigLIP's MLP):
+/// gelu(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+@inlinable
+public func geluTanh(_ x: Float) -> Float {
+    let c: Float = 0.7978845608028654  // √(2/π)
+    return 0.5 * x * (1 + tanh(c * (x + 0.044715 * x * x * x)))
+}
+
+/// GELU, exact form (`nn.GELU()`, Eagle's `mlp1`): gelu(x) = ½·x·(1 + erf(x/√2)).
+@inlinable
+public func geluErf(_ x: Float) -> Float {
+    Float(0.5 * Double(x) * (1 + erf(Double(x) * 0.7071067811865476)))
+}
+
+/// SiLU (swish), Qwen2's MLP gate: silu(x) = x · σ(x) = x / (1 + e^(−x)).
+@inlinable
+public func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
+
+// MARK: - Reductions over the last dimension
+
+extension Tensor {
+    /// Softmax over the last dimension: y_i = e^(x_i − max x) / Σ_j e^(x_j − max x).
+    /// Rows that are entirely −∞ give zeros (a fully masked row attends to nothing).
+    public func softmaxLast() -> Tensor {
+        let c = shape.last ?? 1
+        var out = storage
+        out.withUnsafeMutableBufferPointer { y in
+            for r in 0..<(count / max(c, 1)) {
+                let base = r * c
+                var m = -Float.infinity
+                for i in 0..<c { m = Swift.max(m, y[base + i]) }
+                if m == -.infinity {
+                    for i in 0..<c { y[base + i] = 0 }
+                    continue
+                }
+                var s = 0.0
+                for i in 0..<c {
+                    let e = exp(y[base + i] - m)
+                    y[base + i] = e
+                    s += Double(e)
+                }
+                let inv = Float(1 / s)
+                for i in 0..<c { y[base + i] *= inv }
+            }
+        }
+        return Tensor(shape: shape, storage: out)
+    }
+
+    /// LayerNorm over the last dimension C (PyTorch `nn.LayerNorm`, biased variance):
+    /// y = (x − μ) / √(σ² + eps) · weight + bias, with μ and σ² the mean and variance of the row.
+    public func layerNorm(weight: Tensor, bias: Tensor?, eps: Float) -> Tensor {
+        let c = shape.last ?? 1
+        precondition(weight.count == c && (bias?.count ?? c) == c, "layerNorm: weight/bias do not match width \(c)")
+        var out = storage
+        let w = weight.storage, b = bias?.storage
+        for r in 0..<(count / max(c, 1)) {
+            let base = r * c
+            var mu = 0.0
+            for i in 0..<c { mu += Double(out[base + i]) }
+            mu /= Double(c)
+            var v = 0.0
+            for i in 0..<c { let d = Double(out[base + i]) - mu; v += d * d }
+            v /= Double(c)
+            let inv = 1 / (v + Double(eps)).squareRoot()
+            for i in 0..<c {
+                out[base + i] = Float((Double(out[base + i]) - mu) * inv) * w[i] + (b?[i] ?? 0)
+            }
+        }
+        return Tensor(shape: shape, storage: out)
+    }
+
+    /// RMSNorm over the last dimension C (Qwen2RMSNorm, fp32 statistics):
+    /// y = x / √(mean(x²) + eps) · weight.
+    public func rmsNorm(weight: Tensor, eps: Float) -> Tensor {
+        let c = shape.last ?? 1
+        precondition(weight.count == c, "rmsNorm: weight does not match width \(c)")
+        var out = storage
+        let w = weight.storage
+        for r in 0..<(count / max(c, 1)) {
+            let base = r * c
+            var ss = 0.0
+            for i in 0..<c { ss += Double(out[base + i]) * Double(out[base + i]) }
+            let inv = Float(1 / (ss / Double(c) + Double(eps)).squareRoot())
+            for i in 0..<c { out[base + i] = out[base + i] * inv * w[i] }
+        }
+        return Tensor(shape: shape, storage: out)
+    }
+}

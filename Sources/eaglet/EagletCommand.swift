@@ -1,0 +1,54 @@
+// eaglet: the command-line face of Eaglet. The whole surface is planned in docs/cli.md; subcommands
+// arrive with the issues that build their modules.
+//
+// Conventions: with --json, stdout is exactly one line of JSON and everything for humans goes to
+// stderr; bad usage exits 64 (argument-parser), bad input prints one summary line naming the file or
+// field and exits 1; never a signal.
+import ArgumentParser
+import Eaglet
+import Foundation
+
+@main
+struct EagletCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eaglet",
+        abstract: "NVIDIA Eagle 2.5 rebuilt in Swift: a reference and teaching implementation.",
+        version: eagletVersion,
+        subcommands: [Demo.self]
+    )
+}
+
+/// A failure caused by the user's input: printed as one line, exit code 1.
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs `body`, turning any thrown input error into one line on stderr and exit code 1.
+func reportingInputErrors(_ body: () throws -> Void) throws {
+    do { try body() }
+    catch let e as CleanExit { throw e }
+    catch let e as ExitCode { throw e }
+    catch {
+        FileHandle.standardError.write(Data("eaglet: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// Finds the repository (for shipped fixtures and checkpoints): --root, $EAGLET_ROOT, the current
+/// folder and its parents, then the executable's folder and its parents.
+func locateRepository(_ explicit: String?) throws -> String {
+    let fm = FileManager.default
+    if let explicit { return explicit }
+    if let env = ProcessInfo.processInfo.environment["EAGLET_ROOT"], !env.isEmpty { return env }
+    let starts = [fm.currentDirectoryPath, (CommandLine.arguments[0] as NSString).deletingLastPathComponent,
+                  Bundle.main.executablePath.map { ($0 as NSString).deletingLastPathComponent } ?? ""]
+    for start in starts where !start.isEmpty {
+        var url = URL(fileURLWithPath: start).standardizedFileURL
+        while true {
+            if fm.fileExists(atPath: url.appendingPathComponent("Fixtures/tensor-ops/manifest.json").path) { return url.path }
+            if url.path == "/" { break }
+            url.deleteLastPathComponent()
+        }
+    }
+    throw InputError(description: "cannot find the Eaglet repository (its Fixtures/ folder); pass --root DIR or set EAGLET_ROOT")
+}
