@@ -225,19 +225,20 @@ def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=2e-3):
     from eagle_reference import EagleReference
 
     torch.manual_seed(0)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
     tok = Tokenizer.from_file(os.path.join(CKPT, "tokenizer.json"))
     iti, pad = tok.token_to_id("<IMG_CONTEXT>"), tok.token_to_id("<|endoftext|>")
-    vision, text = configs(tok.get_vocab_size())
-    model = EagleReference(vision, text, image_token_index=iti).to(dev)
-    print(f"params: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M on {dev}", flush=True)
-
+    # Data first, in forked workers, before CUDA is initialised (forking after CUDA init can hang).
     t0 = time.time()
     chunk = 500
-    with mp.Pool(max(1, min(16, os.cpu_count() or 1))) as pool:
+    with mp.get_context("fork").Pool(max(1, min(16, os.cpu_count() or 1))) as pool:
         parts = pool.map(_worker, [(1_000_000 + s, chunk) for s in range(0, n_samples, chunk)])
     data = [x for p in parts for x in p]
     print(f"data: {len(data)} samples in {time.time() - t0:.0f} s", flush=True)
+
+    dev = "cuda" if os.environ.get("DEVICE", "cuda") == "cuda" and torch.cuda.is_available() else "cpu"
+    vision, text = configs(tok.get_vocab_size())
+    model = EagleReference(vision, text, image_token_index=iti).to(dev)
+    print(f"params: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M on {dev}", flush=True)
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(
