@@ -207,6 +207,8 @@ def encode_sample(tok, seed, image_token_index):
 
 def _worker(args):
     start, count = args
+    import torch
+    torch.set_num_threads(1)
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(CKPT, "tokenizer.json"))
     iti = tok.token_to_id("<IMG_CONTEXT>")
