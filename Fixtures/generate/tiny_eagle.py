@@ -212,7 +212,9 @@ def _worker(args):
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(CKPT, "tokenizer.json"))
     iti = tok.token_to_id("<IMG_CONTEXT>")
-    return [encode_sample(tok, s, iti) for s in range(start, start + count)]
+    # numpy, not torch tensors: torch's pickling passes file descriptors between processes, which some
+    # sandboxes refuse ("received 0 items of ancdata").
+    return [(pix.numpy(), p, a) for pix, p, a in (encode_sample(tok, s, iti) for s in range(start, start + count))]
 
 
 def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=2e-3):
@@ -234,7 +236,7 @@ def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=2e-3):
     chunk = 500
     with mp.get_context("fork").Pool(max(1, min(16, os.cpu_count() or 1))) as pool:
         parts = pool.map(_worker, [(1_000_000 + s, chunk) for s in range(0, n_samples, chunk)])
-    data = [x for p in parts for x in p]
+    data = [(torch.from_numpy(pix), p, a) for part in parts for pix, p, a in part]
     print(f"data: {len(data)} samples in {time.time() - t0:.0f} s", flush=True)
 
     dev = "cuda" if os.environ.get("DEVICE", "cuda") == "cuda" and torch.cuda.is_available() else "cpu"
