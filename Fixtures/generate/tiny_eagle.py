@@ -274,6 +274,9 @@ def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=2e-3):
         sched.step()
         if step % 200 == 0 or step == steps - 1:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+        if time.time() - t0 > float(os.environ.get("TRAIN_SECONDS", "1e9")):
+            print(f"time budget reached at step {step}", flush=True)
+            break
 
     model.eval().cpu()
     os.makedirs(out_dir, exist_ok=True)
