@@ -8,7 +8,7 @@
 // it keeps support 2. Output sample i is centred at (i + 0.5)·scale; input pixel j (centre j + 0.5)
 // gets weight k((j + 0.5 − centre) / max(scale, 1)), weights are renormalised to sum 1 over the
 // pixels that exist (so edges clamp by omission, not by replication). Separable: one horizontal and one
-// vertical pass, horizontal first unless the width grows while the height shrinks (Pillow's order).
+// vertical pass, in the order Pillow picks (`verticalPassFirst`).
 //
 // Two implementations:
 //   * `resizedBicubicNaive`: the formula above in Double, both passes in floating point (the
@@ -30,10 +30,16 @@ func bicubicKernel(_ xIn: Double) -> Double {
     return 0
 }
 
-/// Pass order, as Pillow 13 does it (measured against it, Fixtures/imaging): the vertical pass runs
-/// first exactly when the width grows and the height shrinks; otherwise horizontal first. The order
-/// matters bit-wise because the intermediate image is rounded and clipped to 8 bits.
-func verticalPassFirst(inW: Int, inH: Int, outW: Int, outH: Int) -> Bool { outW > inW && outH < inH }
+/// Pass order, as Pillow 13 chooses it. Measured, not documented: over ~1,400 random resizes of six
+/// images (Fixtures/imaging's sweep keeps 60 of them) exactly one order reproduces PIL, and it is
+/// this one — horizontal first when neither side shrinks; otherwise vertical first exactly when the
+/// height loses more than twice as many pixels as the width:  H_in − H_out > 2 · (W_in − W_out).
+/// (So a taller-and-narrower target goes horizontal first, a wider-and-shorter one vertical first.)
+/// The order matters bit-wise because the intermediate image is rounded and clipped to 8 bits.
+func verticalPassFirst(inW: Int, inH: Int, outW: Int, outH: Int) -> Bool {
+    if outW >= inW && outH >= inH { return false }
+    return inH - outH > 2 * (inW - outW)
+}
 
 /// Which input samples each output sample reads, and with what weights.
 struct ResampleWeights {
