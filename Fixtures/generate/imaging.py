@@ -1,8 +1,8 @@
 """Golden values for chapter 02 (module Imaging, and Tiler's pixel pipeline), written by PIL.
 
 1. Small image files in many encodings (PNG: RGB, RGBA, grey, grey+alpha, palette with transparency,
-   1-, 2- and 16-bit grey, 16-bit RGB, EXIF orientations 2-8; JPEG: YCbCr 4:2:0, grey, progressive,
-   CMYK, EXIF orientation 6) saved under Fixtures/imaging/files/, and what transformers' `load_image`
+   1-, 2- and 16-bit grey, 16-bit RGB, Adam7-interlaced RGB, EXIF orientations 2-8; JPEG: YCbCr
+   4:2:0, 4:2:2 and 4:4:4, grey, progressive, CMYK, EXIF orientation 6) saved under Fixtures/imaging/files/, and what transformers' `load_image`
    makes of each: ImageOps.exif_transpose, then convert("RGB") -> uint8 (H, W, 3).
 2. PIL's Image.resize(size, BICUBIC) of several of them to up-, down- and mixed sizes -> uint8.
 3. The whole tiling pipeline at small tile sizes: the IAP grid (tiler_grids.iap_grid), resize to
@@ -46,6 +46,22 @@ def raw_png(width, height, bit_depth, color_type, rows):
     """A PNG written by hand (filter 0 on every row) for encodings PIL cannot write."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     data = b"".join(b"\x00" + r for r in rows)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(data, 9))
+            + png_chunk(b"IEND", b""))
+
+
+def interlaced_png(img):
+    """An 8-bit RGB PNG with Adam7 interlacing, written by hand (PIL reads these but cannot write them)."""
+    a = np.asarray(img, dtype=np.uint8)
+    h, w = a.shape[:2]
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    data = b""
+    for x0, y0, dx, dy in passes:
+        sub = a[y0::dy, x0::dx]
+        if sub.shape[0] == 0 or sub.shape[1] == 0:
+            continue
+        data += b"".join(b"\x00" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
     return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(data, 9))
             + png_chunk(b"IEND", b""))
 
@@ -121,6 +137,7 @@ def main():
     g2 = (np.arange(9 * 16).reshape(9, 16) % 4).astype(np.uint8)
     packed = [bytes(int(r[i] << 6 | r[i + 1] << 4 | r[i + 2] << 2 | r[i + 3]) for i in range(0, 16, 4)) for r in g2]
     files["grey2bit.png"] = write_bytes("grey2bit.png", raw_png(16, 9, 2, 0, packed))
+    files["interlaced.png"] = write_bytes("interlaced.png", interlaced_png(photo_like(19, 13, phase=0.4)))
     files["wide.png"] = save("wide.png", photo_like(300, 7, phase=1.0))
     files["tall.png"] = save("tall.png", photo_like(5, 211, phase=2.0))
     files["big.png"] = save("big.png", photo_like(256, 192, phase=0.5))
@@ -128,6 +145,8 @@ def main():
     for o in range(2, 9):
         files[f"exif{o}.png"] = save(f"exif{o}.png", small, exif=exif_with_orientation(o))
     files["photo.jpg"] = save("photo.jpg", photo_like(61, 37), quality=90)
+    files["photo444.jpg"] = save("photo444.jpg", photo_like(29, 23, phase=0.2), quality=88, subsampling=0)
+    files["photo422.jpg"] = save("photo422.jpg", photo_like(31, 19, phase=0.6), quality=75, subsampling=1)
     files["grey.jpg"] = save("grey.jpg", text, quality=85)
     files["progressive.jpg"] = save("progressive.jpg", photo_like(33, 29, phase=0.7), quality=80, progressive=True)
     files["cmyk.jpg"] = save("cmyk.jpg", photo_like(21, 15, phase=1.5).convert("CMYK"), quality=95)
