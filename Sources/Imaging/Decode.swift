@@ -148,10 +148,9 @@ func convertToRGB(_ raw: eaglet_raw_image, format: ImageFormat) -> RGBImage {
             out[i * 3] = g; out[i * 3 + 1] = g; out[i * 3 + 2] = g
         default:
             if isCMYK {
-                var cmyk = (0..<4).map { sample(i, $0) }
-                if raw.adobe_inverted != 0 { cmyk = cmyk.map { 255 - $0 } }
-                let nk = 255 - cmyk[3]
-                for c in 0..<3 { out[i * 3 + c] = UInt8(clamping: nk - mulDiv255(cmyk[c], nk)) }
+                let flip = raw.adobe_inverted != 0 ? 255 : 0
+                let nk = 255 - abs(flip - sample(i, 3))
+                for c in 0..<3 { out[i * 3 + c] = UInt8(clamping: nk - mulDiv255(abs(flip - sample(i, c)), nk)) }
             } else {
                 for c in 0..<3 { out[i * 3 + c] = UInt8(sample(i, c)) }
             }

@@ -89,3 +89,25 @@ func asTensor(_ im: RGBImage) -> Tensor {
         #expect(try RGBImage.load(path) == image)
     }
 }
+
+@Suite struct EXIFOrientationParsing {
+    /// A minimal TIFF block with one IFD0 entry: tag 0x0112 (Orientation), type SHORT, count 1.
+    private func tiff(bigEndian: Bool, orientation: UInt16, type: UInt16 = 3) -> [UInt8] {
+        func u16(_ v: UInt16) -> [UInt8] { bigEndian ? [UInt8(v >> 8), UInt8(v & 0xFF)] : [UInt8(v & 0xFF), UInt8(v >> 8)] }
+        func u32(_ v: UInt32) -> [UInt8] { bigEndian ? u16(UInt16(v >> 16)) + u16(UInt16(v & 0xFFFF)) : u16(UInt16(v & 0xFFFF)) + u16(UInt16(v >> 16)) }
+        return (bigEndian ? [0x4D, 0x4D] : [0x49, 0x49]) + u16(42) + u32(8) + u16(1)
+            + u16(0x0112) + u16(type) + u32(1) + u16(orientation) + u16(0) + u32(0)
+    }
+
+    @Test func bothByteOrdersAndBadEntries() {
+        for be in [false, true] {
+            for o: UInt16 in 1...8 {
+                #expect(tiff(bigEndian: be, orientation: o).withUnsafeBufferPointer { exifOrientation($0) } == Int(o), "big-endian \(be), \(o)")
+            }
+            #expect(tiff(bigEndian: be, orientation: 9).withUnsafeBufferPointer { exifOrientation($0) } == 1, "out of range")
+            #expect(tiff(bigEndian: be, orientation: 6, type: 4).withUnsafeBufferPointer { exifOrientation($0) } == 1, "not a SHORT")
+        }
+        let truncated = Array(tiff(bigEndian: false, orientation: 6).prefix(12))
+        #expect(truncated.withUnsafeBufferPointer { exifOrientation($0) } == 1)
+    }
+}
