@@ -187,6 +187,13 @@ def main():
         t[key] = pv
         t[key + ".grid"] = np.array([c, r], dtype=np.int32)
 
+    # The released tile size, 448, on a 256x192 image (a 4x3 grid + thumbnail = 13 tiles): too big to
+    # store whole, so per-tile, per-channel sums (float64) and one full row (y = 223) of every tile.
+    (c, r), pv = pixel_values(decoded["big.png"], 448, 12)
+    t["pixel_values.big.png.s448.max12.grid"] = np.array([c, r], dtype=np.int32)
+    t["pixel_values.big.png.s448.max12.sums"] = pv.astype(np.float64).sum(axis=(2, 3))
+    t["pixel_values.big.png.s448.max12.row223"] = np.ascontiguousarray(pv[:, :, 223, :])
+
     write_fixture("imaging", t, generator="Fixtures/generate/imaging.py", seed=SEED, tolerance="exact",
                   notes="decoded.* and resize.* are uint8 (H, W, 3) from PIL; pixel_values.* float32 (N, 3, S, S) "
                         "with .grid = [columns, rows]; image files under files/")

@@ -57,7 +57,7 @@ import _TestSupport
 @Suite struct TilerPixelValuesMatchPIL {
     @Test func pixelValuesMatchPILPipeline() throws {
         let f = try Fixture.load("imaging")
-        let keys = f.file.names.filter { $0.hasPrefix("pixel_values.") && !$0.hasSuffix(".grid") }
+        let keys = f.file.names.filter { $0.hasPrefix("pixel_values.") && $0.split(separator: ".").count == 5 }
         #expect(keys.count >= 6)
         for key in keys {
             // pixel_values.NAME.EXT.sS.maxM
@@ -75,6 +75,29 @@ import _TestSupport
             let d = zip(naive.storage, expected.storage).map { abs($0 - $1) }.max() ?? 0
             #expect(d <= 3 * 2 / 255 + 1e-6, "naive \(key): max |diff| \(d)")
         }
+    }
+
+    @Test func pixelValuesAtTileSize448MatchPIL() throws {
+        // 256×192 → 4×3 grid of 448-pixel tiles + thumbnail; the fixture keeps sums and one row per tile.
+        let f = try Fixture.load("imaging")
+        let key = "pixel_values.big.png.s448.max12"
+        let tiler = try Tiler()
+        let image = try RGBImage.load(f.path("files/big.png"))
+        let grid = try f.file.integers(key + ".grid").values
+        #expect(tiler.grid(width: 256, height: 192) == TileGrid(columns: Int(grid[0]), rows: Int(grid[1])))
+        let pv = tiler.pixelValues(image)
+        #expect(pv.shape == [13, 3, 448, 448])
+        let (n, s) = (pv.shape[0], 448)
+        var sums = [Float](), row = [Float]()
+        for k in 0..<n {
+            for c in 0..<3 {
+                let base = (k * 3 + c) * s * s
+                sums.append(Float(pv.storage[base..<base + s * s].reduce(0.0) { $0 + Double($1) }))
+                row += pv.storage[base + 223 * s..<base + 224 * s]
+            }
+        }
+        assertClose(Tensor(shape: [n, 3, s], storage: row), try f.tensor(key + ".row223"), .exact, "row 223 of every tile")
+        assertClose(Tensor(shape: [n, 3], storage: sums), try f.tensor(key + ".sums"), .fp32Op, "per-tile channel sums")
     }
 
     @Test func thumbnailOnlyWhenMoreThanOneTile() throws {
