@@ -46,12 +46,20 @@ public struct TilingConfig: Codable, Equatable, Sendable {
                   useThumbnail: try c.decodeIfPresent(Bool.self, forKey: .useThumbnail) ?? true)
     }
 
-    /// Throws unless 1 ≤ tileSize ≤ 8192 and 1 ≤ minTiles ≤ maxTiles ≤ 1024.
+    /// The most pixels one image's tiles (thumbnail included) may hold: 2²⁸, i.e. 1 GiB of floats.
+    public static let maxTilePixels = 1 << 28
+
+    /// Throws unless 1 ≤ tileSize ≤ 8192, 1 ≤ minTiles ≤ maxTiles ≤ 1024 and
+    /// (maxTiles + 1)·tileSize² ≤ `maxTilePixels` (so `pixelValues` cannot ask for absurd memory).
     public func validate() throws {
         guard (1...8192).contains(tileSize) else { throw TilerError.invalidConfig(field: "tile size", value: tileSize, expected: "1…8192") }
         guard minTiles >= 1 else { throw TilerError.invalidConfig(field: "min tiles", value: minTiles, expected: "at least 1") }
         guard maxTiles >= minTiles, maxTiles <= 1024 else {
             throw TilerError.invalidConfig(field: "max tiles", value: maxTiles, expected: "between min tiles (\(minTiles)) and 1024")
+        }
+        guard (maxTiles + 1) * tileSize * tileSize <= TilingConfig.maxTilePixels else {
+            throw TilerError.invalidConfig(field: "max tiles", value: maxTiles,
+                                           expected: "(max tiles + 1) · tile size² ≤ \(TilingConfig.maxTilePixels) pixels with tile size \(tileSize)")
         }
     }
 }

@@ -128,5 +128,10 @@ import _TestSupport
         #expect(throws: TilerError.invalidConfig(field: "min tiles", value: 0, expected: "at least 1")) {
             try Tiler(TilingConfig(minTiles: 0))
         }
+        #expect(throws: TilerError.invalidConfig(field: "max tiles", value: 1024,
+                                                 expected: "(max tiles + 1) · tile size² ≤ 268435456 pixels with tile size 4096")) {
+            try Tiler(TilingConfig(tileSize: 4096, maxTiles: 1024))
+        }
+        #expect(throws: TilerError.invalidConfig(field: "tile size", value: 0, expected: "1…8192")) { try Tiler(TilingConfig(tileSize: 0)) }
     }
 }
