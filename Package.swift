@@ -27,8 +27,14 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["_CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensor"]),
 
+        // Chapter 02: images in, tiles out. libpng and libjpeg-turbo from Debian (libpng-dev,
+        // libjpeg62-turbo-dev) behind a C shim that turns their longjmp error paths into status codes.
+        .target(name: "_ImageCodecs", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "Imaging", dependencies: ["Tensor", "_ImageCodecs"]),
+        .target(name: "Tiler", dependencies: ["Tensor", "Imaging"]),
+
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -50,6 +56,8 @@ let package = Package(
         .testTarget(name: "TestSupportTests", dependencies: ["_TestSupport"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "_TestSupport"]),
+        .testTarget(name: "TilerTests", dependencies: ["Tiler", "Imaging", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

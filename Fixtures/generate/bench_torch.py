@@ -23,6 +23,33 @@ def median_time(fn, repeats, warmup=1):
     return ts[len(ts) // 2]
 
 
+def tiler_case(width, repeats):
+    """PIL + numpy twin of eaglet-bench's tiler case: IAP grid (tiler_grids.iap_grid), bicubic resize,
+    row-major crops, thumbnail, x/255 then (x-0.5)/0.5 -> (N, 3, 448, 448) float32."""
+    import numpy as np
+    from PIL import Image
+    from tiler_grids import iap_grid
+
+    height = width * 9 // 16
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), (x ^ y) & 255], -1).astype(np.uint8)
+    img = Image.fromarray(rgb, "RGB")
+
+    def run():
+        c, r = iap_grid(width, height, 448, 1, 12)
+        big = img.resize((c * 448, r * 448), Image.BICUBIC)
+        tiles = [big.crop((k % c * 448, k // c * 448, k % c * 448 + 448, k // c * 448 + 448)) for k in range(c * r)]
+        if c * r > 1:
+            tiles.append(img.resize((448, 448), Image.BICUBIC))
+        a = (np.stack([np.asarray(t) for t in tiles]).astype(np.float32) * np.float32(1 / 255) - 0.5) / 0.5
+        return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+    n = run().shape[0]
+    t = median_time(run, repeats)
+    return dict(name="tiler", variant="pil", size=f"{width}x{height}", threads=1, medianSeconds=t, rate=n / t,
+                unit="tiles/s", peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("case")
@@ -38,6 +65,8 @@ def main():
         out = dict(name="matmul", variant="torch", size=f"{n}x{n}x{n}", threads=a.threads, medianSeconds=t,
                    rate=2 * n**3 / t / 1e9, unit="GFLOP/s",
                    peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    elif a.case == "tiler":
+        out = tiler_case(a.size, a.repeats)
     else:
         raise SystemExit(f"unknown case {a.case}")
     print(json.dumps(out))
