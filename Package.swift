@@ -27,8 +27,12 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["_CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensor"]),
 
+        // Chapters 03–04: the vision tower (patch embedding, SigLIP2 encoder blocks).
+        .target(name: "PatchEmbed", dependencies: ["Tensor"]),
+        .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed"]),
+
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "PatchEmbed", "SigLIP2"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -50,6 +54,8 @@ let package = Package(
         .testTarget(name: "TestSupportTests", dependencies: ["_TestSupport"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
+        .testTarget(name: "PatchEmbedTests", dependencies: ["PatchEmbed", "_TestSupport"]),
+        .testTarget(name: "SigLIP2Tests", dependencies: ["SigLIP2", "PatchEmbed", "SafeTensors", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],
