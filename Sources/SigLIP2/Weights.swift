@@ -123,9 +123,11 @@ extension SiglipEncoderLayer {
 }
 
 extension SiglipVisionTransformer {
-    /// The fixed-resolution tower (what Eagle 2.5 runs) from a checkpoint holding it under either prefix.
-    public static func load(from source: VisionWeightSource, config: SiglipVisionConfig) throws -> SiglipVisionTransformer {
-        let names = try VisionWeightNames.detect(in: source.names, source: source.sourceDescription)
+    /// The fixed-resolution tower (what Eagle 2.5 runs) from a checkpoint holding it under either known
+    /// prefix (detected), or under the explicit `names`.
+    public static func load(from source: VisionWeightSource, config: SiglipVisionConfig,
+                            names given: VisionWeightNames? = nil) throws -> SiglipVisionTransformer {
+        let names = try given ?? VisionWeightNames.detect(in: source.names, source: source.sourceDescription)
         let r = ShapedReader(source: source)
         let c = config.hidden_size, p = config.patch_size
         let embeddings = SiglipVisionEmbeddings(
