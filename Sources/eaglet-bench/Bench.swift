@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, Case.self]
+        subcommands: [MatmulBench.self, VisionBench.self, Case.self]
     )
 }
 
@@ -123,6 +123,9 @@ struct Case: ParsableCommand {
             let r = BenchResult(name: "matmul", variant: variant, size: "\(size)x\(size)x\(size)", threads: threads,
                                 medianSeconds: t, rate: 2 * pow(Double(size), 3) / t / 1e9, unit: "GFLOP/s",
                                 peakRSSBytes: peakRSSBytes())
+            print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
+        case "vision":
+            let r = try runVisionCase(variant: variant, size: size, repeats: repeats, threads: threads)
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
         default:
             throw ValidationError("unknown case \(name)")
