@@ -25,8 +25,37 @@ public struct LayerNorm: Sendable {
         self.weight = weight; self.bias = bias; self.eps = eps
     }
 
-    /// x (…, C) → (…, C).
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
+    /// x (…, C) → (…, C), Tensor's LayerNorm (statistics in Double).
+    public func naive(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
+
+    /// The same arithmetic (Double statistics) on raw rows, split over `threads`.
+    public func callAsFunction(_ x: Tensor, threads: Int = BLAS.threads) -> Tensor {
+        let c = weight.count
+        precondition(x.shape.last == c, "LayerNorm: input \(x.shape) does not end in width \(c)")
+        var out = x.storage
+        let rows = x.count / max(c, 1)
+        out.withUnsafeMutableBufferPointer { Y in
+            weight.storage.withUnsafeBufferPointer { W in
+                bias.storage.withUnsafeBufferPointer { B in
+                    let yp = Y.baseAddress!, wp = W.baseAddress!, bp = B.baseAddress!
+                    let e = Double(eps)
+                    parallelRanges(rows, parts: threads) { range in
+                        for r in range {
+                            let row = yp + r * c
+                            var mu = 0.0
+                            for i in 0..<c { mu += Double(row[i]) }
+                            mu /= Double(c)
+                            var v = 0.0
+                            for i in 0..<c { let dv = Double(row[i]) - mu; v += dv * dv }
+                            let inv = 1 / (v / Double(c) + e).squareRoot()
+                            for i in 0..<c { row[i] = Float((Double(row[i]) - mu) * inv) * wp[i] + bp[i] }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
 }
 
 /// `SiglipAttention`: bidirectional multi-head self-attention with biased projections.
@@ -71,59 +100,90 @@ public struct SiglipAttention: Sendable {
     /// head, scores = scale · q_h·k_hᵀ and o_h = p·v_h read q_h, k_h, v_h in place through the row
     /// stride 3C and write o_h straight into its D columns of the (T, C) result. Returns out_proj(o)
     /// plus `residual` if given (added by sgemm with beta = 1).
+    ///
+    /// Threads: with `threads` > 1, OpenBLAS is held to one thread and the work is split here instead —
+    /// projections by rows, the score/softmax/p·v chain by heads, each thread with its own (T, T) score
+    /// buffer — so softmax runs on a core next to an sgemm rather than against a spinning BLAS worker.
     public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, threads: Int = BLAS.threads) -> Tensor {
         precondition(x.rank == 2 && x.shape[1] == width, "SiglipAttention: input \(x.shape) is not (T, \(width))")
-        let t = x.shape[0], c = width, d = headDim
+        let t = x.shape[0], c = width, d = headDim, heads = numHeads
+        let parts = max(1, min(threads, t))
+        let headParts = max(1, min(parts, heads))
         var qkv = [Float](repeating: 0, count: t * 3 * c)
         var o = [Float](repeating: 0, count: t * c)
-        var scores = [Float](repeating: 0, count: t * t)
+        var scores = [Float](repeating: 0, count: headParts * t * t)
         let alpha = scale
-        x.storage.withUnsafeBufferPointer { X in
+        let bias = q_proj.bias.storage + k_proj.bias.storage + v_proj.bias.storage
+        withBLASThreads(parts > 1 ? 1 : nil) {
+            x.storage.withUnsafeBufferPointer { X in
             qkv.withUnsafeMutableBufferPointer { QKV in
-                let xp = X.baseAddress!, qp = QKV.baseAddress!
-                for (i, p) in [q_proj, k_proj, v_proj].enumerated() {
-                    p.weight.storage.withUnsafeBufferPointer { W in
-                        BLAS.sgemm(transB: true, m: t, n: c, k: c, a: xp, lda: c, b: W.baseAddress!, ldb: c,
-                                   c: qp + i * c, ldc: 3 * c)
+            bias.withUnsafeBufferPointer { B in
+            q_proj.weight.storage.withUnsafeBufferPointer { Wq in
+            k_proj.weight.storage.withUnsafeBufferPointer { Wk in
+            v_proj.weight.storage.withUnsafeBufferPointer { Wv in
+                let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
+                let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
+                parallelRanges(t, parts: parts) { rows in
+                    guard !rows.isEmpty else { return }
+                    for (i, w) in weights.enumerated() {
+                        BLAS.sgemm(transB: true, m: rows.count, n: c, k: c, a: xp + rows.lowerBound * c, lda: c, b: w, ldb: c,
+                                   c: qp + rows.lowerBound * 3 * c + i * c, ldc: 3 * c)
                     }
-                }
-                let bias = q_proj.bias.storage + k_proj.bias.storage + v_proj.bias.storage
-                bias.withUnsafeBufferPointer { B in
-                    let bp = B.baseAddress!
-                    parallelRanges(t, parts: threads) { rows in
-                        for r in rows { let row = qp + r * 3 * c; for j in 0..<(3 * c) { row[j] += bp[j] } }
-                    }
+                    for r in rows { let row = qp + r * 3 * c; for j in 0..<(3 * c) { row[j] += bp[j] } }
                 }
                 o.withUnsafeMutableBufferPointer { O in
                     scores.withUnsafeMutableBufferPointer { S in
-                        let sp = S.baseAddress!
-                        for h in 0..<numHeads {
-                            BLAS.sgemm(transB: true, m: t, n: t, k: d, alpha: alpha,
-                                       a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c, c: sp, ldc: t)
-                            parallelRanges(t, parts: threads) { rows in for r in rows { softmaxRow(sp + r * t, t) } }
-                            BLAS.sgemm(m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d, ldb: 3 * c,
-                                       c: O.baseAddress! + h * d, ldc: c)
+                        let op = O.baseAddress!, base = S.baseAddress!
+                        parallelRanges(headParts, parts: headParts) { part in
+                            for p in part {
+                                let sp = base + p * t * t
+                                for h in stride(from: p, to: heads, by: headParts) {
+                                    BLAS.sgemm(transB: true, m: t, n: t, k: d, alpha: alpha,
+                                               a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c, c: sp, ldc: t)
+                                    for r in 0..<t { softmaxRow(sp + r * t, t) }
+                                    BLAS.sgemm(m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d, ldb: 3 * c,
+                                               c: op + h * d, ldc: c)
+                                }
+                            }
                         }
                     }
                 }
-            }
+            }}}}}}
         }
-        return projectAdd(Tensor(shape: [t, c], storage: o), out_proj, residual: residual)
+        return projectAdd(Tensor(shape: [t, c], storage: o), out_proj, residual: residual, threads: parts)
     }
 }
 
-/// y = x·Wᵀ + b (+ residual), the residual added by sgemm's beta = 1.
-func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?) -> Tensor {
+/// Runs `body` with OpenBLAS set to `n` threads (nil: unchanged), restoring the count afterwards.
+/// The setting is process-wide: one tower runs at a time.
+func withBLASThreads<R>(_ n: Int?, _ body: () -> R) -> R {
+    guard let n else { return body() }
+    let saved = BLAS.threads
+    BLAS.setThreads(n)
+    defer { BLAS.setThreads(saved) }
+    return body()
+}
+
+/// y = x·Wᵀ + b (+ residual), the residual added by sgemm's beta = 1; rows split over `threads`
+/// (OpenBLAS held to one thread while they run).
+func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?, threads: Int = 1) -> Tensor {
     let t = x.shape[0], n = p.outFeatures, k = p.inFeatures
     var out = residual?.storage ?? [Float](repeating: 0, count: t * n)
     precondition(out.count == t * n, "projectAdd: residual does not match (\(t), \(n))")
-    x.storage.withUnsafeBufferPointer { X in
-        p.weight.storage.withUnsafeBufferPointer { W in
-            p.bias.storage.withUnsafeBufferPointer { B in
-                out.withUnsafeMutableBufferPointer { Y in
-                    BLAS.sgemm(transB: true, m: t, n: n, k: k, a: X.baseAddress!, lda: k, b: W.baseAddress!, ldb: k,
-                               beta: residual == nil ? 0 : 1, c: Y.baseAddress!, ldc: n)
-                    for r in 0..<t { for j in 0..<n { Y[r * n + j] += B[j] } }
+    let parts = max(1, min(threads, t))
+    withBLASThreads(parts > 1 ? 1 : nil) {
+        x.storage.withUnsafeBufferPointer { X in
+            p.weight.storage.withUnsafeBufferPointer { W in
+                p.bias.storage.withUnsafeBufferPointer { B in
+                    out.withUnsafeMutableBufferPointer { Y in
+                        let xp = X.baseAddress!, wp = W.baseAddress!, bp = B.baseAddress!, yp = Y.baseAddress!
+                        parallelRanges(t, parts: parts) { rows in
+                            guard !rows.isEmpty else { return }
+                            BLAS.sgemm(transB: true, m: rows.count, n: n, k: k, a: xp + rows.lowerBound * k, lda: k, b: wp, ldb: k,
+                                       beta: residual == nil ? 0 : 1, c: yp + rows.lowerBound * n, ldc: n)
+                            for r in rows { for j in 0..<n { yp[r * n + j] += bp[j] } }
+                        }
+                    }
                 }
             }
         }
@@ -145,25 +205,39 @@ public struct SiglipMLP: Sendable {
     /// Readable path: sgemm, libm tanh, sgemm.
     public func naive(_ x: Tensor) -> Tensor { fc2(fc1(x).map(geluTanh)) }
 
-    /// Fast path: fc1 by sgemm, bias + vectorised gelu fused in one pass over (T, I) split across
-    /// threads, fc2 by sgemm with `residual` added through beta = 1.
+    /// Fast path: fc1 by sgemm, bias + vectorised gelu fused in one pass, fc2 by sgemm with `residual`
+    /// added through beta = 1. With `threads` > 1 each thread runs that whole chain on its own block of
+    /// rows (OpenBLAS held to one thread): rows of an MLP are independent, so no thread waits for another.
     public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, threads: Int = BLAS.threads) -> Tensor {
         let t = x.shape[0], i = fc1.outFeatures, c = fc1.inFeatures
         precondition(x.rank == 2 && x.shape[1] == c, "SiglipMLP: input \(x.shape) is not (T, \(c))")
+        var out = residual?.storage ?? [Float](repeating: 0, count: t * c)
+        precondition(out.count == t * c, "SiglipMLP: residual does not match (\(t), \(c))")
         var hidden = [Float](repeating: 0, count: t * i)
-        x.storage.withUnsafeBufferPointer { X in
-            fc1.weight.storage.withUnsafeBufferPointer { W in
-                fc1.bias.storage.withUnsafeBufferPointer { B in
-                    hidden.withUnsafeMutableBufferPointer { Hh in
-                        let hp = Hh.baseAddress!, bp = B.baseAddress!
-                        BLAS.sgemm(transB: true, m: t, n: i, k: c, a: X.baseAddress!, lda: c, b: W.baseAddress!, ldb: c,
-                                   c: hp, ldc: i)
-                        parallelRanges(t, parts: threads) { rows in biasGeluRows(hp, rows: rows, cols: i, bias: bp) }
-                    }
+        let parts = max(1, min(threads, t))
+        withBLASThreads(parts > 1 ? 1 : nil) {
+            x.storage.withUnsafeBufferPointer { X in
+            fc1.weight.storage.withUnsafeBufferPointer { W1 in
+            fc1.bias.storage.withUnsafeBufferPointer { B1 in
+            fc2.weight.storage.withUnsafeBufferPointer { W2 in
+            fc2.bias.storage.withUnsafeBufferPointer { B2 in
+            hidden.withUnsafeMutableBufferPointer { Hh in
+            out.withUnsafeMutableBufferPointer { Y in
+                let xp = X.baseAddress!, hp = Hh.baseAddress!, yp = Y.baseAddress!
+                let b1 = B1.baseAddress!, b2 = B2.baseAddress!
+                parallelRanges(t, parts: parts) { rows in
+                    guard !rows.isEmpty else { return }
+                    let r0 = rows.lowerBound
+                    BLAS.sgemm(transB: true, m: rows.count, n: i, k: c, a: xp + r0 * c, lda: c, b: W1.baseAddress!, ldb: c,
+                               c: hp + r0 * i, ldc: i)
+                    biasGeluRows(hp, rows: rows, cols: i, bias: b1)
+                    BLAS.sgemm(transB: true, m: rows.count, n: c, k: i, a: hp + r0 * i, lda: i, b: W2.baseAddress!, ldb: i,
+                               beta: residual == nil ? 0 : 1, c: yp + r0 * c, ldc: c)
+                    for r in rows { for j in 0..<c { yp[r * c + j] += b2[j] } }
                 }
-            }
+            }}}}}}}
         }
-        return projectAdd(Tensor(shape: [t, i], storage: hidden), fc2, residual: residual)
+        return Tensor(shape: [t, c], storage: out)
     }
 }
 
@@ -182,8 +256,8 @@ public struct SiglipEncoderLayer: Sendable {
 
     /// (T, C) → (T, C) with the readable modules.
     public func naive(_ x: Tensor) -> Tensor {
-        let h = x + self_attn.naive(layer_norm1(x))
-        return h + mlp.naive(layer_norm2(h))
+        let h = x + self_attn.naive(layer_norm1.naive(x))
+        return h + mlp.naive(layer_norm2.naive(h))
     }
 
     /// (T, C) → (T, C) with the fast modules; residuals ride on the output projections.
@@ -233,7 +307,7 @@ public struct SiglipVisionTransformer: Sendable {
             x = naive ? layer.naive(x) : layer(x)
             states.append(x)
         }
-        return Output(hiddenStates: states, lastHiddenState: post_layernorm(x))
+        return Output(hiddenStates: states, lastHiddenState: naive ? post_layernorm.naive(x) : post_layernorm(x))
     }
 
     /// pixels (C_in, H_px, W_px) of one tile → every hidden state and the post-LN output.

@@ -145,7 +145,7 @@ extension SiglipVisionTransformer {
 /// The NaFlex tower: `Siglip2VisionEmbeddings` plus the same encoder stack and post-LN.
 public struct Siglip2VisionTransformer: Sendable {
     public var embeddings: Siglip2VisionEmbeddings
-    /// The encoder layers and post_layernorm (its `embeddings` field is unused by NaFlex callers).
+    /// The encoder layers, identical in shape and code to the fixed-resolution tower's.
     public var encoder: [SiglipEncoderLayer]
     public var post_layernorm: LayerNorm
 
@@ -173,6 +173,6 @@ public struct Siglip2VisionTransformer: Sendable {
             x = naive ? layer.naive(x) : layer(x)
             states.append(x)
         }
-        return .init(hiddenStates: states, lastHiddenState: post_layernorm(x))
+        return .init(hiddenStates: states, lastHiddenState: naive ? post_layernorm.naive(x) : post_layernorm(x))
     }
 }

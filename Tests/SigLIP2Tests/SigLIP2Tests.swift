@@ -143,6 +143,13 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         assertClose(mlp(x, residual: x, threads: 2), mlp.naive(x) + x, .fp32Block)
     }
 
+    @Test(arguments: [1, 2, 3])
+    func rowSplitLayerNormMatchesTensorLayerNorm(threads: Int) {
+        let ln = LayerNorm(weight: .seeded([37], seed: 1), bias: .seeded([37], seed: 2), eps: 1e-6)
+        let x = Tensor.seeded([11, 37], seed: 3, scale: 5)
+        assertClose(ln(x, threads: threads), ln.naive(x), .exact)
+    }
+
     @Test func vectorisedSoftmaxAndGeluMatchLibm() {
         let x = Tensor.seeded([9, 37], seed: 11, scale: 20)
         assertClose(fastSoftmaxLast(x, threads: 2), x.softmaxLast(), .fp32Op, "softmax")
