@@ -8,6 +8,10 @@
 // libm exp and tanh) and a fast path (`callAsFunction`) that works on one (T, 3C) q|k|v buffer with
 // strided sgemm — no per-head copies — vectorised softmax and gelu, and residual adds folded into the
 // sgemm's beta = 1. Both are tested against transformers and against each other.
+// Threading of the fast path: with N = BLAS.threads > 1 the modules split the work themselves — rows
+// for the projections, the MLP and LayerNorm, heads for scores/softmax/p·v — and hold OpenBLAS to one
+// thread meanwhile, so no OpenBLAS worker spins on a core that a softmax or gelu needs. This changes
+// the process-wide OpenBLAS setting for the duration of a call: run one tower at a time.
 // What it is not: the attention pooling head (`head.*`, unused by Eagle), dropout (inference only),
 // attention masks (a tile has no padding; NaFlex callers pass only valid patches), batching (one
 // image at a time).
