@@ -131,7 +131,7 @@ def so400m_layer():
     cfg = SiglipVisionConfig(hidden_size=c, intermediate_size=mlp, num_attention_heads=heads, layer_norm_eps=1e-6,
                              hidden_act="gelu_pytorch_tanh", attn_implementation="eager")
     layer = SiglipEncoderLayer(cfg).eval()
-    # Seeds and scales: the Swift test regenerates exactly these (SigLIP2Tests.so400mSeeds).
+    # Seeds and scales: SigLIP2MatchesTransformers.so400mLayer() (Swift) and Chapter 04 regenerate exactly these.
     spec = {
         "self_attn.q_proj.weight": ([c, c], 101, 0.03), "self_attn.q_proj.bias": ([c], 102, 0.02),
         "self_attn.k_proj.weight": ([c, c], 103, 0.03), "self_attn.k_proj.bias": ([c], 104, 0.02),
