@@ -33,8 +33,11 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["Tensor", "_ImageCodecs"]),
         .target(name: "Tiler", dependencies: ["Tensor", "Imaging"]),
 
-        // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler"]),
+        // Chapters 03–04: the vision tower (patch embedding, SigLIP2 encoder blocks).
+        .target(name: "PatchEmbed", dependencies: ["Tensor"]),
+        .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed"]),
+
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -58,6 +61,8 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "_TestSupport"]),
         .testTarget(name: "TilerTests", dependencies: ["Tiler", "Imaging", "_TestSupport"]),
+        .testTarget(name: "PatchEmbedTests", dependencies: ["PatchEmbed", "_TestSupport"]),
+        .testTarget(name: "SigLIP2Tests", dependencies: ["SigLIP2", "PatchEmbed", "SafeTensors", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

@@ -67,6 +67,22 @@ def main():
                    peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     elif a.case == "tiler":
         out = tiler_case(a.size, a.repeats)
+    elif a.case == "vision":
+        # The So400m-shaped SiglipVisionModel (27 layers) on one tile, random weights, fp32, default
+        # attention implementation (sdpa), no_grad: the twin of `eaglet-bench _case vision --variant tower`.
+        from transformers import SiglipVisionConfig, SiglipVisionModel
+        cfg = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                                 image_size=a.size, patch_size=14, layer_norm_eps=1e-6, hidden_act="gelu_pytorch_tanh",
+                                 vision_use_head=False)
+        model = SiglipVisionModel(cfg).eval()
+        pixels = torch.rand(1, 3, a.size, a.size) * 2 - 1
+        t_, c, m = (a.size // 14) ** 2, 1152, 4304
+        flops = 2 * t_ * 588 * c + 27 * (8 * t_ * c * c + 4 * t_ * t_ * c + 4 * t_ * c * m)
+        with torch.no_grad():
+            t = median_time(lambda: model(pixel_values=pixels), a.repeats)
+        out = dict(name="vision", variant="torch", size=f"{a.size}px-27L", threads=a.threads, medianSeconds=t,
+                   rate=flops / t / 1e9, unit="GFLOP/s",
+                   peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     else:
         raise SystemExit(f"unknown case {a.case}")
     print(json.dumps(out))

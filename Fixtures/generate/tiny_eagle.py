@@ -217,8 +217,10 @@ def _worker(args):
     return [(pix.numpy(), p, a) for pix, p, a in (encode_sample(tok, s, iti) for s in range(start, start + count))]
 
 
-def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=2e-3):
+def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=1e-3):
     n_samples = int(os.environ.get("N_SAMPLES", n_samples))
+    batch = int(os.environ.get("BATCH", batch))
+    lr = float(os.environ.get("LR", lr))
     import multiprocessing as mp
     import time
 
@@ -246,7 +248,7 @@ def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=2e-3):
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     g = torch.Generator().manual_seed(1)
     model.train()
     for step in range(steps):
@@ -268,25 +270,38 @@ def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=2e-3):
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                                  ignore_index=-100)
         opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            print(f"step {step}: non-finite loss, step skipped", flush=True)
+            continue
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         if step % 200 == 0 or step == steps - 1:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+        if step > 0 and step % int(os.environ.get("SAVE_EVERY", "1000000")) == 0:
+            save(model, tok, vision, text, iti, out_dir)
+            print(f"saved at step {step}", flush=True)
         if time.time() - t0 > float(os.environ.get("TRAIN_SECONDS", "1e9")):
             print(f"time budget reached at step {step}", flush=True)
             break
 
     model.eval().cpu()
-    os.makedirs(out_dir, exist_ok=True)
-    state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-    json.dump(eagle_config_json(vision, text, iti), open(os.path.join(out_dir, "config.json"), "w"), indent=1)
-    write_side_files(out_dir, tok, iti)
+    save(model, tok, vision, text, iti, out_dir)
     # quick accuracy on fresh samples with the trained weights (bf16-rounded), for the log
     acc = quick_accuracy(model, tok, iti, range(2_000_000, 2_000_200))
     print(f"quick held-out accuracy (200, fp32 on CPU): {acc:.3f}", flush=True)
+
+
+def save(model, tok, vision, text, iti, out_dir):
+    """Writes OUT_DIR/model.safetensors (BF16) and the config files of the Eagle 2.5 layout."""
+    import torch
+    from safetensors.torch import save_file
+    os.makedirs(out_dir, exist_ok=True)
+    state = {k: v.detach().cpu().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    json.dump(eagle_config_json(vision, text, iti), open(os.path.join(out_dir, "config.json"), "w"), indent=1)
+    write_side_files(out_dir, tok, iti)
 
 
 def load_checkpoint(folder):

@@ -5,6 +5,8 @@
 @_exported import SafeTensors
 @_exported import Imaging
 @_exported import Tiler
+@_exported import PatchEmbed
+@_exported import SigLIP2
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, TilerBench.self, Case.self]
+        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, Case.self]
     )
 }
 
@@ -126,6 +126,9 @@ struct Case: ParsableCommand {
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
         case "tiler":
             print(String(decoding: try JSONEncoder().encode(try tilerCase(variant: variant, width: size, repeats: repeats)), as: UTF8.self))
+        case "vision":
+            let r = try runVisionCase(variant: variant, size: size, repeats: repeats, threads: threads)
+            print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
         default:
             throw ValidationError("unknown case \(name)")
         }

@@ -1,0 +1,332 @@
+// SigLIP2: the vision encoder blocks of Eagle 2.5 (spec sections 3.3 and 3.4).
+//
+// What it is: transformers' `modeling_siglip.py` vision side, one struct per module with the same names
+// (`SiglipAttention` with q_proj/k_proj/v_proj/out_proj, `SiglipMLP` with fc1/fc2, `SiglipEncoderLayer`
+// with layer_norm1/layer_norm2, `post_layernorm`), so a reader can diff them. Shapes per tile: T tokens
+// (1024 for a 448 px tile at patch 14), width C (1152), H heads (16) of D = C / H (72), MLP width 4304.
+// Each module has a `naive` path written with whole-tensor ops (per-head copies, full (H, T, T) scores,
+// libm exp and tanh) and a fast path (`callAsFunction`) that works on one (T, 3C) q|k|v buffer with
+// strided sgemm — no per-head copies — vectorised softmax and gelu, and residual adds folded into the
+// sgemm's beta = 1. Both are tested against transformers and against each other.
+// Threading of the fast path: with N = BLAS.threads > 1 the modules split the work themselves — rows
+// for the projections, the MLP and LayerNorm, heads for scores/softmax/p·v — and hold OpenBLAS to one
+// thread meanwhile, so no OpenBLAS worker spins on a core that a softmax or gelu needs. This changes
+// the process-wide OpenBLAS setting for the duration of a call: run one tower at a time.
+// What it is not: the attention pooling head (`head.*`, unused by Eagle), dropout (inference only),
+// attention masks (a tile has no padding; NaFlex callers pass only valid patches), batching (one
+// image at a time).
+import Foundation
+import PatchEmbed
+import Tensor
+
+/// `nn.LayerNorm(C, eps)`: y = (x − μ)/√(σ² + eps) · weight + bias over the last dimension.
+public struct LayerNorm: Sendable {
+    public var weight: Tensor
+    public var bias: Tensor
+    public var eps: Float
+
+    public init(weight: Tensor, bias: Tensor, eps: Float) {
+        self.weight = weight; self.bias = bias; self.eps = eps
+    }
+
+    /// x (…, C) → (…, C), Tensor's LayerNorm (statistics in Double).
+    public func naive(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
+
+    /// The same arithmetic (Double statistics) on raw rows, split over `threads`.
+    public func callAsFunction(_ x: Tensor, threads: Int = BLAS.threads) -> Tensor {
+        let c = weight.count
+        precondition(x.shape.last == c, "LayerNorm: input \(x.shape) does not end in width \(c)")
+        var out = x.storage
+        let rows = x.count / max(c, 1)
+        out.withUnsafeMutableBufferPointer { Y in
+            weight.storage.withUnsafeBufferPointer { W in
+                bias.storage.withUnsafeBufferPointer { B in
+                    let yp = Y.baseAddress!, wp = W.baseAddress!, bp = B.baseAddress!
+                    let e = Double(eps)
+                    parallelRanges(rows, parts: threads) { range in
+                        for r in range {
+                            let row = yp + r * c
+                            var mu = 0.0
+                            for i in 0..<c { mu += Double(row[i]) }
+                            mu /= Double(c)
+                            var v = 0.0
+                            for i in 0..<c { let dv = Double(row[i]) - mu; v += dv * dv }
+                            let inv = 1 / (v / Double(c) + e).squareRoot()
+                            for i in 0..<c { row[i] = Float((Double(row[i]) - mu) * inv) * wp[i] + bp[i] }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+}
+
+/// `SiglipAttention`: bidirectional multi-head self-attention with biased projections.
+///
+///     q, k, v = x·W_qᵀ + b_q, x·W_kᵀ + b_k, x·W_vᵀ + b_v          (T, C) each, split into H heads of D
+///     o_h     = softmax(q_h · k_hᵀ · D^(−½)) · v_h                  (T, T) scores, (T, D) per head
+///     out     = concat_h(o_h) · W_oᵀ + b_o                          (T, C)
+public struct SiglipAttention: Sendable {
+    public var q_proj: SiglipLinear
+    public var k_proj: SiglipLinear
+    public var v_proj: SiglipLinear
+    public var out_proj: SiglipLinear
+    public var numHeads: Int
+
+    public init(q_proj: SiglipLinear, k_proj: SiglipLinear, v_proj: SiglipLinear, out_proj: SiglipLinear, numHeads: Int) {
+        let c = q_proj.outFeatures
+        precondition(c % numHeads == 0, "SiglipAttention: width \(c) is not divisible by \(numHeads) heads")
+        for p in [q_proj, k_proj, v_proj, out_proj] {
+            precondition(p.weight.shape == [c, c], "SiglipAttention: projection \(p.weight.shape) is not (\(c), \(c))")
+        }
+        self.q_proj = q_proj; self.k_proj = k_proj; self.v_proj = v_proj; self.out_proj = out_proj
+        self.numHeads = numHeads
+    }
+
+    public var width: Int { q_proj.outFeatures }
+    public var headDim: Int { width / numHeads }
+    /// D^(−½), transformers' `self.scale`.
+    public var scale: Float { Float(1 / Double(headDim).squareRoot()) }
+
+    /// Readable path: (T, C) → (T, H, D) → (H, T, D) copies, full (H, T, T) scores, softmax, back.
+    public func naive(_ x: Tensor) -> Tensor {
+        let t = x.shape[0], h = numHeads, d = headDim
+        func heads(_ y: Tensor) -> Tensor { y.reshaped([t, h, d]).permuted([1, 0, 2]) }  // (H, T, D)
+        let q = heads(q_proj(x)), k = heads(k_proj(x)), v = heads(v_proj(x))
+        let scores = batchedMatmul(q, k, transposeB: true) * scale   // (H, T, T)
+        let probs = scores.softmaxLast()
+        let o = batchedMatmul(probs, v)                              // (H, T, D)
+        return out_proj(o.permuted([1, 0, 2]).reshaped([t, h * d]))
+    }
+
+    /// Fast path: q|k|v written side by side into one (T, 3C) buffer by three sgemms (ldc = 3C); per
+    /// head, scores = scale · q_h·k_hᵀ and o_h = p·v_h read q_h, k_h, v_h in place through the row
+    /// stride 3C and write o_h straight into its D columns of the (T, C) result. Returns out_proj(o)
+    /// plus `residual` if given (added by sgemm with beta = 1).
+    ///
+    /// Threads: with `threads` > 1, OpenBLAS is held to one thread and the work is split here instead —
+    /// projections by rows, the score/softmax/p·v chain by heads, each thread with its own (T, T) score
+    /// buffer — so softmax runs on a core next to an sgemm rather than against a spinning BLAS worker.
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, threads: Int = BLAS.threads) -> Tensor {
+        precondition(x.rank == 2 && x.shape[1] == width, "SiglipAttention: input \(x.shape) is not (T, \(width))")
+        let t = x.shape[0], c = width, d = headDim, heads = numHeads
+        let parts = max(1, min(threads, t))
+        let headParts = max(1, min(parts, heads))
+        var qkv = [Float](repeating: 0, count: t * 3 * c)
+        var o = [Float](repeating: 0, count: t * c)
+        var scores = [Float](repeating: 0, count: headParts * t * t)
+        let alpha = scale
+        let bias = q_proj.bias.storage + k_proj.bias.storage + v_proj.bias.storage
+        withBLASThreads(parts > 1 ? 1 : nil) {
+            x.storage.withUnsafeBufferPointer { X in
+            qkv.withUnsafeMutableBufferPointer { QKV in
+            bias.withUnsafeBufferPointer { B in
+            q_proj.weight.storage.withUnsafeBufferPointer { Wq in
+            k_proj.weight.storage.withUnsafeBufferPointer { Wk in
+            v_proj.weight.storage.withUnsafeBufferPointer { Wv in
+                let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
+                let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
+                parallelRanges(t, parts: parts) { rows in
+                    guard !rows.isEmpty else { return }
+                    for (i, w) in weights.enumerated() {
+                        BLAS.sgemm(transB: true, m: rows.count, n: c, k: c, a: xp + rows.lowerBound * c, lda: c, b: w, ldb: c,
+                                   c: qp + rows.lowerBound * 3 * c + i * c, ldc: 3 * c)
+                    }
+                    for r in rows { let row = qp + r * 3 * c; for j in 0..<(3 * c) { row[j] += bp[j] } }
+                }
+                o.withUnsafeMutableBufferPointer { O in
+                    scores.withUnsafeMutableBufferPointer { S in
+                        let op = O.baseAddress!, base = S.baseAddress!
+                        parallelRanges(headParts, parts: headParts) { part in
+                            for p in part {
+                                let sp = base + p * t * t
+                                for h in stride(from: p, to: heads, by: headParts) {
+                                    BLAS.sgemm(transB: true, m: t, n: t, k: d, alpha: alpha,
+                                               a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c, c: sp, ldc: t)
+                                    for r in 0..<t { softmaxRow(sp + r * t, t) }
+                                    BLAS.sgemm(m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d, ldb: 3 * c,
+                                               c: op + h * d, ldc: c)
+                                }
+                            }
+                        }
+                    }
+                }
+            }}}}}}
+        }
+        return projectAdd(Tensor(shape: [t, c], storage: o), out_proj, residual: residual, threads: parts)
+    }
+}
+
+/// Runs `body` with OpenBLAS set to `n` threads (nil: unchanged), restoring the count afterwards.
+/// The setting is process-wide: one tower runs at a time.
+func withBLASThreads<R>(_ n: Int?, _ body: () -> R) -> R {
+    guard let n else { return body() }
+    let saved = BLAS.threads
+    BLAS.setThreads(n)
+    defer { BLAS.setThreads(saved) }
+    return body()
+}
+
+/// y = x·Wᵀ + b (+ residual), the residual added by sgemm's beta = 1; rows split over `threads`
+/// (OpenBLAS held to one thread while they run).
+func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?, threads: Int = 1) -> Tensor {
+    let t = x.shape[0], n = p.outFeatures, k = p.inFeatures
+    var out = residual?.storage ?? [Float](repeating: 0, count: t * n)
+    precondition(out.count == t * n, "projectAdd: residual does not match (\(t), \(n))")
+    let parts = max(1, min(threads, t))
+    withBLASThreads(parts > 1 ? 1 : nil) {
+        x.storage.withUnsafeBufferPointer { X in
+            p.weight.storage.withUnsafeBufferPointer { W in
+                p.bias.storage.withUnsafeBufferPointer { B in
+                    out.withUnsafeMutableBufferPointer { Y in
+                        let xp = X.baseAddress!, wp = W.baseAddress!, bp = B.baseAddress!, yp = Y.baseAddress!
+                        parallelRanges(t, parts: parts) { rows in
+                            guard !rows.isEmpty else { return }
+                            BLAS.sgemm(transB: true, m: rows.count, n: n, k: k, a: xp + rows.lowerBound * k, lda: k, b: wp, ldb: k,
+                                       beta: residual == nil ? 0 : 1, c: yp + rows.lowerBound * n, ldc: n)
+                            for r in rows { for j in 0..<n { yp[r * n + j] += bp[j] } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return Tensor(shape: [t, n], storage: out)
+}
+
+/// `SiglipMLP`: fc2(gelu_tanh(fc1(x))). (T, C) → (T, I) → (T, C).
+public struct SiglipMLP: Sendable {
+    public var fc1: SiglipLinear
+    public var fc2: SiglipLinear
+
+    public init(fc1: SiglipLinear, fc2: SiglipLinear) {
+        precondition(fc1.outFeatures == fc2.inFeatures && fc1.inFeatures == fc2.outFeatures,
+                     "SiglipMLP: fc1 \(fc1.weight.shape) and fc2 \(fc2.weight.shape) do not chain")
+        self.fc1 = fc1; self.fc2 = fc2
+    }
+
+    /// Readable path: sgemm, libm tanh, sgemm.
+    public func naive(_ x: Tensor) -> Tensor { fc2(fc1(x).map(geluTanh)) }
+
+    /// Fast path: fc1 by sgemm, bias + vectorised gelu fused in one pass, fc2 by sgemm with `residual`
+    /// added through beta = 1. With `threads` > 1 each thread runs that whole chain on its own block of
+    /// rows (OpenBLAS held to one thread): rows of an MLP are independent, so no thread waits for another.
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, threads: Int = BLAS.threads) -> Tensor {
+        let t = x.shape[0], i = fc1.outFeatures, c = fc1.inFeatures
+        precondition(x.rank == 2 && x.shape[1] == c, "SiglipMLP: input \(x.shape) is not (T, \(c))")
+        var out = residual?.storage ?? [Float](repeating: 0, count: t * c)
+        precondition(out.count == t * c, "SiglipMLP: residual does not match (\(t), \(c))")
+        var hidden = [Float](repeating: 0, count: t * i)
+        let parts = max(1, min(threads, t))
+        withBLASThreads(parts > 1 ? 1 : nil) {
+            x.storage.withUnsafeBufferPointer { X in
+            fc1.weight.storage.withUnsafeBufferPointer { W1 in
+            fc1.bias.storage.withUnsafeBufferPointer { B1 in
+            fc2.weight.storage.withUnsafeBufferPointer { W2 in
+            fc2.bias.storage.withUnsafeBufferPointer { B2 in
+            hidden.withUnsafeMutableBufferPointer { Hh in
+            out.withUnsafeMutableBufferPointer { Y in
+                let xp = X.baseAddress!, hp = Hh.baseAddress!, yp = Y.baseAddress!
+                let b1 = B1.baseAddress!, b2 = B2.baseAddress!
+                parallelRanges(t, parts: parts) { rows in
+                    guard !rows.isEmpty else { return }
+                    let r0 = rows.lowerBound
+                    BLAS.sgemm(transB: true, m: rows.count, n: i, k: c, a: xp + r0 * c, lda: c, b: W1.baseAddress!, ldb: c,
+                               c: hp + r0 * i, ldc: i)
+                    biasGeluRows(hp, rows: rows, cols: i, bias: b1)
+                    BLAS.sgemm(transB: true, m: rows.count, n: c, k: i, a: hp + r0 * i, lda: i, b: W2.baseAddress!, ldb: i,
+                               beta: residual == nil ? 0 : 1, c: yp + r0 * c, ldc: c)
+                    for r in rows { for j in 0..<c { yp[r * c + j] += b2[j] } }
+                }
+            }}}}}}}
+        }
+        return Tensor(shape: [t, c], storage: out)
+    }
+}
+
+/// `SiglipEncoderLayer`, pre-norm with two residuals:
+///     x = x + self_attn(layer_norm1(x))
+///     x = x + mlp(layer_norm2(x))
+public struct SiglipEncoderLayer: Sendable {
+    public var layer_norm1: LayerNorm
+    public var self_attn: SiglipAttention
+    public var layer_norm2: LayerNorm
+    public var mlp: SiglipMLP
+
+    public init(layer_norm1: LayerNorm, self_attn: SiglipAttention, layer_norm2: LayerNorm, mlp: SiglipMLP) {
+        self.layer_norm1 = layer_norm1; self.self_attn = self_attn; self.layer_norm2 = layer_norm2; self.mlp = mlp
+    }
+
+    /// (T, C) → (T, C) with the readable modules.
+    public func naive(_ x: Tensor) -> Tensor {
+        let h = x + self_attn.naive(layer_norm1.naive(x))
+        return h + mlp.naive(layer_norm2.naive(h))
+    }
+
+    /// (T, C) → (T, C) with the fast modules; residuals ride on the output projections.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = self_attn(layer_norm1(x), residual: x)
+        return mlp(layer_norm2(h), residual: h)
+    }
+}
+
+/// Why a requested feature layer does not exist.
+public enum SelectLayerError: Error, Equatable, CustomStringConvertible {
+    case outOfRange(selectLayer: Int, layers: Int)
+    public var description: String {
+        switch self {
+        case let .outOfRange(s, n):
+            return "select_layer \(s) is out of range for a \(n)-layer vision tower (expected −1 for the post-LayerNorm output, 0…\(n) or −\(n + 1)…−2 for the residual stream)"
+        }
+    }
+}
+
+/// `SiglipVisionTransformer` without its pooling head: embeddings → layers → post_layernorm.
+public struct SiglipVisionTransformer: Sendable {
+    public var config: SiglipVisionConfig
+    public var embeddings: SiglipVisionEmbeddings
+    public var layers: [SiglipEncoderLayer]
+    public var post_layernorm: LayerNorm
+
+    public init(config: SiglipVisionConfig, embeddings: SiglipVisionEmbeddings, layers: [SiglipEncoderLayer], post_layernorm: LayerNorm) {
+        self.config = config; self.embeddings = embeddings; self.layers = layers; self.post_layernorm = post_layernorm
+    }
+
+    /// What one forward pass produced: `hiddenStates[0]` = embeddings, `hiddenStates[i]` = output of
+    /// layer i (transformers' `hidden_states`), `lastHiddenState` = post_layernorm(hiddenStates[L]).
+    public struct Output: Sendable {
+        public var hiddenStates: [Tensor]
+        public var lastHiddenState: Tensor
+        public init(hiddenStates: [Tensor], lastHiddenState: Tensor) {
+            self.hiddenStates = hiddenStates; self.lastHiddenState = lastHiddenState
+        }
+    }
+
+    /// Runs the encoder stack on embeddings (T, C). `naive` selects the readable path.
+    public func encode(_ embeddings: Tensor, naive: Bool = false) -> Output {
+        var states = [embeddings]
+        var x = embeddings
+        for layer in layers {
+            x = naive ? layer.naive(x) : layer(x)
+            states.append(x)
+        }
+        return Output(hiddenStates: states, lastHiddenState: naive ? post_layernorm.naive(x) : post_layernorm(x))
+    }
+
+    /// pixels (C_in, H_px, W_px) of one tile → every hidden state and the post-LN output.
+    public func callAsFunction(_ pixels: Tensor, naive: Bool = false) -> Output {
+        encode(naive ? embeddings.naive(pixels) : embeddings(pixels), naive: naive)
+    }
+
+    /// The features Eagle takes (`extract_feature`): select_layer −1 → post-LN output; any other value
+    /// indexes `hiddenStates` Python-style (0 = embeddings, i = output of layer i, −2 = output of layer L − 1;
+    /// there is no way to ask for layer L without post-LN, as in the reference).
+    public static func features(_ output: Output, selectLayer: Int) throws -> Tensor {
+        if selectLayer == -1 { return output.lastHiddenState }
+        let n = output.hiddenStates.count
+        let i = selectLayer >= 0 ? selectLayer : n + selectLayer
+        guard i >= 0 && i < n else { throw SelectLayerError.outOfRange(selectLayer: selectLayer, layers: n - 1) }
+        return output.hiddenStates[i]
+    }
+}
