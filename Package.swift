@@ -27,8 +27,15 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["_CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensor"]),
 
+        // Chapter 05: pixel shuffle and the mlp1 projector.
+        .target(name: "Connector", dependencies: ["Tensor", "SafeTensors"]),
+        // Chapter 07: RoPE, grouped-query attention (naive and blockwise with LSE), the KV cache.
+        .target(name: "QwenAttention", dependencies: ["Tensor", "_CBLAS"]),
+        // Chapter 08: the Qwen2 decoder, its config and weight loader, greedy generation.
+        .target(name: "Qwen2", dependencies: ["Tensor", "SafeTensors", "QwenAttention"]),
+
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Connector", "QwenAttention", "Qwen2"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -50,6 +57,9 @@ let package = Package(
         .testTarget(name: "TestSupportTests", dependencies: ["_TestSupport"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
+        .testTarget(name: "ConnectorTests", dependencies: ["Connector", "_TestSupport"]),
+        .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
+        .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

@@ -3,6 +3,9 @@
 // Eagle, Video, ADS, FusedKernels, ContextParallel) are re-exported here as they land.
 @_exported import Tensor
 @_exported import SafeTensors
+@_exported import Connector
+@_exported import QwenAttention
+@_exported import Qwen2
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"
