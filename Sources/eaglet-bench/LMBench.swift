@@ -211,6 +211,24 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
         try emit(BenchResult(name: "lm-decode", variant: "eaglet", size: "\(steps) steps,L=\(layers)", threads: threads, medianSeconds: td / Double(steps),
                              rate: Double(steps) / td, unit: "tok/s", peakRSSBytes: peakRSSBytes()))
         try emit(TokensLine(tokens: tokens))
+    case "gemv":
+        // Where decode time goes: the lm_head-sized (V, C) matrix read by a plain streaming sum, by
+        // gemvRows, and by cblas_sgemv, in one process.
+        let w = Tensor.seeded([151_936, 896], seed: 5, scale: 0.05), x = Tensor.seeded([1, 896], seed: 6)
+        let bytes = Double(w.count * 4)
+        let read = medianTime(repeats: 9) { _ = w.storage.withUnsafeBufferPointer { b in
+            var acc = SIMD16<Float>()
+            let raw = UnsafeRawPointer(b.baseAddress!)
+            for i in stride(from: 0, to: b.count - 15, by: 16) { acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) }
+            return acc.sum()
+        } }
+        let ours = medianTime(repeats: 9) { _ = Linear(weight: w)(x) }
+        Linear.useBLASGemv = true
+        let blas = medianTime(repeats: 9) { _ = Linear(weight: w)(x) }
+        for (v, t) in [("stream-1thread", read), ("gemvRows", ours), ("cblas_sgemv", blas)] {
+            try emit(BenchResult(name: "gemv", variant: v, size: "151936x896", threads: threads, medianSeconds: t,
+                                 rate: bytes / t / 1e9, unit: "GB/s", peakRSSBytes: peakRSSBytes()))
+        }
     case "attention-naive", "attention-blockwise":
         try runAttentionCase(variant: String(variant.dropFirst("attention-".count)), size: size, threads: threads)
     default:
