@@ -78,4 +78,16 @@ import _TestSupport
         assertClose(kd, k.reshaped([5, 2, 3]).permuted([1, 0, 2]), .exact, "keys")
         assertClose(vd, v.reshaped([5, 2, 3]).permuted([1, 0, 2]), .exact, "values")
     }
+
+    @Test func linearGemvAndSgemmPathsMatchNaive() {
+        // Odd widths (not multiples of the SIMD width) and enough rows to split over threads.
+        for (cout, cin) in [(301, 45), (7, 3), (130, 67)] {
+            let w = Tensor.seeded([cout, cin], seed: 21), b = Tensor.seeded([cout], seed: 22)
+            let layer = Linear(weight: w, bias: b)
+            for t in [1, 5] {
+                let x = Tensor.seeded([t, cin], seed: 23)
+                assertClose(layer(x), layer(x, naive: true), .fp32Matmul, "\(t) tokens, \(cout)×\(cin)")
+            }
+        }
+    }
 }
