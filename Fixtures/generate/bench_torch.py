@@ -107,7 +107,7 @@ def bench_lm(a):
     def prefill():
         cache = DynamicCache(config=cfg)
         with torch.no_grad():
-            out = model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = model(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1)
         return cache, int(out.logits[0, -1].argmax())
 
     tp = median_time(prefill, 3)
@@ -118,7 +118,7 @@ def bench_lm(a):
     t0 = time.perf_counter()
     with torch.no_grad():
         for _ in range(a.steps):
-            out = model(input_ids=torch.tensor([[nxt]]), past_key_values=cache, use_cache=True)
+            out = model(input_ids=torch.tensor([[nxt]]), cache=cache, use_cache=True)
             nxt = int(out.logits[0, -1].argmax())
             tokens.append(nxt)
     td = time.perf_counter() - t0

@@ -84,10 +84,10 @@ for name, kw in CONFIGS.items():
         prompt = PROMPTS[name][2]
         prefix, steps = prompt[:-3], prompt[-3:]
         cache = DynamicCache(config=cfg)
-        out = model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
+        out = model(input_ids=torch.tensor([prefix]), cache=cache, use_cache=True)
         t[f"{name}.cached.prefix_logits"] = out.logits[0]
         for si, tok in enumerate(steps):
-            out = model(input_ids=torch.tensor([[tok]]), past_key_values=cache, use_cache=True,
+            out = model(input_ids=torch.tensor([[tok]]), cache=cache, use_cache=True,
                         position_ids=torch.tensor([[len(prefix) + si]]))
             t[f"{name}.cached.step{si}_logits"] = out.logits[0]
 
