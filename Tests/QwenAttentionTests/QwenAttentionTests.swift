@@ -1,5 +1,6 @@
 // RoPE and attention against transformers / a float64 reference (Fixtures/qwen2-lm, from
 // Fixtures/generate/qwen2_lm.py), and the blockwise path against the naive one.
+import Foundation
 import QwenAttention
 import Tensor
 import Testing
@@ -89,5 +90,27 @@ import _TestSupport
                 assertClose(layer(x), layer(x, naive: true), .fp32Matmul, "\(t) tokens, \(cout)×\(cin)")
             }
         }
+    }
+
+    /// Peak resident memory of this process so far (VmHWM), bytes.
+    static func peakRSS() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+        }
+        return 0
+    }
+
+    @Test func blockwiseAttentionAt16KTokensStaysFarBelowTheScoreMatrix() {
+        // T = 16384, one head, D = 8: the naive path would hold a 16384² float score matrix (1 GiB).
+        // The blockwise path's peak must stay within 128 MiB of what the process had already touched
+        // (inputs and outputs are 0.5 MiB each). Linux only (VmHWM); elsewhere the check is skipped.
+        let t = 16384
+        let q = Tensor.seeded([1, t, 8], seed: 31), k = Tensor.seeded([1, t, 8], seed: 32), v = Tensor.seeded([1, t, 8], seed: 33)
+        let before = Self.peakRSS()
+        let r = blockwiseAttention(q: q, k: k, v: v, causal: true)
+        let after = Self.peakRSS()
+        #expect(r.lse.storage.allSatisfy { $0.isFinite })
+        if before > 0 { #expect(after - before < 128 << 20, "peak grew by \(after - before) bytes") }
     }
 }
