@@ -37,7 +37,15 @@ let package = Package(
         .target(name: "PatchEmbed", dependencies: ["Tensor"]),
         .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed"]),
 
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2"]),
+        // The umbrella.
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2"]),
+        // Chapter 05: pixel shuffle and the mlp1 projector.
+        .target(name: "Connector", dependencies: ["Tensor", "SafeTensors"]),
+        // Chapter 07: RoPE, grouped-query attention (naive and blockwise with LSE), the KV cache.
+        .target(name: "QwenAttention", dependencies: ["Tensor", "_CBLAS"]),
+        // Chapter 08: the Qwen2 decoder, its config and weight loader, greedy generation.
+        .target(name: "Qwen2", dependencies: ["Tensor", "SafeTensors", "QwenAttention"]),
+
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -63,6 +71,9 @@ let package = Package(
         .testTarget(name: "TilerTests", dependencies: ["Tiler", "Imaging", "_TestSupport"]),
         .testTarget(name: "PatchEmbedTests", dependencies: ["PatchEmbed", "_TestSupport"]),
         .testTarget(name: "SigLIP2Tests", dependencies: ["SigLIP2", "PatchEmbed", "SafeTensors", "_TestSupport"]),
+        .testTarget(name: "ConnectorTests", dependencies: ["Connector", "_TestSupport"]),
+        .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
+        .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

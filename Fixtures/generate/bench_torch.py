@@ -56,6 +56,8 @@ def main():
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=64)
+    p.add_argument("--layers", type=int, default=24)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.case == "matmul":
@@ -83,9 +85,92 @@ def main():
         out = dict(name="vision", variant="torch", size=f"{a.size}px-27L", threads=a.threads, medianSeconds=t,
                    rate=flops / t / 1e9, unit="GFLOP/s",
                    peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    elif a.case == "lm":
+        for line in bench_lm(a):
+            print(json.dumps(line))
+        return
     else:
         raise SystemExit(f"unknown case {a.case}")
     print(json.dumps(out))
+
+
+def seeded_chunked(shape, seed, scale, chunk=1 << 22):
+    """fixturelib.seeded without holding n uint64s at once: same SplitMix64 counter, drawn in chunks."""
+    import numpy as np
+    n = int(np.prod(shape))
+    out = np.empty(n, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        for s in range(0, n, chunk):
+            k = np.arange(s + 1, min(n, s + chunk) + 1, dtype=np.uint64)
+            z = np.uint64(seed) + k * np.uint64(0x9E3779B97F4A7C15)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+            u = (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 8388608.0) - np.float32(1.0)
+            out[s:s + len(k)] = u * np.float32(scale)
+    return out.reshape(shape)
+
+
+def bench_lm(a):
+    """Twin of eaglet-bench `_case lm --variant eaglet`: Qwen2.5-0.5B shape, the same seeded weights
+    (names in the same order, seed 7000 + index, scale 0.05, norms = 1), the same prompt; prefill with
+    last-token logits, then greedy decode through a DynamicCache."""
+    from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
+    cfg = Qwen2Config(hidden_size=896, num_hidden_layers=a.layers, num_attention_heads=14, num_key_value_heads=2,
+                      intermediate_size=4864, vocab_size=151936, tie_word_embeddings=True, rms_norm_eps=1e-6,
+                      max_position_embeddings=32768, rope_theta=1000000.0)
+    cfg._attn_implementation = "sdpa"
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(cfg)
+    model = model.to_empty(device="cpu").eval()
+    names = ["model.embed_tokens.weight"]
+    for l in range(a.layers):
+        p = f"model.layers.{l}."
+        names += [p + s for s in ["self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight",
+                                  "self_attn.k_proj.bias", "self_attn.v_proj.weight", "self_attn.v_proj.bias",
+                                  "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
+                                  "mlp.down_proj.weight", "input_layernorm.weight", "post_attention_layernorm.weight"]]
+    names.append("model.norm.weight")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for i, n in enumerate(names):
+            if n.endswith("norm.weight"):
+                params[n].fill_(1.0)
+            else:
+                params[n].copy_(torch.from_numpy(seeded_chunked(tuple(params[n].shape), 7000 + i, 0.05)))
+        model.tie_weights()
+        # to_empty left the RoPE buffer uninitialised: recompute inv_freq = 1 / θ^(2k/D).
+        rot = model.model.rotary_emb
+        inv = 1.0 / (1000000.0 ** (torch.arange(0, 64, 2, dtype=torch.float) / 64))
+        rot.inv_freq.copy_(inv)
+        if hasattr(rot, "original_inv_freq"):
+            rot.original_inv_freq = inv.clone()
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    prompt = torch.tensor([[(i * 7919 + 13) % 151936 for i in range(a.size)]])
+    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def prefill():
+        cache = DynamicCache(config=cfg)
+        with torch.no_grad():
+            out = model(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1)
+        return cache, int(out.logits[0, -1].argmax())
+
+    tp = median_time(prefill, 3)
+    lines = [dict(name="lm-prefill", variant="torch", size=f"T={a.size},L={a.layers}", threads=a.threads,
+                  medianSeconds=tp, rate=a.size / tp, unit="tok/s", peakRSSBytes=rss())]
+    cache, nxt = prefill()
+    tokens = [nxt]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(a.steps):
+            out = model(input_ids=torch.tensor([[nxt]]), cache=cache, use_cache=True)
+            nxt = int(out.logits[0, -1].argmax())
+            tokens.append(nxt)
+    td = time.perf_counter() - t0
+    lines.append(dict(name="lm-decode", variant="torch", size=f"{a.steps} steps,L={a.layers}", threads=a.threads,
+                      medianSeconds=td / a.steps, rate=a.steps / td, unit="tok/s", peakRSSBytes=rss()))
+    lines.append(dict(tokens=tokens))
+    return lines
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
 @_exported import Tiler
 @_exported import PatchEmbed
 @_exported import SigLIP2
+@_exported import Connector
+@_exported import QwenAttention
+@_exported import Qwen2
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"

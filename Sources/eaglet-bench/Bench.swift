@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, Case.self]
+        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, Case.self]
     )
 }
 
@@ -111,6 +111,8 @@ struct Case: ParsableCommand {
     @Option var size: Int
     @Option var repeats: Int = 3
     @Option var threads: Int = 1
+    @Option var steps: Int = 64
+    @Option var layers: Int = 24
 
     func run() throws {
         BLAS.setThreads(threads)
@@ -129,6 +131,7 @@ struct Case: ParsableCommand {
         case "vision":
             let r = try runVisionCase(variant: variant, size: size, repeats: repeats, threads: threads)
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
+        case "lm": try runLMCase(variant: variant, size: size, steps: steps, layers: layers, repeats: repeats, threads: threads)
         default:
             throw ValidationError("unknown case \(name)")
         }

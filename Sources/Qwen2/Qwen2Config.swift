@@ -1,0 +1,154 @@
+// The text configuration of Qwen2 (the `text_config` of an Eagle 2.5 config.json, or a Qwen2
+// config.json on its own), decoded from the real JSON keys (spec §5.1, §7.1).
+//
+// What it is: the fields the decoder needs. θ comes from `rope_parameters.rope_theta` (transformers 5.x)
+// or `rope_theta` (4.x, as released checkpoints write it); neither is an error, never a default. Any
+// RoPE type other than "default" (`rope_parameters.rope_type`, or a non-null `rope_scaling`) and
+// `use_sliding_window: true` are rejected with a clear error rather than silently ignored.
+// What it is not: a full `Qwen2Config` (dropout, initializer ranges and the like are not read).
+import Foundation
+
+/// Why a Qwen2 config or checkpoint was rejected.
+public enum Qwen2Error: Error, Equatable, CustomStringConvertible, Sendable {
+    case missingField(String)
+    case badField(String, String)
+    case unsupportedRope(String)
+    case missingTensor(String)
+    case wrongShape(tensor: String, expected: [Int], found: [Int])
+    case cannotRead(String, String)
+
+    public var description: String {
+        switch self {
+        case let .missingField(f): return "Qwen2 config: required field '\(f)' is missing"
+        case let .badField(f, why): return "Qwen2 config: field '\(f)' \(why)"
+        case let .unsupportedRope(why): return "Qwen2 config: \(why); Eaglet implements only the default RoPE (plain θ^(−2k/D) frequencies)"
+        case let .missingTensor(t): return "Qwen2 checkpoint: no tensor '\(t)'"
+        case let .wrongShape(t, e, f): return "Qwen2 checkpoint: tensor '\(t)' has shape \(f), expected \(e)"
+        case let .cannotRead(file, why): return "\(file): \(why)"
+        }
+    }
+}
+
+/// Qwen2 text configuration (hidden C, layers, H heads over Hkv kv heads, head dim D, MLP width, V).
+public struct Qwen2Config: Codable, Sendable, Equatable {
+    public var hiddenSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var numKeyValueHeads: Int
+    public var intermediateSize: Int
+    public var rmsNormEps: Float
+    public var vocabSize: Int
+    public var tieWordEmbeddings: Bool
+    public var maxPositionEmbeddings: Int
+    /// RoPE base θ.
+    public var ropeTheta: Double
+    /// D; `head_dim` when present, else hidden_size / num_attention_heads.
+    public var headDim: Int
+
+    public init(hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, numKeyValueHeads: Int,
+                intermediateSize: Int, rmsNormEps: Float = 1e-6, vocabSize: Int, tieWordEmbeddings: Bool,
+                maxPositionEmbeddings: Int = 32768, ropeTheta: Double, headDim: Int? = nil) {
+        self.hiddenSize = hiddenSize; self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads; self.numKeyValueHeads = numKeyValueHeads
+        self.intermediateSize = intermediateSize; self.rmsNormEps = rmsNormEps; self.vocabSize = vocabSize
+        self.tieWordEmbeddings = tieWordEmbeddings; self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.ropeTheta = ropeTheta; self.headDim = headDim ?? hiddenSize / numAttentionHeads
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case hiddenSize = "hidden_size", numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads", numKeyValueHeads = "num_key_value_heads"
+        case intermediateSize = "intermediate_size", rmsNormEps = "rms_norm_eps", vocabSize = "vocab_size"
+        case tieWordEmbeddings = "tie_word_embeddings", maxPositionEmbeddings = "max_position_embeddings"
+        case ropeTheta = "rope_theta", ropeParameters = "rope_parameters", ropeScaling = "rope_scaling"
+        case headDim = "head_dim", useSlidingWindow = "use_sliding_window"
+    }
+
+    struct RopeParameters: Codable {
+        var ropeTheta: Double?
+        var ropeType: String?
+        var type: String?
+        enum CodingKeys: String, CodingKey { case ropeTheta = "rope_theta", ropeType = "rope_type", type }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func required<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> T {
+            do {
+                guard let v = try c.decodeIfPresent(T.self, forKey: key) else { throw Qwen2Error.missingField(key.rawValue) }
+                return v
+            } catch let e as Qwen2Error { throw e
+            } catch { throw Qwen2Error.badField(key.rawValue, "is not a \(T.self)") }
+        }
+        hiddenSize = try required(.hiddenSize, Int.self)
+        numHiddenLayers = try required(.numHiddenLayers, Int.self)
+        numAttentionHeads = try required(.numAttentionHeads, Int.self)
+        numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
+        intermediateSize = try required(.intermediateSize, Int.self)
+        rmsNormEps = try required(.rmsNormEps, Float.self)
+        vocabSize = try required(.vocabSize, Int.self)
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
+        maxPositionEmbeddings = try required(.maxPositionEmbeddings, Int.self)
+        let params = try? c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+        let scaling = try? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
+        if let kind = params?.ropeType ?? params?.type, kind != "default" {
+            throw Qwen2Error.unsupportedRope("rope_parameters.rope_type is '\(kind)'")
+        }
+        if let scaling {
+            let kind = scaling.ropeType ?? scaling.type ?? "unknown"
+            if kind != "default" { throw Qwen2Error.unsupportedRope("rope_scaling has type '\(kind)'") }
+        }
+        if let theta = try params?.ropeTheta ?? c.decodeIfPresent(Double.self, forKey: .ropeTheta) {
+            ropeTheta = theta
+        } else {
+            throw Qwen2Error.missingField("rope_parameters.rope_theta (transformers 5.x) or rope_theta (4.x)")
+        }
+        if try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) == true {
+            throw Qwen2Error.badField("use_sliding_window", "is true; Eaglet implements full causal attention only")
+        }
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / max(numAttentionHeads, 1)
+        for (name, v) in [("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
+                          ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
+                          ("intermediate_size", intermediateSize), ("vocab_size", vocabSize), ("head_dim", headDim)] where v <= 0 {
+            throw Qwen2Error.badField(name, "must be positive, got \(v)")
+        }
+        guard numAttentionHeads % numKeyValueHeads == 0 else {
+            throw Qwen2Error.badField("num_key_value_heads", "(\(numKeyValueHeads)) must divide num_attention_heads (\(numAttentionHeads))")
+        }
+        guard headDim % 2 == 0 else { throw Qwen2Error.badField("head_dim", "must be even for RoPE, got \(headDim)") }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(hiddenSize, forKey: .hiddenSize); try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads); try c.encode(numKeyValueHeads, forKey: .numKeyValueHeads)
+        try c.encode(intermediateSize, forKey: .intermediateSize); try c.encode(rmsNormEps, forKey: .rmsNormEps)
+        try c.encode(vocabSize, forKey: .vocabSize); try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings); try c.encode(ropeTheta, forKey: .ropeTheta)
+        try c.encode(headDim, forKey: .headDim)
+    }
+
+    /// Decodes a Qwen2 config from JSON: either the text config itself, or an Eagle 2.5 config.json
+    /// holding it under `text_config` (or its alias `llm_config`). `file` names the source in errors.
+    public static func decode(_ data: Data, file: String = "config.json") throws -> Qwen2Config {
+        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw Qwen2Error.cannotRead(file, "not a JSON object")
+        }
+        var text = data
+        if let inner = obj["text_config"] ?? obj["llm_config"] {
+            guard JSONSerialization.isValidJSONObject(inner), let d = try? JSONSerialization.data(withJSONObject: inner) else {
+                throw Qwen2Error.cannotRead(file, "'text_config' is not an object")
+            }
+            text = d
+        }
+        do { return try JSONDecoder().decode(Qwen2Config.self, from: text) }
+        catch let e as Qwen2Error { throw e }
+        catch { throw Qwen2Error.cannotRead(file, "\(error)") }
+    }
+
+    /// Reads and decodes `path` (see `decode`).
+    public static func load(path: String) throws -> Qwen2Config {
+        guard let data = FileManager.default.contents(atPath: path) else { throw Qwen2Error.cannotRead(path, "cannot open") }
+        return try decode(data, file: path)
+    }
+}

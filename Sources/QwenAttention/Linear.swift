@@ -1,0 +1,104 @@
+// A linear layer whose weight stays where the checkpoint put it: (C_out, C_in), contiguous, read in
+// place by BLAS on every call — never copied or transposed per token.
+//
+// What it is: y = x·Wᵀ + b for x (T, C_in). Several tokens (prefill) go through `cblas_sgemm`. One token
+// (decode) is a matrix-vector product that reads every weight exactly once, so its speed is the memory
+// bandwidth: `gemvRows` splits the rows over the BLAS thread count and streams the rows in order with
+// SIMD accumulators (`cblas_sgemv` is the alternative, `useBLASGemv`; the benchmark compares them). `naive: true` is Tensor's triple-loop `linear`.
+// What it is not: quantised or fused; LoRA.
+import _CBLAS
+import Dispatch
+import Tensor
+
+/// y[r] = β·y[r] + Σ_c W[r, c]·x[c] for r in 0..<rows; W row-major (rows, cols), read once, in place.
+/// Rows are split into `threads` contiguous ranges run concurrently.
+public func gemvRows(_ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafePointer<Float>,
+                     y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
+    // One row at a time, so the weights are read as one sequential stream (the hardware prefetcher's
+    // best case; interleaving several rows was measured slower). Four SIMD8 accumulators hide the
+    // latency of the adds; x (C_in floats) stays in L1.
+    @inline(__always) func dot1(_ r: Int) {
+        let wr = UnsafeRawPointer(w + r * cols), xr = UnsafeRawPointer(x)
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        var c = 0
+        while c &+ 32 <= cols {
+            let o = c &* 4
+            a0 += wr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            a1 += wr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self)
+            a2 += wr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self)
+            a3 += wr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self)
+            c &+= 32
+        }
+        while c &+ 8 <= cols {
+            a0 += wr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self)
+            c &+= 8
+        }
+        var s = ((a0 + a1) + (a2 + a3)).sum()
+        while c < cols { s += w[r * cols + c] * x[c]; c += 1 }
+        if accumulate { y[r] += s } else { y[r] = s }
+    }
+    func range(_ lo: Int, _ hi: Int) {
+        for r in lo..<hi { dot1(r) }
+    }
+    let parts = max(1, min(threads, rows / 64))
+    if parts == 1 { range(0, rows); return }
+    DispatchQueue.concurrentPerform(iterations: parts) { p in
+        // split on multiples of 4 rows
+        let lo = (rows / 4) * p / parts * 4, hi = p == parts - 1 ? rows : (rows / 4) * (p + 1) / parts * 4
+        range(lo, hi)
+    }
+}
+
+/// `nn.Linear` with checkpoint layout: weight (C_out, C_in), optional bias (C_out).
+public struct Linear: Sendable {
+    /// Decode path: `cblas_sgemv` instead of `gemvRows` (for the benchmark's comparison).
+    nonisolated(unsafe) public static var useBLASGemv = false
+
+    public let weight: Tensor
+    public let bias: Tensor?
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public init(weight: Tensor, bias: Tensor? = nil) {
+        precondition(weight.rank == 2, "Linear: weight must be (C_out, C_in), got \(weight.shape)")
+        precondition(bias == nil || bias!.count == weight.shape[0], "Linear: bias does not match \(weight.shape)")
+        self.weight = weight
+        self.bias = bias
+    }
+
+    /// x (…, C_in) → (…, C_out).
+    public func callAsFunction(_ x: Tensor, naive: Bool = false) -> Tensor {
+        if naive { return linear(x, weight: weight, bias: bias, naive: true) }
+        let cin = inFeatures, cout = outFeatures
+        precondition(x.shape.last == cin, "Linear: input \(x.shape) does not have width \(cin)")
+        let rows = x.count / max(cin, 1)
+        var y = [Float](repeating: 0, count: rows * cout)
+        var beta: Float = 0
+        if let bias {
+            for r in 0..<rows { y.withUnsafeMutableBufferPointer { Y in bias.storage.withUnsafeBufferPointer { B in
+                (Y.baseAddress! + r * cout).update(from: B.baseAddress!, count: cout) } } }
+            beta = 1
+        }
+        if rows > 0 && cout > 0 && cin > 0 {
+            x.storage.withUnsafeBufferPointer { X in
+                weight.storage.withUnsafeBufferPointer { W in
+                    y.withUnsafeMutableBufferPointer { Y in
+                        if rows == 1 && !Linear.useBLASGemv {
+                            gemvRows(W.baseAddress!, rows: cout, cols: cin, x: X.baseAddress!, y: Y.baseAddress!,
+                                     accumulate: beta == 1, threads: BLAS.threads)
+                        } else if rows == 1 {
+                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cout), Int32(cin), 1,
+                                        W.baseAddress!, Int32(cin), X.baseAddress!, 1, beta, Y.baseAddress!, 1)
+                        } else {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cout), Int32(cin),
+                                        1, X.baseAddress!, Int32(cin), W.baseAddress!, Int32(cin), beta, Y.baseAddress!, Int32(cout))
+                        }
+                    }
+                }
+            }
+        }
+        var shape = x.shape
+        shape[shape.count - 1] = cout
+        return Tensor(shape: shape, storage: y)
+    }
+}
