@@ -27,8 +27,11 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["_CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensor"]),
 
+        // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
+        .target(name: "Tokenizer"),
+
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Tokenizer"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -50,6 +53,7 @@ let package = Package(
         .testTarget(name: "TestSupportTests", dependencies: ["_TestSupport"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "_TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

