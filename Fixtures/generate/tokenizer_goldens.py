@@ -2,8 +2,9 @@
 
 1. Trains the tiny byte-level BPE tokenizer (the tokenizer of the tiny checkpoints) on the synthetic text
    of tokenizer_corpus.py: NFC normaliser, the Qwen2 split regex + ByteLevel pre-tokenizer, ByteLevel
-   decoder, 1,530 base tokens, then Qwen/Eagle's special tokens appended in Qwen's order
-   (<|endoftext|>, <|im_start|>, <|im_end|>) and Eagle's (<img>, </img>, <IMG_CONTEXT>).
+   decoder, at most 1,530 base tokens (the synthetic text yields 1,322: ids 0–1321), then Qwen/Eagle's special tokens appended in Qwen's order
+   (<|endoftext|> 1322, <|im_start|> 1323, <|im_end|> 1324) and Eagle's (<img> 1325, </img> 1326,
+   <IMG_CONTEXT> 1327): 1,328 ids in all.
    Saves Fixtures/tokenizer-tiny/tokenizer.json, the same with merges as "a b" strings
    (tokenizer-legacy-merges.json) and the vocab.json + merges.txt pair.
 2. Encodes every corpus line (and a few Eagle prompts) with it: Fixtures/tokenizer-tiny.
