@@ -147,13 +147,16 @@ public enum Qwen2Split {
 
     /// The naive reference: the pattern run by NSRegularExpression (ICU), `\s`/`\S` spelled out as above.
     public static func naive(_ text: String) -> [String] {
+        let ns = text as NSString
+        return naiveRegex.matches(in: text, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range) }
+    }
+
+    private static let naiveRegex: NSRegularExpression = {
         let p = pattern
             .replacingOccurrences(of: #"[^\s\p{L}\p{N}]"#, with: "[^\(whiteSpaceClass)\\p{L}\\p{N}]")
             .replacingOccurrences(of: #"(?!\S)"#, with: "(?![^\(whiteSpaceClass)])")
             .replacingOccurrences(of: #"\s"#, with: "[\(whiteSpaceClass)]")
         // The pattern is a constant; failing to compile it is a programming error.
-        let re = try! NSRegularExpression(pattern: p)
-        let ns = text as NSString
-        return re.matches(in: text, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range) }
-    }
+        return try! NSRegularExpression(pattern: p)
+    }()
 }

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, Case.self]
+        subcommands: [MatmulBench.self, TokenizerBench.self, Case.self]
     )
 }
 
@@ -124,6 +124,8 @@ struct Case: ParsableCommand {
                                 medianSeconds: t, rate: 2 * pow(Double(size), 3) / t / 1e9, unit: "GFLOP/s",
                                 peakRSSBytes: peakRSSBytes())
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
+        case "tokenizer":
+            print(String(decoding: try JSONEncoder().encode(try tokenizerCase(variant: variant, size: size, repeats: repeats)), as: UTF8.self))
         default:
             throw ValidationError("unknown case \(name)")
         }

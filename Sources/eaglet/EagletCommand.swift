@@ -14,7 +14,7 @@ struct EagletCommand: ParsableCommand {
         commandName: "eaglet",
         abstract: "NVIDIA Eagle 2.5 rebuilt in Swift: a reference and teaching implementation.",
         version: eagletVersion,
-        subcommands: [Demo.self]
+        subcommands: [Demo.self, Tokenize.self, Detokenize.self]
     )
 }
 
