@@ -8,6 +8,7 @@ invalid UTF-8 on purpose; the reference decodes them with errors="replace" befor
 import random
 
 CORPUS_TEXT = [
+    ("chapter-06", "The eagle's eye sees 42 birds \U0001F985 \u2014 na\u0131\u0308ve? nai\u0308ve!"),
     ("english", "The quick brown fox jumps over the lazy dog."),
     ("english-2", "A small model can still read a picture, if someone shows it how."),
     ("contractions", "I'm sure it's fine; they've said we'll see, you'd agree, and she's isn't HE'S or WE'LL."),

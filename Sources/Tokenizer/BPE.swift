@@ -28,6 +28,12 @@ public struct BPE: Sendable {
         self.ranks = ranks
     }
 
+    /// The rank of merging `left` and `right` (0 = the first merge learned), or nil if they never merge.
+    public func rank(_ left: String, _ right: String) -> Int? { ranks[left + " " + right] }
+
+    /// The number of merges.
+    public var count: Int { table.count }
+
     /// The textbook loop on strings: `symbols` are byte-level characters of one pre-token; returns the
     /// merged tokens. O(n²) per piece.
     public func naive(_ symbols: [String]) -> [String] {
