@@ -87,6 +87,7 @@ def encode_all(tok: Tokenizer, cases):
             "nfc": nfc,
             "pretokens": pre,
             "decoded": tok.decode(enc, skip_special_tokens=False),
+            "decoded_skip_special": tok.decode(enc, skip_special_tokens=True),
             "count": len(enc),
         })
     return np.array(ids, dtype=np.int64), np.array(offsets, dtype=np.int64), records

@@ -3,6 +3,7 @@
 // when `make qwen-vocab` has fetched it, Qwen's real vocabulary.
 import Foundation
 import Testing
+import Tensor
 import Tokenizer
 import _TestSupport
 
@@ -10,7 +11,7 @@ import _TestSupport
 struct GoldenCase {
     let name: String
     let bytes: [UInt8]
-    let text: String, nfc: String, decoded: String
+    let text: String, nfc: String, decoded: String, decodedSkip: String
     let pretokens: [String]?
     let ids: [Int]
 }
@@ -27,6 +28,7 @@ func goldenCases(_ name: String) throws -> [GoldenCase] {
         GoldenCase(name: r["name"] as? String ?? "?",
                    bytes: Array(Data(base64Encoded: r["bytes_b64"] as? String ?? "") ?? Data()),
                    text: r["text"] as? String ?? "", nfc: r["nfc"] as? String ?? "", decoded: r["decoded"] as? String ?? "",
+                   decodedSkip: r["decoded_skip_special"] as? String ?? "",
                    pretokens: r["pretokens"] as? [String], ids: Array(ids[offsets[i]..<offsets[i + 1]]))
     }
 }
@@ -78,6 +80,8 @@ let qwenAvailable = FileManager.default.fileExists(atPath: "\(qwenDir)/tokenizer
 
     @Test func decodeMatchesHFAndRoundTripsToNFC() throws {
         for c in cases {
+            let skipped = try tok.decode(c.ids, skipSpecialTokens: true)
+            #expect(Array(skipped.unicodeScalars) == Array(c.decodedSkip.unicodeScalars), "\(c.name) skip_special_tokens")
             let d = try tok.decode(c.ids)
             #expect(Array(d.unicodeScalars) == Array(c.decoded.unicodeScalars), "\(c.name)")
             #expect(Array(try tok.decode(tok.encode(c.text)).unicodeScalars) == Array(c.nfc.unicodeScalars), "\(c.name)")
@@ -111,11 +115,11 @@ let qwenAvailable = FileManager.default.fileExists(atPath: "\(qwenDir)/tokenizer
 
     @Test func fastEncodeMatchesNaiveOnRandomText() {
         // Extra check on text no corpus line has: random mixes of the corpus's scalars.
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix64(seed: 6)
         let pool = Array(cases.flatMap { $0.nfc.unicodeScalars })
-        for _ in 0..<200 {
+        for _ in 0..<301 {
             var s = String.UnicodeScalarView()
-            for _ in 0..<Int.random(in: 0..<40, using: &rng) { s.append(pool.randomElement(using: &rng)!) }
+            for _ in 0..<Int(rng.next() % 41) { s.append(pool[Int(rng.next() % UInt64(pool.count))]) }
             let t = String(s)
             #expect(tok.encode(t) == tok.encodeNaive(t), "\(t.debugDescription)")
         }
@@ -130,6 +134,7 @@ struct QwenVocabularyMatchesHF {
         for c in try goldenCases("tokenizer-qwen") {
             #expect(tok.encode(bytes: c.bytes) == c.ids, "\(c.name)")
             #expect(Array(try tok.decode(c.ids).unicodeScalars) == Array(c.decoded.unicodeScalars), "\(c.name)")
+            #expect(Array(try tok.decode(tok.encode(c.text)).unicodeScalars) == Array(c.nfc.unicodeScalars), "\(c.name) round trip")
         }
     }
 
