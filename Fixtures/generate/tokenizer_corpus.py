@@ -49,7 +49,25 @@ CORPUS_BYTES = [
     ("invalid-utf8-surrogate", b"surrogate \xed\xa0\x80 overlong \xc0\xaf \xf8\x88\x80\x80\x80 ok"),
 ]
 
-CORPUS = [(n, t.encode("utf-8")) for n, t in CORPUS_TEXT] + CORPUS_BYTES
+FUZZ_POOL = ("aAzZsStTrReEvVmMlLdDſK'' \t\n\r\x0b\x0c\x1c\u0085\u00a0\u2003\u3000\u200b\u2028"
+             "0123456789٣²½Ⅻ.,;:!?-—…()[]{}<>/\\\"#$%&*+=@^_`|~"
+             "éñßÆøÅ\u0301\u0308\u0323\u0342ıİĳΩωЖжשא्नमक我山のカ한\u1100\u1161\u11a8مرح٤"
+             "🦅🍕👍🏽\u200d👩🔬❤\ufe0f🇩🇪\U0001F3FB\ufffd\U00010400\U0001D400")
+
+
+def fuzz_cases(n: int = 240, seed: int = 11):
+    """Random strings over FUZZ_POOL (every class the split regex tells apart), plus bits of special tokens."""
+    rng = random.Random(seed)
+    pieces = list(FUZZ_POOL) + ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<|endoftext|>",
+                                "'s", "'LL", "'ve", "  ", "\r\n", " the", "ing"]
+    out = []
+    for i in range(n):
+        k = rng.randint(1, 48)
+        out.append((f"fuzz-{i}", "".join(rng.choice(pieces) for _ in range(k)).encode("utf-8")))
+    return out
+
+
+CORPUS = [(n, t.encode("utf-8")) for n, t in CORPUS_TEXT] + CORPUS_BYTES + fuzz_cases()
 
 
 TRAINING_EXTRA = [
