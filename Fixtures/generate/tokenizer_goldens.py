@@ -68,6 +68,14 @@ def eagle_prompts() -> list:
         ("prompt-system", wrap(image(1, 2) + "Describe.", system="Answer in one word.")),
         ("prompt-video", wrap("The first video sampled with 2.00 fps: " + frames + "What happens?")),
         ("prompt-video-no-times", wrap("The first video: " + frames_plain + "Summarise.")),
+        ("prompt-image-and-video", wrap(image(1, 2) + "The first video sampled with 1.00 fps: "
+                                        + "Frame 1 sample at 0.00s: <img>" + "<IMG_CONTEXT>" * 2 + "</img>"
+                                        + "Frame 2 sample at 1.00s: <img>" + "<IMG_CONTEXT>" * 2 + "</img>"
+                                        + "The second video: Frame 1: <img><IMG_CONTEXT></img>" + "Same bird?")),
+        ("prompt-multi-turn", "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                              "<|im_start|>user\n" + image(1, 2) + "What is it?<|im_end|>\n"
+                              "<|im_start|>assistant\nAn eagle.<|im_end|>\n"
+                              "<|im_start|>user\nHow many?<|im_end|>\n<|im_start|>assistant\n"),
     ]
 
 

@@ -68,7 +68,24 @@ import _TestSupport
         #expect(EaglePrompt.build(question: "What happens?", media: [v]) == (try golden("prompt-video")).text)
         let plain = PromptMedia.video(frames: 2, tokensPerFrame: 2, timestamps: nil, fps: nil)
         #expect(EaglePrompt.build(question: "Summarise.", media: [plain]) == (try golden("prompt-video-no-times")).text)
+        let mixed: [PromptMedia] = [.image(contextTokens: 2), .video(frames: 2, tokensPerFrame: 2, timestamps: [0, 1], fps: 1),
+                                    .video(frames: 1, tokensPerFrame: 1, timestamps: nil, fps: nil)]
+        #expect(EaglePrompt.build(question: "Same bird?", media: mixed) == (try golden("prompt-image-and-video")).text)
         #expect(EaglePrompt.ordinal(2) == "second" && EaglePrompt.ordinal(10) == "tenth" && EaglePrompt.ordinal(12) == "12th")
+    }
+}
+
+extension EaglePromptMatchesSpec {
+    @Test func multiTurnChatML() throws {
+        let messages = [
+            ChatMessage(role: "user", content: EaglePrompt.userContent(media: [.image(contextTokens: 2)], text: "What is it?")),
+            ChatMessage(role: "assistant", content: "An eagle."),
+            ChatMessage(role: "user", content: "How many?"),
+        ]
+        let g = try golden("prompt-multi-turn")
+        #expect(EaglePrompt.chatML(messages) == g.text)
+        let tok = try Tokenizer.load("\(tinyDir)/tokenizer.json")
+        #expect(tok.encode(EaglePrompt.chatML(messages)) == g.ids)
     }
 }
 
