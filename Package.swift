@@ -37,8 +37,6 @@ let package = Package(
         .target(name: "PatchEmbed", dependencies: ["Tensor"]),
         .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed"]),
 
-        // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2"]),
         // Chapter 05: pixel shuffle and the mlp1 projector.
         .target(name: "Connector", dependencies: ["Tensor", "SafeTensors"]),
         // Chapter 07: RoPE, grouped-query attention (naive and blockwise with LSE), the KV cache.
@@ -46,6 +44,11 @@ let package = Package(
         // Chapter 08: the Qwen2 decoder, its config and weight loader, greedy generation.
         .target(name: "Qwen2", dependencies: ["Tensor", "SafeTensors", "QwenAttention"]),
 
+        // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
+        .target(name: "Tokenizer"),
+
+        // The umbrella.
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -74,6 +77,7 @@ let package = Package(
         .testTarget(name: "ConnectorTests", dependencies: ["Connector", "_TestSupport"]),
         .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

@@ -10,6 +10,7 @@
 @_exported import Connector
 @_exported import QwenAttention
 @_exported import Qwen2
+@_exported import Tokenizer
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"
