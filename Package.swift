@@ -47,8 +47,12 @@ let package = Package(
         // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
         .target(name: "Tokenizer"),
 
+        // Chapter 09: the whole model, the checkpoint check, sampling and the pipeline from files to text.
+        .target(name: "Eagle", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "SigLIP2", "Connector",
+                                              "QwenAttention", "Qwen2", "Tokenizer"]),
+
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -77,6 +81,7 @@ let package = Package(
         .testTarget(name: "ConnectorTests", dependencies: ["Connector", "_TestSupport"]),
         .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
+        .testTarget(name: "EagleTests", dependencies: ["Eagle", "_TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",

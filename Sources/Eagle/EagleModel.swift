@@ -1,0 +1,113 @@
+// The whole Eagle 2.5 model: vision tower → pixel shuffle + mlp1 → splice into the text embeddings at
+// `<IMG_CONTEXT>` → Qwen2 decoder (spec 4, 5.3, 7). Shapes: N tiles of S×S pixels, P = (S/patch)² patches,
+// C_v vision width, 4·C_v after the 2×2 shuffle, C the language width, T prompt tokens, V vocabulary.
+//
+// What it is not: a batcher (one prompt at a time) or a low-memory store: weights are widened to
+// Float32 when loaded, so the real 8B checkpoint (16 GB in BF16) would need 33 GB; the tiny checkpoints
+// this repository ships are a few MB.
+import Connector
+import Foundation
+import Qwen2
+import QwenAttention
+import SafeTensors
+import SigLIP2
+import Tensor
+import Tiler
+
+/// Eagle 2.5 with its weights.
+public struct EagleModel: Sendable {
+    public let config: EagleConfig
+    /// `vision_model`: the SigLIP tower.
+    public let vision_model: SiglipVisionTransformer
+    /// `mlp1`: the connector after the pixel shuffle.
+    public let mlp1: MLP1
+    /// `language_model`: Qwen2.
+    public var language_model: Qwen2ForCausalLM
+
+    public init(config: EagleConfig, vision_model: SiglipVisionTransformer, mlp1: MLP1, language_model: Qwen2ForCausalLM) {
+        self.config = config; self.vision_model = vision_model; self.mlp1 = mlp1; self.language_model = language_model
+    }
+
+    /// Loads `directory` (config.json + model.safetensors or a sharded index). Every mismatch between the
+    /// checkpoint and the config is reported in one error before any weight is read.
+    public static func load(directory: String) throws -> EagleModel {
+        let config = try EagleConfig.load(directory: directory)
+        let checkpoint = try Checkpoint(path: directory)
+        try EagleWeights.check(checkpoint, config: config)
+        let vision = try SiglipVisionTransformer.load(from: checkpoint, config: config.vision)
+        let mlp1 = try MLP1.load(checkpoint: checkpoint, inChannels: 4 * config.vision.hidden_size, outChannels: config.text.hiddenSize)
+        let lm = try Qwen2ForCausalLM.load(config: config.text, checkpoint: checkpoint)
+        return EagleModel(config: config, vision_model: vision, mlp1: mlp1, language_model: lm)
+    }
+
+    /// Checks pixel_values (N, 3, S, S).
+    func validate(pixelValues p: Tensor) throws {
+        let s = config.tileSize
+        guard p.rank == 4, p.shape[1] == config.vision.num_channels, p.shape[2] == s, p.shape[3] == s else {
+            throw EagleError.badPixelValues(shape: p.shape, expected: "(N, \(config.vision.num_channels), \(s), \(s))")
+        }
+    }
+
+    /// The `select_layer` features of every tile: pixel_values (N, 3, S, S) → (N, P, C_v).
+    public func visionFeatures(_ pixelValues: Tensor, naive: Bool = false) throws -> Tensor {
+        try validate(pixelValues: pixelValues)
+        let n = pixelValues.shape[0]
+        var parts = [Tensor]()
+        for i in 0..<n {
+            let out = vision_model(pixelValues.row(i), naive: naive)
+            parts.append(try SiglipVisionTransformer.features(out, selectLayer: config.selectLayer))
+        }
+        let p = config.patchesPerSide * config.patchesPerSide
+        return Tensor(shape: [n, p, config.vision.hidden_size], storage: parts.flatMap(\.storage))
+    }
+
+    /// Visual tokens: features (N, P, C_v) → pixel shuffle (N, P/4, 4C_v) → mlp1 → (N·P/4, C).
+    public func visualTokens(fromFeatures f: Tensor, naive: Bool = false) throws -> Tensor {
+        let shuffled = naive ? try pixelShuffleNaive(f) : try pixelShuffle(f)
+        let y = mlp1(shuffled, naive: naive)
+        return y.reshaped([-1, config.text.hiddenSize])
+    }
+
+    /// Text embeddings (T, C) with the rows at `<IMG_CONTEXT>` replaced, in order, by `visual` (M, C).
+    public func splice(ids: [Int], visual: Tensor?) throws -> Tensor {
+        let v = config.text.vocabSize
+        if let bad = ids.first(where: { $0 < 0 || $0 >= v }) { throw EagleError.tokenOutOfRange(id: bad, vocabularySize: v) }
+        var e = language_model.embed(ids)
+        let positions = ids.indices.filter { ids[$0] == config.imageTokenIndex }
+        let m = visual?.shape[0] ?? 0
+        guard positions.count == m else { throw EagleError.imageTokenMismatch(placeholders: positions.count, visualTokens: m) }
+        if let visual {
+            let c = config.text.hiddenSize
+            e.storage.withUnsafeMutableBufferPointer { E in
+                visual.storage.withUnsafeBufferPointer { Vv in
+                    for (k, t) in positions.enumerated() {
+                        for j in 0..<c { E[t * c + j] = Vv[k * c + j] }
+                    }
+                }
+            }
+        }
+        return e
+    }
+
+    /// Every intermediate of one forward pass.
+    public struct Forward: Sendable {
+        public var visionFeatures: Tensor?
+        public var visualTokens: Tensor?
+        public var logits: Tensor
+    }
+
+    /// One full forward: logits (T, V) for `ids` with the images in `pixelValues` (N, 3, S, S) or none.
+    public func forward(ids: [Int], pixelValues: Tensor?, naive: Bool = false) throws -> Forward {
+        var feats: Tensor? = nil, tokens: Tensor? = nil
+        if let p = pixelValues, p.shape.first ?? 0 > 0 {
+            feats = try visionFeatures(p, naive: naive)
+            tokens = try visualTokens(fromFeatures: feats!, naive: naive)
+        }
+        let emb = try splice(ids: ids, visual: tokens)
+        var lm = language_model
+        if naive { lm.attentionPath = .naive }
+        var none: KVCache? = nil
+        let h = lm.hiddenStates(emb, cache: &none)
+        return Forward(visionFeatures: feats, visualTokens: tokens, logits: lm.lm_head(h, naive: naive))
+    }
+}

@@ -1,0 +1,123 @@
+// From files to an answer: a checkpoint folder (config.json, weights, tokenizer.json,
+// generation_config.json), images and a question → prompt ids and pixel_values → tokens, streamed.
+//
+// Stop tokens come from generation_config.json's eos_token_id, else text_config's, else the tokenizer's
+// `<|im_end|>` and `<|endoftext|>`. The image token id comes from config.json's image_token_index only.
+import Foundation
+import Imaging
+import QwenAttention
+import Tensor
+import Tiler
+import Tokenizer
+
+/// A loaded model with what it needs around it.
+public final class EaglePipeline: @unchecked Sendable {
+    public let directory: String
+    public let model: EagleModel
+    public let tokenizer: Tokenizer?
+    public let tiler: Tiler
+    public let stopTokens: Set<Int>
+
+    public init(directory: String) throws {
+        self.directory = directory
+        model = try EagleModel.load(directory: directory)
+        let tokPath = (directory as NSString).appendingPathComponent("tokenizer.json")
+        tokenizer = FileManager.default.fileExists(atPath: tokPath) ? try Tokenizer(tokenizerJSON: tokPath) : nil
+        tiler = try Tiler(model.config.tiling)
+        stopTokens = EaglePipeline.readStopTokens(directory: directory, tokenizer: tokenizer)
+    }
+
+    static func ids(_ v: Any?) -> [Int]? {
+        if let n = v as? Int { return [n] }
+        if let a = v as? [Any] { let r = a.compactMap { $0 as? Int }; return r.count == a.count && !r.isEmpty ? r : nil }
+        return nil
+    }
+
+    static func readStopTokens(directory: String, tokenizer: Tokenizer?) -> Set<Int> {
+        func json(_ name: String) -> [String: Any]? {
+            let p = (directory as NSString).appendingPathComponent(name)
+            guard let d = FileManager.default.contents(atPath: p) else { return nil }
+            return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+        }
+        if let g = json("generation_config.json"), let e = ids(g["eos_token_id"]) { return Set(e) }
+        if let c = json("config.json"), let t = (c["text_config"] ?? c["llm_config"]) as? [String: Any], let e = ids(t["eos_token_id"]) { return Set(e) }
+        return Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer?.id(of: $0) })
+    }
+
+    /// A prepared prompt.
+    public struct Prepared: Sendable {
+        public var text: String
+        public var ids: [Int]
+        /// (N, 3, S, S), N = all tiles of all images in order; nil without images.
+        public var pixelValues: Tensor?
+        /// Tiles of each image (grid tiles + thumbnail).
+        public var tilesPerImage: [Int]
+        public var grids: [TileGrid]
+    }
+
+    /// Tiles the images, builds the Eagle prompt and tokenises it.
+    public func prepare(images: [RGBImage], question: String, system: String? = nil) throws -> Prepared {
+        guard let tokenizer else { throw EagleError.noTokenizer(directory: directory) }
+        var tiles = [Tensor](), counts = [Int](), grids = [TileGrid]()
+        for image in images {
+            let g = tiler.grid(width: image.width, height: image.height)
+            let p = tiler.pixelValues(image)
+            grids.append(g); counts.append(p.shape[0]); tiles.append(p)
+        }
+        let media = counts.map { PromptMedia.image(contextTokens: $0 * model.config.tokensPerTile) }
+        let text = EaglePrompt.build(question: question, media: media, system: system)
+        let ids = tokenizer.encode(text)
+        let pixels = tiles.isEmpty ? nil : Tensor.concatenate(tiles, dim: 0)
+        return Prepared(text: text, ids: ids, pixelValues: pixels, tilesPerImage: counts, grids: grids)
+    }
+
+    /// What one generation did.
+    public struct Result: Sendable {
+        /// The new tokens, the stop token included when one was produced.
+        public var tokens: [Int]
+        public var promptTokens: Int
+        public var visualTokens: Int
+        public var timeToFirstToken: Double
+        public var totalSeconds: Double
+        /// Decode rate after the first token (tokens/s).
+        public var tokensPerSecond: Double
+    }
+
+    /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id.
+    public func generate(ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, sampling: SamplingParameters = .init(),
+                         maxContext: Int? = nil, onToken: (Int) -> Void = { _ in }) throws -> Result {
+        try sampling.validate()
+        guard maxNewTokens >= 0 else { throw EagleError.badParameter(name: "max-new-tokens", value: "\(maxNewTokens)", expected: "an integer ≥ 0") }
+        let context = maxContext ?? model.config.text.maxPositionEmbeddings
+        guard ids.count < context else { throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context) }
+        let budget = min(maxNewTokens, context - ids.count)
+        let t0 = Date()
+        var visual: Tensor? = nil
+        if let p = pixelValues, p.shape.first ?? 0 > 0 {
+            visual = try model.visualTokens(fromFeatures: try model.visionFeatures(p))
+        }
+        let emb = try model.splice(ids: ids, visual: visual)
+        let lm = model.language_model
+        var cache: KVCache? = lm.makeCache(capacity: ids.count + budget + 1)
+        var sampler = Sampler(sampling)
+        var context_ = ids
+        var out = [Int]()
+        var ttft = 0.0
+        if budget > 0 {
+            let h = lm.hiddenStates(emb, cache: &cache)
+            var logits = lm.lm_head(h.slice(dim: 0, (h.shape[0] - 1)..<h.shape[0])).storage
+            while out.count < budget {
+                let next = sampler.next(logits: logits, context: context_)
+                if out.isEmpty { ttft = Date().timeIntervalSince(t0) }
+                out.append(next); context_.append(next)
+                onToken(next)
+                if stopTokens.contains(next) || out.count == budget { break }
+                logits = lm.forward([next], cache: &cache, lastOnly: true).storage
+            }
+        }
+        let total = Date().timeIntervalSince(t0)
+        let rate = out.count > 1 ? Double(out.count - 1) / max(total - ttft, 1e-9) : 0
+        return Result(tokens: out, promptTokens: ids.count, visualTokens: visual?.shape[0] ?? 0,
+                      timeToFirstToken: ttft, totalSeconds: total, tokensPerSecond: rate)
+    }
+}
