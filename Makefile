@@ -18,14 +18,14 @@ RUN_ENV := OPENBLAS_CORETYPE=SkylakeX
 endif
 endif
 
-FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py
+FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py eagle_tiny_random.py tiny_eagle_goldens.py
 
 .PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab
 
 help:
 	@echo "make demo      install, build (release) and run the demo"
 	@echo "make test      install, build (release) and run every test, chapters included"
-	@echo "make bench     run eaglet-bench (matmul) and append to docs/benchmarks.csv"
+	@echo "make bench     run eaglet-bench (BENCH=\"matmul tiler vision lm tokenizer\") and append to docs/benchmarks.csv"
 	@echo "make fixtures  regenerate golden values with the pinned Python (Fixtures/generate/requirements.txt)"
 
 # System packages, installed only when missing.
@@ -56,9 +56,10 @@ demo: deps
 	$(SWIFT) build -c release --product eaglet
 	$(RUN_ENV) .build/release/eaglet demo
 
+BENCH ?= matmul tiler vision lm tokenizer
 bench: deps
 	$(SWIFT) build -c release --product eaglet-bench
-	$(RUN_ENV) .build/release/eaglet-bench matmul --csv
+	for b in $(BENCH); do $(RUN_ENV) .build/release/eaglet-bench $$b --csv || exit 1; done
 
 fixtures:
 	$(PYTHON) -m pip install -q -r Fixtures/generate/requirements.txt

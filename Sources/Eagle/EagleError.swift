@@ -22,7 +22,8 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case let .badConfig(f, field, e): return "\(f): field '\(field)': expected \(e)"
+        case let .badConfig(f, field, e):
+            return field.hasPrefix("(") ? "\(f): expected \(e)" : "\(f): field '\(field)': expected \(e)"
         case let .weights(s, m, u, w):
             var parts = [String]()
             if !m.isEmpty { parts.append("\(m.count) missing") }

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, Case.self]
+        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, Case.self]
     )
 }
 
@@ -132,6 +132,8 @@ struct Case: ParsableCommand {
             let r = try runVisionCase(variant: variant, size: size, repeats: repeats, threads: threads)
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
         case "lm": try runLMCase(variant: variant, size: size, steps: steps, layers: layers, repeats: repeats, threads: threads)
+        case "eagle":
+            print(String(decoding: try JSONEncoder().encode(try eagleCase(variant: variant, repeats: repeats, threads: threads)), as: UTF8.self))
         case "tokenizer":
             print(String(decoding: try JSONEncoder().encode(try tokenizerCase(variant: variant, size: size, repeats: repeats)), as: UTF8.self))
         default:

@@ -1,0 +1,170 @@
+// `eaglet generate`, `eaglet forward`, `eaglet inspect`: the end-to-end model from the command line
+// (issue 7). They share how a prompt is given: --prompt with zero or more --image, or --input-ids (a flat
+// JSON array of ids) with optional --pixel-values (a safetensors file holding pixel_values (N, 3, S, S)).
+import ArgumentParser
+import Eaglet
+import Foundation
+
+/// Where the prompt comes from.
+struct PromptOptions: ParsableArguments {
+    @Option(help: "Checkpoint folder (config.json, model.safetensors or a sharded index, tokenizer.json).")
+    var model: String
+    @Option(name: .customLong("image"), help: "An image (PNG or JPEG); repeat for several, in prompt order.")
+    var images: [String] = []
+    @Option(help: "The question or instruction.")
+    var prompt: String?
+    @Option(help: "A system prompt replacing the default \"You are a helpful assistant.\".")
+    var system: String?
+    @Option(help: "A JSON file holding a flat array of token ids, used instead of --prompt.")
+    var inputIds: String?
+    @Option(help: "A safetensors file holding pixel_values (N, 3, S, S) F32, used as is (with --input-ids).")
+    var pixelValues: String?
+
+    func validate() throws {
+        if prompt == nil && inputIds == nil { throw ValidationError("give --prompt TEXT or --input-ids FILE.json") }
+        if prompt != nil && inputIds != nil { throw ValidationError("give either --prompt or --input-ids, not both") }
+        if pixelValues != nil && inputIds == nil { throw ValidationError("--pixel-values goes with --input-ids") }
+        if inputIds != nil && !images.isEmpty { throw ValidationError("--image goes with --prompt; use --pixel-values with --input-ids") }
+    }
+
+    /// The prompt ids, pixel values and tiles per image.
+    func resolve(_ pipeline: EaglePipeline) throws -> (ids: [Int], pixels: Tensor?, tiles: [Int]) {
+        if let path = inputIds {
+            guard let data = FileManager.default.contents(atPath: path) else { throw InputError(description: "\(path): cannot read") }
+            guard let arr = (try? JSONSerialization.jsonObject(with: data)) as? [Any] else {
+                throw InputError(description: "\(path): expected a flat JSON array of integers")
+            }
+            var ids = [Int]()
+            for v in arr {
+                guard let n = v as? NSNumber, !(v is String), n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < 1e12 else {
+                    throw InputError(description: "\(path): expected a flat JSON array of integers, found \(v)")
+                }
+                ids.append(n.intValue)
+            }
+            var pixels: Tensor? = nil
+            if let pv = pixelValues {
+                let f = try SafeTensorsFile(path: pv)
+                guard f.info("pixel_values") != nil else { throw InputError(description: "\(pv): no tensor named 'pixel_values'") }
+                pixels = try f.tensor("pixel_values")
+            }
+            return (ids, pixels, pixels.map { [$0.shape[0]] } ?? [])
+        }
+        let decoded = try images.map { try RGBImage.load($0) }
+        let p = try pipeline.prepare(images: decoded, question: prompt ?? "", system: system)
+        return (p.ids, p.pixelValues, p.tilesPerImage)
+    }
+}
+
+/// Minimal JSON string escaping for one-line outputs.
+func jsonQuoted(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default: if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Answer a prompt (with images) with a checkpoint.")
+
+    @OptionGroup var input: PromptOptions
+    @Option(help: "Most new tokens.") var maxNewTokens = 64
+    @Option(help: "0 = greedy.") var temperature: Float = 0
+    @Option(help: "Nucleus sampling threshold (1 = off).") var topP: Float = 1
+    @Option(help: "Keep the k most likely tokens (0 = off).") var topK = 0
+    @Option(help: "Penalty for tokens already in the context (1 = off).") var repetitionPenalty: Float = 1
+    @Option(help: "Sampling seed.") var seed: UInt64 = 0
+    @Option(help: "Context length L (default: the text config's max_position_embeddings).") var maxContext: Int?
+    @Flag(help: "Print one JSON line {\"tokens\":[...],\"text\":\"...\"} instead of streaming.") var json = false
+
+    func run() throws {
+        try reportingInputErrors {
+            let pipeline = try EaglePipeline(directory: input.model)
+            let (ids, pixels, _) = try input.resolve(pipeline)
+            var stream = pipeline.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
+            let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
+            let r = try pipeline.generate(ids: ids, pixelValues: pixels, maxNewTokens: maxNewTokens, sampling: sampling, maxContext: maxContext) { id in
+                guard !json, var s = stream else { return }
+                if let piece = try? s.push(id) { FileHandle.standardOutput.write(Data(piece.utf8)) }
+                stream = s
+            }
+            let textOut = (try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? nil
+            if json {
+                print("{\"tokens\":[\(r.tokens.map(String.init).joined(separator: ","))],\"text\":\(jsonQuoted(textOut ?? ""))}")
+            } else {
+                if var s = stream { FileHandle.standardOutput.write(Data(s.finish().utf8)) }
+                if pipeline.tokenizer == nil { print(r.tokens.map(String.init).joined(separator: " "), terminator: "") }
+                print("")
+                FileHandle.standardError.write(Data(String(format: "[%d prompt tokens (%d visual), %d new; first token %.0f ms; %.1f tokens/s]\n",
+                    r.promptTokens, r.visualTokens, r.tokens.count, r.timeToFirstToken * 1000, r.tokensPerSecond).utf8))
+            }
+        }
+    }
+}
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "One forward pass; dump input_ids, pixel_values, vision_features, visual_tokens and logits.")
+
+    @OptionGroup var input: PromptOptions
+    @Option(help: "The safetensors file to write.") var dump: String
+    @Flag(help: "Use the naive paths.") var naive = false
+
+    func run() throws {
+        try reportingInputErrors {
+            let pipeline = try EaglePipeline(directory: input.model)
+            let (ids, pixels, _) = try input.resolve(pipeline)
+            let f = try pipeline.model.forward(ids: ids, pixelValues: pixels, naive: naive)
+            var w = SafeTensorsWriter()
+            w.metadata = ["producer": "eaglet \(eagletVersion) forward"]
+            w.add("input_ids", integers: ids.map(Int64.init), shape: [ids.count])
+            if let p = pixels { w.add("pixel_values", p) }
+            if let v = f.visionFeatures { w.add("vision_features", v) }
+            if let v = f.visualTokens { w.add("visual_tokens", v) }
+            w.add("logits", f.logits)
+            try w.write(to: dump)
+            print("wrote \(dump): input_ids [\(ids.count)]" + (pixels.map { ", pixel_values \($0.shape)" } ?? "")
+                  + (f.visionFeatures.map { ", vision_features \($0.shape)" } ?? "")
+                  + (f.visualTokens.map { ", visual_tokens \($0.shape)" } ?? "") + ", logits \(f.logits.shape)")
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Summarise a checkpoint: config, parameters per part, dtypes.")
+
+    @Option(help: "Checkpoint folder.") var model: String
+
+    func run() throws {
+        try reportingInputErrors {
+            let config = try EagleConfig.load(directory: model)
+            let ckpt = try Checkpoint(path: model)
+            try EagleWeights.check(ckpt, config: config)
+            var params = [String: Int](), dtypes = [String: Int]()
+            for name in ckpt.names {
+                guard let info = ckpt.info(name) else { continue }
+                let part = name.hasPrefix("vision_model.") ? "vision_model" : name.hasPrefix("mlp1.") ? "mlp1" : name.hasPrefix("language_model.") ? "language_model" : "other"
+                params[part, default: 0] += info.elementCount
+                dtypes[info.dtype.rawValue, default: 0] += 1
+            }
+            let v = config.vision, t = config.text
+            print("\(model)")
+            print("  vision: SigLIP, hidden \(v.hidden_size), \(v.num_hidden_layers) layers, \(v.num_attention_heads) heads, MLP \(v.intermediate_size), \(v.image_size) px / patch \(v.patch_size)")
+            print("  connector: pixel shuffle \(config.downsampleRatio) → mlp1 \(4 * v.hidden_size) → \(t.hiddenSize)")
+            print("  language: Qwen2, hidden \(t.hiddenSize), \(t.numHiddenLayers) layers, \(t.numAttentionHeads) heads over \(t.numKeyValueHeads) KV heads, MLP \(t.intermediateSize), vocab \(t.vocabSize), θ \(t.ropeTheta), context \(t.maxPositionEmbeddings)\(t.tieWordEmbeddings ? ", tied embeddings" : "")")
+            print("  tiles: \(config.tileSize) px, \(config.minTiles)…\(config.maxTiles)\(config.useThumbnail ? " + thumbnail" : ""), \(config.tokensPerTile) tokens per tile; <IMG_CONTEXT> = \(config.imageTokenIndex)")
+            for part in ["vision_model", "mlp1", "language_model", "other"] where params[part] != nil {
+                print("  parameters \(part): \(params[part]!)")
+            }
+            print("  parameters total: \(params.values.reduce(0, +))")
+            print("  dtypes: " + dtypes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+        }
+    }
+}
