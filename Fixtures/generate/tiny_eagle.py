@@ -231,6 +231,8 @@ def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=1e-3):
     from eagle_reference import EagleReference
 
     torch.manual_seed(0)
+    if os.environ.get("THREADS"):
+        torch.set_num_threads(int(os.environ["THREADS"]))
     tok = Tokenizer.from_file(os.path.join(CKPT, "tokenizer.json"))
     iti, pad = tok.token_to_id("<IMG_CONTEXT>"), tok.token_to_id("<|endoftext|>")
     # Data first, in forked workers, before CUDA is initialised (forking after CUDA init can hang).
@@ -243,12 +245,17 @@ def train(out_dir, steps=3000, batch=128, n_samples=60000, lr=1e-3):
 
     dev = "cuda" if os.environ.get("DEVICE", "cuda") == "cuda" and torch.cuda.is_available() else "cpu"
     vision, text = configs(tok.get_vocab_size())
-    model = EagleReference(vision, text, image_token_index=iti).to(dev)
+    model = EagleReference(vision, text, image_token_index=iti)
+    if os.environ.get("INIT"):  # warm start from an earlier checkpoint of this script (BF16, widened)
+        from safetensors.torch import load_file
+        model.load_state_dict({k: v.float() for k, v in load_file(os.environ["INIT"]).items()}, strict=True)
+        print(f"initialised from {os.environ['INIT']}", flush=True)
+    model = model.to(dev)
     print(f"params: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M on {dev}", flush=True)
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        opt, lambda s: min(1.0, (s + 1) / int(os.environ.get("WARMUP", "100"))) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     g = torch.Generator().manual_seed(1)
     model.train()
     for step in range(steps):

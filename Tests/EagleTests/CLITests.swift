@@ -1,0 +1,68 @@
+// The `eaglet` command's conventions, run as a user would: --json prints exactly one JSON line on
+// stdout; bad input is one line on stderr and exit code 1; bad usage is argument-parser's exit 64.
+import Foundation
+import Testing
+import SafeTensors
+import _TestSupport
+
+/// The release binary next to the test bundle's build, if it was built.
+let eagletBinary: String? = {
+    for config in ["release", "debug"] {
+        let p = "\(repositoryRoot)/.build/\(config)/eaglet"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return nil
+}()
+
+/// Runs eaglet with `args`; returns (exit code, stdout, stderr).
+func runEaglet(_ args: [String]) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: eagletBinary ?? "/nonexistent")
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Suite(.enabled(if: eagletBinary != nil, "the eaglet binary is not built (swift build -c release)"))
+struct EagletCommandLine {
+    @Test func generateJSONIsOneLineWithTheReferenceTokens() throws {
+        let golden = try Fixture.load("eagle-tiny-random")
+        let want = try golden.file.integers("greedy_tokens").values
+        let (code, out, _) = try runEaglet(["generate", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
+                                            "--prompt", golden.manifest["question"] as? String ?? "", "--max-new-tokens", "\(want.count)", "--json"])
+        #expect(code == 0)
+        let lines = out.split(separator: "\n")
+        #expect(lines.count == 1)
+        let obj = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
+        #expect((obj?["tokens"] as? [Int])?.map(Int64.init) == want)
+        #expect(obj?["text"] is String)
+    }
+
+    @Test func badInputIsOneLineAndExitCodeOne() throws {
+        let (code, out, err) = try runEaglet(["generate", "--model", "/nonexistent-model", "--prompt", "hi"])
+        #expect(code == 1)
+        #expect(out.isEmpty)
+        #expect(err.split(separator: "\n").count == 1 && err.hasPrefix("eaglet: /nonexistent-model/config.json"))
+    }
+
+    @Test func badUsageIsExitCode64() throws {
+        let (code, _, _) = try runEaglet(["generate", "--model", tinyRandom])   // neither --prompt nor --input-ids
+        #expect(code == 64)
+    }
+
+    @Test func forwardDumpHoldsEveryStage() throws {
+        let path = NSTemporaryDirectory() + "eaglet-forward-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (code, _, _) = try runEaglet(["forward", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
+                                          "--prompt", "What color is the circle?", "--dump", path])
+        #expect(code == 0)
+        let f = try SafeTensorsFile(path: path)
+        #expect(f.names == ["input_ids", "logits", "pixel_values", "vision_features", "visual_tokens"])
+        let golden = try Fixture.load("eagle-tiny-random")
+        assertClose(try f.tensor("logits"), try golden.tensor("logits"), .fp32Block, "forward --dump logits")
+    }
+}
