@@ -22,6 +22,7 @@ struct CPBench: ParsableCommand {
     var headDim: Int = 64
     @Option(help: "Timed repeats per case.")
     var repeats: Int = 3
+    @OptionGroup var common: CommonOptions
 
     func run() throws {
         let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
@@ -54,6 +55,10 @@ struct CPBench: ParsableCommand {
         printTable(results)
         print("")
         for l in lines { print(l) }
+        if common.csv {
+            try appendCSV(results, to: common.csvPath, machine: machineDescription(blasCore: BLAS.coreName))
+            FileHandle.standardError.write(Data("appended \(results.count) rows to \(common.csvPath)\n".utf8))
+        }
     }
 }
 

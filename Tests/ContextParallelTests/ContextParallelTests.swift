@@ -141,6 +141,29 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
 }
 
 @Suite struct ContextParallelProperties {
+    @Test(arguments: [1, 3, 8])
+    func threadCollectivesDeliverWhatEachRankSentAndCountBytes(world: Int) throws {
+        // Rank r's all-gather payload is [r, r]; its all-to-all part for rank j is [10r + j] × (j + 1).
+        let out = ThreadWorld.run(world: world) { comm -> ([[Float]], [[Float]], [Float], Int, Int) in
+            let r = comm.rank
+            let gathered = comm.allGather([Float(r), Float(r)])
+            let b1 = comm.bytesSent
+            let exchanged = comm.allToAll((0..<world).map { j in [Float](repeating: Float(10 * r + j), count: j + 1) })
+            comm.barrier()
+            let reduced = comm.reduceScatter((0..<world).map { j in [Float(j), 1] })
+            let ring = GroupCommunicator(parent: comm, members: (0..<world).filter { $0 % 2 == r % 2 })
+            _ = ring.allGather([1])
+            return (gathered, exchanged, reduced, b1, ring.bytesSent)
+        }
+        for (r, (g, x, red, b1, gb)) in out.enumerated() {
+            #expect(g == (0..<world).map { [Float($0), Float($0)] })
+            #expect(x == (0..<world).map { i in [Float](repeating: Float(10 * i + r), count: r + 1) })
+            #expect(red == [Float(r * world), Float(world)])
+            #expect(b1 == (world - 1) * 2 * 4)
+            #expect(gb == ((0..<world).filter { $0 % 2 == r % 2 }.count - 1) * 4)
+        }
+    }
+
     @Test(arguments: CPStrategy.allCases)
     func awkwardLengthsMatchSingleRankNaiveAttention(strategy: CPStrategy) throws {
         // T = 30 over W = 3 (zigzag chunks of 5), 5 heads over 1 kv head, head dim 3.
@@ -260,8 +283,9 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         guard let mpirun else { print("SKIPPED fourProcessMPIRunEqualsThreadRun: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"); return }
         let exe = "\(repositoryRoot)/.build/release/eaglet"
         guard FileManager.default.isExecutableFile(atPath: exe) else { Issue.record("eaglet binary not built at \(exe)"); return }
-        for strategy in ["ring", "zigzag", "llama3", "ulysses", "usp"] {
-            let args = ["cp", "--strategy", strategy, "--world", "4", "--seq", "40", "--heads", "4", "--kv-heads", "2", "--head-dim", "6", "--json"]
+        for strategy in ["ring", "zigzag", "llama3", "ulysses", "usp", "usp --ulysses 2"] {
+            let args = ["cp", "--strategy"] + strategy.split(separator: " ").map(String.init)
+                + ["--world", "4", "--seq", "40", "--heads", "4", "--kv-heads", "2", "--head-dim", "6", "--json"]
             let viaMPI = try runJSON(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "4", exe] + args)
             let viaThreads = try runJSON(exe, args)
             #expect(viaMPI["mpi"] as? Bool == true && viaThreads["mpi"] as? Bool == false)
