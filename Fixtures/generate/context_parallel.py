@@ -4,7 +4,7 @@ For a few shapes: q (H, T, D), k/v (Hkv, T, D) drawn with fixturelib.seeded, the
 output (H, T, D) and its log-sum-exp (H, T) computed by PyTorch with an explicit mask (query head h
 reads kv head h // (H / Hkv)). The packed case has cu_seqlens: a token attends only to earlier tokens of
 its own sequence. The Swift tests cut these tensors with the same sharding functions the schemes use
-and compare every rank's out and LSE. One case also stores an upstream gradient dO and the autograd
+and compare every rank's out and LSE. Two cases (gqa, packed) also store an upstream gradient dO and the autograd
 gradients dq, dk, dv (for the ring / zigzag backward).
 """
 import torch
@@ -17,6 +17,8 @@ CASES = {
     "gqa": (8, 2, 96, 6, None, 1002),
     "packed": (4, 2, 192, 5, [0, 48, 144, 192], 1003),
 }
+
+GRAD_CASES = ("gqa", "packed")   # these also store dout and the autograd dq, dk, dv
 
 
 def full_attention(q, k, v, cu):
@@ -42,7 +44,7 @@ for name, (h, hkv, t, d, cu, seed) in CASES.items():
     q = torch.from_numpy(seeded([h, t, d], seed, 1.0))
     k = torch.from_numpy(seeded([hkv, t, d], seed + 1, 1.0))
     v = torch.from_numpy(seeded([hkv, t, d], seed + 2, 1.0))
-    if name == "gqa":
+    if name in GRAD_CASES:
         q.requires_grad_(True); k.requires_grad_(True); v.requires_grad_(True)
     out, lse = full_attention(q, k, v, cu)
     tensors[f"{name}.q"] = q.detach()
@@ -51,7 +53,7 @@ for name, (h, hkv, t, d, cu, seed) in CASES.items():
     tensors[f"{name}.out"] = out.detach()
     tensors[f"{name}.lse"] = lse.detach()
     tensors[f"{name}.cu_seqlens"] = torch.tensor(cu, dtype=torch.int64)
-    if name == "gqa":
+    if name in GRAD_CASES:
         do = torch.from_numpy(seeded([h, t, d], seed + 3, 1.0))
         out.backward(do)
         tensors[f"{name}.dout"] = do

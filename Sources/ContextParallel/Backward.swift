@@ -96,3 +96,44 @@ public func ringAttentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     return (Tensor(shape: q.shape, storage: dq), Tensor(shape: k.shape, storage: Array(dkv[0..<half])),
             Tensor(shape: v.shape, storage: Array(dkv[half...])))
 }
+
+/// Llama3-style all-gather backward (spec §8.4): gather (k, v) again, compute dq for the local rows and
+/// full-length dk/dv buffers for the prefixes they read, then reduce-scatter the buffers so each rank
+/// receives the summed dk/dv of its own tokens.
+public func llama3AttentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
+                                    layouts: [Layout], comm: Communicator) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
+    let r = comm.rank, hkv = k.shape[0], d = k.shape[2], h = q.shape[0], n = q.shape[1]
+    let parts = comm.allGather(k.storage + v.storage)
+    var kParts = [Tensor](), vParts = [Tensor]()
+    for (j, p) in parts.enumerated() {
+        let nj = Sharding.tokenCount(layouts[j]), half = hkv * nj * d
+        kParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[0..<half])))
+        vParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[half..<(2 * half)])))
+    }
+    let kFull = Sharding.unshard(kParts, layouts), vFull = Sharding.unshard(vParts, layouts)
+    let t = kFull.shape[1]
+    var dq = [Float](repeating: 0, count: q.count)
+    var dkFull = [Float](repeating: 0, count: kFull.count), dvFull = dkFull
+    var qo = 0
+    for s in layouts[r] {
+        let qr = qo..<(qo + s.count), kr = s.sequenceStart..<s.end
+        let g = attentionBlockBackward(q: q.slice(dim: 1, qr), k: kFull.slice(dim: 1, kr), v: vFull.slice(dim: 1, kr),
+                                       out: out.slice(dim: 1, qr), dout: dout.slice(dim: 1, qr), lse: lse.slice(dim: 1, qr),
+                                       offsets: AttentionOffsets(query: s.start, key: s.sequenceStart))
+        for head in 0..<h {
+            for i in 0..<(s.count * d) { dq[(head * n + qo) * d + i] += g.dq.storage[head * s.count * d + i] }
+        }
+        for kh in 0..<hkv {
+            for i in 0..<(kr.count * d) {
+                dkFull[(kh * t + kr.lowerBound) * d + i] += g.dk.storage[kh * kr.count * d + i]
+                dvFull[(kh * t + kr.lowerBound) * d + i] += g.dv.storage[kh * kr.count * d + i]
+            }
+        }
+        qo += s.count
+    }
+    let dkT = Tensor(shape: kFull.shape, storage: dkFull), dvT = Tensor(shape: kFull.shape, storage: dvFull)
+    let mine = comm.reduceScatter(layouts.map { Sharding.shard(dkT, $0).storage + Sharding.shard(dvT, $0).storage })
+    let half = hkv * n * d
+    return (Tensor(shape: q.shape, storage: dq), Tensor(shape: k.shape, storage: Array(mine[0..<half])),
+            Tensor(shape: v.shape, storage: Array(mine[half...])))
+}

@@ -105,11 +105,18 @@ public struct CPPlan: Sendable {
         }
     }
 
-    /// Bytes each rank sends in the ring / zigzag backward: the kv again for W − 1 hops, and the dk/dv
-    /// accumulators for W hops (the last one home): (W − 1)·2·Hkv·n·D·4 + W·2·Hkv·n·D·4 (0 for W = 1).
-    public func backwardBytesPerRank(headDim d: Int) -> Int {
+    /// Bytes each rank sends in the backward.
+    ///     ring, zigzag: the kv again for W − 1 hops and the dk/dv accumulators for W hops (the last one
+    ///                   home): (W − 1)·2·Hkv·n·D·4 + W·2·Hkv·n·D·4 (0 for W = 1);
+    ///     llama3:       all-gather kv plus reduce-scatter dk/dv: 2·(W − 1)·2·Hkv·n·D·4.
+    /// Nil for the schemes without a backward here (ulysses, usp).
+    public func backwardBytesPerRank(headDim d: Int) -> Int? {
         let n = totalTokens / world
-        return world == 1 ? 0 : (2 * world - 1) * 2 * kvHeads * n * d * 4
+        switch strategy {
+        case .ring, .zigzag: return world == 1 ? 0 : (2 * world - 1) * 2 * kvHeads * n * d * 4
+        case .llama3: return 2 * (world - 1) * 2 * kvHeads * n * d * 4
+        case .ulysses, .usp: return nil
+        }
     }
 }
 
