@@ -10,7 +10,8 @@ import Tensor
 
 /// Llama3-style all-gather KV forward: gather every rank's (k, v) into global order, then each local
 /// segment attends to [start of its sequence, its own end) in one blockwise call.
-public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator) -> CPResult {
+public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator,
+                                 path: AttentionPath = .blockwise) -> CPResult {
     let r = comm.rank
     let hkv = k.shape[0], d = k.shape[2]
     let parts = comm.allGather(k.storage + v.storage)
@@ -21,7 +22,7 @@ public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [La
         vParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[half..<(2 * half)])))
     }
     let kFull = Sharding.unshard(kParts, layouts), vFull = Sharding.unshard(vParts, layouts)
-    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: d)
+    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: d, path: path)
     var qo = 0
     for s in layouts[r] {
         let prefix = Segment(start: s.sequenceStart, count: s.end - s.sequenceStart, sequenceStart: s.sequenceStart)

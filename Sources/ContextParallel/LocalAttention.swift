@@ -3,7 +3,8 @@
 //
 // What it is: `visibleScores` (the causal / same-sequence work between two segments), `fullAttention`
 // (the single-rank reference over cu_seqlens) and `Accumulator`, which calls QwenAttention's
-// `blockwiseAttention` with causal offsets for every visible (query segment, key segment) pair.
+// `blockwiseAttention` (or, on the naive path, `attentionNaive`) with causal offsets for every visible
+// (query segment, key segment) pair.
 // What it is not: a new kernel — chapter 07's blockwise kernel does the arithmetic.
 import Foundation
 import QwenAttention
@@ -26,10 +27,12 @@ public func visibleScores(query q: Segment, key k: Segment) -> Int {
 }
 
 /// Causal attention of every sequence of `cuSeqlens` on one rank: q (H, T, D), k/v (Hkv, T, D) →
-/// out (H, T, D), lse (H, T). The single-rank reference the schemes must reproduce.
-public func fullAttention(q: Tensor, k: Tensor, v: Tensor, cuSeqlens: [Int]) throws -> (out: Tensor, lse: Tensor) {
+/// out (H, T, D), lse (H, T). The single-rank reference the schemes must reproduce (one call per
+/// sequence; `path` picks the kernel).
+public func fullAttention(q: Tensor, k: Tensor, v: Tensor, cuSeqlens: [Int],
+                          path: AttentionPath = .blockwise) throws -> (out: Tensor, lse: Tensor) {
     let layout = try Sharding.layouts(cuSeqlens: cuSeqlens, world: 1, split: .contiguous)[0]
-    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: q.shape[2])
+    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: q.shape[2], path: path)
     acc.attend(q: q, qLayout: layout, k: k, v: v, kLayout: layout)
     return (acc.outTensor, acc.lseTensor)
 }
@@ -40,9 +43,11 @@ struct Accumulator {
     var out: [Float]
     var lse: [Float]
     var entries = 0
+    /// The local kernel: `.blockwise` (chapter 07's online softmax) or `.naive` (full scores per block).
+    let path: AttentionPath
 
-    init(heads: Int, tokens: Int, headDim: Int) {
-        h = heads; n = tokens; d = headDim
+    init(heads: Int, tokens: Int, headDim: Int, path: AttentionPath) {
+        h = heads; n = tokens; d = headDim; self.path = path
         out = [Float](repeating: 0, count: heads * tokens * headDim)
         lse = [Float](repeating: -.infinity, count: heads * tokens)
     }
@@ -70,8 +75,9 @@ struct Accumulator {
         entries += visible * h
         let qb = q.slice(dim: 1, qo..<(qo + qs.count))
         let kb = k.slice(dim: 1, ko..<(ko + ks.count)), vb = v.slice(dim: 1, ko..<(ko + ks.count))
-        let (o, l) = blockwiseAttention(q: qb, k: kb, v: vb, causal: true,
-                                        offsets: AttentionOffsets(query: qs.start, key: ks.start))
+        let offsets = AttentionOffsets(query: qs.start, key: ks.start)
+        let (o, l) = path == .naive ? attentionNaive(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
+                                    : blockwiseAttention(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
         let rows = qs.count
         out.withUnsafeMutableBufferPointer { O in lse.withUnsafeMutableBufferPointer { L in
             o.storage.withUnsafeBufferPointer { B in l.storage.withUnsafeBufferPointer { BL in

@@ -177,6 +177,25 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         #expect(checkRanks(runThreads(plan, q: q, k: k, v: v), plan, out: ref.out, lse: ref.lse, "\(strategy) T=30") <= 1e-5)
     }
 
+    @Test(arguments: CPStrategy.allCases)
+    func schemesOnNaiveKernelMatchBlockwiseAndPyTorch(strategy: CPStrategy) throws {
+        let f = try Fixture.load("context-parallel")
+        let c = try Case(f, "packed")
+        let plan = try CPPlan(strategy: strategy, world: 2, heads: 4, kvHeads: 2, cuSeqlens: c.cu)
+        let results = ThreadWorld.run(world: 2) { comm in
+            let l = plan.layouts[comm.rank]
+            let (q, k, v) = (Sharding.shard(c.q, l), Sharding.shard(c.k, l), Sharding.shard(c.v, l))
+            return (contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, path: .naive),
+                    contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, path: .blockwise))
+        }
+        #expect(checkRanks(results.map { ($0.0, 0) }, plan, out: c.out, lse: c.lse, "\(strategy) naive kernel") <= 1e-5)
+        for (r, (naive, fast)) in results.enumerated() {
+            assertClose(fast.out, naive.out, .fp32Block, "\(strategy) rank \(r) blockwise vs naive out")
+            assertClose(fast.lse, naive.lse, .fp32Block, "\(strategy) rank \(r) blockwise vs naive lse")
+            #expect(fast.scoreEntries == naive.scoreEntries)
+        }
+    }
+
     @Test func indivisibleLengthsAreTypedErrors() throws {
         #expect(throws: ShardingError.indivisible(what: "zigzag split of sequence 0 over 4 ranks", length: 36, divisor: 8)) {
             try Sharding.layouts(length: 36, world: 4, split: .zigzag)
