@@ -332,8 +332,12 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
         try p.run()
+        // A hung mpirun must not hang the suite: stop it after two minutes (the test then fails).
+        let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        watchdog.cancel()
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
         #expect(p.terminationStatus == 0 && lines.count == 1, "\(exe) \(args): status \(p.terminationStatus), \(lines.count) lines")
         guard let line = lines.last, let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return [:] }
