@@ -44,6 +44,10 @@ let package = Package(
         // Chapter 08: the Qwen2 decoder, its config and weight loader, greedy generation.
         .target(name: "Qwen2", dependencies: ["Tensor", "SafeTensors", "QwenAttention"]),
 
+        // Chapter 13: context parallelism (ring, zigzag, llama3, Ulysses, USP) over threads or Open MPI
+        // (libmpi is dlopened at run time, so nothing links it).
+        .target(name: "ContextParallel", dependencies: ["Tensor", "QwenAttention", "Qwen2", "Imaging"]),
+
         // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
         .target(name: "Tokenizer"),
 
@@ -52,7 +56,7 @@ let package = Package(
                                               "QwenAttention", "Qwen2", "Tokenizer"]),
 
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -82,6 +86,7 @@ let package = Package(
         .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
         .testTarget(name: "EagleTests", dependencies: ["Eagle", "_TestSupport"]),
+        .testTarget(name: "ContextParallelTests", dependencies: ["ContextParallel", "QwenAttention", "Qwen2", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",

@@ -12,6 +12,7 @@
 @_exported import Qwen2
 @_exported import Tokenizer
 @_exported import Eagle
+@_exported import ContextParallel
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, Case.self]
+        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, CPBench.self, Case.self]
     )
 }
 
@@ -113,6 +113,8 @@ struct Case: ParsableCommand {
     @Option var threads: Int = 1
     @Option var steps: Int = 64
     @Option var layers: Int = 24
+    /// cp: "H,Hkv,D".
+    @Option var shape: String = ""
 
     func run() throws {
         BLAS.setThreads(threads)
@@ -134,6 +136,7 @@ struct Case: ParsableCommand {
         case "lm": try runLMCase(variant: variant, size: size, steps: steps, layers: layers, repeats: repeats, threads: threads)
         case "eagle":
             print(String(decoding: try JSONEncoder().encode(try eagleCase(variant: variant, repeats: repeats, threads: threads)), as: UTF8.self))
+        case "cp": try runCPCase(variant: variant, size: size, repeats: repeats, shape: shape)
         case "tokenizer":
             print(String(decoding: try JSONEncoder().encode(try tokenizerCase(variant: variant, size: size, repeats: repeats)), as: UTF8.self))
         default:
