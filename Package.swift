@@ -47,8 +47,17 @@ let package = Package(
         // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
         .target(name: "Tokenizer"),
 
+        // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
+        // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
+        .target(name: "_CFFmpeg", linkerSettings: [
+            .linkedLibrary("avformat"), .linkedLibrary("avcodec"), .linkedLibrary("swscale"), .linkedLibrary("avutil"),
+        ]),
+        .target(name: "Video", dependencies: ["Imaging", "_CFFmpeg"]),
+        // Chapter 11: Automatic Degrade Sampling, packing and the progressive context schedule.
+        .target(name: "ADS", dependencies: ["Tiler", "Imaging"]),
+
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Video", "ADS"]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -78,6 +87,8 @@ let package = Package(
         .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
+        .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
+        .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

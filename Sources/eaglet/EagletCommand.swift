@@ -14,7 +14,7 @@ struct EagletCommand: ParsableCommand {
         commandName: "eaglet",
         abstract: "NVIDIA Eagle 2.5 rebuilt in Swift: a reference and teaching implementation.",
         version: eagletVersion,
-        subcommands: [Demo.self, Tile.self, Preprocess.self, Tokenize.self, Detokenize.self]
+        subcommands: [Demo.self, Tile.self, Preprocess.self, Tokenize.self, Detokenize.self, Frames.self, ADSCommand.self]
     )
 }
 
