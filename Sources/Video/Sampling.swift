@@ -104,3 +104,13 @@ public func sampleFrames(totalFrames: Int, videoFPS: Double, policy: FrameSampli
                        sampleFPS: Double(n) / max(Double(totalFrames), 1e-6) * videoFPS,
                        totalFrames: totalFrames, videoFPS: videoFPS)
 }
+
+/// Exactly `count` uniform frames (no rounding to even): for a count ADS decided, which may be odd.
+/// Same index rule, timestamps and sample-fps formula as `sampleFrames(totalFrames:videoFPS:policy:)`.
+public func sampleFrames(totalFrames: Int, videoFPS: Double, exactCount count: Int, start: Double = 0) throws -> FrameSample {
+    guard videoFPS.isFinite, videoFPS > 0 else { throw FrameSamplingError.invalid(field: "video fps", reason: "must be a positive number (got \(videoFPS))") }
+    guard count >= 1, count <= totalFrames else { throw FrameSamplingError.countOutOfRange(count: count, totalFrames: totalFrames) }
+    let indices = uniformFrameIndices(totalFrames: totalFrames, count: count)
+    return FrameSample(indices: indices, timestamps: indices.map { start + Double($0) / videoFPS },
+                       sampleFPS: Double(count) / Double(totalFrames) * videoFPS, totalFrames: totalFrames, videoFPS: videoFPS)
+}

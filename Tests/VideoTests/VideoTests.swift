@@ -142,5 +142,8 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vfr.mkv", "long_gop.mp4"]
         #expect(throws: FrameSamplingError.countOutOfRange(count: 0, totalFrames: 1)) {
             try sampleFrames(totalFrames: 1, videoFPS: 25)
         }
+        // An odd count from ADS is kept: 5 of 100 → round(k · 99 / 4) = 0, 24.75, 49.5, 74.25, 99.
+        let odd = try? sampleFrames(totalFrames: 100, videoFPS: 25, exactCount: 5)
+        #expect(odd?.indices == [0, 25, 50, 74, 99] && odd?.timestamps == [0, 1, 2, 2.96, 3.96])
     }
 }
