@@ -108,8 +108,10 @@ public final class VideoFile {
     /// pts of the last frame the decoder produced since the last seek (nil right after one).
     private var lastPts: Int64?
 
-    /// Opens `path` and runs the packet pass.
-    public init(path: String) throws {
+    /// Opens `path` and runs the packet pass. `threads` decoding threads: 1 (the default) decodes on
+    /// the calling thread; 0 lets FFmpeg choose; more than 1 uses frame and slice threading, which
+    /// decodes faster but holds a few frames in flight (flushed at every seek).
+    public init(path: String, threads: Int = 1) throws {
         eaglet_ffmpeg_quiet()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -157,7 +159,8 @@ public final class VideoFile {
 
         ctx = avcodec_alloc_context3(codec)
         guard let c = ctx, let packet = pkt, frm != nil else { throw VideoError.corrupt(file: path, detail: "out of memory") }
-        c.pointee.thread_count = 1   // frames come out as soon as decoded; no frame-threading delay after seeks
+        c.pointee.thread_count = Int32(clamping: max(0, threads))
+        if threads != 1 { c.pointee.thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE }
         guard avcodec_parameters_to_context(c, stream.pointee.codecpar) >= 0 else {
             throw VideoError.corrupt(file: path, detail: "codec parameters rejected")
         }

@@ -79,6 +79,8 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vfr.mkv", "long_gop.mp4"]
         let sparseReader = try VideoFile(path: fixture.path(file))
         let sparse = try sparseReader.frames(at: picks)
         #expect(sparse == picks.map { naive[$0] }, "sparse frames are pixel-identical to the sequential decode")
+        let threaded = try VideoFile(path: fixture.path(file), threads: 3).frames(at: picks.reversed())
+        #expect(threaded == picks.reversed().map { naive[$0] }, "frame threading gives the same frames")
         if file != "long_gop.mp4" {
             #expect(sparseReader.framesDecoded < video.info.frameCount, "sparse decoded \(sparseReader.framesDecoded) frames")
         }
