@@ -308,11 +308,20 @@ public final class VideoFile {
 
     /// Frames `indices` (presentation order, any order, repeats allowed), decoded sparsely: seek to the
     /// keyframe before each target when that skips work, decode forward to it, convert only the targets.
-    /// `progress(done, total)` is called after each distinct frame.
+    /// `progress(done, total)` is called after each distinct frame. Holds every frame in memory (512
+    /// frames of 1080p are 3 GB); `forEachFrame` streams them instead.
     public func frames(at indices: [Int], progress: ((Int, Int) -> Void)? = nil) throws -> [VideoFrame] {
+        var decoded = [Int: VideoFrame]()
+        try forEachFrame(at: indices, progress: progress) { decoded[$0.index] = $0 }
+        return indices.map { decoded[$0]! }   // forEachFrame delivered every distinct index
+    }
+
+    /// The sparse path, streaming: calls `body` once per distinct index, in ascending order, with the
+    /// frame converted to RGB; nothing is kept after `body` returns.
+    public func forEachFrame(at indices: [Int], progress: ((Int, Int) -> Void)? = nil,
+                             _ body: (VideoFrame) throws -> Void) throws {
         try checkIndices(indices)
         let targets = Set(indices).sorted()
-        var decoded = [Int: VideoFrame]()
         for (done, t) in targets.enumerated() {
             let target = pts[t]
             var keyPos = keyframePosition(atOrBefore: t)
@@ -332,10 +341,9 @@ public final class VideoFile {
                 keyPos = retries == 3 ? 0 : max(0, keyPos - 1)
                 try seek(toPts: retries == 3 ? pts[0] : pts[info.keyframes[keyPos]])
             }
-            decoded[t] = VideoFrame(index: t, timestamp: info.timestamps[t], image: try convertCurrent())
+            try body(VideoFrame(index: t, timestamp: info.timestamps[t], image: try convertCurrent()))
             progress?(done + 1, targets.count)
         }
-        return indices.map { decoded[$0]! }   // every index is a target, decoded above
     }
 
     /// The plain path: decode every frame from the start and keep the requested ones.

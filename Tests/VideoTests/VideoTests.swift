@@ -61,6 +61,10 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vfr.mkv", "long_gop.mp4"]
         #expect(frames.map(\.index) == requested)
         #expect(frames.map { drawnIndex($0.image) } == requested)
         #expect(frames.map(\.timestamp) == requested.map { video.info.timestamps[$0] })
+        // Streaming: each distinct frame once, ascending.
+        var streamed = [Int]()
+        try VideoFile(path: fixture.path(file)).forEachFrame(at: [9, 2, 9, 30]) { streamed.append(drawnIndex($0.image)) }
+        #expect(streamed == [2, 9, 30])
         // Every single frame, one request each, in a fresh reader: seek-and-decode-forward each time.
         let fresh = try VideoFile(path: fixture.path(file))
         for i in stride(from: n - 1, through: 0, by: -7) {
