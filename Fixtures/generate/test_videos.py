@@ -8,6 +8,7 @@ and gets its index back, so it can tell exactly which frame came out of the deco
 Files (80x48, keyframe every 12 frames, fixed: -g 12 and no scene-cut keyframes, B-frames on):
   h264.mp4       H.264 (libx264, 2 B-frames), MP4: the container stores the frame count; 100 frames at 25 fps
   mpeg4.mkv      MPEG-4 Part 2 (2 B-frames, closed GOP off), Matroska: no frame count stored; 100 frames at 25 fps
+  vp9.webm       VP9 (libvpx) in WebM: no frame count stored; 60 frames at 25 fps
   vfr.mkv        H.264 in Matroska at a variable rate: frames 0-49 every 40 ms, then 50-79 every 100 ms
   long_gop.mp4   H.264, 60 frames at 30 fps with a single keyframe (-g 1000): sparse decoding must walk
 and broken ones: empty.mp4 (0 bytes), garbage.mp4 (random bytes), truncated.mp4 (h264.mp4 without its
@@ -48,6 +49,9 @@ def main():
             "-sc_threshold", "0", "-bf", "2", "-pix_fmt", "yuv420p", "-bitexact"]
     ffmpeg(*source(100, 25), *x264, "-movflags", "+faststart", os.path.join(OUT, "h264.mp4"))
     ffmpeg(*source(100, 25), "-c:v", "mpeg4", "-q:v", "2", "-g", str(GOP), "-bf", "2", "-bitexact", os.path.join(OUT, "mpeg4.mkv"))
+    # VP9 (libvpx, one thread) in WebM: no frame count stored; hidden alt-ref frames travel inside superframes.
+    ffmpeg(*source(60, 25), "-c:v", "libvpx-vp9", "-crf", "20", "-b:v", "0", "-g", str(GOP), "-keyint_min", str(GOP),
+           "-deadline", "good", "-cpu-used", "4", "-row-mt", "0", "-threads", "1", os.path.join(OUT, "vp9.webm"))
     # Variable frame rate: 40 ms for the first 50 frames, then 100 ms.
     # (Timestamps in whole milliseconds, and a millisecond encoder time base, so nothing is quantised to 1/25 s.)
     ffmpeg(*source(80, 25), "-vf", "settb=1/1000,setpts='if(lt(N,50),N*40,2000+(N-50)*100)'", "-fps_mode", "passthrough",
@@ -73,6 +77,8 @@ def main():
         "h264.keyframes": np.arange(0, 100, GOP),
         "mpeg4.timestamps": np.arange(100) * 0.04,
         "mpeg4.keyframes": np.arange(0, 100, GOP),
+        "vp9.timestamps": np.arange(60) * 0.04,
+        "vp9.keyframes": np.arange(0, 60, GOP),
         "vfr.timestamps": np.array([n * 0.04 if n < 50 else 2 + (n - 50) * 0.1 for n in range(80)]),
         "vfr.keyframes": np.arange(0, 80, GOP),
         "long_gop.timestamps": np.arange(60) / 30,
@@ -86,6 +92,7 @@ def main():
                   extra={"keyframe_interval": GOP, "ffmpeg": version,
                          "files": {"h264.mp4": {"codec": "h264", "frames": 100, "fps": 25, "frame_count_stored": True},
                                    "mpeg4.mkv": {"codec": "mpeg4", "frames": 100, "fps": 25, "frame_count_stored": False},
+                                   "vp9.webm": {"codec": "vp9", "frames": 60, "fps": 25, "frame_count_stored": False},
                                    "vfr.mkv": {"codec": "h264", "frames": 80, "fps": "variable", "frame_count_stored": False},
                                    "long_gop.mp4": {"codec": "h264", "frames": 60, "fps": 30, "frame_count_stored": True}}})
     for name in sorted(os.listdir(OUT)):

@@ -25,7 +25,7 @@ func drawnIndex(_ image: RGBImage) -> Int {
     }
 }
 
-let videoFiles = ["h264.mp4", "mpeg4.mkv", "vfr.mkv", "long_gop.mp4"]
+let videoFiles = ["h264.mp4", "mpeg4.mkv", "vp9.webm", "vfr.mkv", "long_gop.mp4"]
 
 @Suite struct VideoDecodesTheRequestedFrames {
     let fixture: Fixture
