@@ -56,7 +56,16 @@ let package = Package(
                                               "QwenAttention", "Qwen2", "Tokenizer"]),
 
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS"]),
+        // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
+        // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
+        .target(name: "_CFFmpeg", linkerSettings: [
+            .linkedLibrary("avformat"), .linkedLibrary("avcodec"), .linkedLibrary("swscale"), .linkedLibrary("avutil"),
+        ]),
+        .target(name: "Video", dependencies: ["Imaging", "_CFFmpeg"]),
+        // Chapter 11: Automatic Degrade Sampling, packing and the progressive context schedule.
+        .target(name: "ADS", dependencies: ["Tiler", "Imaging"]),
+
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
@@ -88,6 +97,8 @@ let package = Package(
         .testTarget(name: "EagleTests", dependencies: ["Eagle", "_TestSupport"]),
         .testTarget(name: "ContextParallelTests", dependencies: ["ContextParallel", "QwenAttention", "Qwen2", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
+        .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
+        .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

@@ -50,6 +50,64 @@ def tiler_case(width, repeats):
                 unit="tiles/s", peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
+def video_case(path, variant, count, repeats):
+    """PyAV twin of eaglet-bench's video case: a demux-only pass for pts and keyframes, then `count`
+    uniform frames (exact round-half-even of linspace) as RGB arrays, either by seeking to the keyframe
+    before each target and decoding forward (sparse) or by decoding every frame (all)."""
+    import bisect
+
+    import av
+
+    def run():
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "NONE"
+            pts, keys = [], []
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    pts.append(packet.pts)
+                    if packet.is_keyframe:
+                        keys.append(packet.pts)
+            pts.sort(); keys.sort()
+            total = len(pts)
+            d = count - 1
+            idx = [(k * (total - 1)) // d + (1 if 2 * ((k * (total - 1)) % d) > d or (2 * ((k * (total - 1)) % d) == d and ((k * (total - 1)) // d) % 2) else 0)
+                   for k in range(count)]
+            targets = sorted(set(pts[i] for i in idx))
+            out = {}
+            if variant == "all":
+                container.seek(pts[0], stream=stream, backward=True)
+                want = set(targets)
+                for frame in container.decode(stream):
+                    if frame.pts in want:
+                        out[frame.pts] = frame.to_ndarray(format="rgb24")
+            else:
+                last, frames = None, None
+                for t in targets:
+                    key = keys[max(0, bisect.bisect_right(keys, t) - 1)] if keys else pts[0]
+                    if last is None or key > last:
+                        container.seek(key, stream=stream, backward=True)
+                        frames = container.decode(stream)
+                    for frame in frames:
+                        last = frame.pts
+                        if frame.pts == t:
+                            out[t] = frame.to_ndarray(format="rgb24")
+                            break
+            assert len(out) == len(targets), (len(out), len(targets))
+            return total
+
+    t = median_time(run, repeats, warmup=0)
+    return dict(name="video", variant=f"pyav-{variant}", size=f"{count} of {total_frames_of(path)}", threads=1, medianSeconds=t,
+                rate=count / t, unit="frames/s", peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def total_frames_of(path):
+    import av
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        return sum(1 for p in c.demux(s) if p.pts is not None)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("case")
@@ -58,6 +116,8 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--layers", type=int, default=24)
+    p.add_argument("--variant", default="sparse")
+    p.add_argument("--path", default="")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.case == "matmul":
@@ -99,6 +159,8 @@ def main():
                    peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     elif a.case == "tiler":
         out = tiler_case(a.size, a.repeats)
+    elif a.case == "video":
+        out = video_case(a.path, a.variant, a.size, a.repeats)
     elif a.case == "vision":
         # The So400m-shaped SiglipVisionModel (27 layers) on one tile, random weights, fp32, default
         # attention implementation (sdpa), no_grad: the twin of `eaglet-bench _case vision --variant tower`.

@@ -13,6 +13,8 @@
 @_exported import Tokenizer
 @_exported import Eagle
 @_exported import ContextParallel
+@_exported import Video
+@_exported import ADS
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, CPBench.self, Case.self]
+        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, CPBench.self, VideoBench.self, Case.self]
     )
 }
 
@@ -139,6 +139,8 @@ struct Case: ParsableCommand {
         case "cp": try runCPCase(variant: variant, size: size, repeats: repeats, shape: shape)
         case "tokenizer":
             print(String(decoding: try JSONEncoder().encode(try tokenizerCase(variant: variant, size: size, repeats: repeats)), as: UTF8.self))
+        case "video":
+            print(String(decoding: try JSONEncoder().encode(try videoCase(variant: variant, count: size, repeats: repeats)), as: UTF8.self))
         default:
             throw ValidationError("unknown case \(name)")
         }

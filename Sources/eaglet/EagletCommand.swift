@@ -15,7 +15,8 @@ struct EagletCommand: ParsableCommand {
         abstract: "NVIDIA Eagle 2.5 rebuilt in Swift: a reference and teaching implementation.",
         version: eagletVersion,
         subcommands: [Demo.self, Generate.self, Forward.self, Inspect.self, Tile.self, Preprocess.self, Tokenize.self,
-                      Detokenize.self, ContextParallelCommand.self]
+                      Detokenize.self, Frames.self, ADSCommand.self, ContextParallelCommand.self]
+
     )
 }
 
