@@ -11,6 +11,7 @@
 @_exported import QwenAttention
 @_exported import Qwen2
 @_exported import Tokenizer
+@_exported import FusedKernels
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"
