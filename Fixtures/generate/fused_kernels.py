@@ -79,12 +79,12 @@ loss.backward()
 t.update({"lce.hidden": hidden, "lce.weight": lm_head, "lce.labels": labels, "lce.loss": loss.detach().reshape(1),
           "lce.dhidden": hidden.grad, "lce.dweight": lm_head.grad})
 hidden.grad = None; lm_head.grad = None
-# Eagle's per-token weights: two samples (tokens 0..6, 7..10), each valid token weighted 1/sqrt(n_valid),
+# Eagle's per-token weights: two samples (tokens 0..5, 6..10), each valid token weighted 1/sqrt(n_valid),
 # all divided by the sum of sqrt(n_valid) (pre_calc_loss_weight, "square" averaging); reduction 'sum'.
 valid = labels != -100
-n1, n2 = int(valid[:7].sum()), int(valid[7:].sum())
+n1, n2 = int(valid[:6].sum()), int(valid[6:].sum())
 den = n1 ** 0.5 + n2 ** 0.5
-lw = torch.cat([torch.full((7,), 1 / n1 ** 0.5), torch.full((4,), 1 / n2 ** 0.5)]) / den
+lw = torch.cat([torch.full((6,), 1 / n1 ** 0.5), torch.full((5,), 1 / n2 ** 0.5)]) / den
 lw = lw.float()
 ce = F.cross_entropy(F.linear(hidden, lm_head), labels, ignore_index=-100, reduction="none")
 wloss = (ce * lw).sum()

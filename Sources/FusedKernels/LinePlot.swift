@@ -22,7 +22,7 @@ public func linePlot(_ series: [PlotSeries], width: Int = 360, height: Int = 240
     guard let xmin = all.map(\.x).min(), let xmax = all.map(\.x).max(), let ymaxRaw = all.map(\.y).max() else { return img }
     let fx = { (x: Double) in log2(x) }, fy = { (y: Double) in logY ? log10(y) : y }
     let x0 = fx(xmin), x1 = max(fx(xmax), x0 + 1e-9)
-    let y0 = logY ? floor(fy(all.map(\.y).min()!)) : 0, y1 = max(logY ? ceil(fy(ymaxRaw)) : ymaxRaw, y0 + 1e-9)
+    let y0 = logY ? floor(fy(all.map(\.y).min()!) - 0.5) : 0, y1 = max(logY ? ceil(fy(ymaxRaw)) : ymaxRaw, y0 + 1e-9)
     let pw = width - 2 * margin, ph = height - 2 * margin
     func px(_ x: Double) -> Int { margin + Int((fx(x) - x0) / (x1 - x0) * Double(pw)) }
     func py(_ y: Double) -> Int { height - margin - Int((fy(y) - y0) / (y1 - y0) * Double(ph)) }
