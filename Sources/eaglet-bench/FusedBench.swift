@@ -40,8 +40,8 @@ struct FusedBench: ParsableCommand {
     var threads: Int = 2
     @Option(help: "Token counts of the linear + cross-entropy cases (V = 151936, C = 896).")
     var lceSizes: String = "512,1024,2048,4096,8192"
-    @Option(help: "Largest T for the naive linear + CE (3·T·V floats: 3.7 GB at 2048, 7.5 GB at 4096).")
-    var lceNaiveMax: Int = 2048
+    @Option(help: "Largest T for the naive linear + CE (3·T·V floats: 3.7 GB at 2048, 7.5 GB at 4096); a case whose estimate exceeds 80 % of MemAvailable is skipped anyway.")
+    var lceNaiveMax: Int = 4096
     @Option(help: "Token counts of the attention cases (causal, 14 heads over 2 KV heads, D = 64).")
     var attentionSizes: String = "1024,2048,4096,8192,16384,32768"
     @Option(help: "Largest T for the naive attention (S, P, dP, dS: 4·T² floats).")
@@ -70,8 +70,14 @@ struct FusedBench: ParsableCommand {
         var results = [FusedCaseResult]()
         for p in plan {
             for v in p.variants {
+                // Never start a case that would push a shared machine into the OOM killer.
+                let need = estimatedBytes(op: p.op, variant: v, t: p.t, heads: attentionHeads)
+                if Double(need) > 0.8 * Double(memAvailableBytes()) {
+                    note("fused \(p.op) \(v) T=\(p.t): skipped, needs about \(need >> 20) MiB, MemAvailable \(memAvailableBytes() >> 20) MiB")
+                    continue
+                }
                 note("fused \(p.op) \(v) T=\(p.t)…")
-                let repeats = (p.op == "lce" && p.t >= 2048) || (p.op == "attention" && p.t >= 8192) ? 1 : 3
+                let repeats = (p.op == "lce" && p.t >= 1024) || (p.op == "attention" && p.t >= 8192) ? 1 : 5
                 if let r = runFusedCase(["_case", "fused", "--variant", "\(p.op)-\(v)", "--size", String(p.t),
                                          "--repeats", String(repeats), "--layers", String(attentionHeads)], threads: threads) {
                     results.append(r)
@@ -93,10 +99,18 @@ struct FusedBench: ParsableCommand {
                 line += "\(mib(n.ledgerBytes)) \(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(max(n.ledgerBytes, 1)))
                 line += " | \(mib(n.rssGrowthBytes)) \(mib(f.rssGrowthBytes)) " + String(format: "%7.4f", Double(f.rssGrowthBytes) / Double(max(n.rssGrowthBytes, 1)))
             } else {
-                line += String(format: "%10@ %10.4f %9@    | %13@ %@ %7@ | %13@ %@", "—", f.medianSeconds, "—", "—", mib(f.ledgerBytes), "", "—", mib(f.rssGrowthBytes))
+                line += String(format: "%10@ %10.4f %9@    | ", "—", f.medianSeconds, "—")
+                if p.op == "lce" {   // the naive scratch is exactly 3·T·V floats (tested), so its ratio is known
+                    let naiveBytes = 3 * p.t * 151_936 * 4
+                    line += "\(mib(naiveBytes))*\(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(naiveBytes))
+                } else {
+                    line += "            — \(mib(f.ledgerBytes))       —"
+                }
+                line += " |             — \(mib(f.rssGrowthBytes))"
             }
             print(line)
         }
+        print("(* naive not run: its ledger figure is 3·T·V·4 bytes exactly, as the tests check)")
         // Growth fits against T: linear + CE time ≈ a·T + b, memory ≈ a·T + b; attention time ≈ a·T² + b·T.
         print("")
         for op in ["lce", "attention"] where want.contains(op) {
@@ -126,6 +140,25 @@ struct FusedBench: ParsableCommand {
 
 private func terms(_ c: [Double], _ powers: [Double], unit: String) -> String {
     zip(c, powers).map { String(format: "%+.3e·T^%g", $0.0, $0.1) }.joined(separator: " ") + " \(unit)"
+}
+
+/// A generous estimate of a case's peak RSS (inputs, outputs, scratch), to skip what cannot fit.
+private func estimatedBytes(op: String, variant: String, t: Int, heads: Int) -> Int {
+    let naive = variant == "naive"
+    switch op {
+    case "lce": return (2 * 151_936 * 896 + (naive ? 3 * t * 151_936 : 256 * 151_936)) * 4 + (200 << 20)
+    case "attention": return (naive ? 5 * t * t + 8 * heads * t * 64 : 8 * heads * t * 64) * 4 + (200 << 20)
+    default: return 1 << 30
+    }
+}
+
+/// MemAvailable from /proc/meminfo, in bytes (Int.max when unreadable).
+private func memAvailableBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return .max }
+    for line in s.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return .max
 }
 
 private func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -215,8 +248,14 @@ func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, head
         throw ValidationError("fused: unknown operator \(op)")
     }
     let before = currentRSSBytes()
-    let (_, ledger) = MemoryLedger.current.measure { body() }          // first call: memory
-    let seconds = medianTime(repeats: repeats, warmup: 0, body)
+    // The first call gives the memory figures and counts as one timing (a separate warm-up would double
+    // the cost of the many-second cases); further runs up to `repeats` complete the median.
+    let t0 = now()
+    let (_, ledger) = MemoryLedger.current.measure { body() }
+    var times = [now() - t0]
+    for _ in 1..<max(repeats, 1) { let t1 = now(); body(); times.append(now() - t1) }
+    times.sort()
+    let seconds = times[times.count / 2]
     let peak = peakRSSBytes()
     let r = FusedCaseResult(name: op, variant: fused ? "fused" : "naive", size: "T=\(t)", threads: threads, medianSeconds: seconds,
                             rate: work / seconds, unit: unit, peakRSSBytes: peak, ledgerBytes: ledger,
