@@ -68,14 +68,13 @@ private func ropeInPlace(_ q: inout Tensor, _ k: inout Tensor, _ cos: Tensor, _ 
                 let qp = QB.baseAddress!, kp = KB.baseAddress!
                 for r in 0..<t {
                     let c = C + r * d, s = S + r * d
-                    for (base, heads) in [(qp + r * hq * d, hq), (kp + r * hk * d, hk)] {
-                        for h in 0..<heads {
-                            let x = base + h * d
-                            for j in 0..<half {
-                                let a = x[j], b = x[j + half]
-                                x[j] = a * c[j] - sign * b * s[j]
-                                x[j + half] = b * c[j + half] + sign * a * s[j + half]
-                            }
+                    // the token's q heads, then its k heads, with the same cos/sin row
+                    for h in 0..<(hq + hk) {
+                        let x = h < hq ? qp + (r * hq + h) * d : kp + (r * hk + h - hq) * d
+                        for j in 0..<half {
+                            let a = x[j], b = x[j + half]
+                            x[j] = a * c[j] - sign * b * s[j]
+                            x[j + half] = b * c[j + half] + sign * a * s[j + half]
                         }
                     }
                 }

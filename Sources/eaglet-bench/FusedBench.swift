@@ -89,17 +89,17 @@ struct FusedBench: ParsableCommand {
         printTable(results.map(\.asBench))
         print("")
         let mib = { (b: Int) in String(format: "%9.1f MiB", Double(b) / 1_048_576) }
-        print("op         T      naive s    fused s  naive/fused  | extra (ledger) naive   fused        ratio | rss+ naive    fused        ratio")
+        print("op             T    naive s    fused s  naive/fused  | extra (ledger) naive   fused        ratio | rss+ naive    fused        ratio")
         for p in plan {
             let n = results.first { $0.name == p.op && $0.tokens == p.t && $0.variant == "naive" }
             guard let f = results.first(where: { $0.name == p.op && $0.tokens == p.t && $0.variant == "fused" }) else { continue }
-            var line = String(format: "%-9@ %6d ", p.op as NSString, p.t)
+            var line = p.op.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%6d ", p.t)
             if let n {
                 line += String(format: "%10.4f %10.4f %8.2f×    | ", n.medianSeconds, f.medianSeconds, n.medianSeconds / f.medianSeconds)
                 line += "\(mib(n.ledgerBytes)) \(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(max(n.ledgerBytes, 1)))
                 line += " | \(mib(n.rssGrowthBytes)) \(mib(f.rssGrowthBytes)) " + String(format: "%7.4f", Double(f.rssGrowthBytes) / Double(max(n.rssGrowthBytes, 1)))
             } else {
-                line += String(format: "%10@ %10.4f %9@    | ", "—", f.medianSeconds, "—")
+                line += "         —" + String(format: " %10.4f", f.medianSeconds) + "         —    | "
                 if p.op == "lce" {   // the naive scratch is exactly 3·T·V floats (tested), so its ratio is known
                     let naiveBytes = 3 * p.t * 151_936 * 4
                     line += "\(mib(naiveBytes))*\(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(naiveBytes))
@@ -110,7 +110,7 @@ struct FusedBench: ParsableCommand {
             }
             print(line)
         }
-        print("(* naive not run: its ledger figure is 3·T·V·4 bytes exactly, as the tests check)")
+        if want.contains("lce") { print("(* naive not run: its ledger figure is 3·T·V·4 bytes exactly, as the tests check)") }
         // Growth fits against T: linear + CE time ≈ a·T + b, memory ≈ a·T + b; attention time ≈ a·T² + b·T.
         print("")
         for op in ["lce", "attention"] where want.contains(op) {
