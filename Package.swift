@@ -56,7 +56,7 @@ let package = Package(
                                               "QwenAttention", "Qwen2", "Tokenizer"]),
 
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels"]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
         .target(name: "_CFFmpeg", linkerSettings: [
@@ -65,6 +65,10 @@ let package = Package(
         .target(name: "Video", dependencies: ["Imaging", "_CFFmpeg"]),
         // Chapter 11: Automatic Degrade Sampling, packing and the progressive context schedule.
         .target(name: "ADS", dependencies: ["Tiler", "Imaging"]),
+
+        // Chapter 12: the kernel lab — naive vs fused forward and backward (RMSNorm, SwiGLU/MLP, RoPE,
+        // linear + cross-entropy, attention backward) with a memory ledger.
+        .target(name: "FusedKernels", dependencies: ["Tensor", "QwenAttention", "Imaging", "_CBLAS"]),
 
 
         // Executables.
@@ -99,6 +103,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
         .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
+        .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

@@ -15,6 +15,7 @@
 @_exported import ContextParallel
 @_exported import Video
 @_exported import ADS
+@_exported import FusedKernels
 
 /// The version of the Eaglet library.
 public let eagletVersion = "0.1.0"

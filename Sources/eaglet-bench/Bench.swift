@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, CPBench.self, VideoBench.self, Case.self]
+        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, CPBench.self, VideoBench.self, FusedBench.self, Case.self]
     )
 }
 
@@ -141,6 +141,7 @@ struct Case: ParsableCommand {
             print(String(decoding: try JSONEncoder().encode(try tokenizerCase(variant: variant, size: size, repeats: repeats)), as: UTF8.self))
         case "video":
             print(String(decoding: try JSONEncoder().encode(try videoCase(variant: variant, count: size, repeats: repeats)), as: UTF8.self))
+        case "fused": try runFusedCase(variant: variant, size: size, repeats: repeats, threads: threads, heads: layers)
         default:
             throw ValidationError("unknown case \(name)")
         }
