@@ -103,14 +103,7 @@ public func ringAttentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
 public func llama3AttentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
                                     layouts: [Layout], comm: Communicator) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
     let r = comm.rank, hkv = k.shape[0], d = k.shape[2], h = q.shape[0], n = q.shape[1]
-    let parts = comm.allGather(k.storage + v.storage)
-    var kParts = [Tensor](), vParts = [Tensor]()
-    for (j, p) in parts.enumerated() {
-        let nj = Sharding.tokenCount(layouts[j]), half = hkv * nj * d
-        kParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[0..<half])))
-        vParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[half..<(2 * half)])))
-    }
-    let kFull = Sharding.unshard(kParts, layouts), vFull = Sharding.unshard(vParts, layouts)
+    let (kFull, vFull) = allGatherKV(k: k, v: v, layouts: layouts, comm: comm)
     let t = kFull.shape[1]
     var dq = [Float](repeating: 0, count: q.count)
     var dkFull = [Float](repeating: 0, count: kFull.count), dvFull = dkFull

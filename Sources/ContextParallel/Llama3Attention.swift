@@ -13,15 +13,8 @@ import Tensor
 public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator,
                                  path: AttentionPath = .blockwise) -> CPResult {
     let r = comm.rank
-    let hkv = k.shape[0], d = k.shape[2]
-    let parts = comm.allGather(k.storage + v.storage)
-    var kParts = [Tensor](), vParts = [Tensor]()
-    for (j, p) in parts.enumerated() {
-        let nj = Sharding.tokenCount(layouts[j]), half = hkv * nj * d
-        kParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[0..<half])))
-        vParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[half..<(2 * half)])))
-    }
-    let kFull = Sharding.unshard(kParts, layouts), vFull = Sharding.unshard(vParts, layouts)
+    let d = k.shape[2]
+    let (kFull, vFull) = allGatherKV(k: k, v: v, layouts: layouts, comm: comm)
     var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: d, path: path)
     var qo = 0
     for s in layouts[r] {
@@ -31,4 +24,18 @@ public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [La
         qo += s.count
     }
     return CPResult(out: acc.outTensor, lse: acc.lseTensor, scoreEntries: acc.entries)
+}
+
+/// All-gathers every rank's local (k, v) — (Hkv, N_r, D) each, sent as one message — and puts the pieces
+/// back in global token order: (Hkv, T, D) each. Used by the Llama3 forward and backward.
+func allGatherKV(k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator) -> (k: Tensor, v: Tensor) {
+    let hkv = k.shape[0], d = k.shape[2]
+    let parts = comm.allGather(k.storage + v.storage)
+    var kParts = [Tensor](), vParts = [Tensor]()
+    for (j, p) in parts.enumerated() {
+        let nj = Sharding.tokenCount(layouts[j]), half = hkv * nj * d
+        kParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[0..<half])))
+        vParts.append(Tensor(shape: [hkv, nj, d], storage: Array(p[half..<(2 * half)])))
+    }
+    return (Sharding.unshard(kParts, layouts), Sharding.unshard(vParts, layouts))
 }

@@ -78,7 +78,7 @@ private func appendLE<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {
 }
 
 /// A JSON string literal for `s` (quotes, backslashes and control characters escaped).
-func jsonString(_ s: String) -> String {
+public func jsonString(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
         switch u {

@@ -55,22 +55,6 @@ struct PromptOptions: ParsableArguments {
     }
 }
 
-/// Minimal JSON string escaping for one-line outputs.
-func jsonQuoted(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default: if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
-
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Answer a prompt (with images) with a checkpoint.")
 
@@ -97,7 +81,7 @@ struct Generate: ParsableCommand {
             }
             let textOut = (try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? nil
             if json {
-                print("{\"tokens\":[\(r.tokens.map(String.init).joined(separator: ","))],\"text\":\(jsonQuoted(textOut ?? ""))}")
+                print("{\"tokens\":[\(r.tokens.map(String.init).joined(separator: ","))],\"text\":\(jsonString(textOut ?? ""))}")
             } else {
                 if var s = stream { FileHandle.standardOutput.write(Data(s.finish().utf8)) }
                 if pipeline.tokenizer == nil { print(r.tokens.map(String.init).joined(separator: " "), terminator: "") }
