@@ -15,6 +15,8 @@ struct PromptOptions: ParsableArguments {
     var prompt: String?
     @Option(help: "A system prompt replacing the default \"You are a helpful assistant.\".")
     var system: String?
+    @Option(help: "A video; its frames are fitted to the context with Automatic Degrade Sampling.")
+    var video: String?
     @Option(help: "A JSON file holding a flat array of token ids, used instead of --prompt.")
     var inputIds: String?
     @Option(help: "A safetensors file holding pixel_values (N, 3, S, S) F32, used as is (with --input-ids).")
@@ -24,11 +26,13 @@ struct PromptOptions: ParsableArguments {
         if prompt == nil && inputIds == nil { throw ValidationError("give --prompt TEXT or --input-ids FILE.json") }
         if prompt != nil && inputIds != nil { throw ValidationError("give either --prompt or --input-ids, not both") }
         if pixelValues != nil && inputIds == nil { throw ValidationError("--pixel-values goes with --input-ids") }
-        if inputIds != nil && !images.isEmpty { throw ValidationError("--image goes with --prompt; use --pixel-values with --input-ids") }
+        if inputIds != nil && (!images.isEmpty || video != nil) {
+            throw ValidationError("--image and --video go with --prompt; use --pixel-values with --input-ids")
+        }
     }
 
     /// The prompt ids, pixel values and tiles per image.
-    func resolve(_ pipeline: EaglePipeline) throws -> (ids: [Int], pixels: Tensor?, tiles: [Int]) {
+    func resolve(_ pipeline: EaglePipeline, maxContext: Int? = nil) throws -> (ids: [Int], pixels: Tensor?, tiles: [Int]) {
         if let path = inputIds {
             guard let data = FileManager.default.contents(atPath: path) else { throw InputError(description: "\(path): cannot read") }
             guard let arr = (try? JSONSerialization.jsonObject(with: data)) as? [Any] else {
@@ -50,6 +54,12 @@ struct PromptOptions: ParsableArguments {
             return (ids, pixels, pixels.map { [$0.shape[0]] } ?? [])
         }
         let decoded = try images.map { try RGBImage.load($0) }
+        if let video {
+            let v = try VideoPrompt.prepare(pipeline: pipeline, images: decoded, video: video, question: prompt ?? "",
+                                            system: system, maxContext: maxContext)
+            FileHandle.standardError.write(Data("video: \(v.frames.count) frames (ADS), tile cap \(v.tileCap), \(v.ids.count) prompt tokens\n".utf8))
+            return (v.ids, v.pixels, v.tilesPerImage + [v.frames.count])
+        }
         let p = try pipeline.prepare(images: decoded, question: prompt ?? "", system: system)
         return (p.ids, p.pixelValues, p.tilesPerImage)
     }
@@ -71,7 +81,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         try reportingInputErrors {
             let pipeline = try EaglePipeline(directory: input.model)
-            let (ids, pixels, _) = try input.resolve(pipeline)
+            let (ids, pixels, _) = try input.resolve(pipeline, maxContext: maxContext)
             var stream = pipeline.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
             let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
             let r = try pipeline.generate(ids: ids, pixelValues: pixels, maxNewTokens: maxNewTokens, sampling: sampling, maxContext: maxContext) { id in

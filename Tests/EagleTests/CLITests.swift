@@ -65,4 +65,20 @@ struct EagletCommandLine {
         let golden = try Fixture.load("eagle-tiny-random")
         assertClose(try f.tensor("logits"), try golden.tensor("logits"), .fp32Block, "forward --dump logits")
     }
+
+    @Test func generateWithAVideoFitsFramesWithADS() throws {
+        // h264.mp4: 100 frames at 25 fps (4 s) → the 2 fps policy offers 8 candidates; at the default context
+        // (512) all 8 fit, one 28-px tile (4 tokens) each; a context shorter than the text is an error.
+        let video = "\(repositoryRoot)/Fixtures/test-videos/h264.mp4"
+        let (code, out, err) = try runEaglet(["generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
+                                              "--max-new-tokens", "3", "--json"])
+        #expect(code == 0)
+        #expect(err.contains("video: 8 frames (ADS)"))
+        let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        #expect((obj?["tokens"] as? [Int])?.count == 3)
+        let (short, _, shortErr) = try runEaglet(["generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
+                                                  "--max-context", "60"])
+        #expect(short == 1)
+        #expect(shortErr.contains("longer than the context of 60"))
+    }
 }
