@@ -25,7 +25,7 @@ from tiny_eagle import CKPT, MAX_TILES, TILE, TOKENS_PER_TILE, answer, key_word_
 HELDOUT = os.path.join(ROOT, "Fixtures", "tiny-eagle-heldout")
 N_HELDOUT = 500
 HELDOUT_SEED = 5_000_000
-DEMO_SEED = 4_000_029  # "What color is the triangle?" on a 224×192 scene: a 3×2 grid + thumbnail
+DEMO_SEED = 4_000_040  # "How many shapes are there?" on a 256×160 scene: a 3×2 grid + thumbnail
 
 if len(sys.argv) > 1:
     for f in ("model.safetensors", "config.json", "generation_config.json", "preprocessor_config.json"):
