@@ -17,6 +17,8 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
     case noTokenizer(directory: String)
     /// pixel_values of the wrong shape for this model.
     case badPixelValues(shape: [Int], expected: String)
+    /// No prompt tokens at all.
+    case emptyPrompt
     /// A generation parameter out of its range.
     case badParameter(name: String, value: String, expected: String)
 
@@ -42,6 +44,7 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .noTokenizer(d): return "\(d): no tokenizer.json (needed for text prompts and for decoding)"
         case let .badPixelValues(s, e): return "pixel_values: shape \(s), expected \(e)"
         case let .badParameter(n, v, e): return "--\(n) \(v): expected \(e)"
+        case .emptyPrompt: return "prompt: no tokens (give a non-empty prompt or input-ids array)"
         }
     }
 }

@@ -70,6 +70,7 @@ public struct EagleModel: Sendable {
 
     /// Text embeddings (T, C) with the rows at `<IMG_CONTEXT>` replaced, in order, by `visual` (M, C).
     public func splice(ids: [Int], visual: Tensor?) throws -> Tensor {
+        guard !ids.isEmpty else { throw EagleError.emptyPrompt }
         let v = config.text.vocabSize
         if let bad = ids.first(where: { $0 < 0 || $0 >= v }) { throw EagleError.tokenOutOfRange(id: bad, vocabularySize: v) }
         var e = language_model.embed(ids)

@@ -88,6 +88,7 @@ public final class EaglePipeline: @unchecked Sendable {
                          maxContext: Int? = nil, onToken: (Int) -> Void = { _ in }) throws -> Result {
         try sampling.validate()
         guard maxNewTokens >= 0 else { throw EagleError.badParameter(name: "max-new-tokens", value: "\(maxNewTokens)", expected: "an integer ≥ 0") }
+        guard !ids.isEmpty else { throw EagleError.emptyPrompt }
         let context = maxContext ?? model.config.text.maxPositionEmbeddings
         guard ids.count < context else { throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context) }
         let budget = min(maxNewTokens, context - ids.count)

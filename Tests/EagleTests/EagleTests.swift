@@ -145,6 +145,8 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         #expect(throws: EagleError.promptTooLong(tokens: 600, maxNewTokens: 4, context: 512)) {
             _ = try p.generate(ids: long, pixelValues: nil, maxNewTokens: 4)
         }
+        #expect(throws: EagleError.emptyPrompt) { _ = try p.generate(ids: [], pixelValues: nil, maxNewTokens: 4) }
+        #expect(throws: EagleError.emptyPrompt) { _ = try p.model.forward(ids: [], pixelValues: nil) }
         #expect(throws: EagleError.tokenOutOfRange(id: 100_000, vocabularySize: p.model.config.text.vocabSize)) {
             _ = try p.model.forward(ids: [1, 100_000], pixelValues: nil)
         }
