@@ -17,6 +17,8 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
     case noTokenizer(directory: String)
     /// pixel_values of the wrong shape for this model.
     case badPixelValues(shape: [Int], expected: String)
+    /// Weights holding NaN or ±Inf (found by the scan at load), by name.
+    case nonFiniteWeights(source: String, tensors: [String])
     /// No prompt tokens at all.
     case emptyPrompt
     /// A generation parameter out of its range.
@@ -44,6 +46,10 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .noTokenizer(d): return "\(d): no tokenizer.json (needed for text prompts and for decoding)"
         case let .badPixelValues(s, e): return "pixel_values: shape \(s), expected \(e)"
         case let .badParameter(n, v, e): return "--\(n) \(v): expected \(e)"
+        case let .nonFiniteWeights(s, t):
+            var lines = ["\(s): \(t.count > 10 ? "more than 10" : "\(t.count)") tensors hold NaN or infinite values (a corrupt or diverged checkpoint)"]
+            lines += t.prefix(10).map { "  " + $0 }
+            return lines.joined(separator: "\n")
         case .emptyPrompt: return "prompt: no tokens (give a non-empty prompt or input-ids array)"
         }
     }

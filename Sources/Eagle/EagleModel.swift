@@ -30,10 +30,15 @@ public struct EagleModel: Sendable {
 
     /// Loads `directory` (config.json + model.safetensors or a sharded index). Every mismatch between the
     /// checkpoint and the config is reported in one error before any weight is read.
-    public static func load(directory: String) throws -> EagleModel {
+    /// `scanForNonFinite` (on by default) reads every weight's bits once and rejects NaN or ±Inf by name.
+    public static func load(directory: String, scanForNonFinite: Bool = true) throws -> EagleModel {
         let config = try EagleConfig.load(directory: directory)
         let checkpoint = try Checkpoint(path: directory)
         try EagleWeights.check(checkpoint, config: config)
+        if scanForNonFinite {
+            let bad = try EagleWeights.nonFiniteTensors(checkpoint)
+            if !bad.isEmpty { throw EagleError.nonFiniteWeights(source: checkpoint.directory, tensors: bad) }
+        }
         let vision = try SiglipVisionTransformer.load(from: checkpoint, config: config.vision)
         let mlp1 = try MLP1.load(checkpoint: checkpoint, inChannels: 4 * config.vision.hidden_size, outChannels: config.text.hiddenSize)
         let lm = try Qwen2ForCausalLM.load(config: config.text, checkpoint: checkpoint)

@@ -74,4 +74,25 @@ public enum EagleWeights {
             throw EagleError.weights(source: checkpoint.directory, missing: missing, unexpected: unexpected, misshaped: misshaped)
         }
     }
+
+    /// Names of the floating-point tensors holding NaN or ±Inf, in name order (at most `limit`).
+    /// Reads the stored bits (F32, BF16, F16, F64) without widening: a value is non-finite when its
+    /// exponent field is all ones.
+    public static func nonFiniteTensors(_ checkpoint: Checkpoint, limit: Int = 11) throws -> [String] {
+        var bad = [String]()
+        for name in checkpoint.names {
+            guard let info = checkpoint.info(name), info.dtype.isFloatingPoint else { continue }
+            let found = try checkpoint.file(for: name).withRawBytes(name) { raw -> Bool in
+                let n = info.elementCount
+                switch info.dtype {
+                case .f32: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self).littleEndian & 0x7F80_0000 == 0x7F80_0000 }
+                case .bf16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7F80 == 0x7F80 }
+                case .f16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7C00 == 0x7C00 }
+                default: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian & 0x7FF0_0000_0000_0000 == 0x7FF0_0000_0000_0000 }
+                }
+            }
+            if found { bad.append(name); if bad.count >= limit { break } }
+        }
+        return bad
+    }
 }

@@ -18,9 +18,10 @@ public final class EaglePipeline: @unchecked Sendable {
     public let tiler: Tiler
     public let stopTokens: Set<Int>
 
-    public init(directory: String) throws {
+    /// `scanWeights`: reject NaN/±Inf weights at load (see `EagleModel.load`).
+    public init(directory: String, scanWeights: Bool = true) throws {
         self.directory = directory
-        model = try EagleModel.load(directory: directory)
+        model = try EagleModel.load(directory: directory, scanForNonFinite: scanWeights)
         let tokPath = (directory as NSString).appendingPathComponent("tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tokPath) ? try Tokenizer(tokenizerJSON: tokPath) : nil
         tiler = try Tiler(model.config.tiling)

@@ -21,6 +21,11 @@ struct PromptOptions: ParsableArguments {
     var inputIds: String?
     @Option(help: "A safetensors file holding pixel_values (N, 3, S, S) F32, used as is (with --input-ids).")
     var pixelValues: String?
+    @Flag(help: "Skip the scan that rejects NaN or infinite weights at load.")
+    var skipWeightScan = false
+
+    /// The checkpoint, tokenizer and tiler named by --model.
+    func pipeline() throws -> EaglePipeline { try EaglePipeline(directory: model, scanWeights: !skipWeightScan) }
 
     func validate() throws {
         if prompt == nil && inputIds == nil { throw ValidationError("give --prompt TEXT or --input-ids FILE.json") }
@@ -80,7 +85,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try reportingInputErrors {
-            let pipeline = try EaglePipeline(directory: input.model)
+            let pipeline = try input.pipeline()
             let (ids, pixels, _) = try input.resolve(pipeline, maxContext: maxContext)
             var stream = pipeline.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
             let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
@@ -113,7 +118,7 @@ struct Forward: ParsableCommand {
 
     func run() throws {
         try reportingInputErrors {
-            let pipeline = try EaglePipeline(directory: input.model)
+            let pipeline = try input.pipeline()
             let (ids, pixels, _) = try input.resolve(pipeline)
             let f = try pipeline.model.forward(ids: ids, pixelValues: pixels, naive: naive)
             var w = SafeTensorsWriter()

@@ -96,6 +96,21 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         }
     }
 
+    @Test func nonFiniteWeightsAreFoundByNameAtLoad() throws {
+        let dir = try brokenCopy("nan") { d in
+            try rewriteWeights(d) { name, t in
+                var t = t
+                if name == "mlp1.3.bias" { t.storage[2] = .nan }
+                if name == "language_model.model.norm.weight" { t.storage[0] = -.infinity }
+                return t
+            }
+        }
+        #expect(throws: EagleError.nonFiniteWeights(source: dir, tensors: ["language_model.model.norm.weight", "mlp1.3.bias"])) {
+            _ = try EagleModel.load(directory: dir)
+        }
+        _ = try EagleModel.load(directory: dir, scanForNonFinite: false)   // the scan can be skipped
+    }
+
     @Test func errorListsAtMostTenNamesThenACount() {
         let e = EagleError.weights(source: "x", missing: (0..<13).map { "t\($0)" }, unexpected: [], misshaped: [])
         let lines = e.description.split(separator: "\n")
