@@ -11,23 +11,12 @@ import ArgumentParser
 import Eaglet
 import Foundation
 
-/// One fused-bench case: BenchResult's fields plus the two memory figures.
+/// One fused-bench case: the harness's BenchResult plus the two memory figures and T.
 struct FusedCaseResult: Codable {
-    var name: String
-    var variant: String
-    var size: String
-    var threads: Int
-    var medianSeconds: Double
-    var rate: Double
-    var unit: String
-    var peakRSSBytes: Int
+    var bench: BenchResult
     var ledgerBytes: Int
     var rssGrowthBytes: Int
     var tokens: Int
-    var asBench: BenchResult {
-        BenchResult(name: name, variant: variant, size: size, threads: threads, medianSeconds: medianSeconds,
-                    rate: rate, unit: unit, peakRSSBytes: peakRSSBytes)
-    }
 }
 
 struct FusedBench: ParsableCommand {
@@ -86,20 +75,20 @@ struct FusedBench: ParsableCommand {
                 }
             }
         }
-        printTable(results.map(\.asBench))
+        printTable(results.map(\.bench))
         print("")
         let mib = { (b: Int) in String(format: "%9.1f MiB", Double(b) / 1_048_576) }
         print("op             T    naive s    fused s  naive/fused  | extra (ledger) naive   fused        ratio | rss+ naive    fused        ratio")
         for p in plan {
-            let n = results.first { $0.name == p.op && $0.tokens == p.t && $0.variant == "naive" }
-            guard let f = results.first(where: { $0.name == p.op && $0.tokens == p.t && $0.variant == "fused" }) else { continue }
+            let n = results.first { $0.bench.name == p.op && $0.tokens == p.t && $0.bench.variant == "naive" }
+            guard let f = results.first(where: { $0.bench.name == p.op && $0.tokens == p.t && $0.bench.variant == "fused" }) else { continue }
             var line = p.op.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%6d ", p.t)
             if let n {
-                line += String(format: "%10.4f %10.4f %8.2f×    | ", n.medianSeconds, f.medianSeconds, n.medianSeconds / f.medianSeconds)
+                line += String(format: "%10.4f %10.4f %8.2f×    | ", n.bench.medianSeconds, f.bench.medianSeconds, n.bench.medianSeconds / f.bench.medianSeconds)
                 line += "\(mib(n.ledgerBytes)) \(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(max(n.ledgerBytes, 1)))
                 line += " | \(mib(n.rssGrowthBytes)) \(mib(f.rssGrowthBytes)) " + String(format: "%7.4f", Double(f.rssGrowthBytes) / Double(max(n.rssGrowthBytes, 1)))
             } else {
-                line += "         —" + String(format: " %10.4f", f.medianSeconds) + "         —    | "
+                line += "         —" + String(format: " %10.4f", f.bench.medianSeconds) + "         —    | "
                 if p.op == "lce" {   // the naive scratch is exactly 3·T·V floats (tested), so its ratio is known
                     let naiveBytes = 3 * p.t * 151_936 * 4
                     line += "\(mib(naiveBytes))*\(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(naiveBytes))
@@ -115,12 +104,12 @@ struct FusedBench: ParsableCommand {
         print("")
         for op in ["lce", "attention"] where want.contains(op) {
             for v in ["naive", "fused"] {
-                let pts = results.filter { $0.name == op && $0.variant == v }.sorted { $0.tokens < $1.tokens }
+                let pts = results.filter { $0.bench.name == op && $0.bench.variant == v }.sorted { $0.tokens < $1.tokens }
                 guard pts.count >= 2 else { continue }
                 let x = pts.map { Double($0.tokens) }
                 let timePowers: [Double] = op == "attention" ? [2, 1] : [1, 0]
                 let memPowers: [Double] = pts.count >= 3 ? [2, 1, 0] : [1, 0]
-                if let c = leastSquaresFit(x: x, y: pts.map(\.medianSeconds), powers: timePowers) {
+                if let c = leastSquaresFit(x: x, y: pts.map(\.bench.medianSeconds), powers: timePowers) {
                     print(String(format: "fit %@ %@ time: %@", op, v, terms(c, timePowers, unit: "s")))
                 }
                 if let c = leastSquaresFit(x: x, y: pts.map { Double($0.ledgerBytes) }, powers: memPowers) {
@@ -132,7 +121,7 @@ struct FusedBench: ParsableCommand {
             }
         }
         if csv {
-            try appendCSV(results.map(\.asBench), to: "docs/benchmarks.csv", machine: machineDescription(blasCore: BLAS.coreName))
+            try appendCSV(results.map(\.bench), to: "docs/benchmarks.csv", machine: machineDescription(blasCore: BLAS.coreName))
             note("appended \(results.count) rows to docs/benchmarks.csv")
         }
     }
@@ -257,8 +246,8 @@ func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, head
     times.sort()
     let seconds = times[times.count / 2]
     let peak = peakRSSBytes()
-    let r = FusedCaseResult(name: op, variant: fused ? "fused" : "naive", size: "T=\(t)", threads: threads, medianSeconds: seconds,
-                            rate: work / seconds, unit: unit, peakRSSBytes: peak, ledgerBytes: ledger,
-                            rssGrowthBytes: peak - before, tokens: t)
+    let r = FusedCaseResult(bench: BenchResult(name: op, variant: fused ? "fused" : "naive", size: "T=\(t)", threads: threads,
+                                               medianSeconds: seconds, rate: work / seconds, unit: unit, peakRSSBytes: peak),
+                            ledgerBytes: ledger, rssGrowthBytes: peak - before, tokens: t)
     print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
 }
