@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Eaglet", targets: ["Eaglet"]),
         .executable(name: "eaglet", targets: ["eaglet"]),
         .executable(name: "eaglet-bench", targets: ["eaglet-bench"]),
+        .executable(name: "eaglet-gpu", targets: ["eaglet-gpu"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -56,7 +57,7 @@ let package = Package(
                                               "QwenAttention", "Qwen2", "Tokenizer"]),
 
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "EagletGPU"]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
         .target(name: "_CFFmpeg", linkerSettings: [
@@ -70,10 +71,20 @@ let package = Package(
         // linear + cross-entropy, attention backward) with a memory ledger.
         .target(name: "FusedKernels", dependencies: ["Tensor", "QwenAttention", "Imaging", "_CBLAS"]),
 
+        // Chapter 14: the GPU mirror (CUDA driver, NVRTC and cuBLAS bound at run time with dlopen, so it
+        // builds and its no-GPU path is tested everywhere) and the GPU subcommands shared by both CLIs.
+        .target(name: "EagletGPU", dependencies: ["Tensor", "Imaging", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle"]),
+        .target(name: "_GPUCommands", dependencies: [
+            "EagletGPU", "Eagle", "Imaging", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
-            "Eaglet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Eaglet", "_GPUCommands", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // The self-contained GPU executable: no Video, MPI or the other chapters (make gpu-binary).
+        .executableTarget(name: "eaglet-gpu", dependencies: [
+            "_GPUCommands", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "eaglet-bench", dependencies: [
             "Eaglet", "_CBLAS", "_CLAPACKE",
@@ -103,6 +114,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
         .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
+        .testTarget(name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",

@@ -6,6 +6,7 @@
 // field and exits 1; never a signal.
 import ArgumentParser
 import Eaglet
+import _GPUCommands
 import Foundation
 
 @main
@@ -15,7 +16,8 @@ struct EagletCommand: ParsableCommand {
         abstract: "NVIDIA Eagle 2.5 rebuilt in Swift: a reference and teaching implementation.",
         version: eagletVersion,
         subcommands: [Demo.self, Generate.self, Forward.self, Inspect.self, Tile.self, Preprocess.self, Tokenize.self,
-                      Detokenize.self, Frames.self, ADSCommand.self, ContextParallelCommand.self]
+                      Detokenize.self, Frames.self, ADSCommand.self, ContextParallelCommand.self,
+                      GPUCheckCommand.self]
 
     )
 }

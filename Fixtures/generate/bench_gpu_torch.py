@@ -1,0 +1,64 @@
+"""PyTorch eager twins of `eaglet-gpu bench` (Sources/EagletGPU/GPUBench.swift), on the same card.
+
+vision:  transformers SiglipVisionModel with the So400m shape (27 layers, width 1152, 16 heads, MLP 4304,
+         patch 14, 448 px) on one tile.
+decoder: one Qwen2.5-7B-shaped decoder layer (width 3584, 28 heads over 4 kv heads, MLP 18944), run as a
+         1-layer Qwen2Model on inputs_embeds of 4096 tokens (causal; embedding/final norm are negligible).
+fp32 keeps TF32 off (PyTorch's default for matmuls); bf16 converts the module to bfloat16. Timing: one
+warm-up, then the median of `repeats` runs, each ended by torch.cuda.synchronize(). Prints one JSON line.
+
+Run: python3 Fixtures/generate/bench_gpu_torch.py decoder bf16 5
+"""
+import json
+import sys
+import time
+
+import torch
+
+
+def median_time(fn, repeats):
+    fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def main():
+    name, precision, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    tokens = int(sys.argv[4]) if len(sys.argv) > 4 else 4096
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    dev = "cuda"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        if name == "vision":
+            from transformers import SiglipVisionConfig, SiglipVisionModel
+            cfg = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27,
+                                     num_attention_heads=16, image_size=448, patch_size=14)
+            model = SiglipVisionModel(cfg).to(dev, dtype).eval()
+            x = torch.randn(1, 3, 448, 448, device=dev, dtype=dtype)
+            seconds = median_time(lambda: model(pixel_values=x), repeats)
+        elif name == "decoder":
+            from transformers import Qwen2Config, Qwen2Model
+            cfg = Qwen2Config(hidden_size=3584, intermediate_size=18944, num_hidden_layers=1, num_attention_heads=28,
+                              num_key_value_heads=4, vocab_size=128, max_position_embeddings=32768)
+            model = Qwen2Model(cfg).to(dev, dtype).eval()
+            x = torch.randn(1, tokens, 3584, device=dev, dtype=dtype)
+            seconds = median_time(lambda: model(inputs_embeds=x, use_cache=False), repeats)
+        else:
+            raise SystemExit("unknown case " + name)
+    print(json.dumps({"case": name, "precision": precision, "seconds": seconds, "torch": torch.__version__,
+                      "device": torch.cuda.get_device_name(0),
+                      "attn_implementation": getattr(model.config, "_attn_implementation", None)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+// `eaglet-gpu bench` / `eaglet-bench gpu`: real-size shapes on the GPU mirror against PyTorch eager on
+// the same card, fp32 and bf16 — the SigLIP So400m tower on one 448 px tile (27 layers, C = 1152,
+// 16 heads, MLP 4304, T = 1024) and one Qwen2.5-7B-shaped decoder layer (C = 3584, 28 heads over 4 kv
+// heads of 128, MLP 18944) prefilling 4096 tokens. Random weights (seeded); timings are the median of
+// `repeats` runs after one warm-up, each ended by a device synchronise. PyTorch runs first, in its own
+// process (Fixtures/generate/bench_gpu_torch.py), so the two never share the card's memory.
+// What it is not: a correctness check (gpu-check is), or a tuned kernel contest: Eaglet's GPU path
+// materialises the (H, T, S) scores, PyTorch uses its fused SDPA kernels.
+import Foundation
+import QwenAttention
+import Tensor
+
+public enum GPUBench {
+    public struct Row {
+        public var name: String
+        public var precision: GPUPrecision
+        public var eagletSeconds: Double
+        public var torchSeconds: Double?
+        public var flops: Double
+    }
+
+    /// So400m: 27 layers of width 1152, 16 heads, MLP 4304, T = 1024 (448 px at patch 14).
+    static let vision = (layers: 27, c: 1152, heads: 16, mlp: 4304, tokens: 1024)
+    /// Qwen2.5-7B: width 3584, 28 heads over 4 kv heads, head dim 128, MLP 18944.
+    static let decoder = (c: 3584, heads: 28, kvHeads: 4, d: 128, mlp: 18944)
+
+    static func visionFLOPs() -> Double {
+        let v = vision
+        let t = Double(v.tokens), c = Double(v.c), i = Double(v.mlp)
+        return Double(v.layers) * (2 * t * (4 * c * c + 2 * c * i) + 4 * t * t * c)
+    }
+
+    static func decoderFLOPs(tokens: Int) -> Double {
+        let s = decoder
+        let t = Double(tokens), c = Double(s.c), kv = Double(s.kvHeads * s.d), i = Double(s.mlp)
+        return 2 * t * (c * c + 2 * c * kv + c * c + 3 * c * i) + 4 * t * t * c   // attention counted as materialised
+    }
+
+    static func linear(_ gpu: GPU, out n: Int, in k: Int, bias: Bool, seed: UInt64, precision: GPUPrecision) throws -> GPULinear {
+        try GPULinear(gpu: gpu, weight: Tensor.seeded([n, k], seed: seed, scale: 0.02).storage,
+                      bias: bias ? Tensor.seeded([n], seed: seed + 1, scale: 0.02).storage : nil, out: n, in: k, precision: precision)
+    }
+
+    static func median(_ x: [Double]) -> Double { let s = x.sorted(); return s[s.count / 2] }
+
+    /// Seconds for the So400m tower on one tile (one layer's weights run 27 times: same work, less upload).
+    public static func visionTower(_ gpu: GPU, precision: GPUPrecision, repeats: Int) throws -> Double {
+        let v = vision
+        let ones = try gpu.upload([Float](repeating: 1, count: v.c)), zeros = try gpu.zeros(v.c)
+        let layer = GPUSiglipLayer(ln1w: ones, ln1b: zeros, ln2w: ones, ln2b: zeros,
+                                   q: try linear(gpu, out: v.c, in: v.c, bias: true, seed: 1, precision: precision),
+                                   k: try linear(gpu, out: v.c, in: v.c, bias: true, seed: 3, precision: precision),
+                                   v: try linear(gpu, out: v.c, in: v.c, bias: true, seed: 5, precision: precision),
+                                   o: try linear(gpu, out: v.c, in: v.c, bias: true, seed: 7, precision: precision),
+                                   fc1: try linear(gpu, out: v.mlp, in: v.c, bias: true, seed: 9, precision: precision),
+                                   fc2: try linear(gpu, out: v.c, in: v.mlp, bias: true, seed: 11, precision: precision))
+        let x0 = try gpu.upload(Tensor.seeded([v.tokens, v.c], seed: 13, scale: 1).storage)
+        var times = [Double]()
+        for r in 0...repeats {
+            try gpu.synchronize()
+            let t0 = Date()
+            var x = x0
+            for _ in 0..<v.layers {
+                x = try layer(gpu, x, tokens: v.tokens, width: v.c, heads: v.heads, eps: 1e-6, precision: precision, naive: false)
+            }
+            try gpu.synchronize()
+            if r > 0 { times.append(Date().timeIntervalSince(t0)) }
+        }
+        return median(times)
+    }
+
+    /// Seconds for one Qwen2.5-7B-shaped decoder layer prefilling `tokens` tokens (causal, KV written).
+    public static func decoderLayer(_ gpu: GPU, tokens t: Int, precision: GPUPrecision, repeats: Int) throws -> Double {
+        let s = decoder
+        let ones = try gpu.upload([Float](repeating: 1, count: s.c))
+        let kvw = s.kvHeads * s.d
+        let layer = GPUQwen2Layer(inputNorm: ones, postNorm: ones,
+                                  q: try linear(gpu, out: s.heads * s.d, in: s.c, bias: true, seed: 21, precision: precision),
+                                  k: try linear(gpu, out: kvw, in: s.c, bias: true, seed: 23, precision: precision),
+                                  v: try linear(gpu, out: kvw, in: s.c, bias: true, seed: 25, precision: precision),
+                                  o: try linear(gpu, out: s.c, in: s.heads * s.d, bias: false, seed: 27, precision: precision),
+                                  gate: try linear(gpu, out: s.mlp, in: s.c, bias: false, seed: 29, precision: precision),
+                                  up: try linear(gpu, out: s.mlp, in: s.c, bias: false, seed: 31, precision: precision),
+                                  down: try linear(gpu, out: s.c, in: s.mlp, bias: false, seed: 33, precision: precision))
+        let invFreq = try gpu.upload(RotaryEmbedding(headDim: s.d, theta: 1_000_000).invFreq)
+        let keys = try gpu.alloc(t * kvw), values = try gpu.alloc(t * kvw)
+        let x0 = try gpu.upload(Tensor.seeded([t, s.c], seed: 35, scale: 1).storage)
+        var times = [Double]()
+        for r in 0...repeats {
+            try gpu.synchronize()
+            let t0 = Date()
+            _ = try layer(gpu, x0, tokens: t, width: s.c, heads: s.heads, kvHeads: s.kvHeads, headDim: s.d, eps: 1e-6,
+                          invFreq: invFreq, keys: keys, values: values, start: 0, precision: precision, naive: false)
+            try gpu.synchronize()
+            if r > 0 { times.append(Date().timeIntervalSince(t0)) }
+        }
+        return median(times)
+    }
+
+    /// Runs PyTorch's side: `python3 script case precision repeats` printing {"seconds": …}. nil (with
+    /// the reason printed) when Python, torch or the script is missing.
+    static func torchSeconds(script: String, python: String, name: String, precision: GPUPrecision, repeats: Int,
+                             printLine: (String) -> Void) -> Double? {
+        guard FileManager.default.fileExists(atPath: script) else { printLine("PyTorch: no \(script); skipped"); return nil }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, script, name, precision.rawValue, "\(repeats)"]
+        let out = Pipe()
+        p.standardOutput = out
+        do { try p.run() } catch { printLine("PyTorch: could not start \(python): \(error)"); return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard p.terminationStatus == 0,
+              let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+              let s = obj["seconds"] as? Double else {
+            printLine("PyTorch: \(name) \(precision.rawValue) failed (status \(p.terminationStatus)): \(text.suffix(300))")
+            return nil
+        }
+        return s
+    }
+
+    /// The whole benchmark; prints a table and returns its rows.
+    public static func run(precisions: [GPUPrecision] = GPUPrecision.allCases, tokens: Int = 4096, repeats: Int = 5,
+                           torchScript: String? = "Fixtures/generate/bench_gpu_torch.py", python: String = "python3",
+                           printLine: (String) -> Void = { print($0) }) throws -> [Row] {
+        var rows = [Row]()
+        var torch = [String: Double]()
+        if let script = torchScript {
+            for p in precisions {
+                torch["vision-\(p)"] = torchSeconds(script: script, python: python, name: "vision", precision: p, repeats: repeats, printLine: printLine)
+                torch["decoder-\(p)"] = torchSeconds(script: script, python: python, name: "decoder", precision: p, repeats: repeats, printLine: printLine)
+            }
+        }
+        let gpu = try GPU.open()
+        try gpu.loadKernels()
+        printLine("device: \(gpu.summary)")
+        printLine("case".padding(toLength: 34, withPad: " ", startingAt: 0) + "prec  Eaglet s   TFLOP/s  PyTorch s  TFLOP/s  PyTorch/Eaglet")
+        for p in precisions {
+            let v = try visionTower(gpu, precision: p, repeats: repeats)
+            rows.append(Row(name: "So400m tower, 1 tile (T=1024)", precision: p, eagletSeconds: v, torchSeconds: torch["vision-\(p)"], flops: visionFLOPs()))
+            printLine(format(rows.last!))
+            gpu.releasePool()
+            let d = try decoderLayer(gpu, tokens: tokens, precision: p, repeats: repeats)
+            rows.append(Row(name: "Qwen2.5-7B layer, prefill T=\(tokens)", precision: p, eagletSeconds: d,
+                            torchSeconds: torch["decoder-\(p)"], flops: decoderFLOPs(tokens: tokens)))
+            printLine(format(rows.last!))
+            gpu.releasePool()
+        }
+        return rows
+    }
+
+    static func format(_ r: Row) -> String {
+        let tf = { (s: Double) in String(format: "%8.1f", r.flops / s / 1e12) }
+        var line = r.name.padding(toLength: 34, withPad: " ", startingAt: 0) + r.precision.rawValue + "  "
+            + String(format: "%8.4f", r.eagletSeconds) + "  " + tf(r.eagletSeconds)
+        if let t = r.torchSeconds {
+            line += "  " + String(format: "%9.4f", t) + "  " + tf(t) + "  " + String(format: "%6.2f×", t / r.eagletSeconds)
+        } else {
+            line += "          —         —       —"
+        }
+        return line
+    }
+}
