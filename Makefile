@@ -21,13 +21,14 @@ endif
 
 FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py eagle_tiny_random.py tiny_eagle_goldens.py context_parallel.py ads_reference.py frame_sampling.py test_videos.py fused_kernels.py
 
-.PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab
+.PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab gpu-binary
 
 help:
 	@echo "make demo      install, build (release) and run the demo"
 	@echo "make test      install, build (release) and run every test, chapters included"
 	@echo "make bench     run eaglet-bench (BENCH=\"matmul tiler vision lm tokenizer\") and append to docs/benchmarks.csv"
 	@echo "make fixtures  regenerate golden values with the pinned Python (Fixtures/generate/requirements.txt)"
+	@echo "make gpu-binary  build dist/eaglet-gpu: static, for a GPU host with no Swift toolchain (docs/gpu.md)"
 
 # System packages, installed only when missing.
 deps:
@@ -79,3 +80,28 @@ qwen-vocab:
 
 clean:
 	rm -rf .build
+
+# The self-contained GPU executable (docs/gpu.md): Swift's standard library and Foundation linked
+# statically (--static-swift-stdlib), and OpenBLAS, libpng, libjpeg, zlib and libgfortran from their
+# Debian .a archives — a folder holding only those archives comes first on the linker's path, so
+# `-lopenblas` and friends resolve to them. The result must need nothing beyond glibc, libstdc++ and
+# libgcc_s; the ldd check below fails the build otherwise. dist/eaglet-gpu.xz is what travels.
+GPU_SCRATCH := .build-gpu
+GPU_LIBDIR  := $(GPU_SCRATCH)/static-libs
+GPU_ARCHIVES := /usr/lib/x86_64-linux-gnu/libopenblas.a /usr/lib/x86_64-linux-gnu/libpng16.a \
+                /usr/lib/x86_64-linux-gnu/libjpeg.a /usr/lib/x86_64-linux-gnu/libz.a \
+                $(wildcard /usr/lib/gcc/x86_64-linux-gnu/*/libgfortran.a) $(wildcard /usr/lib/gcc/x86_64-linux-gnu/*/libquadmath.a)
+GPU_ALLOWED := linux-vdso|libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.so|librt\.so
+
+gpu-binary: deps
+	@mkdir -p $(GPU_LIBDIR) dist
+	@for a in $(GPU_ARCHIVES); do ln -sf $$a $(GPU_LIBDIR)/; done
+	$(SWIFT) build -c release --product eaglet-gpu --static-swift-stdlib --scratch-path $(GPU_SCRATCH) \
+	    -Xlinker -L$(abspath $(GPU_LIBDIR)) -Xlinker -lgfortran -Xlinker -lquadmath -Xlinker -lz
+	strip -o dist/eaglet-gpu $(GPU_SCRATCH)/release/eaglet-gpu
+	@echo "dist/eaglet-gpu needs:"; ldd dist/eaglet-gpu | sed 's/^/  /'
+	@if ldd dist/eaglet-gpu | grep -v -E '$(GPU_ALLOWED)' | grep -q .; then \
+	    echo "error: dist/eaglet-gpu needs a library beyond glibc, libstdc++ and libgcc_s"; exit 1; fi
+	xz -T2 -6 -k -f dist/eaglet-gpu
+	@ls -l dist/eaglet-gpu dist/eaglet-gpu.xz
+

@@ -215,7 +215,7 @@ public final class GPU: @unchecked Sendable {
         } else {
             cubin = try compile(source: source, name: key + ".cu", options: options)
             try? FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: cachePath, contents: Data(cubin))
+            _ = FileManager.default.createFile(atPath: cachePath, contents: Data(cubin))
         }
         var module: OpaquePointer? = nil
         try cubin.withUnsafeBytes { try check(driver.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(\(key))") }
