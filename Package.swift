@@ -73,7 +73,7 @@ let package = Package(
 
         // Chapter 14: the GPU mirror (CUDA driver, NVRTC and cuBLAS bound at run time with dlopen, so it
         // builds and its no-GPU path is tested everywhere) and the GPU subcommands shared by both CLIs.
-        .target(name: "EagletGPU", dependencies: ["Tensor", "Imaging", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle"]),
+        .target(name: "EagletGPU", dependencies: ["Tensor", "Imaging", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle"]),
         .target(name: "_GPUCommands", dependencies: [
             "EagletGPU", "Eagle", "Imaging", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -7,7 +7,10 @@
 // What it is not: a correctness check (gpu-check is), or a tuned kernel contest: Eaglet's GPU path
 // materialises the (H, T, S) scores, PyTorch uses its fused SDPA kernels.
 import Foundation
+import PatchEmbed
+import Qwen2
 import QwenAttention
+import SigLIP2
 import Tensor
 
 public enum GPUBench {
@@ -124,7 +127,7 @@ public enum GPUBench {
     /// The whole benchmark; prints a table and returns its rows.
     public static func run(precisions: [GPUPrecision] = GPUPrecision.allCases, tokens: Int = 4096, repeats: Int = 5,
                            torchScript: String? = "Fixtures/generate/bench_gpu_torch.py", python: String = "python3",
-                           printLine: (String) -> Void = { print($0) }) throws -> [Row] {
+                           agreement: Bool = true, printLine: (String) -> Void = { print($0) }) throws -> (device: String, rows: [Row]) {
         var rows = [Row]()
         var torch = [String: Double]()
         if let script = torchScript {
@@ -136,6 +139,13 @@ public enum GPUBench {
         let gpu = try GPU.open()
         try gpu.loadKernels()
         printLine("device: \(gpu.summary)")
+        if agreement {
+            for (name, rel, passed) in try realSizeAgreement(gpu) {
+                printLine("agreement with the CPU, \(name): relative \(String(format: "%.2e", Double(rel))) "
+                          + (passed ? "(within fp32-block)" : "(OUTSIDE fp32-block)"))
+            }
+            gpu.releasePool()
+        }
         printLine("case".padding(toLength: 34, withPad: " ", startingAt: 0) + "prec  Eaglet s   TFLOP/s  PyTorch s  TFLOP/s  PyTorch/Eaglet")
         for p in precisions {
             let v = try visionTower(gpu, precision: p, repeats: repeats)
@@ -148,7 +158,95 @@ public enum GPUBench {
             printLine(format(rows.last!))
             gpu.releasePool()
         }
-        return rows
+        return (gpu.summary, rows)
+    }
+
+    /// One So400m encoder layer (T = 1024) and one Qwen2.5-7B decoder layer (T = 256) with the same
+    /// seeded weights on the CPU (SigLIP2, Qwen2 modules) and on the GPU, fp32: (case, relative, within).
+    public static func realSizeAgreement(_ gpu: GPU) throws -> [(String, Float, Bool)] {
+        var out = [(String, Float, Bool)]()
+        do {
+            let v = vision
+            func w(_ n: Int, _ k: Int, _ seed: UInt64) -> (Tensor, Tensor) {
+                (Tensor.seeded([n, k], seed: seed, scale: 0.02), Tensor.seeded([n], seed: seed + 1, scale: 0.02))
+            }
+            let q = w(v.c, v.c, 1), k = w(v.c, v.c, 3), vv = w(v.c, v.c, 5), o = w(v.c, v.c, 7)
+            let f1 = w(v.mlp, v.c, 9), f2 = w(v.c, v.mlp, 11)
+            let ones = Tensor(shape: [v.c], storage: [Float](repeating: 1, count: v.c)), zeros = Tensor(shape: [v.c])
+            let cpu = SiglipEncoderLayer(
+                layer_norm1: LayerNorm(weight: ones, bias: zeros, eps: 1e-6),
+                self_attn: SiglipAttention(q_proj: SiglipLinear(weight: q.0, bias: q.1), k_proj: SiglipLinear(weight: k.0, bias: k.1),
+                                           v_proj: SiglipLinear(weight: vv.0, bias: vv.1), out_proj: SiglipLinear(weight: o.0, bias: o.1),
+                                           numHeads: v.heads),
+                layer_norm2: LayerNorm(weight: ones, bias: zeros, eps: 1e-6),
+                mlp: SiglipMLP(fc1: SiglipLinear(weight: f1.0, bias: f1.1), fc2: SiglipLinear(weight: f2.0, bias: f2.1)))
+            func g(_ p: (Tensor, Tensor)) throws -> GPULinear {
+                try GPULinear(gpu: gpu, weight: p.0.storage, bias: p.1.storage, out: p.0.shape[0], in: p.0.shape[1])
+            }
+            let gl = GPUSiglipLayer(ln1w: try gpu.upload(ones.storage), ln1b: try gpu.upload(zeros.storage),
+                                    ln2w: try gpu.upload(ones.storage), ln2b: try gpu.upload(zeros.storage),
+                                    q: try g(q), k: try g(k), v: try g(vv), o: try g(o), fc1: try g(f1), fc2: try g(f2))
+            let x = Tensor.seeded([v.tokens, v.c], seed: 13, scale: 1)
+            let ref = cpu(x).storage
+            let got = try gpu.download(try gl(gpu, try gpu.upload(x.storage), tokens: v.tokens, width: v.c, heads: v.heads, eps: 1e-6,
+                                              precision: .fp32, naive: false))
+            let r = closeness(got, ref, .fp32Block)
+            out.append(("So400m encoder layer, T=1024", r.maxRelative, r.passed))
+        }
+        do {
+            let s = decoder, t = 256, kvw = s.kvHeads * s.d
+            func w(_ n: Int, _ k: Int, _ seed: UInt64, bias: Bool) -> (Tensor, Tensor?) {
+                (Tensor.seeded([n, k], seed: seed, scale: 0.02), bias ? Tensor.seeded([n], seed: seed + 1, scale: 0.02) : nil)
+            }
+            let q = w(s.heads * s.d, s.c, 21, bias: true), k = w(kvw, s.c, 23, bias: true), v = w(kvw, s.c, 25, bias: true)
+            let o = w(s.c, s.heads * s.d, 27, bias: false)
+            let gate = w(s.mlp, s.c, 29, bias: false), up = w(s.mlp, s.c, 31, bias: false), down = w(s.c, s.mlp, 33, bias: false)
+            let ones = Tensor(shape: [s.c], storage: [Float](repeating: 1, count: s.c))
+            func c(_ p: (Tensor, Tensor?)) -> Linear { Linear(weight: p.0, bias: p.1) }
+            let cpu = Qwen2DecoderLayer(
+                self_attn: Qwen2Attention(q_proj: c(q), k_proj: c(k), v_proj: c(v), o_proj: c(o),
+                                          numHeads: s.heads, numKeyValueHeads: s.kvHeads, headDim: s.d),
+                mlp: Qwen2MLP(gate_proj: c(gate), up_proj: c(up), down_proj: c(down)),
+                input_layernorm: Qwen2RMSNorm(weight: ones, eps: 1e-6), post_attention_layernorm: Qwen2RMSNorm(weight: ones, eps: 1e-6))
+            let rope = RotaryEmbedding(headDim: s.d, theta: 1_000_000)
+            let (cos, sin) = rope.cosSin(positions: Array(0..<t))
+            let x = Tensor.seeded([t, s.c], seed: 35, scale: 1)
+            var none: KVCacheLayer? = nil
+            let ref = cpu(x, rope: rope, cos: cos, sin: sin, cache: &none).storage
+            func g(_ p: (Tensor, Tensor?)) throws -> GPULinear {
+                try GPULinear(gpu: gpu, weight: p.0.storage, bias: p.1?.storage, out: p.0.shape[0], in: p.0.shape[1])
+            }
+            let gl = GPUQwen2Layer(inputNorm: try gpu.upload(ones.storage), postNorm: try gpu.upload(ones.storage),
+                                   q: try g(q), k: try g(k), v: try g(v), o: try g(o), gate: try g(gate), up: try g(up), down: try g(down))
+            let got = try gpu.download(try gl(gpu, try gpu.upload(x.storage), tokens: t, width: s.c, heads: s.heads, kvHeads: s.kvHeads,
+                                              headDim: s.d, eps: 1e-6, invFreq: try gpu.upload(rope.invFreq),
+                                              keys: try gpu.alloc(t * kvw), values: try gpu.alloc(t * kvw), start: 0,
+                                              precision: .fp32, naive: false))
+            let r = closeness(got, ref, .fp32Block)
+            out.append(("Qwen2.5-7B decoder layer, T=256", r.maxRelative, r.passed))
+        }
+        return out
+    }
+
+    /// Rows in docs/benchmarks.csv's format (name, variant, size, threads, median_seconds, rate, unit,
+    /// peak_rss_bytes, machine, date), appended to `path` (the header written when the file is new).
+    public static func appendCSV(_ rows: [Row], device: String, to path: String) throws {
+        let date = ISO8601DateFormatter().string(from: Date()).prefix(10)
+        var text = FileManager.default.fileExists(atPath: path) ? "" : "name,variant,size,threads,median_seconds,rate,unit,peak_rss_bytes,machine,date\n"
+        for r in rows {
+            let size = r.name.replacingOccurrences(of: ",", with: ";")
+            for (variant, secs) in [("eaglet-" + r.precision.rawValue, r.eagletSeconds), ("pytorch-" + r.precision.rawValue, r.torchSeconds)] {
+                guard let secs else { continue }
+                text += "gpu,\(variant),\(size),0,\(secs),\(r.flops / secs / 1e12),TFLOP/s,0,\"\(device)\",\(date)\n"
+            }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) ?? {
+            FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil }() else {
+            throw GPUError.unsupported("cannot write \(path)")
+        }
+        defer { try? h.close() }
+        h.seekToEndOfFile()
+        h.write(Data(text.utf8))
     }
 
     static func format(_ r: Row) -> String {

@@ -77,13 +77,13 @@ public enum GPUCheck {
         // GPU: the same stages, compared as they arrive.
         let g = try GPUEagle(gpu: gpu, model: model)
         g.naive = naive
-        printLine(pad("stage", 28) + pad("values", 10) + pad("max |Δ|", 12) + pad("relative", 12) + "within " + tolerance.name)
+        printLine(pad("stage", 30) + pad("values", 10) + pad("max |Δ|", 12) + pad("relative", 12) + "within " + tolerance.name)
         func compare(_ name: String, _ values: () throws -> [Float]) throws {
             guard let ref = cpu[name] else { return }
             let r = closeness(try values(), ref, tolerance)
             let row = GPUCheckReport.Row(stage: name, count: ref.count, maxAbs: r.maxAbsDiff, relative: r.maxRelative, passed: r.passed)
             report.rows.append(row)
-            printLine(pad(name, 28) + pad("\(ref.count)", 10) + pad(sci(r.maxAbsDiff), 12) + pad(sci(r.maxRelative), 12)
+            printLine(pad(name, 30) + pad("\(ref.count)", 10) + pad(sci(r.maxAbsDiff), 12) + pad(sci(r.maxRelative), 12)
                       + (r.passed ? "yes" : "NO: \(r)"))
         }
         var gv: (GPUBuffer, Int)? = nil

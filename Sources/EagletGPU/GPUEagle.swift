@@ -57,6 +57,7 @@ public final class GPUEagle {
     /// Uploads `model`'s weights (fp32 from the CPU model; `.bf16` keeps bf16 copies of the matrices).
     public init(gpu: GPU, model: EagleModel, precision: GPUPrecision = .fp32) throws {
         try gpu.loadKernels()
+        _ = try gpu.cublas()   // create the handle now, not inside the first timed product
         self.gpu = gpu; config = model.config; self.precision = precision
         func up(_ t: Tensor) throws -> GPUBuffer { try gpu.upload(t.storage) }
         func lin(_ w: Tensor, _ b: Tensor?) throws -> GPULinear {

@@ -93,6 +93,8 @@ public struct GPUBenchCommand: ParsableCommand {
     @Option(help: "fp32, bf16 or both.") var precision = "both"
     @Option(name: .customLong("torch-script"), help: "PyTorch twin; 'none' skips it.") var torchScript = "Fixtures/generate/bench_gpu_torch.py"
     @Option(help: "Python with torch and transformers.") var python = "python3"
+    @Option(help: "Append the rows to this CSV (docs/benchmarks.csv's format).") var csv: String?
+    @Flag(name: .customLong("no-agreement"), help: "Skip the real-size CPU vs GPU layer comparison.") var noAgreement = false
 
     public init() {}
 
@@ -100,8 +102,9 @@ public struct GPUBenchCommand: ParsableCommand {
         try reporting("bench") {
             let precs: [GPUPrecision] = precision == "both" ? GPUPrecision.allCases : try [GPUPrecision(rawValue: precision) ?? {
                 throw GPUError.unsupported("precision must be fp32, bf16 or both, not \(precision)") }()]
-            _ = try GPUBench.run(precisions: precs, tokens: tokens, repeats: repeats,
-                                 torchScript: torchScript == "none" ? nil : torchScript, python: python)
+            let r = try GPUBench.run(precisions: precs, tokens: tokens, repeats: repeats,
+                                     torchScript: torchScript == "none" ? nil : torchScript, python: python, agreement: !noAgreement)
+            if let csv { try GPUBench.appendCSV(r.rows, device: r.device, to: csv) }
         }
     }
 }
