@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
         .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
-        .testTarget(name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "_TestSupport"]),
+        .testTarget(name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",

@@ -68,18 +68,13 @@ extension GPU {
             try run("matmul_naive", elements: m * n, [.ptr(x), .ptr(w), .pointer(l.bias?.pointer ?? 0), .ptr(y), .int(m), .int(n), .int(k)])
             return y
         }
-        let (blas, h) = try cublas()
-        var alpha: Float = 1, beta: Float = 0
+        let call = GemmCall.linear(rows: m, out: n, in: k)
         if let w = l.weight {
-            let s = blas.sgemm(h, CuBLASAPI.opT, CuBLASAPI.opN, Int32(n), Int32(m), Int32(k), &alpha, w.pointer, Int32(k),
-                               x.pointer, Int32(k), &beta, y.pointer, Int32(n))
-            guard s == 0 else { throw GPUError.cublas(call: "cublasSgemm_v2(\(m)×\(k) · (\(n)×\(k))ᵀ)", status: s) }
+            try gemm(call, a: w.pointer, b: x.pointer, c: y.pointer, bf16: false)
         } else if let wb = l.weightBF16 {
             let xb = try bf16(x, count: m * k)
-            let s = blas.gemmEx(h, CuBLASAPI.opT, CuBLASAPI.opN, Int32(n), Int32(m), Int32(k), &alpha, wb.pointer, CuBLASAPI.r16BF, Int32(k),
-                                xb.pointer, CuBLASAPI.r16BF, Int32(k), &beta, y.pointer, CuBLASAPI.r32F, Int32(n),
-                                CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
-            guard s == 0 else { throw GPUError.cublas(call: "cublasGemmEx bf16 (\(m)×\(k) · (\(n)×\(k))ᵀ)", status: s) }
+            try gemm(call, a: wb.pointer, b: xb.pointer, c: y.pointer, bf16: true)
+            withExtendedLifetime(xb) {}
         }
         if let b = l.bias { try run("add_bias", elements: m * n, [.ptr(y), .ptr(b), .int64(Int64(m * n)), .int(n)]) }
         return y
@@ -165,56 +160,52 @@ extension GPU {
                         .int(qStride), .int(kvStride), .int(outStride), .float(scale), .int(causal ? 1 : 0), .int(p0)])
             return
         }
-        let (blas, hd) = try cublas()
-        let g = h / hkv
         let scores = try alloc(h * t * s)
-        var one: Float = 1, zero: Float = 0
-        let f = 4
-        if precision == .fp32 {
-            for kv in 0..<hkv {   // scores (H, T, S): the g query heads of group kv against its keys
-                let h0 = kv * g
-                let st = blas.sgemmStridedBatched(hd, CuBLASAPI.opT, CuBLASAPI.opN, Int32(s), Int32(t), Int32(d), &one,
-                                                  k + DevicePointer(kv * d * f), Int32(kvStride), 0,
-                                                  q + DevicePointer(h0 * d * f), Int32(qStride), Int64(d), &zero,
-                                                  scores.at(h0 * t * s), Int32(s), Int64(t * s), Int32(g))
-                guard st == 0 else { throw GPUError.cublas(call: "cublasSgemmStridedBatched (scores)", status: st) }
-            }
-            try launch(KernelSource.module, "softmax_rows", grid: (h * t, 1, 1), block: (GPU.threads, 1, 1),
-                       [.ptr(scores), .int(t), .int(s), .float(scale), .int(causal ? 1 : 0), .int(p0)])
-            for kv in 0..<hkv {   // out (T, H, D) = p · v per head
-                let h0 = kv * g
-                let st = blas.sgemmStridedBatched(hd, CuBLASAPI.opN, CuBLASAPI.opN, Int32(d), Int32(t), Int32(s), &one,
-                                                  v + DevicePointer(kv * d * f), Int32(kvStride), 0,
-                                                  scores.at(h0 * t * s), Int32(s), Int64(t * s), &zero,
-                                                  out + DevicePointer(h0 * d * f), Int32(outStride), Int64(d), Int32(g))
-                guard st == 0 else { throw GPUError.cublas(call: "cublasSgemmStridedBatched (p·v)", status: st) }
-            }
-            return
+        let scoreCalls = (0..<hkv).map {
+            GemmCall.attentionScores(group: $0, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, qStride: qStride, kvStride: kvStride)
         }
-        // bf16 operands, fp32 scores and output.
-        let qb = try bf16Strided(q, rows: t, stride: qStride), kb = try bf16Strided(k, rows: s, stride: kvStride)
-        let vb = try bf16Strided(v, rows: s, stride: kvStride)
-        for kv in 0..<hkv {
-            let h0 = kv * g
-            let st = blas.gemmStridedBatchedEx(hd, CuBLASAPI.opT, CuBLASAPI.opN, Int32(s), Int32(t), Int32(d), &one,
-                                               kb.at(kv * d), CuBLASAPI.r16BF, Int32(kvStride), 0,
-                                               qb.at(h0 * d), CuBLASAPI.r16BF, Int32(qStride), Int64(d), &zero,
-                                               scores.at(h0 * t * s), CuBLASAPI.r32F, Int32(s), Int64(t * s), Int32(g),
-                                               CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
-            guard st == 0 else { throw GPUError.cublas(call: "cublasGemmStridedBatchedEx bf16 (scores)", status: st) }
+        let valueCalls = (0..<hkv).map {
+            GemmCall.attentionValues(group: $0, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, kvStride: kvStride, outStride: outStride)
         }
+        let bf = precision == .bf16
+        // bf16: q, k, v and the probabilities are rounded to bf16 copies with the same layout.
+        let qb = bf ? try bf16Strided(q, rows: t, stride: qStride) : nil
+        let kb = bf ? try bf16Strided(k, rows: s, stride: kvStride) : nil
+        let vb = bf ? try bf16Strided(v, rows: s, stride: kvStride) : nil
+        for c in scoreCalls { try gemm(c, a: kb?.pointer ?? k, b: qb?.pointer ?? q, c: scores.pointer, bf16: bf) }
         try launch(KernelSource.module, "softmax_rows", grid: (h * t, 1, 1), block: (GPU.threads, 1, 1),
                    [.ptr(scores), .int(t), .int(s), .float(scale), .int(causal ? 1 : 0), .int(p0)])
-        let pb = try bf16(scores)
-        for kv in 0..<hkv {
-            let h0 = kv * g
-            let st = blas.gemmStridedBatchedEx(hd, CuBLASAPI.opN, CuBLASAPI.opN, Int32(d), Int32(t), Int32(s), &one,
-                                               vb.at(kv * d), CuBLASAPI.r16BF, Int32(kvStride), 0,
-                                               pb.at(h0 * t * s), CuBLASAPI.r16BF, Int32(s), Int64(t * s), &zero,
-                                               out + DevicePointer(h0 * d * f), CuBLASAPI.r32F, Int32(outStride), Int64(d), Int32(g),
+        let probs = bf ? try bf16(scores) : scores
+        for c in valueCalls { try gemm(c, a: vb?.pointer ?? v, b: probs.pointer, c: out, bf16: bf) }
+        withExtendedLifetime((qb, kb, vb, probs, scores)) {}
+    }
+
+    /// Issues one planned product: fp32 operands through cublasSgemm(StridedBatched), bf16 operands
+    /// (offsets in 2-byte elements) through cublasGemm(StridedBatched)Ex; C is always fp32.
+    public func gemm(_ call: GemmCall, a: DevicePointer, b: DevicePointer, c: DevicePointer, bf16: Bool) throws {
+        let (blas, h) = try cublas()
+        var one: Float = 1, zero: Float = 0
+        let ta = call.transA ? CuBLASAPI.opT : CuBLASAPI.opN, tb = call.transB ? CuBLASAPI.opT : CuBLASAPI.opN
+        let e = DevicePointer(bf16 ? 2 : 4)
+        let ap = a + DevicePointer(call.aOffset) * e, bp = b + DevicePointer(call.bOffset) * e, cp = c + DevicePointer(call.cOffset * 4)
+        let m = Int32(call.m), n = Int32(call.n), k = Int32(call.k)
+        let status: Int32
+        switch (bf16, call.batch) {
+        case (false, 1):
+            status = blas.sgemm(h, ta, tb, m, n, k, &one, ap, Int32(call.lda), bp, Int32(call.ldb), &zero, cp, Int32(call.ldc))
+        case (false, _):
+            status = blas.sgemmStridedBatched(h, ta, tb, m, n, k, &one, ap, Int32(call.lda), Int64(call.strideA), bp, Int32(call.ldb),
+                                              Int64(call.strideB), &zero, cp, Int32(call.ldc), Int64(call.strideC), Int32(call.batch))
+        case (true, 1):
+            status = blas.gemmEx(h, ta, tb, m, n, k, &one, ap, CuBLASAPI.r16BF, Int32(call.lda), bp, CuBLASAPI.r16BF, Int32(call.ldb),
+                                 &zero, cp, CuBLASAPI.r32F, Int32(call.ldc), CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
+        case (true, _):
+            status = blas.gemmStridedBatchedEx(h, ta, tb, m, n, k, &one, ap, CuBLASAPI.r16BF, Int32(call.lda), Int64(call.strideA),
+                                               bp, CuBLASAPI.r16BF, Int32(call.ldb), Int64(call.strideB), &zero,
+                                               cp, CuBLASAPI.r32F, Int32(call.ldc), Int64(call.strideC), Int32(call.batch),
                                                CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
-            guard st == 0 else { throw GPUError.cublas(call: "cublasGemmStridedBatchedEx bf16 (p·v)", status: st) }
         }
+        guard status == 0 else { throw GPUError.cublas(call: (bf16 ? "bf16 " : "fp32 ") + call.description, status: status) }
     }
 
     /// `rows` rows of `stride` floats starting at `p` → a bf16 buffer with the same layout.
