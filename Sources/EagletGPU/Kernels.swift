@@ -7,6 +7,17 @@
 // gather/scatter, a naive matmul, and fp32 → bf16 rounding (to nearest, ties to even). `fmaf` is not
 // used: NVRTC may fuse a·b + c on its own, which is one of the honest differences from the CPU.
 // What it is not: tuned. The fast matmuls and attention products are cuBLAS (GPUOps).
+import Foundation
+/// The kernel source and the names of its kernels, for readers and for `eaglet-gpu info`.
+public enum GPUKernels {
+    /// The CUDA C++ source NVRTC compiles.
+    public static var source: String { KernelSource.source }
+    /// Every `__global__` kernel, in source order.
+    public static var names: [String] {
+        KernelSource.source.components(separatedBy: "__global__ void ").dropFirst().compactMap { $0.split(separator: "(").first.map(String.init) }
+    }
+}
+
 enum KernelSource {
     static let module = "eaglet"
 
