@@ -78,6 +78,8 @@ public struct Qwen2ForCausalLM: Sendable {
     public let rope: RotaryEmbedding
     /// Which attention implementation `forward` runs.
     public var attentionPath: AttentionPath = .blockwise
+    /// Prefill long prompts with the rows split over the BLAS thread count (RowSplitPrefill.swift).
+    public var rowSplitPrefill = true
 
     public init(config: Qwen2Config, embed_tokens: Tensor, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lm_head: Linear) {
         self.config = config; self.embed_tokens = embed_tokens; self.layers = layers; self.norm = norm
@@ -105,6 +107,14 @@ public struct Qwen2ForCausalLM: Sendable {
     public func hiddenStates(_ inputsEmbeds: Tensor, cache: inout KVCache?, layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
         let t = inputsEmbeds.shape[0]
         let start = cache?.count ?? 0
+        let workers = Qwen2ForCausalLM.rowSplitWorkers(tokens: t, threads: BLAS.threads)
+        if rowSplitPrefill, workers > 1, start == 0, layerOutputs == nil, attentionPath == .blockwise {
+            let r = hiddenStatesRowSplit(inputsEmbeds, workers: workers)
+            if cache != nil {
+                for i in layers.indices { cache!.layers[i].append(headMajorKeys: r.keys[i], values: r.values[i], tokens: t) }
+            }
+            return r.h
+        }
         let (cos, sin) = rope.cosSin(positions: Array(start..<(start + t)))
         var h = inputsEmbeds
         for (i, layer) in layers.enumerated() {

@@ -45,6 +45,19 @@ public struct KVCacheLayer: Sendable {
         count += t
     }
 
+    /// Appends T tokens given head-major, (Hkv, T, D) each — the row-split prefill's layout.
+    public mutating func append(headMajorKeys k: [Float], values v: [Float], tokens t: Int) {
+        let d = headDim, hkv = kvHeads
+        precondition(k.count == hkv * t * d && v.count == k.count, "KVCacheLayer.append: \(k.count) values are not (\(hkv), \(t), \(d))")
+        if count + t > capacity { grow(to: max(2 * capacity, count + t)) }
+        for g in 0..<hkv {
+            let dst = (g * capacity + count) * d, src = g * t * d
+            keys.replaceSubrange(dst..<(dst + t * d), with: k[src..<(src + t * d)])
+            values.replaceSubrange(dst..<(dst + t * d), with: v[src..<(src + t * d)])
+        }
+        count += t
+    }
+
     private mutating func grow(to newCapacity: Int) {
         let d = headDim
         var nk = [Float](repeating: 0, count: kvHeads * newCapacity * d)

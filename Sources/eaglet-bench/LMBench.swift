@@ -190,13 +190,14 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
         let best = min(t, tBLAS)
         try emit(BenchResult(name: "bandwidth", variant: best == t ? "stream-read" : "stream-read(sasum)", size: "\(size)MiB", threads: threads,
                              medianSeconds: best, rate: Double(n * 4) / best / 1e9, unit: "GB/s", peakRSSBytes: peakRSSBytes()))
-    case "eaglet":
+    case "eaglet", "eaglet-serial":
         let config = qwen05Config(layers: layers)
         var weights = [String: Tensor]()
         for (name, shape, seed, scale) in qwen05WeightSpecs(config) {
             weights[name] = seed == 0 ? Tensor(shape: shape, repeating: 1) : Tensor.seeded(shape, seed: seed, scale: scale)
         }
-        let model = try Qwen2ForCausalLM.load(config: config, has: { weights[$0] != nil }, tensor: { weights[$0]! })
+        var model = try Qwen2ForCausalLM.load(config: config, has: { weights[$0] != nil }, tensor: { weights[$0]! })
+        model.rowSplitPrefill = variant == "eaglet"   // eaglet-serial: OpenBLAS threads each product instead
         weights = [:]
         let prompt = benchPrompt(size, vocab: config.vocabSize)
         var first = 0
@@ -204,8 +205,9 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
             var cache: KVCache? = model.makeCache(capacity: size + steps + 1)
             first = argmax(model.forward(prompt, cache: &cache, lastOnly: true).storage)
         }
-        try emit(BenchResult(name: "lm-prefill", variant: "eaglet", size: "T=\(size),L=\(layers)", threads: threads, medianSeconds: tp,
+        try emit(BenchResult(name: "lm-prefill", variant: variant, size: "T=\(size),L=\(layers)", threads: threads, medianSeconds: tp,
                              rate: Double(size) / tp, unit: "tok/s", peakRSSBytes: peakRSSBytes()))
+        if variant == "eaglet-serial" { return }
         var cache: KVCache? = model.makeCache(capacity: size + steps + 1)
         var next = argmax(model.forward(prompt, cache: &cache, lastOnly: true).storage)
         precondition(next == first)

@@ -57,6 +57,34 @@ func loadTiny(_ which: String, _ f: Fixture) throws -> Qwen2ForCausalLM {
         #expect(cache?.count == ids.count)
     }
 
+    /// The row-split prefill (RowSplitPrefill.swift) with 1–3 workers against transformers, and its keys
+    /// and values, appended to a cache, continue decoding exactly like the serial prefill's.
+    @Test(arguments: ["a", "b"], [1, 2, 3])
+    func rowSplitPrefillMatchesTransformers(which: String, workers: Int) throws {
+        var model = try loadTiny(which, f)
+        for p in 0..<3 {
+            let ids = try f.file.integers("\(which).p\(p).input_ids").values.map { Int($0) }
+            guard ids.count >= workers else { continue }
+            let r = model.hiddenStatesRowSplit(model.embed(ids), workers: workers)
+            assertClose(r.h, try f.tensor("\(which).p\(p).norm"), .fp32Block, "\(which) p\(p) norm, \(workers) workers")
+            assertClose(model.lm_head(r.h), try f.tensor("\(which).p\(p).logits"), .fp32Block, "\(which) p\(p) logits, \(workers) workers")
+        }
+        // Prefill through the cache with the split forced (as hiddenStates does at 2 BLAS threads), then cached steps.
+        let ids = try f.file.integers("\(which).p2.input_ids").values.map { Int($0) }
+        let prefix = Array(ids.dropLast(3))
+        guard prefix.count >= workers else { return }
+        var cache: KVCache? = model.makeCache(capacity: 4)
+        let r = model.hiddenStatesRowSplit(model.embed(prefix), workers: workers)
+        for i in 0..<model.config.numHiddenLayers {
+            cache!.layers[i].append(headMajorKeys: r.keys[i], values: r.values[i], tokens: prefix.count)
+        }
+        model.rowSplitPrefill = false
+        for s in 0..<3 {
+            let step = model.forward([ids[prefix.count + s]], cache: &cache)
+            assertClose(step, try f.tensor("\(which).cached.step\(s)_logits"), .fp32Block, "step \(s) after a \(workers)-worker prefill")
+        }
+    }
+
     @Test func greedyDecodeMatchesArgmaxOfFullForward() throws {
         let model = try loadTiny("a", f)
         let prompt = [3, 17, 200, 5]
