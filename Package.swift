@@ -26,35 +26,38 @@ let package = Package(
 
         // Chapter 01: tensors, the BLAS binding, safetensors.
         .target(name: "Tensor", dependencies: ["_CBLAS"]),
-        .target(name: "SafeTensors", dependencies: ["Tensor"]),
+        // What Eaglet needs beyond FoundationEssentials (JSON tree reader, paths, printf formatting, a lock), so the
+        // modules eaglet-gpu links carry no ICU.
+        .target(name: "_Essentials"),
+        .target(name: "SafeTensors", dependencies: ["Tensor", "_Essentials"]),
 
         // Chapter 02: images in, tiles out. libpng and libjpeg-turbo from Debian (libpng-dev,
         // libjpeg62-turbo-dev) behind a C shim that turns their longjmp error paths into status codes.
         .target(name: "_ImageCodecs", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
-        .target(name: "Imaging", dependencies: ["Tensor", "_ImageCodecs"]),
+        .target(name: "Imaging", dependencies: ["Tensor", "_ImageCodecs", "_Essentials"]),
         .target(name: "Tiler", dependencies: ["Tensor", "Imaging"]),
 
         // Chapters 03–04: the vision tower (patch embedding, SigLIP2 encoder blocks).
         .target(name: "PatchEmbed", dependencies: ["Tensor"]),
-        .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed"]),
+        .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed", "_Essentials"]),
 
         // Chapter 05: pixel shuffle and the mlp1 projector.
         .target(name: "Connector", dependencies: ["Tensor", "SafeTensors"]),
         // Chapter 07: RoPE, grouped-query attention (naive and blockwise with LSE), the KV cache.
         .target(name: "QwenAttention", dependencies: ["Tensor", "_CBLAS"]),
         // Chapter 08: the Qwen2 decoder, its config and weight loader, greedy generation.
-        .target(name: "Qwen2", dependencies: ["Tensor", "SafeTensors", "QwenAttention"]),
+        .target(name: "Qwen2", dependencies: ["Tensor", "SafeTensors", "QwenAttention", "_Essentials"]),
 
         // Chapter 13: context parallelism (ring, zigzag, llama3, Ulysses, USP) over threads or Open MPI
         // (libmpi is dlopened at run time, so nothing links it).
         .target(name: "ContextParallel", dependencies: ["Tensor", "QwenAttention", "Qwen2", "Imaging"]),
 
         // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
-        .target(name: "Tokenizer"),
+        .target(name: "Tokenizer", dependencies: ["_Essentials"]),
 
         // Chapter 09: the whole model, the checkpoint check, sampling and the pipeline from files to text.
         .target(name: "Eagle", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "SigLIP2", "Connector",
-                                              "QwenAttention", "Qwen2", "Tokenizer"]),
+                                              "QwenAttention", "Qwen2", "Tokenizer", "_Essentials"]),
 
         // The umbrella.
         .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "EagletGPU"]),
@@ -73,9 +76,9 @@ let package = Package(
 
         // Chapter 14: the GPU mirror (CUDA driver, NVRTC and cuBLAS bound at run time with dlopen, so it
         // builds and its no-GPU path is tested everywhere) and the GPU subcommands shared by both CLIs.
-        .target(name: "EagletGPU", dependencies: ["Tensor", "Imaging", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle"]),
+        .target(name: "EagletGPU", dependencies: ["Tensor", "Imaging", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle", "_Essentials"]),
         .target(name: "_GPUCommands", dependencies: [
-            "EagletGPU", "Eagle", "Imaging", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "EagletGPU", "Eagle", "Imaging", "Tensor", "_Essentials", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Executables.

@@ -1,7 +1,15 @@
 // The Eagle 2.5 config.json (spec 7.1): vision_config (SigLIP), text_config (Qwen2) and the fields that
 // join them. Both spellings transformers has written are accepted: 4.x (`rope_theta`, `torch_dtype`,
 // `llm_config` as an alias) and 5.x (`rope_parameters.rope_theta`, `dtype`).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Qwen2
 import SigLIP2
 import Tiler
@@ -34,7 +42,7 @@ public struct EagleConfig: Sendable, Equatable {
 
     /// Decodes config.json bytes; `file` names the source in errors.
     public static func decode(_ data: Data, file: String) throws -> EagleConfig {
-        guard let top = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let top = (try? JSON.parse(data)) as? [String: Any] else {
             throw EagleError.badConfig(file: file, field: "(top level)", expected: "a JSON object")
         }
         if let mt = top["model_type"] as? String, mt != "eagle_2_5_vl" {
@@ -55,10 +63,10 @@ public struct EagleConfig: Sendable, Equatable {
                 if let d { return d }
                 throw EagleError.badConfig(file: file, field: key, expected: "an integer (the field is required)")
             }
-            guard let n = v as? NSNumber, !(v is String), n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < 1e9 else {
+            guard let n = JSON.int(v), abs(n) < 1_000_000_000 else {
                 throw EagleError.badConfig(file: file, field: key, expected: "an integer, found \(v)")
             }
-            return n.intValue
+            return n
         }
         func bool(_ key: String, default d: Bool) throws -> Bool {
             guard let v = top[key] else { return d }
@@ -74,7 +82,7 @@ public struct EagleConfig: Sendable, Equatable {
                             useThumbnail: try bool("use_thumbnail", default: true),
                             imageTokenIndex: try int("image_token_index"))
         if let r = top["downsample_ratio"] {
-            guard let d = (r as? NSNumber)?.doubleValue, d == 0.5 else {
+            guard let d = JSON.double(r), d == 0.5 else {
                 throw EagleError.badConfig(file: file, field: "downsample_ratio", expected: "0.5 (the only pixel-shuffle ratio Eagle 2.5 uses), found \(r)")
             }
             c.downsampleRatio = d
@@ -104,7 +112,7 @@ public struct EagleConfig: Sendable, Equatable {
 
     /// Reads `directory/config.json`.
     public static func load(directory: String) throws -> EagleConfig {
-        let path = (directory as NSString).appendingPathComponent("config.json")
+        let path = Path.join(directory, "config.json")
         guard let data = FileManager.default.contents(atPath: path) else {
             throw EagleError.badConfig(file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder")
         }

@@ -6,7 +6,14 @@
 // Float32 when loaded, so the real 8B checkpoint (16 GB in BF16) would need 33 GB; the tiny checkpoints
 // this repository ships are a few MB.
 import Connector
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Qwen2
 import QwenAttention
 import SafeTensors

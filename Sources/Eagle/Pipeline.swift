@@ -3,7 +3,15 @@
 //
 // Stop tokens come from generation_config.json's eos_token_id, else text_config's, else the tokenizer's
 // `<|im_end|>` and `<|endoftext|>`. The image token id comes from config.json's image_token_index only.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Imaging
 import QwenAttention
 import Tensor
@@ -22,7 +30,7 @@ public final class EaglePipeline: @unchecked Sendable {
     public init(directory: String, scanWeights: Bool = true) throws {
         self.directory = directory
         model = try EagleModel.load(directory: directory, scanForNonFinite: scanWeights)
-        let tokPath = (directory as NSString).appendingPathComponent("tokenizer.json")
+        let tokPath = Path.join(directory, "tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tokPath) ? try Tokenizer(tokenizerJSON: tokPath) : nil
         tiler = try Tiler(model.config.tiling)
         stopTokens = EaglePipeline.readStopTokens(directory: directory, tokenizer: tokenizer)
@@ -36,9 +44,9 @@ public final class EaglePipeline: @unchecked Sendable {
 
     static func readStopTokens(directory: String, tokenizer: Tokenizer?) -> Set<Int> {
         func json(_ name: String) -> [String: Any]? {
-            let p = (directory as NSString).appendingPathComponent(name)
+            let p = Path.join(directory, name)
             guard let d = FileManager.default.contents(atPath: p) else { return nil }
-            return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+            return (try? JSON.parse(d)) as? [String: Any]
         }
         if let g = json("generation_config.json"), let e = ids(g["eos_token_id"]) { return Set(e) }
         if let c = json("config.json"), let t = (c["text_config"] ?? c["llm_config"]) as? [String: Any], let e = ids(t["eos_token_id"]) { return Set(e) }

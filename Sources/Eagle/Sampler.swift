@@ -1,7 +1,14 @@
 // Choosing the next token from logits (V), in the order transformers applies its processors: the
 // repetition penalty first, then temperature, top-k and top-p, then a draw from the softmax. Temperature
 // 0 is greedy (argmax after the penalty). Draws come from SplitMix64(seed), so a seed fixes the output.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensor
 
 /// How to pick tokens.

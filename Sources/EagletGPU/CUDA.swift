@@ -6,7 +6,11 @@
 // the library and the folders searched. Versioned symbols (`cuMemAlloc_v2`, …) are bound explicitly,
 // as the headers' macros would. Device pointers are `CUdeviceptr` = UInt64.
 // What it is not: a general CUDA wrapper (no streams beyond the default one, no graphs, no events).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -6,7 +6,12 @@
 // waits for them (downloads synchronise by themselves).
 // What it is not: multi-GPU, asynchronous, or a memory pool (buffers are cuMemAlloc'd and freed when
 // their Swift object goes away).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -109,8 +114,8 @@ public final class GPU: @unchecked Sendable {
 
     /// "NVIDIA H200, sm_90, 139.8 GiB, driver 13.0".
     public var summary: String {
-        String(format: "%@, sm_%d%d, %.1f GiB, driver %d.%d", name, computeCapability.major, computeCapability.minor,
-               Double(totalMemory) / 1_073_741_824, driverVersion / 1000, (driverVersion % 1000) / 10)
+        name + ", sm_\(computeCapability.major)\(computeCapability.minor), " + cFormat("%.1f", Double(totalMemory) / 1_073_741_824)
+            + " GiB, driver \(driverVersion / 1000).\((driverVersion % 1000) / 10)"
     }
 
     // MARK: Memory

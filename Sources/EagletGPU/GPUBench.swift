@@ -6,7 +6,15 @@
 // process (Fixtures/generate/bench_gpu_torch.py), so the two never share the card's memory.
 // What it is not: a correctness check (gpu-check is), or a tuned kernel contest: Eaglet's GPU path
 // materialises the (H, T, S) scores, PyTorch uses its fused SDPA kernels.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import PatchEmbed
 import Qwen2
 import QwenAttention
@@ -105,20 +113,14 @@ public enum GPUBench {
     static func torchSeconds(script: String, python: String, name: String, precision: GPUPrecision, repeats: Int,
                              printLine: (String) -> Void) -> Double? {
         guard FileManager.default.fileExists(atPath: script) else { printLine("PyTorch: no \(script); skipped"); return nil }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python, script, name, precision.rawValue, "\(repeats)"]
-        let out = Pipe()
-        p.standardOutput = out
-        do { try p.run() } catch { printLine("PyTorch: could not start \(python): \(error)"); return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0,
+        guard let (status, text) = runCapturingOutput([python, script, name, precision.rawValue, "\(repeats)"]) else {
+            printLine("PyTorch: could not start \(python)"); return nil
+        }
+        guard status == 0,
               let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-              let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-              let s = obj["seconds"] as? Double else {
-            printLine("PyTorch: \(name) \(precision.rawValue) failed (status \(p.terminationStatus)): \(text.suffix(300))")
+              let obj = (try? JSON.parse(Data(line.utf8))) as? [String: Any],
+              let s = JSON.double(obj["seconds"]) else {
+            printLine("PyTorch: \(name) \(precision.rawValue) failed (status \(status)): \(text.suffix(300))")
             return nil
         }
         return s
@@ -141,12 +143,12 @@ public enum GPUBench {
         printLine("device: \(gpu.summary)")
         if agreement {
             for (name, rel, passed) in try realSizeAgreement(gpu) {
-                printLine("agreement with the CPU, \(name): relative \(String(format: "%.2e", Double(rel))) "
+                printLine("agreement with the CPU, \(name): relative \(cFormat("%.2e", Double(rel))) "
                           + (passed ? "(within fp32-block)" : "(OUTSIDE fp32-block)"))
             }
             gpu.releasePool()
         }
-        printLine("case".padding(toLength: 34, withPad: " ", startingAt: 0) + "prec  Eaglet s   TFLOP/s  PyTorch s  TFLOP/s  PyTorch/Eaglet")
+        printLine(padded("case", 34) + "prec  Eaglet s   TFLOP/s  PyTorch s  TFLOP/s  PyTorch/Eaglet")
         for p in precisions {
             let v = try visionTower(gpu, precision: p, repeats: repeats)
             rows.append(Row(name: "So400m tower, 1 tile (T=1024)", precision: p, eagletSeconds: v, torchSeconds: torch["vision-\(p)"], flops: visionFLOPs()))
@@ -231,30 +233,25 @@ public enum GPUBench {
     /// Rows in docs/benchmarks.csv's format (name, variant, size, threads, median_seconds, rate, unit,
     /// peak_rss_bytes, machine, date), appended to `path` (the header written when the file is new).
     public static func appendCSV(_ rows: [Row], device: String, to path: String) throws {
-        let date = ISO8601DateFormatter().string(from: Date()).prefix(10)
+        let date = todayUTC()
         var text = FileManager.default.fileExists(atPath: path) ? "" : "name,variant,size,threads,median_seconds,rate,unit,peak_rss_bytes,machine,date\n"
         for r in rows {
-            let size = r.name.replacingOccurrences(of: ",", with: ";")
+            let size = r.name.replacing(",", with: ";")
             for (variant, secs) in [("eaglet-" + r.precision.rawValue, r.eagletSeconds), ("pytorch-" + r.precision.rawValue, r.torchSeconds)] {
                 guard let secs else { continue }
                 text += "gpu,\(variant),\(size),0,\(secs),\(r.flops / secs / 1e12),TFLOP/s,0,\"\(device)\",\(date)\n"
             }
         }
-        guard let h = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil }() else {
-            throw GPUError.unsupported("cannot write \(path)")
-        }
-        defer { try? h.close() }
-        h.seekToEndOfFile()
-        h.write(Data(text.utf8))
+        guard appendToFile(path, text) else { throw GPUError.unsupported("cannot write \(path)") }
     }
 
     static func format(_ r: Row) -> String {
-        let tf = { (s: Double) in String(format: "%8.1f", r.flops / s / 1e12) }
-        var line = r.name.padding(toLength: 34, withPad: " ", startingAt: 0) + r.precision.rawValue + "  "
-            + String(format: "%8.4f", r.eagletSeconds) + "  " + tf(r.eagletSeconds)
+        let tf = { (s: Double) -> String in cFormat("%8.1f", r.flops / s / 1e12) }
+        var line: String = padded(r.name, 34) + r.precision.rawValue + "  "
+        line += cFormat("%8.4f", r.eagletSeconds) + "  " + tf(r.eagletSeconds)
         if let t = r.torchSeconds {
-            line += "  " + String(format: "%9.4f", t) + "  " + tf(t) + "  " + String(format: "%6.2f×", t / r.eagletSeconds)
+            let ratio: String = cFormat("%6.2f", t / r.eagletSeconds) + "×"
+            line += "  " + cFormat("%9.4f", t) + "  " + tf(t) + "  " + ratio
         } else {
             line += "          —         —       —"
         }

@@ -7,7 +7,15 @@
 // and fast paths, or an assumption baked into both (chapter 14).
 import Connector
 import Eagle
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Imaging
 import QwenAttention
 import SigLIP2
@@ -107,8 +115,8 @@ public enum GPUCheck {
         report.cpuTokens = cpuGen.tokens; report.gpuTokens = gpuGen.tokens
         let decodeText = { (t: [Int]) in (try? pipeline.tokenizer?.decode(t, skipSpecialTokens: true)) ?? "\(t)" }
         report.cpuText = decodeText(cpuGen.tokens); report.gpuText = decodeText(gpuGen.tokens)
-        printLine("greedy CPU (\(String(format: "%.3f", report.cpuSeconds)) s): \(report.cpuTokens) \"\(report.cpuText)\"")
-        printLine("greedy GPU (\(String(format: "%.3f", report.gpuSeconds)) s): \(report.gpuTokens) \"\(report.gpuText)\"")
+        printLine("greedy CPU (\(cFormat("%.3f", report.cpuSeconds)) s): \(report.cpuTokens) \"\(report.cpuText)\"")
+        printLine("greedy GPU (\(cFormat("%.3f", report.gpuSeconds)) s): \(report.gpuTokens) \"\(report.gpuText)\"")
         let worst = report.rows.max { $0.relative < $1.relative }
         printLine("\(report.rows.filter(\.passed).count) of \(report.rows.count) stages within \(tolerance.name)"
                   + (worst.map { "; worst relative \(sci($0.relative)) at \($0.stage)" } ?? "")
@@ -117,5 +125,5 @@ public enum GPUCheck {
     }
 
     static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-    static func sci(_ x: Float) -> String { String(format: "%.2e", Double(x)) }
+    static func sci(_ x: Float) -> String { cFormat("%.2e", Double(x)) }
 }

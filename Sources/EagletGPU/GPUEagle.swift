@@ -6,7 +6,14 @@
 // H heads over Hkv kv heads of D, V vocabulary.
 // What it is not: batched, or a low-memory loader (it starts from the CPU model's fp32 weights).
 import Eagle
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Qwen2
 import QwenAttention
 import SigLIP2

@@ -8,7 +8,14 @@
 // stores in fp32, as autocast does; norms, softmax and activations stay fp32 in both.
 // What it is not: fused. Each op reads and writes global memory once; the point is a second, plainly
 // independent implementation and real-size timings, not peak speed.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which operands the matrix products read.
 public enum GPUPrecision: String, Sendable, CaseIterable {

@@ -13,7 +13,18 @@
 // every transpose flag, leading dimension, offset and stride — is tested on the CPU against the CPU
 // attention (Tests/EagletGPUTests), where no GPU exists.
 // What it is not: a BLAS. The emulation is for checking the plan, not for speed.
-import Foundation
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One column-major strided-batched product, C_b = op(A_b)·op(B_b) for b < batch (alpha 1, beta 0), with
 /// offsets, leading dimensions and strides in elements.
@@ -82,7 +93,7 @@ public enum GPUPlanReference {
             var m = -Float.infinity
             for j in 0..<limit { m = max(m, s[r * n + j] * scale) }
             var sum: Float = 0
-            for j in 0..<limit { let e = Float(Foundation.exp(Double(s[r * n + j] * scale - m))); s[r * n + j] = e; sum += e }
+            for j in 0..<limit { let e = Float(exp(Double(s[r * n + j] * scale - m))); s[r * n + j] = e; sum += e }
             for j in 0..<n { s[r * n + j] = j < limit ? s[r * n + j] / sum : 0 }
         }
     }

@@ -7,7 +7,14 @@
 // gather/scatter, a naive matmul, and fp32 → bf16 rounding (to nearest, ties to even). `fmaf` is not
 // used: NVRTC may fuse a·b + c on its own, which is one of the honest differences from the CPU.
 // What it is not: tuned. The fast matmuls and attention products are cuBLAS (GPUOps).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 /// The kernel source and the names of its kernels, for readers and for `eaglet-gpu info`.
 public enum GPUKernels {
     /// The CUDA C++ source NVRTC compiles.

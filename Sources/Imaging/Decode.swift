@@ -14,7 +14,15 @@
 // pixel memory is allocated.
 //
 // What it is not: a decoder for GIF, BMP, WebP or TIFF (recognised by magic bytes, then refused).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import _ImageCodecs
 
 /// What the first bytes of a file say.
@@ -30,11 +38,10 @@ extension RGBImage {
 
     /// Reads and decodes the PNG or JPEG at `path` (see the file header for the conversion rules).
     public static func load(_ path: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+        guard let isDir = Path.isDirectory(path) else {
             throw ImageError.cannotOpen(file: path, reason: "no such file")
         }
-        guard !isDir.boolValue else { throw ImageError.cannotOpen(file: path, reason: "is a folder") }
+        guard !isDir else { throw ImageError.cannotOpen(file: path, reason: "is a folder") }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ImageError.cannotOpen(file: path, reason: "not readable")
         }

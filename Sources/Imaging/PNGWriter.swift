@@ -2,7 +2,14 @@
 // pictures need: filled rectangles, rectangle outlines, side-by-side composition.
 //
 // What it is not: a drawing library (no anti-aliasing, no text).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import _ImageCodecs
 
 extension RGBImage {
@@ -28,7 +35,7 @@ extension RGBImage {
         let bytes: [UInt8]
         do { bytes = try pngData() } catch ImageError.cannotWrite(_, let reason) { throw ImageError.cannotWrite(file: path, reason: reason) }
         do { try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw ImageError.cannotWrite(file: path, reason: error.localizedDescription) }
+        catch { throw ImageError.cannotWrite(file: path, reason: "\(error)") }
     }
 
     /// Fills the rectangle [x, x+w) × [y, y+h), clipped to the image.

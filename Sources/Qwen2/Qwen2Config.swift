@@ -6,7 +6,15 @@
 // RoPE type other than "default" (`rope_parameters.rope_type`, or a non-null `rope_scaling`) and
 // `use_sliding_window: true` are rejected with a clear error rather than silently ignored.
 // What it is not: a full `Qwen2Config` (dropout, initializer ranges and the like are not read).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a Qwen2 config or checkpoint was rejected.
 public enum Qwen2Error: Error, Equatable, CustomStringConvertible, Sendable {
@@ -131,12 +139,12 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
     /// Decodes a Qwen2 config from JSON: either the text config itself, or an Eagle 2.5 config.json
     /// holding it under `text_config` (or its alias `llm_config`). `file` names the source in errors.
     public static func decode(_ data: Data, file: String = "config.json") throws -> Qwen2Config {
-        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let obj = (try? JSON.parse(data)) as? [String: Any] else {
             throw Qwen2Error.cannotRead(file, "not a JSON object")
         }
         var text = data
         if let inner = obj["text_config"] ?? obj["llm_config"] {
-            guard JSONSerialization.isValidJSONObject(inner), let d = try? JSONSerialization.data(withJSONObject: inner) else {
+            guard inner is [String: Any], let d = try? JSON.serialize(inner) else {
                 throw Qwen2Error.cannotRead(file, "'text_config' is not an object")
             }
             text = d

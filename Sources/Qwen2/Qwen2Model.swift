@@ -10,7 +10,14 @@
 // Names mirror the checkpoint: embed_tokens, layers.N.{self_attn, mlp, input_layernorm,
 // post_attention_layernorm}, norm, lm_head. With tied embeddings lm_head shares embed_tokens' storage.
 // What it is not: batched (one sequence at a time), sampling beyond greedy, or a trainer.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 

@@ -12,36 +12,23 @@
 // so results equal it within fp32-block, not bit for bit.
 // What it is not: used for decode (one row), for prompts shorter than 32 rows a worker, when a cache
 // already holds tokens, or when the caller asks for every layer's output (those take the serial path).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
+import _Essentials
 
 /// The buffers every worker writes its own rows of (and reads others' keys and values from, after the
 /// barrier): the hidden states (T, C) and each layer's keys and values (Hkv, T, D).
 struct SharedBuffers: @unchecked Sendable {
     let hidden: UnsafeMutablePointer<Float>
     let keys: [UnsafeMutablePointer<Float>], values: [UnsafeMutablePointer<Float>]
-}
-
-/// A reusable barrier for a fixed number of threads.
-final class ThreadBarrier: @unchecked Sendable {
-    private let condition = NSCondition()
-    private let parties: Int
-    private var waiting = 0, generation = 0
-    init(parties: Int) { self.parties = parties }
-
-    func wait() {
-        condition.lock()
-        let g = generation
-        waiting += 1
-        if waiting == parties {
-            waiting = 0; generation += 1
-            condition.broadcast()
-        } else {
-            while g == generation { condition.wait() }
-        }
-        condition.unlock()
-    }
 }
 
 extension Qwen2ForCausalLM {
@@ -119,19 +106,7 @@ extension Qwen2ForCausalLM {
             }}
         }
 
-        if workers == 1 { work(0) } else {
-            let group = DispatchGroup()
-            var threads = [Thread]()
-            for p in 1..<workers {
-                group.enter()
-                let th = Thread { work(p); group.leave() }
-                th.stackSize = 1 << 22
-                threads.append(th)
-                th.start()
-            }
-            work(0)
-            group.wait()
-        }
+        runConcurrently(workers, work)
         let out = Tensor(shape: [t, c], storage: Array(UnsafeBufferPointer(start: hidden, count: t * c)))
         let keys = layerKeys.map { Array(UnsafeBufferPointer(start: $0, count: hkv * t * d)) }
         let values = layerValues.map { Array(UnsafeBufferPointer(start: $0, count: hkv * t * d)) }

@@ -17,7 +17,14 @@
 // KV cache uses offsets.query = tokens already cached; context parallelism uses both to place chunks.
 // A query row that sees no key at all (possible with offsets) gets out = 0 and lse = −∞.
 import _CBLAS
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensor
 
 /// Absolute positions of the first query row and the first key row (for the causal mask).

@@ -6,7 +6,14 @@
 // so dimension i is rotated together with dimension i + D/2 (spec §5.2). Angles, cos and sin are fp32,
 // as in transformers (the product p·inv_freq is rounded to fp32 before cos/sin, which matters at large p).
 // What it is not: scaled variants (linear, dynamic NTK, YaRN, M-RoPE); the config rejects those.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensor
 
 /// cos/sin tables for the positions of a batch of tokens, and their application to q and k.
@@ -34,7 +41,7 @@ public struct RotaryEmbedding: Sendable {
         for (t, p) in positions.enumerated() {
             for k in 0..<half {
                 let angle = Float(p) * invFreq[k]                       // fp32 product
-                let cv = Foundation.cos(angle), sv = Foundation.sin(angle)
+                let cv = cosf(angle), sv = sinf(angle)
                 c[t * d + k] = cv; c[t * d + k + half] = cv
                 s[t * d + k] = sv; s[t * d + k + half] = sv
             }

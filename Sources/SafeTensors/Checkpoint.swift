@@ -4,7 +4,15 @@
 // once each, lazily, and every name in the weight map must exist in the shard it points to. Shard names
 // must be plain file names in the checkpoint's folder (no "/" or ".."), so an index cannot make Eaglet
 // read files elsewhere.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Tensors by name across one file or several shards.
 public final class Checkpoint: @unchecked Sendable {
@@ -16,29 +24,28 @@ public final class Checkpoint: @unchecked Sendable {
     /// Opens `path`: a folder holding `model.safetensors.index.json` or `model.safetensors`, or a
     /// single `.safetensors` file.
     public init(path: String) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+        guard let isDir = Path.isDirectory(path) else {
             throw SafeTensorsError.cannotOpen(file: path, reason: "no such file or folder")
         }
-        if !isDir.boolValue {
+        if !isDir {
             let file = try SafeTensorsFile(path: path)
-            let name = (path as NSString).lastPathComponent
-            directory = (path as NSString).deletingLastPathComponent
+            let name = Path.lastComponent(path)
+            directory = Path.deletingLastComponent(path)
             shards[name] = file
             weightMap = Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, name) })
             return
         }
         directory = path
-        let indexPath = (path as NSString).appendingPathComponent("model.safetensors.index.json")
-        let singlePath = (path as NSString).appendingPathComponent("model.safetensors")
+        let indexPath = Path.join(path, "model.safetensors.index.json")
+        let singlePath = Path.join(path, "model.safetensors")
         if FileManager.default.fileExists(atPath: indexPath) {
             weightMap = try Checkpoint.readIndex(indexPath)
             for shard in Set(weightMap.values).sorted() {
-                let file = try SafeTensorsFile(path: (path as NSString).appendingPathComponent(shard))
+                let file = try SafeTensorsFile(path: Path.join(path, shard))
                 shards[shard] = file
             }
             for (name, shard) in weightMap where shards[shard]?.info(name) == nil {
-                throw SafeTensorsError.missingTensor(file: (path as NSString).appendingPathComponent(shard), tensor: name)
+                throw SafeTensorsError.missingTensor(file: Path.join(path, shard), tensor: name)
             }
         } else if FileManager.default.fileExists(atPath: singlePath) {
             let file = try SafeTensorsFile(path: singlePath)
@@ -54,7 +61,7 @@ public final class Checkpoint: @unchecked Sendable {
             throw SafeTensorsError.cannotOpen(file: indexPath, reason: "unreadable")
         }
         guard data.count <= 64_000_000 else { throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB") }
-        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let obj = (try? JSON.parse(data)) as? [String: Any] else {
             throw SafeTensorsError.badIndex(file: indexPath, reason: "not a JSON object")
         }
         guard let map = obj["weight_map"] as? [String: Any] else {

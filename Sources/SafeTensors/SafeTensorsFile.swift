@@ -5,7 +5,12 @@
 // offsets relative to the data section; an optional "__metadata__" maps strings to strings.
 // The file is mapped read-only, so a 16 GB checkpoint costs address space, not memory: tensors are read
 // (and widened to Float32) only when asked for.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
 @_exported import Tensor
 #if canImport(Glibc)
 import Glibc
@@ -86,7 +91,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw SafeTensorsError.headerNotUTF8JSON(file: file, reason: "invalid UTF-8")
         }
         let json: Any
-        do { json = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) }
+        do { json = try JSON.parse(data) }
         catch { throw SafeTensorsError.headerNotUTF8JSON(file: file, reason: "malformed JSON") }
         guard let object = json as? [String: Any] else { throw SafeTensorsError.headerNotObject(file: file) }
 
@@ -120,9 +125,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     /// Reads an integer that JSON holds exactly (no fractions, no overflow past 2⁵³).
     private static func exactInt(_ v: Any) -> Int? {
-        guard let num = v as? NSNumber else { return nil }
-        let d = num.doubleValue
-        guard d.isFinite, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
+        if let i = v as? Int { return abs(i) < 9_000_000_000_000_000 ? i : nil }
+        guard let d = v as? Double, d.isFinite, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
         return Int(d)
     }
 

@@ -3,7 +3,15 @@
 // Layout written: the 8-byte header length, the JSON header padded with spaces to a multiple of 8
 // bytes (as the reference writer does, so the data section is 8-byte aligned), then the tensors in the
 // order they were added, each contiguous and little-endian.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Collects tensors and writes one safetensors file.
 public struct SafeTensorsWriter {
@@ -67,7 +75,7 @@ public struct SafeTensorsWriter {
     public func write(to path: String) throws {
         let data = Data(serialized())
         do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw SafeTensorsError.cannotOpen(file: path, reason: "cannot write: \(error.localizedDescription)") }
+        catch { throw SafeTensorsError.cannotOpen(file: path, reason: "cannot write: \(error)") }
     }
 }
 
@@ -88,7 +96,7 @@ public func jsonString(_ s: String) -> String {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            if u.value < 0x20 { out += cFormat("\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
         }
     }
     return out + "\""

@@ -5,7 +5,15 @@
 // config stores `model_type: "siglip_vision_model"` (spec section 7.1).
 // What it is not: the Eagle top-level config (its own module), or SigLIP2 NaFlex's `num_patches`
 // table geometry beyond reading the field.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a vision config was rejected.
 public enum VisionConfigError: Error, Equatable, CustomStringConvertible {
@@ -122,8 +130,8 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
     /// object itself when the file is a bare vision config (it has `hidden_size` at the top).
     public static func decode(configJSON data: Data, file: String) throws -> SiglipVisionConfig {
         let obj: Any
-        do { obj = try JSONSerialization.jsonObject(with: data) } catch {
-            throw VisionConfigError.notJSON(file: file, reason: "\(error.localizedDescription)")
+        do { obj = try JSON.parse(data) } catch {
+            throw VisionConfigError.notJSON(file: file, reason: "\(error)")
         }
         guard let top = obj as? [String: Any] else { throw VisionConfigError.notJSON(file: file, reason: "top level is not an object") }
         let vision: Any
@@ -132,7 +140,7 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
         }
         guard vision is [String: Any] else { throw VisionConfigError.missingVisionConfig(file: file) }
         do {
-            let bytes = try JSONSerialization.data(withJSONObject: vision)
+            let bytes = try JSON.serialize(vision)
             return try JSONDecoder().decode(SiglipVisionConfig.self, from: bytes).validated(file: file)
         } catch let e as VisionConfigError {
             throw e

@@ -15,7 +15,14 @@
 // What it is not: the attention pooling head (`head.*`, unused by Eagle), dropout (inference only),
 // attention masks (a tile has no padding; NaFlex callers pass only valid patches), batching (one
 // image at a time).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import PatchEmbed
 import Tensor
 

@@ -4,7 +4,14 @@
 // last dimension C and accumulate in Double, so a row of 4608 channels loses no precision to summation
 // order (PyTorch accumulates in float with a different order; the difference is inside the fp32-op row
 // of docs/tolerances.md).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Tensor {
     /// Applies `f` to every element.

@@ -1,12 +1,20 @@
-// Unicode NFC, the normaliser of Qwen2's tokenizer.json (spec 5.4). Foundation's
-// `precomposedStringWithCanonicalMapping` does the work (tests compare it with Python's
-// unicodedata.normalize("NFC") and with HF's output on the corpus); this file adds only a quick check
-// that skips the call for text that is certainly NFC already. It is not a normaliser of its own.
+// Unicode NFC, the normaliser of Qwen2's tokenizer.json (spec 5.4). The Swift standard library's own
+// normaliser does the work (`_nfcCodeUnits`, the one String comparison uses and FoundationEssentials
+// builds on; tests compare it with Python's unicodedata.normalize("NFC") and with HF's output on the
+// corpus); this file adds only a quick check that skips the call for text that is certainly NFC already.
+// It is not a normaliser of its own.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum NFC {
-    /// The naive path: always ask Foundation.
-    public static func naive(_ s: String) -> String { s.precomposedStringWithCanonicalMapping }
+    /// The naive path: always normalise.
+    public static func naive(_ s: String) -> String { String(decoding: s._nfcCodeUnits, as: UTF8.self) }
 
     /// True when `v` is certainly NFC_Quick_Check=Yes with canonical combining class 0, so a text made
     /// only of such scalars is already NFC (nothing decomposes, nothing composes, nothing reorders).

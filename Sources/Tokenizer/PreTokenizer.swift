@@ -6,7 +6,14 @@
 //     backtracking regex makes, alternative by alternative, in one left-to-right pass without allocation.
 // Both are tested against HF's `pre_tokenize_str` on the corpus. The byte-level spelling that follows the
 // split is ByteLevel.swift; the merges are BPE.swift.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The Qwen2 split pattern, verbatim from Qwen2's tokenizer.json. Seven alternatives, tried in order
 /// at each position (leftmost-first, like every backtracking engine):
@@ -145,18 +152,23 @@ public enum Qwen2Split {
     /// `\s` as Oniguruma (HF tokenizers' regex engine) reads it: the Unicode White_Space property.
     static let whiteSpaceClass = #"\t\n\x{0B}\f\r\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"#
 
-    /// The naive reference: the pattern run by NSRegularExpression (ICU), `\s`/`\S` spelled out as above.
+    /// The naive reference: the pattern run by Swift's Regex engine over Unicode scalars (not grapheme
+    /// clusters, as HF's engine does), `\s`/`\S` spelled out as above.
     public static func naive(_ text: String) -> [String] {
-        let ns = text as NSString
-        return naiveRegex.matches(in: text, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range) }
+        // Match ranges fall on scalar boundaries, which may be inside a Character: cut the scalar view.
+        text.matches(of: naiveRegex).map { String(String.UnicodeScalarView(text.unicodeScalars[$0.range])) }
     }
 
-    private static let naiveRegex: NSRegularExpression = {
+    nonisolated(unsafe) private static let naiveRegex: Regex<AnyRegexOutput> = {
+        // Swift's Regex rejects the range U+2000–U+200A as a class bound (U+2000 and U+2001 have canonical
+        // decompositions), so its eleven members are listed one by one.
+        let spaces = (0x2000...0x200A).map { "\\x{" + String($0, radix: 16) + "}" }.joined()
+        let whiteSpaceClass = Qwen2Split.whiteSpaceClass.replacing(#"\x{2000}-\x{200A}"#, with: spaces)
         let p = pattern
-            .replacingOccurrences(of: #"[^\s\p{L}\p{N}]"#, with: "[^\(whiteSpaceClass)\\p{L}\\p{N}]")
-            .replacingOccurrences(of: #"(?!\S)"#, with: "(?![^\(whiteSpaceClass)])")
-            .replacingOccurrences(of: #"\s"#, with: "[\(whiteSpaceClass)]")
+            .replacing(#"[^\s\p{L}\p{N}]"#, with: "[^\(whiteSpaceClass)\\p{L}\\p{N}]")
+            .replacing(#"(?!\S)"#, with: "(?![^\(whiteSpaceClass)])")
+            .replacing(#"\s"#, with: "[\(whiteSpaceClass)]")
         // The pattern is a constant; failing to compile it is a programming error.
-        return try! NSRegularExpression(pattern: p)
+        return try! Regex(p).matchingSemantics(.unicodeScalar)
     }()
 }

@@ -1,7 +1,15 @@
 // The Eagle 2.5 prompt (spec 5.3, 5.4, 6): ChatML text with image and video placeholders expanded into
 // `<img>` + `<IMG_CONTEXT>`×n + `</img>`, built with plain string code (no template engine). It decides
 // text only; counting tiles (Tiler) and choosing frames (Video) happen elsewhere and arrive as numbers.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One picture or one video in the user's turn, in prompt order.
 public enum PromptMedia: Sendable, Equatable {
@@ -52,10 +60,10 @@ public enum EaglePrompt {
             case let .video(frames, perFrame, timestamps, fps):
                 videos += 1
                 s += "The \(ordinal(videos)) video"
-                s += fps.map { " sampled with " + String(format: "%.2f", $0) + " fps: " } ?? ": "
+                s += fps.map { " sampled with " + cFormat("%.2f", $0) + " fps: " } ?? ": "
                 for i in 0..<frames {
                     if let ts = timestamps, i < ts.count {
-                        s += "Frame \(i + 1) sample at " + String(format: "%.2f", ts[i]) + "s: "
+                        s += "Frame \(i + 1) sample at " + cFormat("%.2f", ts[i]) + "s: "
                     } else {
                         s += "Frame \(i + 1): "
                     }

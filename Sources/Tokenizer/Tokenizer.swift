@@ -10,7 +10,15 @@
 // decode(ids): each token's bytes (ByteLevel.decode), concatenated, read as UTF-8 with U+FFFD for bad bytes.
 // Not here: WordPiece/Unigram models, other pre-tokenizers, truncation/padding, post-processors (Qwen2
 // adds no BOS/EOS), offsets. Added tokens with `single_word` are refused at load time.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import _Essentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A token matched in raw text before BPE (`added_tokens` of tokenizer.json).
 public struct AddedToken: Sendable, Equatable {
@@ -52,7 +60,7 @@ public final class Tokenizer: @unchecked Sendable {
     let ignoreMerges: Bool
 
     private var cache = [String: [Int32]]()
-    private let cacheLock = NSLock()
+    private let cacheLock = Mutex()
     /// Pieces longer than this (in bytes) are not cached.
     static let cacheMaxPieceBytes = 64
     static let cacheMaxEntries = 1 << 18
@@ -62,13 +70,12 @@ public final class Tokenizer: @unchecked Sendable {
     /// Reads `path`: a tokenizer.json, or a folder holding tokenizer.json, or (failing that)
     /// vocab.json + merges.txt (+ tokenizer_config.json for added tokens).
     public static func load(_ path: String) throws -> Tokenizer {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw TokenizerError.notFound(path: path) }
-        if !isDir.boolValue { return try Tokenizer(tokenizerJSON: path) }
-        let json = (path as NSString).appendingPathComponent("tokenizer.json")
+        guard let isDir = Path.isDirectory(path) else { throw TokenizerError.notFound(path: path) }
+        if !isDir { return try Tokenizer(tokenizerJSON: path) }
+        let json = Path.join(path, "tokenizer.json")
         if FileManager.default.fileExists(atPath: json) { return try Tokenizer(tokenizerJSON: json) }
-        let vocab = (path as NSString).appendingPathComponent("vocab.json")
-        let merges = (path as NSString).appendingPathComponent("merges.txt")
+        let vocab = Path.join(path, "vocab.json")
+        let merges = Path.join(path, "merges.txt")
         if FileManager.default.fileExists(atPath: vocab), FileManager.default.fileExists(atPath: merges) {
             return try Tokenizer(vocabJSON: vocab, mergesTXT: merges)
         }
@@ -85,7 +92,7 @@ public final class Tokenizer: @unchecked Sendable {
     public convenience init(tokenizerJSONData data: Data, path: String = "tokenizer.json") throws {
         let root: [String: Any]
         do {
-            guard let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            guard let r = try JSON.parse(data) as? [String: Any] else {
                 throw TokenizerError.malformedJSON(path: path, reason: "the top level is not an object")
             }
             root = r
@@ -122,7 +129,7 @@ public final class Tokenizer: @unchecked Sendable {
         // Normaliser: NFC or none.
         var nfc = false
         switch root["normalizer"] {
-        case nil, is NSNull: nfc = false
+        case nil, is JSONNull: nfc = false
         case let n as [String: Any]:
             let t = n["type"] as? String ?? "?"
             if t == "NFC" { nfc = true }
@@ -156,7 +163,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// sits beside vocab.json. The normaliser (NFC) and pre-tokenizer (Qwen2) are assumed.
     public convenience init(vocabJSON: String, mergesTXT: String) throws {
         guard let vdata = FileManager.default.contents(atPath: vocabJSON) else { throw TokenizerError.unreadable(path: vocabJSON) }
-        guard let raw = (try? JSONSerialization.jsonObject(with: vdata)) as? [String: Any] else {
+        guard let raw = (try? JSON.parse(vdata)) as? [String: Any] else {
             throw TokenizerError.malformedJSON(path: vocabJSON, reason: "not a JSON object of token → id")
         }
         var vocab = [String: Int](minimumCapacity: raw.count)
@@ -174,9 +181,9 @@ public final class Tokenizer: @unchecked Sendable {
             merges.append(try Tokenizer.parseMerge(String(l), line: i + 1, path: mergesTXT))
         }
         var added = [AddedToken]()
-        let config = ((vocabJSON as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer_config.json")
+        let config = Path.join(Path.deletingLastComponent(vocabJSON), "tokenizer_config.json")
         if let cdata = FileManager.default.contents(atPath: config) {
-            guard let c = (try? JSONSerialization.jsonObject(with: cdata)) as? [String: Any] else {
+            guard let c = (try? JSON.parse(cdata)) as? [String: Any] else {
                 throw TokenizerError.malformedJSON(path: config, reason: "not a JSON object")
             }
             if let dec = c["added_tokens_decoder"] as? [String: [String: Any]] {

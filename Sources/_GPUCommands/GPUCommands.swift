@@ -4,9 +4,21 @@
 import ArgumentParser
 import Eagle
 import EagletGPU
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Imaging
 import Tensor
+import _Essentials
 
 /// One line on stderr and exit code 1 for any input or GPU error.
 func reporting(_ tool: String, _ body: () throws -> Void) throws {
@@ -14,7 +26,7 @@ func reporting(_ tool: String, _ body: () throws -> Void) throws {
     catch let e as CleanExit { throw e }
     catch let e as ExitCode { throw e }
     catch {
-        FileHandle.standardError.write(Data("\(tool): \(error)\n".utf8))
+        printToStandardError("\(tool): \(error)")
         throw ExitCode(1)
     }
 }
@@ -48,7 +60,7 @@ public struct GPUCheckCommand: ParsableCommand {
                 let obj: [String: Any] = ["device": r.device, "model": model, "stages": rows, "cpu_tokens": r.cpuTokens,
                                           "gpu_tokens": r.gpuTokens, "cpu_text": r.cpuText, "gpu_text": r.gpuText,
                                           "cpu_seconds": r.cpuSeconds, "gpu_seconds": r.gpuSeconds, "passed": r.passed]
-                try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
+                try JSON.serialize(obj).write(to: URL(fileURLWithPath: path))
             }
         }
         if report?.passed == false { throw ExitCode(2) }
@@ -78,8 +90,8 @@ public struct GPUGenerateCommand: ParsableCommand {
             let r = try g.generateGreedy(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens,
                                          stopTokens: pipeline.stopTokens)
             print((try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? "\(r.tokens)")
-            FileHandle.standardError.write(Data(String(format: "%@: %d prompt tokens, first token %.1f ms, %.0f tokens/s\n",
-                                                      gpu.summary, prepared.ids.count, r.timeToFirstToken * 1000, r.tokensPerSecond).utf8))
+            printToStandardError(gpu.summary + ": \(prepared.ids.count) prompt tokens, first token "
+                                 + cFormat("%.1f ms, %.0f tokens/s", r.timeToFirstToken * 1000, r.tokensPerSecond))
         }
     }
 }

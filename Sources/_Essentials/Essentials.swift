@@ -1,0 +1,172 @@
+// The handful of conveniences Eaglet's loaders used from all of Foundation, written for
+// FoundationEssentials so the modules that the static `eaglet-gpu` binary links carry no ICU
+// (docs/gpu.md): path joining and splitting, "is this a folder", printf-style formatting, a mutex,
+// and one line to stderr. JSON is in JSON.swift.
+// What it is not: a general replacement for Foundation; each function is as small as its callers need.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Paths as plain strings, the way NSString's path methods treat them.
+public enum Path {
+    /// `a/b`, with exactly one slash between (b absolute: b).
+    public static func join(_ a: String, _ b: String) -> String {
+        if b.hasPrefix("/") || a.isEmpty { return b }
+        return a.hasSuffix("/") ? a + b : a + "/" + b
+    }
+
+    /// The last component ("model.safetensors" of "x/y/model.safetensors"); trailing slashes ignored.
+    public static func lastComponent(_ p: String) -> String {
+        let t = trimmed(p)
+        guard let s = t.lastIndex(of: "/") else { return t }
+        return t == "/" ? "/" : String(t[t.index(after: s)...])
+    }
+
+    /// Everything before the last component ("x/y" of "x/y/z", "" of "z", "/" of "/z").
+    public static func deletingLastComponent(_ p: String) -> String {
+        let t = trimmed(p)
+        guard let s = t.lastIndex(of: "/") else { return "" }
+        return s == t.startIndex ? "/" : String(t[..<s])
+    }
+
+    static func trimmed(_ p: String) -> String {
+        var t = p
+        while t.count > 1 && t.hasSuffix("/") { t.removeLast() }
+        return t
+    }
+
+    /// nil when nothing is at `p`, else whether it is a folder (symbolic links followed).
+    public static func isDirectory(_ p: String) -> Bool? {
+        var st = stat()
+        guard stat(p, &st) == 0 else { return nil }
+        return (st.st_mode & S_IFMT) == S_IFDIR
+    }
+}
+
+/// printf-style formatting through the C library (`%.2f`, `%04x`, `%e`): what String(format:) did.
+public func cFormat(_ format: String, _ args: CVarArg...) -> String {
+    withVaList(args) { va -> String in
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = Int(vsnprintf(&buffer, buffer.count, format, va))
+        if n < buffer.count { return String(cString: buffer) }
+        buffer = [CChar](repeating: 0, count: n + 1)
+        return withVaList(args) { va2 in _ = vsnprintf(&buffer, buffer.count, format, va2); return String(cString: buffer) }
+    }
+}
+
+/// Writes `line` and a newline to standard error.
+public func printToStandardError(_ line: String) {
+    fputs(line + "\n", stderr)
+}
+
+/// A pthread mutex (NSLock's job).
+public final class Mutex: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    public init() { pthread_mutex_init(m, nil) }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    public func lock() { pthread_mutex_lock(m) }
+    public func unlock() { pthread_mutex_unlock(m) }
+    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        return try body()
+    }
+}
+
+/// A reusable barrier for a fixed number of threads (pthread mutex and condition variable).
+public final class ThreadBarrier: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let parties: Int
+    private var waiting = 0, generation = 0
+
+    public init(parties: Int) {
+        self.parties = parties
+        pthread_mutex_init(m, nil); pthread_cond_init(c, nil)
+    }
+    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
+
+    /// Returns once all `parties` threads have called it.
+    public func wait() {
+        pthread_mutex_lock(m)
+        let g = generation
+        waiting += 1
+        if waiting == parties {
+            waiting = 0; generation += 1
+            pthread_cond_broadcast(c)
+        } else {
+            while g == generation { pthread_cond_wait(c, m) }
+        }
+        pthread_mutex_unlock(m)
+    }
+}
+
+/// Runs body(0) on this thread and body(1) … body(n − 1) on n − 1 new threads at the same time (so
+/// they may meet at a `ThreadBarrier`), and returns when all have finished.
+public func runConcurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    final class Job: @unchecked Sendable {
+        let body: @Sendable (Int) -> Void, index: Int
+        init(_ body: @escaping @Sendable (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
+    }
+    var threads = [pthread_t]()
+    for p in 1..<max(n, 1) {
+        let job = Unmanaged.passRetained(Job(body, p)).toOpaque()
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setstacksize(&attr, 4 << 20)
+        var th = pthread_t()
+        let rc = pthread_create(&th, &attr, { raw in
+            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+            job.body(job.index)
+            return nil
+        }, job)
+        pthread_attr_destroy(&attr)
+        if rc == 0 { threads.append(th) } else {
+            // No thread: run it here (a barrier in `body` would then wait forever, so callers size n to the cores).
+            Unmanaged<Job>.fromOpaque(job).takeRetainedValue().body(p)
+        }
+    }
+    body(0)
+    for th in threads { pthread_join(th, nil) }
+}
+
+/// Runs `arguments` (looked up on PATH by /bin/sh) and returns its exit status and standard output;
+/// nil when it could not be started. Standard error passes through.
+public func runCapturingOutput(_ arguments: [String]) -> (status: Int32, output: String)? {
+    let command = arguments.map { "'" + $0.replacing("'", with: "'\\''") + "'" }.joined(separator: " ")
+    guard let f = popen(command, "r") else { return nil }
+    var bytes = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, f)
+        if n <= 0 { break }
+        bytes.append(contentsOf: buffer[0..<n])
+    }
+    let status = pclose(f)
+    return ((status >> 8) & 0xff, String(decoding: bytes, as: UTF8.self))
+}
+
+/// Appends `text` to the file at `path` (created when missing).
+public func appendToFile(_ path: String, _ text: String) -> Bool {
+    guard let f = fopen(path, "a") else { return false }
+    defer { fclose(f) }
+    return fputs(text, f) >= 0
+}
+
+/// Today's date in UTC as YYYY-MM-DD.
+public func todayUTC() -> String {
+    var t = time(nil)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    return cFormat("%04d-%02d-%02d", Int32(tm.tm_year + 1900), Int32(tm.tm_mon + 1), Int32(tm.tm_mday))
+}
+
+/// `s` padded with spaces on the right to at least `n` characters.
+public func padded(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
