@@ -115,7 +115,7 @@ public struct Qwen2ForCausalLM: Sendable {
         let t = inputsEmbeds.shape[0]
         let start = cache?.count ?? 0
         let workers = Qwen2ForCausalLM.rowSplitWorkers(tokens: t, threads: BLAS.threads)
-        if rowSplitPrefill, workers > 1, start == 0, layerOutputs == nil, attentionPath == .blockwise {
+        if rowSplitPrefill, t >= Qwen2ForCausalLM.minimumRowsPerWorker, start == 0, layerOutputs == nil, attentionPath == .blockwise {
             let r = hiddenStatesRowSplit(inputsEmbeds, workers: workers)
             if cache != nil {
                 for i in layers.indices { cache!.layers[i].append(headMajorKeys: r.keys[i], values: r.values[i], tokens: t) }

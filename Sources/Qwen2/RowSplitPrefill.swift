@@ -99,7 +99,7 @@ extension Qwen2ForCausalLM {
                     rmsNormRows(rows, into: a, rows: n, width: c, weight: post.weight, eps: post.eps)
                     project(a, rows: n, mlp.gate_proj, into: g, accumulate: false)
                     project(a, rows: n, mlp.up_proj, into: u, accumulate: false)
-                    for j in 0..<(n * inter) { g[j] = silu(g[j]) * u[j] }
+                    for j in 0..<(n * inter) { g[j] = fastSilu(g[j]) * u[j] }   // vectorised; silu's libm exp would cost ~7 %
                     project(g, rows: n, mlp.down_proj, into: rows, accumulate: true)     // h += mlp(…)
                 }
                 rmsNormRows(rows, into: rows, rows: n, width: c, weight: norm.weight, eps: norm.eps)

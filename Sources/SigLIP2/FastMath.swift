@@ -11,27 +11,7 @@
 import Dispatch
 import Tensor
 
-/// e^x by range reduction and the Cephes polynomial; branch-free plain Float arithmetic, so a loop
-/// over contiguous memory calling it is auto-vectorised by LLVM (16 lanes with AVX-512). Rounding
-/// x·log₂e to an integer uses the 1.5·2²³ trick: adding it leaves round(x·log₂e) in the low mantissa
-/// bits, which also give 2ⁿ's exponent field. Measured worst relative error vs Double exp: 8e-8.
-@inline(__always)
-public func fastExp(_ x: Float) -> Float {
-    let xc = Swift.min(Swift.max(x, -87.3), 88.3)
-    let t = xc * 1.4426950408889634 + 12_582_912.0
-    let n = t - 12_582_912.0
-    var r = xc - n * 0.693359375
-    r = r - n * -2.12194440e-4
-    var p: Float = 1.9875691500e-4
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let er = p * (r * r) + r + 1
-    let bits = (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
-    return er * Float(bitPattern: bits)
-}
+// fastExp (e^x by range reduction and the Cephes polynomial) lives in Tensor/Ops.swift, shared with Qwen2's SwiGLU.
 
 /// gelu_tanh(x) = x · σ(2u) = x / (1 + e^(−2u)), u = √(2/π)·(x + 0.044715·x³).
 @inline(__always)
