@@ -40,8 +40,13 @@ public struct Qwen2MLP: Sendable {
     }
     /// x (T, C) → down(silu(gate(x)) ⊙ up(x)) (T, C).
     public func callAsFunction(_ x: Tensor, naive: Bool = false) -> Tensor {
-        var g = gate_proj(x, naive: naive)
-        let u = up_proj(x, naive: naive)
+        var g: Tensor, u: Tensor
+        if x.count == gate_proj.inFeatures && !naive && !Linear.useBLASGemv {   // decode: one pass for both
+            let r = gemvGroup([gate_proj, up_proj], x, threads: BLAS.threads)
+            (g, u) = (r[0], r[1])
+        } else {
+            g = gate_proj(x, naive: naive); u = up_proj(x, naive: naive)
+        }
         g.storage.withUnsafeMutableBufferPointer { G in
             u.storage.withUnsafeBufferPointer { U in
                 for i in 0..<G.count { G[i] = silu(G[i]) * U[i] }

@@ -49,6 +49,49 @@ public func gemvRows(_ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafeP
     }
 }
 
+/// Decode's products that read the same vector — q, k, v of a layer, or gate and up — in one pass over
+/// the threads: y_i = W_i·x + b_i for every `Linear` in `layers`, with all their rows, concatenated,
+/// split into `threads` contiguous ranges. One dispatch instead of one per matrix, and the small k/v
+/// matrices no longer get a thread wake-up each. x is one token (C_in); returns one (1, C_out_i) each.
+public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor] {
+    let cin = layers[0].inFeatures
+    precondition(x.count == cin && layers.allSatisfy { $0.inFeatures == cin }, "gemvGroup: one token of width \(cin) for every layer")
+    let total = layers.reduce(0) { $0 + $1.outFeatures }
+    var out = [Float](repeating: 0, count: total)
+    var starts = [Int](), s = 0
+    for l in layers { starts.append(s); s += l.outFeatures }
+    for (i, l) in layers.enumerated() {
+        if let b = l.bias { out.replaceSubrange(starts[i]..<(starts[i] + l.outFeatures), with: b.storage) }
+    }
+    let accumulate = layers.map { $0.bias != nil }
+    withWeightPointers(layers.map(\.weight)[...], []) { weights in
+    x.storage.withUnsafeBufferPointer { X in
+        out.withUnsafeMutableBufferPointer { Y in
+            let xp = X.baseAddress!, yp = Y.baseAddress!
+            let parts = max(1, min(threads, total / 64))
+            func range(_ lo: Int, _ hi: Int) {
+                for (i, w) in weights.enumerated() {
+                    let a = max(lo, starts[i]), b = min(hi, starts[i] + layers[i].outFeatures)
+                    guard a < b else { continue }
+                    gemvRows(w + (a - starts[i]) * cin, rows: b - a, cols: cin, x: xp, y: yp + a, accumulate: accumulate[i], threads: 1)
+                }
+            }
+            if parts == 1 { range(0, total); return }
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                range((total / 4) * p / parts * 4, p == parts - 1 ? total : (total / 4) * (p + 1) / parts * 4)
+            }
+        }
+    }
+    }
+    return layers.indices.map { i in Tensor(shape: [1, layers[i].outFeatures], storage: Array(out[starts[i]..<(starts[i] + layers[i].outFeatures)])) }
+}
+
+/// Calls `body` with base pointers of every tensor's storage, each valid for the whole call.
+func withWeightPointers(_ ts: ArraySlice<Tensor>, _ got: [UnsafePointer<Float>], _ body: ([UnsafePointer<Float>]) -> Void) {
+    guard let first = ts.first else { return body(got) }
+    first.storage.withUnsafeBufferPointer { withWeightPointers(ts.dropFirst(), got + [$0.baseAddress!], body) }
+}
+
 /// `nn.Linear` with checkpoint layout: weight (C_out, C_in), optional bias (C_out).
 public struct Linear: Sendable {
     /// Decode path: `cblas_sgemv` instead of `gemvRows` (for the benchmark's comparison).

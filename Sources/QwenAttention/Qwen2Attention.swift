@@ -35,8 +35,13 @@ public struct Qwen2Attention: Sendable {
                                cache: inout KVCacheLayer?, path: AttentionPath = .blockwise) -> Tensor {
         let t = x.shape[0], h = numHeads, hkv = numKeyValueHeads, d = headDim
         let naive = path == .naive
-        var q = q_proj(x, naive: naive), k = k_proj(x, naive: naive)
-        let v = v_proj(x, naive: naive)
+        var q: Tensor, k: Tensor, v: Tensor
+        if t == 1 && !naive && !Linear.useBLASGemv {   // decode: the three products in one pass over the threads
+            let r = gemvGroup([q_proj, k_proj, v_proj], x, threads: BLAS.threads)
+            (q, k, v) = (r[0], r[1], r[2])
+        } else {
+            q = q_proj(x, naive: naive); k = k_proj(x, naive: naive); v = v_proj(x, naive: naive)
+        }
         rope.apply(&q, heads: h, cos: cos, sin: sin)
         rope.apply(&k, heads: hkv, cos: cos, sin: sin)
         // (T, H·D) → (H, T, D); for one token the two layouts coincide.
