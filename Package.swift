@@ -104,6 +104,8 @@ let package = Package(
         .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
+        // Issue 12: hand-made bad files, each answered by its specific typed error; the CLI on bad input.
+        .testTarget(name: "RobustnessTests", dependencies: ["SafeTensors", "Imaging", "Tokenizer", "Qwen2", "SigLIP2", "Eagle", "Video", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],
