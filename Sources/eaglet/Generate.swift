@@ -57,6 +57,13 @@ struct PromptOptions: ParsableArguments {
             if let pv = pixelValues {
                 let f = try SafeTensorsFile(path: pv)
                 guard f.info("pixel_values") != nil else { throw InputError(description: "\(pv): no tensor named 'pixel_values'") }
+                // The shape is checked before anything indexes it (a rank-0 tensor once trapped here).
+                let c = pipeline.model.config
+                guard let info = f.info("pixel_values"), info.shape.count == 4, info.shape[1] == c.vision.num_channels,
+                      info.shape[2] == c.tileSize, info.shape[3] == c.tileSize else {
+                    throw EagleError.badPixelValues(shape: f.info("pixel_values")?.shape ?? [],
+                                                    expected: "(N, \(c.vision.num_channels), \(c.tileSize), \(c.tileSize)) in \(pv)")
+                }
                 pixels = try f.tensor("pixel_values")
             }
             return (ids, pixels, pixels.map { [$0.shape[0]] } ?? [])

@@ -75,6 +75,11 @@ struct CLIRobustness {
         try expectOneLineFailure(["generate", "--model", tinyRandom, "--input-ids", ids], mentioning: ids, "non-integer id")
         let far = scratch("cli/far-ids.json", Array("[1, 2, 99999]".utf8))
         try expectOneLineFailure(["generate", "--model", tinyRandom, "--input-ids", far], mentioning: "99999", "id outside the vocabulary")
+        // Regression: a rank-0 pixel_values tensor was indexed before its shape was checked (a trap).
+        let pv = safetensors("cli/pixel-values.safetensors", #"{"pixel_values":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0])
+        let three = scratch("cli/three-ids.json", Array("[1, 2, 3]".utf8))
+        try expectOneLineFailure(["forward", "--model", tinyRandom, "--input-ids", three, "--pixel-values", pv, "--dump", "\(scratchDirectory)/cli/dump.safetensors"],
+                                 mentioning: "pixel_values: shape []", "rank-0 pixel_values")
         let video = scratch("cli/empty.mp4", [])
         try expectOneLineFailure(["frames", video], mentioning: video, "empty video")
         let junk = scratch("cli/junk.mkv", Array(repeating: 0x5A, count: 4096))
