@@ -130,7 +130,12 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
         try check(num_attention_heads <= limits.maxLayers, "num_attention_heads", "is \(num_attention_heads), above the limit of \(limits.maxLayers)")
         try check(image_size <= limits.maxImageSize, "image_size", "is \(image_size), above the limit of \(limits.maxImageSize) pixels")
         try check(num_channels <= 16, "num_channels", "is \(num_channels), above the limit of 16")
-        if let n = num_patches { try check(n > 0 && n <= limits.maxImageSize * limits.maxImageSize, "num_patches", "must be positive and at most \(limits.maxImageSize)², got \(n)") }
+        if let n = num_patches {
+            try check(n > 0 && n <= limits.maxImageSize * limits.maxImageSize, "num_patches", "must be positive and at most \(limits.maxImageSize)², got \(n)")
+            // NaFlex views the position table as (S, S, C): S² rows exactly.
+            let side = Int(Double(n).squareRoot().rounded())
+            try check(side * side == n, "num_patches", "must be a perfect square (the position table is S×S), got \(n)")
+        }
         try check(hidden_act == "gelu_pytorch_tanh", "hidden_act", "only 'gelu_pytorch_tanh' (SigLIP's) is implemented, got '\(hidden_act)'")
         return self
     }

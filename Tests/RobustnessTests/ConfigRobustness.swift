@@ -63,6 +63,9 @@ import SigLIP2
                 == .invalid(file: "config.json", field: "image_size", reason: "is 100000, above the limit of \(SiglipVisionConfig.maxImageSize) pixels"))
         #expect(vision(try tinyConfig { _, v, _ in v["num_hidden_layers"] = 1 << 30 })
                 == .invalid(file: "config.json", field: "num_hidden_layers", reason: "is \(1 << 30), above the limit of \(SiglipVisionConfig.maxLayers)"))
+        // NaFlex views num_patches rows as an S×S table; 250 once reached a precondition in the embeddings.
+        #expect(vision(try tinyConfig { _, v, _ in v["num_patches"] = 250 })
+                == .invalid(file: "config.json", field: "num_patches", reason: "must be a perfect square (the position table is S×S), got 250"))
         guard case .badConfig("config.json", "max_dynamic_tiles", _)? = eagle(try tinyConfig { top, _, _ in top["max_dynamic_tiles"] = 900_000_000 }) else {
             Issue.record("900 M tiles: expected badConfig max_dynamic_tiles"); return
         }
