@@ -83,15 +83,16 @@ clean:
 
 # Fuzzing (docs/robustness.md): libFuzzer binaries built by Fuzz/build.sh outside SwiftPM (so `make test`
 # never builds or runs them). `make fuzz FUZZ_SECONDS=600` runs every target one after the other;
-# `make fuzz-config` (or -safetensors, -tokenizer-load, -tokenizer-encode, -image) runs one. The corpus
+# `make fuzz-config` (or -safetensors, -tokenizer-load, -tokenizer-encode, -image, -video) runs one. The corpus
 # grows in Fuzz/corpus/<target>/, crashes land in Fuzz/findings/<target>/ with the run's log (both ignored).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := safetensors config tokenizer-load tokenizer-encode image
+FUZZ_TARGETS := safetensors config tokenizer-load tokenizer-encode image video
 FUZZ_SEEDS_safetensors      := Fixtures/safetensors Fixtures/safetensors/sharded
 FUZZ_SEEDS_config           := Fuzz/seeds/config
 FUZZ_SEEDS_tokenizer-load   := Fuzz/seeds/tokenizer-load
 FUZZ_SEEDS_tokenizer-encode := Fuzz/seeds/tokenizer-encode
 FUZZ_SEEDS_image            := Fixtures/imaging/files
+FUZZ_SEEDS_video            := Fixtures/test-videos
 FUZZ_DICT_safetensors       := Fuzz/safetensors.dict
 FUZZ_DICT_config            := Fuzz/config.dict
 FUZZ_DICT_tokenizer-load    := Fuzz/tokenizer.dict

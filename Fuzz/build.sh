@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer binary per target under Fuzz/.build/ (git-ignored):
-#   Fuzz/build.sh safetensors|config|tokenizer-load|tokenizer-encode|image ...
+#   Fuzz/build.sh safetensors|config|tokenizer-load|tokenizer-encode|image|video ...
 #
 # Only Eaglet's own code is instrumented: each Swift module a target needs is compiled with
 # -sanitize=fuzzer,address into an object plus a .swiftmodule, in dependency order, and the C shim of
-# Imaging with clang -fsanitize=fuzzer-no-link,address. Debian's libpng, libjpeg and OpenBLAS are linked
-# as they are (not instrumented). SwiftPM is not involved, so `swift build` and `make test` never see
-# these targets.
+# Imaging and Video with clang -fsanitize=fuzzer-no-link,address. Debian's libpng, libjpeg, FFmpeg and
+# OpenBLAS are linked as they are (not instrumented). SwiftPM is not involved, so `swift build` and
+# `make test` never see these targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=Fuzz/.build
 mkdir -p "$B"
 SAN=(-sanitize=fuzzer,address)
-SWIFTFLAGS=(-O -g -swift-version 5 -parse-as-library -wmo -I "$B" -I Sources/_CBLAS -I "$B/_ImageCodecs")
+SWIFTFLAGS=(-O -g -swift-version 5 -parse-as-library -wmo -I "$B" -I Sources/_CBLAS -I "$B/_ImageCodecs" -I "$B/_CFFmpeg"
+            -Xcc -I/usr/include/x86_64-linux-gnu)
 
 # module → the modules it imports (Package.swift's graph, restricted to what the targets reach).
 deps() {
   case "$1" in
     Tensor|Tokenizer) echo "";;
     SafeTensors|PatchEmbed|QwenAttention) echo "Tensor";;
-    _ImageCodecs) echo "";;
+    _ImageCodecs|_CFFmpeg) echo "";;
+    Video) echo "Imaging _CFFmpeg";;
     Imaging) echo "Tensor _ImageCodecs";;
     Tiler) echo "Imaging";;
     SigLIP2) echo "SafeTensors PatchEmbed";;
@@ -36,14 +38,16 @@ module() {
   [[ -n "${BUILT[$m]:-}" ]] && return
   for d in $(deps "$m"); do module "$d"; done
   BUILT[$m]=1
-  if [[ $m == _ImageCodecs ]]; then
-    mkdir -p "$B/_ImageCodecs"
-    printf 'module _ImageCodecs {\n  header "%s/Sources/_ImageCodecs/include/image_codecs.h"\n  export *\n}\n' "$PWD" > "$B/_ImageCodecs/module.modulemap"
-    for c in Sources/_ImageCodecs/*.c; do
-      local o="$B/_ImageCodecs/$(basename "$c" .c).o"
+  if [[ $m == _* ]]; then   # a C shim target: a module map for its header, its .c files instrumented
+    mkdir -p "$B/$m"
+    local header
+    header=$(ls "$PWD"/Sources/"$m"/include/*.h | head -1)
+    printf 'module %s {\n  header "%s"\n  export *\n}\n' "$m" "$header" > "$B/$m/module.modulemap"
+    for c in Sources/"$m"/*.c; do
+      local o="$B/$m/$(basename "$c" .c).o"
       if [[ ! -f $o || $c -nt $o ]]; then
         echo "  clang $c"
-        clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/_ImageCodecs/include -c "$c" -o "$o"
+        clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/"$m"/include -I/usr/include/x86_64-linux-gnu -c "$c" -o "$o"
       fi
       OBJECTS+=("$o")
     done
@@ -69,7 +73,8 @@ target_modules() {
     config) echo "Eagle";;
     tokenizer-load|tokenizer-encode) echo "Tokenizer";;
     image) echo "Imaging";;
-    *) echo "unknown fuzz target '$1' (safetensors, config, tokenizer-load, tokenizer-encode, image)" >&2; exit 64;;
+    video) echo "Video";;
+    *) echo "unknown fuzz target '$1' (safetensors, config, tokenizer-load, tokenizer-encode, image, video)" >&2; exit 64;;
   esac
 }
 
@@ -79,6 +84,6 @@ for t in "$@"; do
   out="$B/fuzz-$t"
   echo "  link $out"
   swiftc "${SWIFTFLAGS[@]}" "${SAN[@]}" -module-name "Fuzz_${t//-/_}" Fuzz/"$t"/main.swift "${OBJECTS[@]}" \
-    -lopenblas -lpng16 -ljpeg -o "$out" 2>&1 | { grep -v "Cannot export local symbol '__asan" || true; }
+    -lopenblas -lpng16 -ljpeg -lavformat -lavcodec -lswscale -lavutil -o "$out" 2>&1 | { grep -v "Cannot export local symbol '__asan" || true; }
   [[ -x $out && $out -nt Fuzz/$t/main.swift ]] || { echo "link of $out failed" >&2; exit 1; }
 done

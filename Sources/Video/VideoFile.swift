@@ -149,7 +149,12 @@ public final class VideoFile {
                 avformat_close_input(&fmt)
             }
         }
-        var r = avformat_open_input(&fmt, path, nil, nil)
+        // Only the file protocol: a playlist-like container (HLS, …) inside a "video" must not make FFmpeg
+        // fetch URLs.
+        var options: OpaquePointer? = nil
+        av_dict_set(&options, "protocol_whitelist", "file", 0)
+        defer { av_dict_free(&options) }
+        var r = avformat_open_input(&fmt, path, nil, &options)
         guard r >= 0, let f = fmt else { throw VideoError.unrecognized(file: path, detail: ffmpegMessage(r)) }
         r = avformat_find_stream_info(f, nil)
         guard r >= 0 else { throw VideoError.corrupt(file: path, detail: "stream info: \(ffmpegMessage(r))") }
