@@ -29,6 +29,7 @@ help:
 	@echo "make bench     run eaglet-bench (BENCH=\"matmul tiler vision lm tokenizer\") and append to docs/benchmarks.csv"
 	@echo "make fixtures  regenerate golden values with the pinned Python (Fixtures/generate/requirements.txt)"
 	@echo "make gpu-binary  build dist/eaglet-gpu: static, for a GPU host with no Swift toolchain (docs/gpu.md)"
+	@echo "make fuzz      build the libFuzzer targets and run each for FUZZ_SECONDS (default 600); make fuzz-<target> for one"
 
 # System packages, installed only when missing.
 deps:
@@ -105,3 +106,30 @@ gpu-binary: deps
 	xz -T2 -6 -k -f dist/eaglet-gpu
 	@ls -l dist/eaglet-gpu dist/eaglet-gpu.xz
 
+# Fuzzing (docs/robustness.md): libFuzzer binaries built by Fuzz/build.sh outside SwiftPM (so `make test`
+# never builds or runs them). `make fuzz FUZZ_SECONDS=600` runs every target one after the other;
+# `make fuzz-config` (or -safetensors, -tokenizer-load, -tokenizer-encode, -image, -video) runs one. The corpus
+# grows in Fuzz/corpus/<target>/, crashes land in Fuzz/findings/<target>/ with the run's log (both ignored).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := safetensors config tokenizer-load tokenizer-encode image video
+FUZZ_SEEDS_safetensors      := Fixtures/safetensors Fixtures/safetensors/sharded
+FUZZ_SEEDS_config           := Fuzz/seeds/config
+FUZZ_SEEDS_tokenizer-load   := Fuzz/seeds/tokenizer-load
+FUZZ_SEEDS_tokenizer-encode := Fuzz/seeds/tokenizer-encode
+FUZZ_SEEDS_image            := Fixtures/imaging/files
+FUZZ_SEEDS_video            := Fixtures/test-videos
+FUZZ_DICT_safetensors       := Fuzz/safetensors.dict
+FUZZ_DICT_config            := Fuzz/config.dict
+FUZZ_DICT_tokenizer-load    := Fuzz/tokenizer.dict
+FUZZ_DICT_tokenizer-encode  := Fuzz/tokenizer.dict
+
+.PHONY: fuzz $(addprefix fuzz-,$(FUZZ_TARGETS))
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+$(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
+	Fuzz/build.sh $*
+	@mkdir -p Fuzz/corpus/$* Fuzz/findings/$*
+	@echo "fuzz-$*: commit $$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- Sources Fuzz || echo '+dirty'), $(FUZZ_SECONDS) s"
+	set -o pipefail; LSAN_OPTIONS=suppressions=$(CURDIR)/Fuzz/lsan.supp Fuzz/.build/fuzz-$* -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	  -artifact_prefix=Fuzz/findings/$*/ $(if $(FUZZ_DICT_$*),-dict=$(FUZZ_DICT_$*)) \
+	  Fuzz/corpus/$* $(FUZZ_SEEDS_$*) 2>&1 | tee Fuzz/findings/$*/last-run.log | grep -E "^(#[0-9]+.*(INITED|DONE)|stat::|==[0-9]+==|SUMMARY|Done)"

@@ -119,6 +119,8 @@ let package = Package(
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
         .testTarget(name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
+        // Issue 12: hand-made bad files, each answered by its specific typed error; the CLI on bad input.
+        .testTarget(name: "RobustnessTests", dependencies: ["SafeTensors", "Imaging", "Tokenizer", "Qwen2", "SigLIP2", "Eagle", "Video", "ADS", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],

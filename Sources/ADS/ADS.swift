@@ -151,6 +151,13 @@ public func automaticDegradeSampling(_ request: ADSRequest, config: ADSConfig = 
     guard config.minFrames >= 1 else { throw ADSError.invalidRequest(field: "minimum frames", reason: "must be at least 1 (got \(config.minFrames))") }
     guard request.maxContext >= 1 else { throw ADSError.invalidRequest(field: "max context", reason: "must be at least 1 (got \(request.maxContext))") }
     guard request.textTokens >= 0 else { throw ADSError.invalidRequest(field: "text tokens", reason: "must be ≥ 0 (got \(request.textTokens))") }
+    // Bounds that keep every product below (total·weight, count·P) inside Int: far above any real context.
+    let bound = 1 << 31
+    for (field, v) in [("tokens per tile", p), ("minimum frames", config.minFrames), ("max context", request.maxContext),
+                       ("text tokens", request.textTokens)] + request.temporalCandidates.enumerated().map({ ("temporal input \($0.offset + 1)", $0.element) })
+    where v > bound {
+        throw ADSError.invalidRequest(field: field, reason: "must be at most \(bound) (got \(v))")
+    }
     for (i, im) in request.images.enumerated() where im.width < 1 || im.height < 1 {
         throw ADSError.invalidRequest(field: "image \(i + 1)", reason: "must be at least 1×1 (got \(im.width)×\(im.height))")
     }

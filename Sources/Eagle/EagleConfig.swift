@@ -104,15 +104,31 @@ public struct EagleConfig: Sendable, Equatable {
         guard c.minTiles >= 1, c.maxTiles >= c.minTiles else {
             throw EagleError.badConfig(file: file, field: "max_dynamic_tiles", expected: "1 ≤ min_dynamic_tiles ≤ max_dynamic_tiles")
         }
+        // The tiles of one image become one (N, 3, S, S) Float32 tensor: bound N·S² before any image comes.
+        let (s2, o1) = c.tileSize.multipliedReportingOverflow(by: c.tileSize)
+        let (tilePixels, o2) = s2.multipliedReportingOverflow(by: c.maxTiles + 1)
+        guard !o1, !o2, tilePixels <= EagleConfig.maxTilePixels else {
+            throw EagleError.badConfig(file: file, field: "max_dynamic_tiles",
+                                       expected: "(max_dynamic_tiles + 1) · image_size² ≤ \(EagleConfig.maxTilePixels) pixels, found \(c.maxTiles) tiles of \(c.tileSize)²")
+        }
         guard c.imageTokenIndex >= 0, c.imageTokenIndex < text.vocabSize else {
             throw EagleError.badConfig(file: file, field: "image_token_index", expected: "an id inside the vocabulary 0..<\(text.vocabSize)")
         }
         return c
     }
 
+    /// Most pixels the tiles of one image may hold, (max_dynamic_tiles + 1) · S² (2²⁷: 134 M pixels,
+    /// 1.6 GB as Float32; Eagle2.5-8B needs 13 · 448² = 2.6 M).
+    public static let maxTilePixels = 1 << 27
+    /// Largest config.json read (a real one is 3 KB).
+    public static let maxFileBytes = 16 << 20
+
     /// Reads `directory/config.json`.
     public static func load(directory: String) throws -> EagleConfig {
         let path = Path.join(directory, "config.json")
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
+            throw EagleError.badConfig(file: path, field: "(file)", expected: "a config.json of at most \(maxFileBytes) bytes, found \(size)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw EagleError.badConfig(file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder")
         }

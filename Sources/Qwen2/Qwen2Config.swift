@@ -120,11 +120,35 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
                           ("intermediate_size", intermediateSize), ("vocab_size", vocabSize), ("head_dim", headDim)] where v <= 0 {
             throw Qwen2Error.badField(name, "must be positive, got \(v)")
         }
+        // Upper bounds: far above any released model, low enough that products of two sizes cannot
+        // overflow and that a corrupt file cannot make the weight check enumerate a billion layers.
+        for (name, v, limit) in [("hidden_size", hiddenSize, Qwen2Config.maxWidth), ("intermediate_size", intermediateSize, Qwen2Config.maxWidth),
+                                 ("head_dim", headDim, Qwen2Config.maxWidth), ("vocab_size", vocabSize, Qwen2Config.maxVocabulary),
+                                 ("num_hidden_layers", numHiddenLayers, Qwen2Config.maxLayers),
+                                 ("num_attention_heads", numAttentionHeads, Qwen2Config.maxLayers),
+                                 ("num_key_value_heads", numKeyValueHeads, Qwen2Config.maxLayers),
+                                 ("max_position_embeddings", maxPositionEmbeddings, Qwen2Config.maxContext)] where v > limit {
+            throw Qwen2Error.badField(name, "is \(v), above the limit of \(limit) (a corrupt config?)")
+        }
+        guard maxPositionEmbeddings > 0 else {
+            throw Qwen2Error.badField("max_position_embeddings", "must be positive, got \(maxPositionEmbeddings)")
+        }
+        guard rmsNormEps.isFinite, rmsNormEps > 0 else { throw Qwen2Error.badField("rms_norm_eps", "must be a positive number, got \(rmsNormEps)") }
+        guard ropeTheta.isFinite, ropeTheta > 0 else { throw Qwen2Error.badField("rope_theta", "must be a positive number, got \(ropeTheta)") }
         guard numAttentionHeads % numKeyValueHeads == 0 else {
             throw Qwen2Error.badField("num_key_value_heads", "(\(numKeyValueHeads)) must divide num_attention_heads (\(numAttentionHeads))")
         }
         guard headDim % 2 == 0 else { throw Qwen2Error.badField("head_dim", "must be even for RoPE, got \(headDim)") }
     }
+
+    /// Largest hidden_size, intermediate_size and head_dim accepted (2¹⁸; Qwen2-72B is 8192 / 29568 / 128).
+    public static let maxWidth = 1 << 18
+    /// Largest vocab_size accepted (2²⁴, as `Tokenizer.maxTokenID`).
+    public static let maxVocabulary = 1 << 24
+    /// Largest layer and head counts accepted.
+    public static let maxLayers = 4096
+    /// Largest max_position_embeddings accepted (2²⁴ = 16 M tokens).
+    public static let maxContext = 1 << 24
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)

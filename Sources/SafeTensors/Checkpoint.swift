@@ -57,6 +57,10 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     static func readIndex(_ indexPath: String) throws -> [String: String] {
+        // Refuse an oversized index from its size, before reading it.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: indexPath))?[.size] as? Int, size > 64_000_000 {
+            throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB")
+        }
         guard let data = FileManager.default.contents(atPath: indexPath) else {
             throw SafeTensorsError.cannotOpen(file: indexPath, reason: "unreadable")
         }

@@ -112,13 +112,15 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             infos.append(try parseEntry(name: name, value: value, file: file, dataSize: dataSize))
         }
-        // Sort by position; any two neighbours that overlap are reported.
+        // Sort by position; a non-empty range that starts before the furthest end seen so far (of any
+        // earlier non-empty range, not just the neighbour: an empty range may sit between) overlaps it.
         infos.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound, $0.name) < ($1.dataRange.lowerBound, $1.dataRange.upperBound, $1.name) }
-        for i in infos.indices.dropFirst() {
-            let prev = infos[i - 1], cur = infos[i]
-            if cur.dataRange.lowerBound < prev.dataRange.upperBound && !prev.dataRange.isEmpty && !cur.dataRange.isEmpty {
+        var furthest: TensorInfo? = nil
+        for cur in infos where !cur.dataRange.isEmpty {
+            if let prev = furthest, cur.dataRange.lowerBound < prev.dataRange.upperBound {
                 throw SafeTensorsError.overlap(file: file, tensor: cur.name, other: prev.name)
             }
+            if cur.dataRange.upperBound > (furthest?.dataRange.upperBound ?? -1) { furthest = cur }
         }
         return (infos, metadata)
     }

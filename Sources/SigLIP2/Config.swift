@@ -98,6 +98,13 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
     public static let so400m = SiglipVisionConfig(hidden_size: 1152, intermediate_size: 4304, num_hidden_layers: 27,
                                                   num_attention_heads: 16, image_size: 448, patch_size: 14)
 
+    /// Largest hidden_size and intermediate_size accepted (2¹⁸; So400m is 1152 / 4304).
+    public static let maxWidth = 1 << 18
+    /// Largest layer and head counts accepted.
+    public static let maxLayers = 4096
+    /// Largest image_size accepted, in pixels.
+    public static let maxImageSize = 1 << 14
+
     /// D = C / H.
     public var headDim: Int { hidden_size / num_attention_heads }
     /// Patches per side of a tile: image_size / patch_size (32 for Eagle2.5-8B).
@@ -121,7 +128,22 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
         try check(patch_size > 0, "patch_size", "must be positive, got \(patch_size)")
         try check(image_size >= patch_size, "image_size", "must be at least patch_size \(patch_size), got \(image_size)")
         try check(num_channels > 0, "num_channels", "must be positive, got \(num_channels)")
-        try check(layer_norm_eps > 0, "layer_norm_eps", "must be positive, got \(layer_norm_eps)")
+        try check(layer_norm_eps > 0 && layer_norm_eps.isFinite, "layer_norm_eps", "must be a positive number, got \(layer_norm_eps)")
+        // Upper bounds far above any released tower, so that sizes multiplied together cannot overflow
+        // and a corrupt file cannot make the weight check enumerate a billion layers.
+        let limits = SiglipVisionConfig.self
+        try check(hidden_size <= limits.maxWidth, "hidden_size", "is \(hidden_size), above the limit of \(limits.maxWidth)")
+        try check(intermediate_size <= limits.maxWidth, "intermediate_size", "is \(intermediate_size), above the limit of \(limits.maxWidth)")
+        try check(num_hidden_layers <= limits.maxLayers, "num_hidden_layers", "is \(num_hidden_layers), above the limit of \(limits.maxLayers)")
+        try check(num_attention_heads <= limits.maxLayers, "num_attention_heads", "is \(num_attention_heads), above the limit of \(limits.maxLayers)")
+        try check(image_size <= limits.maxImageSize, "image_size", "is \(image_size), above the limit of \(limits.maxImageSize) pixels")
+        try check(num_channels <= 16, "num_channels", "is \(num_channels), above the limit of 16")
+        if let n = num_patches {
+            try check(n > 0 && n <= limits.maxImageSize * limits.maxImageSize, "num_patches", "must be positive and at most \(limits.maxImageSize)², got \(n)")
+            // NaFlex views the position table as (S, S, C): S² rows exactly.
+            let side = Int(Double(n).squareRoot().rounded())
+            try check(side * side == n, "num_patches", "must be a perfect square (the position table is S×S), got \(n)")
+        }
         try check(hidden_act == "gelu_pytorch_tanh", "hidden_act", "only 'gelu_pytorch_tanh' (SigLIP's) is implemented, got '\(hidden_act)'")
         return self
     }

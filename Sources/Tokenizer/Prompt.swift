@@ -42,7 +42,7 @@ public enum EaglePrompt {
     public static func ordinal(_ k: Int) -> String {
         let words = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
         if k >= 1 && k <= words.count { return words[k - 1] }
-        let suffix = (k % 100 >= 11 && k % 100 <= 13) ? "th" : ["th", "st", "nd", "rd", "th", "th", "th", "th", "th", "th"][k % 10]
+        let suffix = (k % 100 >= 11 && k % 100 <= 13) ? "th" : ["th", "st", "nd", "rd", "th", "th", "th", "th", "th", "th"][abs(k % 10)]
         return "\(k)\(suffix)"
     }
 

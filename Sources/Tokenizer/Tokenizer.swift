@@ -65,6 +65,23 @@ public final class Tokenizer: @unchecked Sendable {
     static let cacheMaxPieceBytes = 64
     static let cacheMaxEntries = 1 << 18
 
+    /// Largest token id accepted (exclusive): 2²⁴ = 16 777 216, a hundred times Qwen2's 151 665 ids. The
+    /// id → token table is sized by the largest id, so this bounds what a hostile file can make us allocate.
+    public static let maxTokenID = 1 << 24
+    /// Largest tokenizer file read (tokenizer.json, vocab.json, merges.txt, tokenizer_config.json):
+    /// 256 MB, thirty times Qwen2's 7 MB tokenizer.json.
+    public static let maxFileBytes = 256 << 20
+
+    /// The bytes of `path`, refusing files over `maxFileBytes` before reading them.
+    static func readFile(_ path: String) throws -> Data {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
+            throw TokenizerError.fileTooLarge(path: path, bytes: size, limit: maxFileBytes)
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.unreadable(path: path) }
+        guard data.count <= maxFileBytes else { throw TokenizerError.fileTooLarge(path: path, bytes: data.count, limit: maxFileBytes) }
+        return data
+    }
+
     // MARK: Loading
 
     /// Reads `path`: a tokenizer.json, or a folder holding tokenizer.json, or (failing that)
@@ -84,7 +101,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Reads a HF tokenizer.json whose model is BPE with Qwen2's normaliser, pre-tokenizer and decoder.
     public convenience init(tokenizerJSON path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.unreadable(path: path) }
+        let data = try Tokenizer.readFile(path)
         try self.init(tokenizerJSONData: data, path: path)
     }
 
@@ -162,7 +179,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// LF or CRLF). Added tokens come from tokenizer_config.json's `added_tokens_decoder` when that file
     /// sits beside vocab.json. The normaliser (NFC) and pre-tokenizer (Qwen2) are assumed.
     public convenience init(vocabJSON: String, mergesTXT: String) throws {
-        guard let vdata = FileManager.default.contents(atPath: vocabJSON) else { throw TokenizerError.unreadable(path: vocabJSON) }
+        let vdata = try Tokenizer.readFile(vocabJSON)
         guard let raw = (try? JSON.parse(vdata)) as? [String: Any] else {
             throw TokenizerError.malformedJSON(path: vocabJSON, reason: "not a JSON object of token → id")
         }
@@ -171,7 +188,7 @@ public final class Tokenizer: @unchecked Sendable {
             guard let id = v as? Int, id >= 0 else { throw TokenizerError.malformedJSON(path: vocabJSON, reason: "\"\(k)\" is not mapped to a non-negative integer") }
             vocab[k] = id
         }
-        guard let mdata = FileManager.default.contents(atPath: mergesTXT) else { throw TokenizerError.unreadable(path: mergesTXT) }
+        let mdata = try Tokenizer.readFile(mergesTXT)
         let text = String(decoding: mdata, as: UTF8.self)
         var merges = [(String, String)]()
         // Swift reads "\r\n" as ONE Character, so split on either spelling of a line end.
@@ -182,7 +199,8 @@ public final class Tokenizer: @unchecked Sendable {
         }
         var added = [AddedToken]()
         let config = Path.join(Path.deletingLastComponent(vocabJSON), "tokenizer_config.json")
-        if let cdata = FileManager.default.contents(atPath: config) {
+        if FileManager.default.fileExists(atPath: config) {
+            let cdata = try Tokenizer.readFile(config)
             guard let c = (try? JSON.parse(cdata)) as? [String: Any] else {
                 throw TokenizerError.malformedJSON(path: config, reason: "not a JSON object")
             }
@@ -208,6 +226,16 @@ public final class Tokenizer: @unchecked Sendable {
         self.addedTokens = addedTokens
         self.normalizesNFC = nfc
         self.ignoreMerges = ignoreMerges
+        // Ids index the id → token table below (and are packed into 32 bits by BPE): bound them first.
+        for (t, id) in vocab where id < 0 || id >= Tokenizer.maxTokenID {
+            throw TokenizerError.idOutOfRange(path: path, field: "model.vocab[\"\(t)\"]", id: id, limit: Tokenizer.maxTokenID)
+        }
+        for t in addedTokens where t.id < 0 || t.id >= Tokenizer.maxTokenID {
+            throw TokenizerError.idOutOfRange(path: path, field: "added token \"\(t.content)\"", id: t.id, limit: Tokenizer.maxTokenID)
+        }
+        for t in addedTokens where t.content.isEmpty {
+            throw TokenizerError.malformedJSON(path: path, reason: "an added token (id \(t.id)) has empty content")
+        }
         self.bpe = try BPE(merges: merges, vocab: vocab, path: path)
         let size = max((vocab.values.max() ?? -1) + 1, (addedTokens.map(\.id).max() ?? -1) + 1)
         var tokens = [String?](repeating: nil, count: size)

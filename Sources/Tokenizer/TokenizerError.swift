@@ -19,6 +19,10 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case unknownID(Int)
     /// No tokenizer.json (or vocab.json + merges.txt) at the path.
     case notFound(path: String)
+    /// A token id (model vocabulary or added token) outside 0..<limit (`Tokenizer.maxTokenID`).
+    case idOutOfRange(path: String, field: String, id: Int, limit: Int)
+    /// The file is larger than `Tokenizer.maxFileBytes`.
+    case fileTooLarge(path: String, bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -30,6 +34,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case let .malformedMerge(p, l, t): return "\(p): merge \(l) is \"\(t)\", expected two tokens separated by one space"
         case let .unknownID(id): return "token id \(id) is not in the vocabulary"
         case let .notFound(p): return "\(p): no tokenizer.json there (nor vocab.json + merges.txt)"
+        case let .idOutOfRange(p, f, id, lim): return "\(p): \(f) has id \(id), expected an id in 0..<\(lim)"
+        case let .fileTooLarge(p, b, lim): return "\(p): \(b) bytes, larger than the \(lim)-byte limit for tokenizer files"
         }
     }
 }

@@ -28,6 +28,8 @@ public struct FrameSamplingPolicy: Equatable, Sendable {
     public var numFrames: Int?
 
     public static let defaultMaxFrames = 256
+    /// Largest count any field may ask for (2³⁰).
+    public static let maxCount = 1 << 30
 
     public init(fps: Double = 2, minFrames: Int = 4, maxFrames: Int? = nil, numFrames: Int? = nil) {
         self.fps = fps
@@ -96,6 +98,12 @@ public func sampleFrames(totalFrames: Int, videoFPS: Double, policy: FrameSampli
         if let m = policy.maxFrames, m < 0 { throw FrameSamplingError.invalid(field: "--max-frames", reason: "must be ≥ 0 (got \(m))") }
     } else if let n = policy.numFrames, n < 0 {
         throw FrameSamplingError.invalid(field: "--num-frames", reason: "must be ≥ 0 (got \(n))")
+    }
+    // Counts are doubled and rounded in Int: bound them so that no request can overflow.
+    for (field, v) in [("--num-frames", policy.numFrames), ("--min-frames", policy.minFrames), ("--max-frames", policy.maxFrames)] {
+        if let v, v > FrameSamplingPolicy.maxCount {
+            throw FrameSamplingError.invalid(field: field, reason: "must be at most \(FrameSamplingPolicy.maxCount) (got \(v))")
+        }
     }
     let n = policyCount(totalFrames: totalFrames, videoFPS: videoFPS, policy: policy)
     guard n >= 2, n <= totalFrames else { throw FrameSamplingError.countOutOfRange(count: n, totalFrames: totalFrames) }

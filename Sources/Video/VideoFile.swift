@@ -37,6 +37,10 @@ public enum VideoError: Error, Equatable, CustomStringConvertible, Sendable {
     /// Reading or decoding failed part way.
     case corrupt(file: String, detail: String)
     case frameOutOfRange(file: String, index: Int, frameCount: Int)
+    /// The packet pass counted more than `limit` frames (`VideoFile.defaultMaxFrames`).
+    case tooManyFrames(file: String, limit: Int)
+    /// A frame larger than the pixel limit (`RGBImage.defaultMaxPixels`, as for images).
+    case tooManyPixels(file: String, width: Int, height: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -48,6 +52,8 @@ public enum VideoError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .noFrames(f): return "\(f): the video stream has no frames"
         case let .corrupt(f, d): return "\(f): corrupt video (\(d))"
         case let .frameOutOfRange(f, i, n): return "\(f): frame \(i) requested but the video has frames 0…\(n - 1)"
+        case let .tooManyFrames(f, lim): return "\(f): the video stream has more than \(lim) frames (the limit; a corrupt file?)"
+        case let .tooManyPixels(f, w, h, lim): return "\(f): frames of \(w)×\(h) exceed the limit of \(lim) pixels"
         }
     }
 }
@@ -107,11 +113,18 @@ public final class VideoFile {
     private var draining = false
     /// pts of the last frame the decoder produced since the last seek (nil right after one).
     private var lastPts: Int64?
+    private let maxPixels: Int
 
     /// Opens `path` and runs the packet pass. `threads` decoding threads: 1 (the default) decodes on
     /// the calling thread; 0 lets FFmpeg choose; more than 1 uses frame and slice threading, which
     /// decodes faster but holds a few frames in flight (flushed at every seek).
-    public init(path: String, threads: Int = 1) throws {
+    /// Most frames the packet pass accepts: 2²², about 19 hours at 60 fps (the frame table costs 16 bytes a frame).
+    public static let defaultMaxFrames = 1 << 22
+
+    /// `maxFrames` bounds the frame table, `maxPixels` the size of one frame (checked on the stream's
+    /// declared size at open and on every decoded frame).
+    public init(path: String, threads: Int = 1, maxFrames: Int = VideoFile.defaultMaxFrames,
+                maxPixels: Int = RGBImage.defaultMaxPixels) throws {
         eaglet_ffmpeg_quiet()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -136,7 +149,12 @@ public final class VideoFile {
                 avformat_close_input(&fmt)
             }
         }
-        var r = avformat_open_input(&fmt, path, nil, nil)
+        // Only the file protocol: a playlist-like container (HLS, …) inside a "video" must not make FFmpeg
+        // fetch URLs.
+        var options: OpaquePointer? = nil
+        av_dict_set(&options, "protocol_whitelist", "file", 0)
+        defer { av_dict_free(&options) }
+        var r = avformat_open_input(&fmt, path, nil, &options)
         guard r >= 0, let f = fmt else { throw VideoError.unrecognized(file: path, detail: ffmpegMessage(r)) }
         r = avformat_find_stream_info(f, nil)
         guard r >= 0 else { throw VideoError.corrupt(file: path, detail: "stream info: \(ffmpegMessage(r))") }
@@ -154,6 +172,12 @@ public final class VideoFile {
             throw VideoError.noVideoStream(file: path)
         }
         let stream = streams[Int(best)]
+        let declaredWidth = Int(stream.pointee.codecpar.pointee.width), declaredHeight = Int(stream.pointee.codecpar.pointee.height)
+        guard declaredWidth >= 0, declaredHeight >= 0, declaredWidth.multipliedReportingOverflow(by: declaredHeight).partialValue <= maxPixels,
+              declaredWidth <= 1 << 20, declaredHeight <= 1 << 20 else {
+            throw VideoError.tooManyPixels(file: path, width: declaredWidth, height: declaredHeight, limit: maxPixels)
+        }
+        self.maxPixels = maxPixels
         let tb = stream.pointee.time_base
         let timeBase = tb.den == 0 ? 0 : Double(tb.num) / Double(tb.den)
 
@@ -176,8 +200,13 @@ public final class VideoFile {
             guard r >= 0 else { throw VideoError.corrupt(file: path, detail: "reading packet \(stamps.count): \(ffmpegMessage(r))") }
             defer { av_packet_unref(packet) }
             guard packet.pointee.stream_index == best else { continue }
+            guard stamps.count < maxFrames else { throw VideoError.tooManyFrames(file: path, limit: maxFrames) }
             var ts = packet.pointee.pts != nopts ? packet.pointee.pts : packet.pointee.dts
-            if ts == nopts { ts = (stamps.last ?? -1) + max(lastDuration, 1) }   // no timestamps: count on
+            if ts == nopts {   // no timestamps: count on
+                let (next, overflow) = (stamps.last ?? -1).addingReportingOverflow(max(lastDuration, 1))
+                guard !overflow else { throw VideoError.corrupt(file: path, detail: "timestamps overflow after packet \(stamps.count)") }
+                ts = next
+            }
             stamps.append(ts)
             lastDuration = packet.pointee.duration
             if packet.pointee.flags & AV_PKT_FLAG_KEY != 0 { keys.append(ts) }
@@ -191,6 +220,10 @@ public final class VideoFile {
 
         let count = stamps.count
         let first = stamps[0]
+        // pts are any 64-bit values a file stores: a span that overflows is a corrupt file, not a trap.
+        guard !stamps[stamps.count - 1].subtractingReportingOverflow(first).overflow else {
+            throw VideoError.corrupt(file: path, detail: "timestamps span more than 2⁶³ ticks (\(first) to \(stamps[stamps.count - 1]))")
+        }
         let timestamps = stamps.map { Double($0 - first) * timeBase }
         func rate(_ q: AVRational) -> Double? { q.num > 0 && q.den > 0 ? Double(q.num) / Double(q.den) : nil }
         let declaredRate = rate(stream.pointee.avg_frame_rate) ?? rate(stream.pointee.r_frame_rate)
@@ -284,6 +317,10 @@ public final class VideoFile {
     private func convertCurrent() throws -> RGBImage {
         guard let frame else { throw VideoError.corrupt(file: info.file, detail: "no frame") }
         let w = Int(frame.pointee.width), h = Int(frame.pointee.height)
+        guard w > 0, h > 0 else { throw VideoError.corrupt(file: info.file, detail: "decoded a frame of \(w)×\(h) pixels") }
+        guard w.multipliedReportingOverflow(by: h).partialValue <= maxPixels, w <= 1 << 20, h <= 1 << 20 else {
+            throw VideoError.tooManyPixels(file: info.file, width: w, height: h, limit: maxPixels)
+        }
         var out = [UInt8](repeating: 0, count: w * h * 3)
         let r = out.withUnsafeMutableBufferPointer { eaglet_rgb_convert(&converter, frame, $0.baseAddress) }
         guard r >= 0 else { throw VideoError.corrupt(file: info.file, detail: "RGB conversion: \(ffmpegMessage(r))") }

@@ -37,6 +37,13 @@ struct ContextParallelCommand: ParsableCommand {
             guard seq >= 1, heads >= 1, kvHeads >= 1, headDim >= 1 else {
                 throw InputError(description: "--seq, --heads, --kv-heads and --head-dim must be positive")
             }
+            // q is T·H·D floats: bound it before anything is allocated (an overflowing product once trapped).
+            let limit = 1 << 28
+            let (th, o1) = seq.multipliedReportingOverflow(by: heads)
+            let (thd, o2) = th.multipliedReportingOverflow(by: headDim)
+            guard !o1, !o2, thd <= limit else {
+                throw InputError(description: "--seq × --heads × --head-dim is \(o1 || o2 ? "past Int" : "\(thd)") elements per tensor, above the limit of \(limit)")
+            }
             let plan = try CPPlan(strategy: s, world: world, heads: heads, kvHeads: kvHeads, cuSeqlens: [0, seq], ulysses: ulysses)
             let q = Tensor.seeded([heads, seq, headDim], seed: seed &+ 1)
             let k = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 2)

@@ -23,11 +23,14 @@ struct PromptOptions: ParsableArguments {
     var pixelValues: String?
     @Flag(help: "Skip the scan that rejects NaN or infinite weights at load.")
     var skipWeightScan = false
+    @Option(help: "Refuse images and video frames with more pixels than this (default: PIL's 89478485).")
+    var maxImagePixels: Int = RGBImage.defaultMaxPixels
 
     /// The checkpoint, tokenizer and tiler named by --model.
     func pipeline() throws -> EaglePipeline { try EaglePipeline(directory: model, scanWeights: !skipWeightScan) }
 
     func validate() throws {
+        if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1") }
         if prompt == nil && inputIds == nil { throw ValidationError("give --prompt TEXT or --input-ids FILE.json") }
         if prompt != nil && inputIds != nil { throw ValidationError("give either --prompt or --input-ids, not both") }
         if pixelValues != nil && inputIds == nil { throw ValidationError("--pixel-values goes with --input-ids") }
@@ -54,14 +57,21 @@ struct PromptOptions: ParsableArguments {
             if let pv = pixelValues {
                 let f = try SafeTensorsFile(path: pv)
                 guard f.info("pixel_values") != nil else { throw InputError(description: "\(pv): no tensor named 'pixel_values'") }
+                // The shape is checked before anything indexes it (a rank-0 tensor once trapped here).
+                let c = pipeline.model.config
+                guard let info = f.info("pixel_values"), info.shape.count == 4, info.shape[1] == c.vision.num_channels,
+                      info.shape[2] == c.tileSize, info.shape[3] == c.tileSize else {
+                    throw EagleError.badPixelValues(shape: f.info("pixel_values")?.shape ?? [],
+                                                    expected: "(N, \(c.vision.num_channels), \(c.tileSize), \(c.tileSize)) in \(pv)")
+                }
                 pixels = try f.tensor("pixel_values")
             }
             return (ids, pixels, pixels.map { [$0.shape[0]] } ?? [])
         }
-        let decoded = try images.map { try RGBImage.load($0) }
+        let decoded = try images.map { try RGBImage.load($0, maxPixels: maxImagePixels) }
         if let video {
             let v = try VideoPrompt.prepare(pipeline: pipeline, images: decoded, video: video, question: prompt ?? "",
-                                            system: system, maxContext: maxContext)
+                                            system: system, maxContext: maxContext, maxPixels: maxImagePixels)
             FileHandle.standardError.write(Data("video: \(v.frames.count) frames (ADS), tile cap \(v.tileCap), \(v.ids.count) prompt tokens\n".utf8))
             return (v.ids, v.pixels, v.tilesPerImage + [v.frames.count])
         }

@@ -17,11 +17,11 @@ struct VideoPrompt {
     var tilesPerImage: [Int]
 
     static func prepare(pipeline: EaglePipeline, images: [RGBImage], video path: String, question: String,
-                        system: String?, maxContext: Int?) throws -> VideoPrompt {
+                        system: String?, maxContext: Int?, maxPixels: Int = RGBImage.defaultMaxPixels) throws -> VideoPrompt {
         guard let tokenizer = pipeline.tokenizer else { throw EagleError.noTokenizer(directory: pipeline.directory) }
         let c = pipeline.model.config
         let context = maxContext ?? c.text.maxPositionEmbeddings
-        let file = try VideoFile(path: path)
+        let file = try VideoFile(path: path, maxPixels: maxPixels)
         let info = file.info
         let candidates = try sampleFrames(totalFrames: info.frameCount, videoFPS: info.averageFrameRate,
                                           policy: FrameSamplingPolicy(maxFrames: 512))

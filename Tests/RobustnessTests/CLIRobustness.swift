@@ -1,0 +1,102 @@
+// The `eaglet` binary on bad input, run as a user would: exit code 1 (never a signal), nothing on
+// stdout, and one line on stderr that starts "eaglet: " and names the file. Skipped when the release
+// binary is not built.
+import Foundation
+import Testing
+import _TestSupport
+
+let eagletBinary: String? = {
+    for config in ["release", "debug"] {
+        let p = "\(repositoryRoot)/.build/\(config)/eaglet"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return nil
+}()
+
+struct EagletRun {
+    var reason: Process.TerminationReason
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var stderrLines: [Substring] { stderr.split(separator: "\n") }
+}
+
+func runEaglet(_ args: [String]) throws -> EagletRun {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: eagletBinary ?? "/nonexistent")
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return EagletRun(reason: p.terminationReason, status: p.terminationStatus,
+                     stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+@Suite(.enabled(if: eagletBinary != nil, "the eaglet binary is not built (swift build -c release); the CLI robustness tests are skipped"))
+struct CLIRobustness {
+    /// Runs `args` and checks: exit 1, no signal, empty stdout, one stderr line "eaglet: …" containing `mention`.
+    func expectOneLineFailure(_ args: [String], mentioning mention: String, _ what: String) throws {
+        let r = try runEaglet(args)
+        #expect(r.reason == .exit, "\(what): ended by signal \(r.status)")
+        #expect(r.status == 1, "\(what): exit code \(r.status), stderr: \(r.stderr)")
+        #expect(r.stdout.isEmpty, "\(what): stdout \(r.stdout)")
+        #expect(r.stderrLines.count == 1, "\(what): stderr has \(r.stderrLines.count) lines: \(r.stderr)")
+        #expect(r.stderr.hasPrefix("eaglet: ") && r.stderr.contains(mention), "\(what): \(r.stderr)")
+    }
+
+    @Test func badImagesAreOneLine() throws {
+        let empty = scratch("cli/empty.png", [])
+        try expectOneLineFailure(["generate", "--model", tinyRandom, "--image", empty, "--prompt", "hi"], mentioning: empty, "empty image")
+        let huge = scratch("cli/huge.png", pngClaiming(width: 100_000, height: 100_000))
+        try expectOneLineFailure(["generate", "--model", tinyRandom, "--image", huge, "--prompt", "hi"], mentioning: "100000×100000", "huge IHDR")
+        try expectOneLineFailure(["generate", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png", "--prompt", "hi",
+                                  "--max-image-pixels", "10"], mentioning: "example.png", "lowered pixel limit")
+    }
+
+    @Test func badCheckpointsAreOneLine() throws {
+        let dir = try tinyRandomCopy("cli/bad-config")
+        try Data("{\"model_type\": \"eagle_2_5_vl\", ".utf8).write(to: URL(fileURLWithPath: "\(dir)/config.json"))
+        try expectOneLineFailure(["generate", "--model", dir, "--prompt", "hi"], mentioning: "\(dir)/config.json", "truncated config.json")
+        let dir2 = try tinyRandomCopy("cli/absurd-config")
+        try tinyConfig { _, _, t in t["num_hidden_layers"] = 1_000_000_000 }.write(to: URL(fileURLWithPath: "\(dir2)/config.json"))
+        try expectOneLineFailure(["inspect", "--model", dir2], mentioning: "num_hidden_layers", "absurd layer count")
+        let dir3 = try tinyRandomCopy("cli/truncated-weights")
+        let weights = try Data(contentsOf: URL(fileURLWithPath: "\(dir3)/model.safetensors"))
+        try weights.prefix(weights.count / 2).write(to: URL(fileURLWithPath: "\(dir3)/model.safetensors"))
+        try expectOneLineFailure(["generate", "--model", dir3, "--prompt", "hi"], mentioning: "model.safetensors", "truncated weights")
+    }
+
+    @Test func badTokenizerPromptIdsAndVideoAreOneLine() throws {
+        let tok = scratch("cli/tokenizer.json", Array(#"{"model": {"type": "BPE", "vocab": {"a": 99999999999}, "merges": []}}"#.utf8))
+        try expectOneLineFailure(["tokenize", "--tokenizer", tok, "--text", "hi"], mentioning: tok, "bad tokenizer.json")
+        let ids = scratch("cli/ids.json", Array("[1, 2, 1e300]".utf8))
+        try expectOneLineFailure(["generate", "--model", tinyRandom, "--input-ids", ids], mentioning: ids, "non-integer id")
+        let far = scratch("cli/far-ids.json", Array("[1, 2, 99999]".utf8))
+        try expectOneLineFailure(["generate", "--model", tinyRandom, "--input-ids", far], mentioning: "99999", "id outside the vocabulary")
+        // Regression: a rank-0 pixel_values tensor was indexed before its shape was checked (a trap).
+        let pv = safetensors("cli/pixel-values.safetensors", #"{"pixel_values":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0])
+        let three = scratch("cli/three-ids.json", Array("[1, 2, 3]".utf8))
+        try expectOneLineFailure(["forward", "--model", tinyRandom, "--input-ids", three, "--pixel-values", pv, "--dump", "\(scratchDirectory)/cli/dump.safetensors"],
+                                 mentioning: "pixel_values: shape []", "rank-0 pixel_values")
+        let video = scratch("cli/empty.mp4", [])
+        try expectOneLineFailure(["frames", video], mentioning: video, "empty video")
+        let junk = scratch("cli/junk.mkv", Array(repeating: 0x5A, count: 4096))
+        try expectOneLineFailure(["generate", "--model", tinyRandom, "--video", junk, "--prompt", "hi"], mentioning: junk, "junk video")
+    }
+
+    @Test func nanWeightsFailWithASummaryLineFirst() throws {
+        let dir = try tinyRandomCopy("cli/nan")
+        let path = "\(dir)/model.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        // The last four bytes of the data section are the last element of the last tensor: make it +Inf.
+        bytes.replaceSubrange(bytes.count - 4..<bytes.count, with: [0x00, 0x00, 0x80, 0x7F])
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let r = try runEaglet(["generate", "--model", dir, "--prompt", "hi"])
+        #expect(r.reason == .exit && r.status == 1)
+        // EagleError.nonFiniteWeights: one summary line, then the tensor names indented.
+        #expect(r.stderrLines.first?.hasPrefix("eaglet: \(dir): 1 tensors hold NaN or infinite values") == true, "\(r.stderr)")
+        #expect(r.stderrLines.count == 2 && r.stderrLines[1].hasPrefix("  "))
+    }
+}
