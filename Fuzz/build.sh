@@ -18,16 +18,18 @@ SWIFTFLAGS=(-O -g -swift-version 5 -parse-as-library -wmo -I "$B" -I Sources/_CB
 # module → the modules it imports (Package.swift's graph, restricted to what the targets reach).
 deps() {
   case "$1" in
-    Tensor|Tokenizer) echo "";;
-    SafeTensors|PatchEmbed|QwenAttention) echo "Tensor";;
+    Tensor|_Essentials) echo "";;
+    Tokenizer) echo "_Essentials";;
+    SafeTensors) echo "Tensor _Essentials";;
+    PatchEmbed|QwenAttention) echo "Tensor";;
     _ImageCodecs|_CFFmpeg) echo "";;
     Video) echo "Imaging _CFFmpeg";;
-    Imaging) echo "Tensor _ImageCodecs";;
+    Imaging) echo "Tensor _ImageCodecs _Essentials";;
     Tiler) echo "Imaging";;
-    SigLIP2) echo "SafeTensors PatchEmbed";;
+    SigLIP2) echo "SafeTensors PatchEmbed _Essentials";;
     Connector) echo "SafeTensors";;
-    Qwen2) echo "SafeTensors QwenAttention";;
-    Eagle) echo "Connector Imaging Qwen2 QwenAttention SafeTensors SigLIP2 Tiler Tokenizer";;
+    Qwen2) echo "SafeTensors QwenAttention _Essentials";;
+    Eagle) echo "Connector Imaging Qwen2 QwenAttention SafeTensors SigLIP2 Tiler Tokenizer _Essentials";;
   esac
 }
 
@@ -38,7 +40,7 @@ module() {
   [[ -n "${BUILT[$m]:-}" ]] && return
   for d in $(deps "$m"); do module "$d"; done
   BUILT[$m]=1
-  if [[ $m == _* ]]; then   # a C shim target: a module map for its header, its .c files instrumented
+  if [[ $m == _ImageCodecs || $m == _CFFmpeg ]]; then   # a C shim target: a module map for its header, its .c files instrumented
     mkdir -p "$B/$m"
     local header
     header=$(ls "$PWD"/Sources/"$m"/include/*.h | head -1)
