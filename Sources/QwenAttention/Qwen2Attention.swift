@@ -7,6 +7,7 @@
 //     y = concat_h(a[h])·W_oᵀ          (o_proj has no bias)
 // Names follow the checkpoint: q_proj, k_proj, v_proj, o_proj.
 // What it is not: sliding-window attention, attention dropout, padding masks for batches.
+import Dispatch
 import Tensor
 
 /// Weights and shape of one Qwen2 attention layer.
@@ -74,11 +75,26 @@ public struct Qwen2Attention: Sendable {
                 c.values.withUnsafeBufferPointer { V in
                     out.withUnsafeMutableBufferPointer { O in
                         lse.withUnsafeMutableBufferPointer { L in
-                            blockwiseAttentionKernel(q: Q.baseAddress!, heads: h, tokens: t, headDim: d,
-                                                     k: K.baseAddress!, v: V.baseAddress!, kvHeads: c.kvHeads, keys: c.count,
-                                                     kvHeadStride: c.capacity * d, causal: true, offsets: offset,
-                                                     scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
-                                                     out: O.baseAddress!, lse: L.baseAddress!)
+                            // One token (decode): its products are tiny, so OpenBLAS is held to one thread
+                            // and the kv groups are spread over the threads instead (thread wake-ups inside
+                            // 2·H small sgemms a layer cost more than the products themselves).
+                            let hkv = c.kvHeads, rep = h / hkv, stride = c.capacity * d
+                            let parts = t == 1 ? min(BLAS.threads, hkv) : 1
+                            let qp = Q.baseAddress!, kp = K.baseAddress!, vp = V.baseAddress!, op = O.baseAddress!, lp = L.baseAddress!
+                            func groups(_ range: Range<Int>) {
+                                guard !range.isEmpty else { return }
+                                let g0 = range.lowerBound
+                                blockwiseAttentionKernel(q: qp + g0 * rep * t * d, heads: range.count * rep, tokens: t, headDim: d,
+                                                         k: kp + g0 * stride, v: vp + g0 * stride, kvHeads: range.count, keys: c.count,
+                                                         kvHeadStride: stride, causal: true, offsets: offset,
+                                                         scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
+                                                         out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
+                            }
+                            if parts == 1 { groups(0..<hkv); return }
+                            let saved = BLAS.threads
+                            BLAS.setThreads(1)
+                            DispatchQueue.concurrentPerform(iterations: parts) { p in groups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
+                            BLAS.setThreads(saved)
                         }
                     }
                 }
