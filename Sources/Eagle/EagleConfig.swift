@@ -38,6 +38,17 @@ public struct EagleConfig: Sendable, Equatable {
         return Int((side * side).rounded())
     }
     /// The tiler this config describes.
+    /// The rows of `ids` that take the visual tokens, after checking the prompt: not empty, every id
+    /// inside the vocabulary, and exactly `m` `<IMG_CONTEXT>` placeholders for `m` visual tokens.
+    public func imageSlots(ids: [Int], visualTokens m: Int) throws -> [Int] {
+        guard !ids.isEmpty else { throw EagleError.emptyPrompt }
+        let v = text.vocabSize
+        if let bad = ids.first(where: { $0 < 0 || $0 >= v }) { throw EagleError.tokenOutOfRange(id: bad, vocabularySize: v) }
+        let slots = ids.indices.filter { ids[$0] == imageTokenIndex }
+        guard slots.count == m else { throw EagleError.imageTokenMismatch(placeholders: slots.count, visualTokens: m) }
+        return slots
+    }
+
     public var tiling: TilingConfig { TilingConfig(tileSize: tileSize, minTiles: minTiles, maxTiles: maxTiles, useThumbnail: useThumbnail) }
 
     /// Decodes config.json bytes; `file` names the source in errors.

@@ -82,13 +82,8 @@ public struct EagleModel: Sendable {
 
     /// Text embeddings (T, C) with the rows at `<IMG_CONTEXT>` replaced, in order, by `visual` (M, C).
     public func splice(ids: [Int], visual: Tensor?) throws -> Tensor {
-        guard !ids.isEmpty else { throw EagleError.emptyPrompt }
-        let v = config.text.vocabSize
-        if let bad = ids.first(where: { $0 < 0 || $0 >= v }) { throw EagleError.tokenOutOfRange(id: bad, vocabularySize: v) }
+        let positions = try config.imageSlots(ids: ids, visualTokens: visual?.shape[0] ?? 0)
         var e = language_model.embed(ids)
-        let positions = ids.indices.filter { ids[$0] == config.imageTokenIndex }
-        let m = visual?.shape[0] ?? 0
-        guard positions.count == m else { throw EagleError.imageTokenMismatch(placeholders: positions.count, visualTokens: m) }
         if let visual {
             let c = config.text.hiddenSize
             e.storage.withUnsafeMutableBufferPointer { E in

@@ -124,6 +124,7 @@ public enum GPUCheck {
         return report
     }
 
-    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+    /// `s` in a column of `n`, always followed by at least one space.
+    static func pad(_ s: String, _ n: Int) -> String { padded(s, n - 1) + " " }
     static func sci(_ x: Float) -> String { cFormat("%.2e", Double(x)) }
 }

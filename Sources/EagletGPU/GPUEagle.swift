@@ -184,14 +184,9 @@ public final class GPUEagle {
 
     /// Text embeddings for `ids` with rows at <IMG_CONTEXT> replaced by `visual` (M, C), in order.
     public func embed(ids: [Int], visual: (GPUBuffer, Int)?) throws -> GPUBuffer {
-        let c = config.text.hiddenSize, vocab = config.text.vocabSize
-        guard !ids.isEmpty else { throw EagleError.emptyPrompt }
-        if let bad = ids.first(where: { $0 < 0 || $0 >= vocab }) { throw EagleError.tokenOutOfRange(id: bad, vocabularySize: vocab) }
+        let c = config.text.hiddenSize
+        let slots = try config.imageSlots(ids: ids, visualTokens: visual?.1 ?? 0)
         let e = try gpu.gatherRows(embed, ids: ids, width: c)
-        let slots = ids.indices.filter { ids[$0] == config.imageTokenIndex }
-        guard slots.count == (visual?.1 ?? 0) else {
-            throw EagleError.imageTokenMismatch(placeholders: slots.count, visualTokens: visual?.1 ?? 0)
-        }
         if let (v, _) = visual { try gpu.scatterRows(v, into: e, rows: slots, width: c) }
         return e
     }

@@ -55,9 +55,6 @@ extension Qwen2ForCausalLM {
         x.storage.withUnsafeBufferPointer { hidden.initialize(from: $0.baseAddress!, count: t * c) }
         defer { hidden.deallocate(); layerKeys.forEach { $0.deallocate() }; layerValues.forEach { $0.deallocate() } }
         let barrier = ThreadBarrier(parties: workers)
-        let savedThreads = BLAS.threads
-        BLAS.setThreads(1)
-        defer { BLAS.setThreads(savedThreads) }
 
         let work: @Sendable (Int) -> Void = { p in
             let lo = t * p / workers, hi = t * (p + 1) / workers, n = hi - lo
@@ -106,7 +103,7 @@ extension Qwen2ForCausalLM {
             }}
         }
 
-        runConcurrently(workers, work)
+        BLAS.withThreads(1) { runConcurrently(workers, work) }
         let out = Tensor(shape: [t, c], storage: Array(UnsafeBufferPointer(start: hidden, count: t * c)))
         let keys = layerKeys.map { Array(UnsafeBufferPointer(start: $0, count: hkv * t * d)) }
         let values = layerValues.map { Array(UnsafeBufferPointer(start: $0, count: hkv * t * d)) }

@@ -91,10 +91,9 @@ public struct Qwen2Attention: Sendable {
                                                          out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
                             }
                             if parts == 1 { groups(0..<hkv); return }
-                            let saved = BLAS.threads
-                            BLAS.setThreads(1)
-                            DispatchQueue.concurrentPerform(iterations: parts) { p in groups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
-                            BLAS.setThreads(saved)
+                            BLAS.withThreads(1) {
+                                DispatchQueue.concurrentPerform(iterations: parts) { p in groups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
+                            }
                         }
                     }
                 }

@@ -86,18 +86,4 @@ private func appendLE<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {
 }
 
 /// A JSON string literal for `s` (quotes, backslashes and control characters escaped).
-public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += cFormat("\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
+public func jsonString(_ s: String) -> String { JSON.quoted(s) }

@@ -125,7 +125,7 @@ public struct SiglipAttention: Sendable {
         var scores = [Float](repeating: 0, count: headParts * t * t)
         let alpha = scale
         let bias = q_proj.bias.storage + k_proj.bias.storage + v_proj.bias.storage
-        withBLASThreads(parts > 1 ? 1 : nil) {
+        BLAS.withThreads(parts > 1 ? 1 : nil) {
             x.storage.withUnsafeBufferPointer { X in
             qkv.withUnsafeMutableBufferPointer { QKV in
             bias.withUnsafeBufferPointer { B in
@@ -165,16 +165,6 @@ public struct SiglipAttention: Sendable {
     }
 }
 
-/// Runs `body` with OpenBLAS set to `n` threads (nil: unchanged), restoring the count afterwards.
-/// The setting is process-wide: one tower runs at a time.
-func withBLASThreads<R>(_ n: Int?, _ body: () -> R) -> R {
-    guard let n else { return body() }
-    let saved = BLAS.threads
-    BLAS.setThreads(n)
-    defer { BLAS.setThreads(saved) }
-    return body()
-}
-
 /// y = x·Wᵀ + b (+ residual), the residual added by sgemm's beta = 1; rows split over `threads`
 /// (OpenBLAS held to one thread while they run).
 func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?, threads: Int = 1) -> Tensor {
@@ -182,7 +172,7 @@ func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?, threads: Int 
     var out = residual?.storage ?? [Float](repeating: 0, count: t * n)
     precondition(out.count == t * n, "projectAdd: residual does not match (\(t), \(n))")
     let parts = max(1, min(threads, t))
-    withBLASThreads(parts > 1 ? 1 : nil) {
+    BLAS.withThreads(parts > 1 ? 1 : nil) {
         x.storage.withUnsafeBufferPointer { X in
             p.weight.storage.withUnsafeBufferPointer { W in
                 p.bias.storage.withUnsafeBufferPointer { B in
@@ -226,7 +216,7 @@ public struct SiglipMLP: Sendable {
         precondition(out.count == t * c, "SiglipMLP: residual does not match (\(t), \(c))")
         var hidden = [Float](repeating: 0, count: t * i)
         let parts = max(1, min(threads, t))
-        withBLASThreads(parts > 1 ? 1 : nil) {
+        BLAS.withThreads(parts > 1 ? 1 : nil) {
             x.storage.withUnsafeBufferPointer { X in
             fc1.weight.storage.withUnsafeBufferPointer { W1 in
             fc1.bias.storage.withUnsafeBufferPointer { B1 in

@@ -16,6 +16,15 @@ public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     /// The number of OpenBLAS threads in use.
     public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// Runs `body` with OpenBLAS set to `n` threads (nil: unchanged), restoring the count afterwards.
+    /// The setting is process-wide: callers that split work over threads themselves hold OpenBLAS to one.
+    public static func withThreads<R>(_ n: Int?, _ body: () throws -> R) rethrows -> R {
+        guard let n else { return try body() }
+        let saved = threads
+        setThreads(n)
+        defer { setThreads(saved) }
+        return try body()
+    }
     /// The kernel family OpenBLAS picked for this CPU (e.g. "Haswell", "SkylakeX").
     public static var coreName: String {
         guard let p = openblas_get_corename() else { return "unknown" }

@@ -73,11 +73,6 @@ public final class Mutex: @unchecked Sendable {
     deinit { pthread_mutex_destroy(m); m.deallocate() }
     public func lock() { pthread_mutex_lock(m) }
     public func unlock() { pthread_mutex_unlock(m) }
-    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(m)
-        defer { pthread_mutex_unlock(m) }
-        return try body()
-    }
 }
 
 /// A reusable barrier for a fixed number of threads (pthread mutex and condition variable).

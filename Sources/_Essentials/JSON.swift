@@ -83,6 +83,13 @@ public enum JSON {
         }
     }
 
+    /// `s` as a JSON string literal: quotes, backslashes and control characters escaped.
+    public static func quoted(_ s: String) -> String {
+        var out = ""
+        writeString(s, into: &out)
+        return out
+    }
+
     static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for u in s.unicodeScalars {
