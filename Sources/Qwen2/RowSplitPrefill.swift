@@ -71,12 +71,12 @@ extension Qwen2ForCausalLM {
                 let cs = C.baseAddress! + lo * d, sn = S.baseAddress! + lo * d
                 for (i, layer) in layers.enumerated() {
                     let attn = layer.self_attn
-                    rmsNormRows(rows, into: a, rows: n, width: c, weight: layer.input_layernorm.weight, eps: layer.input_layernorm.eps)
+                    layer.input_layernorm.weight.storage.withUnsafeBufferPointer { rmsNormRows(rows, into: a, rows: n, width: c, weight: $0.baseAddress!, eps: layer.input_layernorm.eps) }
                     project(a, rows: n, attn.q_proj, into: q, accumulate: false)
                     project(a, rows: n, attn.k_proj, into: k, accumulate: false)
                     project(a, rows: n, attn.v_proj, into: v, accumulate: false)
-                    ropeRows(q, rows: n, heads: h, headDim: d, cos: cs, sin: sn)
-                    ropeRows(k, rows: n, heads: hkv, headDim: d, cos: cs, sin: sn)
+                    RotaryEmbedding.rotate(q, tokens: n, heads: h, headDim: d, cos: cs, sin: sn)
+                    RotaryEmbedding.rotate(k, tokens: n, heads: hkv, headDim: d, cos: cs, sin: sn)
                     // This worker's keys and values into the layer's (Hkv, T, D) buffers, queries to (H, n, D).
                     let kb = shared.keys[i], vb = shared.values[i]
                     for r in 0..<n {
@@ -93,13 +93,13 @@ extension Qwen2ForCausalLM {
                     for r in 0..<n { for hi_ in 0..<h { (q + (r * h + hi_) * d).update(from: oh + (hi_ * n + r) * d, count: d) } }
                     project(q, rows: n, attn.o_proj, into: rows, accumulate: true)          // h += o_proj(attn)
                     let mlp = layer.mlp, post = layer.post_attention_layernorm
-                    rmsNormRows(rows, into: a, rows: n, width: c, weight: post.weight, eps: post.eps)
+                    post.weight.storage.withUnsafeBufferPointer { rmsNormRows(rows, into: a, rows: n, width: c, weight: $0.baseAddress!, eps: post.eps) }
                     project(a, rows: n, mlp.gate_proj, into: g, accumulate: false)
                     project(a, rows: n, mlp.up_proj, into: u, accumulate: false)
                     for j in 0..<(n * inter) { g[j] = fastSilu(g[j]) * u[j] }   // vectorised; silu's libm exp would cost ~7 %
                     project(g, rows: n, mlp.down_proj, into: rows, accumulate: true)     // h += mlp(…)
                 }
-                rmsNormRows(rows, into: rows, rows: n, width: c, weight: norm.weight, eps: norm.eps)
+                norm.weight.storage.withUnsafeBufferPointer { rmsNormRows(rows, into: rows, rows: n, width: c, weight: $0.baseAddress!, eps: norm.eps) }
             }}
         }
 
@@ -108,20 +108,6 @@ extension Qwen2ForCausalLM {
         let keys = layerKeys.map { Array(UnsafeBufferPointer(start: $0, count: hkv * t * d)) }
         let values = layerValues.map { Array(UnsafeBufferPointer(start: $0, count: hkv * t * d)) }
         return (out, keys, values)
-    }
-}
-
-/// y (n, C) = RMSNorm(x) row by row, the serial path's arithmetic (sum of squares in Double); y may be x.
-func rmsNormRows(_ x: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, rows n: Int, width c: Int,
-                 weight: Tensor, eps: Float) {
-    weight.storage.withUnsafeBufferPointer { W in
-        for r in 0..<n {
-            let xr = x + r * c, yr = y + r * c
-            var ss = 0.0
-            for i in 0..<c { ss += Double(xr[i]) * Double(xr[i]) }
-            let inv = Float(1 / (ss / Double(c) + Double(eps)).squareRoot())
-            for i in 0..<c { yr[i] = xr[i] * inv * W[i] }
-        }
     }
 }
 
@@ -135,22 +121,6 @@ func project(_ x: UnsafeMutablePointer<Float>, rows n: Int, _ l: Linear, into y:
     if let b = l.bias {
         b.storage.withUnsafeBufferPointer { B in
             for r in 0..<n { let yr = y + r * cout; for j in 0..<cout { yr[j] += B[j] } }
-        }
-    }
-}
-
-/// RoPE in place on token-major rows (n, heads·D) with this worker's (n, D) slices of cos and sin.
-func ropeRows(_ x: UnsafeMutablePointer<Float>, rows n: Int, heads: Int, headDim d: Int,
-              cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-    let half = d / 2
-    for r in 0..<n {
-        for hh in 0..<heads {
-            let base = x + (r * heads + hh) * d, cr = cos + r * d, sr = sin + r * d
-            for kk in 0..<half {
-                let a = base[kk], b = base[kk + half]
-                base[kk] = a * cr[kk] - b * sr[kk]
-                base[kk + half] = b * cr[kk + half] + a * sr[kk + half]
-            }
         }
     }
 }

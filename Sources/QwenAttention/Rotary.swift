@@ -52,23 +52,31 @@ public struct RotaryEmbedding: Sendable {
     /// Rotates token-major heads in place: `x` is (T, heads·D) with head n of token t at
     /// [t, n·D ..< (n+1)·D]; `cos`/`sin` are (T, D).
     public func apply(_ x: inout Tensor, heads: Int, cos: Tensor, sin: Tensor) {
-        let d = headDim, half = d / 2
+        let d = headDim
         let t = cos.shape[0]
         precondition(x.count == t * heads * d, "RotaryEmbedding.apply: x \(x.shape) is not (\(t), \(heads)·\(d))")
         x.storage.withUnsafeMutableBufferPointer { X in
             cos.storage.withUnsafeBufferPointer { C in
                 sin.storage.withUnsafeBufferPointer { S in
-                    for ti in 0..<t {
-                        for n in 0..<heads {
-                            let base = (ti * heads + n) * d
-                            for k in 0..<half {
-                                let a = X[base + k], b = X[base + k + half]
-                                // x'[k] = a·cos − b·sin ; x'[k+D/2] = b·cos + a·sin
-                                X[base + k] = a * C[ti * d + k] - b * S[ti * d + k]
-                                X[base + k + half] = b * C[ti * d + k + half] + a * S[ti * d + k + half]
-                            }
-                        }
-                    }
+                    RotaryEmbedding.rotate(X.baseAddress!, tokens: t, heads: heads, headDim: d, cos: C.baseAddress!, sin: S.baseAddress!)
+                }
+            }
+        }
+    }
+
+    /// The pointer form of `apply`: x (T, heads·D) token-major, cos and sin (T, D), rotated in place.
+    public static func rotate(_ x: UnsafeMutablePointer<Float>, tokens t: Int, heads: Int, headDim d: Int,
+                              cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        let half = d / 2
+        for ti in 0..<t {
+            let c = cos + ti * d, s = sin + ti * d
+            for n in 0..<heads {
+                let base = x + (ti * heads + n) * d
+                for k in 0..<half {
+                    let a = base[k], b = base[k + half]
+                    // x'[k] = a·cos − b·sin ; x'[k+D/2] = b·cos + a·sin
+                    base[k] = a * c[k] - b * s[k]
+                    base[k + half] = b * c[k + half] + a * s[k + half]
                 }
             }
         }

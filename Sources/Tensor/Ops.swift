@@ -155,14 +155,24 @@ extension Tensor {
         let c = shape.last ?? 1
         precondition(weight.count == c, "rmsNorm: weight does not match width \(c)")
         var out = storage
-        let w = weight.storage
-        for r in 0..<(count / max(c, 1)) {
-            let base = r * c
-            var ss = 0.0
-            for i in 0..<c { ss += Double(out[base + i]) * Double(out[base + i]) }
-            let inv = Float(1 / (ss / Double(c) + Double(eps)).squareRoot())
-            for i in 0..<c { out[base + i] = out[base + i] * inv * w[i] }
+        out.withUnsafeMutableBufferPointer { Y in
+            weight.storage.withUnsafeBufferPointer { W in
+                rmsNormRows(Y.baseAddress!, into: Y.baseAddress!, rows: count / max(c, 1), width: c, weight: W.baseAddress!, eps: eps)
+            }
         }
         return Tensor(shape: shape, storage: out)
+    }
+}
+
+/// RMSNorm of `rows` rows of width C, y = x / √(mean(x²) + eps) · w, the sum of squares in Double;
+/// `y` may be `x`. The pointer form of `Tensor.rmsNorm`, for callers that keep their own buffers.
+public func rmsNormRows(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, width c: Int,
+                        weight w: UnsafePointer<Float>, eps: Float) {
+    for r in 0..<rows {
+        let xr = x + r * c, yr = y + r * c
+        var ss = 0.0
+        for i in 0..<c { ss += Double(xr[i]) * Double(xr[i]) }
+        let inv = Float(1 / (ss / Double(c) + Double(eps)).squareRoot())
+        for i in 0..<c { yr[i] = xr[i] * inv * w[i] }
     }
 }
