@@ -5,35 +5,13 @@ import Testing
 import SafeTensors
 import _TestSupport
 
-/// The release binary next to the test bundle's build, if it was built.
-let eagletBinary: String? = {
-    for config in ["release", "debug"] {
-        let p = "\(repositoryRoot)/.build/\(config)/eaglet"
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    return nil
-}()
-
-/// Runs eaglet with `args`; returns (exit code, stdout, stderr).
-func runEaglet(_ args: [String]) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: eagletBinary ?? "/nonexistent")
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
-
 @Suite(.enabled(if: eagletBinary != nil, "the eaglet binary is not built (swift build -c release)"))
 struct EagletCommandLine {
     @Test func generateJSONIsOneLineWithTheReferenceTokens() throws {
         let golden = try Fixture.load("eagle-tiny-random")
         let want = try golden.file.integers("greedy_tokens").values
         let (code, out, _) = try runEaglet(["generate", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
-                                            "--prompt", golden.manifest["question"] as? String ?? "", "--max-new-tokens", "\(want.count)", "--json"])
+                                            "--prompt", golden.manifest["question"] as? String ?? "", "--max-new-tokens", "\(want.count)", "--json"]).outputs
         #expect(code == 0)
         let lines = out.split(separator: "\n")
         #expect(lines.count == 1)
@@ -43,14 +21,14 @@ struct EagletCommandLine {
     }
 
     @Test func badInputIsOneLineAndExitCodeOne() throws {
-        let (code, out, err) = try runEaglet(["generate", "--model", "/nonexistent-model", "--prompt", "hi"])
+        let (code, out, err) = try runEaglet(["generate", "--model", "/nonexistent-model", "--prompt", "hi"]).outputs
         #expect(code == 1)
         #expect(out.isEmpty)
         #expect(err.split(separator: "\n").count == 1 && err.hasPrefix("eaglet: /nonexistent-model/config.json"))
     }
 
     @Test func badUsageIsExitCode64() throws {
-        let (code, _, _) = try runEaglet(["generate", "--model", tinyRandom])   // neither --prompt nor --input-ids
+        let (code, _, _) = try runEaglet(["generate", "--model", tinyRandom]).outputs   // neither --prompt nor --input-ids
         #expect(code == 64)
     }
 
@@ -58,7 +36,7 @@ struct EagletCommandLine {
         let path = NSTemporaryDirectory() + "eaglet-forward-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
         let (code, _, _) = try runEaglet(["forward", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
-                                          "--prompt", "What color is the circle?", "--dump", path])
+                                          "--prompt", "What color is the circle?", "--dump", path]).outputs
         #expect(code == 0)
         let f = try SafeTensorsFile(path: path)
         #expect(f.names == ["input_ids", "logits", "pixel_values", "vision_features", "visual_tokens"])
@@ -71,13 +49,13 @@ struct EagletCommandLine {
         // (512) all 8 fit, one 28-px tile (4 tokens) each; a context shorter than the text is an error.
         let video = "\(repositoryRoot)/Fixtures/test-videos/h264.mp4"
         let (code, out, err) = try runEaglet(["generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
-                                              "--max-new-tokens", "3", "--json"])
+                                              "--max-new-tokens", "3", "--json"]).outputs
         #expect(code == 0)
         #expect(err.contains("video: 8 frames (ADS)"))
         let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
         #expect((obj?["tokens"] as? [Int])?.count == 3)
         let (short, _, shortErr) = try runEaglet(["generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
-                                                  "--max-context", "60"])
+                                                  "--max-context", "60"]).outputs
         #expect(short == 1)
         #expect(shortErr.contains("longer than the context of 60"))
     }

@@ -32,20 +32,11 @@ import _TestSupport
     }
 
     @Test func gpuCheckWithoutAGPUExitsOneWithOneLine() throws {
-        // The built CLI next to this test bundle; skipped when the executable is not there.
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("eaglet").path
-        guard FileManager.default.isExecutableFile(atPath: exe) else { return }
+        guard eagletBinary != nil else { return }   // the CLI is not built
         if (try? GPU.open()) != nil { return }   // a GPU host: the no-GPU path cannot be shown here
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["gpu-check", "--model", repositoryRoot + "/Fixtures/tiny-eagle", "--prompt", "How many shapes are there?"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = Pipe()
-        try p.run()
-        p.waitUntilExit()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationReason == .exit && p.terminationStatus == 1)
+        let r = try runEaglet(["gpu-check", "--model", repositoryRoot + "/Fixtures/tiny-eagle", "--prompt", "How many shapes are there?"])
+        let text = r.stderr
+        #expect(r.reason == .exit && r.status == 1)
         #expect(text.hasPrefix("gpu-check: no GPU"), "stderr: \(text)")
         #expect(text.split(separator: "\n").count == 1, "stderr: \(text)")
     }

@@ -5,35 +5,6 @@ import Foundation
 import Testing
 import _TestSupport
 
-let eagletBinary: String? = {
-    for config in ["release", "debug"] {
-        let p = "\(repositoryRoot)/.build/\(config)/eaglet"
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    return nil
-}()
-
-struct EagletRun {
-    var reason: Process.TerminationReason
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var stderrLines: [Substring] { stderr.split(separator: "\n") }
-}
-
-func runEaglet(_ args: [String]) throws -> EagletRun {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: eagletBinary ?? "/nonexistent")
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return EagletRun(reason: p.terminationReason, status: p.terminationStatus,
-                     stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
 @Suite(.enabled(if: eagletBinary != nil, "the eaglet binary is not built (swift build -c release); the CLI robustness tests are skipped"))
 struct CLIRobustness {
     /// Runs `args` and checks: exit 1, no signal, empty stdout, one stderr line "eaglet: …" containing `mention`.

@@ -1,0 +1,37 @@
+// Running the built `eaglet` executable from tests, as a user would (the CLI's conventions: one JSON line
+// with --json, one stderr line and exit 1 on bad input, never a signal).
+import Foundation
+
+/// The `eaglet` binary of this checkout's build (release first, then debug), or nil when it is not built.
+public let eagletBinary: String? = {
+    for config in ["release", "debug"] {
+        let p = "\(repositoryRoot)/.build/\(config)/eaglet"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return nil
+}()
+
+/// How one run of `eaglet` ended.
+public struct EagletRun {
+    public var reason: Process.TerminationReason
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public var stderrLines: [Substring] { stderr.split(separator: "\n") }
+    /// (exit status, stdout, stderr).
+    public var outputs: (Int32, String, String) { (status, stdout, stderr) }
+}
+
+/// Runs `eaglet` with `args` and waits for it.
+public func runEaglet(_ args: [String]) throws -> EagletRun {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: eagletBinary ?? "/nonexistent")
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return EagletRun(reason: p.terminationReason, status: p.terminationStatus,
+                     stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
