@@ -57,11 +57,13 @@ extension GPU {
         try launch(KernelSource.module, name, grid: grid(n), block: (GPU.threads, 1, 1), args)
     }
 
-    /// fp32 → a new bf16 buffer (round to nearest even).
-    public func bf16(_ x: GPUBuffer, count: Int? = nil) throws -> GPUBuffer {
-        let n = count ?? x.count
+    /// fp32 → a new bf16 buffer (round to nearest even): the first `count` elements of `x` (all by default).
+    public func bf16(_ x: GPUBuffer, count: Int? = nil) throws -> GPUBuffer { try bf16(at: x.pointer, count: count ?? x.count) }
+
+    /// `n` fp32 values starting at `p` → a new bf16 buffer with the same layout.
+    func bf16(at p: DevicePointer, count n: Int) throws -> GPUBuffer {
         let y = try alloc(n, elementSize: 2)
-        try run("to_bf16", elements: n, [.ptr(x), .ptr(y), .int64(Int64(n))])
+        try run("to_bf16", elements: n, [.pointer(p), .ptr(y), .int64(Int64(n))])
         return y
     }
 
@@ -176,9 +178,9 @@ extension GPU {
         }
         let bf = precision == .bf16
         // bf16: q, k, v and the probabilities are rounded to bf16 copies with the same layout.
-        let qb = bf ? try bf16Strided(q, rows: t, stride: qStride) : nil
-        let kb = bf ? try bf16Strided(k, rows: s, stride: kvStride) : nil
-        let vb = bf ? try bf16Strided(v, rows: s, stride: kvStride) : nil
+        let qb = bf ? try bf16(at: q, count: t * qStride) : nil
+        let kb = bf ? try bf16(at: k, count: s * kvStride) : nil
+        let vb = bf ? try bf16(at: v, count: s * kvStride) : nil
         for c in scoreCalls { try gemm(c, a: kb?.pointer ?? k, b: qb?.pointer ?? q, c: scores.pointer, bf16: bf) }
         try launch(KernelSource.module, "softmax_rows", grid: (h * t, 1, 1), block: (GPU.threads, 1, 1),
                    [.ptr(scores), .int(t), .int(s), .float(scale), .int(causal ? 1 : 0), .int(p0)])
@@ -213,13 +215,5 @@ extension GPU {
                                                CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
         }
         guard status == 0 else { throw GPUError.cublas(call: (bf16 ? "bf16 " : "fp32 ") + call.description, status: status) }
-    }
-
-    /// `rows` rows of `stride` floats starting at `p` → a bf16 buffer with the same layout.
-    func bf16Strided(_ p: DevicePointer, rows: Int, stride: Int) throws -> GPUBuffer {
-        let n = rows * stride
-        let y = try alloc(n, elementSize: 2)
-        try run("to_bf16", elements: n, [.pointer(p), .ptr(y), .int64(Int64(n))])
-        return y
     }
 }
