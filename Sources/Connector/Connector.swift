@@ -1,4 +1,4 @@
-// The connector between the vision tower and the language model (spec §4): pixel shuffle, then `mlp1`.
+// The connector between the vision tower and the language model (docs/spec.md §4): pixel shuffle, then `mlp1`.
 //
 // What it is:
 //   * pixel shuffle (ratio 0.5, InternVL's "v2" order): ViT tokens (N, R·W, C) on an R×W patch grid
@@ -19,16 +19,12 @@ public enum ConnectorError: Error, Equatable, CustomStringConvertible, Sendable 
     case oddPatchGrid(rows: Int, columns: Int)
     case notAGrid(tokens: Int, rows: Int, columns: Int)
     case notSquare(tokens: Int)
-    case missingTensor(String)
-    case wrongShape(tensor: String, expected: [Int], found: [Int])
 
     public var description: String {
         switch self {
         case let .oddPatchGrid(r, c): return "pixel shuffle needs an even patch grid to merge 2×2 blocks, got \(r)×\(c) patches"
         case let .notAGrid(t, r, c): return "pixel shuffle: \(t) tokens do not form a \(r)×\(c) patch grid"
         case let .notSquare(t): return "pixel shuffle: \(t) tokens are not a square patch grid; pass rows and columns"
-        case let .missingTensor(n): return "connector checkpoint: no tensor '\(n)'"
-        case let .wrongShape(n, e, f): return "connector checkpoint: tensor '\(n)' has shape \(f), expected \(e)"
         }
     }
 }
@@ -87,39 +83,50 @@ public func pixelShuffle(_ x: Tensor, rows: Int? = nil, columns: Int? = nil) thr
 /// `mlp1`: LayerNorm(4C) → Linear(4C → C_llm) → GELU(erf) → Linear(C_llm → C_llm).
 public struct MLP1: Sendable {
     /// mlp1.0: LayerNorm weight and bias (4C), eps 1e-5.
-    public let norm_weight: Tensor, norm_bias: Tensor
+    public let normWeight: Tensor, normBias: Tensor
     /// mlp1.1: weight (C_llm, 4C), bias (C_llm).
-    public let fc1_weight: Tensor, fc1_bias: Tensor
+    public let fc1Weight: Tensor, fc1Bias: Tensor
     /// mlp1.3: weight (C_llm, C_llm), bias (C_llm).
-    public let fc2_weight: Tensor, fc2_bias: Tensor
+    public let fc2Weight: Tensor, fc2Bias: Tensor
     public let eps: Float = 1e-5
 
-    public init(norm_weight: Tensor, norm_bias: Tensor, fc1_weight: Tensor, fc1_bias: Tensor, fc2_weight: Tensor, fc2_bias: Tensor) {
-        precondition(fc1_weight.rank == 2 && fc1_weight.shape[1] == norm_weight.count && fc2_weight.shape == [fc1_weight.shape[0], fc1_weight.shape[0]],
-                     "MLP1: shapes do not chain: norm \(norm_weight.shape), fc1 \(fc1_weight.shape), fc2 \(fc2_weight.shape)")
-        self.norm_weight = norm_weight; self.norm_bias = norm_bias
-        self.fc1_weight = fc1_weight; self.fc1_bias = fc1_bias; self.fc2_weight = fc2_weight; self.fc2_bias = fc2_bias
+    public init(normWeight: Tensor, normBias: Tensor, fc1Weight: Tensor, fc1Bias: Tensor, fc2Weight: Tensor, fc2Bias: Tensor) {
+        precondition(fc1Weight.rank == 2 && fc1Weight.shape[1] == normWeight.count && fc2Weight.shape == [fc1Weight.shape[0], fc1Weight.shape[0]],
+                     "MLP1: shapes do not chain: norm \(normWeight.shape), fc1 \(fc1Weight.shape), fc2 \(fc2Weight.shape)")
+        self.normWeight = normWeight; self.normBias = normBias
+        self.fc1Weight = fc1Weight; self.fc1Bias = fc1Bias; self.fc2Weight = fc2Weight; self.fc2Bias = fc2Bias
     }
 
     /// x (…, 4C) → (…, C_llm).
-    public func callAsFunction(_ x: Tensor, naive: Bool = false) -> Tensor {
-        let n = x.layerNorm(weight: norm_weight, bias: norm_bias, eps: eps)
-        let h = linear(n, weight: fc1_weight, bias: fc1_bias, naive: naive).map(geluErf)
-        return linear(h, weight: fc2_weight, bias: fc2_bias, naive: naive)
+    public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
+        if !compute.isReference { BLAS.use(threads: compute.threads) }
+        let n = x.layerNorm(weight: normWeight, bias: normBias, eps: eps)
+        let h = linear(n, weight: fc1Weight, bias: fc1Bias, naive: compute.isReference).map(geluErf)
+        return linear(h, weight: fc2Weight, bias: fc2Bias, naive: compute.isReference)
+    }
+
+    /// Reads the tensors `MLP1Parameters` declares through `store`.
+    public static func load(from store: WeightStore, _ p: MLP1Parameters) throws -> MLP1 {
+        MLP1(normWeight: try store.read(p.norm.weight), normBias: try store.read(p.norm.bias!),
+             fc1Weight: try store.read(p.fc1.weight), fc1Bias: try store.read(p.fc1.bias!),
+             fc2Weight: try store.read(p.fc2.weight), fc2Bias: try store.read(p.fc2.bias!))
     }
 
     /// Reads mlp1.0, mlp1.1, mlp1.3 from a checkpoint; `inChannels` = 4C, `outChannels` = C_llm.
     public static func load(checkpoint: Checkpoint, inChannels: Int, outChannels: Int, prefix: String = "mlp1.") throws -> MLP1 {
-        func get(_ name: String, _ shape: [Int]) throws -> Tensor {
-            let full = prefix + name
-            guard checkpoint.info(full) != nil else { throw ConnectorError.missingTensor(full) }
-            let t = try checkpoint.tensor(full)
-            guard t.shape == shape else { throw ConnectorError.wrongShape(tensor: full, expected: shape, found: t.shape) }
-            return t
-        }
-        return MLP1(norm_weight: try get("0.weight", [inChannels]), norm_bias: try get("0.bias", [inChannels]),
-                    fc1_weight: try get("1.weight", [outChannels, inChannels]), fc1_bias: try get("1.bias", [outChannels]),
-                    fc2_weight: try get("3.weight", [outChannels, outChannels]), fc2_bias: try get("3.bias", [outChannels]))
+        try load(from: WeightStore(checkpoint), MLP1Parameters(inChannels: inChannels, outChannels: outChannels, prefix: prefix))
+    }
+}
+
+/// The keys and shapes of `mlp1`: `mlp1.0` LayerNorm (4C), `mlp1.1` Linear (C_llm, 4C), `mlp1.3` Linear
+/// (C_llm, C_llm); index 2 is the parameter-free GELU.
+public struct MLP1Parameters: ParameterGroup {
+    public let norm: NormParameters
+    public let fc1, fc2: LinearParameters
+    public init(inChannels k: Int, outChannels c: Int, prefix p: String = "mlp1.") {
+        norm = NormParameters(p + "0", width: k, bias: true)
+        fc1 = LinearParameters(p + "1", out: c, in: k, bias: true)
+        fc2 = LinearParameters(p + "3", out: c, in: c, bias: true)
     }
 }
 

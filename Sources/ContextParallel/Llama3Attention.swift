@@ -11,11 +11,11 @@ import Tensor
 /// Llama3-style all-gather KV forward: gather every rank's (k, v) into global order, then each local
 /// segment attends to [start of its sequence, its own end) in one blockwise call.
 public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator,
-                                 path: AttentionPath = .blockwise) -> CPResult {
+                                 compute: Compute = .fast(threads: 1)) -> CPResult {
     let r = comm.rank
     let d = k.shape[2]
     let (kFull, vFull) = allGatherKV(k: k, v: v, layouts: layouts, comm: comm)
-    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: d, path: path)
+    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: d, compute: compute)
     var qo = 0
     for s in layouts[r] {
         let prefix = Segment(start: s.sequenceStart, count: s.end - s.sequenceStart, sequenceStart: s.sequenceStart)

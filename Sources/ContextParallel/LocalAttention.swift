@@ -30,9 +30,9 @@ public func visibleScores(query q: Segment, key k: Segment) -> Int {
 /// out (H, T, D), lse (H, T). The single-rank reference the schemes must reproduce (one call per
 /// sequence; `path` picks the kernel).
 public func fullAttention(q: Tensor, k: Tensor, v: Tensor, cuSeqlens: [Int],
-                          path: AttentionPath = .blockwise) throws -> (out: Tensor, lse: Tensor) {
+                          compute: Compute = .fast(threads: 1)) throws -> (out: Tensor, lse: Tensor) {
     let layout = try Sharding.layouts(cuSeqlens: cuSeqlens, world: 1, split: .contiguous)[0]
-    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: q.shape[2], path: path)
+    var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: q.shape[2], compute: compute)
     acc.attend(q: q, qLayout: layout, k: k, v: v, kLayout: layout)
     return (acc.outTensor, acc.lseTensor)
 }
@@ -44,10 +44,10 @@ struct Accumulator {
     var lse: [Float]
     var entries = 0
     /// The local kernel: `.blockwise` (chapter 07's online softmax) or `.naive` (full scores per block).
-    let path: AttentionPath
+    let compute: Compute
 
-    init(heads: Int, tokens: Int, headDim: Int, path: AttentionPath) {
-        h = heads; n = tokens; d = headDim; self.path = path
+    init(heads: Int, tokens: Int, headDim: Int, compute: Compute) {
+        h = heads; n = tokens; d = headDim; self.compute = compute
         out = [Float](repeating: 0, count: heads * tokens * headDim)
         lse = [Float](repeating: -.infinity, count: heads * tokens)
     }
@@ -76,7 +76,7 @@ struct Accumulator {
         let qb = q.slice(dim: 1, qo..<(qo + qs.count))
         let kb = k.slice(dim: 1, ko..<(ko + ks.count)), vb = v.slice(dim: 1, ko..<(ko + ks.count))
         let offsets = AttentionOffsets(query: qs.start, key: ks.start)
-        let (o, l) = path == .naive ? attentionNaive(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
+        let (o, l) = compute.isReference ? attentionNaive(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
                                     : blockwiseAttention(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
         let rows = qs.count
         out.withUnsafeMutableBufferPointer { O in lse.withUnsafeMutableBufferPointer { L in

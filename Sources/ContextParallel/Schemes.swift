@@ -126,11 +126,11 @@ func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 /// (`Sharding.shard(x, plan.layouts[rank])`) → this rank's rows of full causal attention. `path`
 /// picks the local kernel: `.blockwise` (default) or `.naive` (QwenAttention's full-score reference).
 public func contextParallelAttention(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, comm: Communicator,
-                                     path: AttentionPath = .blockwise) -> CPResult {
+                                     compute: Compute = .fast(threads: 1)) -> CPResult {
     precondition(comm.worldSize == plan.world, "contextParallelAttention: communicator has \(comm.worldSize) ranks, plan \(plan.world)")
     switch plan.strategy {
-    case .ring, .zigzag: return ringAttentionForward(q: q, k: k, v: v, layouts: plan.layouts, comm: comm, path: path)
-    case .llama3: return llama3AttentionForward(q: q, k: k, v: v, layouts: plan.layouts, comm: comm, path: path)
-    case .ulysses, .usp: return uspAttentionForward(q: q, k: k, v: v, plan: plan, comm: comm, path: path)
+    case .ring, .zigzag: return ringAttentionForward(q: q, k: k, v: v, layouts: plan.layouts, comm: comm, compute: compute)
+    case .llama3: return llama3AttentionForward(q: q, k: k, v: v, layouts: plan.layouts, comm: comm, compute: compute)
+    case .ulysses, .usp: return uspAttentionForward(q: q, k: k, v: v, plan: plan, comm: comm, compute: compute)
     }
 }

@@ -2,42 +2,39 @@
 //
 // What it is: every rank holds the token ids of its layout; embeddings, RMSNorms, projections, RoPE
 // (at the tokens' global positions) and the MLP are per token and run locally with Qwen2's own weights
-// and modules; only the attention core is replaced by a context-parallel scheme. The logits of a rank's
+// and modules — the same `Qwen2DecoderLayer` body — with the attention core replaced by a context-parallel scheme. The logits of a rank's
 // tokens must equal the matching rows of the single-rank forward.
 // What it is not: a training step or a KV cache (prefill only).
 import QwenAttention
 import Qwen2
 import Tensor
 
+/// The context-parallel attention core: this rank's rotated q, k, v (its tokens of `plan.layouts[comm.rank]`)
+/// through a scheme of `plan` (ring, zigzag, llama3, Ulysses, USP) over `comm`.
+public struct ContextParallelCore: AttentionCore {
+    public let plan: CPPlan
+    public let comm: Communicator
+    public init(plan: CPPlan, comm: Communicator) { self.plan = plan; self.comm = comm }
+
+    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute) -> Tensor {
+        let r = contextParallelAttention(q: headMajor(q, heads: s.heads, headDim: s.headDim),
+                                         k: headMajor(k, heads: s.kvHeads, headDim: s.headDim),
+                                         v: headMajor(v, heads: s.kvHeads, headDim: s.headDim), plan: plan, comm: comm, compute: compute)
+        return tokenMajor(r.out)
+    }
+}
+
 extension Qwen2ForCausalLM {
     /// Logits (n, V) of this rank's tokens `plan.layouts[comm.rank]` of `ids` (all T token ids; each rank
     /// reads only its own). Single sequence or packed per `plan.cuSeqlens` (positions restart per
-    /// sequence, as in packed training).
-    public func contextParallelLogits(_ ids: [Int], plan: CPPlan, comm: Communicator) -> Tensor {
+    /// sequence, as in packed training). The decoder is Qwen2's own layer body with `ContextParallelCore`.
+    public func contextParallelLogits(_ ids: [Int], plan: CPPlan, comm: Communicator,
+                                      compute: Compute = .fast(threads: 1)) -> Tensor {
         let layout = plan.layouts[comm.rank]
-        let positions = Sharding.positions(layout)
-        let localIds = positions.map { ids[$0] }
+        let localIds = Sharding.positions(layout).map { ids[$0] }
         let ropePositions = layout.flatMap { s in (s.start..<s.end).map { $0 - s.sequenceStart } }
-        let (cos, sin) = rope.cosSin(positions: ropePositions)
-        let n = positions.count
-        var h = embed(localIds)
-        for layer in layers {
-            let a = layer.self_attn
-            let x = layer.input_layernorm(h)
-            var q = a.q_proj(x), k = a.k_proj(x)
-            let v = a.v_proj(x)
-            rope.apply(&q, heads: a.numHeads, cos: cos, sin: sin)
-            rope.apply(&k, heads: a.numKeyValueHeads, cos: cos, sin: sin)
-            let qh = q.reshaped([n, a.numHeads, a.headDim]).permuted([1, 0, 2])
-            let kh = k.reshaped([n, a.numKeyValueHeads, a.headDim]).permuted([1, 0, 2])
-            let vh = v.reshaped([n, a.numKeyValueHeads, a.headDim]).permuted([1, 0, 2])
-            let res = contextParallelAttention(q: qh, k: kh, v: vh, plan: plan, comm: comm)
-            let merged = res.out.permuted([1, 0, 2]).reshaped([n, a.numHeads * a.headDim])
-            var y = h + a.o_proj(merged)
-            let m = layer.mlp(layer.post_attention_layernorm(y))
-            y = y + m
-            h = y
-        }
-        return lm_head(norm(h))
+        var core = ContextParallelCore(plan: plan, comm: comm)
+        let h = hiddenStates(embed(localIds), positions: ropePositions, core: &core, compute: compute)
+        return lmHead(h, compute: compute)
     }
 }

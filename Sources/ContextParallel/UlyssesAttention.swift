@@ -11,7 +11,7 @@ import Tensor
 
 /// Ulysses (R = 1) or two-level Ulysses × zigzag ring (spec §8.2) forward for global rank comm.rank.
 public func uspAttentionForward(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, comm: Communicator,
-                               path: AttentionPath = .blockwise) -> CPResult {
+                               compute: Compute = .fast(threads: 1)) -> CPResult {
     let u = plan.ulysses, rr = plan.ring, g = comm.rank
     let ui = g % u, ringRank = g / u
     let d = q.shape[2], n = q.shape[1], hl = plan.heads / u
@@ -36,7 +36,7 @@ public func uspAttentionForward(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, c
         vs.append(Tensor(shape: [hkvl, nj, d], storage: Array(got[j][(a + b)..<(a + 2 * b)])))
     }
     let res = ringAttentionForward(q: Tensor.concatenate(qs, dim: 1), k: Tensor.concatenate(ks, dim: 1),
-                                   v: Tensor.concatenate(vs, dim: 1), layouts: plan.ringLayouts, comm: rComm, path: path)
+                                   v: Tensor.concatenate(vs, dim: 1), layouts: plan.ringLayouts, comm: rComm, compute: compute)
     // Head shards → sequence shards (out and lse together).
     var back = [[Float]](), off = 0
     for j in 0..<u {

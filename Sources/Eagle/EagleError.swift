@@ -5,8 +5,6 @@
 public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
     /// config.json is missing, not JSON, or a field has the wrong type or value.
     case badConfig(file: String, field: String, expected: String)
-    /// The checkpoint's tensors disagree with the config: every missing, unexpected and mis-shaped name.
-    case weights(source: String, missing: [String], unexpected: [String], misshaped: [String])
     /// The prompt's `<IMG_CONTEXT>` count differs from the number of visual tokens.
     case imageTokenMismatch(placeholders: Int, visualTokens: Int)
     /// Prompt (plus requested new tokens) longer than the model's context.
@@ -28,16 +26,6 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case let .badConfig(f, field, e):
             return field.hasPrefix("(") ? "\(f): expected \(e)" : "\(f): field '\(field)': expected \(e)"
-        case let .weights(s, m, u, w):
-            var parts = [String]()
-            if !m.isEmpty { parts.append("\(m.count) missing") }
-            if !w.isEmpty { parts.append("\(w.count) mis-shaped") }
-            if !u.isEmpty { parts.append("\(u.count) unexpected") }
-            var lines = ["\(s): checkpoint does not match config.json (\(parts.joined(separator: ", ")) tensors)"]
-            let items = m.map { "missing: \($0)" } + w.map { "mis-shaped: \($0)" } + u.map { "unexpected: \($0)" }
-            lines += items.prefix(10).map { "  " + $0 }
-            if items.count > 10 { lines.append("  and \(items.count - 10) more") }
-            return lines.joined(separator: "\n")
         case let .imageTokenMismatch(p, v):
             return "prompt: \(p) <IMG_CONTEXT> tokens but the images give \(v) visual tokens"
         case let .promptTooLong(t, n, c):

@@ -1,5 +1,5 @@
 // The whole Eagle 2.5 model: vision tower → pixel shuffle + mlp1 → splice into the text embeddings at
-// `<IMG_CONTEXT>` → Qwen2 decoder (spec 4, 5.3, 7). Shapes: N tiles of S×S pixels, P = (S/patch)² patches,
+// `<IMG_CONTEXT>` → Qwen2 decoder (docs/spec.md §4, §5.3, §7). Shapes: N tiles of S×S pixels, P = (S/patch)² patches,
 // C_v vision width, 4·C_v after the 2×2 shuffle, C the language width, T prompt tokens, V vocabulary.
 //
 // What it is not: a batcher (one prompt at a time) or a low-memory store: weights are widened to
@@ -41,14 +41,16 @@ public struct EagleModel: Sendable {
     public static func load(directory: String, scanForNonFinite: Bool = true) throws -> EagleModel {
         let config = try EagleConfig.load(directory: directory)
         let checkpoint = try Checkpoint(path: directory)
-        try EagleWeights.check(checkpoint, config: config)
+        let store = WeightStore(checkpoint)
+        try EagleWeights.check(store, config: config)
         if scanForNonFinite {
             let bad = try EagleWeights.nonFiniteTensors(checkpoint)
             if !bad.isEmpty { throw EagleError.nonFiniteWeights(source: checkpoint.directory, tensors: bad) }
         }
-        let vision = try SiglipVisionTransformer.load(from: checkpoint, config: config.vision)
-        let mlp1 = try MLP1.load(checkpoint: checkpoint, inChannels: 4 * config.vision.hidden_size, outChannels: config.text.hiddenSize)
-        let lm = try Qwen2ForCausalLM.load(config: config.text, checkpoint: checkpoint)
+        let p = EagleParameters(config, visionPrefix: EagleWeights.visionPrefix(store))
+        let vision = try SiglipVisionTransformer.load(from: store, config: config.vision)
+        let mlp1 = try MLP1.load(from: store, p.mlp1)
+        let lm = try Qwen2ForCausalLM.load(config: config.text, store: store)
         return EagleModel(config: config, vision_model: vision, mlp1: mlp1, language_model: lm)
     }
 
@@ -61,12 +63,12 @@ public struct EagleModel: Sendable {
     }
 
     /// The `select_layer` features of every tile: pixel_values (N, 3, S, S) → (N, P, C_v).
-    public func visionFeatures(_ pixelValues: Tensor, naive: Bool = false) throws -> Tensor {
+    public func visionFeatures(_ pixelValues: Tensor, compute: Compute = .fast) throws -> Tensor {
         try validate(pixelValues: pixelValues)
         let n = pixelValues.shape[0]
         var parts = [Tensor]()
         for i in 0..<n {
-            let out = vision_model(pixelValues.row(i), naive: naive)
+            let out = vision_model(pixelValues.row(i), compute: compute)
             parts.append(try SiglipVisionTransformer.features(out, selectLayer: config.selectLayer))
         }
         let p = config.patchesPerSide * config.patchesPerSide
@@ -74,9 +76,9 @@ public struct EagleModel: Sendable {
     }
 
     /// Visual tokens: features (N, P, C_v) → pixel shuffle (N, P/4, 4C_v) → mlp1 → (N·P/4, C).
-    public func visualTokens(fromFeatures f: Tensor, naive: Bool = false) throws -> Tensor {
-        let shuffled = naive ? try pixelShuffleNaive(f) : try pixelShuffle(f)
-        let y = mlp1(shuffled, naive: naive)
+    public func visualTokens(fromFeatures f: Tensor, compute: Compute = .fast) throws -> Tensor {
+        let shuffled = compute.isReference ? try pixelShuffleNaive(f) : try pixelShuffle(f)
+        let y = mlp1(shuffled, compute: compute)
         return y.reshaped([-1, config.text.hiddenSize])
     }
 
@@ -105,17 +107,15 @@ public struct EagleModel: Sendable {
     }
 
     /// One full forward: logits (T, V) for `ids` with the images in `pixelValues` (N, 3, S, S) or none.
-    public func forward(ids: [Int], pixelValues: Tensor?, naive: Bool = false) throws -> Forward {
+    public func forward(ids: [Int], pixelValues: Tensor?, compute: Compute = .fast) throws -> Forward {
         var feats: Tensor? = nil, tokens: Tensor? = nil
         if let p = pixelValues, p.shape.first ?? 0 > 0 {
-            feats = try visionFeatures(p, naive: naive)
-            tokens = try visualTokens(fromFeatures: feats!, naive: naive)
+            feats = try visionFeatures(p, compute: compute)
+            tokens = try visualTokens(fromFeatures: feats!, compute: compute)
         }
         let emb = try splice(ids: ids, visual: tokens)
-        var lm = language_model
-        if naive { lm.attentionPath = .naive }
         var none: KVCache? = nil
-        let h = lm.hiddenStates(emb, cache: &none)
-        return Forward(visionFeatures: feats, visualTokens: tokens, logits: lm.lm_head(h, naive: naive))
+        let h = language_model.hiddenStates(emb, cache: &none, compute: compute)
+        return Forward(visionFeatures: feats, visualTokens: tokens, logits: language_model.lmHead(h, compute: compute))
     }
 }

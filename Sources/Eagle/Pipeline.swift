@@ -13,6 +13,7 @@ import _Essentials
 import Glibc
 #endif
 import Imaging
+import Qwen2
 import QwenAttention
 import Tensor
 import Tiler
@@ -80,54 +81,40 @@ public final class EaglePipeline: @unchecked Sendable {
         return Prepared(text: text, ids: ids, pixelValues: pixels, tilesPerImage: counts, grids: grids)
     }
 
-    /// What one generation did.
+    /// What one generation did: the loop's report (tokens and timing) and the prompt's sizes.
     public struct Result: Sendable {
-        /// The new tokens, the stop token included when one was produced.
-        public var tokens: [Int]
+        public var report: GenerationReport
         public var promptTokens: Int
         public var visualTokens: Int
-        public var timeToFirstToken: Double
-        public var totalSeconds: Double
+        /// The new tokens, the stop token included when one was produced.
+        public var tokens: [Int] { report.tokens }
+        public var timeToFirstToken: Double { report.timeToFirstToken }
+        public var totalSeconds: Double { report.totalSeconds }
         /// Decode rate after the first token (tokens/s).
-        public var tokensPerSecond: Double
+        public var tokensPerSecond: Double { report.tokensPerSecond }
     }
 
-    /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id.
+    /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id. The time to the
+    /// first token includes the vision tower.
     public func generate(ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, sampling: SamplingParameters = .init(),
-                         maxContext: Int? = nil, onToken: (Int) -> Void = { _ in }) throws -> Result {
+                         maxContext: Int? = nil, compute: Compute = .fast, onToken: (Int) -> Void = { _ in }) throws -> Result {
         try sampling.validate()
         guard maxNewTokens >= 0 else { throw EagleError.badParameter(name: "max-new-tokens", value: "\(maxNewTokens)", expected: "an integer ≥ 0") }
         guard !ids.isEmpty else { throw EagleError.emptyPrompt }
         let context = maxContext ?? model.config.text.maxPositionEmbeddings
         guard ids.count < context else { throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context) }
         let budget = min(maxNewTokens, context - ids.count)
-        let t0 = Date()
+        let started = ContinuousClock.now
         var visual: Tensor? = nil
         if let p = pixelValues, p.shape.first ?? 0 > 0 {
-            visual = try model.visualTokens(fromFeatures: try model.visionFeatures(p))
+            visual = try model.visualTokens(fromFeatures: try model.visionFeatures(p, compute: compute), compute: compute)
         }
-        let emb = try model.splice(ids: ids, visual: visual)
-        let lm = model.language_model
-        var cache: KVCache? = lm.makeCache(capacity: ids.count + budget + 1)
+        var decoding = Qwen2ForCausalLM.Decoding(model: model.language_model, inputsEmbeds: try model.splice(ids: ids, visual: visual),
+                                                 capacity: ids.count + budget + 1, compute: compute)
         var sampler = Sampler(sampling)
-        var context_ = ids
-        var out = [Int]()
-        var ttft = 0.0
-        if budget > 0 {
-            let h = lm.hiddenStates(emb, cache: &cache)
-            var logits = lm.lm_head(h.slice(dim: 0, (h.shape[0] - 1)..<h.shape[0])).storage
-            while out.count < budget {
-                let next = sampler.next(logits: logits, context: context_)
-                if out.isEmpty { ttft = Date().timeIntervalSince(t0) }
-                out.append(next); context_.append(next)
-                onToken(next)
-                if stopTokens.contains(next) || out.count == budget { break }
-                logits = lm.forward([next], cache: &cache, lastOnly: true).storage
-            }
-        }
-        let total = Date().timeIntervalSince(t0)
-        let rate = out.count > 1 ? Double(out.count - 1) / max(total - ttft, 1e-9) : 0
-        return Result(tokens: out, promptTokens: ids.count, visualTokens: visual?.shape[0] ?? 0,
-                      timeToFirstToken: ttft, totalSeconds: total, tokensPerSecond: rate)
+        let report = try Qwen2.generate(&decoding, maxNewTokens: budget, stopTokens: stopTokens, started: started,
+                                        choose: { logits, chosen in sampler.next(logits: logits, context: ids + chosen) },
+                                        onToken: onToken)
+        return Result(report: report, promptTokens: ids.count, visualTokens: visual?.shape[0] ?? 0)
     }
 }

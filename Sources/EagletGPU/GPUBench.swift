@@ -206,15 +206,16 @@ public enum GPUBench {
             let ones = Tensor(shape: [s.c], storage: [Float](repeating: 1, count: s.c))
             func c(_ p: (Tensor, Tensor?)) -> Linear { Linear(weight: p.0, bias: p.1) }
             let cpu = Qwen2DecoderLayer(
-                self_attn: Qwen2Attention(q_proj: c(q), k_proj: c(k), v_proj: c(v), o_proj: c(o),
-                                          numHeads: s.heads, numKeyValueHeads: s.kvHeads, headDim: s.d),
-                mlp: Qwen2MLP(gate_proj: c(gate), up_proj: c(up), down_proj: c(down)),
-                input_layernorm: Qwen2RMSNorm(weight: ones, eps: 1e-6), post_attention_layernorm: Qwen2RMSNorm(weight: ones, eps: 1e-6))
+                selfAttn: Qwen2Attention(qProj: c(q), kProj: c(k), vProj: c(v), oProj: c(o),
+                                         numHeads: s.heads, numKeyValueHeads: s.kvHeads, headDim: s.d),
+                mlp: Qwen2MLP(gateProj: c(gate), upProj: c(up), downProj: c(down)),
+                inputLayernorm: Qwen2RMSNorm(weight: ones, eps: 1e-6), postAttentionLayernorm: Qwen2RMSNorm(weight: ones, eps: 1e-6))
             let rope = RotaryEmbedding(headDim: s.d, theta: 1_000_000)
             let (cos, sin) = rope.cosSin(positions: Array(0..<t))
             let x = Tensor.seeded([t, s.c], seed: 35, scale: 1)
-            var none: KVCacheLayer? = nil
-            let ref = cpu(x, rope: rope, cos: cos, sin: sin, cache: &none).storage
+            var core = CausalAttention(), h = x
+            cpu(&h, rope: rope, cos: cos, sin: sin, layer: 0, core: &core)
+            let ref = h.storage
             func g(_ p: (Tensor, Tensor?)) throws -> GPULinear {
                 try GPULinear(gpu: gpu, weight: p.0.storage, bias: p.1?.storage, out: p.0.shape[0], in: p.0.shape[1])
             }

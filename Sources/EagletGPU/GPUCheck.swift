@@ -80,11 +80,11 @@ public enum GPUCheck {
         var none: KVCache? = nil
         let h = lm.hiddenStates(emb, cache: &none) { i, out in keep("decoder.layers.\(i)", out.storage) }
         keep("decoder.norm", h.storage)
-        keep("logits", lm.lm_head(h).storage)
+        keep("logits", lm.lmHead(h).storage)
 
         // GPU: the same stages, compared as they arrive.
         let g = try GPUEagle(gpu: gpu, model: model)
-        g.naive = naive
+        g.compute = naive ? .reference : .fast
         printLine(pad("stage", 30) + pad("values", 10) + pad("max |Δ|", 12) + pad("relative", 12) + "within " + tolerance.name)
         func compare(_ name: String, _ values: () throws -> [Float]) throws {
             guard let ref = cpu[name] else { return }

@@ -46,8 +46,9 @@ public final class GPUEagle {
     public let gpu: GPU
     public let config: EagleConfig
     public let precision: GPUPrecision
-    /// Use the written-out kernels (naive matmul and attention) instead of cuBLAS.
-    public var naive = false
+    /// `.reference`: the written-out kernels (naive matmul and attention); `.fast`: cuBLAS.
+    public var compute: Compute = .fast
+    var naive: Bool { compute.isReference }
 
     let patch: GPULinear
     let positions: GPUBuffer
@@ -83,22 +84,22 @@ public final class GPUEagle {
                         fc1: try lin(l.mlp.fc1.weight, l.mlp.fc1.bias), fc2: try lin(l.mlp.fc2.weight, l.mlp.fc2.bias))
         }
         postLNw = try up(vm.post_layernorm.weight); postLNb = try up(vm.post_layernorm.bias)
-        mlpNormW = try up(model.mlp1.norm_weight); mlpNormB = try up(model.mlp1.norm_bias)
-        mlpFC1 = try lin(model.mlp1.fc1_weight, model.mlp1.fc1_bias)
-        mlpFC2 = try lin(model.mlp1.fc2_weight, model.mlp1.fc2_bias)
+        mlpNormW = try up(model.mlp1.normWeight); mlpNormB = try up(model.mlp1.normBias)
+        mlpFC1 = try lin(model.mlp1.fc1Weight, model.mlp1.fc1Bias)
+        mlpFC2 = try lin(model.mlp1.fc2Weight, model.mlp1.fc2Bias)
         let lm = model.language_model
-        embed = try up(lm.embed_tokens)
+        embed = try up(lm.embedTokens)
         textLayers = try lm.layers.map { l in
-            GPUQwen2Layer(inputNorm: try up(l.input_layernorm.weight), postNorm: try up(l.post_attention_layernorm.weight),
-                      q: try lin(l.self_attn.q_proj.weight, l.self_attn.q_proj.bias),
-                      k: try lin(l.self_attn.k_proj.weight, l.self_attn.k_proj.bias),
-                      v: try lin(l.self_attn.v_proj.weight, l.self_attn.v_proj.bias),
-                      o: try lin(l.self_attn.o_proj.weight, l.self_attn.o_proj.bias),
-                      gate: try lin(l.mlp.gate_proj.weight, nil), up: try lin(l.mlp.up_proj.weight, nil),
-                      down: try lin(l.mlp.down_proj.weight, nil))
+            GPUQwen2Layer(inputNorm: try up(l.inputLayernorm.weight), postNorm: try up(l.postAttentionLayernorm.weight),
+                      q: try lin(l.selfAttn.qProj.weight, l.selfAttn.qProj.bias),
+                      k: try lin(l.selfAttn.kProj.weight, l.selfAttn.kProj.bias),
+                      v: try lin(l.selfAttn.vProj.weight, l.selfAttn.vProj.bias),
+                      o: try lin(l.selfAttn.oProj.weight, l.selfAttn.oProj.bias),
+                      gate: try lin(l.mlp.gateProj.weight, nil), up: try lin(l.mlp.upProj.weight, nil),
+                      down: try lin(l.mlp.downProj.weight, nil))
         }
         finalNorm = try up(lm.norm.weight)
-        lmHead = try lin(lm.lm_head.weight, lm.lm_head.bias)
+        lmHead = try lin(lm.lmHead.weight, lm.lmHead.bias)
         invFreq = try gpu.upload(lm.rope.invFreq)
     }
 
@@ -202,34 +203,27 @@ public final class GPUEagle {
         return try gpu.download(try gpu.linear(h, rows: t, lmHead, naive: naive))
     }
 
-    /// What a greedy generation did.
-    public struct Generation {
-        public var tokens: [Int]
-        public var timeToFirstToken: Double
-        public var totalSeconds: Double
-        public var tokensPerSecond: Double
+    /// The GPU decoder for the one generation loop: the prompt (images spliced in) through the device KV cache.
+    public struct Decoding: TokenDecoder {
+        let model: GPUEagle, embeds: GPUBuffer, tokens: Int, cache: GPUKVCache
+
+        public mutating func prefill() throws -> [Float] {
+            try model.logits(try model.decode(embeds, tokens: tokens, cache: cache), tokens: tokens, lastOnly: true)
+        }
+        public mutating func step(_ token: Int) throws -> [Float] {
+            try model.logits(try model.decode(try model.embed(ids: [token], visual: nil), tokens: 1, cache: cache), tokens: 1, lastOnly: true)
+        }
     }
 
-    /// Greedy decoding on the GPU with the KV cache, stopping at `stopTokens` or `maxNewTokens`.
-    public func generateGreedy(ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, stopTokens: Set<Int>) throws -> Generation {
-        let t0 = Date()
+    /// Greedy decoding on the GPU with the KV cache, stopping at `stopTokens` or `maxNewTokens`; the time to the
+    /// first token includes the vision tower.
+    public func generateGreedy(ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, stopTokens: Set<Int>) throws -> GenerationReport {
+        let started = ContinuousClock.now
         var visual: (GPUBuffer, Int)? = nil
         if let p = pixelValues, p.shape.first ?? 0 > 0 { visual = try visualTokens(pixelValues: p) }
-        let cache = try makeCache(capacity: ids.count + maxNewTokens + 1)
-        let e = try embed(ids: ids, visual: visual)
-        var logits = try self.logits(try decode(e, tokens: ids.count, cache: cache), tokens: ids.count, lastOnly: true)
-        var out = [Int](), ttft = 0.0
-        while out.count < maxNewTokens {
-            let next = argmax(logits)
-            if out.isEmpty { ttft = Date().timeIntervalSince(t0) }
-            out.append(next)
-            if stopTokens.contains(next) || out.count == maxNewTokens { break }
-            let x = try embed(ids: [next], visual: nil)
-            logits = try self.logits(try decode(x, tokens: 1, cache: cache), tokens: 1, lastOnly: true)
-        }
-        let total = Date().timeIntervalSince(t0)
-        return Generation(tokens: out, timeToFirstToken: ttft, totalSeconds: total,
-                          tokensPerSecond: out.count > 1 ? Double(out.count - 1) / max(total - ttft, 1e-9) : 0)
+        var decoding = Decoding(model: self, embeds: try embed(ids: ids, visual: visual), tokens: ids.count,
+                                cache: try makeCache(capacity: ids.count + maxNewTokens + 1))
+        return try generate(&decoding, maxNewTokens: maxNewTokens, stopTokens: stopTokens, started: started)
     }
 }
 

@@ -1,75 +1,95 @@
-// Loading Qwen2 weights: the one place that maps checkpoint keys onto the module tree (spec §7.2).
+// Qwen2's parameters, declared once, and the loader derived from them (docs/spec.md §7.2).
 //
-// What it is: keys under `language_model.model.*` + `language_model.lm_head.weight` (Eagle 2.5) or
-// plain `model.*` + `lm_head.weight` (a Qwen2 checkpoint); the prefix is found from where
-// `embed_tokens` (or, tied, `lm_head`) lives. With tie_word_embeddings the head may be stored as either
-// `lm_head.weight` or `model.embed_tokens.weight`; one tensor then serves both. Every tensor's shape is
-// checked against the config; a missing or mis-shaped tensor is a typed error naming it.
+// What it is: `Qwen2Parameters`, every tensor of the decoder as (checkpoint key, shape) built from the config
+// under a key prefix — `language_model.` (Eagle 2.5) or "" (a Qwen2 checkpoint), found from where
+// `embed_tokens` (or, tied, `lm_head`) lives. The loader reads each spec through a `WeightStore` (shape
+// checked, errors naming the tensor); Eagle's checkpoint check compares the same specs with the file. With
+// tie_word_embeddings the head may be stored as either `lm_head.weight` or `model.embed_tokens.weight`; one
+// tensor then serves both.
 // What it is not: a converter; dtypes are widened to Float32 by SafeTensors.
 import SafeTensors
 import QwenAttention
 import Tensor
 
-extension Qwen2ForCausalLM {
-    /// The key prefix ("language_model." or "") under which `has` finds the model.
-    public static func keyPrefix(has: (String) -> Bool) -> String? {
-        for p in ["language_model.", ""] where has(p + "model.embed_tokens.weight") || has(p + "lm_head.weight") {
-            return p
-        }
-        return nil
+/// Keys and shapes of one decoder layer, under `<prefix>model.layers.N.`.
+public struct Qwen2LayerParameters: ParameterGroup {
+    public let qProj, kProj, vProj, oProj: LinearParameters
+    public let gateProj, upProj, downProj: LinearParameters
+    public let inputLayernorm, postAttentionLayernorm: NormParameters
+
+    public init(_ c: Qwen2Config, base l: String) {
+        let (C, H, Hkv, D, I) = (c.hiddenSize, c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.intermediateSize)
+        qProj = LinearParameters(l + "self_attn.q_proj", out: H * D, in: C, bias: true)
+        kProj = LinearParameters(l + "self_attn.k_proj", out: Hkv * D, in: C, bias: true)
+        vProj = LinearParameters(l + "self_attn.v_proj", out: Hkv * D, in: C, bias: true)
+        oProj = LinearParameters(l + "self_attn.o_proj", out: C, in: H * D, bias: false)
+        gateProj = LinearParameters(l + "mlp.gate_proj", out: I, in: C, bias: false)
+        upProj = LinearParameters(l + "mlp.up_proj", out: I, in: C, bias: false)
+        downProj = LinearParameters(l + "mlp.down_proj", out: C, in: I, bias: false)
+        inputLayernorm = NormParameters(l + "input_layernorm", width: C, bias: false)
+        postAttentionLayernorm = NormParameters(l + "post_attention_layernorm", width: C, bias: false)
+    }
+}
+
+/// Every tensor of `Qwen2ForCausalLM` under `prefix`.
+public struct Qwen2Parameters: ParameterGroup {
+    /// `model.embed_tokens.weight` (V, C); tied, it may be stored as `lm_head.weight` instead.
+    public let embedTokens: ParameterSpec
+    public let layers: [Qwen2LayerParameters]
+    public let norm: NormParameters
+    /// `lm_head.weight` (V, C); nil when tied (the embedding serves).
+    public let lmHead: ParameterSpec?
+
+    /// Prefixes a checkpoint may hold the model under: Eagle 2.5's, then a plain Qwen2 checkpoint's.
+    public static let prefixes = ["language_model.", ""]
+
+    public init(_ c: Qwen2Config, prefix p: String) {
+        let (C, V) = (c.hiddenSize, c.vocabSize)
+        embedTokens = ParameterSpec(p + "model.embed_tokens.weight", [V, C],
+                                    alternateKey: c.tieWordEmbeddings ? p + "lm_head.weight" : nil)
+        layers = (0..<c.numHiddenLayers).map { Qwen2LayerParameters(c, base: p + "model.layers.\($0).") }
+        norm = NormParameters(p + "model.norm", width: C, bias: false)
+        lmHead = c.tieWordEmbeddings ? nil : ParameterSpec(p + "lm_head.weight", [V, C])
     }
 
-    /// Builds the model from a tensor source: `has(name)` says whether it holds a tensor, `tensor(name)`
-    /// reads it (widened to Float32).
-    public static func load(config: Qwen2Config, has: (String) -> Bool,
-                            tensor: (String) throws -> Tensor) throws -> Qwen2ForCausalLM {
-        let c = config
-        guard let p = keyPrefix(has: has) else { throw Qwen2Error.missingTensor("model.embed_tokens.weight (or language_model.model.embed_tokens.weight)") }
-        func get(_ name: String, _ shape: [Int]) throws -> Tensor {
-            guard has(p + name) else { throw Qwen2Error.missingTensor(p + name) }
-            let t = try tensor(p + name)
-            guard t.shape == shape else { throw Qwen2Error.wrongShape(tensor: p + name, expected: shape, found: t.shape) }
-            return t
+    /// The prefix under which `store` holds the model, or nil.
+    public static func prefix(in store: WeightStore) -> String? {
+        prefixes.first { store.contains($0 + "model.embed_tokens.weight") || store.contains($0 + "lm_head.weight") }
+    }
+}
+
+extension Linear {
+    /// Reads `p`'s weight (and bias) through `store`.
+    public init(_ p: LinearParameters, from store: WeightStore) throws {
+        self.init(weight: try store.read(p.weight), bias: try store.read(p.bias))
+    }
+}
+
+extension Qwen2ForCausalLM {
+    /// Builds the model from `store`, under the prefix the store holds it (Eagle 2.5 or plain Qwen2 layout).
+    public static func load(config c: Qwen2Config, store: WeightStore) throws -> Qwen2ForCausalLM {
+        guard let prefix = Qwen2Parameters.prefix(in: store) else {
+            throw CheckpointError.componentNotFound(source: store.source.sourceDescription, component: "language model",
+                                                    tried: Qwen2Parameters.prefixes.map { $0 + "model.embed_tokens.weight" })
         }
-        func optional(_ name: String, _ shape: [Int]) throws -> Tensor? {
-            guard has(p + name) else { return nil }
-            let t = try tensor(p + name)
-            guard t.shape == shape else { throw Qwen2Error.wrongShape(tensor: p + name, expected: shape, found: t.shape) }
-            return t
+        let p = Qwen2Parameters(c, prefix: prefix)
+        func norm(_ n: NormParameters) throws -> Qwen2RMSNorm { Qwen2RMSNorm(weight: try store.read(n.weight), eps: c.rmsNormEps) }
+        let embed = try store.read(p.embedTokens)
+        let head = try p.lmHead.map { try store.read($0) } ?? embed   // tied: one storage, no copy
+        let layers = try p.layers.map { l in
+            Qwen2DecoderLayer(
+                selfAttn: Qwen2Attention(qProj: try Linear(l.qProj, from: store), kProj: try Linear(l.kProj, from: store),
+                                         vProj: try Linear(l.vProj, from: store), oProj: try Linear(l.oProj, from: store),
+                                         numHeads: c.numAttentionHeads, numKeyValueHeads: c.numKeyValueHeads, headDim: c.headDim),
+                mlp: Qwen2MLP(gateProj: try Linear(l.gateProj, from: store), upProj: try Linear(l.upProj, from: store),
+                              downProj: try Linear(l.downProj, from: store)),
+                inputLayernorm: try norm(l.inputLayernorm), postAttentionLayernorm: try norm(l.postAttentionLayernorm))
         }
-        let (C, V, H, Hkv, D, I) = (c.hiddenSize, c.vocabSize, c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.intermediateSize)
-        let embed: Tensor, head: Tensor
-        if c.tieWordEmbeddings {
-            let e = try optional("model.embed_tokens.weight", [V, C]), l = try optional("lm_head.weight", [V, C])
-            guard let w = e ?? l else { throw Qwen2Error.missingTensor(p + "model.embed_tokens.weight (tied; or \(p)lm_head.weight)") }
-            embed = w; head = w                                   // one storage, no copy
-        } else {
-            embed = try get("model.embed_tokens.weight", [V, C])
-            head = try get("lm_head.weight", [V, C])
-        }
-        var layers = [Qwen2DecoderLayer]()
-        for i in 0..<c.numHiddenLayers {
-            let l = "model.layers.\(i)."
-            let attn = Qwen2Attention(
-                q_proj: Linear(weight: try get(l + "self_attn.q_proj.weight", [H * D, C]), bias: try get(l + "self_attn.q_proj.bias", [H * D])),
-                k_proj: Linear(weight: try get(l + "self_attn.k_proj.weight", [Hkv * D, C]), bias: try get(l + "self_attn.k_proj.bias", [Hkv * D])),
-                v_proj: Linear(weight: try get(l + "self_attn.v_proj.weight", [Hkv * D, C]), bias: try get(l + "self_attn.v_proj.bias", [Hkv * D])),
-                o_proj: Linear(weight: try get(l + "self_attn.o_proj.weight", [C, H * D])),
-                numHeads: H, numKeyValueHeads: Hkv, headDim: D)
-            let mlp = Qwen2MLP(gate_proj: Linear(weight: try get(l + "mlp.gate_proj.weight", [I, C])),
-                               up_proj: Linear(weight: try get(l + "mlp.up_proj.weight", [I, C])),
-                               down_proj: Linear(weight: try get(l + "mlp.down_proj.weight", [C, I])))
-            layers.append(Qwen2DecoderLayer(
-                self_attn: attn, mlp: mlp,
-                input_layernorm: Qwen2RMSNorm(weight: try get(l + "input_layernorm.weight", [C]), eps: c.rmsNormEps),
-                post_attention_layernorm: Qwen2RMSNorm(weight: try get(l + "post_attention_layernorm.weight", [C]), eps: c.rmsNormEps)))
-        }
-        let norm = Qwen2RMSNorm(weight: try get("model.norm.weight", [C]), eps: c.rmsNormEps)
-        return Qwen2ForCausalLM(config: c, embed_tokens: embed, layers: layers, norm: norm, lm_head: Linear(weight: head))
+        return Qwen2ForCausalLM(config: c, embedTokens: embed, layers: layers, norm: try norm(p.norm), lmHead: Linear(weight: head))
     }
 
     /// Loads from a checkpoint (one file or shards), Eagle 2.5 or plain Qwen2 key layout.
     public static func load(config: Qwen2Config, checkpoint: Checkpoint) throws -> Qwen2ForCausalLM {
-        try load(config: config, has: { checkpoint.info($0) != nil }, tensor: { try checkpoint.tensor($0) })
+        try load(config: config, store: WeightStore(checkpoint))
     }
 }

@@ -1,5 +1,5 @@
-// The Qwen2 decoder: RMSNorm, the SwiGLU MLP, the decoder layer, the model and its LM head, and greedy
-// generation with a KV cache (transformers `modeling_qwen2.py`, spec §5).
+// The Qwen2 decoder: RMSNorm, the SwiGLU MLP, the decoder layer, the model, its LM head and
+// its KV cache (transformers `modeling_qwen2.py`, docs/spec.md §5); generation is in Generation.swift.
 //
 // What it is, for token ids (T) at positions p (T):
 //     h₀ = embed_tokens[ids]                                                      (T, C)
@@ -9,7 +9,8 @@
 // RMSNorm(x) = x / √(mean(x²) + eps) · weight with fp32 statistics (Eaglet accumulates in Double).
 // Names mirror the checkpoint: embed_tokens, layers.N.{self_attn, mlp, input_layernorm,
 // post_attention_layernorm}, norm, lm_head. With tied embeddings lm_head shares embed_tokens' storage.
-// What it is not: batched (one sequence at a time), sampling beyond greedy, or a trainer.
+// Swift names are camelCase (`selfAttn`, `inputLayernorm`); the checkpoint keys are spelled once, in Qwen2Loader.swift.
+// What it is not: batched (one sequence at a time) or a trainer.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -32,70 +33,83 @@ public struct Qwen2RMSNorm: Sendable {
 
 /// `Qwen2MLP`: SwiGLU, no biases. gate_proj, up_proj (C → I), down_proj (I → C).
 public struct Qwen2MLP: Sendable {
-    public let gate_proj: Linear
-    public let up_proj: Linear
-    public let down_proj: Linear
-    public init(gate_proj: Linear, up_proj: Linear, down_proj: Linear) {
-        self.gate_proj = gate_proj; self.up_proj = up_proj; self.down_proj = down_proj
+    public let gateProj: Linear
+    public let upProj: Linear
+    public let downProj: Linear
+    public init(gateProj: Linear, upProj: Linear, downProj: Linear) {
+        self.gateProj = gateProj; self.upProj = upProj; self.downProj = downProj
     }
-    /// x (T, C) → down(silu(gate(x)) ⊙ up(x)) (T, C).
-    public func callAsFunction(_ x: Tensor, naive: Bool = false) -> Tensor {
+
+    /// x (T, C) → silu(gate(x)) ⊙ up(x) (T, I): libm's exp on the reference path, the vectorised `fastSilu`
+    /// on the fast one (within fp32-op of it; libm's exp would cost ~7 % of a prefill).
+    func gated(_ x: Tensor, compute: Compute) -> Tensor {
         var g: Tensor, u: Tensor
-        if x.count == gate_proj.inFeatures && !naive && !Linear.useBLASGemv {   // decode: one pass for both
-            let r = gemvGroup([gate_proj, up_proj], x, threads: BLAS.threads)
+        if x.count == gateProj.inFeatures && !compute.isReference && compute.gemv == .rows {   // decode: one pass
+            let r = gemvGroup([gateProj, upProj], x, threads: compute.threads)
             (g, u) = (r[0], r[1])
         } else {
-            g = gate_proj(x, naive: naive); u = up_proj(x, naive: naive)
+            g = gateProj(x, compute: compute); u = upProj(x, compute: compute)
         }
+        let reference = compute.isReference
         g.storage.withUnsafeMutableBufferPointer { G in
             u.storage.withUnsafeBufferPointer { U in
-                for i in 0..<G.count { G[i] = silu(G[i]) * U[i] }
+                if reference { for i in 0..<G.count { G[i] = silu(G[i]) * U[i] } }
+                else { for i in 0..<G.count { G[i] = fastSilu(G[i]) * U[i] } }
             }
         }
-        return down_proj(g, naive: naive)
+        return g
+    }
+
+    /// x (T, C) → down(silu(gate(x)) ⊙ up(x)) (T, C).
+    public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
+        downProj(gated(x, compute: compute), compute: compute)
+    }
+
+    /// h (T, C) += mlp(x): the residual rides on down_proj's β = 1.
+    public func callAsFunction(_ x: Tensor, addingTo h: inout Tensor, compute: Compute = .fast) {
+        downProj(gated(x, compute: compute), addingTo: &h, compute: compute)
     }
 }
 
-/// `Qwen2DecoderLayer`: pre-norm attention and MLP, each with a residual.
+/// `Qwen2DecoderLayer`: pre-norm attention and MLP, each with a residual. The one body every CPU path runs:
+/// prefill and decode, the row-split prefill (per worker, over its rows) and context parallelism (per rank);
+/// they differ only in the attention core passed in.
 public struct Qwen2DecoderLayer: Sendable {
-    public let self_attn: Qwen2Attention
+    public let selfAttn: Qwen2Attention
     public let mlp: Qwen2MLP
-    public let input_layernorm: Qwen2RMSNorm
-    public let post_attention_layernorm: Qwen2RMSNorm
+    public let inputLayernorm: Qwen2RMSNorm
+    public let postAttentionLayernorm: Qwen2RMSNorm
 
-    public init(self_attn: Qwen2Attention, mlp: Qwen2MLP, input_layernorm: Qwen2RMSNorm, post_attention_layernorm: Qwen2RMSNorm) {
-        self.self_attn = self_attn; self.mlp = mlp
-        self.input_layernorm = input_layernorm; self.post_attention_layernorm = post_attention_layernorm
+    public init(selfAttn: Qwen2Attention, mlp: Qwen2MLP, inputLayernorm: Qwen2RMSNorm, postAttentionLayernorm: Qwen2RMSNorm) {
+        self.selfAttn = selfAttn; self.mlp = mlp
+        self.inputLayernorm = inputLayernorm; self.postAttentionLayernorm = postAttentionLayernorm
     }
 
-    /// h (T, C) → (T, C).
-    public func callAsFunction(_ h: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor,
-                               cache: inout KVCacheLayer?, path: AttentionPath = .blockwise) -> Tensor {
-        var x = h + self_attn(input_layernorm(h), rope: rope, cos: cos, sin: sin, cache: &cache, path: path)
-        let m = mlp(post_attention_layernorm(x), naive: path == .naive)
-        x.storage.withUnsafeMutableBufferPointer { X in
-            m.storage.withUnsafeBufferPointer { M in for i in 0..<X.count { X[i] += M[i] } }
-        }
-        return x
+    /// h (T, C) at the positions of `cos`/`sin` (T, D), in place:
+    ///     h ← h + o_proj(core(RoPE(q, k), v)) of input_layernorm(h);  h ← h + mlp(post_attention_layernorm(h)).
+    public func callAsFunction(_ h: inout Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int,
+                               core: inout some AttentionCore, compute: Compute = .fast) {
+        let a = selfAttn.attend(inputLayernorm(h), rope: rope, cos: cos, sin: sin, layer: layer, core: &core, compute: compute)
+        selfAttn.oProj(a, addingTo: &h, compute: compute)
+        mlp(postAttentionLayernorm(h), addingTo: &h, compute: compute)
     }
 }
 
 /// `Qwen2ForCausalLM`: the model (`model.*`) and the LM head.
 public struct Qwen2ForCausalLM: Sendable {
     public let config: Qwen2Config
-    public let embed_tokens: Tensor            // (V, C)
+    public let embedTokens: Tensor             // (V, C)
     public let layers: [Qwen2DecoderLayer]
     public let norm: Qwen2RMSNorm
-    public let lm_head: Linear                 // weight (V, C); shares embed_tokens' storage when tied
+    public let lmHead: Linear                  // weight (V, C); shares embed_tokens' storage when tied
     public let rope: RotaryEmbedding
-    /// Which attention implementation `forward` runs.
-    public var attentionPath: AttentionPath = .blockwise
-    /// Prefill long prompts with the rows split over the BLAS thread count (RowSplitPrefill.swift).
+    /// Prefill long prompts on the fast path with the rows split over the threads (RowSplitPrefill.swift);
+    /// off, OpenBLAS threads each product instead (the benchmark's `eaglet-serial`).
     public var rowSplitPrefill = true
 
-    public init(config: Qwen2Config, embed_tokens: Tensor, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lm_head: Linear) {
-        self.config = config; self.embed_tokens = embed_tokens; self.layers = layers; self.norm = norm
-        self.lm_head = lm_head
+    public init(config: Qwen2Config, embedTokens: Tensor, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lmHead: Linear) {
+        self.config = config; self.embedTokens = embedTokens; self.layers = layers; self.norm = norm
+        self.lmHead = lmHead
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
     }
 
@@ -104,7 +118,7 @@ public struct Qwen2ForCausalLM: Sendable {
     public func embed(_ ids: [Int]) -> Tensor {
         let c = config.hiddenSize
         var out = [Float](repeating: 0, count: ids.count * c)
-        embed_tokens.storage.withUnsafeBufferPointer { E in
+        embedTokens.storage.withUnsafeBufferPointer { E in
             for (t, id) in ids.enumerated() {
                 precondition(id >= 0 && id < config.vocabSize, "embed: token id \(id) outside 0..<\(config.vocabSize)")
                 for j in 0..<c { out[t * c + j] = E[id * c + j] }
@@ -113,76 +127,61 @@ public struct Qwen2ForCausalLM: Sendable {
         return Tensor(shape: [ids.count, c], storage: out)
     }
 
-    /// Runs the decoder over input embeddings (T, C) at positions cache.count … (or 0 … without a
-    /// cache). Returns the final normed hidden states (T, C); `layerOutputs`, when given, receives the
-    /// output of every decoder layer.
-    public func hiddenStates(_ inputsEmbeds: Tensor, cache: inout KVCache?, layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let t = inputsEmbeds.shape[0]
-        let start = cache?.count ?? 0
-        let workers = Qwen2ForCausalLM.rowSplitWorkers(tokens: t, threads: BLAS.threads)
-        if rowSplitPrefill, t >= Qwen2ForCausalLM.minimumRowsPerWorker, start == 0, layerOutputs == nil, attentionPath == .blockwise {
+    /// The decoder stack over input embeddings x (T, C) at `positions` (T), attention by `core`. Returns the
+    /// final normed hidden states (T, C); `layerOutputs`, when given, receives every decoder layer's output.
+    public func hiddenStates(_ x: Tensor, positions: [Int], core: inout some AttentionCore, compute: Compute = .fast,
+                             layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        let (cos, sin) = rope.cosSin(positions: positions)
+        var h = x
+        for (i, layer) in layers.enumerated() {
+            layer(&h, rope: rope, cos: cos, sin: sin, layer: i, core: &core, compute: compute)
+            layerOutputs?(i, h)
+        }
+        return norm(h)
+    }
+
+    /// Runs the decoder over input embeddings (T, C) at positions cache.count … (or 0 … without a cache),
+    /// appending to `cache` when given. Long prompts on the fast path take the row-split prefill (the same
+    /// layer body, rows split over `compute.threads` workers). Returns the final normed hidden states (T, C).
+    public func hiddenStates(_ inputsEmbeds: Tensor, cache: inout KVCache?, compute: Compute = .fast,
+                             layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        let t = inputsEmbeds.shape[0], start = cache?.count ?? 0
+        let workers = Qwen2ForCausalLM.rowSplitWorkers(tokens: t, threads: compute.threads)
+        if rowSplitPrefill, !compute.isReference, t >= Qwen2ForCausalLM.minimumRowsPerWorker, start == 0, layerOutputs == nil {
             let r = hiddenStatesRowSplit(inputsEmbeds, workers: workers)
             if cache != nil {
                 for i in layers.indices { cache!.layers[i].append(headMajorKeys: r.keys[i], values: r.values[i], tokens: t) }
             }
             return r.h
         }
-        let (cos, sin) = rope.cosSin(positions: Array(start..<(start + t)))
-        var h = inputsEmbeds
-        for (i, layer) in layers.enumerated() {
-            var layerCache: KVCacheLayer? = nil
-            if cache != nil {   // move the layer's cache out (leaving a 1-row placeholder) so appending copies nothing
-                layerCache = cache!.layers[i]
-                cache!.layers[i] = KVCacheLayer(kvHeads: 1, headDim: 2, capacity: 1)
-            }
-            h = layer(h, rope: rope, cos: cos, sin: sin, cache: &layerCache, path: attentionPath)
-            if cache != nil, let lc = layerCache { cache!.layers[i] = lc }
-            layerOutputs?(i, h)
+        let positions = Array(start..<(start + t))
+        guard let given = cache else {
+            var core = CausalAttention()
+            return hiddenStates(inputsEmbeds, positions: positions, core: &core, compute: compute, layerOutputs: layerOutputs)
         }
-        return norm(h)
+        cache = nil                                    // the core owns the only copy while it appends in place
+        var core = CachedAttention(cache: consume given)
+        let h = hiddenStates(inputsEmbeds, positions: positions, core: &core, compute: compute, layerOutputs: layerOutputs)
+        cache = core.cache
+        return h
     }
 
     /// Logits (T, V) for token ids (T), continuing `cache` if given. `lastOnly`: only the last row (1, V).
-    public func forward(_ ids: [Int], cache: inout KVCache?, lastOnly: Bool = false,
+    public func forward(_ ids: [Int], cache: inout KVCache?, lastOnly: Bool = false, compute: Compute = .fast,
                         layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let h = hiddenStates(embed(ids), cache: &cache, layerOutputs: layerOutputs)
+        let h = hiddenStates(embed(ids), cache: &cache, compute: compute, layerOutputs: layerOutputs)
         let rows = lastOnly ? h.slice(dim: 0, (h.shape[0] - 1)..<h.shape[0]) : h
-        return lm_head(rows, naive: attentionPath == .naive)
+        return lmHead(rows, compute: compute)
     }
 
     /// Logits (T, V) for `ids` without a cache.
-    public func logits(_ ids: [Int]) -> Tensor {
+    public func logits(_ ids: [Int], compute: Compute = .fast) -> Tensor {
         var none: KVCache? = nil
-        return forward(ids, cache: &none)
+        return forward(ids, cache: &none, compute: compute)
     }
 
     /// An empty cache for this model.
     public func makeCache(capacity: Int = 256) -> KVCache {
         KVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim, capacity: capacity)
     }
-
-    /// Greedy decoding: prefill `prompt`, then append argmax tokens one at a time through the KV cache
-    /// until `maxNewTokens` or a token in `stopTokens`. Returns the new tokens.
-    public func generateGreedy(prompt: [Int], maxNewTokens: Int, stopTokens: Set<Int> = []) throws -> [Int] {
-        guard !prompt.isEmpty else { throw Qwen2Error.badField("prompt", "is empty") }
-        if let bad = prompt.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
-            throw Qwen2Error.badField("prompt", "holds token id \(bad), outside 0..<\(config.vocabSize)")
-        }
-        var cache: KVCache? = makeCache(capacity: prompt.count + maxNewTokens)
-        var next = argmax(forward(prompt, cache: &cache, lastOnly: true).storage)
-        var out = [Int]()
-        while out.count < maxNewTokens {
-            out.append(next)
-            if stopTokens.contains(next) || out.count == maxNewTokens { break }
-            next = argmax(forward([next], cache: &cache, lastOnly: true).storage)
-        }
-        return out
-    }
-}
-
-/// Index of the largest value (the first one on ties, as torch.argmax).
-public func argmax(_ x: [Float]) -> Int {
-    var best = 0
-    for i in 1..<max(x.count, 1) where x[i] > x[best] { best = i }
-    return best
 }

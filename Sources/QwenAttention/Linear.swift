@@ -4,7 +4,9 @@
 // What it is: y = x·Wᵀ + b for x (T, C_in). Several tokens (prefill) go through `cblas_sgemm`. One token
 // (decode) is a matrix-vector product that reads every weight exactly once, so its speed is the memory
 // bandwidth: `gemvRows` splits the rows over the BLAS thread count and streams the rows in order with
-// SIMD accumulators (`cblas_sgemv` is the alternative, `useBLASGemv`; the benchmark compares them). `naive: true` is Tensor's triple-loop `linear`.
+// SIMD accumulators (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark compares them).
+// `Compute.reference` is Tensor's triple-loop `linear`. `callAsFunction(_:addingTo:)` adds the product to a
+// residual through sgemm's β = 1.
 // What it is not: quantised or fused; LoRA.
 import _CBLAS
 import Dispatch
@@ -94,9 +96,6 @@ func withWeightPointers(_ ts: ArraySlice<Tensor>, _ got: [UnsafePointer<Float>],
 
 /// `nn.Linear` with checkpoint layout: weight (C_out, C_in), optional bias (C_out).
 public struct Linear: Sendable {
-    /// Decode path: `cblas_sgemv` instead of `gemvRows` (for the benchmark's comparison).
-    nonisolated(unsafe) public static var useBLASGemv = false
-
     public let weight: Tensor
     public let bias: Tensor?
     public var inFeatures: Int { weight.shape[1] }
@@ -109,39 +108,65 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
-    /// x (…, C_in) → (…, C_out).
-    public func callAsFunction(_ x: Tensor, naive: Bool = false) -> Tensor {
-        if naive { return linear(x, weight: weight, bias: bias, naive: true) }
+    /// x (…, C_in) → x·Wᵀ + b (…, C_out).
+    public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
+        if compute.isReference { return linear(x, weight: weight, bias: bias, naive: true) }
+        precondition(x.shape.last == inFeatures, "Linear: input \(x.shape) does not have width \(inFeatures)")
+        let rows = x.count / max(inFeatures, 1)
+        var shape = x.shape
+        shape[shape.count - 1] = outFeatures
+        var y = Tensor(shape: [rows, outFeatures], repeating: 0)
+        product(x, into: &y, accumulate: false, compute: compute)
+        return y.reshaped(shape)
+    }
+
+    /// y (T, C_out) += x (T, C_in)·Wᵀ + b: the residual add rides on sgemm's β = 1 (fast path) instead of a
+    /// second pass over y. The reference path adds the reference product.
+    public func callAsFunction(_ x: Tensor, addingTo y: inout Tensor, compute: Compute = .fast) {
+        precondition(y.count == (x.count / max(inFeatures, 1)) * outFeatures,
+                     "Linear: \(x.shape) · (\(outFeatures), \(inFeatures))ᵀ does not fit \(y.shape)")
+        if compute.isReference {
+            let p = linear(x, weight: weight, bias: bias, naive: true)
+            y.storage.withUnsafeMutableBufferPointer { Y in
+                p.storage.withUnsafeBufferPointer { P in for i in 0..<Y.count { Y[i] += P[i] } }
+            }
+            return
+        }
+        product(x, into: &y, accumulate: true, compute: compute)
+    }
+
+    /// The fast product into `y`'s storage: one token through `gemvRows` (or `cblas_sgemv`), more through sgemm.
+    private func product(_ x: Tensor, into y: inout Tensor, accumulate: Bool, compute: Compute) {
         let cin = inFeatures, cout = outFeatures
         precondition(x.shape.last == cin, "Linear: input \(x.shape) does not have width \(cin)")
         let rows = x.count / max(cin, 1)
-        var y = [Float](repeating: 0, count: rows * cout)
-        var beta: Float = 0
-        if let bias {
-            for r in 0..<rows { y.withUnsafeMutableBufferPointer { Y in bias.storage.withUnsafeBufferPointer { B in
-                (Y.baseAddress! + r * cout).update(from: B.baseAddress!, count: cout) } } }
-            beta = 1
-        }
-        if rows > 0 && cout > 0 && cin > 0 {
+        guard rows > 0 && cout > 0 && cin > 0 else { return }
+        y.storage.withUnsafeMutableBufferPointer { Y in
+            if let bias {   // y (+)= b first, then y += x·Wᵀ
+                bias.storage.withUnsafeBufferPointer { B in
+                    for r in 0..<rows {
+                        let yr = Y.baseAddress! + r * cout
+                        if accumulate { for j in 0..<cout { yr[j] += B[j] } } else { yr.update(from: B.baseAddress!, count: cout) }
+                    }
+                }
+            }
+            let beta: Float = accumulate || bias != nil ? 1 : 0
             x.storage.withUnsafeBufferPointer { X in
                 weight.storage.withUnsafeBufferPointer { W in
-                    y.withUnsafeMutableBufferPointer { Y in
-                        if rows == 1 && !Linear.useBLASGemv {
-                            gemvRows(W.baseAddress!, rows: cout, cols: cin, x: X.baseAddress!, y: Y.baseAddress!,
-                                     accumulate: beta == 1, threads: BLAS.threads)
-                        } else if rows == 1 {
-                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cout), Int32(cin), 1,
-                                        W.baseAddress!, Int32(cin), X.baseAddress!, 1, beta, Y.baseAddress!, 1)
-                        } else {
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cout), Int32(cin),
-                                        1, X.baseAddress!, Int32(cin), W.baseAddress!, Int32(cin), beta, Y.baseAddress!, Int32(cout))
-                        }
+                    if rows == 1 && compute.gemv == .rows {
+                        gemvRows(W.baseAddress!, rows: cout, cols: cin, x: X.baseAddress!, y: Y.baseAddress!,
+                                 accumulate: beta == 1, threads: compute.threads)
+                    } else if rows == 1 {
+                        BLAS.use(threads: compute.threads)
+                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cout), Int32(cin), 1,
+                                    W.baseAddress!, Int32(cin), X.baseAddress!, 1, beta, Y.baseAddress!, 1)
+                    } else {
+                        BLAS.use(threads: compute.threads)
+                        BLAS.sgemm(transB: true, m: rows, n: cout, k: cin, a: X.baseAddress!, lda: cin,
+                                   b: W.baseAddress!, ldb: cin, beta: beta, c: Y.baseAddress!, ldc: cout)
                     }
                 }
             }
         }
-        var shape = x.shape
-        shape[shape.count - 1] = cout
-        return Tensor(shape: shape, storage: y)
     }
 }

@@ -1,70 +1,121 @@
-// Qwen2's self-attention layer (transformers `Qwen2Attention`, spec §5.2).
+// Qwen2's self-attention layer (transformers `Qwen2Attention`, docs/spec.md §5.2) and the attention cores it
+// plugs in.
 //
 // What it is: for hidden states x (T, C) at positions p (T):
 //     q = x·W_qᵀ + b_q (T, H·D),  k = x·W_kᵀ + b_k (T, Hkv·D),  v = x·W_vᵀ + b_v (T, Hkv·D)
-//     q, k ← RoPE(q, k; p);  (with a cache: append k, v; attend over every cached token)
-//     a[h] = softmax(q[h]·k[g]ᵀ / √D + causal mask)·v[g],  g = h ÷ (H / Hkv)
-//     y = concat_h(a[h])·W_oᵀ          (o_proj has no bias)
+//     q, k ← RoPE(q, k; p)
+//     a = core(q, k, v)   (T, H·D):  a[h] = softmax(q[h]·k[g]ᵀ / √D + causal mask)·v[g],  g = h ÷ (H / Hkv)
+//     y = a·W_oᵀ          (o_proj has no bias)
+// The projections and RoPE are the layer's; which keys a query sees and where they live is the core's, passed
+// in as a value the way transformers passes its attention interface: `CausalAttention` (a whole prompt, naive
+// or blockwise by `Compute`), `CachedAttention` (the KV cache: append, then attend over every cached token),
+// the row-split prefill's core (Qwen2) and the context-parallel core (ContextParallel). One layer, four cores.
 // Names follow the checkpoint: q_proj, k_proj, v_proj, o_proj.
 // What it is not: sliding-window attention, attention dropout, padding masks for batches.
 import Dispatch
 import Tensor
 
+/// Heads of one attention layer: H query heads of width D over Hkv key/value heads.
+public struct AttentionHeads: Sendable, Equatable {
+    public let heads: Int, kvHeads: Int, headDim: Int
+    public init(heads: Int, kvHeads: Int, headDim: Int) {
+        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+    }
+}
+
+/// What turns one layer's rotated queries, keys and values into attended values.
+///
+/// q (T, H·D), k and v (T, Hkv·D) arrive token-major, as the projections write them, with RoPE applied;
+/// the result is (T, H·D), token-major, ready for o_proj. `layer` indexes per-layer state (a cache).
+public protocol AttentionCore {
+    mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads: AttentionHeads, compute: Compute) -> Tensor
+}
+
+/// (T, G·D) token-major → (G, T, D) head-major (a copy; for one token the layouts coincide).
+public func headMajor(_ x: Tensor, heads g: Int, headDim d: Int) -> Tensor {
+    let t = x.count / (g * d)
+    return t == 1 ? x.reshaped([g, 1, d]) : x.reshaped([t, g, d]).permuted([1, 0, 2])
+}
+
+/// (G, T, D) head-major → (T, G·D) token-major.
+public func tokenMajor(_ x: Tensor) -> Tensor {
+    let g = x.shape[0], t = x.shape[1], d = x.shape[2]
+    return t == 1 ? x.reshaped([1, g * d]) : x.permuted([1, 0, 2]).reshaped([t, g * d])
+}
+
+/// Causal attention over one whole sequence at positions 0 ..< T: `attentionNaive` (full (H, T, T) scores) on
+/// the reference path, `blockwiseAttention` (online softmax, O(T) extra memory) on the fast path.
+public struct CausalAttention: AttentionCore, Sendable {
+    public init() {}
+    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute) -> Tensor {
+        let qh = headMajor(q, heads: s.heads, headDim: s.headDim)
+        let kh = headMajor(k, heads: s.kvHeads, headDim: s.headDim), vh = headMajor(v, heads: s.kvHeads, headDim: s.headDim)
+        let out = compute.isReference ? attentionNaive(q: qh, k: kh, v: vh, causal: true).out
+                                      : blockwiseAttention(q: qh, k: kh, v: vh, causal: true).out
+        return tokenMajor(out)
+    }
+}
+
+/// Attention through a KV cache: the new tokens' keys and values are appended to `cache.layers[layer]` (in
+/// place), then the queries, at positions count … count + T − 1, attend to every cached token.
+public struct CachedAttention: AttentionCore, Sendable {
+    public var cache: KVCache
+    public init(cache: KVCache) { self.cache = cache }
+    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute) -> Tensor {
+        let offset = AttentionOffsets(query: cache.layers[layer].count, key: 0)
+        cache.layers[layer].append(k: k, v: v)
+        let qh = headMajor(q, heads: s.heads, headDim: s.headDim)
+        return tokenMajor(Qwen2Attention.attendCached(qh, cache.layers[layer], offset: offset, compute: compute))
+    }
+}
+
 /// Weights and shape of one Qwen2 attention layer.
 public struct Qwen2Attention: Sendable {
-    public let q_proj: Linear
-    public let k_proj: Linear
-    public let v_proj: Linear
-    public let o_proj: Linear
-    public let numHeads: Int
-    public let numKeyValueHeads: Int
-    public let headDim: Int
+    public let qProj: Linear
+    public let kProj: Linear
+    public let vProj: Linear
+    public let oProj: Linear
+    public let heads: AttentionHeads
+    public var numHeads: Int { heads.heads }
+    public var numKeyValueHeads: Int { heads.kvHeads }
+    public var headDim: Int { heads.headDim }
 
-    public init(q_proj: Linear, k_proj: Linear, v_proj: Linear, o_proj: Linear,
+    public init(qProj: Linear, kProj: Linear, vProj: Linear, oProj: Linear,
                 numHeads: Int, numKeyValueHeads: Int, headDim: Int) {
         precondition(numHeads % numKeyValueHeads == 0, "Qwen2Attention: \(numHeads) heads over \(numKeyValueHeads) kv heads")
-        precondition(q_proj.outFeatures == numHeads * headDim && k_proj.outFeatures == numKeyValueHeads * headDim
-                     && v_proj.outFeatures == numKeyValueHeads * headDim && o_proj.inFeatures == numHeads * headDim,
+        precondition(qProj.outFeatures == numHeads * headDim && kProj.outFeatures == numKeyValueHeads * headDim
+                     && vProj.outFeatures == numKeyValueHeads * headDim && oProj.inFeatures == numHeads * headDim,
                      "Qwen2Attention: projection shapes do not match \(numHeads)×\(headDim) / \(numKeyValueHeads)×\(headDim)")
-        self.q_proj = q_proj; self.k_proj = k_proj; self.v_proj = v_proj; self.o_proj = o_proj
-        self.numHeads = numHeads; self.numKeyValueHeads = numKeyValueHeads; self.headDim = headDim
+        self.qProj = qProj; self.kProj = kProj; self.vProj = vProj; self.oProj = oProj
+        heads = AttentionHeads(heads: numHeads, kvHeads: numKeyValueHeads, headDim: headDim)
     }
 
-    /// x (T, C) at `positions` → (T, C). With `cache`, the new keys/values are appended first and the
-    /// queries (at positions cache.count …) attend to every cached token.
-    public func callAsFunction(_ x: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor,
-                               cache: inout KVCacheLayer?, path: AttentionPath = .blockwise) -> Tensor {
-        let t = x.shape[0], h = numHeads, hkv = numKeyValueHeads, d = headDim
-        let naive = path == .naive
+    /// x (T, C) → the attended values (T, H·D) before o_proj: projections, RoPE at the positions of `cos`/`sin`
+    /// (T, D), then `core`.
+    public func attend(_ x: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int,
+                       core: inout some AttentionCore, compute: Compute = .fast) -> Tensor {
         var q: Tensor, k: Tensor, v: Tensor
-        if t == 1 && !naive && !Linear.useBLASGemv {   // decode: the three products in one pass over the threads
-            let r = gemvGroup([q_proj, k_proj, v_proj], x, threads: BLAS.threads)
+        if x.shape[0] == 1 && !compute.isReference && compute.gemv == .rows {   // decode: one pass over the threads
+            let r = gemvGroup([qProj, kProj, vProj], x, threads: compute.threads)
             (q, k, v) = (r[0], r[1], r[2])
         } else {
-            q = q_proj(x, naive: naive); k = k_proj(x, naive: naive); v = v_proj(x, naive: naive)
+            q = qProj(x, compute: compute); k = kProj(x, compute: compute); v = vProj(x, compute: compute)
         }
-        rope.apply(&q, heads: h, cos: cos, sin: sin)
-        rope.apply(&k, heads: hkv, cos: cos, sin: sin)
-        // (T, H·D) → (H, T, D); for one token the two layouts coincide.
-        let qh = t == 1 ? q.reshaped([h, 1, d]) : q.reshaped([t, h, d]).permuted([1, 0, 2])
-        var attended: Tensor
-        if cache != nil {
-            let offset = AttentionOffsets(query: cache!.count, key: 0)
-            cache!.append(k: k, v: v)                      // in place: no copy of the cached rows
-            attended = Qwen2Attention.attendCached(qh, cache!, offset: offset, naive: naive)
-        } else {
-            let kh = k.reshaped([t, hkv, d]).permuted([1, 0, 2]), vh = v.reshaped([t, hkv, d]).permuted([1, 0, 2])
-            attended = naive ? attentionNaive(q: qh, k: kh, v: vh, causal: true).out
-                             : blockwiseAttention(q: qh, k: kh, v: vh, causal: true).out
-        }
-        let merged = t == 1 ? attended.reshaped([1, h * d]) : attended.permuted([1, 0, 2]).reshaped([t, h * d])
-        return o_proj(merged, naive: naive)
+        rope.apply(&q, heads: heads.heads, cos: cos, sin: sin)
+        rope.apply(&k, heads: heads.kvHeads, cos: cos, sin: sin)
+        return core.attend(layer: layer, q: q, k: k, v: v, heads: heads, compute: compute)
+    }
+
+    /// x (T, C) → o_proj(attend(x)) (T, C).
+    public func callAsFunction(_ x: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int = 0,
+                               core: inout some AttentionCore, compute: Compute = .fast) -> Tensor {
+        oProj(attend(x, rope: rope, cos: cos, sin: sin, layer: layer, core: &core, compute: compute), compute: compute)
     }
 
     /// q (H, T, D) at positions offset.query … against every token of `c`, read in place.
-    static func attendCached(_ qh: Tensor, _ c: KVCacheLayer, offset: AttentionOffsets, naive: Bool) -> Tensor {
+    static func attendCached(_ qh: Tensor, _ c: KVCacheLayer, offset: AttentionOffsets, compute: Compute) -> Tensor {
         let h = qh.shape[0], t = qh.shape[1], d = qh.shape[2]
-        if naive {
+        if compute.isReference {
             let (kd, vd) = c.dense()
             return attentionNaive(q: qh, k: kd, v: vd, causal: true, offsets: offset).out
         }
@@ -79,7 +130,7 @@ public struct Qwen2Attention: Sendable {
                             // and the kv groups are spread over the threads instead (thread wake-ups inside
                             // 2·H small sgemms a layer cost more than the products themselves).
                             let hkv = c.kvHeads, rep = h / hkv, stride = c.capacity * d
-                            let parts = t == 1 ? min(BLAS.threads, hkv) : 1
+                            let parts = t == 1 ? min(compute.threads, hkv) : 1
                             let qp = Q.baseAddress!, kp = K.baseAddress!, vp = V.baseAddress!, op = O.baseAddress!, lp = L.baseAddress!
                             func groups(_ range: Range<Int>) {
                                 guard !range.isEmpty else { return }
@@ -91,9 +142,8 @@ public struct Qwen2Attention: Sendable {
                                                          out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
                             }
                             if parts == 1 { groups(0..<hkv); return }
-                            BLAS.withThreads(1) {
-                                DispatchQueue.concurrentPerform(iterations: parts) { p in groups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
-                            }
+                            BLAS.use(threads: 1)
+                            DispatchQueue.concurrentPerform(iterations: parts) { p in groups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
                         }
                     }
                 }

@@ -1,17 +1,17 @@
-// SigLIP2: the vision encoder blocks of Eagle 2.5 (spec sections 3.3 and 3.4).
+// SigLIP2: the vision encoder blocks of Eagle 2.5 (docs/spec.md §3.3 and §3.4).
 //
 // What it is: transformers' `modeling_siglip.py` vision side, one struct per module with the same names
 // (`SiglipAttention` with q_proj/k_proj/v_proj/out_proj, `SiglipMLP` with fc1/fc2, `SiglipEncoderLayer`
 // with layer_norm1/layer_norm2, `post_layernorm`), so a reader can diff them. Shapes per tile: T tokens
 // (1024 for a 448 px tile at patch 14), width C (1152), H heads (16) of D = C / H (72), MLP width 4304.
 // Each module has a `naive` path written with whole-tensor ops (per-head copies, full (H, T, T) scores,
-// libm exp and tanh) and a fast path (`callAsFunction`) that works on one (T, 3C) q|k|v buffer with
+// libm exp and tanh) — what `Compute.reference` runs — and a fast path that works on one (T, 3C) q|k|v buffer with
 // strided sgemm — no per-head copies — vectorised softmax and gelu, and residual adds folded into the
 // sgemm's beta = 1. Both are tested against transformers and against each other.
-// Threading of the fast path: with N = BLAS.threads > 1 the modules split the work themselves — rows
+// Threading of the fast path: with N = compute.threads > 1 the modules split the work themselves — rows
 // for the projections, the MLP and LayerNorm, heads for scores/softmax/p·v — and hold OpenBLAS to one
-// thread meanwhile, so no OpenBLAS worker spins on a core that a softmax or gelu needs. This changes
-// the process-wide OpenBLAS setting for the duration of a call: run one tower at a time.
+// thread meanwhile, so no OpenBLAS worker spins on a core that a softmax or gelu needs. OpenBLAS's thread
+// count is process-wide: each call sets the count it needs before its products, so run one tower at a time.
 // What it is not: the attention pooling head (`head.*`, unused by Eagle), dropout (inference only),
 // attention masks (a tile has no padding; NaFlex callers pass only valid patches), batching (one
 // image at a time).
@@ -39,8 +39,11 @@ public struct LayerNorm: Sendable {
     /// x (…, C) → (…, C), Tensor's LayerNorm (statistics in Double).
     public func naive(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
 
-    /// The same arithmetic (Double statistics) on raw rows, split over `threads`.
-    public func callAsFunction(_ x: Tensor, threads: Int = BLAS.threads) -> Tensor {
+    /// x (…, C) → (…, C): `naive` on the reference path; on the fast path the same arithmetic (Double
+    /// statistics) on raw rows, split over `compute.threads`.
+    public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
+        if compute.isReference { return naive(x) }
+        let threads = compute.threads
         let c = weight.count
         precondition(x.shape.last == c, "LayerNorm: input \(x.shape) does not end in width \(c)")
         var out = x.storage
@@ -115,7 +118,10 @@ public struct SiglipAttention: Sendable {
     /// Threads: with `threads` > 1, OpenBLAS is held to one thread and the work is split here instead —
     /// projections by rows, the score/softmax/p·v chain by heads, each thread with its own (T, T) score
     /// buffer — so softmax runs on a core next to an sgemm rather than against a spinning BLAS worker.
-    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, threads: Int = BLAS.threads) -> Tensor {
+    /// The reference path is `naive` (plus `residual`).
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, compute: Compute = .fast) -> Tensor {
+        if compute.isReference { return residual.map { $0 + naive(x) } ?? naive(x) }
+        let threads = compute.threads
         precondition(x.rank == 2 && x.shape[1] == width, "SiglipAttention: input \(x.shape) is not (T, \(width))")
         let t = x.shape[0], c = width, d = headDim, heads = numHeads
         let parts = max(1, min(threads, t))
@@ -125,7 +131,8 @@ public struct SiglipAttention: Sendable {
         var scores = [Float](repeating: 0, count: headParts * t * t)
         let alpha = scale
         let bias = q_proj.bias.storage + k_proj.bias.storage + v_proj.bias.storage
-        BLAS.withThreads(parts > 1 ? 1 : nil) {
+        BLAS.use(threads: parts > 1 ? 1 : threads)
+        do {
             x.storage.withUnsafeBufferPointer { X in
             qkv.withUnsafeMutableBufferPointer { QKV in
             bias.withUnsafeBufferPointer { B in
@@ -172,7 +179,8 @@ func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?, threads: Int 
     var out = residual?.storage ?? [Float](repeating: 0, count: t * n)
     precondition(out.count == t * n, "projectAdd: residual does not match (\(t), \(n))")
     let parts = max(1, min(threads, t))
-    BLAS.withThreads(parts > 1 ? 1 : nil) {
+    BLAS.use(threads: parts > 1 ? 1 : threads)
+    do {
         x.storage.withUnsafeBufferPointer { X in
             p.weight.storage.withUnsafeBufferPointer { W in
                 p.bias.storage.withUnsafeBufferPointer { B in
@@ -209,14 +217,18 @@ public struct SiglipMLP: Sendable {
     /// Fast path: fc1 by sgemm, bias + vectorised gelu fused in one pass, fc2 by sgemm with `residual`
     /// added through beta = 1. With `threads` > 1 each thread runs that whole chain on its own block of
     /// rows (OpenBLAS held to one thread): rows of an MLP are independent, so no thread waits for another.
-    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, threads: Int = BLAS.threads) -> Tensor {
+    /// The reference path is `naive` (plus `residual`).
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, compute: Compute = .fast) -> Tensor {
+        if compute.isReference { return residual.map { $0 + naive(x) } ?? naive(x) }
+        let threads = compute.threads
         let t = x.shape[0], i = fc1.outFeatures, c = fc1.inFeatures
         precondition(x.rank == 2 && x.shape[1] == c, "SiglipMLP: input \(x.shape) is not (T, \(c))")
         var out = residual?.storage ?? [Float](repeating: 0, count: t * c)
         precondition(out.count == t * c, "SiglipMLP: residual does not match (\(t), \(c))")
         var hidden = [Float](repeating: 0, count: t * i)
         let parts = max(1, min(threads, t))
-        BLAS.withThreads(parts > 1 ? 1 : nil) {
+        BLAS.use(threads: parts > 1 ? 1 : threads)
+        do {
             x.storage.withUnsafeBufferPointer { X in
             fc1.weight.storage.withUnsafeBufferPointer { W1 in
             fc1.bias.storage.withUnsafeBufferPointer { B1 in
@@ -261,10 +273,12 @@ public struct SiglipEncoderLayer: Sendable {
         return h + mlp.naive(layer_norm2.naive(h))
     }
 
-    /// (T, C) → (T, C) with the fast modules; residuals ride on the output projections.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = self_attn(layer_norm1(x), residual: x)
-        return mlp(layer_norm2(h), residual: h)
+    /// (T, C) → (T, C): `naive` on the reference path; the fast modules, with residuals riding on the output
+    /// projections, on the fast one.
+    public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
+        if compute.isReference { return naive(x) }
+        let h = self_attn(layer_norm1(x, compute: compute), residual: x, compute: compute)
+        return mlp(layer_norm2(h, compute: compute), residual: h, compute: compute)
     }
 }
 
@@ -300,20 +314,20 @@ public struct SiglipVisionTransformer: Sendable {
         }
     }
 
-    /// Runs the encoder stack on embeddings (T, C). `naive` selects the readable path.
-    public func encode(_ embeddings: Tensor, naive: Bool = false) -> Output {
+    /// Runs the encoder stack on embeddings (T, C).
+    public func encode(_ embeddings: Tensor, compute: Compute = .fast) -> Output {
         var states = [embeddings]
         var x = embeddings
         for layer in layers {
-            x = naive ? layer.naive(x) : layer(x)
+            x = layer(x, compute: compute)
             states.append(x)
         }
-        return Output(hiddenStates: states, lastHiddenState: naive ? post_layernorm.naive(x) : post_layernorm(x))
+        return Output(hiddenStates: states, lastHiddenState: post_layernorm(x, compute: compute))
     }
 
     /// pixels (C_in, H_px, W_px) of one tile → every hidden state and the post-LN output.
-    public func callAsFunction(_ pixels: Tensor, naive: Bool = false) -> Output {
-        encode(naive ? embeddings.naive(pixels) : embeddings(pixels), naive: naive)
+    public func callAsFunction(_ pixels: Tensor, compute: Compute = .fast) -> Output {
+        encode(compute.isReference ? embeddings.naive(pixels) : embeddings(pixels), compute: compute)
     }
 
     /// The features Eagle takes (`extract_feature`): select_layer −1 → post-LN output; any other value

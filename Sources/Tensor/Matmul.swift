@@ -16,14 +16,14 @@ public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     /// The number of OpenBLAS threads in use.
     public static var threads: Int { Int(openblas_get_num_threads()) }
-    /// Runs `body` with OpenBLAS set to `n` threads (nil: unchanged), restoring the count afterwards.
-    /// The setting is process-wide: callers that split work over threads themselves hold OpenBLAS to one.
-    public static func withThreads<R>(_ n: Int?, _ body: () throws -> R) rethrows -> R {
-        guard let n else { return try body() }
-        let saved = threads
-        setThreads(n)
-        defer { setThreads(saved) }
-        return try body()
+    /// The thread count OpenBLAS chose at start-up (`OPENBLAS_NUM_THREADS` or the core count), read on first use,
+    /// before anything in Eaglet changes it: the default of `Compute.fast`.
+    public static let defaultThreads: Int = max(1, Int(openblas_get_num_threads()))
+    /// Makes the OpenBLAS calls that follow use `n` threads. The setting is process-wide, so every fast path sets
+    /// the count it was handed (`Compute.threads`, or 1 inside workers that split the work themselves) before its
+    /// products instead of relying on what an earlier call left; it is written only when it differs.
+    public static func use(threads n: Int) {
+        if Int(openblas_get_num_threads()) != n { openblas_set_num_threads(Int32(max(1, n))) }
     }
     /// The kernel family OpenBLAS picked for this CPU (e.g. "Haswell", "SkylakeX").
     public static var coreName: String {

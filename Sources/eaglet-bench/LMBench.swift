@@ -196,25 +196,25 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
         for (name, shape, seed, scale) in qwen05WeightSpecs(config) {
             weights[name] = seed == 0 ? Tensor(shape: shape, repeating: 1) : Tensor.seeded(shape, seed: seed, scale: scale)
         }
-        var model = try Qwen2ForCausalLM.load(config: config, has: { weights[$0] != nil }, tensor: { weights[$0]! })
+        var model = try Qwen2ForCausalLM.load(config: config, store: WeightStore(TensorDictionary(weights)))
         model.rowSplitPrefill = variant == "eaglet"   // eaglet-serial: OpenBLAS threads each product instead
         weights = [:]
         let prompt = benchPrompt(size, vocab: config.vocabSize)
         var first = 0
         let tp = medianTime(repeats: repeats, warmup: 1) {
             var cache: KVCache? = model.makeCache(capacity: size + steps + 1)
-            first = argmax(model.forward(prompt, cache: &cache, lastOnly: true).storage)
+            first = argmax(model.forward(prompt, cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
         }
         try emit(BenchResult(name: "lm-prefill", variant: variant, size: "T=\(size),L=\(layers)", threads: threads, medianSeconds: tp,
                              rate: Double(size) / tp, unit: "tok/s", peakRSSBytes: peakRSSBytes()))
         if variant == "eaglet-serial" { return }
         var cache: KVCache? = model.makeCache(capacity: size + steps + 1)
-        var next = argmax(model.forward(prompt, cache: &cache, lastOnly: true).storage)
+        var next = argmax(model.forward(prompt, cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
         precondition(next == first)
         var tokens = [next]
         let t0 = now()
         for _ in 0..<steps {
-            next = argmax(model.forward([next], cache: &cache, lastOnly: true).storage)
+            next = argmax(model.forward([next], cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
             tokens.append(next)
         }
         let td = now() - t0
@@ -232,9 +232,8 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
             for i in stride(from: 0, to: b.count - 15, by: 16) { acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) }
             return acc.sum()
         } }
-        let ours = medianTime(repeats: 9) { _ = Linear(weight: w)(x) }
-        Linear.useBLASGemv = true
-        let blas = medianTime(repeats: 9) { _ = Linear(weight: w)(x) }
+        let ours = medianTime(repeats: 9) { _ = Linear(weight: w)(x, compute: .fast(threads: threads)) }
+        let blas = medianTime(repeats: 9) { _ = Linear(weight: w)(x, compute: Compute(path: .fast, threads: threads, gemv: .blas)) }
         for (v, t) in [("stream-1thread", read), ("gemvRows", ours), ("cblas_sgemv", blas)] {
             try emit(BenchResult(name: "gemv", variant: v, size: "151936x896", threads: threads, medianSeconds: t,
                                  rate: bytes / t / 1e9, unit: "GB/s", peakRSSBytes: peakRSSBytes()))

@@ -59,10 +59,9 @@ func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int) throw
         let layer = seededTower(one).layers[0]
         let x = layer.layer_norm1(Tensor.seeded([t, c], seed: 8))
         let work: Double = variant == "attention" ? 8 * Double(t * c * c) + 4 * Double(t * t * c) : 4 * Double(t * c * config.intermediate_size)
-        // EAGLET_BLAS_THREADING=1 leaves the threading to OpenBLAS (threads: 1 to the modules) for comparison.
-        let split = ProcessInfo.processInfo.environment["EAGLET_BLAS_THREADING"] != "1" ? threads : 1
+        let compute = Compute.fast(threads: threads)
         let s = medianTime(repeats: max(repeats, 3)) {
-            _ = variant == "attention" ? layer.self_attn(x, residual: x, threads: split) : layer.mlp(x, residual: x, threads: split)
+            _ = variant == "attention" ? layer.self_attn(x, residual: x, compute: compute) : layer.mlp(x, residual: x, compute: compute)
         }
         return BenchResult(name: "vision", variant: variant, size: "1-layer", threads: threads, medianSeconds: s,
                            rate: work / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())

@@ -124,13 +124,13 @@ struct Forward: ParsableCommand {
 
     @OptionGroup var input: PromptOptions
     @Option(help: "The safetensors file to write.") var dump: String
-    @Flag(help: "Use the naive paths.") var naive = false
+    @Flag(help: "Run the reference (naive) paths instead of the fast ones.") var naive = false
 
     func run() throws {
         try reportingInputErrors {
             let pipeline = try input.pipeline()
             let (ids, pixels, _) = try input.resolve(pipeline)
-            let f = try pipeline.model.forward(ids: ids, pixelValues: pixels, naive: naive)
+            let f = try pipeline.model.forward(ids: ids, pixelValues: pixels, compute: naive ? .reference : .fast)
             var w = SafeTensorsWriter()
             w.metadata = ["producer": "eaglet \(eagletVersion) forward"]
             w.add("input_ids", integers: ids.map(Int64.init), shape: [ids.count])

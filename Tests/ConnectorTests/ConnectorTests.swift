@@ -37,7 +37,7 @@ import _TestSupport
         let mlp1 = try MLP1.load(checkpoint: ck, inChannels: 28, outChannels: 13)
         let x = try f.tensor("shuffle.square.out")
         let r = assertClose(mlp1(x), try f.tensor("mlp1.out"), .fp32Block, "mlp1 (sgemm)")
-        assertClose(mlp1(x, naive: true), try f.tensor("mlp1.out"), .fp32Block, "mlp1 (naive)")
+        assertClose(mlp1(x, compute: .reference), try f.tensor("mlp1.out"), .fp32Block, "mlp1 (naive)")
         print("mlp1 max relative error vs PyTorch:", r.maxRelative)
         let connector = Connector(mlp1: mlp1)
         assertClose(try connector(try f.tensor("shuffle.square.x")), try f.tensor("connector.out"), .fp32Block, "connector")
@@ -45,10 +45,10 @@ import _TestSupport
 
     @Test func mlp1LoaderNamesMissingAndMisShapedTensors() throws {
         let ck = try Checkpoint(path: f.path("connector.safetensors"))
-        #expect(throws: ConnectorError.missingTensor("vision.mlp1.0.weight")) {
+        #expect(throws: CheckpointError.missing(source: ck.directory, tensor: "vision.mlp1.0.weight")) {
             try MLP1.load(checkpoint: ck, inChannels: 28, outChannels: 13, prefix: "vision.mlp1.")
         }
-        #expect(throws: ConnectorError.wrongShape(tensor: "mlp1.0.weight", expected: [20], found: [28])) {
+        #expect(throws: CheckpointError.wrongShape(source: ck.directory, tensor: "mlp1.0.weight", expected: [20], found: [28])) {
             try MLP1.load(checkpoint: ck, inChannels: 20, outChannels: 13)
         }
     }

@@ -185,8 +185,8 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         let results = ThreadWorld.run(world: 2) { comm in
             let l = plan.layouts[comm.rank]
             let (q, k, v) = (Sharding.shard(c.q, l), Sharding.shard(c.k, l), Sharding.shard(c.v, l))
-            return (contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, path: .naive),
-                    contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, path: .blockwise))
+            return (contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, compute: .reference),
+                    contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, compute: .fast(threads: 1)))
         }
         #expect(checkRanks(results.map { ($0.0, 0) }, plan, out: c.out, lse: c.lse, "\(strategy) naive kernel") <= 1e-5)
         for (r, (naive, fast)) in results.enumerated() {

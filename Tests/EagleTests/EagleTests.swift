@@ -34,7 +34,7 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
     @Test(arguments: [false, true])
     func forwardMatchesReferenceAtEveryStage(naive: Bool) throws {
         let ids = try golden.file.integers("input_ids").values.map { Int($0) }
-        let f = try pipeline.model.forward(ids: ids, pixelValues: try golden.tensor("pixel_values"), naive: naive)
+        let f = try pipeline.model.forward(ids: ids, pixelValues: try golden.tensor("pixel_values"), compute: naive ? .reference : .fast)
         assertClose(try #require(f.visionFeatures), try golden.tensor("vision_features"), .fp32Block, "vision_features")
         assertClose(try #require(f.visualTokens), try golden.tensor("visual_tokens"), .fp32Block, "visual_tokens")
         assertClose(f.logits, try golden.tensor("logits"), .fp32Block, "logits")
@@ -87,8 +87,8 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         do {
             _ = try EagleModel.load(directory: dir)
             Issue.record("a broken checkpoint loaded")
-        } catch let e as EagleError {
-            guard case let .weights(_, missing, unexpected, misshaped) = e else { Issue.record("wrong error \(e)"); return }
+        } catch let e as CheckpointError {
+            guard case let .mismatch(_, missing, unexpected, misshaped) = e else { Issue.record("wrong error \(e)"); return }
             #expect(missing == ["mlp1.1.bias", "vision_model.vision_model.encoder.layers.1.mlp.fc2.weight"])
             #expect(unexpected == ["stray.weight"])
             #expect(misshaped == ["language_model.model.norm.weight is [7], expected [40]"])
@@ -112,7 +112,7 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
     }
 
     @Test func errorListsAtMostTenNamesThenACount() {
-        let e = EagleError.weights(source: "x", missing: (0..<13).map { "t\($0)" }, unexpected: [], misshaped: [])
+        let e = CheckpointError.mismatch(source: "x", missing: (0..<13).map { "t\($0)" }, unexpected: [], misshaped: [])
         let lines = e.description.split(separator: "\n")
         #expect(lines.count == 12)
         #expect(lines.last == "  and 3 more")

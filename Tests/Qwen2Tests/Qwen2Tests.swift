@@ -18,22 +18,21 @@ func loadTiny(_ which: String, _ f: Fixture) throws -> Qwen2ForCausalLM {
     let f: Fixture
     init() throws { f = try Fixture.load("qwen2-lm") }
 
-    @Test(arguments: ["a", "b"], [AttentionPath.blockwise, .naive])
-    func layerOutputsAndLogitsMatchTransformers(which: String, path: AttentionPath) throws {
-        var model = try loadTiny(which, f)
-        model.attentionPath = path
+    @Test(arguments: ["a", "b"], [Compute.fast, .reference])
+    func layerOutputsAndLogitsMatchTransformers(which: String, path: Compute) throws {
+        let model = try loadTiny(which, f)
         var worst: Float = 0
         for p in 0..<3 {
             let ids = try f.file.integers("\(which).p\(p).input_ids").values.map { Int($0) }
             var layers = [Int: Tensor]()
             var none: KVCache? = nil
-            let h = model.hiddenStates(model.embed(ids), cache: &none) { i, t in layers[i] = t }
+            let h = model.hiddenStates(model.embed(ids), cache: &none, compute: path) { i, t in layers[i] = t }
             for i in 0..<model.config.numHiddenLayers {
                 let r = assertClose(layers[i]!, try f.tensor("\(which).p\(p).layer\(i)"), .fp32Block, "\(which) p\(p) layer \(i) \(path)")
                 worst = max(worst, r.maxRelative)
             }
             assertClose(h, try f.tensor("\(which).p\(p).norm"), .fp32Block, "\(which) p\(p) norm")
-            let r = assertClose(model.logits(ids), try f.tensor("\(which).p\(p).logits"), .fp32Block, "\(which) p\(p) logits \(path)")
+            let r = assertClose(model.logits(ids, compute: path), try f.tensor("\(which).p\(p).logits"), .fp32Block, "\(which) p\(p) logits \(path)")
             worst = max(worst, r.maxRelative)
         }
         print("qwen2 \(which) \(path): worst max relative error vs transformers \(worst)")
@@ -67,7 +66,7 @@ func loadTiny(_ which: String, _ f: Fixture) throws -> Qwen2ForCausalLM {
             guard ids.count >= workers else { continue }
             let r = model.hiddenStatesRowSplit(model.embed(ids), workers: workers)
             assertClose(r.h, try f.tensor("\(which).p\(p).norm"), .fp32Block, "\(which) p\(p) norm, \(workers) workers")
-            assertClose(model.lm_head(r.h), try f.tensor("\(which).p\(p).logits"), .fp32Block, "\(which) p\(p) logits, \(workers) workers")
+            assertClose(model.lmHead(r.h), try f.tensor("\(which).p\(p).logits"), .fp32Block, "\(which) p\(p) logits, \(workers) workers")
         }
         // Prefill through the cache with the split forced (as hiddenStates does at 2 BLAS threads), then cached steps.
         let ids = try f.file.integers("\(which).p2.input_ids").values.map { Int($0) }
@@ -159,27 +158,30 @@ func loadTiny(_ which: String, _ f: Fixture) throws -> Qwen2ForCausalLM {
         let ck = try Checkpoint(path: f.path("b.safetensors"))
         let ids = [4, 100, 172, 9, 0]
         // Move embed_tokens to lm_head.weight: the loader must accept it there too.
-        let renamed = try Qwen2ForCausalLM.load(
-            config: config,
-            has: { $0 == "lm_head.weight" || ($0 != "model.embed_tokens.weight" && ck.info($0) != nil) },
-            tensor: { try ck.tensor($0 == "lm_head.weight" ? "model.embed_tokens.weight" : $0) })
+        var moved = [String: Tensor]()
+        for name in ck.names { moved[name == "model.embed_tokens.weight" ? "lm_head.weight" : name] = try ck.tensor(name) }
+        let renamed = try Qwen2ForCausalLM.load(config: config, store: WeightStore(TensorDictionary(moved)))
         assertClose(renamed.logits(ids), try f.tensor("b.p0.logits"), .fp32Block, "tied head stored as lm_head.weight")
     }
 
     @Test func missingAndMisShapedTensorsAreNamed() throws {
         let config = try Qwen2Config.load(path: f.path("a.config.json"))
         let ck = try Checkpoint(path: f.path("a.safetensors"))
-        #expect(throws: Qwen2Error.missingTensor("language_model.model.layers.1.mlp.up_proj.weight")) {
-            try Qwen2ForCausalLM.load(config: config, has: { $0 != "language_model.model.layers.1.mlp.up_proj.weight" && ck.info($0) != nil },
-                                      tensor: { try ck.tensor($0) })
+        func without(_ key: String) throws -> WeightStore {
+            var all = [String: Tensor]()
+            for name in ck.names where name != key { all[name] = try ck.tensor(name) }
+            return WeightStore(TensorDictionary(all, description: "a.safetensors"))
         }
-        #expect(throws: Qwen2Error.missingTensor("language_model.lm_head.weight")) {
-            try Qwen2ForCausalLM.load(config: config, has: { $0 != "language_model.lm_head.weight" && ck.info($0) != nil },
-                                      tensor: { try ck.tensor($0) })
+        #expect(throws: CheckpointError.missing(source: "a.safetensors", tensor: "language_model.model.layers.1.mlp.up_proj.weight")) {
+            try Qwen2ForCausalLM.load(config: config, store: try without("language_model.model.layers.1.mlp.up_proj.weight"))
+        }
+        #expect(throws: CheckpointError.missing(source: "a.safetensors", tensor: "language_model.lm_head.weight")) {
+            try Qwen2ForCausalLM.load(config: config, store: try without("language_model.lm_head.weight"))
         }
         var wrong = config
         wrong.intermediateSize = 44
-        #expect(throws: Qwen2Error.wrongShape(tensor: "language_model.model.layers.0.mlp.gate_proj.weight", expected: [44, 64], found: [45, 64])) {
+        #expect(throws: CheckpointError.wrongShape(source: ck.directory, tensor: "language_model.model.layers.0.mlp.gate_proj.weight",
+                                                   expected: [44, 64], found: [45, 64])) {
             try Qwen2ForCausalLM.load(config: wrong, checkpoint: ck)
         }
     }

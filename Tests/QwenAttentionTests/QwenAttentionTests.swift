@@ -87,7 +87,7 @@ import _TestSupport
             let layer = Linear(weight: w, bias: b)
             for t in [1, 5] {
                 let x = Tensor.seeded([t, cin], seed: 23)
-                assertClose(layer(x), layer(x, naive: true), .fp32Matmul, "\(t) tokens, \(cout)×\(cin)")
+                assertClose(layer(x), layer(x, compute: .reference), .fp32Matmul, "\(t) tokens, \(cout)×\(cin)")
             }
         }
     }

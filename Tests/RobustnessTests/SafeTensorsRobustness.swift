@@ -107,8 +107,8 @@ import _TestSupport
         let dir = try tinyRandomCopy("st/wrong-config")
         let config = try tinyConfig { _, _, text in text["num_hidden_layers"] = 3 }
         try config.write(to: URL(fileURLWithPath: "\(dir)/config.json"))
-        guard case let .weights(source, missing, unexpected, misshaped)? = thrown({ _ = try EagleModel.load(directory: dir) }) as? EagleError else {
-            Issue.record("a third layer the checkpoint lacks: expected EagleError.weights"); return
+        guard case let .mismatch(source, missing, unexpected, misshaped)? = thrown({ _ = try EagleModel.load(directory: dir) }) as? CheckpointError else {
+            Issue.record("a third layer the checkpoint lacks: expected CheckpointError.mismatch"); return
         }
         #expect(source == dir && unexpected.isEmpty && misshaped.isEmpty)
         #expect(missing.contains("language_model.model.layers.2.mlp.up_proj.weight"))
