@@ -3,7 +3,7 @@
 //
 // One small module per component, ordered along the data path (docs/architecture.md):
 //   Tensor, SafeTensors  →  (later) Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
-//   QwenAttention, Qwen2, Eagle, Video, ADS, FusedKernels, ContextParallel, EagletGPU
+//   QwenAttention, Qwen2, Eagle, Video, ADS, FusedKernels, ContextParallel, Figures, EagletGPU
 // `Eaglet` re-exports them all. `_`-prefixed targets are internals (C bindings, test support, tools).
 import PackageDescription
 
@@ -50,7 +50,7 @@ let package = Package(
 
         // Chapter 13: context parallelism (ring, zigzag, llama3, Ulysses, USP) over threads or Open MPI
         // (libmpi is dlopened at run time, so nothing links it).
-        .target(name: "ContextParallel", dependencies: ["Tensor", "QwenAttention", "Qwen2", "Imaging"]),
+        .target(name: "ContextParallel", dependencies: ["Tensor", "QwenAttention", "Qwen2"]),
 
         // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
         .target(name: "Tokenizer", dependencies: ["_Essentials"]),
@@ -60,7 +60,7 @@ let package = Package(
                                               "QwenAttention", "Qwen2", "Tokenizer", "_Essentials"]),
 
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "EagletGPU"]),
+        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "EagletGPU"]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
         .target(name: "_CFFmpeg", linkerSettings: [
@@ -68,11 +68,14 @@ let package = Package(
         ]),
         .target(name: "Video", dependencies: ["Imaging", "_CFFmpeg"]),
         // Chapter 11: Automatic Degrade Sampling, packing and the progressive context schedule.
-        .target(name: "ADS", dependencies: ["Tiler", "Imaging"]),
+        .target(name: "ADS", dependencies: ["Tiler"]),
 
         // Chapter 12: the kernel lab — naive vs fused forward and backward (RMSNorm, SwiGLU/MLP, RoPE,
         // linear + cross-entropy, attention backward) with a memory ledger.
-        .target(name: "FusedKernels", dependencies: ["Tensor", "QwenAttention", "Imaging", "_CBLAS"]),
+        .target(name: "FusedKernels", dependencies: ["Tensor", "QwenAttention", "_CBLAS"]),
+
+        // Chapter figures (ADS budget plot, kernel line plots, CP rank pictures): the only place besides the pipeline that writes PNGs.
+        .target(name: "Figures", dependencies: ["Imaging", "ADS", "ContextParallel"]),
 
         // Chapter 14: the GPU mirror (CUDA driver, NVRTC and cuBLAS bound at run time with dlopen, so it
         // builds and its no-GPU path is tested everywhere) and the GPU subcommands shared by both CLIs.

@@ -16,6 +16,7 @@
 @_exported import Video
 @_exported import ADS
 @_exported import FusedKernels
+@_exported import Figures
 @_exported import EagletGPU
 
 /// The version of the Eaglet library.

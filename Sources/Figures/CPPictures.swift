@@ -5,6 +5,7 @@
 // pairs of a causal sequence, each pair coloured by the rank that computes it at that step; pairs on
 // the diagonal, which need the causal mask inside, are drawn lighter).
 // What it is not: a plotting library; no text (the chapter's captions say what is what).
+import ContextParallel
 import Imaging
 
 let rankColors: [(UInt8, UInt8, UInt8)] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),

@@ -3,6 +3,7 @@
 // One bar per context length L (left: smallest), its height proportional to L against the largest L:
 // grey = text tokens, blue = frame tokens (256 per frame), orange = image tile tokens, light = unused.
 // A sample ADS cannot fit at that L is a short red bar. No axis labels: the chapter says what the bars are.
+import ADS
 import Imaging
 
 /// Stacked bars of text / frame / tile tokens for `request` at each of `contexts`.
