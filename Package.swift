@@ -2,7 +2,7 @@
 // Eaglet: NVIDIA Eagle 2.5 rebuilt from scratch in Swift as a reference and teaching implementation.
 //
 // One small module per component, ordered along the data path (docs/architecture.md):
-//   Tensor, SafeTensors  →  (later) Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
+//   Tensor, SafeTensors  →  Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
 //   QwenAttention, Qwen2, Eagle, Video, ADS, FusedKernels, ContextParallel, Figures, EagletGPU
 // `Eaglet` re-exports them all. `_`-prefixed targets are internals (C bindings, test support, tools).
 import PackageDescription
@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
         .testTarget(name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
-        // Issue 12: hand-made bad files, each answered by its specific typed error; the CLI on bad input.
+        // Hand-made bad files, each answered by its specific typed error; the CLI on bad input (docs/robustness.md).
         .testTarget(name: "RobustnessTests", dependencies: ["SafeTensors", "Imaging", "Tokenizer", "Qwen2", "SigLIP2", "Eagle", "Video", "ADS", "_TestSupport"]),
         .testTarget(
             name: "ChapterTests",

@@ -1,5 +1,5 @@
 """Golden allocations for chapter 11 (module ADS): a Python reference of Automatic Degrade Sampling
-written from the spec (eagle25-spec.md §2.1 and the "ADS" decision row), run over a few thousand random
+written from the spec (docs/spec.md §2.1 and the "ADS" decision row), run over a few thousand random
 requests and configurations.
 
 The rule (phase 1 with t = 1, then phase 2):
@@ -7,7 +7,7 @@ The rule (phase 1 with t = 1, then phase 2):
   n* = min(sum candidates, floor((B - M*P) / P));  minimums m_i = min(N_min, c_i), sum > n*: error "minimums";
   the rest shared in proportion to c_i - m_i by largest remainder (exact fractions), ties to the earlier input;
   t* = largest cap whose IAP tiles (+ thumbnail when > 1 tile) fit in B - n*P (none fits: error "images").
-IAP (spec §1.3) with candidates by tile count, then fewer columns first (Eaglet's documented order).
+IAP (docs/spec.md §1.3) with candidates by tile count, then fewer columns first (Eaglet's documented order).
 
 Stored flat (safetensors, int32), one row per case, variable-length lists with offsets:
   cfg: [L, text, P, N_min, tile_size, thumbnail]   caps (+ caps_offsets)   images (W, H pairs, + offsets)

@@ -1,4 +1,4 @@
-"""Golden full causal attention for context parallelism (issue 10, spec 8.2-8.4).
+"""Golden full causal attention for context parallelism (issue 10, docs/spec.md §8.2-8.4).
 
 For a few shapes: q (H, T, D), k/v (Hkv, T, D) drawn with fixturelib.seeded, the full causal attention
 output (H, T, D) and its log-sum-exp (H, T) computed by PyTorch with an explicit mask (query head h

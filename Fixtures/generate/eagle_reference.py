@@ -1,5 +1,5 @@
 """A PyTorch reference of the whole Eagle 2.5 forward, written from the spec
-(shared reference eagle25-spec.md, sections 1, 3, 4, 5, 7), on top of transformers' SiglipVisionModel
+(docs/spec.md §1, §3, §4, §5, §7), on top of transformers' SiglipVisionModel
 and Qwen2ForCausalLM. It is what writes the end-to-end golden values and what trains the tiny checkpoint.
 
 Pieces (spec section):
@@ -21,7 +21,7 @@ from PIL import Image
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-# ---------------------------------------------------------------- tiling (spec section 1)
+# ---------------------------------------------------------------- tiling (docs/spec.md §1)
 
 def candidate_grids(min_num: int, max_num: int):
     """(cols, rows) with min <= cols*rows <= max, by tile count, then fewer columns first."""
@@ -61,10 +61,10 @@ def normalise(tiles) -> torch.Tensor:
     return ((arr / 255.0 - 0.5) / 0.5).permute(0, 3, 1, 2).contiguous()
 
 
-# ---------------------------------------------------------------- connector (spec section 4)
+# ---------------------------------------------------------------- connector (docs/spec.md §4)
 
 def pixel_shuffle(x: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
-    """(N, h, w, C) -> (N, h*scale, w*scale, C/scale^2) with the v2 order of spec 4.1."""
+    """(N, h, w, C) -> (N, h*scale, w*scale, C/scale^2) with the v2 order of docs/spec.md §4.1."""
     n, w, h, c = x.size()
     x = x.view(n, w, int(h * scale), int(c / scale))
     x = x.permute(0, 2, 1, 3).contiguous()
@@ -136,7 +136,7 @@ class EagleReference(nn.Module):
         return new, gap
 
 
-# ---------------------------------------------------------------- prompt (spec 5.3, 5.4)
+# ---------------------------------------------------------------- prompt (docs/spec.md §5.3, 5.4)
 
 def build_prompt(question: str, image_token_counts=(), system: str = SYSTEM_PROMPT) -> str:
     """ChatML: system block, then the user turn with one <image N><img>…</img>\\n part per image."""

@@ -1,5 +1,5 @@
 """Golden frame choices for chapter 10 (module Video): a Python reference of the HF Eagle 2.5 processor's
-frame-sampling policy written from the spec (eagle25-spec.md §6, `smart_nframes`), over many random videos
+frame-sampling policy written from the spec (docs/spec.md §6, `smart_nframes`), over many random videos
 and requests.
 
   nframes mode: n = round(N / 2) * 2                (Python round: half to even)

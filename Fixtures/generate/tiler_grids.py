@@ -1,5 +1,5 @@
 """Golden grids for chapter 02 (module Tiler): a Python reference of Eagle 2.5's Image Area
-Preservation rule and of InternVL's older rule, written from the spec (eagle25-spec.md §1.2-1.4),
+Preservation rule and of InternVL's older rule, written from the spec (docs/spec.md §1.2-1.4),
 checked against the spec's worked-example table, then run over a few thousand random image sizes,
 tile sizes and tile limits.
 

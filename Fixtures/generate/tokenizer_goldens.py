@@ -49,7 +49,7 @@ def train_tiny() -> Tokenizer:
 
 
 def eagle_prompts() -> list:
-    """Eagle 2.5 ChatML prompts spelled out from spec sections 5.3, 5.4 and 6 (the Swift builder is checked against these)."""
+    """Eagle 2.5 ChatML prompts spelled out from docs/spec.md §5.3, 5.4 and 6 (the Swift builder is checked against these)."""
     sys_default = "You are a helpful assistant."
 
     def image(k, n):

@@ -1,5 +1,5 @@
 // Automatic Degrade Sampling (ADS): how Eagle 2.5 fits one sample's pictures into a fixed context
-// length L without ever cutting its text (paper §3.2.1; spec §2.1 and the "ADS" decision row).
+// length L without ever cutting its text (paper §3.2.1; docs/spec.md §2.1 and the "ADS" decision row).
 //
 // The rule, dual-phase, in this order:
 //   Phase 1 (temporal first, every still image at t = 1 tile):

@@ -1,4 +1,4 @@
-// Sample packing and the progressive context schedule (spec §2.2, §8; paper §3.2.2).
+// Sample packing and the progressive context schedule (docs/spec.md §2.2, §8; paper §3.2.2).
 //
 // Packing: after ADS has fitted every sample to L, samples are packed into sequences of at most L
 // tokens by first-fit decreasing (FFD): sort by length, longest first (ties: earlier sample first), and

@@ -1,4 +1,4 @@
-// The backward of ring and zigzag attention (spec §8.3): dq stays local, dk/dv travel with the kv
+// The backward of ring and zigzag attention (docs/spec.md §8.3): dq stays local, dk/dv travel with the kv
 // around the ring and come home after W hops.
 //
 // What it is: `attentionBlockBackward`, the gradient of one (query block, key block) pair given the
@@ -97,7 +97,7 @@ public func ringAttentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
             Tensor(shape: v.shape, storage: Array(dkv[half...])))
 }
 
-/// Llama3-style all-gather backward (spec §8.4): gather (k, v) again, compute dq for the local rows and
+/// Llama3-style all-gather backward (docs/spec.md §8.4): gather (k, v) again, compute dq for the local rows and
 /// full-length dk/dv buffers for the prefixes they read, then reduce-scatter the buffers so each rank
 /// receives the summed dk/dv of its own tokens.
 public func llama3AttentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,

@@ -1,4 +1,4 @@
-// The communication layer of context parallelism (spec §8.2–8.4): one rank's view of a group of W
+// The communication layer of context parallelism (docs/spec.md §8.2–8.4): one rank's view of a group of W
 // ranks that exchange Float buffers.
 //
 // What it is: the `Communicator` protocol (point-to-point send / receive, a paired send-receive, and a
@@ -70,7 +70,7 @@ extension Communicator {
 }
 
 /// A sub-group of a parent communicator: group rank i is parent rank `members[i]`. Used for the Ulysses
-/// and ring groups of the two-level scheme (spec §8.2). Bytes are counted here and by the parent.
+/// and ring groups of the two-level scheme (docs/spec.md §8.2). Bytes are counted here and by the parent.
 public final class GroupCommunicator: Communicator {
     public let parent: Communicator
     public let members: [Int]

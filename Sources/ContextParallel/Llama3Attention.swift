@@ -1,4 +1,4 @@
-// Llama3-style context parallelism (spec §8.4): all-gather k and v, then one causal call per local chunk.
+// Llama3-style context parallelism (docs/spec.md §8.4): all-gather k and v, then one causal call per local chunk.
 //
 // What it is: every rank gathers all ranks' (k, v) into global order; each local segment attends to
 // the prefix [start of its sequence, its end) — the flash-attn bottom-right causal alignment. Zigzag or

@@ -1,4 +1,4 @@
-// Combining partial attention results over disjoint key sets (spec §8.3, `update_out_and_lse`).
+// Combining partial attention results over disjoint key sets (docs/spec.md §8.3, `update_out_and_lse`).
 //
 // What it is: for one query row with a running (out, lse) over keys K₁ and a block result (o_b, lse_b)
 // over disjoint keys K₂, the attention over K₁ ∪ K₂ is
@@ -34,7 +34,7 @@ func mergeRowsSigmoid(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointe
     }
 }
 
-/// The sigmoid / log-sigmoid merge (spec §8.3) on arrays: out (rows, D), lse (rows).
+/// The sigmoid / log-sigmoid merge (docs/spec.md §8.3) on arrays: out (rows, D), lse (rows).
 public func mergeSigmoid(out: inout [Float], lse: inout [Float], blockOut: [Float], blockLse: [Float], headDim d: Int) {
     precondition(out.count == lse.count * d && blockOut.count == out.count && blockLse.count == lse.count, "mergeSigmoid: shapes")
     out.withUnsafeMutableBufferPointer { O in lse.withUnsafeMutableBufferPointer { L in

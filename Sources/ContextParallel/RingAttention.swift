@@ -1,4 +1,4 @@
-// Ring and zigzag ring attention (spec §8.3): keys and values travel around the ring, queries stay.
+// Ring and zigzag ring attention (docs/spec.md §8.3): keys and values travel around the ring, queries stay.
 //
 // What it is: at step s rank r holds the (k, v) of src = (r − s) mod W, attends its queries to every
 // visible pair of segments (causal offsets place them) and merges; then passes the block to r + 1.
@@ -8,7 +8,7 @@ import Foundation
 import QwenAttention
 import Tensor
 
-/// The zigzag per-step block rule of spec §8.3 for rank r at ring step s (kv from src = (r − s) mod W):
+/// The zigzag per-step block rule of docs/spec.md §8.3 for rank r at ring step s (kv from src = (r − s) mod W):
 /// (query half, key half, causal) triples; half 0 = chunk r (or c_src), half 1 = chunk 2W−1−r (or
 /// c_{2W−1−src}).
 ///   s = 0: both halves against both halves, causal (pairs (0,0), (1,0), (1,1));

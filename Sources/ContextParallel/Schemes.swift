@@ -1,4 +1,4 @@
-// The context-parallel attention schemes (spec §8.2–8.4): causal attention of a (packed) sequence whose
+// The context-parallel attention schemes (docs/spec.md §8.2–8.4): causal attention of a (packed) sequence whose
 // tokens are spread over W ranks, each rank ending with exactly the rows of full attention (and their
 // log-sum-exp) for the tokens it holds.
 //
@@ -12,7 +12,7 @@
 //            (zigzag split by default, contiguous optional). No merge needed.
 //   ulysses  all-to-all from sequence shards (n tokens, all heads) to head shards (all T tokens, H/W
 //            heads), plain causal attention per sequence, all-to-all back.
-//   usp      two levels (spec §8.2): Ulysses groups of U consecutive ranks inside ring groups strided by
+//   usp      two levels (docs/spec.md §8.2): Ulysses groups of U consecutive ranks inside ring groups strided by
 //            U; Ulysses all-to-all, then zigzag ring attention among the R = W/U ring ranks, then back.
 // Every scheme uses QwenAttention's `blockwiseAttention` for its local blocks. Work is counted as
 // score entries that pass the causal/sequence mask of each call, summed over query heads; FLOPs are

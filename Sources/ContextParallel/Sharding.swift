@@ -1,4 +1,4 @@
-// How a (packed) sequence is cut over ranks (spec §8.2–8.4), used by the schemes and by the tests.
+// How a (packed) sequence is cut over ranks (docs/spec.md §8.2–8.4), used by the schemes and by the tests.
 //
 // What it is: a rank's share of the tokens as an ordered list of `Segment`s (runs of consecutive
 // global positions inside one packed sequence). Three splits:
@@ -91,7 +91,7 @@ public enum Sharding {
     }
 
     /// The `index`-th of `parts` equal contiguous pieces of a layout's token list (the Ulysses split of
-    /// spec §8.2, applied after the ring split).
+    /// docs/spec.md §8.2, applied after the ring split).
     public static func contiguousPiece(of layout: Layout, index: Int, parts: Int) throws -> Layout {
         let n = tokenCount(layout)
         guard n % parts == 0 else { throw ShardingError.indivisible(what: "Ulysses split of a ring shard into \(parts) pieces", length: n, divisor: parts) }

@@ -1,4 +1,4 @@
-// Ulysses all-to-all and the two-level Ulysses × ring groups of Eagle's globals.py (spec §8.2).
+// Ulysses all-to-all and the two-level Ulysses × ring groups of Eagle's globals.py (docs/spec.md §8.2).
 //
 // What it is: global rank g = ringRank·U + u. An all-to-all inside the Ulysses group (U consecutive
 // ranks) turns "my n tokens × all H heads" into "the ring shard's tokens × H/U heads" (plus the kv heads
@@ -9,7 +9,7 @@ import Foundation
 import QwenAttention
 import Tensor
 
-/// Ulysses (R = 1) or two-level Ulysses × zigzag ring (spec §8.2) forward for global rank comm.rank.
+/// Ulysses (R = 1) or two-level Ulysses × zigzag ring (docs/spec.md §8.2) forward for global rank comm.rank.
 public func uspAttentionForward(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, comm: Communicator,
                                compute: Compute = .fast(threads: 1)) -> CPResult {
     let u = plan.ulysses, rr = plan.ring, g = comm.rank

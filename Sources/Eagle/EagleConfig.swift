@@ -1,4 +1,4 @@
-// The Eagle 2.5 config.json (spec 7.1): vision_config (SigLIP), text_config (Qwen2) and the fields that
+// The Eagle 2.5 config.json (docs/spec.md §7.1): vision_config (SigLIP), text_config (Qwen2) and the fields that
 // join them. Both spellings transformers has written are accepted: 4.x (`rope_theta`, `torch_dtype`,
 // `llm_config` as an alias) and 5.x (`rope_parameters.rope_theta`, `dtype`).
 #if canImport(FoundationEssentials)

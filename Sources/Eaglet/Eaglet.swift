@@ -1,6 +1,6 @@
 // Eaglet: the umbrella module. `import Eaglet` brings every component along the data path.
-// Later components (Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer, QwenAttention, Qwen2,
-// Eagle, Video, ADS, FusedKernels, ContextParallel) are re-exported here as they land.
+// Every component module (Tensor, SafeTensors, Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
+// QwenAttention, Qwen2, Eagle, Video, ADS, FusedKernels, ContextParallel, Figures, EagletGPU) is re-exported.
 @_exported import Tensor
 @_exported import SafeTensors
 @_exported import Imaging

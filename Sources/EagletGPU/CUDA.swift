@@ -1,4 +1,4 @@
-// The CUDA driver API, NVRTC and cuBLAS, bound at run time with dlopen/dlsym (spec 9, docs/gpu.md).
+// The CUDA driver API, NVRTC and cuBLAS, bound at run time with dlopen/dlsym (docs/spec.md §9, docs/gpu.md).
 //
 // What it is: the two dozen C entry points Eaglet's GPU mirror needs, each typed as a
 // `@convention(c)` function pointer and looked up by name, so nothing CUDA is needed to BUILD Eaglet:

@@ -1,6 +1,6 @@
 // Eagle 2.5 on the GPU: the same weights as the CPU `EagleModel`, uploaded once, and the same forward —
 // SigLIP tower per tile → select_layer → pixel shuffle → mlp1 → splice at <IMG_CONTEXT> → Qwen2 with a
-// KV cache → lm_head — written again with GPUOps (spec 3–5, 7). Every stage can be reported to a
+// KV cache → lm_head — written again with GPUOps (docs/spec.md §3–5, 7). Every stage can be reported to a
 // `stage` callback (name, values), which is what `gpu-check` compares with the CPU.
 // Shapes as on the CPU: N tiles of S×S px, P patches per tile, C_v vision width, C text width, T tokens,
 // H heads over Hkv kv heads of D, V vocabulary.

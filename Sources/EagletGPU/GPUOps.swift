@@ -1,5 +1,5 @@
 // The operators of the model on the GPU, each a thin Swift call over one kernel (Kernels.swift) or one
-// cuBLAS product, with the same names and shapes as the CPU operators they mirror (spec 3–5).
+// cuBLAS product, with the same names and shapes as the CPU operators they mirror (docs/spec.md §3–5).
 //
 // Row-major everywhere, as on the CPU. cuBLAS is column-major, so y (M, N) = x (M, K) · Wᵀ (W: (N, K))
 // is issued as the column-major product yᵀ = W·xᵀ: sgemm(T, N, m = N, n = M, k = K, W, x, y).

@@ -1,4 +1,4 @@
-// The cuBLAS calls of the GPU mirror as plain values, and a CPU emulation of each (spec 5.2, chapter 14).
+// The cuBLAS calls of the GPU mirror as plain values, and a CPU emulation of each (docs/spec.md §5.2, chapter 14).
 //
 // cuBLAS is column-major: a matrix with leading dimension ld stores element (i, j) at [i + j·ld]. Eaglet
 // is row-major, and a row-major (R, C) buffer read column-major with ld = C is its transpose (C, R).

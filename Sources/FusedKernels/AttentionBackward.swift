@@ -1,6 +1,6 @@
 // The backward of causal grouped-query attention: naive (full score matrices) and blockwise (scores
 // recomputed block by block from the forward's log-sum-exp, FlashAttention-2's backward). The forward is
-// QwenAttention's `attentionNaive` / `blockwiseAttention` (spec §5.2); this file does not repeat it.
+// QwenAttention's `attentionNaive` / `blockwiseAttention` (docs/spec.md §5.2); this file does not repeat it.
 //
 // With S = q kᵀ · scale (masked), P = softmax(S) = exp(S − lse), O = P v and the upstream dO:
 //     dV = Pᵀ dO,   dP = dO vᵀ,   dS = P ∘ (dP − Δ),   Δ_i = Σ_j P_ij dP_ij = Σ_c dO_ic O_ic,

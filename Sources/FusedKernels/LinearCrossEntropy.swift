@@ -1,4 +1,4 @@
-// Linear + cross-entropy, forward and backward together, naive and fused (spec §8.1: Liger's
+// Linear + cross-entropy, forward and backward together, naive and fused (docs/spec.md §8.1: Liger's
 // LigerFusedLinearCrossEntropyLoss as Eagle modified it to take a per-token loss weight).
 //
 // Inputs: hidden (T, C), lm_head weight (V, C), labels (T) with `ignoreIndex` marking tokens without a

@@ -1,4 +1,4 @@
-// RMSNorm forward and backward, naive and fused (spec §8.1: Liger's LigerRMSNorm, casting_mode "llama").
+// RMSNorm forward and backward, naive and fused (docs/spec.md §8.1: Liger's LigerRMSNorm, casting_mode "llama").
 //
 // Formula, per token row x (C): rstd = 1 / sqrt(mean(x²) + eps), x̂ = x · rstd, y = x̂ · w.
 // Backward with g = dy · w:  dx = rstd · (g − x̂ · mean(g · x̂)),   dw = Σ_rows dy · x̂.

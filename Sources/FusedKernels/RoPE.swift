@@ -1,5 +1,5 @@
-// Rotary position embedding forward and backward on q and k, naive and fused (spec §8.1: Liger's
-// liger_rotary_pos_emb; the convention is QwenAttention's half-rotation, spec §5.2).
+// Rotary position embedding forward and backward on q and k, naive and fused (docs/spec.md §8.1: Liger's
+// liger_rotary_pos_emb; the convention is QwenAttention's half-rotation, docs/spec.md §5.2).
 //
 // Forward, per head vector x (D) of a token with tables cos, sin (D):
 //     x' = x · cos + rotate_half(x) · sin,     rotate_half(x) = concat(−x[D/2:], x[:D/2]).

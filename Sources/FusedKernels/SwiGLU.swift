@@ -1,4 +1,4 @@
-// SwiGLU activation and the whole Qwen2 MLP, forward and backward, naive and fused (spec §8.1: Liger's
+// SwiGLU activation and the whole Qwen2 MLP, forward and backward, naive and fused (docs/spec.md §8.1: Liger's
 // LigerSwiGLUMLP).
 //
 // Activation: a = silu(g) · u with silu(g) = g · σ(g). Backward, given da:

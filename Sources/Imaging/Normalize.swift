@@ -1,5 +1,5 @@
 // From 8-bit pixels to what the vision tower reads: rescale by 1/255, normalise with mean = std = 0.5
-// (SigLIP's constants, spec §1.5), planar channels.
+// (SigLIP's constants, docs/spec.md §1.5), planar channels.
 //
 //     x[c, y, x] = (p(x, y, c) · (1/255) − mean_c) / std_c        shape (3, H, W), values in [−1, 1]
 //

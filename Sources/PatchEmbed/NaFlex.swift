@@ -1,4 +1,4 @@
-// NaFlex: the SigLIP2 embedding that serves any resolution (spec section 3.3, last bullet).
+// NaFlex: the SigLIP2 embedding that serves any resolution (docs/spec.md §3.3, last bullet).
 //
 // What it is: transformers' `Siglip2VisionEmbeddings` — a linear layer over pre-cut patches
 // (each a flat vector of C_in·P·P pixels, in whatever order the image processor wrote them) plus the

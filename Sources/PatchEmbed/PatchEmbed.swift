@@ -1,4 +1,4 @@
-// PatchEmbed: how a tile of pixels becomes a sequence of tokens (spec section 3.3).
+// PatchEmbed: how a tile of pixels becomes a sequence of tokens (docs/spec.md §3.3).
 //
 // What it is: transformers' `SiglipVisionEmbeddings` (fixed resolution, what Eagle 2.5 runs) — a Conv2d
 // whose kernel equals its stride equals the patch size P, with bias, followed by a learned position

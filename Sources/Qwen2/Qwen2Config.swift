@@ -1,5 +1,5 @@
 // The text configuration of Qwen2 (the `text_config` of an Eagle 2.5 config.json, or a Qwen2
-// config.json on its own), decoded from the real JSON keys (spec §5.1, §7.1).
+// config.json on its own), decoded from the real JSON keys (docs/spec.md §5.1, §7.1).
 //
 // What it is: the fields the decoder needs. θ comes from `rope_parameters.rope_theta` (transformers 5.x)
 // or `rope_theta` (4.x, as released checkpoints write it); neither is an error, never a default. Any

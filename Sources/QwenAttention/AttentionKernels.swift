@@ -1,5 +1,5 @@
 // Scaled dot-product attention with grouped-query heads: the naive full-score path and the blockwise
-// online-softmax path (spec §5.2).
+// online-softmax path (docs/spec.md §5.2).
 //
 // What it is: two ways to compute, for every query head h and query row i,
 //     out[h, i] = Σ_j softmax_j(q[h, i] · k[g, j] · scale + mask[i, j]) · v[g, j],  g = h ÷ (H / Hkv)

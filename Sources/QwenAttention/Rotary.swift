@@ -3,7 +3,7 @@
 // What it is: inv_freq_k = θ^(−2k/D) for k = 0 … D/2−1; for a token at position p the angle of pair k is
 // p·inv_freq_k, and cos/sin are laid out (T, D) as concat(angles, angles). A head vector x (D) becomes
 //     x' = x·cos + rotate_half(x)·sin,   rotate_half(x) = concat(−x[D/2:], x[:D/2])
-// so dimension i is rotated together with dimension i + D/2 (spec §5.2). Angles, cos and sin are fp32,
+// so dimension i is rotated together with dimension i + D/2 (docs/spec.md §5.2). Angles, cos and sin are fp32,
 // as in transformers (the product p·inv_freq is rounded to fp32 before cos/sin, which matters at large p).
 // What it is not: scaled variants (linear, dynamic NTK, YaRN, M-RoPE); the config rejects those.
 #if canImport(FoundationEssentials)

@@ -2,7 +2,7 @@
 //
 // What it is: the fields of transformers' `SiglipVisionConfig` that the math needs, with explicit
 // snake_case keys and transformers' own defaults for keys a file leaves out. Eagle 2.5's released
-// config stores `model_type: "siglip_vision_model"` (spec section 7.1).
+// config stores `model_type: "siglip_vision_model"` (docs/spec.md §7.1).
 // What it is not: the Eagle top-level config (its own module), or SigLIP2 NaFlex's `num_patches`
 // table geometry beyond reading the field.
 #if canImport(FoundationEssentials)
@@ -32,7 +32,7 @@ public enum VisionConfigError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// transformers `SiglipVisionConfig` (So400m values in spec section 3.2).
+/// transformers `SiglipVisionConfig` (So400m values in docs/spec.md §3.2).
 public struct SiglipVisionConfig: Codable, Equatable, Sendable {
     public var model_type: String
     /// C: 1152 for So400m.

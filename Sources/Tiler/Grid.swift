@@ -1,7 +1,7 @@
-// Choosing the tile grid: Eagle 2.5's Image Area Preservation rule (spec §1.3) and InternVL's older
-// aspect-only rule (spec §1.4) beside it, for comparison.
+// Choosing the tile grid: Eagle 2.5's Image Area Preservation rule (docs/spec.md §1.3) and InternVL's older
+// aspect-only rule (docs/spec.md §1.4) beside it, for comparison.
 //
-// Candidates (spec §1.2): every (columns c, rows r) with c, r ≥ 1 and min ≤ c·r ≤ max, ordered by tile
+// Candidates (docs/spec.md §1.2): every (columns c, rows r) with c, r ≥ 1 and min ≤ c·r ≤ max, ordered by tile
 // count c·r ascending and, within one count, by fewer columns first (Eaglet's documented order; the
 // reference iterates a Python set there).
 //
@@ -43,7 +43,7 @@ public func candidateGrids(minTiles: Int, maxTiles: Int) -> [TileGrid] {
     return out
 }
 
-/// The IAP score of `grid` for a `width`×`height` image and tiles of side `tileSize` (spec §1.3).
+/// The IAP score of `grid` for a `width`×`height` image and tiles of side `tileSize` (docs/spec.md §1.3).
 public func areaPreservationScore(_ grid: TileGrid, width: Int, height: Int, tileSize: Int) -> Double {
     let aspect = Double(width) / Double(height)
     let target = Double(grid.columns) / Double(grid.rows)

@@ -1,4 +1,4 @@
-// Byte-pair merges by rank (spec 5.4): a pre-token spelled in the byte-level alphabet starts as one
+// Byte-pair merges by rank (docs/spec.md §5.4): a pre-token spelled in the byte-level alphabet starts as one
 // symbol per byte; repeatedly the adjacent pair with the lowest merge rank (leftmost on ties) is fused,
 // until no adjacent pair is in the merge table. Two versions:
 //   - `BPE.naive`: strings, a linear search for the best pair at every step (the textbook loop).

@@ -1,5 +1,5 @@
 // GPT-2's byte-level alphabet: a fixed bijection between the 256 byte values and 256 printable Unicode
-// scalars, so that any byte string can be spelled with "characters" a BPE vocabulary can hold (spec 5.4:
+// scalars, so that any byte string can be spelled with "characters" a BPE vocabulary can hold (docs/spec.md §5.4:
 // Qwen2 inherits it). It is a table and its inverse, nothing more; the splitting that comes before it
 // lives in PreTokenizer.swift.
 

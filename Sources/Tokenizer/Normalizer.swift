@@ -1,4 +1,4 @@
-// Unicode NFC, the normaliser of Qwen2's tokenizer.json (spec 5.4). The Swift standard library's own
+// Unicode NFC, the normaliser of Qwen2's tokenizer.json (docs/spec.md §5.4). The Swift standard library's own
 // normaliser does the work (`_nfcCodeUnits`, the one String comparison uses and FoundationEssentials
 // builds on; tests compare it with Python's unicodedata.normalize("NFC") and with HF's output on the
 // corpus); this file adds only a quick check that skips the call for text that is certainly NFC already.

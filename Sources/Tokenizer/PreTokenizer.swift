@@ -1,5 +1,5 @@
 // The Qwen2 pre-tokenizer: the split regex that cuts normalised text into pieces before byte-level BPE
-// (spec 5.4; Qwen2's tokenizer.json `pre_tokenizer`). Two versions:
+// (docs/spec.md §5.4; Qwen2's tokenizer.json `pre_tokenizer`). Two versions:
 //   - `Qwen2Split.naive`: the regex itself, run by NSRegularExpression, with `\s` spelled out so it means
 //     what it means in HF tokenizers (Oniguruma: the Unicode White_Space property) and not ICU's `\s`.
 //   - `Qwen2Split.pieces`: a hand-written scanner over Unicode scalars that makes the same choices the

@@ -1,4 +1,4 @@
-// The Eagle 2.5 prompt (spec 5.3, 5.4, 6): ChatML text with image and video placeholders expanded into
+// The Eagle 2.5 prompt (docs/spec.md §5.3, 5.4, 6): ChatML text with image and video placeholders expanded into
 // `<img>` + `<IMG_CONTEXT>`×n + `</img>`, built with plain string code (no template engine). It decides
 // text only; counting tiles (Tiler) and choosing frames (Video) happen elsewhere and arrive as numbers.
 #if canImport(FoundationEssentials)
@@ -49,7 +49,7 @@ public enum EaglePrompt {
     /// The user content for `media` followed by `text`. Image K (counting images only, from 1) becomes
     /// `<image K><img>…</img>\n`; video K becomes "The {K-th} video sampled with {fps:.2f} fps: " and per
     /// frame i (from 1) "Frame {i} sample at {t:.2f}s: <img>…</img>" with no separators ("Frame {i}: "
-    /// without timestamps, "The {K-th} video: " without fps), as the HF processor writes it (spec 6).
+    /// without timestamps, "The {K-th} video: " without fps), as the HF processor writes it (docs/spec.md §6).
     public static func userContent(media: [PromptMedia], text: String) -> String {
         var s = "", images = 0, videos = 0
         for m in media {

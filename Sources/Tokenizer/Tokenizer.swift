@@ -1,4 +1,4 @@
-// The tokenizer of Eagle 2.5's language model (Qwen2's byte-level BPE, spec 5.3–5.4): text → ids and
+// The tokenizer of Eagle 2.5's language model (Qwen2's byte-level BPE, docs/spec.md §5.3–5.4): text → ids and
 // ids → text, read from a HF `tokenizer.json` or a `vocab.json` + `merges.txt` pair.
 //
 // encode(text):

@@ -46,7 +46,7 @@ public struct SampledVideo: Sendable {
     public let frames: [RGBImage]
 }
 
-/// Opens `path`, applies `policy` to its frame count and average frame rate (spec §6), and decodes the
+/// Opens `path`, applies `policy` to its frame count and average frame rate (docs/spec.md §6), and decodes the
 /// chosen frames sparsely (`threads` as in `VideoFile(path:threads:)`). A progress bar shows on a
 /// terminal when `showProgress` is set.
 public func loadVideoFrames(_ path: String, policy: FrameSamplingPolicy = FrameSamplingPolicy(),

@@ -1,4 +1,4 @@
-// Which frames of a video the model sees: the HF Eagle 2.5 processor's policy (spec §6, `smart_nframes`
+// Which frames of a video the model sees: the HF Eagle 2.5 processor's policy (docs/spec.md §6, `smart_nframes`
 // and the uniform index rule), and a plain "N frames" mode.
 //
 // With T frames at r frames per second:
@@ -16,7 +16,7 @@
 //
 // What it is not: decoding (VideoFile.swift) or ADS, which may lower the count further (module ADS).
 
-/// How many frames to take and how (spec §6). Defaults are the HF processor's.
+/// How many frames to take and how (docs/spec.md §6). Defaults are the HF processor's.
 public struct FrameSamplingPolicy: Equatable, Sendable {
     /// Target frames per second of video (fps mode).
     public var fps: Double

@@ -1,4 +1,4 @@
-// `eaglet ads`: the Automatic Degrade Sampling allocation for one sample (spec §2.1): how many frames
+// `eaglet ads`: the Automatic Degrade Sampling allocation for one sample (docs/spec.md §2.1): how many frames
 // each temporal input and how many tiles each image get within a context of L tokens, text kept whole.
 import ArgumentParser
 import Eaglet

@@ -1,5 +1,5 @@
 // `eaglet cp`: runs one context-parallel attention scheme on seeded q/k/v and reports its error against
-// full attention, bytes sent and attention FLOPs per rank (chapter 13, spec §8.2–8.4). Ranks are threads,
+// full attention, bytes sent and attention FLOPs per rank (chapter 13, docs/spec.md §8.2–8.4). Ranks are threads,
 // or processes when started by `mpirun` (then --world must equal the process count and rank 0 prints).
 import ArgumentParser
 import Eaglet

@@ -1,4 +1,4 @@
-// `eaglet frames VIDEO`: which frames Eagle 2.5's processor takes from a video (spec §6) and when they
+// `eaglet frames VIDEO`: which frames Eagle 2.5's processor takes from a video (docs/spec.md §6) and when they
 // occur. Defaults are the HF policy: 2 fps, at least 4, at most min(256, frames), an even count;
 // --num-frames N takes N (rounded to even) instead. Reads the frame table only (no decoding).
 import ArgumentParser

@@ -1,5 +1,5 @@
 // `eaglet generate`, `eaglet forward`, `eaglet inspect`: the end-to-end model from the command line
-// (issue 7). They share how a prompt is given: --prompt with zero or more --image, or --input-ids (a flat
+// (chapter 09, docs/cli.md). They share how a prompt is given: --prompt with zero or more --image, or --input-ids (a flat
 // JSON array of ids) with optional --pixel-values (a safetensors file holding pixel_values (N, 3, S, S)).
 import ArgumentParser
 import Eaglet

@@ -1,6 +1,6 @@
 // `eaglet preprocess IMAGE --dump OUT.safetensors`: the pixel_values (N, 3, S, S) Eagle 2.5's vision
 // tower would read for an image — decode, IAP grid, bicubic resize, row-major tiles, thumbnail,
-// rescale 1/255 and normalise with mean = std = 0.5 (spec §1.5).
+// rescale 1/255 and normalise with mean = std = 0.5 (docs/spec.md §1.5).
 import ArgumentParser
 import Eaglet
 import Foundation

@@ -1,4 +1,4 @@
-// `eaglet tile`: which grid Eagle 2.5's IAP rule picks for an image size (spec §1.3), and a picture of
+// `eaglet tile`: which grid Eagle 2.5's IAP rule picks for an image size (docs/spec.md §1.3), and a picture of
 // it. `eaglet tile --width W --height H [--json]` or `eaglet tile IMAGE [--png OUT.png]`.
 import ArgumentParser
 import Eaglet

@@ -1,5 +1,5 @@
 // `generate --video` / `forward --video`: a video in the prompt, fitted to the context with Automatic
-// Degrade Sampling (spec 2.1, 6). The HF processor's sampling policy (2 fps, at least 4 frames, at most
+// Degrade Sampling (docs/spec.md §2.1, 6). The HF processor's sampling policy (2 fps, at least 4 frames, at most
 // 512 here, even count) gives the video's candidate frame count; the prompt text — the question, the
 // template and the per-frame "Frame i sample at t s: " wording for every candidate frame — is counted
 // as text and never cut; ADS then decides how many frames (one tile each) and how many tiles per image

@@ -1,4 +1,4 @@
-// Connector against the PyTorch reference written from spec §4 (Fixtures/connector,
+// Connector against the PyTorch reference written from docs/spec.md §4 (Fixtures/connector,
 // from Fixtures/generate/connector.py), and the direct pixel shuffle against the view/permute one.
 import Connector
 import SafeTensors

@@ -32,7 +32,7 @@ import _TestSupport
     }
 
     @Test func specWorkedExamples() {
-        // eagle25-spec.md §1.4: (W, H, InternVL grid, IAP grid), max 12 tiles, S = 448.
+        // docs/spec.md §1.4: (W, H, InternVL grid, IAP grid), max 12 tiles, S = 448.
         let table: [(Int, Int, TileGrid, TileGrid)] = [
             (448, 448, .init(columns: 1, rows: 1), .init(columns: 1, rows: 1)),
             (640, 480, .init(columns: 4, rows: 3), .init(columns: 4, rows: 3)),
