@@ -10,6 +10,7 @@
 // sampler).
 import QwenAttention
 import Tensor
+import _Essentials
 
 /// A model that can run a prompt once and then extend it one token at a time.
 public protocol TokenDecoder {
@@ -27,6 +28,13 @@ public struct GenerationReport: Sendable, Equatable {
     public var totalSeconds: Double
     /// Decode rate after the first token (tokens/s; 0 with fewer than two tokens).
     public var tokensPerSecond: Double
+
+    /// The one-line timing report every generating command prints:
+    /// `[150 prompt tokens (112 visual), 6 new; first token 18 ms; 5200.0 tokens/s]`.
+    public func summary(promptTokens: Int, visualTokens: Int) -> String {
+        cFormat("[%d prompt tokens (%d visual), %d new; first token %.0f ms; %.1f tokens/s]",
+                promptTokens, visualTokens, tokens.count, timeToFirstToken * 1000, tokensPerSecond)
+    }
 }
 
 /// Seconds from `start` to now on the monotonic clock.

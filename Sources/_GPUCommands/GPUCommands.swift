@@ -90,8 +90,8 @@ public struct GPUGenerateCommand: ParsableCommand {
             let r = try g.generateGreedy(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens,
                                          stopTokens: pipeline.stopTokens)
             print((try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? "\(r.tokens)")
-            printToStandardError(gpu.summary + ": \(prepared.ids.count) prompt tokens, first token "
-                                 + cFormat("%.1f ms, %.0f tokens/s", r.timeToFirstToken * 1000, r.tokensPerSecond))
+            printToStandardError(gpu.summary + " " + r.summary(promptTokens: prepared.ids.count,
+                                                               visualTokens: (prepared.pixelValues?.shape[0] ?? 0) * pipeline.model.config.tokensPerTile))
         }
     }
 }

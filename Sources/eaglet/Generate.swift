@@ -111,8 +111,7 @@ struct Generate: ParsableCommand {
                 if var s = stream { FileHandle.standardOutput.write(Data(s.finish().utf8)) }
                 if pipeline.tokenizer == nil { print(r.tokens.map(String.init).joined(separator: " "), terminator: "") }
                 print("")
-                FileHandle.standardError.write(Data(String(format: "[%d prompt tokens (%d visual), %d new; first token %.0f ms; %.1f tokens/s]\n",
-                    r.promptTokens, r.visualTokens, r.tokens.count, r.timeToFirstToken * 1000, r.tokensPerSecond).utf8))
+                FileHandle.standardError.write(Data((r.report.summary(promptTokens: r.promptTokens, visualTokens: r.visualTokens) + "\n").utf8))
             }
         }
     }
