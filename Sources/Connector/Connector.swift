@@ -101,8 +101,8 @@ public struct MLP1: Sendable {
     public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
         if !compute.isReference { BLAS.use(threads: compute.threads) }
         let n = x.layerNorm(weight: normWeight, bias: normBias, eps: eps)
-        let h = linear(n, weight: fc1Weight, bias: fc1Bias, naive: compute.isReference).map(geluErf)
-        return linear(h, weight: fc2Weight, bias: fc2Bias, naive: compute.isReference)
+        let h = linear(n, weight: fc1Weight, bias: fc1Bias, compute: compute).map(geluErf)
+        return linear(h, weight: fc2Weight, bias: fc2Bias, compute: compute)
     }
 
     /// Reads the tensors `MLP1Parameters` declares through `store`.

@@ -41,7 +41,7 @@ public struct GPUCheckReport {
 public enum GPUCheck {
     /// Runs the check. `printLine` receives the table as it is made.
     public static func run(model directory: String, image: String?, prompt: String, maxNewTokens: Int = 16,
-                           naive: Bool = false, tolerance: Tolerance = .fp32Block,
+                           compute: Compute = .fast, tolerance: Tolerance = .fp32Block,
                            printLine: @escaping (String) -> Void = { print($0) }) throws -> GPUCheckReport {
         let gpu = try GPU.open()     // first: without a GPU nothing else is worth loading
         let pipeline = try EaglePipeline(directory: directory)
@@ -52,7 +52,7 @@ public enum GPUCheck {
         report.device = gpu.summary
         printLine("device: \(gpu.summary)")
         printLine("model: \(directory); \(prepared.ids.count) prompt tokens, \(prepared.pixelValues?.shape[0] ?? 0) tiles; "
-                  + "paths: CPU fast, GPU \(naive ? "naive kernels" : "cuBLAS"); tolerance \(tolerance)")
+                  + "paths: CPU fast, GPU \(compute.isReference ? "naive kernels" : "cuBLAS"); tolerance \(tolerance)")
 
         // CPU: every stage, by the CPU modules' own hooks.
         var cpu = [String: [Float]]()
@@ -84,7 +84,7 @@ public enum GPUCheck {
 
         // GPU: the same stages, compared as they arrive.
         let g = try GPUEagle(gpu: gpu, model: model)
-        g.compute = naive ? .reference : .fast
+        g.compute = compute
         printLine(pad("stage", 30) + pad("values", 10) + pad("max |Δ|", 12) + pad("relative", 12) + "within " + tolerance.name)
         func compare(_ name: String, _ values: () throws -> [Float]) throws {
             guard let ref = cpu[name] else { return }

@@ -30,7 +30,7 @@ public struct SiglipLinear: Sendable {
     /// x (…, C_in) → (…, C_out) through sgemm.
     public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
     /// The same through the triple loop.
-    public func naive(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias, naive: true) }
+    public func naive(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias, compute: .reference) }
 }
 
 /// `nn.Conv2d(C_in, C, kernel_size: P, stride: P, padding: "valid")` with bias: the SigLIP patch embedding.
@@ -143,13 +143,9 @@ public struct SiglipVisionEmbeddings: Sendable {
 
     /// pixels (C_in, H_px, W_px) → (T, C). Traps if the patch grid does not have exactly as many
     /// patches as the position table (the caller, the tiler, guarantees the tile size).
-    public func callAsFunction(_ pixels: Tensor) -> Tensor { forward(pixels, naive: false) }
-
-    /// The same with the direct convolution.
-    public func naive(_ pixels: Tensor) -> Tensor { forward(pixels, naive: true) }
-
-    func forward(_ pixels: Tensor, naive: Bool) -> Tensor {
-        let tokens = naive ? patch_embedding.naive(pixels) : patch_embedding(pixels)
+    /// `.reference` runs the direct convolution (`naive`), `.fast` im2col + sgemm.
+    public func callAsFunction(_ pixels: Tensor, compute: Compute = .fast) -> Tensor {
+        let tokens = compute.isReference ? patch_embedding.naive(pixels) : patch_embedding(pixels)
         precondition(tokens.shape == position_embedding.shape,
                      "SiglipVisionEmbeddings: \(tokens.shape[0]) patches but \(position_embedding.shape[0]) positions; the image size must match the config")
         return tokens + position_embedding

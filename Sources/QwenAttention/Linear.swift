@@ -110,7 +110,7 @@ public struct Linear: Sendable {
 
     /// x (…, C_in) → x·Wᵀ + b (…, C_out).
     public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
-        if compute.isReference { return linear(x, weight: weight, bias: bias, naive: true) }
+        if compute.isReference { return linear(x, weight: weight, bias: bias, compute: .reference) }
         precondition(x.shape.last == inFeatures, "Linear: input \(x.shape) does not have width \(inFeatures)")
         let rows = x.count / max(inFeatures, 1)
         var shape = x.shape
@@ -126,7 +126,7 @@ public struct Linear: Sendable {
         precondition(y.count == (x.count / max(inFeatures, 1)) * outFeatures,
                      "Linear: \(x.shape) · (\(outFeatures), \(inFeatures))ᵀ does not fit \(y.shape)")
         if compute.isReference {
-            let p = linear(x, weight: weight, bias: bias, naive: true)
+            let p = linear(x, weight: weight, bias: bias, compute: .reference)
             y.storage.withUnsafeMutableBufferPointer { Y in
                 p.storage.withUnsafeBufferPointer { P in for i in 0..<Y.count { Y[i] += P[i] } }
             }

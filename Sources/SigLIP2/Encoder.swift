@@ -327,7 +327,7 @@ public struct SiglipVisionTransformer: Sendable {
 
     /// pixels (C_in, H_px, W_px) of one tile → every hidden state and the post-LN output.
     public func callAsFunction(_ pixels: Tensor, compute: Compute = .fast) -> Output {
-        encode(compute.isReference ? embeddings.naive(pixels) : embeddings(pixels), compute: compute)
+        encode(embeddings(pixels, compute: compute), compute: compute)
     }
 
     /// The features Eagle takes (`extract_feature`): select_layer −1 → post-LN output; any other value

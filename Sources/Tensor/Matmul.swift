@@ -121,8 +121,8 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false) -> Tensor
 }
 
 /// Batched matmul: a (B, M, K) × b (B, K, N) → (B, M, N); with `transposeB`, b is (B, N, K).
-/// One sgemm per batch entry (`naive: true` uses the triple loop instead).
-public func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, naive: Bool = false) -> Tensor {
+/// One sgemm per batch entry (`.reference`: the triple loop instead).
+public func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, compute: Compute = .fast) -> Tensor {
     precondition(a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0],
                  "batchedMatmul: need (B, M, K) and (B, K, N), got \(a.shape) and \(b.shape)")
     let batch = a.shape[0]
@@ -130,7 +130,7 @@ public func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, na
     parts.reserveCapacity(batch)
     for i in 0..<batch {
         let ai = a.row(i), bi = b.row(i)
-        parts.append(naive ? matmulNaive(ai, bi, transposeB: transposeB) : matmul(ai, bi, transposeB: transposeB))
+        parts.append(compute.isReference ? matmulNaive(ai, bi, transposeB: transposeB) : matmul(ai, bi, transposeB: transposeB))
     }
     let m = a.shape[1]
     let n = transposeB ? b.shape[1] : b.shape[2]
@@ -138,13 +138,13 @@ public func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, na
 }
 
 /// PyTorch `F.linear`: y = x · Wᵀ + b. Shapes: x (T, C_in), weight (C_out, C_in), bias (C_out) → (T, C_out).
-/// `x` may have any leading shape; it is flattened to rows and restored.
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, naive: Bool = false) -> Tensor {
+/// `x` may have any leading shape; it is flattened to rows and restored. `.reference`: the triple loop.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, compute: Compute = .fast) -> Tensor {
     let cin = x.shape.last ?? 1
     precondition(weight.rank == 2 && weight.shape[1] == cin,
                  "linear: weight \(weight.shape) does not take inputs of width \(cin)")
     let rows = x.reshaped([x.count / max(cin, 1), cin])
-    var y = naive ? matmulNaive(rows, weight, transposeB: true) : matmul(rows, weight, transposeB: true)
+    var y = compute.isReference ? matmulNaive(rows, weight, transposeB: true) : matmul(rows, weight, transposeB: true)
     if let bias {
         let cout = weight.shape[0]
         precondition(bias.count == cout, "linear: bias \(bias.shape) does not match \(cout) outputs")

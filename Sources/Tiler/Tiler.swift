@@ -85,11 +85,12 @@ public struct Tiler: Sendable {
     public func hasThumbnail(_ grid: TileGrid) -> Bool { config.useThumbnail && grid.tiles > 1 }
 
     /// The tiles in order: grid tiles row-major, then the thumbnail if any. Each is S×S.
-    public func tiles(of image: RGBImage, naive: Bool = false) -> [RGBImage] {
+    /// `.reference` resizes with the direct bicubic loops, `.fast` with the separable one.
+    public func tiles(of image: RGBImage, compute: Compute = .fast) -> [RGBImage] {
         let s = config.tileSize
         let g = grid(width: image.width, height: image.height)
         func resize(_ im: RGBImage, _ w: Int, _ h: Int) -> RGBImage {
-            naive ? im.resizedBicubicNaive(width: w, height: h) : im.resizedBicubic(width: w, height: h)
+            compute.isReference ? im.resizedBicubicNaive(width: w, height: h) : im.resizedBicubic(width: w, height: h)
         }
         let big = resize(image, g.columns * s, g.rows * s)
         var out = [RGBImage]()
@@ -101,8 +102,8 @@ public struct Tiler: Sendable {
     }
 
     /// `pixel_values` (N, 3, S, S): every tile rescaled and normalised (mean = std = 0.5).
-    public func pixelValues(_ image: RGBImage, naive: Bool = false) -> Tensor {
-        let ts = tiles(of: image, naive: naive)
+    public func pixelValues(_ image: RGBImage, compute: Compute = .fast) -> Tensor {
+        let ts = tiles(of: image, compute: compute)
         let s = config.tileSize
         var storage = [Float]()
         storage.reserveCapacity(ts.count * 3 * s * s)

@@ -53,7 +53,7 @@ public struct GPUCheckCommand: ParsableCommand {
             guard let tol = Tolerance.named(tolerance) else {
                 throw GPUError.unsupported("no tolerance row \"\(tolerance)\" (exact, fp32-op, fp32-matmul, fp32-block)")
             }
-            report = try GPUCheck.run(model: model, image: image, prompt: prompt, maxNewTokens: maxNewTokens, naive: naive, tolerance: tol)
+            report = try GPUCheck.run(model: model, image: image, prompt: prompt, maxNewTokens: maxNewTokens, compute: naive ? .reference : .fast, tolerance: tol)
             if let path = json, let r = report {
                 let rows = r.rows.map { ["stage": $0.stage, "values": $0.count, "max_abs": Double($0.maxAbs),
                                          "relative": Double($0.relative), "passed": $0.passed] as [String: Any] }

@@ -49,7 +49,7 @@ func tilerCase(variant: String, width: Int, repeats: Int) throws -> BenchResult 
     let tiler = try Tiler()
     var tiles = 0
     let t = medianTime(repeats: repeats, warmup: variant == "naive" ? 0 : 1) {
-        tiles = tiler.pixelValues(image, naive: variant == "naive").shape[0]
+        tiles = tiler.pixelValues(image, compute: variant == "naive" ? .reference : .fast(threads: 1)).shape[0]
     }
     return BenchResult(name: "tiler", variant: variant, size: "\(width)x\(height)", threads: 1, medianSeconds: t,
                        rate: Double(tiles) / t, unit: "tiles/s", peakRSSBytes: peakRSSBytes())

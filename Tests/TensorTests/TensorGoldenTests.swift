@@ -18,7 +18,7 @@ import _TestSupport
     @Test func batchedMatmulMatchesTorchBmm() throws {
         let a = try f.tensor("bmm.a"), b = try f.tensor("bmm.b")
         assertClose(batchedMatmul(a, b), try f.tensor("bmm.out"), .fp32Matmul)
-        assertClose(batchedMatmul(a, b, naive: true), try f.tensor("bmm.out"), .fp32Matmul)
+        assertClose(batchedMatmul(a, b, compute: .reference), try f.tensor("bmm.out"), .fp32Matmul)
     }
 
     @Test func linearMatchesFLinear() throws {
@@ -26,7 +26,7 @@ import _TestSupport
         let y = linear(x, weight: w, bias: b)
         #expect(y.shape == [2, 5, 13])
         assertClose(y, try f.tensor("linear.out"), .fp32Matmul)
-        assertClose(linear(x, weight: w, bias: b, naive: true), try f.tensor("linear.out"), .fp32Matmul)
+        assertClose(linear(x, weight: w, bias: b, compute: .reference), try f.tensor("linear.out"), .fp32Matmul)
     }
 
     @Test func rowOpsMatchPyTorch() throws {

@@ -71,7 +71,7 @@ import _TestSupport
             let expected = try f.tensor(key)
             assertClose(tiler.pixelValues(image), expected, .exact, key)
             // the naive resize is within a grey level almost everywhere: ≤ 2/255·2 after normalisation
-            let naive = tiler.pixelValues(image, naive: true)
+            let naive = tiler.pixelValues(image, compute: .reference)
             let d = zip(naive.storage, expected.storage).map { abs($0 - $1) }.max() ?? 0
             #expect(d <= 3 * 2 / 255 + 1e-6, "naive \(key): max |diff| \(d)")
         }
