@@ -86,7 +86,7 @@ let package = Package(
 
         // Executables.
         .executableTarget(name: "eaglet", dependencies: [
-            "Eaglet", "_GPUCommands", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Eaglet", "_GPUCommands", "_Essentials", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The self-contained GPU executable: no Video, MPI or the other chapters (make gpu-binary).
         .executableTarget(name: "eaglet-gpu", dependencies: [
@@ -130,5 +130,5 @@ let package = Package(
             plugins: ["ChapterTestsPlugin"]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -82,7 +82,7 @@ final class RankResults<T>: @unchecked Sendable {
 public enum ThreadWorld {
     /// Runs `body` on W threads (rank 0 … W−1), each with its own `ThreadCommunicator`, and returns the
     /// results indexed by rank. OpenBLAS is set to one thread for the duration.
-    public static func run<T>(world: Int, stackSize: Int = 16 << 20, _ body: @escaping (Communicator) -> T) -> [T] {
+    public static func run<T>(world: Int, stackSize: Int = 16 << 20, _ body: @escaping @Sendable (Communicator) -> T) -> [T] {
         precondition(world >= 1, "ThreadWorld.run: world \(world) < 1")
         let box = ThreadMailboxes(world: world)
         let savedThreads = BLAS.threads

@@ -44,10 +44,12 @@ public func gemvRows(_ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafeP
     }
     let parts = max(1, min(threads, rows / 64))
     if parts == 1 { range(0, rows); return }
+    // nonisolated(unsafe): each iteration writes only its own rows of y and only reads w and x.
+    nonisolated(unsafe) let disjointRange = range
     DispatchQueue.concurrentPerform(iterations: parts) { p in
         // split on multiples of 4 rows
         let lo = (rows / 4) * p / parts * 4, hi = p == parts - 1 ? rows : (rows / 4) * (p + 1) / parts * 4
-        range(lo, hi)
+        disjointRange(lo, hi)
     }
 }
 
@@ -79,8 +81,10 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
                 }
             }
             if parts == 1 { range(0, total); return }
+            // nonisolated(unsafe): each iteration writes only its own rows of Y and only reads the weights and X.
+            nonisolated(unsafe) let disjointRange = range
             DispatchQueue.concurrentPerform(iterations: parts) { p in
-                range((total / 4) * p / parts * 4, p == parts - 1 ? total : (total / 4) * (p + 1) / parts * 4)
+                disjointRange((total / 4) * p / parts * 4, p == parts - 1 ? total : (total / 4) * (p + 1) / parts * 4)
             }
         }
     }

@@ -142,8 +142,10 @@ public struct Qwen2Attention: Sendable {
                                                          out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
                             }
                             if parts == 1 { groups(0..<hkv); return }
+                            // nonisolated(unsafe): each iteration writes only its own kv groups' heads of O and L.
+                            nonisolated(unsafe) let disjointGroups = groups
                             BLAS.use(threads: 1)
-                            DispatchQueue.concurrentPerform(iterations: parts) { p in groups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
+                            DispatchQueue.concurrentPerform(iterations: parts) { p in disjointGroups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
                         }
                     }
                 }

@@ -57,7 +57,9 @@ func biasGeluRows(_ x: UnsafeMutablePointer<Float>, rows: Range<Int>, cols: Int,
 func parallelRanges(_ n: Int, parts: Int, _ body: (Range<Int>) -> Void) {
     let p = max(1, min(parts, n))
     if p == 1 { body(0..<n); return }
-    DispatchQueue.concurrentPerform(iterations: p) { t in body((t * n / p)..<((t + 1) * n / p)) }
+    // nonisolated(unsafe): every caller's body writes only what its own range owns (rows, or heads' scores and columns).
+    nonisolated(unsafe) let disjointBody = body
+    DispatchQueue.concurrentPerform(iterations: p) { t in disjointBody((t * n / p)..<((t + 1) * n / p)) }
 }
 
 /// Softmax over the last dimension with the vectorised exp (the fast path's twin of `Tensor.softmaxLast`).

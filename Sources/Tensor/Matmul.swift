@@ -92,8 +92,10 @@ public func matmulNaive(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, thre
                 }
                 let parts = max(1, min(threads, m))
                 if parts == 1 { rows(0..<m); return }
+                // nonisolated(unsafe): each iteration writes only its own rows of C and only reads A and B.
+                nonisolated(unsafe) let disjointRows = rows
                 DispatchQueue.concurrentPerform(iterations: parts) { t in
-                    rows((t * m / parts)..<((t + 1) * m / parts))
+                    disjointRows((t * m / parts)..<((t + 1) * m / parts))
                 }
             }
         }

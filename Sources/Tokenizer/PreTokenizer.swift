@@ -30,7 +30,7 @@ public enum Qwen2Split {
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// What the pattern can tell apart about a scalar.
-    public enum Class: UInt8 {
+    public enum Class: UInt8, Sendable {
         case letter   // \p{L}: Lu Ll Lt Lm Lo
         case number   // \p{N}: Nd Nl No
         case newline  // \r or \n (also whitespace)

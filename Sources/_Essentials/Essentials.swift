@@ -1,17 +1,18 @@
 // The handful of conveniences Eaglet's loaders used from all of Foundation, written for
 // FoundationEssentials so the modules that the static `eaglet-gpu` binary links carry no ICU
 // (docs/gpu.md): path joining and splitting, "is this a folder", printf-style formatting, a mutex,
-// and one line to stderr. JSON is in JSON.swift.
+// one line to stderr and a flush of stdout. JSON is in JSON.swift.
 // What it is not: a general replacement for Foundation; each function is as small as its callers need.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
+// @preconcurrency: only for `stderr` and `stdout`, C globals that Eaglet never reassigns (stdio locks each FILE itself).
 #if canImport(Glibc)
-import Glibc
+@preconcurrency import Glibc
 #elseif canImport(Darwin)
-import Darwin
+@preconcurrency import Darwin
 #endif
 
 /// Paths as plain strings, the way NSString's path methods treat them.
@@ -64,6 +65,11 @@ public func cFormat(_ format: String, _ args: CVarArg...) -> String {
 /// Writes `line` and a newline to standard error.
 public func printToStandardError(_ line: String) {
     fputs(line + "\n", stderr)
+}
+
+/// Flushes what `print` left in standard output's buffer (for text streamed without a newline).
+public func flushStandardOutput() {
+    fflush(stdout)
 }
 
 /// A pthread mutex (NSLock's job).

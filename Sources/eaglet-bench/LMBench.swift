@@ -162,7 +162,8 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
         let t = data.withUnsafeBufferPointer { buf -> Double in
             medianTime(repeats: 7) {
                 sink.withUnsafeMutableBufferPointer { out in
-                    let outp = out.baseAddress!
+                    // nonisolated(unsafe): the iterations only read buf, and each writes only its own slot of out.
+                    nonisolated(unsafe) let outp = out.baseAddress!, buf = buf
                     DispatchQueue.concurrentPerform(iterations: parts) { p in
                         let lo = (n / 16) * p / parts * 16, hi = (n / 16) * (p + 1) / parts * 16
                         let raw = UnsafeRawPointer(buf.baseAddress! + lo)

@@ -50,7 +50,7 @@ struct ContextParallelCommand: ParsableCommand {
             let v = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 3)
             let ref = try fullAttention(q: q, k: k, v: v, cuSeqlens: [0, seq])
             // Per rank: [max |Δout|, max |out_ref|, max |Δlse|, max |lse_ref|, bytes, score entries].
-            let body: (Communicator) -> [Double] = { comm in
+            let body: @Sendable (Communicator) -> [Double] = { comm in
                 let l = plan.layouts[comm.rank]
                 let r = contextParallelAttention(q: Sharding.shard(q, l), k: Sharding.shard(k, l), v: Sharding.shard(v, l), plan: plan, comm: comm)
                 let eo = Sharding.shard(ref.out, l), el = Sharding.shard(ref.lse, l)

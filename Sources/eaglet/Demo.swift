@@ -4,6 +4,7 @@
 import ArgumentParser
 import Eaglet
 import Foundation
+import _Essentials
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,10 +39,10 @@ struct Demo: ParsableCommand {
             print("image:    \(imagePath) (\(picture.width)×\(picture.height))")
             print("question: \(question)")
             print("answer:   ", terminator: "")
-            fflush(stdout)
+            flushStandardOutput()
             var stream = StreamingDecoder(tokenizer: tokenizer, skipSpecialTokens: true)
             let r = try pipeline.generate(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: 32) { id in
-                if let piece = try? stream.push(id) { print(piece, terminator: ""); fflush(stdout) }
+                if let piece = try? stream.push(id) { print(piece, terminator: ""); flushStandardOutput() }
             }
             print(stream.finish())
             let g = prepared.grids.first.map { "\($0.columns)×\($0.rows)" } ?? "-"
