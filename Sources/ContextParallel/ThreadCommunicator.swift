@@ -10,6 +10,7 @@ import Foundation
 import Tensor
 
 /// The shared mailboxes of one thread group.
+// @unchecked: `queues`, `barrierCount` and `barrierGeneration` are only read and written with `cond` locked.
 final class ThreadMailboxes: @unchecked Sendable {
     let world: Int
     let cond = NSCondition()
@@ -24,6 +25,7 @@ final class ThreadMailboxes: @unchecked Sendable {
 }
 
 /// One rank of a thread group.
+// @unchecked: `bytesSent` is only touched by the one rank thread that owns this communicator; the shared `box` guards itself.
 public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public var worldSize: Int { box.world }
@@ -73,6 +75,7 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
 }
 
 /// Per-rank result slots, written under a lock by the rank threads.
+// @unchecked: the rank threads write their own slot under `lock`; `run` reads them only after every rank has signalled `done`.
 final class RankResults<T>: @unchecked Sendable {
     var values: [T?]
     init(_ n: Int) { values = Array(repeating: nil, count: n) }

@@ -20,7 +20,7 @@ import Tiler
 import Tokenizer
 
 /// A loaded model with what it needs around it.
-public final class EaglePipeline: @unchecked Sendable {
+public final class EaglePipeline: Sendable {
     public let directory: String
     public let model: EagleModel
     public let tokenizer: Tokenizer?

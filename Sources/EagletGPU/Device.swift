@@ -17,7 +17,8 @@ import Glibc
 #endif
 
 /// A device allocation of `count` elements of `elementSize` bytes (4 for fp32, 2 for bf16).
-public final class GPUBuffer: @unchecked Sendable {
+// Not Sendable: its deinit hands the allocation back to its GPU's pool, which only that GPU's thread may touch.
+public final class GPUBuffer {
     public let pointer: DevicePointer
     public let count: Int
     public let elementSize: Int
@@ -47,7 +48,9 @@ public enum KernelArgument {
 }
 
 /// The GPU: open it once (`GPU.open()`), then allocate, compile, launch.
-public final class GPU: @unchecked Sendable {
+// Not Sendable: the kernel, module and memory-pool caches are unguarded and the CUDA context is current only on
+// the opening thread, so a GPU and its buffers stay on that thread (as every caller keeps them).
+public final class GPU {
     let driver: DriverAPI
     let libcudaPath: String
     public let device: Int32

@@ -14,6 +14,7 @@ import _CBLAS
 import Tensor
 
 /// Live and peak scratch bytes of one thread.
+// @unchecked: `live` and `high` are only read and written with `lock` held.
 public final class MemoryLedger: @unchecked Sendable {
     /// This thread's ledger, the one every `Scratch` created on this thread reports to.
     public static var current: MemoryLedger {

@@ -15,6 +15,7 @@ import Glibc
 #endif
 
 /// Tensors by name across one file or several shards.
+// @unchecked: `shards` is only written in init; afterwards every property is read-only and SafeTensorsFile is Sendable.
 public final class Checkpoint: @unchecked Sendable {
     public let directory: String
     /// tensor name → shard file name.

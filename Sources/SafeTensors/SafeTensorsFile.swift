@@ -29,6 +29,7 @@ public struct TensorInfo: Equatable, Sendable {
 }
 
 /// A read-only memory mapping that is unmapped when the last reference goes away.
+// @unchecked: a read-only (PROT_READ) mapping, owned by this object and unmapped only in deinit; `base` is never written.
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeRawPointer?
     let size: Int
@@ -51,7 +52,7 @@ final class MappedFile: @unchecked Sendable {
 }
 
 /// One safetensors file, mapped and validated.
-public final class SafeTensorsFile: @unchecked Sendable {
+public final class SafeTensorsFile: Sendable {
     /// Largest header accepted (the reference implementation uses the same 100 MB bound).
     public static let maxHeaderBytes = 100_000_000
 

@@ -159,6 +159,8 @@ public enum Qwen2Split {
         text.matches(of: naiveRegex).map { String(String.UnicodeScalarView(text.unicodeScalars[$0.range])) }
     }
 
+    // nonisolated(unsafe): a let that is only matched against, and Regex compiles its program lazily with an atomic
+    // store, so concurrent matches are safe (Regex is just not marked Sendable).
     nonisolated(unsafe) private static let naiveRegex: Regex<AnyRegexOutput> = {
         // Swift's Regex rejects the range U+2000–U+200A as a class bound (U+2000 and U+2001 have canonical
         // decompositions), so its eleven members are listed one by one.

@@ -34,6 +34,7 @@ public struct AddedToken: Sendable, Equatable {
 }
 
 /// A byte-level BPE tokenizer with Qwen2's normaliser and pre-tokenizer.
+// @unchecked: everything is immutable after init except `cache`, which is only read and written with `cacheLock` held.
 public final class Tokenizer: @unchecked Sendable {
     /// Token → id of the BPE model (not the added tokens).
     public let vocab: [String: Int]

@@ -73,6 +73,7 @@ public func flushStandardOutput() {
 }
 
 /// A pthread mutex (NSLock's job).
+// @unchecked: the pthread mutex is allocated in init, freed in deinit and only used through pthread_mutex_lock/unlock.
 public final class Mutex: @unchecked Sendable {
     private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     public init() { pthread_mutex_init(m, nil) }
@@ -82,6 +83,7 @@ public final class Mutex: @unchecked Sendable {
 }
 
 /// A reusable barrier for a fixed number of threads (pthread mutex and condition variable).
+// @unchecked: `waiting` and `generation` are only touched with the mutex `m` held; m and c are owned and freed by the barrier.
 public final class ThreadBarrier: @unchecked Sendable {
     private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -112,7 +114,7 @@ public final class ThreadBarrier: @unchecked Sendable {
 /// Runs body(0) on this thread and body(1) … body(n − 1) on n − 1 new threads at the same time (so
 /// they may meet at a `ThreadBarrier`), and returns when all have finished.
 public func runConcurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Job: @unchecked Sendable {
+    final class Job: Sendable {
         let body: @Sendable (Int) -> Void, index: Int
         init(_ body: @escaping @Sendable (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
     }
