@@ -31,7 +31,7 @@ public struct EagleConfig: Sendable, Equatable {
     public var imageTokenIndex: Int
 
     /// Patches per tile side (S / patch).
-    public var patchesPerSide: Int { tileSize / vision.patch_size }
+    public var patchesPerSide: Int { tileSize / vision.patchSize }
     /// Visual tokens per tile: (S/patch)² · ratio² (256 for Eagle2.5-8B).
     public var tokensPerTile: Int {
         let side = Double(patchesPerSide) * downsampleRatio
@@ -87,7 +87,7 @@ public struct EagleConfig: Sendable, Equatable {
         var c = EagleConfig(vision: vision, text: text,
                             selectLayer: try int("select_layer", default: -1),
                             downsampleRatio: 0.5,
-                            tileSize: try int("force_image_size", default: vision.image_size),
+                            tileSize: try int("force_image_size", default: vision.imageSize),
                             minTiles: try int("min_dynamic_tiles", default: 1),
                             maxTiles: try int("max_dynamic_tiles", default: 12),
                             useThumbnail: try bool("use_thumbnail", default: true),
@@ -104,9 +104,9 @@ public struct EagleConfig: Sendable, Equatable {
         if try int("mlp_connector_layers", default: 2) != 2 {
             throw EagleError.badConfig(file: file, field: "mlp_connector_layers", expected: "2 (LayerNorm, Linear, GELU, Linear)")
         }
-        guard c.tileSize == vision.image_size else {
+        guard c.tileSize == vision.imageSize else {
             throw EagleError.badConfig(file: file, field: "force_image_size",
-                                       expected: "the vision tower's image_size \(vision.image_size) (position tables are not resized), found \(c.tileSize)")
+                                       expected: "the vision tower's image_size \(vision.imageSize) (position tables are not resized), found \(c.tileSize)")
         }
         guard c.patchesPerSide % 2 == 0 else {
             throw EagleError.badConfig(file: file, field: "vision_config.patch_size",

@@ -25,14 +25,14 @@ import Tiler
 public struct EagleModel: Sendable {
     public let config: EagleConfig
     /// `vision_model`: the SigLIP tower.
-    public let vision_model: SiglipVisionTransformer
+    public let visionModel: SiglipVisionTransformer
     /// `mlp1`: the connector after the pixel shuffle.
     public let mlp1: MLP1
     /// `language_model`: Qwen2.
-    public var language_model: Qwen2ForCausalLM
+    public var languageModel: Qwen2ForCausalLM
 
-    public init(config: EagleConfig, vision_model: SiglipVisionTransformer, mlp1: MLP1, language_model: Qwen2ForCausalLM) {
-        self.config = config; self.vision_model = vision_model; self.mlp1 = mlp1; self.language_model = language_model
+    public init(config: EagleConfig, visionModel: SiglipVisionTransformer, mlp1: MLP1, languageModel: Qwen2ForCausalLM) {
+        self.config = config; self.visionModel = visionModel; self.mlp1 = mlp1; self.languageModel = languageModel
     }
 
     /// Loads `directory` (config.json + model.safetensors or a sharded index). Every mismatch between the
@@ -51,14 +51,14 @@ public struct EagleModel: Sendable {
         let vision = try SiglipVisionTransformer.load(from: store, config: config.vision)
         let mlp1 = try MLP1.load(from: store, p.mlp1)
         let lm = try Qwen2ForCausalLM.load(config: config.text, store: store)
-        return EagleModel(config: config, vision_model: vision, mlp1: mlp1, language_model: lm)
+        return EagleModel(config: config, visionModel: vision, mlp1: mlp1, languageModel: lm)
     }
 
     /// Checks pixel_values (N, 3, S, S).
     func validate(pixelValues p: Tensor) throws {
         let s = config.tileSize
-        guard p.rank == 4, p.shape[1] == config.vision.num_channels, p.shape[2] == s, p.shape[3] == s else {
-            throw EagleError.badPixelValues(shape: p.shape, expected: "(N, \(config.vision.num_channels), \(s), \(s))")
+        guard p.rank == 4, p.shape[1] == config.vision.numChannels, p.shape[2] == s, p.shape[3] == s else {
+            throw EagleError.badPixelValues(shape: p.shape, expected: "(N, \(config.vision.numChannels), \(s), \(s))")
         }
     }
 
@@ -68,11 +68,11 @@ public struct EagleModel: Sendable {
         let n = pixelValues.shape[0]
         var parts = [Tensor]()
         for i in 0..<n {
-            let out = vision_model(pixelValues.row(i), compute: compute)
+            let out = visionModel(pixelValues.row(i), compute: compute)
             parts.append(try SiglipVisionTransformer.features(out, selectLayer: config.selectLayer))
         }
         let p = config.patchesPerSide * config.patchesPerSide
-        return Tensor(shape: [n, p, config.vision.hidden_size], storage: parts.flatMap(\.storage))
+        return Tensor(shape: [n, p, config.vision.hiddenSize], storage: parts.flatMap(\.storage))
     }
 
     /// Visual tokens: features (N, P, C_v) → pixel shuffle (N, P/4, 4C_v) → mlp1 → (N·P/4, C).
@@ -85,7 +85,7 @@ public struct EagleModel: Sendable {
     /// Text embeddings (T, C) with the rows at `<IMG_CONTEXT>` replaced, in order, by `visual` (M, C).
     public func splice(ids: [Int], visual: Tensor?) throws -> Tensor {
         let positions = try config.imageSlots(ids: ids, visualTokens: visual?.shape[0] ?? 0)
-        var e = language_model.embed(ids)
+        var e = languageModel.embed(ids)
         if let visual {
             let c = config.text.hiddenSize
             e.storage.withUnsafeMutableBufferPointer { E in
@@ -115,7 +115,7 @@ public struct EagleModel: Sendable {
         }
         let emb = try splice(ids: ids, visual: tokens)
         var none: KVCache? = nil
-        let h = language_model.hiddenStates(emb, cache: &none, compute: compute)
-        return Forward(visionFeatures: feats, visualTokens: tokens, logits: language_model.lmHead(h, compute: compute))
+        let h = languageModel.hiddenStates(emb, cache: &none, compute: compute)
+        return Forward(visionFeatures: feats, visualTokens: tokens, logits: languageModel.lmHead(h, compute: compute))
     }
 }

@@ -19,7 +19,7 @@ public struct EagleParameters: ParameterGroup {
 
     public init(_ c: EagleConfig, visionPrefix: String) {
         visionModel = SiglipVisionParameters(c.vision, prefix: visionPrefix)
-        mlp1 = MLP1Parameters(inChannels: 4 * c.vision.hidden_size, outChannels: c.text.hiddenSize)
+        mlp1 = MLP1Parameters(inChannels: 4 * c.vision.hiddenSize, outChannels: c.text.hiddenSize)
         languageModel = Qwen2Parameters(c.text, prefix: "language_model.")
     }
 }

@@ -109,7 +109,7 @@ public final class EaglePipeline: Sendable {
         if let p = pixelValues, p.shape.first ?? 0 > 0 {
             visual = try model.visualTokens(fromFeatures: try model.visionFeatures(p, compute: compute), compute: compute)
         }
-        var decoding = Qwen2ForCausalLM.Decoding(model: model.language_model, inputsEmbeds: try model.splice(ids: ids, visual: visual),
+        var decoding = Qwen2ForCausalLM.Decoding(model: model.languageModel, inputsEmbeds: try model.splice(ids: ids, visual: visual),
                                                  capacity: ids.count + budget + 1, compute: compute)
         var sampler = Sampler(sampling)
         let report = try Qwen2.generate(&decoding, maxNewTokens: budget, stopTokens: stopTokens, started: started,

@@ -176,11 +176,11 @@ public enum GPUBench {
             let f1 = w(v.mlp, v.c, 9), f2 = w(v.c, v.mlp, 11)
             let ones = Tensor(shape: [v.c], storage: [Float](repeating: 1, count: v.c)), zeros = Tensor(shape: [v.c])
             let cpu = SiglipEncoderLayer(
-                layer_norm1: LayerNorm(weight: ones, bias: zeros, eps: 1e-6),
-                self_attn: SiglipAttention(q_proj: SiglipLinear(weight: q.0, bias: q.1), k_proj: SiglipLinear(weight: k.0, bias: k.1),
-                                           v_proj: SiglipLinear(weight: vv.0, bias: vv.1), out_proj: SiglipLinear(weight: o.0, bias: o.1),
+                layerNorm1: LayerNorm(weight: ones, bias: zeros, eps: 1e-6),
+                selfAttn: SiglipAttention(qProj: SiglipLinear(weight: q.0, bias: q.1), kProj: SiglipLinear(weight: k.0, bias: k.1),
+                                           vProj: SiglipLinear(weight: vv.0, bias: vv.1), outProj: SiglipLinear(weight: o.0, bias: o.1),
                                            numHeads: v.heads),
-                layer_norm2: LayerNorm(weight: ones, bias: zeros, eps: 1e-6),
+                layerNorm2: LayerNorm(weight: ones, bias: zeros, eps: 1e-6),
                 mlp: SiglipMLP(fc1: SiglipLinear(weight: f1.0, bias: f1.1), fc2: SiglipLinear(weight: f2.0, bias: f2.1)))
             func g(_ p: (Tensor, Tensor)) throws -> GPULinear {
                 try GPULinear(gpu: gpu, weight: p.0.storage, bias: p.1.storage, out: p.0.shape[0], in: p.0.shape[1])

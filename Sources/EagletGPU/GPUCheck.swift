@@ -64,19 +64,19 @@ public enum GPUCheck {
             var features = [Float]()
             for i in 0..<n {
                 let tag = n > 1 ? "tile.\(i)." : ""
-                let out = model.vision_model(p.row(i))
+                let out = model.visionModel(p.row(i))
                 keep(tag + "vision.embeddings", out.hiddenStates[0].storage)
                 for (l, s) in out.hiddenStates.dropFirst().enumerated() { keep(tag + "vision.layers.\(l)", s.storage) }
                 keep(tag + "vision.post_layernorm", out.lastHiddenState.storage)
                 features += try SiglipVisionTransformer.features(out, selectLayer: model.config.selectLayer).storage
             }
-            let f = Tensor(shape: [n, features.count / n / model.config.vision.hidden_size, model.config.vision.hidden_size], storage: features)
+            let f = Tensor(shape: [n, features.count / n / model.config.vision.hiddenSize, model.config.vision.hiddenSize], storage: features)
             keep("connector.pixel_shuffle", try pixelShuffle(f).storage)
             visual = try model.visualTokens(fromFeatures: f)
             keep("connector.mlp1", visual!.storage)
         }
         let emb = try model.splice(ids: prepared.ids, visual: visual)
-        let lm = model.language_model
+        let lm = model.languageModel
         var none: KVCache? = nil
         let h = lm.hiddenStates(emb, cache: &none) { i, out in keep("decoder.layers.\(i)", out.storage) }
         keep("decoder.norm", h.storage)

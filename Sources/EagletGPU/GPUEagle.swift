@@ -71,23 +71,23 @@ public final class GPUEagle {
         func lin(_ w: Tensor, _ b: Tensor?) throws -> GPULinear {
             try GPULinear(gpu: gpu, weight: w.storage, bias: b?.storage, out: w.shape[0], in: w.count / w.shape[0], precision: precision)
         }
-        let vm = model.vision_model
-        patch = try lin(vm.embeddings.patch_embedding.weight, vm.embeddings.patch_embedding.bias)
-        positions = try up(vm.embeddings.position_embedding)
+        let vm = model.visionModel
+        patch = try lin(vm.embeddings.patchEmbedding.weight, vm.embeddings.patchEmbedding.bias)
+        positions = try up(vm.embeddings.positionEmbedding)
         visionLayers = try vm.layers.map { l in
-            GPUSiglipLayer(ln1w: try up(l.layer_norm1.weight), ln1b: try up(l.layer_norm1.bias),
-                        ln2w: try up(l.layer_norm2.weight), ln2b: try up(l.layer_norm2.bias),
-                        q: try lin(l.self_attn.q_proj.weight, l.self_attn.q_proj.bias),
-                        k: try lin(l.self_attn.k_proj.weight, l.self_attn.k_proj.bias),
-                        v: try lin(l.self_attn.v_proj.weight, l.self_attn.v_proj.bias),
-                        o: try lin(l.self_attn.out_proj.weight, l.self_attn.out_proj.bias),
+            GPUSiglipLayer(ln1w: try up(l.layerNorm1.weight), ln1b: try up(l.layerNorm1.bias),
+                        ln2w: try up(l.layerNorm2.weight), ln2b: try up(l.layerNorm2.bias),
+                        q: try lin(l.selfAttn.qProj.weight, l.selfAttn.qProj.bias),
+                        k: try lin(l.selfAttn.kProj.weight, l.selfAttn.kProj.bias),
+                        v: try lin(l.selfAttn.vProj.weight, l.selfAttn.vProj.bias),
+                        o: try lin(l.selfAttn.outProj.weight, l.selfAttn.outProj.bias),
                         fc1: try lin(l.mlp.fc1.weight, l.mlp.fc1.bias), fc2: try lin(l.mlp.fc2.weight, l.mlp.fc2.bias))
         }
-        postLNw = try up(vm.post_layernorm.weight); postLNb = try up(vm.post_layernorm.bias)
+        postLNw = try up(vm.postLayernorm.weight); postLNb = try up(vm.postLayernorm.bias)
         mlpNormW = try up(model.mlp1.normWeight); mlpNormB = try up(model.mlp1.normBias)
         mlpFC1 = try lin(model.mlp1.fc1Weight, model.mlp1.fc1Bias)
         mlpFC2 = try lin(model.mlp1.fc2Weight, model.mlp1.fc2Bias)
-        let lm = model.language_model
+        let lm = model.languageModel
         embed = try up(lm.embedTokens)
         textLayers = try lm.layers.map { l in
             GPUQwen2Layer(inputNorm: try up(l.inputLayernorm.weight), postNorm: try up(l.postAttentionLayernorm.weight),
@@ -109,21 +109,21 @@ public final class GPUEagle {
     /// "vision.layers.i", "vision.post_layernorm" (prefixed by `tag`).
     public func visionFeatures(tile pixels: [Float], tag: String = "", stage: GPUStageObserver? = nil) throws -> GPUBuffer {
         let vc = config.vision
-        let s = config.tileSize, p = vc.patch_size, c = vc.hidden_size
+        let s = config.tileSize, p = vc.patchSize, c = vc.hiddenSize
         let t = (s / p) * (s / p)
         let px = try gpu.upload(pixels)
-        let cols = try gpu.im2col(px, channels: vc.num_channels, height: s, width: s, patch: p)
+        let cols = try gpu.im2col(px, channels: vc.numChannels, height: s, width: s, patch: p)
         let x = try gpu.linear(cols, rows: t, patch, naive: naive)
         try gpu.addInPlace(x, positions, count: t * c)
         var states = [x]
         try stage?(tag + "vision.embeddings") { try self.gpu.download(x) }
         var h = x
         for (i, l) in visionLayers.enumerated() {
-            h = try l(gpu, h, tokens: t, width: c, heads: vc.num_attention_heads, eps: vc.layer_norm_eps, precision: precision, naive: naive)
+            h = try l(gpu, h, tokens: t, width: c, heads: vc.numAttentionHeads, eps: vc.layerNormEps, precision: precision, naive: naive)
             states.append(h)
             try stage?(tag + "vision.layers.\(i)") { try self.gpu.download(h) }
         }
-        let post = try gpu.layerNorm(h, rows: t, width: c, weight: postLNw, bias: postLNb, eps: vc.layer_norm_eps)
+        let post = try gpu.layerNorm(h, rows: t, width: c, weight: postLNw, bias: postLNb, eps: vc.layerNormEps)
         try stage?(tag + "vision.post_layernorm") { try self.gpu.download(post) }
         if config.selectLayer == -1 { return post }
         let n = states.count
@@ -136,7 +136,7 @@ public final class GPUEagle {
     /// ("tile.n."), then "connector.pixel_shuffle" and "connector.mlp1".
     public func visualTokens(pixelValues: Tensor, stage: GPUStageObserver? = nil) throws -> (GPUBuffer, Int) {
         let n = pixelValues.shape[0], per = pixelValues.count / max(n, 1)
-        let side = config.patchesPerSide, cv = config.vision.hidden_size, c = config.text.hiddenSize
+        let side = config.patchesPerSide, cv = config.vision.hiddenSize, c = config.text.hiddenSize
         let p = side * side
         let feats = try gpu.alloc(n * p * cv)
         for i in 0..<n {

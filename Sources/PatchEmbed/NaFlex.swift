@@ -83,32 +83,32 @@ public func resizePositionTable(_ table: Tensor, height h: Int, width w: Int) ->
 /// patches (h·w, C_in·P·P) of one image whose patch grid is (h, w), row-major → (h·w, C). The table
 /// has S² rows (S = √num_patches) and is viewed as (S, S, C) before resizing.
 public struct Siglip2VisionEmbeddings: Sendable {
-    public var patch_embedding: SiglipLinear
+    public var patchEmbedding: SiglipLinear
     /// (S², C)
-    public var position_embedding: Tensor
+    public var positionEmbedding: Tensor
 
-    public init(patch_embedding: SiglipLinear, position_embedding: Tensor) {
-        let s = Int(Double(position_embedding.shape[0]).squareRoot())
-        precondition(position_embedding.rank == 2 && s * s == position_embedding.shape[0]
-                     && position_embedding.shape[1] == patch_embedding.outFeatures,
-                     "Siglip2VisionEmbeddings: position table \(position_embedding.shape) must be (S², \(patch_embedding.outFeatures))")
-        self.patch_embedding = patch_embedding
-        self.position_embedding = position_embedding
+    public init(patchEmbedding: SiglipLinear, positionEmbedding: Tensor) {
+        let s = Int(Double(positionEmbedding.shape[0]).squareRoot())
+        precondition(positionEmbedding.rank == 2 && s * s == positionEmbedding.shape[0]
+                     && positionEmbedding.shape[1] == patchEmbedding.outFeatures,
+                     "Siglip2VisionEmbeddings: position table \(positionEmbedding.shape) must be (S², \(patchEmbedding.outFeatures))")
+        self.patchEmbedding = patchEmbedding
+        self.positionEmbedding = positionEmbedding
     }
 
     /// S, the side of the square position table.
-    public var tableSide: Int { Int(Double(position_embedding.shape[0]).squareRoot()) }
+    public var tableSide: Int { Int(Double(positionEmbedding.shape[0]).squareRoot()) }
 
     /// The position table resized to an (h, w) patch grid: (h·w, C).
     public func positions(height h: Int, width w: Int) -> Tensor {
         let s = tableSide
-        return resizePositionTable(position_embedding.reshaped([s, s, -1]), height: h, width: w)
+        return resizePositionTable(positionEmbedding.reshaped([s, s, -1]), height: h, width: w)
     }
 
     /// patches (h·w, C_in·P·P) → (h·w, C).
     public func callAsFunction(_ patches: Tensor, height h: Int, width w: Int) -> Tensor {
         precondition(patches.rank == 2 && patches.shape[0] == h * w,
                      "Siglip2VisionEmbeddings: \(patches.shape) is not \(h)·\(w) patches")
-        return patch_embedding(patches) + positions(height: h, width: w)
+        return patchEmbedding(patches) + positions(height: h, width: w)
     }
 }

@@ -130,24 +130,24 @@ public struct PatchConv2d: Sendable {
 /// The table has exactly T rows: Eagle 2.5 feeds 448 px tiles to a patch-14 tower (32×32 = 1024
 /// positions), or 512 px to a patch-16 one (also 1024).
 public struct SiglipVisionEmbeddings: Sendable {
-    public var patch_embedding: PatchConv2d
+    public var patchEmbedding: PatchConv2d
     /// (T, C)
-    public var position_embedding: Tensor
+    public var positionEmbedding: Tensor
 
-    public init(patch_embedding: PatchConv2d, position_embedding: Tensor) {
-        precondition(position_embedding.rank == 2 && position_embedding.shape[1] == patch_embedding.outChannels,
-                     "SiglipVisionEmbeddings: position table \(position_embedding.shape) does not match width \(patch_embedding.outChannels)")
-        self.patch_embedding = patch_embedding
-        self.position_embedding = position_embedding
+    public init(patchEmbedding: PatchConv2d, positionEmbedding: Tensor) {
+        precondition(positionEmbedding.rank == 2 && positionEmbedding.shape[1] == patchEmbedding.outChannels,
+                     "SiglipVisionEmbeddings: position table \(positionEmbedding.shape) does not match width \(patchEmbedding.outChannels)")
+        self.patchEmbedding = patchEmbedding
+        self.positionEmbedding = positionEmbedding
     }
 
     /// pixels (C_in, H_px, W_px) → (T, C). Traps if the patch grid does not have exactly as many
     /// patches as the position table (the caller, the tiler, guarantees the tile size).
     /// `.reference` runs the direct convolution (`naive`), `.fast` im2col + sgemm.
     public func callAsFunction(_ pixels: Tensor, compute: Compute = .fast) -> Tensor {
-        let tokens = compute.isReference ? patch_embedding.naive(pixels) : patch_embedding(pixels)
-        precondition(tokens.shape == position_embedding.shape,
-                     "SiglipVisionEmbeddings: \(tokens.shape[0]) patches but \(position_embedding.shape[0]) positions; the image size must match the config")
-        return tokens + position_embedding
+        let tokens = compute.isReference ? patchEmbedding.naive(pixels) : patchEmbedding(pixels)
+        precondition(tokens.shape == positionEmbedding.shape,
+                     "SiglipVisionEmbeddings: \(tokens.shape[0]) patches but \(positionEmbedding.shape[0]) positions; the image size must match the config")
+        return tokens + positionEmbedding
     }
 }

@@ -34,69 +34,69 @@ public enum VisionConfigError: Error, Equatable, CustomStringConvertible {
 
 /// transformers `SiglipVisionConfig` (So400m values in docs/spec.md §3.2).
 public struct SiglipVisionConfig: Codable, Equatable, Sendable {
-    public var model_type: String
+    public var modelType: String
     /// C: 1152 for So400m.
-    public var hidden_size: Int
+    public var hiddenSize: Int
     /// MLP width: 4304 for So400m.
-    public var intermediate_size: Int
+    public var intermediateSize: Int
     /// L: 27 for So400m.
-    public var num_hidden_layers: Int
+    public var numHiddenLayers: Int
     /// H: 16 for So400m (D = 72).
-    public var num_attention_heads: Int
+    public var numAttentionHeads: Int
     /// Tile side in pixels: 448 in Eagle2.5-8B (512 in google/siglip2-so400m-patch16-512).
-    public var image_size: Int
+    public var imageSize: Int
     /// P: 14 in Eagle2.5-8B.
-    public var patch_size: Int
-    public var num_channels: Int
-    public var layer_norm_eps: Float
-    public var hidden_act: String
+    public var patchSize: Int
+    public var numChannels: Int
+    public var layerNormEps: Float
+    public var hiddenAct: String
     /// NaFlex only: positions in the square table (S²).
-    public var num_patches: Int?
+    public var numPatches: Int?
 
     enum CodingKeys: String, CodingKey {
-        case model_type = "model_type"
-        case hidden_size = "hidden_size"
-        case intermediate_size = "intermediate_size"
-        case num_hidden_layers = "num_hidden_layers"
-        case num_attention_heads = "num_attention_heads"
-        case image_size = "image_size"
-        case patch_size = "patch_size"
-        case num_channels = "num_channels"
-        case layer_norm_eps = "layer_norm_eps"
-        case hidden_act = "hidden_act"
-        case num_patches = "num_patches"
+        case modelType = "model_type"
+        case hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case imageSize = "image_size"
+        case patchSize = "patch_size"
+        case numChannels = "num_channels"
+        case layerNormEps = "layer_norm_eps"
+        case hiddenAct = "hidden_act"
+        case numPatches = "num_patches"
     }
 
-    public init(model_type: String = "siglip_vision_model", hidden_size: Int = 768, intermediate_size: Int = 3072,
-                num_hidden_layers: Int = 12, num_attention_heads: Int = 12, image_size: Int = 224, patch_size: Int = 16,
-                num_channels: Int = 3, layer_norm_eps: Float = 1e-6, hidden_act: String = "gelu_pytorch_tanh",
-                num_patches: Int? = nil) {
-        self.model_type = model_type; self.hidden_size = hidden_size; self.intermediate_size = intermediate_size
-        self.num_hidden_layers = num_hidden_layers; self.num_attention_heads = num_attention_heads
-        self.image_size = image_size; self.patch_size = patch_size; self.num_channels = num_channels
-        self.layer_norm_eps = layer_norm_eps; self.hidden_act = hidden_act; self.num_patches = num_patches
+    public init(modelType: String = "siglip_vision_model", hiddenSize: Int = 768, intermediateSize: Int = 3072,
+                numHiddenLayers: Int = 12, numAttentionHeads: Int = 12, imageSize: Int = 224, patchSize: Int = 16,
+                numChannels: Int = 3, layerNormEps: Float = 1e-6, hiddenAct: String = "gelu_pytorch_tanh",
+                numPatches: Int? = nil) {
+        self.modelType = modelType; self.hiddenSize = hiddenSize; self.intermediateSize = intermediateSize
+        self.numHiddenLayers = numHiddenLayers; self.numAttentionHeads = numAttentionHeads
+        self.imageSize = imageSize; self.patchSize = patchSize; self.numChannels = numChannels
+        self.layerNormEps = layerNormEps; self.hiddenAct = hiddenAct; self.numPatches = numPatches
     }
 
     /// Missing keys take transformers' `SiglipVisionConfig` defaults.
     public init(from decoder: Decoder) throws {
         let d = SiglipVisionConfig()
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        model_type = try c.decodeIfPresent(String.self, forKey: .model_type) ?? d.model_type
-        hidden_size = try c.decodeIfPresent(Int.self, forKey: .hidden_size) ?? d.hidden_size
-        intermediate_size = try c.decodeIfPresent(Int.self, forKey: .intermediate_size) ?? d.intermediate_size
-        num_hidden_layers = try c.decodeIfPresent(Int.self, forKey: .num_hidden_layers) ?? d.num_hidden_layers
-        num_attention_heads = try c.decodeIfPresent(Int.self, forKey: .num_attention_heads) ?? d.num_attention_heads
-        image_size = try c.decodeIfPresent(Int.self, forKey: .image_size) ?? d.image_size
-        patch_size = try c.decodeIfPresent(Int.self, forKey: .patch_size) ?? d.patch_size
-        num_channels = try c.decodeIfPresent(Int.self, forKey: .num_channels) ?? d.num_channels
-        layer_norm_eps = try c.decodeIfPresent(Float.self, forKey: .layer_norm_eps) ?? d.layer_norm_eps
-        hidden_act = try c.decodeIfPresent(String.self, forKey: .hidden_act) ?? d.hidden_act
-        num_patches = try c.decodeIfPresent(Int.self, forKey: .num_patches)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? d.modelType
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? d.intermediateSize
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? d.numHiddenLayers
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? d.numAttentionHeads
+        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? d.imageSize
+        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? d.patchSize
+        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? d.numChannels
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? d.layerNormEps
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? d.hiddenAct
+        numPatches = try c.decodeIfPresent(Int.self, forKey: .numPatches)
     }
 
     /// The So400m shape of Eagle2.5-8B's tower: 1152 wide, 27 layers, 16 heads, MLP 4304, 448 px / patch 14.
-    public static let so400m = SiglipVisionConfig(hidden_size: 1152, intermediate_size: 4304, num_hidden_layers: 27,
-                                                  num_attention_heads: 16, image_size: 448, patch_size: 14)
+    public static let so400m = SiglipVisionConfig(hiddenSize: 1152, intermediateSize: 4304, numHiddenLayers: 27,
+                                                  numAttentionHeads: 16, imageSize: 448, patchSize: 14)
 
     /// Largest hidden_size and intermediate_size accepted (2¹⁸; So400m is 1152 / 4304).
     public static let maxWidth = 1 << 18
@@ -106,45 +106,45 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
     public static let maxImageSize = 1 << 14
 
     /// D = C / H.
-    public var headDim: Int { hidden_size / num_attention_heads }
+    public var headDim: Int { hiddenSize / numAttentionHeads }
     /// Patches per side of a tile: image_size / patch_size (32 for Eagle2.5-8B).
-    public var gridSide: Int { image_size / patch_size }
+    public var gridSide: Int { imageSize / patchSize }
     /// T: tokens per tile (1024).
     public var numPositions: Int { gridSide * gridSide }
 
     /// Checks the values the math relies on; `file` names the source in errors.
     public func validated(file: String) throws -> SiglipVisionConfig {
-        guard model_type == "siglip_vision_model" || model_type == "siglip2_vision_model" else {
-            throw VisionConfigError.unsupportedModelType(file: file, found: model_type)
+        guard modelType == "siglip_vision_model" || modelType == "siglip2_vision_model" else {
+            throw VisionConfigError.unsupportedModelType(file: file, found: modelType)
         }
         func check(_ ok: Bool, _ field: String, _ why: String) throws {
             if !ok { throw VisionConfigError.invalid(file: file, field: field, reason: why) }
         }
-        try check(hidden_size > 0, "hidden_size", "must be positive, got \(hidden_size)")
-        try check(intermediate_size > 0, "intermediate_size", "must be positive, got \(intermediate_size)")
-        try check(num_hidden_layers >= 0, "num_hidden_layers", "must not be negative, got \(num_hidden_layers)")
-        try check(num_attention_heads > 0 && hidden_size % num_attention_heads == 0, "num_attention_heads",
-                  "must divide hidden_size \(hidden_size), got \(num_attention_heads)")
-        try check(patch_size > 0, "patch_size", "must be positive, got \(patch_size)")
-        try check(image_size >= patch_size, "image_size", "must be at least patch_size \(patch_size), got \(image_size)")
-        try check(num_channels > 0, "num_channels", "must be positive, got \(num_channels)")
-        try check(layer_norm_eps > 0 && layer_norm_eps.isFinite, "layer_norm_eps", "must be a positive number, got \(layer_norm_eps)")
+        try check(hiddenSize > 0, "hidden_size", "must be positive, got \(hiddenSize)")
+        try check(intermediateSize > 0, "intermediate_size", "must be positive, got \(intermediateSize)")
+        try check(numHiddenLayers >= 0, "num_hidden_layers", "must not be negative, got \(numHiddenLayers)")
+        try check(numAttentionHeads > 0 && hiddenSize % numAttentionHeads == 0, "num_attention_heads",
+                  "must divide hidden_size \(hiddenSize), got \(numAttentionHeads)")
+        try check(patchSize > 0, "patch_size", "must be positive, got \(patchSize)")
+        try check(imageSize >= patchSize, "image_size", "must be at least patch_size \(patchSize), got \(imageSize)")
+        try check(numChannels > 0, "num_channels", "must be positive, got \(numChannels)")
+        try check(layerNormEps > 0 && layerNormEps.isFinite, "layer_norm_eps", "must be a positive number, got \(layerNormEps)")
         // Upper bounds far above any released tower, so that sizes multiplied together cannot overflow
         // and a corrupt file cannot make the weight check enumerate a billion layers.
         let limits = SiglipVisionConfig.self
-        try check(hidden_size <= limits.maxWidth, "hidden_size", "is \(hidden_size), above the limit of \(limits.maxWidth)")
-        try check(intermediate_size <= limits.maxWidth, "intermediate_size", "is \(intermediate_size), above the limit of \(limits.maxWidth)")
-        try check(num_hidden_layers <= limits.maxLayers, "num_hidden_layers", "is \(num_hidden_layers), above the limit of \(limits.maxLayers)")
-        try check(num_attention_heads <= limits.maxLayers, "num_attention_heads", "is \(num_attention_heads), above the limit of \(limits.maxLayers)")
-        try check(image_size <= limits.maxImageSize, "image_size", "is \(image_size), above the limit of \(limits.maxImageSize) pixels")
-        try check(num_channels <= 16, "num_channels", "is \(num_channels), above the limit of 16")
-        if let n = num_patches {
+        try check(hiddenSize <= limits.maxWidth, "hidden_size", "is \(hiddenSize), above the limit of \(limits.maxWidth)")
+        try check(intermediateSize <= limits.maxWidth, "intermediate_size", "is \(intermediateSize), above the limit of \(limits.maxWidth)")
+        try check(numHiddenLayers <= limits.maxLayers, "num_hidden_layers", "is \(numHiddenLayers), above the limit of \(limits.maxLayers)")
+        try check(numAttentionHeads <= limits.maxLayers, "num_attention_heads", "is \(numAttentionHeads), above the limit of \(limits.maxLayers)")
+        try check(imageSize <= limits.maxImageSize, "image_size", "is \(imageSize), above the limit of \(limits.maxImageSize) pixels")
+        try check(numChannels <= 16, "num_channels", "is \(numChannels), above the limit of 16")
+        if let n = numPatches {
             try check(n > 0 && n <= limits.maxImageSize * limits.maxImageSize, "num_patches", "must be positive and at most \(limits.maxImageSize)², got \(n)")
             // NaFlex views the position table as (S, S, C): S² rows exactly.
             let side = Int(Double(n).squareRoot().rounded())
             try check(side * side == n, "num_patches", "must be a perfect square (the position table is S×S), got \(n)")
         }
-        try check(hidden_act == "gelu_pytorch_tanh", "hidden_act", "only 'gelu_pytorch_tanh' (SigLIP's) is implemented, got '\(hidden_act)'")
+        try check(hiddenAct == "gelu_pytorch_tanh", "hidden_act", "only 'gelu_pytorch_tanh' (SigLIP's) is implemented, got '\(hiddenAct)'")
         return self
     }
 

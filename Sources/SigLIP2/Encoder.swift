@@ -1,8 +1,9 @@
 // SigLIP2: the vision encoder blocks of Eagle 2.5 (docs/spec.md §3.3 and §3.4).
 //
-// What it is: transformers' `modeling_siglip.py` vision side, one struct per module with the same names
-// (`SiglipAttention` with q_proj/k_proj/v_proj/out_proj, `SiglipMLP` with fc1/fc2, `SiglipEncoderLayer`
-// with layer_norm1/layer_norm2, `post_layernorm`), so a reader can diff them. Shapes per tile: T tokens
+// What it is: transformers' `modeling_siglip.py` vision side, one struct per module with the same names in
+// camelCase (`SiglipAttention` with qProj/kProj/vProj/outProj for q_proj/k_proj/v_proj/out_proj, `SiglipMLP`
+// with fc1/fc2, `SiglipEncoderLayer` with layerNorm1/layerNorm2, `postLayernorm`), so a reader can diff them;
+// the checkpoint keys themselves are spelled once, in Weights.swift. Shapes per tile: T tokens
 // (1024 for a 448 px tile at patch 14), width C (1152), H heads (16) of D = C / H (72), MLP width 4304.
 // Each module has a `naive` path written with whole-tensor ops (per-head copies, full (H, T, T) scores,
 // libm exp and tanh) — what `Compute.reference` runs — and a fast path that works on one (T, 3C) q|k|v buffer with
@@ -78,23 +79,23 @@ public struct LayerNorm: Sendable {
 ///     o_h     = softmax(q_h · k_hᵀ · D^(−½)) · v_h                  (T, T) scores, (T, D) per head
 ///     out     = concat_h(o_h) · W_oᵀ + b_o                          (T, C)
 public struct SiglipAttention: Sendable {
-    public var q_proj: SiglipLinear
-    public var k_proj: SiglipLinear
-    public var v_proj: SiglipLinear
-    public var out_proj: SiglipLinear
+    public var qProj: SiglipLinear
+    public var kProj: SiglipLinear
+    public var vProj: SiglipLinear
+    public var outProj: SiglipLinear
     public var numHeads: Int
 
-    public init(q_proj: SiglipLinear, k_proj: SiglipLinear, v_proj: SiglipLinear, out_proj: SiglipLinear, numHeads: Int) {
-        let c = q_proj.outFeatures
+    public init(qProj: SiglipLinear, kProj: SiglipLinear, vProj: SiglipLinear, outProj: SiglipLinear, numHeads: Int) {
+        let c = qProj.outFeatures
         precondition(c % numHeads == 0, "SiglipAttention: width \(c) is not divisible by \(numHeads) heads")
-        for p in [q_proj, k_proj, v_proj, out_proj] {
+        for p in [qProj, kProj, vProj, outProj] {
             precondition(p.weight.shape == [c, c], "SiglipAttention: projection \(p.weight.shape) is not (\(c), \(c))")
         }
-        self.q_proj = q_proj; self.k_proj = k_proj; self.v_proj = v_proj; self.out_proj = out_proj
+        self.qProj = qProj; self.kProj = kProj; self.vProj = vProj; self.outProj = outProj
         self.numHeads = numHeads
     }
 
-    public var width: Int { q_proj.outFeatures }
+    public var width: Int { qProj.outFeatures }
     public var headDim: Int { width / numHeads }
     /// D^(−½), transformers' `self.scale`.
     public var scale: Float { Float(1 / Double(headDim).squareRoot()) }
@@ -103,11 +104,11 @@ public struct SiglipAttention: Sendable {
     public func naive(_ x: Tensor) -> Tensor {
         let t = x.shape[0], h = numHeads, d = headDim
         func heads(_ y: Tensor) -> Tensor { y.reshaped([t, h, d]).permuted([1, 0, 2]) }  // (H, T, D)
-        let q = heads(q_proj(x)), k = heads(k_proj(x)), v = heads(v_proj(x))
+        let q = heads(qProj(x)), k = heads(kProj(x)), v = heads(vProj(x))
         let scores = batchedMatmul(q, k, transposeB: true) * scale   // (H, T, T)
         let probs = scores.softmaxLast()
         let o = batchedMatmul(probs, v)                              // (H, T, D)
-        return out_proj(o.permuted([1, 0, 2]).reshaped([t, h * d]))
+        return outProj(o.permuted([1, 0, 2]).reshaped([t, h * d]))
     }
 
     /// Fast path: q|k|v written side by side into one (T, 3C) buffer by three sgemms (ldc = 3C); per
@@ -130,15 +131,15 @@ public struct SiglipAttention: Sendable {
         var o = [Float](repeating: 0, count: t * c)
         var scores = [Float](repeating: 0, count: headParts * t * t)
         let alpha = scale
-        let bias = q_proj.bias.storage + k_proj.bias.storage + v_proj.bias.storage
+        let bias = qProj.bias.storage + kProj.bias.storage + vProj.bias.storage
         BLAS.use(threads: parts > 1 ? 1 : threads)
         do {
             x.storage.withUnsafeBufferPointer { X in
             qkv.withUnsafeMutableBufferPointer { QKV in
             bias.withUnsafeBufferPointer { B in
-            q_proj.weight.storage.withUnsafeBufferPointer { Wq in
-            k_proj.weight.storage.withUnsafeBufferPointer { Wk in
-            v_proj.weight.storage.withUnsafeBufferPointer { Wv in
+            qProj.weight.storage.withUnsafeBufferPointer { Wq in
+            kProj.weight.storage.withUnsafeBufferPointer { Wk in
+            vProj.weight.storage.withUnsafeBufferPointer { Wv in
                 let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
                 let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
                 parallelRanges(t, parts: parts) { rows in
@@ -168,7 +169,7 @@ public struct SiglipAttention: Sendable {
                 }
             }}}}}}
         }
-        return projectAdd(Tensor(shape: [t, c], storage: o), out_proj, residual: residual, threads: parts)
+        return projectAdd(Tensor(shape: [t, c], storage: o), outProj, residual: residual, threads: parts)
     }
 }
 
@@ -258,27 +259,27 @@ public struct SiglipMLP: Sendable {
 ///     x = x + self_attn(layer_norm1(x))
 ///     x = x + mlp(layer_norm2(x))
 public struct SiglipEncoderLayer: Sendable {
-    public var layer_norm1: LayerNorm
-    public var self_attn: SiglipAttention
-    public var layer_norm2: LayerNorm
+    public var layerNorm1: LayerNorm
+    public var selfAttn: SiglipAttention
+    public var layerNorm2: LayerNorm
     public var mlp: SiglipMLP
 
-    public init(layer_norm1: LayerNorm, self_attn: SiglipAttention, layer_norm2: LayerNorm, mlp: SiglipMLP) {
-        self.layer_norm1 = layer_norm1; self.self_attn = self_attn; self.layer_norm2 = layer_norm2; self.mlp = mlp
+    public init(layerNorm1: LayerNorm, selfAttn: SiglipAttention, layerNorm2: LayerNorm, mlp: SiglipMLP) {
+        self.layerNorm1 = layerNorm1; self.selfAttn = selfAttn; self.layerNorm2 = layerNorm2; self.mlp = mlp
     }
 
     /// (T, C) → (T, C) with the readable modules.
     public func naive(_ x: Tensor) -> Tensor {
-        let h = x + self_attn.naive(layer_norm1.naive(x))
-        return h + mlp.naive(layer_norm2.naive(h))
+        let h = x + selfAttn.naive(layerNorm1.naive(x))
+        return h + mlp.naive(layerNorm2.naive(h))
     }
 
     /// (T, C) → (T, C): `naive` on the reference path; the fast modules, with residuals riding on the output
     /// projections, on the fast one.
     public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
         if compute.isReference { return naive(x) }
-        let h = self_attn(layer_norm1(x, compute: compute), residual: x, compute: compute)
-        return mlp(layer_norm2(h, compute: compute), residual: h, compute: compute)
+        let h = selfAttn(layerNorm1(x, compute: compute), residual: x, compute: compute)
+        return mlp(layerNorm2(h, compute: compute), residual: h, compute: compute)
     }
 }
 
@@ -298,10 +299,10 @@ public struct SiglipVisionTransformer: Sendable {
     public var config: SiglipVisionConfig
     public var embeddings: SiglipVisionEmbeddings
     public var layers: [SiglipEncoderLayer]
-    public var post_layernorm: LayerNorm
+    public var postLayernorm: LayerNorm
 
-    public init(config: SiglipVisionConfig, embeddings: SiglipVisionEmbeddings, layers: [SiglipEncoderLayer], post_layernorm: LayerNorm) {
-        self.config = config; self.embeddings = embeddings; self.layers = layers; self.post_layernorm = post_layernorm
+    public init(config: SiglipVisionConfig, embeddings: SiglipVisionEmbeddings, layers: [SiglipEncoderLayer], postLayernorm: LayerNorm) {
+        self.config = config; self.embeddings = embeddings; self.layers = layers; self.postLayernorm = postLayernorm
     }
 
     /// What one forward pass produced: `hiddenStates[0]` = embeddings, `hiddenStates[i]` = output of
@@ -322,7 +323,7 @@ public struct SiglipVisionTransformer: Sendable {
             x = layer(x, compute: compute)
             states.append(x)
         }
-        return Output(hiddenStates: states, lastHiddenState: post_layernorm(x, compute: compute))
+        return Output(hiddenStates: states, lastHiddenState: postLayernorm(x, compute: compute))
     }
 
     /// pixels (C_in, H_px, W_px) of one tile → every hidden state and the post-LN output.

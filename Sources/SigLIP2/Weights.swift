@@ -42,7 +42,7 @@ public struct SiglipLayerParameters: ParameterGroup {
     public let fc1, fc2: LinearParameters
 
     public init(_ config: SiglipVisionConfig, base l: String) {
-        let c = config.hidden_size, m = config.intermediate_size
+        let c = config.hiddenSize, m = config.intermediateSize
         layerNorm1 = NormParameters(l + "layer_norm1", width: c, bias: true)
         qProj = LinearParameters(l + "self_attn.q_proj", out: c, in: c, bias: true)
         kProj = LinearParameters(l + "self_attn.k_proj", out: c, in: c, bias: true)
@@ -63,12 +63,12 @@ public struct SiglipVisionParameters: ParameterGroup {
     public let postLayernorm: NormParameters
 
     public init(_ config: SiglipVisionConfig, prefix p: String, naflex: Bool = false) {
-        let c = config.hidden_size, k = config.patch_size, ch = config.num_channels
+        let c = config.hiddenSize, k = config.patchSize, ch = config.numChannels
         patchEmbedding = ParameterSpec(p + "embeddings.patch_embedding.weight", naflex ? [c, ch * k * k] : [c, ch, k, k])
         patchEmbeddingBias = ParameterSpec(p + "embeddings.patch_embedding.bias", [c])
         positionEmbedding = ParameterSpec(p + "embeddings.position_embedding.weight",
-                                          [naflex ? config.num_patches ?? 256 : config.numPositions, c])
-        layers = (0..<config.num_hidden_layers).map { SiglipLayerParameters(config, base: p + "encoder.layers.\($0).") }
+                                          [naflex ? config.numPatches ?? 256 : config.numPositions, c])
+        layers = (0..<config.numHiddenLayers).map { SiglipLayerParameters(config, base: p + "encoder.layers.\($0).") }
         postLayernorm = NormParameters(p + "post_layernorm", width: c, bias: true)
     }
 }
@@ -85,12 +85,12 @@ extension WeightStore {
 extension SiglipEncoderLayer {
     /// The layer declared by `p`, read through `store`.
     public static func load(_ p: SiglipLayerParameters, from store: WeightStore, config: SiglipVisionConfig) throws -> SiglipEncoderLayer {
-        let eps = config.layer_norm_eps
-        let attn = SiglipAttention(q_proj: try store.siglipLinear(p.qProj), k_proj: try store.siglipLinear(p.kProj),
-                                   v_proj: try store.siglipLinear(p.vProj), out_proj: try store.siglipLinear(p.outProj),
-                                   numHeads: config.num_attention_heads)
-        return SiglipEncoderLayer(layer_norm1: try store.layerNorm(p.layerNorm1, eps: eps), self_attn: attn,
-                                  layer_norm2: try store.layerNorm(p.layerNorm2, eps: eps),
+        let eps = config.layerNormEps
+        let attn = SiglipAttention(qProj: try store.siglipLinear(p.qProj), kProj: try store.siglipLinear(p.kProj),
+                                   vProj: try store.siglipLinear(p.vProj), outProj: try store.siglipLinear(p.outProj),
+                                   numHeads: config.numAttentionHeads)
+        return SiglipEncoderLayer(layerNorm1: try store.layerNorm(p.layerNorm1, eps: eps), selfAttn: attn,
+                                  layerNorm2: try store.layerNorm(p.layerNorm2, eps: eps),
                                   mlp: SiglipMLP(fc1: try store.siglipLinear(p.fc1), fc2: try store.siglipLinear(p.fc2)))
     }
 }
@@ -103,11 +103,11 @@ extension SiglipVisionTransformer {
         let names = try given ?? VisionWeightNames.detect(in: store.names, source: store.source.sourceDescription)
         let p = SiglipVisionParameters(config, prefix: names.prefix)
         let embeddings = SiglipVisionEmbeddings(
-            patch_embedding: PatchConv2d(weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
-            position_embedding: try store.read(p.positionEmbedding))
+            patchEmbedding: PatchConv2d(weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
+            positionEmbedding: try store.read(p.positionEmbedding))
         let layers = try p.layers.map { try SiglipEncoderLayer.load($0, from: store, config: config) }
         return SiglipVisionTransformer(config: config, embeddings: embeddings, layers: layers,
-                                       post_layernorm: try store.layerNorm(p.postLayernorm, eps: config.layer_norm_eps))
+                                       postLayernorm: try store.layerNorm(p.postLayernorm, eps: config.layerNormEps))
     }
 
     /// The same from a checkpoint or a single file.
@@ -122,7 +122,7 @@ public struct Siglip2VisionTransformer: Sendable {
     public var embeddings: Siglip2VisionEmbeddings
     /// The encoder layers, identical in shape and code to the fixed-resolution tower's.
     public var encoder: [SiglipEncoderLayer]
-    public var post_layernorm: LayerNorm
+    public var postLayernorm: LayerNorm
 
     /// Loads a `Siglip2VisionModel` checkpoint; `config.num_patches` gives the table size (S²).
     public static func load(from source: TensorSource, config: SiglipVisionConfig) throws -> Siglip2VisionTransformer {
@@ -130,11 +130,11 @@ public struct Siglip2VisionTransformer: Sendable {
         let names = try VisionWeightNames.detect(in: store.names, source: source.sourceDescription)
         let p = SiglipVisionParameters(config, prefix: names.prefix, naflex: true)
         let embeddings = Siglip2VisionEmbeddings(
-            patch_embedding: SiglipLinear(weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
-            position_embedding: try store.read(p.positionEmbedding))
+            patchEmbedding: SiglipLinear(weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
+            positionEmbedding: try store.read(p.positionEmbedding))
         let layers = try p.layers.map { try SiglipEncoderLayer.load($0, from: store, config: config) }
         return Siglip2VisionTransformer(embeddings: embeddings, encoder: layers,
-                                        post_layernorm: try store.layerNorm(p.postLayernorm, eps: config.layer_norm_eps))
+                                        postLayernorm: try store.layerNorm(p.postLayernorm, eps: config.layerNormEps))
     }
 
     /// One image's h·w patches (h·w, C_in·P·P) → hidden states (0 = embeddings) and the post-LN output.
@@ -145,6 +145,6 @@ public struct Siglip2VisionTransformer: Sendable {
             x = layer(x, compute: compute)
             states.append(x)
         }
-        return .init(hiddenStates: states, lastHiddenState: post_layernorm(x, compute: compute))
+        return .init(hiddenStates: states, lastHiddenState: postLayernorm(x, compute: compute))
     }
 }

@@ -9,15 +9,15 @@ import Foundation
 
 /// FLOPs of one tile through the tower: patch embedding + per layer q/k/v/out, scores, p·v, fc1, fc2.
 func visionFlops(_ c: SiglipVisionConfig) -> Double {
-    let t = Double(c.numPositions), w = Double(c.hidden_size), m = Double(c.intermediate_size)
-    let patch = 2 * t * Double(c.num_channels * c.patch_size * c.patch_size) * w
+    let t = Double(c.numPositions), w = Double(c.hiddenSize), m = Double(c.intermediateSize)
+    let patch = 2 * t * Double(c.numChannels * c.patchSize * c.patchSize) * w
     let layer = 8 * t * w * w + 4 * t * t * w + 4 * t * w * m
-    return patch + Double(c.num_hidden_layers) * layer
+    return patch + Double(c.numHiddenLayers) * layer
 }
 
 /// A tower of `config`'s shape with weights from seeds (the same recipe on every run).
 func seededTower(_ config: SiglipVisionConfig) -> SiglipVisionTransformer {
-    let c = config.hidden_size, m = config.intermediate_size, p = config.patch_size
+    let c = config.hiddenSize, m = config.intermediateSize, p = config.patchSize
     var seed: UInt64 = 1000
     func next() -> UInt64 { seed += 1; return seed }
     func lin(_ n: Int, _ k: Int) -> SiglipLinear {
@@ -25,48 +25,48 @@ func seededTower(_ config: SiglipVisionConfig) -> SiglipVisionTransformer {
     }
     func ln() -> LayerNorm {
         LayerNorm(weight: Tensor.seeded([c], seed: next(), scale: 0.1).map { $0 + 1 }, bias: .seeded([c], seed: next(), scale: 0.1),
-                  eps: config.layer_norm_eps)
+                  eps: config.layerNormEps)
     }
     let embeddings = SiglipVisionEmbeddings(
-        patch_embedding: PatchConv2d(weight: .seeded([c, config.num_channels, p, p], seed: next(), scale: 0.04),
+        patchEmbedding: PatchConv2d(weight: .seeded([c, config.numChannels, p, p], seed: next(), scale: 0.04),
                                      bias: .seeded([c], seed: next(), scale: 0.02)),
-        position_embedding: .seeded([config.numPositions, c], seed: next(), scale: 0.1))
-    let layers = (0..<config.num_hidden_layers).map { _ in
-        SiglipEncoderLayer(layer_norm1: ln(),
-                           self_attn: SiglipAttention(q_proj: lin(c, c), k_proj: lin(c, c), v_proj: lin(c, c), out_proj: lin(c, c),
-                                                      numHeads: config.num_attention_heads),
-                           layer_norm2: ln(), mlp: SiglipMLP(fc1: lin(m, c), fc2: lin(c, m)))
+        positionEmbedding: .seeded([config.numPositions, c], seed: next(), scale: 0.1))
+    let layers = (0..<config.numHiddenLayers).map { _ in
+        SiglipEncoderLayer(layerNorm1: ln(),
+                           selfAttn: SiglipAttention(qProj: lin(c, c), kProj: lin(c, c), vProj: lin(c, c), outProj: lin(c, c),
+                                                      numHeads: config.numAttentionHeads),
+                           layerNorm2: ln(), mlp: SiglipMLP(fc1: lin(m, c), fc2: lin(c, m)))
     }
-    return SiglipVisionTransformer(config: config, embeddings: embeddings, layers: layers, post_layernorm: ln())
+    return SiglipVisionTransformer(config: config, embeddings: embeddings, layers: layers, postLayernorm: ln())
 }
 
 /// The child-process side: `_case vision --variant tower|attention|mlp --size 448`.
 func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int) throws -> BenchResult {
     var config = SiglipVisionConfig.so400m
-    config.image_size = size
+    config.imageSize = size
     let flops = visionFlops(config)
-    let t = config.numPositions, c = config.hidden_size
+    let t = config.numPositions, c = config.hiddenSize
     switch variant {
     case "tower":
         let tower = seededTower(config)
         let pixels = Tensor.seeded([3, size, size], seed: 7)
         let s = medianTime(repeats: repeats) { _ = tower(pixels).lastHiddenState }
-        return BenchResult(name: "vision", variant: "eaglet", size: "\(size)px-\(config.num_hidden_layers)L", threads: threads,
+        return BenchResult(name: "vision", variant: "eaglet", size: "\(size)px-\(config.numHiddenLayers)L", threads: threads,
                            medianSeconds: s, rate: flops / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
     case "attention", "mlp":
         var one = config
-        one.num_hidden_layers = 1
+        one.numHiddenLayers = 1
         let layer = seededTower(one).layers[0]
-        let x = layer.layer_norm1(Tensor.seeded([t, c], seed: 8))
-        let work: Double = variant == "attention" ? 8 * Double(t * c * c) + 4 * Double(t * t * c) : 4 * Double(t * c * config.intermediate_size)
+        let x = layer.layerNorm1(Tensor.seeded([t, c], seed: 8))
+        let work: Double = variant == "attention" ? 8 * Double(t * c * c) + 4 * Double(t * t * c) : 4 * Double(t * c * config.intermediateSize)
         let compute = Compute.fast(threads: threads)
         let s = medianTime(repeats: max(repeats, 3)) {
-            _ = variant == "attention" ? layer.self_attn(x, residual: x, compute: compute) : layer.mlp(x, residual: x, compute: compute)
+            _ = variant == "attention" ? layer.selfAttn(x, residual: x, compute: compute) : layer.mlp(x, residual: x, compute: compute)
         }
         return BenchResult(name: "vision", variant: variant, size: "1-layer", threads: threads, medianSeconds: s,
                            rate: work / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
     case "softmax", "gelu", "layernorm":
-        let x = Tensor.seeded(variant == "softmax" ? [16 * t, t] : variant == "gelu" ? [t, config.intermediate_size] : [t, c], seed: 9, scale: 4)
+        let x = Tensor.seeded(variant == "softmax" ? [16 * t, t] : variant == "gelu" ? [t, config.intermediateSize] : [t, c], seed: 9, scale: 4)
         let w = Tensor(shape: [c], repeating: 1)
         let s = medianTime(repeats: max(repeats, 3)) {
             switch variant {

@@ -59,10 +59,10 @@ struct PromptOptions: ParsableArguments {
                 guard f.info("pixel_values") != nil else { throw InputError(description: "\(pv): no tensor named 'pixel_values'") }
                 // The shape is checked before anything indexes it (a rank-0 tensor once trapped here).
                 let c = pipeline.model.config
-                guard let info = f.info("pixel_values"), info.shape.count == 4, info.shape[1] == c.vision.num_channels,
+                guard let info = f.info("pixel_values"), info.shape.count == 4, info.shape[1] == c.vision.numChannels,
                       info.shape[2] == c.tileSize, info.shape[3] == c.tileSize else {
                     throw EagleError.badPixelValues(shape: f.info("pixel_values")?.shape ?? [],
-                                                    expected: "(N, \(c.vision.num_channels), \(c.tileSize), \(c.tileSize)) in \(pv)")
+                                                    expected: "(N, \(c.vision.numChannels), \(c.tileSize), \(c.tileSize)) in \(pv)")
                 }
                 pixels = try f.tensor("pixel_values")
             }
@@ -164,8 +164,8 @@ struct Inspect: ParsableCommand {
             }
             let v = config.vision, t = config.text
             print("\(model)")
-            print("  vision: SigLIP, hidden \(v.hidden_size), \(v.num_hidden_layers) layers, \(v.num_attention_heads) heads, MLP \(v.intermediate_size), \(v.image_size) px / patch \(v.patch_size)")
-            print("  connector: pixel shuffle \(config.downsampleRatio) → mlp1 \(4 * v.hidden_size) → \(t.hiddenSize)")
+            print("  vision: SigLIP, hidden \(v.hiddenSize), \(v.numHiddenLayers) layers, \(v.numAttentionHeads) heads, MLP \(v.intermediateSize), \(v.imageSize) px / patch \(v.patchSize)")
+            print("  connector: pixel shuffle \(config.downsampleRatio) → mlp1 \(4 * v.hiddenSize) → \(t.hiddenSize)")
             print("  language: Qwen2, hidden \(t.hiddenSize), \(t.numHiddenLayers) layers, \(t.numAttentionHeads) heads over \(t.numKeyValueHeads) KV heads, MLP \(t.intermediateSize), vocab \(t.vocabSize), θ \(t.ropeTheta), context \(t.maxPositionEmbeddings)\(t.tieWordEmbeddings ? ", tied embeddings" : "")")
             print("  tiles: \(config.tileSize) px, \(config.minTiles)…\(config.maxTiles)\(config.useThumbnail ? " + thumbnail" : ""), \(config.tokensPerTile) tokens per tile; <IMG_CONTEXT> = \(config.imageTokenIndex)")
             for part in ["vision_model", "mlp1", "language_model", "other"] where params[part] != nil {

@@ -22,9 +22,9 @@ import _TestSupport
     func embeddingsMatchSiglipVisionEmbeddings(tag: String) throws {
         let f = try Fixture.load("siglip-vision-tiny")
         let emb = SiglipVisionEmbeddings(
-            patch_embedding: PatchConv2d(weight: try f.tensor("\(tag).vision_model.embeddings.patch_embedding.weight"),
+            patchEmbedding: PatchConv2d(weight: try f.tensor("\(tag).vision_model.embeddings.patch_embedding.weight"),
                                          bias: try f.tensor("\(tag).vision_model.embeddings.patch_embedding.bias")),
-            position_embedding: try f.tensor("\(tag).vision_model.embeddings.position_embedding.weight"))
+            positionEmbedding: try f.tensor("\(tag).vision_model.embeddings.position_embedding.weight"))
         let pixels = try f.tensor("\(tag).pixel_values"), expected = try f.tensor("\(tag).hidden_states.0")
         for b in 0..<pixels.shape[0] {
             assertClose(emb(pixels.row(b)), expected.row(b), .fp32Matmul, "\(tag) embeddings image \(b)")
@@ -50,9 +50,9 @@ import _TestSupport
     @Test func naflexEmbeddingsMatchSiglip2VisionEmbeddings() throws {
         let f = try Fixture.load("siglip2-naflex-tiny")
         let emb = Siglip2VisionEmbeddings(
-            patch_embedding: SiglipLinear(weight: try f.tensor("vision_model.embeddings.patch_embedding.weight"),
+            patchEmbedding: SiglipLinear(weight: try f.tensor("vision_model.embeddings.patch_embedding.weight"),
                                           bias: try f.tensor("vision_model.embeddings.patch_embedding.bias")),
-            position_embedding: try f.tensor("vision_model.embeddings.position_embedding.weight"))
+            positionEmbedding: try f.tensor("vision_model.embeddings.position_embedding.weight"))
         let (_, shapes) = try f.file.integers("spatial_shapes")
         let pixels = try f.tensor("pixel_values"), expected = try f.tensor("hidden_states.0")
         for b in 0..<2 {

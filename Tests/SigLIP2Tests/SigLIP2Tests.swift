@@ -61,7 +61,7 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         let f = try Fixture.load("siglip2-naflex-tiny")
         let config = try JSONDecoder().decode(SiglipVisionConfig.self, from: JSONSerialization.data(
             withJSONObject: f.manifest["config"] as? [String: Any] ?? [:])).validated(file: "siglip2-naflex-tiny manifest")
-        #expect(config.model_type == "siglip2_vision_model" && config.num_patches == 16)
+        #expect(config.modelType == "siglip2_vision_model" && config.numPatches == 16)
         let tower = try Siglip2VisionTransformer.load(from: f.file, config: config)
         let (_, shapes) = try f.file.integers("spatial_shapes")
         let pixels = try f.tensor("pixel_values")
@@ -94,10 +94,10 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
                       bias: .seeded([c], seed: seed + 1, scale: 0.1), eps: 1e-6)
         }
         return SiglipEncoderLayer(
-            layer_norm1: ln(109),
-            self_attn: SiglipAttention(q_proj: lin(c, c, 101, 0.03), k_proj: lin(c, c, 103, 0.03),
-                                       v_proj: lin(c, c, 105, 0.03), out_proj: lin(c, c, 107, 0.03), numHeads: 16),
-            layer_norm2: ln(111),
+            layerNorm1: ln(109),
+            selfAttn: SiglipAttention(qProj: lin(c, c, 101, 0.03), kProj: lin(c, c, 103, 0.03),
+                                       vProj: lin(c, c, 105, 0.03), outProj: lin(c, c, 107, 0.03), numHeads: 16),
+            layerNorm2: ln(111),
             mlp: SiglipMLP(fc1: lin(m, c, 113, 0.03), fc2: lin(c, m, 115, 0.015)))
     }
 
@@ -128,7 +128,7 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         func lin(_ s: UInt64) -> SiglipLinear {
             SiglipLinear(weight: .seeded([c, c], seed: s, scale: 0.4), bias: .seeded([c], seed: s + 50, scale: 0.3))
         }
-        let attn = SiglipAttention(q_proj: lin(1), k_proj: lin(2), v_proj: lin(3), out_proj: lin(4), numHeads: heads)
+        let attn = SiglipAttention(qProj: lin(1), kProj: lin(2), vProj: lin(3), outProj: lin(4), numHeads: heads)
         let x = Tensor.seeded([t, c], seed: UInt64(t * 7 + c))
         assertClose(attn(x), attn.naive(x), .fp32Block, "T \(t) H \(heads) C \(c)")
         assertClose(attn(x, residual: x, compute: .fast(threads: 3)), attn.naive(x) + x, .fp32Block, "with residual, 3 threads")
@@ -174,7 +174,7 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         #expect(pb.layers[1].fc2.bias?.key == "vision_model.encoder.layers.1.mlp.fc2.bias")
         #expect(pa.positionEmbedding.key == "vision_model.vision_model.embeddings.position_embedding.weight")
         #expect(pb.postLayernorm.weight.key == "vision_model.post_layernorm.weight")
-        #expect(pa.specs.count == 3 + 16 * config.num_hidden_layers + 2 && pa.specs.count == Set(pa.specs).count)
+        #expect(pa.specs.count == 3 + 16 * config.numHiddenLayers + 2 && pa.specs.count == Set(pa.specs).count)
         #expect(a.isHead("vision_model.vision_model.head.probe") && !a.isHead("vision_model.vision_model.encoder.layers.0.mlp.fc1.weight"))
         #expect(throws: CheckpointError.componentNotFound(source: "llm-only", component: "vision tower",
                                                           tried: VisionWeightNames.prefixes.map { $0 + VisionWeightNames.probe })) {
@@ -227,11 +227,11 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         #expect(c.headDim == 72 && c.numPositions == 1024)
         // A real transformers 5.24 SiglipVisionConfig.to_dict(), wrapped as Eagle does.
         let tiny = try tinyConfig("p16")
-        #expect(tiny.hidden_size == 36 && tiny.intermediate_size == 47 && tiny.num_attention_heads == 3
-                && tiny.image_size == 96 && tiny.patch_size == 16 && tiny.num_hidden_layers == 2 && tiny.layer_norm_eps == 1e-6)
+        #expect(tiny.hiddenSize == 36 && tiny.intermediateSize == 47 && tiny.numAttentionHeads == 3
+                && tiny.imageSize == 96 && tiny.patchSize == 16 && tiny.numHiddenLayers == 2 && tiny.layerNormEps == 1e-6)
         // Missing keys take transformers' defaults.
         let sparse = try SiglipVisionConfig.decode(configJSON: Data(#"{"vision_config": {"hidden_size": 64, "num_attention_heads": 4}}"#.utf8), file: "c.json")
-        #expect(sparse.patch_size == 16 && sparse.image_size == 224 && sparse.num_hidden_layers == 12)
+        #expect(sparse.patchSize == 16 && sparse.imageSize == 224 && sparse.numHiddenLayers == 12)
     }
 
     @Test func badVisionConfigsAreTypedErrors() {
