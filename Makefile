@@ -21,12 +21,14 @@ endif
 
 FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py eagle_tiny_random.py tiny_eagle_goldens.py context_parallel.py ads_reference.py frame_sampling.py test_videos.py fused_kernels.py
 
-.PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab gpu-binary
+.PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab gpu-binary lint format
 
 help:
 	@echo "make demo      install, build (release) and run the demo"
 	@echo "make test      install, build (release) and run every test, chapters included"
 	@echo "make bench     run eaglet-bench (BENCH=\"matmul tiler vision lm tokenizer\") and append to docs/benchmarks.csv"
+	@echo "make lint      check the Swift sources against .swift-format (swift-format from the toolchain, 120 columns)"
+	@echo "make format    rewrite the Swift sources to .swift-format's layout"
 	@echo "make fixtures  regenerate golden values with the pinned Python (Fixtures/generate/requirements.txt)"
 	@echo "make gpu-binary  build dist/eaglet-gpu: static, for a GPU host with no Swift toolchain (docs/gpu.md)"
 	@echo "make fuzz      build the libFuzzer targets and run each for FUZZ_SECONDS (default 600); make fuzz-<target> for one"
@@ -50,6 +52,16 @@ chapters:
 
 build: deps chapters
 	$(SWIFT) build -c release
+
+# swift-format ships with the Swift toolchain (`swift format`); .swift-format holds the configuration (120 columns,
+# 4 spaces; the rules that would rewrite the project's math style — one-letter capital names, `;` between short
+# statements — are off). String literals are never broken, so a few messages stay longer than 120 columns.
+LINT_PATHS := Sources Tests Plugins Fuzz Package.swift
+lint:
+	$(SWIFT) format lint --strict --recursive $(LINT_PATHS)
+
+format:
+	$(SWIFT) format format --in-place --recursive $(LINT_PATHS)
 
 test: deps chapters qwen-vocab
 	$(SWIFT) build -c release --build-tests

@@ -14,10 +14,10 @@ let package = Package(
         .library(name: "Eaglet", targets: ["Eaglet"]),
         .executable(name: "eaglet", targets: ["eaglet"]),
         .executable(name: "eaglet-bench", targets: ["eaglet-bench"]),
-        .executable(name: "eaglet-gpu", targets: ["eaglet-gpu"]),
+        .executable(name: "eaglet-gpu", targets: ["eaglet-gpu"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // C libraries from Debian (libopenblas-dev, liblapacke-dev).
@@ -56,16 +56,28 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["_Essentials"]),
 
         // Chapter 09: the whole model, the checkpoint check, sampling and the pipeline from files to text.
-        .target(name: "Eagle", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "SigLIP2", "Connector",
-                                              "QwenAttention", "Qwen2", "Tokenizer", "_Essentials"]),
+        .target(
+            name: "Eagle",
+            dependencies: [
+                "Tensor", "SafeTensors", "Imaging", "Tiler", "SigLIP2", "Connector",
+                "QwenAttention", "Qwen2", "Tokenizer", "_Essentials"
+            ]),
 
         // The umbrella.
-        .target(name: "Eaglet", dependencies: ["Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "EagletGPU"]),
+        .target(
+            name: "Eaglet",
+            dependencies: [
+                "Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention",
+                "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "EagletGPU"
+            ]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
-        .target(name: "_CFFmpeg", linkerSettings: [
-            .linkedLibrary("avformat"), .linkedLibrary("avcodec"), .linkedLibrary("swscale"), .linkedLibrary("avutil"),
-        ]),
+        .target(
+            name: "_CFFmpeg",
+            linkerSettings: [
+                .linkedLibrary("avformat"), .linkedLibrary("avcodec"), .linkedLibrary("swscale"),
+                .linkedLibrary("avutil")
+            ]),
         .target(name: "Video", dependencies: ["Imaging", "_CFFmpeg"]),
         // Chapter 11: Automatic Degrade Sampling, packing and the progressive context schedule.
         .target(name: "ADS", dependencies: ["Tiler"]),
@@ -74,28 +86,44 @@ let package = Package(
         // linear + cross-entropy, attention backward) with a memory ledger.
         .target(name: "FusedKernels", dependencies: ["Tensor", "QwenAttention", "_CBLAS"]),
 
-        // Chapter figures (ADS budget plot, kernel line plots, CP rank pictures): the only place besides the pipeline that writes PNGs.
+        // Chapter figures (ADS budget plot, kernel line plots, CP rank pictures): the only place besides the pipeline
+        // that writes PNGs.
         .target(name: "Figures", dependencies: ["Imaging", "ADS", "ContextParallel"]),
 
         // Chapter 14: the GPU mirror (CUDA driver, NVRTC and cuBLAS bound at run time with dlopen, so it
         // builds and its no-GPU path is tested everywhere) and the GPU subcommands shared by both CLIs.
-        .target(name: "EagletGPU", dependencies: ["Tensor", "Imaging", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle", "_Essentials"]),
-        .target(name: "_GPUCommands", dependencies: [
-            "EagletGPU", "Eagle", "Imaging", "Tensor", "_Essentials", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "EagletGPU",
+            dependencies: [
+                "Tensor", "Imaging", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle",
+                "_Essentials"
+            ]),
+        .target(
+            name: "_GPUCommands",
+            dependencies: [
+                "EagletGPU", "Eagle", "Imaging", "Tensor", "_Essentials",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
 
         // Executables.
-        .executableTarget(name: "eaglet", dependencies: [
-            "Eaglet", "_GPUCommands", "_Essentials", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "eaglet",
+            dependencies: [
+                "Eaglet", "_GPUCommands", "_Essentials",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
         // The self-contained GPU executable: no Video, MPI or the other chapters (make gpu-binary).
-        .executableTarget(name: "eaglet-gpu", dependencies: [
-            "_GPUCommands", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "eaglet-bench", dependencies: [
-            "Eaglet", "_CBLAS", "_CLAPACKE",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "eaglet-gpu",
+            dependencies: [
+                "_GPUCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
+        .executableTarget(
+            name: "eaglet-bench",
+            dependencies: [
+                "Eaglet", "_CBLAS", "_CLAPACKE",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
 
         // Test support: one assertClose, the tolerance table, the fixture loader, the notebook runner.
         .target(name: "_TestSupport", dependencies: ["Tensor", "SafeTensors"]),
@@ -116,19 +144,26 @@ let package = Package(
         .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
         .testTarget(name: "EagleTests", dependencies: ["Eagle", "_TestSupport"]),
-        .testTarget(name: "ContextParallelTests", dependencies: ["ContextParallel", "QwenAttention", "Qwen2", "SafeTensors", "Tensor", "_TestSupport"]),
+        .testTarget(
+            name: "ContextParallelTests",
+            dependencies: ["ContextParallel", "QwenAttention", "Qwen2", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor", "_TestSupport"]),
         .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
-        .testTarget(name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
+        .testTarget(
+            name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
         // Hand-made bad files, each answered by its specific typed error; the CLI on bad input (docs/robustness.md).
-        .testTarget(name: "RobustnessTests", dependencies: ["SafeTensors", "Imaging", "Tokenizer", "Qwen2", "SigLIP2", "Eagle", "Video", "ADS", "_TestSupport"]),
+        .testTarget(
+            name: "RobustnessTests",
+            dependencies: [
+                "SafeTensors", "Imaging", "Tokenizer", "Qwen2", "SigLIP2", "Eagle", "Video", "ADS", "_TestSupport"
+            ]),
         .testTarget(
             name: "ChapterTests",
             dependencies: ["Eaglet", "_TestSupport"],
             plugins: ["ChapterTestsPlugin"]
-        ),
+        )
     ],
     swiftLanguageModes: [.v6]
 )

@@ -29,7 +29,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         let file = try SafeTensorsFile(path: scratch)
         for info in file.tensors {
             let t = try file.tensor(info.name)
-            precondition(t.storage.count == info.elementCount, "tensor \(info.name): \(t.storage.count) values for shape \(info.shape)")
+            precondition(
+                t.storage.count == info.elementCount,
+                "tensor \(info.name): \(t.storage.count) values for shape \(info.shape)")
             if !info.dtype.isFloatingPoint { _ = try file.integers(info.name) }
         }
     } catch is SafeTensorsError {

@@ -7,7 +7,9 @@ import Tokenizer
 
 let tokenizer: Tokenizer = {
     let path = ProcessInfo.processInfo.environment["EAGLET_FUZZ_TOKENIZER"] ?? "Fixtures/tokenizer-tiny/tokenizer.json"
-    do { return try Tokenizer(tokenizerJSON: path) } catch { fatalError("fuzz-tokenizer-encode: cannot load \(path) (run from the repository root): \(error)") }
+    do { return try Tokenizer(tokenizerJSON: path) } catch {
+        fatalError("fuzz-tokenizer-encode: cannot load \(path) (run from the repository root): \(error)")
+    }
 }()
 
 @_cdecl("LLVMFuzzerTestOneInput")

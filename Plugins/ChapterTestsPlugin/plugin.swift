@@ -17,12 +17,16 @@ struct ChapterTestsPlugin: BuildToolPlugin {
             .filter { $0.kind == .generic && $0.name != "Eaglet" && !$0.name.hasPrefix("_") }
             .map(\.name).sorted()
         let output = context.pluginWorkDirectoryURL.appending(path: "Chapters.swift")
-        return [.buildCommand(
-            displayName: "Generating chapter tests from Chapters/",
-            executable: try context.tool(named: "_ChapterGen").url,
-            arguments: ["--chapters", chapters.path, "--output", output.path, "--modules", modules.joined(separator: ",")],
-            inputFiles: files,
-            outputFiles: [output]
-        )]
+        return [
+            .buildCommand(
+                displayName: "Generating chapter tests from Chapters/",
+                executable: try context.tool(named: "_ChapterGen").url,
+                arguments: [
+                    "--chapters", chapters.path, "--output", output.path, "--modules", modules.joined(separator: ",")
+                ],
+                inputFiles: files,
+                outputFiles: [output]
+            )
+        ]
     }
 }

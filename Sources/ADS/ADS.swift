@@ -37,8 +37,10 @@ public struct ADSConfig: Equatable, Sendable {
     /// Whether a grid of more than one tile gets a thumbnail.
     public var useThumbnail: Bool
 
-    public init(tokensPerTile: Int = 256, tileCaps: [Int] = [12, 8, 6, 4, 2, 1], minFrames: Int = 8,
-                tileSize: Int = 448, useThumbnail: Bool = true) {
+    public init(
+        tokensPerTile: Int = 256, tileCaps: [Int] = [12, 8, 6, 4, 2, 1], minFrames: Int = 8,
+        tileSize: Int = 448, useThumbnail: Bool = true
+    ) {
         self.tokensPerTile = tokensPerTile
         self.tileCaps = tileCaps
         self.minFrames = minFrames
@@ -108,11 +110,14 @@ public enum ADSError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case let .invalidRequest(f, r): return "ADS request: \(f) \(r)"
         case let .textTooLong(t, l):
-            return "text is \(t) tokens, longer than the context of \(l); text is never cut, so raise --max-context or shorten the text"
+            return
+                "text is \(t) tokens, longer than the context of \(l); text is never cut, so raise --max-context or shorten the text"
         case let .imagesDoNotFit(m, need, b):
-            return "\(m) image\(m == 1 ? "" : "s") at one tile each need \(need) tokens but only \(b) are left after the text; drop images or raise --max-context"
+            return
+                "\(m) image\(m == 1 ? "" : "s") at one tile each need \(need) tokens but only \(b) are left after the text; drop images or raise --max-context"
         case let .minimumFramesDoNotFit(mins, avail):
-            return "the temporal inputs need at least \(mins.reduce(0, +)) frames (minimums \(mins)) but only \(avail) fit; lower the minimum frames, drop inputs or raise --max-context"
+            return
+                "the temporal inputs need at least \(mins.reduce(0, +)) frames (minimums \(mins)) but only \(avail) fit; lower the minimum frames, drop inputs or raise --max-context"
         }
     }
 }
@@ -136,7 +141,9 @@ public func largestRemainder(_ total: Int, weights: [Int]) -> [Int] {
     let remainders = weights.map { total * $0 % w }
     var left = total - shares.reduce(0, +)
     // Indices by remainder descending; the stable sort keeps the earlier input first on a tie.
-    let order = remainders.indices.sorted { remainders[$0] > remainders[$1] || (remainders[$0] == remainders[$1] && $0 < $1) }
+    let order = remainders.indices.sorted {
+        remainders[$0] > remainders[$1] || (remainders[$0] == remainders[$1] && $0 < $1)
+    }
     for i in order where left > 0 { shares[i] += 1; left -= 1 }
     return shares
 }
@@ -144,25 +151,38 @@ public func largestRemainder(_ total: Int, weights: [Int]) -> [Int] {
 /// The ADS allocation of `request` under `config` (see the file header for the rule).
 public func automaticDegradeSampling(_ request: ADSRequest, config: ADSConfig = ADSConfig()) throws -> ADSAllocation {
     let p = config.tokensPerTile
-    guard p >= 1 else { throw ADSError.invalidRequest(field: "tokens per tile", reason: "must be at least 1 (got \(p))") }
-    guard !config.tileCaps.isEmpty, config.tileCaps.allSatisfy({ $0 >= 1 }) else {
-        throw ADSError.invalidRequest(field: "tile caps", reason: "must be a non-empty list of numbers ≥ 1 (got \(config.tileCaps))")
+    guard p >= 1 else {
+        throw ADSError.invalidRequest(field: "tokens per tile", reason: "must be at least 1 (got \(p))")
     }
-    guard config.minFrames >= 1 else { throw ADSError.invalidRequest(field: "minimum frames", reason: "must be at least 1 (got \(config.minFrames))") }
-    guard request.maxContext >= 1 else { throw ADSError.invalidRequest(field: "max context", reason: "must be at least 1 (got \(request.maxContext))") }
-    guard request.textTokens >= 0 else { throw ADSError.invalidRequest(field: "text tokens", reason: "must be ≥ 0 (got \(request.textTokens))") }
+    guard !config.tileCaps.isEmpty, config.tileCaps.allSatisfy({ $0 >= 1 }) else {
+        throw ADSError.invalidRequest(
+            field: "tile caps", reason: "must be a non-empty list of numbers ≥ 1 (got \(config.tileCaps))")
+    }
+    guard config.minFrames >= 1 else {
+        throw ADSError.invalidRequest(field: "minimum frames", reason: "must be at least 1 (got \(config.minFrames))")
+    }
+    guard request.maxContext >= 1 else {
+        throw ADSError.invalidRequest(field: "max context", reason: "must be at least 1 (got \(request.maxContext))")
+    }
+    guard request.textTokens >= 0 else {
+        throw ADSError.invalidRequest(field: "text tokens", reason: "must be ≥ 0 (got \(request.textTokens))")
+    }
     // Bounds that keep every product below (total·weight, count·P) inside Int: far above any real context.
     let bound = 1 << 31
-    for (field, v) in [("tokens per tile", p), ("minimum frames", config.minFrames), ("max context", request.maxContext),
-                       ("text tokens", request.textTokens)] + request.temporalCandidates.enumerated().map({ ("temporal input \($0.offset + 1)", $0.element) })
+    for (field, v) in [
+        ("tokens per tile", p), ("minimum frames", config.minFrames), ("max context", request.maxContext),
+        ("text tokens", request.textTokens)
+    ] + request.temporalCandidates.enumerated().map({ ("temporal input \($0.offset + 1)", $0.element) })
     where v > bound {
         throw ADSError.invalidRequest(field: field, reason: "must be at most \(bound) (got \(v))")
     }
     for (i, im) in request.images.enumerated() where im.width < 1 || im.height < 1 {
-        throw ADSError.invalidRequest(field: "image \(i + 1)", reason: "must be at least 1×1 (got \(im.width)×\(im.height))")
+        throw ADSError.invalidRequest(
+            field: "image \(i + 1)", reason: "must be at least 1×1 (got \(im.width)×\(im.height))")
     }
     for (i, c) in request.temporalCandidates.enumerated() where c < 1 {
-        throw ADSError.invalidRequest(field: "temporal input \(i + 1)", reason: "needs at least 1 candidate frame (got \(c))")
+        throw ADSError.invalidRequest(
+            field: "temporal input \(i + 1)", reason: "needs at least 1 candidate frame (got \(c))")
     }
 
     // Phase 1: t = 1.
@@ -193,6 +213,7 @@ public func automaticDegradeSampling(_ request: ADSRequest, config: ADSConfig = 
         throw ADSError.imagesDoNotFit(images: m, tokensNeeded: need, budget: left)
     }
     let visual = p * (tiles.reduce(0, +) + n)
-    return ADSAllocation(frames: frames, tileCap: cap, tiles: tiles, visualTokens: visual,
-                         totalTokens: visual + request.textTokens)
+    return ADSAllocation(
+        frames: frames, tileCap: cap, tiles: tiles, visualTokens: visual,
+        totalTokens: visual + request.textTokens)
 }

@@ -28,7 +28,8 @@ public enum PackingError: Error, Equatable, CustomStringConvertible, Sendable {
     case badCapacity(Int)
     public var description: String {
         switch self {
-        case let .sampleTooLong(i, n, c): return "sample \(i) has \(n) tokens, more than the pack length \(c); fit it with ADS first"
+        case let .sampleTooLong(i, n, c):
+            return "sample \(i) has \(n) tokens, more than the pack length \(c); fit it with ADS first"
         case let .badCapacity(c): return "pack length must be at least 1 (got \(c))"
         }
     }
@@ -69,14 +70,14 @@ public func packFirstFitDecreasing(_ lengths: [Int], capacity: Int) throws -> Pa
     guard s > 0 else { return Packing(packs: [], used: [], capacity: capacity) }
     var leaves = 1
     while leaves < s { leaves *= 2 }
-    var tree = [Int](repeating: capacity, count: 2 * leaves)   // tree[1] root, leaves at [leaves, 2·leaves)
+    var tree = [Int](repeating: capacity, count: 2 * leaves) // tree[1] root, leaves at [leaves, 2·leaves)
     var packs = [[Int]](), used = [Int]()
     for i in decreasingOrder(lengths) {
         let n = lengths[i]
         var node = 1
         while node < leaves { node = tree[2 * node] >= n ? 2 * node : 2 * node + 1 }
         let k = node - leaves
-        if k == packs.count { packs.append([]); used.append(0) }   // the first never-opened pack
+        if k == packs.count { packs.append([]); used.append(0) } // the first never-opened pack
         packs[k].append(i); used[k] += n
         tree[node] -= n
         var up = node / 2
@@ -93,25 +94,32 @@ public struct ScheduleStage: Sendable {
     /// Packs of the fitted samples (indices into the sample set).
     public let packing: Packing
 
-    public var fittedCount: Int { allocations.filter { if case .success = $0 { return true } else { return false } }.count }
+    public var fittedCount: Int {
+        allocations.filter { if case .success = $0 { return true } else { return false } }.count
+    }
 }
 
 /// The same samples (their `maxContext` is replaced by each stage's L) allocated and packed at each L.
-public func progressiveSchedule(_ samples: [ADSRequest], contexts: [Int] = [32_768, 65_536, 131_072],
-                                config: ADSConfig = ADSConfig()) throws -> [ScheduleStage] {
+public func progressiveSchedule(
+    _ samples: [ADSRequest], contexts: [Int] = [32_768, 65_536, 131_072],
+    config: ADSConfig = ADSConfig()
+) throws -> [ScheduleStage] {
     try contexts.map { l in
         let allocations: [Result<ADSAllocation, ADSError>] = samples.map { s in
             var r = s
             r.maxContext = l
-            do { return .success(try automaticDegradeSampling(r, config: config)) }
-            catch let e as ADSError { return .failure(e) }
-            catch { return .failure(.invalidRequest(field: "sample", reason: "\(error)")) }
+            do { return .success(try automaticDegradeSampling(r, config: config)) } catch let e as ADSError {
+                return .failure(e)
+            } catch { return .failure(.invalidRequest(field: "sample", reason: "\(error)")) }
         }
         // Pack only the fitted samples, but report their indices in the full set.
         var fitted = [Int](), lengths = [Int]()
-        for (i, a) in allocations.enumerated() { if case let .success(x) = a { fitted.append(i); lengths.append(x.totalTokens) } }
+        for (i, a) in allocations.enumerated() {
+            if case let .success(x) = a { fitted.append(i); lengths.append(x.totalTokens) }
+        }
         let p = try packFirstFitDecreasing(lengths, capacity: l)
-        return ScheduleStage(maxContext: l, allocations: allocations,
-                             packing: Packing(packs: p.packs.map { $0.map { fitted[$0] } }, used: p.used, capacity: l))
+        return ScheduleStage(
+            maxContext: l, allocations: allocations,
+            packing: Packing(packs: p.packs.map { $0.map { fitted[$0] } }, used: p.used, capacity: l))
     }
 }

@@ -22,7 +22,8 @@ public enum ConnectorError: Error, Equatable, CustomStringConvertible, Sendable 
 
     public var description: String {
         switch self {
-        case let .oddPatchGrid(r, c): return "pixel shuffle needs an even patch grid to merge 2×2 blocks, got \(r)×\(c) patches"
+        case let .oddPatchGrid(r, c):
+            return "pixel shuffle needs an even patch grid to merge 2×2 blocks, got \(r)×\(c) patches"
         case let .notAGrid(t, r, c): return "pixel shuffle: \(t) tokens do not form a \(r)×\(c) patch grid"
         case let .notSquare(t): return "pixel shuffle: \(t) tokens are not a square patch grid; pass rows and columns"
         }
@@ -34,8 +35,9 @@ func patchGrid(_ x: Tensor, rows: Int?, columns: Int?) throws -> (Int, Int) {
     precondition(x.rank == 3, "pixelShuffle: need (N, T, C), got \(x.shape)")
     let t = x.shape[1]
     let r: Int, c: Int
-    if let rows, let columns { r = rows; c = columns }
-    else {
+    if let rows, let columns {
+        r = rows; c = columns
+    } else {
         let s = Int(Double(t).squareRoot().rounded())
         guard s * s == t else { throw ConnectorError.notSquare(tokens: t) }
         r = s; c = s
@@ -90,9 +92,13 @@ public struct MLP1: Sendable {
     public let fc2Weight: Tensor, fc2Bias: Tensor
     public let eps: Float = 1e-5
 
-    public init(normWeight: Tensor, normBias: Tensor, fc1Weight: Tensor, fc1Bias: Tensor, fc2Weight: Tensor, fc2Bias: Tensor) {
-        precondition(fc1Weight.rank == 2 && fc1Weight.shape[1] == normWeight.count && fc2Weight.shape == [fc1Weight.shape[0], fc1Weight.shape[0]],
-                     "MLP1: shapes do not chain: norm \(normWeight.shape), fc1 \(fc1Weight.shape), fc2 \(fc2Weight.shape)")
+    public init(
+        normWeight: Tensor, normBias: Tensor, fc1Weight: Tensor, fc1Bias: Tensor, fc2Weight: Tensor, fc2Bias: Tensor
+    ) {
+        precondition(
+            fc1Weight.rank == 2 && fc1Weight.shape[1] == normWeight.count
+                && fc2Weight.shape == [fc1Weight.shape[0], fc1Weight.shape[0]],
+            "MLP1: shapes do not chain: norm \(normWeight.shape), fc1 \(fc1Weight.shape), fc2 \(fc2Weight.shape)")
         self.normWeight = normWeight; self.normBias = normBias
         self.fc1Weight = fc1Weight; self.fc1Bias = fc1Bias; self.fc2Weight = fc2Weight; self.fc2Bias = fc2Bias
     }
@@ -107,14 +113,19 @@ public struct MLP1: Sendable {
 
     /// Reads the tensors `MLP1Parameters` declares through `store`.
     public static func load(from store: WeightStore, _ p: MLP1Parameters) throws -> MLP1 {
-        MLP1(normWeight: try store.read(p.norm.weight), normBias: try store.read(p.norm.bias!),
-             fc1Weight: try store.read(p.fc1.weight), fc1Bias: try store.read(p.fc1.bias!),
-             fc2Weight: try store.read(p.fc2.weight), fc2Bias: try store.read(p.fc2.bias!))
+        MLP1(
+            normWeight: try store.read(p.norm.weight), normBias: try store.read(p.norm.bias!),
+            fc1Weight: try store.read(p.fc1.weight), fc1Bias: try store.read(p.fc1.bias!),
+            fc2Weight: try store.read(p.fc2.weight), fc2Bias: try store.read(p.fc2.bias!))
     }
 
     /// Reads mlp1.0, mlp1.1, mlp1.3 from a checkpoint; `inChannels` = 4C, `outChannels` = C_llm.
-    public static func load(checkpoint: Checkpoint, inChannels: Int, outChannels: Int, prefix: String = "mlp1.") throws -> MLP1 {
-        try load(from: WeightStore(checkpoint), MLP1Parameters(inChannels: inChannels, outChannels: outChannels, prefix: prefix))
+    public static func load(checkpoint: Checkpoint, inChannels: Int, outChannels: Int, prefix: String = "mlp1.") throws
+        -> MLP1
+    {
+        try load(
+            from: WeightStore(checkpoint),
+            MLP1Parameters(inChannels: inChannels, outChannels: outChannels, prefix: prefix))
     }
 }
 

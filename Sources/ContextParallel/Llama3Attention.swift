@@ -10,8 +10,10 @@ import Tensor
 
 /// Llama3-style all-gather KV forward: gather every rank's (k, v) into global order, then each local
 /// segment attends to [start of its sequence, its own end) in one blockwise call.
-public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator,
-                                 compute: Compute = .fast(threads: 1)) -> CPResult {
+public func llama3AttentionForward(
+    q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator,
+    compute: Compute = .fast(threads: 1)
+) -> CPResult {
     let r = comm.rank
     let d = k.shape[2]
     let (kFull, vFull) = allGatherKV(k: k, v: v, layouts: layouts, comm: comm)
@@ -19,8 +21,9 @@ public func llama3AttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [La
     var qo = 0
     for s in layouts[r] {
         let prefix = Segment(start: s.sequenceStart, count: s.end - s.sequenceStart, sequenceStart: s.sequenceStart)
-        acc.attendPair(q: q, qs: s, qo: qo, k: kFull.slice(dim: 1, prefix.start..<prefix.end),
-                       v: vFull.slice(dim: 1, prefix.start..<prefix.end), ks: prefix, ko: 0)
+        acc.attendPair(
+            q: q, qs: s, qo: qo, k: kFull.slice(dim: 1, prefix.start..<prefix.end),
+            v: vFull.slice(dim: 1, prefix.start..<prefix.end), ks: prefix, ko: 0)
         qo += s.count
     }
     return CPResult(out: acc.outTensor, lse: acc.lseTensor, scoreEntries: acc.entries)

@@ -29,8 +29,10 @@ public func visibleScores(query q: Segment, key k: Segment) -> Int {
 /// Causal attention of every sequence of `cuSeqlens` on one rank: q (H, T, D), k/v (Hkv, T, D) →
 /// out (H, T, D), lse (H, T). The single-rank reference the schemes must reproduce (one call per
 /// sequence; `path` picks the kernel).
-public func fullAttention(q: Tensor, k: Tensor, v: Tensor, cuSeqlens: [Int],
-                          compute: Compute = .fast(threads: 1)) throws -> (out: Tensor, lse: Tensor) {
+public func fullAttention(
+    q: Tensor, k: Tensor, v: Tensor, cuSeqlens: [Int],
+    compute: Compute = .fast(threads: 1)
+) throws -> (out: Tensor, lse: Tensor) {
     let layout = try Sharding.layouts(cuSeqlens: cuSeqlens, world: 1, split: .contiguous)[0]
     var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: q.shape[2], compute: compute)
     acc.attend(q: q, qLayout: layout, k: k, v: v, kLayout: layout)
@@ -76,17 +78,24 @@ struct Accumulator {
         let qb = q.slice(dim: 1, qo..<(qo + qs.count))
         let kb = k.slice(dim: 1, ko..<(ko + ks.count)), vb = v.slice(dim: 1, ko..<(ko + ks.count))
         let offsets = AttentionOffsets(query: qs.start, key: ks.start)
-        let (o, l) = compute.isReference ? attentionNaive(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
-                                    : blockwiseAttention(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
+        let (o, l) =
+            compute.isReference
+            ? attentionNaive(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
+            : blockwiseAttention(q: qb, k: kb, v: vb, causal: true, offsets: offsets)
         let rows = qs.count
-        out.withUnsafeMutableBufferPointer { O in lse.withUnsafeMutableBufferPointer { L in
-            o.storage.withUnsafeBufferPointer { B in l.storage.withUnsafeBufferPointer { BL in
-                for head in 0..<h {
-                    mergeRowsSigmoid(out: O.baseAddress! + (head * n + qo) * d, lse: L.baseAddress! + head * n + qo,
-                                     blockOut: B.baseAddress! + head * rows * d, blockLse: BL.baseAddress! + head * rows,
-                                     rows: rows, d: d)
+        out.withUnsafeMutableBufferPointer { O in
+            lse.withUnsafeMutableBufferPointer { L in
+                o.storage.withUnsafeBufferPointer { B in
+                    l.storage.withUnsafeBufferPointer { BL in
+                        for head in 0..<h {
+                            mergeRowsSigmoid(
+                                out: O.baseAddress! + (head * n + qo) * d, lse: L.baseAddress! + head * n + qo,
+                                blockOut: B.baseAddress! + head * rows * d, blockLse: BL.baseAddress! + head * rows,
+                                rows: rows, d: d)
+                        }
+                    }
                 }
-            }}
-        }}
+            }
+        }
     }
 }

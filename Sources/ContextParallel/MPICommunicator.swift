@@ -14,19 +14,32 @@ import Foundation
 public enum MPIError: Error, CustomStringConvertible {
     case unavailable(String)
     public var description: String {
-        switch self { case .unavailable(let why): return "MPI: \(why)" }
+        switch self {
+        case .unavailable(let why): return "MPI: \(why)"
+        }
     }
 }
 
 public final class MPICommunicator: Communicator {
-    typealias InitFn = @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> Int32
+    typealias InitFn =
+        @convention(c) (
+            UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?
+        ) -> Int32
     typealias CommIntFn = @convention(c) (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Int32
-    typealias SendrecvFn = @convention(c) (UnsafeRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32,
-                                           UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32,
-                                           UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32
-    typealias SendFn = @convention(c) (UnsafeRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32, UnsafeMutableRawPointer) -> Int32
-    typealias RecvFn = @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32,
-                                       UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32
+    typealias SendrecvFn =
+        @convention(c) (
+            UnsafeRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32,
+            UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32,
+            UnsafeMutableRawPointer, UnsafeMutableRawPointer?
+        ) -> Int32
+    typealias SendFn =
+        @convention(c) (UnsafeRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32, UnsafeMutableRawPointer) ->
+        Int32
+    typealias RecvFn =
+        @convention(c) (
+            UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer, Int32, Int32,
+            UnsafeMutableRawPointer, UnsafeMutableRawPointer?
+        ) -> Int32
     typealias CommFn = @convention(c) (UnsafeMutableRawPointer) -> Int32
     typealias VoidFn = @convention(c) () -> Int32
 
@@ -47,7 +60,8 @@ public final class MPICommunicator: Communicator {
             if handle != nil { break }
         }
         guard let h = handle else {
-            throw MPIError.unavailable("cannot load libmpi.so.40 (install openmpi-bin and libopenmpi-dev): \(String(cString: dlerror()))")
+            throw MPIError.unavailable(
+                "cannot load libmpi.so.40 (install openmpi-bin and libopenmpi-dev): \(String(cString: dlerror()))")
         }
         func sym(_ n: String) throws -> UnsafeMutableRawPointer {
             guard let p = dlsym(h, n) else { throw MPIError.unavailable("symbol \(n) not found in libmpi") }
@@ -84,7 +98,9 @@ public final class MPICommunicator: Communicator {
         var count: Int32 = 0
         _ = recvFn(&count, 1, intType, Int32(source), 0, world, nil)
         var out = [Float](repeating: 0, count: Int(count))
-        out.withUnsafeMutableBufferPointer { _ = recvFn($0.baseAddress, count, floatType, Int32(source), 1, world, nil) }
+        out.withUnsafeMutableBufferPointer {
+            _ = recvFn($0.baseAddress, count, floatType, Int32(source), 1, world, nil)
+        }
         return out
     }
 
@@ -96,8 +112,9 @@ public final class MPICommunicator: Communicator {
         var out = [Float](repeating: 0, count: Int(incoming))
         data.withUnsafeBufferPointer { S in
             out.withUnsafeMutableBufferPointer { R in
-                _ = sendrecvFn(S.baseAddress, count, floatType, Int32(dest), 3, R.baseAddress, incoming, floatType,
-                               Int32(source), 3, world, nil)
+                _ = sendrecvFn(
+                    S.baseAddress, count, floatType, Int32(dest), 3, R.baseAddress, incoming, floatType,
+                    Int32(source), 3, world, nil)
             }
         }
         return out

@@ -17,8 +17,10 @@ import Foundation
 /// Merges block rows into running rows in the sigmoid form. `out`, `blockOut`: rows × D;
 /// `lse`, `blockLse`: rows.
 @inline(__always)
-func mergeRowsSigmoid(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
-                      blockOut: UnsafePointer<Float>, blockLse: UnsafePointer<Float>, rows: Int, d: Int) {
+func mergeRowsSigmoid(
+    out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
+    blockOut: UnsafePointer<Float>, blockLse: UnsafePointer<Float>, rows: Int, d: Int
+) {
     for i in 0..<rows {
         let lb = blockLse[i]
         if lb == -.infinity { continue }
@@ -36,19 +38,30 @@ func mergeRowsSigmoid(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointe
 
 /// The sigmoid / log-sigmoid merge (docs/spec.md §8.3) on arrays: out (rows, D), lse (rows).
 public func mergeSigmoid(out: inout [Float], lse: inout [Float], blockOut: [Float], blockLse: [Float], headDim d: Int) {
-    precondition(out.count == lse.count * d && blockOut.count == out.count && blockLse.count == lse.count, "mergeSigmoid: shapes")
-    out.withUnsafeMutableBufferPointer { O in lse.withUnsafeMutableBufferPointer { L in
-        blockOut.withUnsafeBufferPointer { B in blockLse.withUnsafeBufferPointer { BL in
-            mergeRowsSigmoid(out: O.baseAddress!, lse: L.baseAddress!, blockOut: B.baseAddress!, blockLse: BL.baseAddress!,
-                             rows: L.count, d: d)
-        }}
-    }}
+    precondition(
+        out.count == lse.count * d && blockOut.count == out.count && blockLse.count == lse.count, "mergeSigmoid: shapes"
+    )
+    out.withUnsafeMutableBufferPointer { O in
+        lse.withUnsafeMutableBufferPointer { L in
+            blockOut.withUnsafeBufferPointer { B in
+                blockLse.withUnsafeBufferPointer { BL in
+                    mergeRowsSigmoid(
+                        out: O.baseAddress!, lse: L.baseAddress!, blockOut: B.baseAddress!, blockLse: BL.baseAddress!,
+                        rows: L.count, d: d)
+                }
+            }
+        }
+    }
 }
 
 /// The naive exp-sum merge: lse' = log(e^lse + e^lse_b), out' = (e^lse·out + e^lse_b·o_b) / e^lse'.
 /// Exact on paper, ∞/NaN in fp32 once lse > ~88.7.
-public func mergeNaiveExpSum(out: inout [Float], lse: inout [Float], blockOut: [Float], blockLse: [Float], headDim d: Int) {
-    precondition(out.count == lse.count * d && blockOut.count == out.count && blockLse.count == lse.count, "mergeNaiveExpSum: shapes")
+public func mergeNaiveExpSum(
+    out: inout [Float], lse: inout [Float], blockOut: [Float], blockLse: [Float], headDim d: Int
+) {
+    precondition(
+        out.count == lse.count * d && blockOut.count == out.count && blockLse.count == lse.count,
+        "mergeNaiveExpSum: shapes")
     for i in 0..<lse.count {
         let ea = exp(lse[i]), eb = exp(blockLse[i])
         let total = ea + eb

@@ -23,8 +23,10 @@ public func zigzagStepBlocks(rank r: Int, step s: Int, world w: Int) -> [(queryH
 
 /// Ring attention forward among the ranks of `comm` (ring or zigzag, by the layouts): q (h, n, D) and
 /// k/v (hkv, n, D) hold this rank's tokens in `layouts[comm.rank]` order.
-public func ringAttentionForward(q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator,
-                                 compute: Compute = .fast(threads: 1)) -> CPResult {
+public func ringAttentionForward(
+    q: Tensor, k: Tensor, v: Tensor, layouts: [Layout], comm: Communicator,
+    compute: Compute = .fast(threads: 1)
+) -> CPResult {
     let w = comm.worldSize, r = comm.rank
     let hkv = k.shape[0], d = k.shape[2]
     var acc = Accumulator(heads: q.shape[0], tokens: q.shape[1], headDim: d, compute: compute)

@@ -48,8 +48,10 @@ public struct CPPlan: Sendable {
 
     /// Validates the request: lengths divisible by the split, heads divisible by the Ulysses degree, kv
     /// heads either whole per Ulysses rank or shared by all of a rank's query heads.
-    public init(strategy: CPStrategy, world: Int, heads: Int, kvHeads: Int, cuSeqlens: [Int],
-                ulysses: Int? = nil, split: Split? = nil) throws {
+    public init(
+        strategy: CPStrategy, world: Int, heads: Int, kvHeads: Int, cuSeqlens: [Int],
+        ulysses: Int? = nil, split: Split? = nil
+    ) throws {
         guard world >= 1 else { throw ShardingError.badWorld("must be at least 1, got \(world)") }
         guard heads >= 1, kvHeads >= 1, heads % kvHeads == 0 else {
             throw ShardingError.badWorld("\(heads) query heads do not divide over \(kvHeads) kv heads")
@@ -63,7 +65,9 @@ public struct CPPlan: Sendable {
         case .ulysses: (self.ulysses, ring, self.split) = (world, 1, .contiguous)
         case .usp:
             let u = ulysses ?? gcd(heads, world)
-            guard u >= 1, world % u == 0 else { throw ShardingError.badWorld("Ulysses degree \(u) does not divide world \(world)") }
+            guard u >= 1, world % u == 0 else {
+                throw ShardingError.badWorld("Ulysses degree \(u) does not divide world \(world)")
+            }
             (self.ulysses, ring, self.split) = (u, world / u, .zigzag)
         }
         let u = self.ulysses
@@ -92,7 +96,7 @@ public struct CPPlan: Sendable {
     /// Bytes each rank sends in the forward, as derived in chapter 13 (n = T/W tokens per rank, D = head
     /// dim, 4 bytes per float; h = H/U query heads and h_kv kv heads per Ulysses rank):
     ///     ring, zigzag, llama3:  (W − 1) · 2 · Hkv · n · D · 4
-    ///     ulysses / usp:         (U − 1) · n · 4 · [ (h + 2·h_kv)·D  +  h·(D + 1) ]  +  (R − 1) · 2 · h_kv · (T/R) · D · 4
+    /// ulysses / usp:         (U − 1) · n · 4 · [ (h + 2·h_kv)·D  +  h·(D + 1) ]  +  (R − 1) · 2 · h_kv · (T/R) · D · 4
     public func forwardBytesPerRank(headDim d: Int) -> Int {
         let n = totalTokens / world
         switch strategy {
@@ -125,11 +129,16 @@ func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 /// Runs `plan`'s scheme on one rank: q (H, n, D), k/v (Hkv, n, D) = this rank's tokens
 /// (`Sharding.shard(x, plan.layouts[rank])`) → this rank's rows of full causal attention. `path`
 /// picks the local kernel: `.blockwise` (default) or `.naive` (QwenAttention's full-score reference).
-public func contextParallelAttention(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, comm: Communicator,
-                                     compute: Compute = .fast(threads: 1)) -> CPResult {
-    precondition(comm.worldSize == plan.world, "contextParallelAttention: communicator has \(comm.worldSize) ranks, plan \(plan.world)")
+public func contextParallelAttention(
+    q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, comm: Communicator,
+    compute: Compute = .fast(threads: 1)
+) -> CPResult {
+    precondition(
+        comm.worldSize == plan.world,
+        "contextParallelAttention: communicator has \(comm.worldSize) ranks, plan \(plan.world)")
     switch plan.strategy {
-    case .ring, .zigzag: return ringAttentionForward(q: q, k: k, v: v, layouts: plan.layouts, comm: comm, compute: compute)
+    case .ring, .zigzag:
+        return ringAttentionForward(q: q, k: k, v: v, layouts: plan.layouts, comm: comm, compute: compute)
     case .llama3: return llama3AttentionForward(q: q, k: k, v: v, layouts: plan.layouts, comm: comm, compute: compute)
     case .ulysses, .usp: return uspAttentionForward(q: q, k: k, v: v, plan: plan, comm: comm, compute: compute)
     }

@@ -2,7 +2,8 @@
 //
 // What it is: every rank holds the token ids of its layout; embeddings, RMSNorms, projections, RoPE
 // (at the tokens' global positions) and the MLP are per token and run locally with Qwen2's own weights
-// and modules — the same `Qwen2DecoderLayer` body — with the attention core replaced by a context-parallel scheme. The logits of a rank's
+// and modules — the same `Qwen2DecoderLayer` body — with the attention core replaced by a context-parallel scheme. The
+// logits of a rank's
 // tokens must equal the matching rows of the single-rank forward.
 // What it is not: a training step or a KV cache (prefill only).
 import QwenAttention
@@ -16,10 +17,13 @@ public struct ContextParallelCore: AttentionCore {
     public let comm: Communicator
     public init(plan: CPPlan, comm: Communicator) { self.plan = plan; self.comm = comm }
 
-    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute) -> Tensor {
-        let r = contextParallelAttention(q: headMajor(q, heads: s.heads, headDim: s.headDim),
-                                         k: headMajor(k, heads: s.kvHeads, headDim: s.headDim),
-                                         v: headMajor(v, heads: s.kvHeads, headDim: s.headDim), plan: plan, comm: comm, compute: compute)
+    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute)
+        -> Tensor
+    {
+        let r = contextParallelAttention(
+            q: headMajor(q, heads: s.heads, headDim: s.headDim),
+            k: headMajor(k, heads: s.kvHeads, headDim: s.headDim),
+            v: headMajor(v, heads: s.kvHeads, headDim: s.headDim), plan: plan, comm: comm, compute: compute)
         return tokenMajor(r.out)
     }
 }
@@ -28,8 +32,10 @@ extension Qwen2ForCausalLM {
     /// Logits (n, V) of this rank's tokens `plan.layouts[comm.rank]` of `ids` (all T token ids; each rank
     /// reads only its own). Single sequence or packed per `plan.cuSeqlens` (positions restart per
     /// sequence, as in packed training). The decoder is Qwen2's own layer body with `ContextParallelCore`.
-    public func contextParallelLogits(_ ids: [Int], plan: CPPlan, comm: Communicator,
-                                      compute: Compute = .fast(threads: 1)) -> Tensor {
+    public func contextParallelLogits(
+        _ ids: [Int], plan: CPPlan, comm: Communicator,
+        compute: Compute = .fast(threads: 1)
+    ) -> Tensor {
         let layout = plan.layouts[comm.rank]
         let localIds = Sharding.positions(layout).map { ids[$0] }
         let ropePositions = layout.flatMap { s in (s.start..<s.end).map { $0 - s.sequenceStart } }

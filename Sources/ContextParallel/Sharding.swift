@@ -46,7 +46,8 @@ public enum ShardingError: Error, CustomStringConvertible, Equatable {
         case let .headsIndivisible(heads, degree):
             return "Ulysses: \(heads) attention heads are not divisible by the Ulysses degree \(degree)"
         case let .kvHeadsStraddle(heads, kvHeads, degree):
-            return "Ulysses: with \(heads) heads over \(kvHeads) kv heads, degree \(degree) would split a kv head's query group unevenly"
+            return
+                "Ulysses: with \(heads) heads over \(kvHeads) kv heads, degree \(degree) would split a kv head's query group unevenly"
         case let .badCuSeqlens(why): return "cu_seqlens: \(why)"
         case let .badWorld(why): return "world: \(why)"
         }
@@ -56,7 +57,9 @@ public enum ShardingError: Error, CustomStringConvertible, Equatable {
 public enum Sharding {
     /// Checks cu_seqlens = [0, …, T] strictly increasing; returns the sequences' ranges.
     public static func sequences(cuSeqlens cu: [Int]) throws -> [Range<Int>] {
-        guard cu.count >= 2, cu.first == 0 else { throw ShardingError.badCuSeqlens("must start at 0 and hold at least two entries, got \(cu)") }
+        guard cu.count >= 2, cu.first == 0 else {
+            throw ShardingError.badCuSeqlens("must start at 0 and hold at least two entries, got \(cu)")
+        }
         var out = [Range<Int>]()
         for i in 0..<(cu.count - 1) {
             guard cu[i + 1] > cu[i] else { throw ShardingError.badCuSeqlens("must be strictly increasing, got \(cu)") }
@@ -74,12 +77,15 @@ public enum Sharding {
         for (i, s) in seqs.enumerated() {
             let chunks = split == .contiguous ? w : 2 * w
             guard s.count % chunks == 0 else {
-                throw ShardingError.indivisible(what: "\(split) split of sequence \(i) over \(w) ranks", length: s.count, divisor: chunks)
+                throw ShardingError.indivisible(
+                    what: "\(split) split of sequence \(i) over \(w) ranks", length: s.count, divisor: chunks)
             }
             let c = s.count / chunks
             for r in 0..<w {
                 let ids = split == .contiguous ? [r] : [r, 2 * w - 1 - r]
-                for k in ids { out[r].append(Segment(start: s.lowerBound + k * c, count: c, sequenceStart: s.lowerBound)) }
+                for k in ids {
+                    out[r].append(Segment(start: s.lowerBound + k * c, count: c, sequenceStart: s.lowerBound))
+                }
             }
         }
         return out.map(coalesced)
@@ -94,7 +100,10 @@ public enum Sharding {
     /// docs/spec.md §8.2, applied after the ring split).
     public static func contiguousPiece(of layout: Layout, index: Int, parts: Int) throws -> Layout {
         let n = tokenCount(layout)
-        guard n % parts == 0 else { throw ShardingError.indivisible(what: "Ulysses split of a ring shard into \(parts) pieces", length: n, divisor: parts) }
+        guard n % parts == 0 else {
+            throw ShardingError.indivisible(
+                what: "Ulysses split of a ring shard into \(parts) pieces", length: n, divisor: parts)
+        }
         let piece = n / parts
         let lo = index * piece, hi = lo + piece
         var out = Layout(), at = 0
@@ -112,7 +121,9 @@ public enum Sharding {
         for s in l {
             if let last = out.last, last.end == s.start, last.sequenceStart == s.sequenceStart {
                 out[out.count - 1].count += s.count
-            } else { out.append(s) }
+            } else {
+                out.append(s)
+            }
         }
         return out
     }

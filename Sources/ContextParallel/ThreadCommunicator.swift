@@ -25,7 +25,8 @@ final class ThreadMailboxes: @unchecked Sendable {
 }
 
 /// One rank of a thread group.
-// @unchecked: `bytesSent` is only touched by the one rank thread that owns this communicator; the shared `box` guards itself.
+// @unchecked: `bytesSent` is only touched by the one rank thread that owns this communicator; the shared `box` guards
+// itself.
 public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public var worldSize: Int { box.world }
@@ -75,7 +76,8 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
 }
 
 /// Per-rank result slots, written under a lock by the rank threads.
-// @unchecked: the rank threads write their own slot under `lock`; `run` reads them only after every rank has signalled `done`.
+// @unchecked: the rank threads write their own slot under `lock`; `run` reads them only after every rank has signalled
+// `done`.
 final class RankResults<T>: @unchecked Sendable {
     var values: [T?]
     init(_ n: Int) { values = Array(repeating: nil, count: n) }
@@ -85,7 +87,9 @@ final class RankResults<T>: @unchecked Sendable {
 public enum ThreadWorld {
     /// Runs `body` on W threads (rank 0 … W−1), each with its own `ThreadCommunicator`, and returns the
     /// results indexed by rank. OpenBLAS is set to one thread for the duration.
-    public static func run<T>(world: Int, stackSize: Int = 16 << 20, _ body: @escaping @Sendable (Communicator) -> T) -> [T] {
+    public static func run<T>(world: Int, stackSize: Int = 16 << 20, _ body: @escaping @Sendable (Communicator) -> T)
+        -> [T]
+    {
         precondition(world >= 1, "ThreadWorld.run: world \(world) < 1")
         let box = ThreadMailboxes(world: world)
         let savedThreads = BLAS.threads

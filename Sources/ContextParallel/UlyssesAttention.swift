@@ -10,8 +10,10 @@ import QwenAttention
 import Tensor
 
 /// Ulysses (R = 1) or two-level Ulysses × zigzag ring (docs/spec.md §8.2) forward for global rank comm.rank.
-public func uspAttentionForward(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, comm: Communicator,
-                               compute: Compute = .fast(threads: 1)) -> CPResult {
+public func uspAttentionForward(
+    q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, comm: Communicator,
+    compute: Compute = .fast(threads: 1)
+) -> CPResult {
     let u = plan.ulysses, rr = plan.ring, g = comm.rank
     let ui = g % u, ringRank = g / u
     let d = q.shape[2], n = q.shape[1], hl = plan.heads / u
@@ -21,8 +23,9 @@ public func uspAttentionForward(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, c
     var parts = [[Float]]()
     for j in 0..<u {
         let kvr = plan.kvHeadRange(ulyssesRank: j)
-        parts.append(q.slice(dim: 0, (j * hl)..<((j + 1) * hl)).storage
-                     + k.slice(dim: 0, kvr).storage + v.slice(dim: 0, kvr).storage)
+        parts.append(
+            q.slice(dim: 0, (j * hl)..<((j + 1) * hl)).storage
+                + k.slice(dim: 0, kvr).storage + v.slice(dim: 0, kvr).storage)
     }
     let got = uComm.allToAll(parts)
     let hkvl = plan.kvHeadRange(ulyssesRank: ui).count
@@ -35,12 +38,15 @@ public func uspAttentionForward(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, c
         ks.append(Tensor(shape: [hkvl, nj, d], storage: Array(got[j][a..<(a + b)])))
         vs.append(Tensor(shape: [hkvl, nj, d], storage: Array(got[j][(a + b)..<(a + 2 * b)])))
     }
-    let res = ringAttentionForward(q: Tensor.concatenate(qs, dim: 1), k: Tensor.concatenate(ks, dim: 1),
-                                   v: Tensor.concatenate(vs, dim: 1), layouts: plan.ringLayouts, comm: rComm, compute: compute)
+    let res = ringAttentionForward(
+        q: Tensor.concatenate(qs, dim: 1), k: Tensor.concatenate(ks, dim: 1),
+        v: Tensor.concatenate(vs, dim: 1), layouts: plan.ringLayouts, comm: rComm, compute: compute)
     // Head shards → sequence shards (out and lse together).
     var back = [[Float]](), off = 0
     for j in 0..<u {
-        back.append(res.out.slice(dim: 1, off..<(off + counts[j])).storage + res.lse.slice(dim: 1, off..<(off + counts[j])).storage)
+        back.append(
+            res.out.slice(dim: 1, off..<(off + counts[j])).storage
+                + res.lse.slice(dim: 1, off..<(off + counts[j])).storage)
         off += counts[j]
     }
     let home = uComm.allToAll(back)
@@ -49,5 +55,6 @@ public func uspAttentionForward(q: Tensor, k: Tensor, v: Tensor, plan: CPPlan, c
         outs.append(Tensor(shape: [hl, n, d], storage: Array(home[j][0..<(hl * n * d)])))
         lses.append(Tensor(shape: [hl, n], storage: Array(home[j][(hl * n * d)...])))
     }
-    return CPResult(out: Tensor.concatenate(outs, dim: 0), lse: Tensor.concatenate(lses, dim: 0), scoreEntries: res.scoreEntries)
+    return CPResult(
+        out: Tensor.concatenate(outs, dim: 0), lse: Tensor.concatenate(lses, dim: 0), scoreEntries: res.scoreEntries)
 }

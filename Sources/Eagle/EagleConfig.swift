@@ -43,13 +43,17 @@ public struct EagleConfig: Sendable, Equatable {
     public func imageSlots(ids: [Int], visualTokens m: Int) throws -> [Int] {
         guard !ids.isEmpty else { throw EagleError.emptyPrompt }
         let v = text.vocabSize
-        if let bad = ids.first(where: { $0 < 0 || $0 >= v }) { throw EagleError.tokenOutOfRange(id: bad, vocabularySize: v) }
+        if let bad = ids.first(where: { $0 < 0 || $0 >= v }) {
+            throw EagleError.tokenOutOfRange(id: bad, vocabularySize: v)
+        }
         let slots = ids.indices.filter { ids[$0] == imageTokenIndex }
         guard slots.count == m else { throw EagleError.imageTokenMismatch(placeholders: slots.count, visualTokens: m) }
         return slots
     }
 
-    public var tiling: TilingConfig { TilingConfig(tileSize: tileSize, minTiles: minTiles, maxTiles: maxTiles, useThumbnail: useThumbnail) }
+    public var tiling: TilingConfig {
+        TilingConfig(tileSize: tileSize, minTiles: minTiles, maxTiles: maxTiles, useThumbnail: useThumbnail)
+    }
 
     /// Decodes config.json bytes; `file` names the source in errors.
     public static func decode(_ data: Data, file: String) throws -> EagleConfig {
@@ -60,14 +64,17 @@ public struct EagleConfig: Sendable, Equatable {
             throw EagleError.badConfig(file: file, field: "model_type", expected: "'eagle_2_5_vl', found '\(mt)'")
         }
         let vision: SiglipVisionConfig
-        do { vision = try SiglipVisionConfig.decode(configJSON: data, file: file) }
-        catch { throw EagleError.badConfig(file: file, field: "vision_config", expected: "a SigLIP vision config (\(error))") }
+        do { vision = try SiglipVisionConfig.decode(configJSON: data, file: file) } catch {
+            throw EagleError.badConfig(
+                file: file, field: "vision_config", expected: "a SigLIP vision config (\(error))")
+        }
         guard top["text_config"] != nil || top["llm_config"] != nil else {
             throw EagleError.badConfig(file: file, field: "text_config", expected: "a Qwen2 text config object")
         }
         let text: Qwen2Config
-        do { text = try Qwen2Config.decode(data, file: file) }
-        catch { throw EagleError.badConfig(file: file, field: "text_config", expected: "a Qwen2 text config (\(error))") }
+        do { text = try Qwen2Config.decode(data, file: file) } catch {
+            throw EagleError.badConfig(file: file, field: "text_config", expected: "a Qwen2 text config (\(error))")
+        }
 
         func int(_ key: String, default d: Int? = nil) throws -> Int {
             guard let v = top[key] else {
@@ -81,49 +88,66 @@ public struct EagleConfig: Sendable, Equatable {
         }
         func bool(_ key: String, default d: Bool) throws -> Bool {
             guard let v = top[key] else { return d }
-            guard let b = v as? Bool else { throw EagleError.badConfig(file: file, field: key, expected: "true or false, found \(v)") }
+            guard let b = v as? Bool else {
+                throw EagleError.badConfig(file: file, field: key, expected: "true or false, found \(v)")
+            }
             return b
         }
-        var c = EagleConfig(vision: vision, text: text,
-                            selectLayer: try int("select_layer", default: -1),
-                            downsampleRatio: 0.5,
-                            tileSize: try int("force_image_size", default: vision.imageSize),
-                            minTiles: try int("min_dynamic_tiles", default: 1),
-                            maxTiles: try int("max_dynamic_tiles", default: 12),
-                            useThumbnail: try bool("use_thumbnail", default: true),
-                            imageTokenIndex: try int("image_token_index"))
+        var c = EagleConfig(
+            vision: vision, text: text,
+            selectLayer: try int("select_layer", default: -1),
+            downsampleRatio: 0.5,
+            tileSize: try int("force_image_size", default: vision.imageSize),
+            minTiles: try int("min_dynamic_tiles", default: 1),
+            maxTiles: try int("max_dynamic_tiles", default: 12),
+            useThumbnail: try bool("use_thumbnail", default: true),
+            imageTokenIndex: try int("image_token_index"))
         if let r = top["downsample_ratio"] {
             guard let d = JSON.double(r), d == 0.5 else {
-                throw EagleError.badConfig(file: file, field: "downsample_ratio", expected: "0.5 (the only pixel-shuffle ratio Eagle 2.5 uses), found \(r)")
+                throw EagleError.badConfig(
+                    file: file, field: "downsample_ratio",
+                    expected: "0.5 (the only pixel-shuffle ratio Eagle 2.5 uses), found \(r)")
             }
             c.downsampleRatio = d
         }
         if try !bool("use_pixel_shuffle", default: true) {
-            throw EagleError.badConfig(file: file, field: "use_pixel_shuffle", expected: "true (the connector without pixel shuffle is not implemented)")
+            throw EagleError.badConfig(
+                file: file, field: "use_pixel_shuffle",
+                expected: "true (the connector without pixel shuffle is not implemented)")
         }
         if try int("mlp_connector_layers", default: 2) != 2 {
-            throw EagleError.badConfig(file: file, field: "mlp_connector_layers", expected: "2 (LayerNorm, Linear, GELU, Linear)")
+            throw EagleError.badConfig(
+                file: file, field: "mlp_connector_layers", expected: "2 (LayerNorm, Linear, GELU, Linear)")
         }
         guard c.tileSize == vision.imageSize else {
-            throw EagleError.badConfig(file: file, field: "force_image_size",
-                                       expected: "the vision tower's image_size \(vision.imageSize) (position tables are not resized), found \(c.tileSize)")
+            throw EagleError.badConfig(
+                file: file, field: "force_image_size",
+                expected:
+                    "the vision tower's image_size \(vision.imageSize) (position tables are not resized), found \(c.tileSize)"
+            )
         }
         guard c.patchesPerSide % 2 == 0 else {
-            throw EagleError.badConfig(file: file, field: "vision_config.patch_size",
-                                       expected: "a patch grid with an even side for the 2×2 pixel shuffle, found \(c.patchesPerSide)")
+            throw EagleError.badConfig(
+                file: file, field: "vision_config.patch_size",
+                expected: "a patch grid with an even side for the 2×2 pixel shuffle, found \(c.patchesPerSide)")
         }
         guard c.minTiles >= 1, c.maxTiles >= c.minTiles else {
-            throw EagleError.badConfig(file: file, field: "max_dynamic_tiles", expected: "1 ≤ min_dynamic_tiles ≤ max_dynamic_tiles")
+            throw EagleError.badConfig(
+                file: file, field: "max_dynamic_tiles", expected: "1 ≤ min_dynamic_tiles ≤ max_dynamic_tiles")
         }
         // The tiles of one image become one (N, 3, S, S) Float32 tensor: bound N·S² before any image comes.
         let (s2, o1) = c.tileSize.multipliedReportingOverflow(by: c.tileSize)
         let (tilePixels, o2) = s2.multipliedReportingOverflow(by: c.maxTiles + 1)
         guard !o1, !o2, tilePixels <= EagleConfig.maxTilePixels else {
-            throw EagleError.badConfig(file: file, field: "max_dynamic_tiles",
-                                       expected: "(max_dynamic_tiles + 1) · image_size² ≤ \(EagleConfig.maxTilePixels) pixels, found \(c.maxTiles) tiles of \(c.tileSize)²")
+            throw EagleError.badConfig(
+                file: file, field: "max_dynamic_tiles",
+                expected:
+                    "(max_dynamic_tiles + 1) · image_size² ≤ \(EagleConfig.maxTilePixels) pixels, found \(c.maxTiles) tiles of \(c.tileSize)²"
+            )
         }
         guard c.imageTokenIndex >= 0, c.imageTokenIndex < text.vocabSize else {
-            throw EagleError.badConfig(file: file, field: "image_token_index", expected: "an id inside the vocabulary 0..<\(text.vocabSize)")
+            throw EagleError.badConfig(
+                file: file, field: "image_token_index", expected: "an id inside the vocabulary 0..<\(text.vocabSize)")
         }
         return c
     }
@@ -138,10 +162,12 @@ public struct EagleConfig: Sendable, Equatable {
     public static func load(directory: String) throws -> EagleConfig {
         let path = Path.join(directory, "config.json")
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
-            throw EagleError.badConfig(file: path, field: "(file)", expected: "a config.json of at most \(maxFileBytes) bytes, found \(size)")
+            throw EagleError.badConfig(
+                file: path, field: "(file)", expected: "a config.json of at most \(maxFileBytes) bytes, found \(size)")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw EagleError.badConfig(file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder")
+            throw EagleError.badConfig(
+                file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder")
         }
         return try decode(data, file: path)
     }

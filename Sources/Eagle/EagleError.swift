@@ -29,13 +29,16 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .imageTokenMismatch(p, v):
             return "prompt: \(p) <IMG_CONTEXT> tokens but the images give \(v) visual tokens"
         case let .promptTooLong(t, n, c):
-            return "prompt: \(t) tokens + \(n) new tokens exceed the context of \(c) tokens (shorten the prompt, use fewer tiles, or lower --max-new-tokens)"
+            return
+                "prompt: \(t) tokens + \(n) new tokens exceed the context of \(c) tokens (shorten the prompt, use fewer tiles, or lower --max-new-tokens)"
         case let .tokenOutOfRange(id, v): return "input ids: token \(id) is outside the vocabulary 0..<\(v)"
         case let .noTokenizer(d): return "\(d): no tokenizer.json (needed for text prompts and for decoding)"
         case let .badPixelValues(s, e): return "pixel_values: shape \(s), expected \(e)"
         case let .badParameter(n, v, e): return "--\(n) \(v): expected \(e)"
         case let .nonFiniteWeights(s, t):
-            var lines = ["\(s): \(t.count > 10 ? "more than 10" : "\(t.count)") tensors hold NaN or infinite values (a corrupt or diverged checkpoint)"]
+            var lines = [
+                "\(s): \(t.count > 10 ? "more than 10" : "\(t.count)") tensors hold NaN or infinite values (a corrupt or diverged checkpoint)"
+            ]
             lines += t.prefix(10).map { "  " + $0 }
             return lines.joined(separator: "\n")
         case .emptyPrompt: return "prompt: no tokens (give a non-empty prompt or input-ids array)"

@@ -31,7 +31,8 @@ public struct EagleModel: Sendable {
     /// `language_model`: Qwen2.
     public var languageModel: Qwen2ForCausalLM
 
-    public init(config: EagleConfig, visionModel: SiglipVisionTransformer, mlp1: MLP1, languageModel: Qwen2ForCausalLM) {
+    public init(config: EagleConfig, visionModel: SiglipVisionTransformer, mlp1: MLP1, languageModel: Qwen2ForCausalLM)
+    {
         self.config = config; self.visionModel = visionModel; self.mlp1 = mlp1; self.languageModel = languageModel
     }
 

@@ -27,12 +27,15 @@ public struct EagleParameters: ParameterGroup {
 public enum EagleWeights {
     /// Name → shape of every tensor the model reads, with the vision tower under `visionPrefix`.
     public static func expected(_ c: EagleConfig, visionPrefix: String) -> [String: [Int]] {
-        Dictionary(EagleParameters(c, visionPrefix: visionPrefix).specs.map { ($0.key, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        Dictionary(
+            EagleParameters(c, visionPrefix: visionPrefix).specs.map { ($0.key, $0.shape) },
+            uniquingKeysWith: { a, _ in a })
     }
 
     /// The vision prefix `store` uses (the released one when neither is found, so the check lists it as missing).
     static func visionPrefix(_ store: WeightStore) -> String {
-        VisionWeightNames.prefixes.first { store.contains($0 + VisionWeightNames.probe) } ?? VisionWeightNames.prefixes[0]
+        VisionWeightNames.prefixes.first { store.contains($0 + VisionWeightNames.probe) }
+            ?? VisionWeightNames.prefixes[0]
     }
 
     /// Compares the checkpoint with the declaration; throws one `CheckpointError.mismatch` listing every problem.
@@ -43,7 +46,9 @@ public enum EagleWeights {
         }
     }
 
-    public static func check(_ checkpoint: Checkpoint, config c: EagleConfig) throws { try check(WeightStore(checkpoint), config: c) }
+    public static func check(_ checkpoint: Checkpoint, config c: EagleConfig) throws {
+        try check(WeightStore(checkpoint), config: c)
+    }
 
     /// Names of the floating-point tensors holding NaN or ±Inf, in name order (at most `limit`).
     /// Reads the stored bits (F32, BF16, F16, F64) without widening: a value is non-finite when its
@@ -55,10 +60,24 @@ public enum EagleWeights {
             let found = try checkpoint.file(for: name).withRawBytes(name) { raw -> Bool in
                 let n = info.elementCount
                 switch info.dtype {
-                case .f32: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self).littleEndian & 0x7F80_0000 == 0x7F80_0000 }
-                case .bf16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7F80 == 0x7F80 }
-                case .f16: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7C00 == 0x7C00 }
-                default: return (0..<n).contains { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian & 0x7FF0_0000_0000_0000 == 0x7FF0_0000_0000_0000 }
+                case .f32:
+                    return (0..<n).contains {
+                        raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self).littleEndian & 0x7F80_0000
+                            == 0x7F80_0000
+                    }
+                case .bf16:
+                    return (0..<n).contains {
+                        raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7F80 == 0x7F80
+                    }
+                case .f16:
+                    return (0..<n).contains {
+                        raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7C00 == 0x7C00
+                    }
+                default:
+                    return (0..<n).contains {
+                        raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian & 0x7FF0_0000_0000_0000
+                            == 0x7FF0_0000_0000_0000
+                    }
                 }
             }
             if found { bad.append(name); if bad.count >= limit { break } }

@@ -39,7 +39,9 @@ public final class EaglePipeline: Sendable {
 
     static func ids(_ v: Any?) -> [Int]? {
         if let n = v as? Int { return [n] }
-        if let a = v as? [Any] { let r = a.compactMap { $0 as? Int }; return r.count == a.count && !r.isEmpty ? r : nil }
+        if let a = v as? [Any] {
+            let r = a.compactMap { $0 as? Int }; return r.count == a.count && !r.isEmpty ? r : nil
+        }
         return nil
     }
 
@@ -50,7 +52,11 @@ public final class EaglePipeline: Sendable {
             return (try? JSON.parse(d)) as? [String: Any]
         }
         if let g = json("generation_config.json"), let e = ids(g["eos_token_id"]) { return Set(e) }
-        if let c = json("config.json"), let t = (c["text_config"] ?? c["llm_config"]) as? [String: Any], let e = ids(t["eos_token_id"]) { return Set(e) }
+        if let c = json("config.json"), let t = (c["text_config"] ?? c["llm_config"]) as? [String: Any],
+            let e = ids(t["eos_token_id"])
+        {
+            return Set(e)
+        }
         return Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer?.id(of: $0) })
     }
 
@@ -96,25 +102,34 @@ public final class EaglePipeline: Sendable {
 
     /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id. The time to the
     /// first token includes the vision tower.
-    public func generate(ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, sampling: SamplingParameters = .init(),
-                         maxContext: Int? = nil, compute: Compute = .fast, onToken: (Int) -> Void = { _ in }) throws -> Result {
+    public func generate(
+        ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, sampling: SamplingParameters = .init(),
+        maxContext: Int? = nil, compute: Compute = .fast, onToken: (Int) -> Void = { _ in }
+    ) throws -> Result {
         try sampling.validate()
-        guard maxNewTokens >= 0 else { throw EagleError.badParameter(name: "max-new-tokens", value: "\(maxNewTokens)", expected: "an integer ≥ 0") }
+        guard maxNewTokens >= 0 else {
+            throw EagleError.badParameter(name: "max-new-tokens", value: "\(maxNewTokens)", expected: "an integer ≥ 0")
+        }
         guard !ids.isEmpty else { throw EagleError.emptyPrompt }
         let context = maxContext ?? model.config.text.maxPositionEmbeddings
-        guard ids.count < context else { throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context) }
+        guard ids.count < context else {
+            throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context)
+        }
         let budget = min(maxNewTokens, context - ids.count)
         let started = ContinuousClock.now
         var visual: Tensor? = nil
         if let p = pixelValues, p.shape.first ?? 0 > 0 {
-            visual = try model.visualTokens(fromFeatures: try model.visionFeatures(p, compute: compute), compute: compute)
+            visual = try model.visualTokens(
+                fromFeatures: try model.visionFeatures(p, compute: compute), compute: compute)
         }
-        var decoding = Qwen2ForCausalLM.Decoding(model: model.languageModel, inputsEmbeds: try model.splice(ids: ids, visual: visual),
-                                                 capacity: ids.count + budget + 1, compute: compute)
+        var decoding = Qwen2ForCausalLM.Decoding(
+            model: model.languageModel, inputsEmbeds: try model.splice(ids: ids, visual: visual),
+            capacity: ids.count + budget + 1, compute: compute)
         var sampler = Sampler(sampling)
-        let report = try Qwen2.generate(&decoding, maxNewTokens: budget, stopTokens: stopTokens, started: started,
-                                        choose: { logits, chosen in sampler.next(logits: logits, context: ids + chosen) },
-                                        onToken: onToken)
+        let report = try Qwen2.generate(
+            &decoding, maxNewTokens: budget, stopTokens: stopTokens, started: started,
+            choose: { logits, chosen in sampler.next(logits: logits, context: ids + chosen) },
+            onToken: onToken)
         return Result(report: report, promptTokens: ids.count, visualTokens: visual?.shape[0] ?? 0)
     }
 }

@@ -23,18 +23,26 @@ public struct SamplingParameters: Sendable, Equatable {
     public var repetitionPenalty: Float = 1
     public var seed: UInt64 = 0
 
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1, seed: UInt64 = 0)
+    {
         self.temperature = temperature; self.topK = topK; self.topP = topP
         self.repetitionPenalty = repetitionPenalty; self.seed = seed
     }
 
     /// Throws for values outside their ranges.
     public func validate() throws {
-        guard temperature >= 0, temperature.isFinite else { throw EagleError.badParameter(name: "temperature", value: "\(temperature)", expected: "a number ≥ 0") }
-        guard topK >= 0 else { throw EagleError.badParameter(name: "top-k", value: "\(topK)", expected: "an integer ≥ 0") }
-        guard topP > 0, topP <= 1 else { throw EagleError.badParameter(name: "top-p", value: "\(topP)", expected: "a number in (0, 1]") }
+        guard temperature >= 0, temperature.isFinite else {
+            throw EagleError.badParameter(name: "temperature", value: "\(temperature)", expected: "a number ≥ 0")
+        }
+        guard topK >= 0 else {
+            throw EagleError.badParameter(name: "top-k", value: "\(topK)", expected: "an integer ≥ 0")
+        }
+        guard topP > 0, topP <= 1 else {
+            throw EagleError.badParameter(name: "top-p", value: "\(topP)", expected: "a number in (0, 1]")
+        }
         guard repetitionPenalty > 0, repetitionPenalty.isFinite else {
-            throw EagleError.badParameter(name: "repetition-penalty", value: "\(repetitionPenalty)", expected: "a number > 0")
+            throw EagleError.badParameter(
+                name: "repetition-penalty", value: "\(repetitionPenalty)", expected: "a number > 0")
         }
     }
 }

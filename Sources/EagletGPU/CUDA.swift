@@ -33,7 +33,8 @@ public enum GPUError: Error, CustomStringConvertible, Equatable {
         case let .symbolNotFound(lib, sym): return "GPU: \(lib) has no symbol \(sym) (driver or toolkit too old?)"
         case let .noDevice(reason): return "no GPU: \(reason)"
         case let .cuda(call, code, name): return "GPU: \(call) failed with CUDA error \(code) (\(name))"
-        case let .nvrtc(call, code, log): return "GPU: \(call) failed with NVRTC error \(code)\(log.isEmpty ? "" : ":\n" + log)"
+        case let .nvrtc(call, code, log):
+            return "GPU: \(call) failed with NVRTC error \(code)\(log.isEmpty ? "" : ":\n" + log)"
         case let .cublas(call, status): return "GPU: \(call) failed with cuBLAS status \(status)"
         case let .unsupported(what): return "GPU: \(what)"
         }
@@ -52,11 +53,15 @@ public enum CUDALibraries {
         if let home = ProcessInfo.processInfo.environment["CUDA_HOME"] {
             folders += [home + "/targets/x86_64-linux/lib", home + "/lib64"]
         }
-        folders += ["/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/local/cuda/targets/x86_64-linux/lib",
-                    "/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]
-        for pattern in ["/opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib",
-                        "/usr/local/lib/python3*/dist-packages/nvidia/*/lib",
-                        "/usr/lib/python3/dist-packages/nvidia/*/lib"] {
+        folders += [
+            "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/local/cuda/targets/x86_64-linux/lib",
+            "/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"
+        ]
+        for pattern in [
+            "/opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib",
+            "/usr/local/lib/python3*/dist-packages/nvidia/*/lib",
+            "/usr/lib/python3/dist-packages/nvidia/*/lib"
+        ] {
             folders += globPaths(pattern)
         }
         return folders
@@ -85,8 +90,9 @@ public enum CUDALibraries {
         for name in names where !name.contains("*") {
             if let h = dlopen(name, RTLD_NOW | RTLD_GLOBAL) { return (h, name) }
         }
-        throw GPUError.libraryNotFound(library: what + " (" + names.joined(separator: " or ") + ")",
-                                       searched: Array(Set(searchFolders)).sorted() + ["the loader's default path"])
+        throw GPUError.libraryNotFound(
+            library: what + " (" + names.joined(separator: " or ") + ")",
+            searched: Array(Set(searchFolders)).sorted() + ["the loader's default path"])
     }
 
     static func symbol<T>(_ handle: UnsafeMutableRawPointer, _ name: String, library: String, as: T.Type) throws -> T {
@@ -118,10 +124,14 @@ struct DriverAPI {
     let cuMemcpyDtoD: @convention(c) (DevicePointer, DevicePointer, Int) -> Int32
     let cuMemsetD8: @convention(c) (DevicePointer, UInt8, Int) -> Int32
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> Int32
-    let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> Int32
+    let cuModuleGetFunction:
+        @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> Int32
     let cuFuncSetAttribute: @convention(c) (OpaquePointer?, Int32, Int32) -> Int32
-    let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
-                                        UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32
+    let cuLaunchKernel:
+        @convention(c) (
+            OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        ) -> Int32
     let cuGetErrorName: @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32
 
     init(_ h: UnsafeMutableRawPointer) throws {
@@ -153,8 +163,11 @@ struct DriverAPI {
 /// NVRTC (libnvrtc.so.N): CUDA C++ source → CUBIN for the device's own architecture.
 struct NVRTCAPI {
     let version: @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Int32
-    let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32,
-                                UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
+    let create:
+        @convention(c) (
+            UnsafeMutablePointer<OpaquePointer?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32,
+            UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
+        ) -> Int32
     let compile: @convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
     let logSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>) -> Int32
     let log: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Int32
@@ -180,15 +193,27 @@ struct CuBLASAPI {
     typealias Handle = OpaquePointer?
     let create: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
     let setMathMode: @convention(c) (Handle, Int32) -> Int32
-    let sgemm: @convention(c) (Handle, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, DevicePointer, Int32,
-                               DevicePointer, Int32, UnsafePointer<Float>, DevicePointer, Int32) -> Int32
-    let sgemmStridedBatched: @convention(c) (Handle, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, DevicePointer, Int32, Int64,
-                                             DevicePointer, Int32, Int64, UnsafePointer<Float>, DevicePointer, Int32, Int64, Int32) -> Int32
-    let gemmEx: @convention(c) (Handle, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, DevicePointer, Int32, Int32,
-                                DevicePointer, Int32, Int32, UnsafeRawPointer, DevicePointer, Int32, Int32, Int32, Int32) -> Int32
-    let gemmStridedBatchedEx: @convention(c) (Handle, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, DevicePointer, Int32, Int32, Int64,
-                                              DevicePointer, Int32, Int32, Int64, UnsafeRawPointer, DevicePointer, Int32, Int32, Int64,
-                                              Int32, Int32, Int32) -> Int32
+    let sgemm:
+        @convention(c) (
+            Handle, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, DevicePointer, Int32,
+            DevicePointer, Int32, UnsafePointer<Float>, DevicePointer, Int32
+        ) -> Int32
+    let sgemmStridedBatched:
+        @convention(c) (
+            Handle, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, DevicePointer, Int32, Int64,
+            DevicePointer, Int32, Int64, UnsafePointer<Float>, DevicePointer, Int32, Int64, Int32
+        ) -> Int32
+    let gemmEx:
+        @convention(c) (
+            Handle, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, DevicePointer, Int32, Int32,
+            DevicePointer, Int32, Int32, UnsafeRawPointer, DevicePointer, Int32, Int32, Int32, Int32
+        ) -> Int32
+    let gemmStridedBatchedEx:
+        @convention(c) (
+            Handle, Int32, Int32, Int32, Int32, Int32, UnsafeRawPointer, DevicePointer, Int32, Int32, Int64,
+            DevicePointer, Int32, Int32, Int64, UnsafeRawPointer, DevicePointer, Int32, Int32, Int64,
+            Int32, Int32, Int32
+        ) -> Int32
 
     init(_ h: UnsafeMutableRawPointer) throws {
         func s<T>(_ n: String) throws -> T { try CUDALibraries.symbol(h, n, library: "libcublas", as: T.self) }

@@ -77,11 +77,15 @@ public final class GPU {
         libcudaPath = path
         let initCode = driver.cuInit(0)
         guard initCode == 0 else {
-            throw GPUError.noDevice(reason: "cuInit failed with CUDA error \(initCode) (\(GPU.errorName(driver, initCode))) using \(path)")
+            throw GPUError.noDevice(
+                reason: "cuInit failed with CUDA error \(initCode) (\(GPU.errorName(driver, initCode))) using \(path)")
         }
         var n: Int32 = 0
         _ = driver.cuDeviceGetCount(&n)
-        guard n > ordinal else { throw GPUError.noDevice(reason: "the driver at \(path) reports \(n) devices; device \(ordinal) was asked for") }
+        guard n > ordinal else {
+            throw GPUError.noDevice(
+                reason: "the driver at \(path) reports \(n) devices; device \(ordinal) was asked for")
+        }
         var dev: Int32 = 0
         var code = driver.cuDeviceGet(&dev, ordinal)
         guard code == 0 else { throw GPUError.cuda(call: "cuDeviceGet", code: code, name: GPU.errorName(driver, code)) }
@@ -90,8 +94,8 @@ public final class GPU {
         _ = driver.cuDeviceGetName(&buf, 256, dev)
         name = String(cString: buf)
         var major: Int32 = 0, minor: Int32 = 0
-        _ = driver.cuDeviceGetAttribute(&major, 75, dev)   // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
-        _ = driver.cuDeviceGetAttribute(&minor, 76, dev)   // …_MINOR
+        _ = driver.cuDeviceGetAttribute(&major, 75, dev) // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+        _ = driver.cuDeviceGetAttribute(&minor, 76, dev) // …_MINOR
         computeCapability = (Int(major), Int(minor))
         var mem = 0
         _ = driver.cuDeviceTotalMem(&mem, dev)
@@ -100,9 +104,13 @@ public final class GPU {
         _ = driver.cuDriverGetVersion(&v)
         driverVersion = Int(v)
         code = driver.cuDevicePrimaryCtxRetain(&context, dev)
-        guard code == 0 else { throw GPUError.cuda(call: "cuDevicePrimaryCtxRetain", code: code, name: GPU.errorName(driver, code)) }
+        guard code == 0 else {
+            throw GPUError.cuda(call: "cuDevicePrimaryCtxRetain", code: code, name: GPU.errorName(driver, code))
+        }
         code = driver.cuCtxSetCurrent(context)
-        guard code == 0 else { throw GPUError.cuda(call: "cuCtxSetCurrent", code: code, name: GPU.errorName(driver, code)) }
+        guard code == 0 else {
+            throw GPUError.cuda(call: "cuCtxSetCurrent", code: code, name: GPU.errorName(driver, code))
+        }
     }
 
     static func errorName(_ d: DriverAPI, _ code: Int32) -> String {
@@ -117,7 +125,8 @@ public final class GPU {
 
     /// "NVIDIA H200, sm_90, 139.8 GiB, driver 13.0".
     public var summary: String {
-        name + ", sm_\(computeCapability.major)\(computeCapability.minor), " + cFormat("%.1f", Double(totalMemory) / 1_073_741_824)
+        name + ", sm_\(computeCapability.major)\(computeCapability.minor), "
+            + cFormat("%.1f", Double(totalMemory) / 1_073_741_824)
             + " GiB, driver \(driverVersion / 1000).\((driverVersion % 1000) / 10)"
     }
 
@@ -132,7 +141,7 @@ public final class GPU {
         if let p = pool[bytes]?.popLast() { return p }
         var p: DevicePointer = 0
         var code = driver.cuMemAlloc(&p, bytes)
-        if code == 2 {   // CUDA_ERROR_OUT_OF_MEMORY: give the pool back and try once more
+        if code == 2 { // CUDA_ERROR_OUT_OF_MEMORY: give the pool back and try once more
             releasePool()
             code = driver.cuMemAlloc(&p, bytes)
         }
@@ -163,14 +172,18 @@ public final class GPU {
     /// Copies host floats to a new device buffer.
     public func upload(_ x: [Float]) throws -> GPUBuffer {
         let b = try alloc(x.count)
-        try x.withUnsafeBytes { try check(driver.cuMemcpyHtoD(b.pointer, $0.baseAddress!, $0.count), "cuMemcpyHtoD_v2") }
+        try x.withUnsafeBytes {
+            try check(driver.cuMemcpyHtoD(b.pointer, $0.baseAddress!, $0.count), "cuMemcpyHtoD_v2")
+        }
         return b
     }
 
     /// Copies host Int32 values (token ids, row indices) to a new device buffer.
     public func upload(_ x: [Int32]) throws -> GPUBuffer {
         let b = try alloc(x.count)
-        try x.withUnsafeBytes { try check(driver.cuMemcpyHtoD(b.pointer, $0.baseAddress!, $0.count), "cuMemcpyHtoD_v2") }
+        try x.withUnsafeBytes {
+            try check(driver.cuMemcpyHtoD(b.pointer, $0.baseAddress!, $0.count), "cuMemcpyHtoD_v2")
+        }
         return b
     }
 
@@ -179,7 +192,9 @@ public final class GPU {
         precondition(b.elementSize == 4, "download: fp32 buffers only")
         let n = count ?? (b.count - offset)
         var out = [Float](repeating: 0, count: n)
-        try out.withUnsafeMutableBytes { try check(driver.cuMemcpyDtoH($0.baseAddress!, b.at(offset), n * 4), "cuMemcpyDtoH_v2") }
+        try out.withUnsafeMutableBytes {
+            try check(driver.cuMemcpyDtoH($0.baseAddress!, b.at(offset), n * 4), "cuMemcpyDtoH_v2")
+        }
         return out
     }
 
@@ -196,7 +211,8 @@ public final class GPU {
     func nvrtc() throws -> NVRTCAPI {
         if let a = nvrtcAPI { return a }
         // The builtins library must be loadable when NVRTC compiles; load it first from the same places.
-        _ = try? CUDALibraries.open(["libnvrtc-builtins.so.13*", "libnvrtc-builtins.so.12*", "libnvrtc-builtins.so"], what: "NVRTC builtins")
+        _ = try? CUDALibraries.open(
+            ["libnvrtc-builtins.so.13*", "libnvrtc-builtins.so.12*", "libnvrtc-builtins.so"], what: "NVRTC builtins")
         let (h, path) = try CUDALibraries.open(["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], what: "NVRTC")
         let a = try NVRTCAPI(h)
         nvrtcAPI = a; nvrtcPath = path
@@ -214,8 +230,9 @@ public final class GPU {
         guard modules[key] == nil else { return }
         let options = ["--gpu-architecture=\(architecture)", "--std=c++17", "-default-device"]
         let hash = fnv1a64(source + options.joined(separator: " "))
-        let cacheDir = (ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]
-                        ?? ((ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.cache")) + "/eaglet"
+        let cacheDir =
+            (ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]
+                ?? ((ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.cache")) + "/eaglet"
         let cachePath = cacheDir + "/\(key)-\(architecture)-\(String(hash, radix: 16)).cubin"
         var cubin: [UInt8]
         if let cached = FileManager.default.contents(atPath: cachePath), !cached.isEmpty {
@@ -226,7 +243,9 @@ public final class GPU {
             _ = FileManager.default.createFile(atPath: cachePath, contents: Data(cubin))
         }
         var module: OpaquePointer? = nil
-        try cubin.withUnsafeBytes { try check(driver.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(\(key))") }
+        try cubin.withUnsafeBytes {
+            try check(driver.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(\(key))")
+        }
         modules[key] = module
     }
 
@@ -245,10 +264,16 @@ public final class GPU {
         _ = api.logSize(prog, &logSize)
         var log = [CChar](repeating: 0, count: max(1, logSize))
         _ = api.log(prog, &log)
-        guard code == 0 else { throw GPUError.nvrtc(call: "nvrtcCompileProgram(\(name), \(options.joined(separator: " ")))", code: code, log: String(cString: log)) }
+        guard code == 0 else {
+            throw GPUError.nvrtc(
+                call: "nvrtcCompileProgram(\(name), \(options.joined(separator: " ")))", code: code,
+                log: String(cString: log))
+        }
         var size = 0
         code = api.cubinSize(prog, &size)
-        guard code == 0, size > 0 else { throw GPUError.nvrtc(call: "nvrtcGetCUBINSize", code: code, log: String(cString: log)) }
+        guard code == 0, size > 0 else {
+            throw GPUError.nvrtc(call: "nvrtcGetCUBINSize", code: code, log: String(cString: log))
+        }
         var bytes = [CChar](repeating: 0, count: size)
         code = api.cubin(prog, &bytes)
         guard code == 0 else { throw GPUError.nvrtc(call: "nvrtcGetCUBIN", code: code, log: "") }
@@ -267,11 +292,15 @@ public final class GPU {
 
     /// Launches `module.name` on a grid of `grid` blocks of `block` threads with `shared` bytes of dynamic
     /// shared memory (above 48 KiB the kernel's limit is raised first).
-    public func launch(_ module: String, _ name: String, grid: (Int, Int, Int), block: (Int, Int, Int), shared: Int = 0,
-                       _ args: [KernelArgument]) throws {
+    public func launch(
+        _ module: String, _ name: String, grid: (Int, Int, Int), block: (Int, Int, Int), shared: Int = 0,
+        _ args: [KernelArgument]
+    ) throws {
         let f = try function(module, name)
         if shared > 48 * 1024 {
-            try check(driver.cuFuncSetAttribute(f, 8, Int32(shared)), "cuFuncSetAttribute(\(name), max dynamic shared \(shared))")
+            try check(
+                driver.cuFuncSetAttribute(f, 8, Int32(shared)),
+                "cuFuncSetAttribute(\(name), max dynamic shared \(shared))")
         }
         // Each argument lives in its own 8-byte slot; the params array points at the slots.
         let slots = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(1, args.count), alignment: 8)
@@ -288,8 +317,9 @@ public final class GPU {
             params.append(p)
         }
         let code = params.withUnsafeMutableBufferPointer {
-            driver.cuLaunchKernel(f, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2),
-                                  UInt32(shared), nil, $0.baseAddress, nil)
+            driver.cuLaunchKernel(
+                f, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2),
+                UInt32(shared), nil, $0.baseAddress, nil)
         }
         try check(code, "cuLaunchKernel(\(name), grid \(grid), block \(block), shared \(shared))")
     }

@@ -40,10 +40,12 @@ public struct GPUCheckReport {
 
 public enum GPUCheck {
     /// Runs the check. `printLine` receives the table as it is made.
-    public static func run(model directory: String, image: String?, prompt: String, maxNewTokens: Int = 16,
-                           compute: Compute = .fast, tolerance: Tolerance = .fp32Block,
-                           printLine: @escaping (String) -> Void = { print($0) }) throws -> GPUCheckReport {
-        let gpu = try GPU.open()     // first: without a GPU nothing else is worth loading
+    public static func run(
+        model directory: String, image: String?, prompt: String, maxNewTokens: Int = 16,
+        compute: Compute = .fast, tolerance: Tolerance = .fp32Block,
+        printLine: @escaping (String) -> Void = { print($0) }
+    ) throws -> GPUCheckReport {
+        let gpu = try GPU.open() // first: without a GPU nothing else is worth loading
         let pipeline = try EaglePipeline(directory: directory)
         let images = try image.map { [try RGBImage.load($0)] } ?? []
         let prepared = try pipeline.prepare(images: images, question: prompt)
@@ -51,8 +53,9 @@ public enum GPUCheck {
         var report = GPUCheckReport()
         report.device = gpu.summary
         printLine("device: \(gpu.summary)")
-        printLine("model: \(directory); \(prepared.ids.count) prompt tokens, \(prepared.pixelValues?.shape[0] ?? 0) tiles; "
-                  + "paths: CPU fast, GPU \(compute.isReference ? "naive kernels" : "cuBLAS"); tolerance \(tolerance)")
+        printLine(
+            "model: \(directory); \(prepared.ids.count) prompt tokens, \(prepared.pixelValues?.shape[0] ?? 0) tiles; "
+                + "paths: CPU fast, GPU \(compute.isReference ? "naive kernels" : "cuBLAS"); tolerance \(tolerance)")
 
         // CPU: every stage, by the CPU modules' own hooks.
         var cpu = [String: [Float]]()
@@ -70,7 +73,9 @@ public enum GPUCheck {
                 keep(tag + "vision.post_layernorm", out.lastHiddenState.storage)
                 features += try SiglipVisionTransformer.features(out, selectLayer: model.config.selectLayer).storage
             }
-            let f = Tensor(shape: [n, features.count / n / model.config.vision.hiddenSize, model.config.vision.hiddenSize], storage: features)
+            let f = Tensor(
+                shape: [n, features.count / n / model.config.vision.hiddenSize, model.config.vision.hiddenSize],
+                storage: features)
             keep("connector.pixel_shuffle", try pixelShuffle(f).storage)
             visual = try model.visualTokens(fromFeatures: f)
             keep("connector.mlp1", visual!.storage)
@@ -85,14 +90,18 @@ public enum GPUCheck {
         // GPU: the same stages, compared as they arrive.
         let g = try GPUEagle(gpu: gpu, model: model)
         g.compute = compute
-        printLine(pad("stage", 30) + pad("values", 10) + pad("max |Δ|", 12) + pad("relative", 12) + "within " + tolerance.name)
+        printLine(
+            pad("stage", 30) + pad("values", 10) + pad("max |Δ|", 12) + pad("relative", 12) + "within " + tolerance.name
+        )
         func compare(_ name: String, _ values: () throws -> [Float]) throws {
             guard let ref = cpu[name] else { return }
             let r = closeness(try values(), ref, tolerance)
-            let row = GPUCheckReport.Row(stage: name, count: ref.count, maxAbs: r.maxAbsDiff, relative: r.maxRelative, passed: r.passed)
+            let row = GPUCheckReport.Row(
+                stage: name, count: ref.count, maxAbs: r.maxAbsDiff, relative: r.maxRelative, passed: r.passed)
             report.rows.append(row)
-            printLine(pad(name, 30) + pad("\(ref.count)", 10) + pad(sci(r.maxAbsDiff), 12) + pad(sci(r.maxRelative), 12)
-                      + (r.passed ? "yes" : "NO: \(r)"))
+            printLine(
+                pad(name, 30) + pad("\(ref.count)", 10) + pad(sci(r.maxAbsDiff), 12) + pad(sci(r.maxRelative), 12)
+                    + (r.passed ? "yes" : "NO: \(r)"))
         }
         var gv: (GPUBuffer, Int)? = nil
         if let p = prepared.pixelValues { gv = try g.visualTokens(pixelValues: p, stage: compare) }
@@ -106,11 +115,13 @@ public enum GPUCheck {
 
         // Greedy generation on both.
         let t0 = Date()
-        let cpuGen = try pipeline.generate(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens)
+        let cpuGen = try pipeline.generate(
+            ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens)
         report.cpuSeconds = Date().timeIntervalSince(t0)
         let t1 = Date()
-        let gpuGen = try g.generateGreedy(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens,
-                                          stopTokens: pipeline.stopTokens)
+        let gpuGen = try g.generateGreedy(
+            ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens,
+            stopTokens: pipeline.stopTokens)
         report.gpuSeconds = Date().timeIntervalSince(t1)
         report.cpuTokens = cpuGen.tokens; report.gpuTokens = gpuGen.tokens
         let decodeText = { (t: [Int]) in (try? pipeline.tokenizer?.decode(t, skipSpecialTokens: true)) ?? "\(t)" }
@@ -118,9 +129,10 @@ public enum GPUCheck {
         printLine("greedy CPU (\(cFormat("%.3f", report.cpuSeconds)) s): \(report.cpuTokens) \"\(report.cpuText)\"")
         printLine("greedy GPU (\(cFormat("%.3f", report.gpuSeconds)) s): \(report.gpuTokens) \"\(report.gpuText)\"")
         let worst = report.rows.max { $0.relative < $1.relative }
-        printLine("\(report.rows.filter(\.passed).count) of \(report.rows.count) stages within \(tolerance.name)"
-                  + (worst.map { "; worst relative \(sci($0.relative)) at \($0.stage)" } ?? "")
-                  + "; greedy tokens \(report.tokensEqual ? "identical" : "DIFFER")")
+        printLine(
+            "\(report.rows.filter(\.passed).count) of \(report.rows.count) stages within \(tolerance.name)"
+                + (worst.map { "; worst relative \(sci($0.relative)) at \($0.stage)" } ?? "")
+                + "; greedy tokens \(report.tokensEqual ? "identical" : "DIFFER")")
         return report
     }
 

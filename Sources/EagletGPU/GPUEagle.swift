@@ -65,23 +65,26 @@ public final class GPUEagle {
     /// Uploads `model`'s weights (fp32 from the CPU model; `.bf16` keeps bf16 copies of the matrices).
     public init(gpu: GPU, model: EagleModel, precision: GPUPrecision = .fp32) throws {
         try gpu.loadKernels()
-        _ = try gpu.cublas()   // create the handle now, not inside the first timed product
+        _ = try gpu.cublas() // create the handle now, not inside the first timed product
         self.gpu = gpu; config = model.config; self.precision = precision
         func up(_ t: Tensor) throws -> GPUBuffer { try gpu.upload(t.storage) }
         func lin(_ w: Tensor, _ b: Tensor?) throws -> GPULinear {
-            try GPULinear(gpu: gpu, weight: w.storage, bias: b?.storage, out: w.shape[0], in: w.count / w.shape[0], precision: precision)
+            try GPULinear(
+                gpu: gpu, weight: w.storage, bias: b?.storage, out: w.shape[0], in: w.count / w.shape[0],
+                precision: precision)
         }
         let vm = model.visionModel
         patch = try lin(vm.embeddings.patchEmbedding.weight, vm.embeddings.patchEmbedding.bias)
         positions = try up(vm.embeddings.positionEmbedding)
         visionLayers = try vm.layers.map { l in
-            GPUSiglipLayer(ln1w: try up(l.layerNorm1.weight), ln1b: try up(l.layerNorm1.bias),
-                        ln2w: try up(l.layerNorm2.weight), ln2b: try up(l.layerNorm2.bias),
-                        q: try lin(l.selfAttn.qProj.weight, l.selfAttn.qProj.bias),
-                        k: try lin(l.selfAttn.kProj.weight, l.selfAttn.kProj.bias),
-                        v: try lin(l.selfAttn.vProj.weight, l.selfAttn.vProj.bias),
-                        o: try lin(l.selfAttn.outProj.weight, l.selfAttn.outProj.bias),
-                        fc1: try lin(l.mlp.fc1.weight, l.mlp.fc1.bias), fc2: try lin(l.mlp.fc2.weight, l.mlp.fc2.bias))
+            GPUSiglipLayer(
+                ln1w: try up(l.layerNorm1.weight), ln1b: try up(l.layerNorm1.bias),
+                ln2w: try up(l.layerNorm2.weight), ln2b: try up(l.layerNorm2.bias),
+                q: try lin(l.selfAttn.qProj.weight, l.selfAttn.qProj.bias),
+                k: try lin(l.selfAttn.kProj.weight, l.selfAttn.kProj.bias),
+                v: try lin(l.selfAttn.vProj.weight, l.selfAttn.vProj.bias),
+                o: try lin(l.selfAttn.outProj.weight, l.selfAttn.outProj.bias),
+                fc1: try lin(l.mlp.fc1.weight, l.mlp.fc1.bias), fc2: try lin(l.mlp.fc2.weight, l.mlp.fc2.bias))
         }
         postLNw = try up(vm.postLayernorm.weight); postLNb = try up(vm.postLayernorm.bias)
         mlpNormW = try up(model.mlp1.normWeight); mlpNormB = try up(model.mlp1.normBias)
@@ -90,13 +93,14 @@ public final class GPUEagle {
         let lm = model.languageModel
         embed = try up(lm.embedTokens)
         textLayers = try lm.layers.map { l in
-            GPUQwen2Layer(inputNorm: try up(l.inputLayernorm.weight), postNorm: try up(l.postAttentionLayernorm.weight),
-                      q: try lin(l.selfAttn.qProj.weight, l.selfAttn.qProj.bias),
-                      k: try lin(l.selfAttn.kProj.weight, l.selfAttn.kProj.bias),
-                      v: try lin(l.selfAttn.vProj.weight, l.selfAttn.vProj.bias),
-                      o: try lin(l.selfAttn.oProj.weight, l.selfAttn.oProj.bias),
-                      gate: try lin(l.mlp.gateProj.weight, nil), up: try lin(l.mlp.upProj.weight, nil),
-                      down: try lin(l.mlp.downProj.weight, nil))
+            GPUQwen2Layer(
+                inputNorm: try up(l.inputLayernorm.weight), postNorm: try up(l.postAttentionLayernorm.weight),
+                q: try lin(l.selfAttn.qProj.weight, l.selfAttn.qProj.bias),
+                k: try lin(l.selfAttn.kProj.weight, l.selfAttn.kProj.bias),
+                v: try lin(l.selfAttn.vProj.weight, l.selfAttn.vProj.bias),
+                o: try lin(l.selfAttn.oProj.weight, l.selfAttn.oProj.bias),
+                gate: try lin(l.mlp.gateProj.weight, nil), up: try lin(l.mlp.upProj.weight, nil),
+                down: try lin(l.mlp.downProj.weight, nil))
         }
         finalNorm = try up(lm.norm.weight)
         lmHead = try lin(lm.lmHead.weight, lm.lmHead.bias)
@@ -107,7 +111,9 @@ public final class GPUEagle {
 
     /// One tile (3, S, S) → its select_layer features (P, C_v) on the device. Stages: "vision.embeddings",
     /// "vision.layers.i", "vision.post_layernorm" (prefixed by `tag`).
-    public func visionFeatures(tile pixels: [Float], tag: String = "", stage: GPUStageObserver? = nil) throws -> GPUBuffer {
+    public func visionFeatures(tile pixels: [Float], tag: String = "", stage: GPUStageObserver? = nil) throws
+        -> GPUBuffer
+    {
         let vc = config.vision
         let s = config.tileSize, p = vc.patchSize, c = vc.hiddenSize
         let t = (s / p) * (s / p)
@@ -119,7 +125,9 @@ public final class GPUEagle {
         try stage?(tag + "vision.embeddings") { try self.gpu.download(x) }
         var h = x
         for (i, l) in visionLayers.enumerated() {
-            h = try l(gpu, h, tokens: t, width: c, heads: vc.numAttentionHeads, eps: vc.layerNormEps, precision: precision, naive: naive)
+            h = try l(
+                gpu, h, tokens: t, width: c, heads: vc.numAttentionHeads, eps: vc.layerNormEps, precision: precision,
+                naive: naive)
             states.append(h)
             try stage?(tag + "vision.layers.\(i)") { try self.gpu.download(h) }
         }
@@ -160,20 +168,27 @@ public final class GPUEagle {
     /// An empty cache for `capacity` tokens.
     public func makeCache(capacity: Int) throws -> GPUKVCache {
         let tc = config.text
-        return try GPUKVCache(gpu: gpu, layers: tc.numHiddenLayers, capacity: capacity, rowWidth: tc.numKeyValueHeads * tc.headDim)
+        return try GPUKVCache(
+            gpu: gpu, layers: tc.numHiddenLayers, capacity: capacity, rowWidth: tc.numKeyValueHeads * tc.headDim)
     }
 
     /// Input embeddings (T, C) at positions cache.count … → the final normed hidden states (T, C); the
     /// cache grows by T. Stages: "decoder.layers.i", "decoder.norm".
-    public func decode(_ x0: GPUBuffer, tokens t: Int, cache: GPUKVCache, stage: GPUStageObserver? = nil) throws -> GPUBuffer {
+    public func decode(_ x0: GPUBuffer, tokens t: Int, cache: GPUKVCache, stage: GPUStageObserver? = nil) throws
+        -> GPUBuffer
+    {
         let tc = config.text
         let c = tc.hiddenSize, h = tc.numAttentionHeads, hkv = tc.numKeyValueHeads, d = tc.headDim
         let p0 = cache.count
-        guard p0 + t <= cache.capacity else { throw GPUError.unsupported("KV cache of \(cache.capacity) tokens is full (\(p0) + \(t))") }
+        guard p0 + t <= cache.capacity else {
+            throw GPUError.unsupported("KV cache of \(cache.capacity) tokens is full (\(p0) + \(t))")
+        }
         var x = x0
         for (i, l) in textLayers.enumerated() {
-            let y = try l(gpu, x, tokens: t, width: c, heads: h, kvHeads: hkv, headDim: d, eps: tc.rmsNormEps, invFreq: invFreq,
-                          keys: cache.layers[i].keys, values: cache.layers[i].values, start: p0, precision: precision, naive: naive)
+            let y = try l(
+                gpu, x, tokens: t, width: c, heads: h, kvHeads: hkv, headDim: d, eps: tc.rmsNormEps, invFreq: invFreq,
+                keys: cache.layers[i].keys, values: cache.layers[i].values, start: p0, precision: precision,
+                naive: naive)
             x = y
             try stage?("decoder.layers.\(i)") { try self.gpu.download(y) }
         }
@@ -211,18 +226,23 @@ public final class GPUEagle {
             try model.logits(try model.decode(embeds, tokens: tokens, cache: cache), tokens: tokens, lastOnly: true)
         }
         public mutating func step(_ token: Int) throws -> [Float] {
-            try model.logits(try model.decode(try model.embed(ids: [token], visual: nil), tokens: 1, cache: cache), tokens: 1, lastOnly: true)
+            try model.logits(
+                try model.decode(try model.embed(ids: [token], visual: nil), tokens: 1, cache: cache), tokens: 1,
+                lastOnly: true)
         }
     }
 
     /// Greedy decoding on the GPU with the KV cache, stopping at `stopTokens` or `maxNewTokens`; the time to the
     /// first token includes the vision tower.
-    public func generateGreedy(ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, stopTokens: Set<Int>) throws -> GenerationReport {
+    public func generateGreedy(ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, stopTokens: Set<Int>) throws
+        -> GenerationReport
+    {
         let started = ContinuousClock.now
         var visual: (GPUBuffer, Int)? = nil
         if let p = pixelValues, p.shape.first ?? 0 > 0 { visual = try visualTokens(pixelValues: p) }
-        var decoding = Decoding(model: self, embeds: try embed(ids: ids, visual: visual), tokens: ids.count,
-                                cache: try makeCache(capacity: ids.count + maxNewTokens + 1))
+        var decoding = Decoding(
+            model: self, embeds: try embed(ids: ids, visual: visual), tokens: ids.count,
+            cache: try makeCache(capacity: ids.count + maxNewTokens + 1))
         return try generate(&decoding, maxNewTokens: maxNewTokens, stopTokens: stopTokens, started: started)
     }
 }
@@ -233,15 +253,18 @@ public struct GPUSiglipLayer {
     let q, k, v, o, fc1, fc2: GPULinear
 
     /// x + attn(ln1(x)), then + mlp(ln2(·)): (T, C) → new (T, C). Bidirectional attention, H heads.
-    public func callAsFunction(_ gpu: GPU, _ x: GPUBuffer, tokens t: Int, width c: Int, heads: Int, eps: Float,
-                               precision: GPUPrecision, naive: Bool) throws -> GPUBuffer {
+    public func callAsFunction(
+        _ gpu: GPU, _ x: GPUBuffer, tokens t: Int, width c: Int, heads: Int, eps: Float,
+        precision: GPUPrecision, naive: Bool
+    ) throws -> GPUBuffer {
         let a = try gpu.layerNorm(x, rows: t, width: c, weight: ln1w, bias: ln1b, eps: eps)
         let qb = try gpu.linear(a, rows: t, q, naive: naive), kb = try gpu.linear(a, rows: t, k, naive: naive)
         let vb = try gpu.linear(a, rows: t, v, naive: naive)
         let ob = try gpu.alloc(t * c)
-        try gpu.attention(q: qb.pointer, qStride: c, k: kb.pointer, v: vb.pointer, kvStride: c, out: ob.pointer, outStride: c,
-                          tokens: t, keys: t, heads: heads, kvHeads: heads, headDim: c / heads, causal: false, start: 0,
-                          precision: precision, naive: naive)
+        try gpu.attention(
+            q: qb.pointer, qStride: c, k: kb.pointer, v: vb.pointer, kvStride: c, out: ob.pointer, outStride: c,
+            tokens: t, keys: t, heads: heads, kvHeads: heads, headDim: c / heads, causal: false, start: 0,
+            precision: precision, naive: naive)
         let h = try gpu.linear(ob, rows: t, o, naive: naive)
         try gpu.addInPlace(h, x, count: t * c)
         let b = try gpu.layerNorm(h, rows: t, width: c, weight: ln2w, bias: ln2b, eps: eps)
@@ -260,9 +283,11 @@ public struct GPUQwen2Layer {
 
     /// h + attn(rms(h)), then + mlp(rms(·)) for T tokens at positions p0 …; their keys and values are
     /// written to rows p0 ..< p0 + T of `keys`/`values` (capacity, Hkv·D) and attention reads rows 0 ..< p0 + T.
-    public func callAsFunction(_ gpu: GPU, _ x: GPUBuffer, tokens t: Int, width c: Int, heads h: Int, kvHeads hkv: Int,
-                               headDim d: Int, eps: Float, invFreq: GPUBuffer, keys: GPUBuffer, values: GPUBuffer,
-                               start p0: Int, precision: GPUPrecision, naive: Bool) throws -> GPUBuffer {
+    public func callAsFunction(
+        _ gpu: GPU, _ x: GPUBuffer, tokens t: Int, width c: Int, heads h: Int, kvHeads hkv: Int,
+        headDim d: Int, eps: Float, invFreq: GPUBuffer, keys: GPUBuffer, values: GPUBuffer,
+        start p0: Int, precision: GPUPrecision, naive: Bool
+    ) throws -> GPUBuffer {
         let a = try gpu.rmsNorm(x, rows: t, width: c, weight: inputNorm, eps: eps)
         let qb = try gpu.linear(a, rows: t, q, naive: naive)
         let kb = try gpu.linear(a, rows: t, k, naive: naive), vb = try gpu.linear(a, rows: t, v, naive: naive)
@@ -272,9 +297,10 @@ public struct GPUQwen2Layer {
         try gpu.copy(from: kb.pointer, to: keys.at(p0 * row), bytes: t * row * 4)
         try gpu.copy(from: vb.pointer, to: values.at(p0 * row), bytes: t * row * 4)
         let ob = try gpu.alloc(t * h * d)
-        try gpu.attention(q: qb.pointer, qStride: h * d, k: keys.pointer, v: values.pointer, kvStride: row,
-                          out: ob.pointer, outStride: h * d, tokens: t, keys: p0 + t, heads: h, kvHeads: hkv, headDim: d,
-                          causal: true, start: p0, precision: precision, naive: naive)
+        try gpu.attention(
+            q: qb.pointer, qStride: h * d, k: keys.pointer, v: values.pointer, kvStride: row,
+            out: ob.pointer, outStride: h * d, tokens: t, keys: p0 + t, heads: h, kvHeads: hkv, headDim: d,
+            causal: true, start: p0, precision: precision, naive: naive)
         let attn = try gpu.linear(ob, rows: t, o, naive: naive)
         try gpu.addInPlace(attn, x, count: t * c)
         let b = try gpu.rmsNorm(attn, rows: t, width: c, weight: postNorm, eps: eps)

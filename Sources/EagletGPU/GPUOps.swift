@@ -31,7 +31,9 @@ public struct GPULinear {
     public let inFeatures: Int
 
     /// Uploads `weight` (N·K values, row-major) and `bias`. With `.bf16` only the bf16 copy is kept.
-    public init(gpu: GPU, weight: [Float], bias: [Float]?, out n: Int, in k: Int, precision: GPUPrecision = .fp32) throws {
+    public init(gpu: GPU, weight: [Float], bias: [Float]?, out n: Int, in k: Int, precision: GPUPrecision = .fp32)
+        throws
+    {
         precondition(weight.count == n * k, "GPULinear: \(weight.count) weights for (\(n), \(k))")
         let w = try gpu.upload(weight)
         if precision == .bf16 {
@@ -58,7 +60,9 @@ extension GPU {
     }
 
     /// fp32 → a new bf16 buffer (round to nearest even): the first `count` elements of `x` (all by default).
-    public func bf16(_ x: GPUBuffer, count: Int? = nil) throws -> GPUBuffer { try bf16(at: x.pointer, count: count ?? x.count) }
+    public func bf16(_ x: GPUBuffer, count: Int? = nil) throws -> GPUBuffer {
+        try bf16(at: x.pointer, count: count ?? x.count)
+    }
 
     /// `n` fp32 values starting at `p` → a new bf16 buffer with the same layout.
     func bf16(at p: DevicePointer, count n: Int) throws -> GPUBuffer {
@@ -68,13 +72,17 @@ extension GPU {
     }
 
     /// y (M, N) = x (M, K) · Wᵀ + b through cuBLAS; `naive` uses the one-thread-per-output kernel.
-    public func linear(_ x: GPUBuffer, rows m: Int, _ l: GPULinear, naive: Bool = false, into out: GPUBuffer? = nil) throws -> GPUBuffer {
+    public func linear(_ x: GPUBuffer, rows m: Int, _ l: GPULinear, naive: Bool = false, into out: GPUBuffer? = nil)
+        throws -> GPUBuffer
+    {
         let n = l.outFeatures, k = l.inFeatures
         precondition(x.count >= m * k, "linear: input holds \(x.count) values, need \(m)·\(k)")
         let y = try out ?? alloc(m * n)
         if naive {
             guard let w = l.weight else { throw GPUError.unsupported("the naive matmul reads fp32 weights") }
-            try run("matmul_naive", elements: m * n, [.ptr(x), .ptr(w), .pointer(l.bias?.pointer ?? 0), .ptr(y), .int(m), .int(n), .int(k)])
+            try run(
+                "matmul_naive", elements: m * n,
+                [.ptr(x), .ptr(w), .pointer(l.bias?.pointer ?? 0), .ptr(y), .int(m), .int(n), .int(k)])
             return y
         }
         let call = GemmCall.linear(rows: m, out: n, in: k)
@@ -90,18 +98,22 @@ extension GPU {
     }
 
     /// LayerNorm over rows of C: (rows, C) → new (rows, C).
-    public func layerNorm(_ x: GPUBuffer, rows: Int, width c: Int, weight: GPUBuffer, bias: GPUBuffer, eps: Float) throws -> GPUBuffer {
+    public func layerNorm(_ x: GPUBuffer, rows: Int, width c: Int, weight: GPUBuffer, bias: GPUBuffer, eps: Float)
+        throws -> GPUBuffer
+    {
         let y = try alloc(rows * c)
-        try launch(KernelSource.module, "layer_norm", grid: (rows, 1, 1), block: (GPU.threads, 1, 1),
-                   [.ptr(x), .ptr(weight), .ptr(bias), .ptr(y), .int(c), .float(eps)])
+        try launch(
+            KernelSource.module, "layer_norm", grid: (rows, 1, 1), block: (GPU.threads, 1, 1),
+            [.ptr(x), .ptr(weight), .ptr(bias), .ptr(y), .int(c), .float(eps)])
         return y
     }
 
     /// RMSNorm over rows of C: (rows, C) → new (rows, C).
     public func rmsNorm(_ x: GPUBuffer, rows: Int, width c: Int, weight: GPUBuffer, eps: Float) throws -> GPUBuffer {
         let y = try alloc(rows * c)
-        try launch(KernelSource.module, "rms_norm", grid: (rows, 1, 1), block: (GPU.threads, 1, 1),
-                   [.ptr(x), .ptr(weight), .ptr(y), .int(c), .float(eps)])
+        try launch(
+            KernelSource.module, "rms_norm", grid: (rows, 1, 1), block: (GPU.threads, 1, 1),
+            [.ptr(x), .ptr(weight), .ptr(y), .int(c), .float(eps)])
         return y
     }
 
@@ -121,19 +133,25 @@ extension GPU {
     }
 
     /// In place RoPE on x (T, heads, D) for positions p0 …, from inv_freq (D/2).
-    public func rope(_ x: GPUBuffer, tokens t: Int, heads: Int, headDim d: Int, invFreq: GPUBuffer, start p0: Int) throws {
+    public func rope(_ x: GPUBuffer, tokens t: Int, heads: Int, headDim d: Int, invFreq: GPUBuffer, start p0: Int)
+        throws
+    {
         try run("rope", elements: t * heads * d / 2, [.ptr(x), .ptr(invFreq), .int(t), .int(heads), .int(d), .int(p0)])
     }
 
     /// Pixel shuffle ½: (N, R·W, C) → new (N, R/2·W/2, 4C).
-    public func pixelShuffle(_ x: GPUBuffer, tiles n: Int, rows r: Int, columns w: Int, width c: Int) throws -> GPUBuffer {
+    public func pixelShuffle(_ x: GPUBuffer, tiles n: Int, rows r: Int, columns w: Int, width c: Int) throws
+        -> GPUBuffer
+    {
         let y = try alloc(n * r * w * c)
         try run("pixel_shuffle", elements: n * r * w * c, [.ptr(x), .ptr(y), .int(n), .int(r), .int(w), .int(c)])
         return y
     }
 
     /// im2col of one tile (Cin, H, W) for a P×P stride-P convolution → (gh·gw, Cin·P·P).
-    public func im2col(_ px: GPUBuffer, channels cin: Int, height h: Int, width w: Int, patch p: Int) throws -> GPUBuffer {
+    public func im2col(_ px: GPUBuffer, channels cin: Int, height h: Int, width w: Int, patch p: Int) throws
+        -> GPUBuffer
+    {
         let n = (h / p) * (w / p) * cin * p * p
         let y = try alloc(n)
         try run("im2col", elements: n, [.ptr(px), .ptr(y), .int(cin), .int(h), .int(w), .int(p)])
@@ -159,22 +177,30 @@ extension GPU {
     /// (S, Hkv, D) rows of stride `kvStride`, query t at position p0 + t; out (T, H, D) rows of stride
     /// `outStride`. `naive`: the written-out kernel; otherwise scores = q·kᵀ and p·v per kv group by
     /// cuBLAS strided-batched products with the (H, T, S) scores materialised, softmax by kernel.
-    public func attention(q: DevicePointer, qStride: Int, k: DevicePointer, v: DevicePointer, kvStride: Int,
-                          out: DevicePointer, outStride: Int, tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int,
-                          headDim d: Int, causal: Bool, start p0: Int, precision: GPUPrecision = .fp32, naive: Bool = false) throws {
+    public func attention(
+        q: DevicePointer, qStride: Int, k: DevicePointer, v: DevicePointer, kvStride: Int,
+        out: DevicePointer, outStride: Int, tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int,
+        headDim d: Int, causal: Bool, start p0: Int, precision: GPUPrecision = .fp32, naive: Bool = false
+    ) throws {
         let scale = 1 / Float(d).squareRoot()
         if naive {
-            try launch(KernelSource.module, "attention_naive", grid: (t, h, 1), block: (128, 1, 1), shared: s * 4,
-                       [.pointer(q), .pointer(k), .pointer(v), .pointer(out), .int(t), .int(s), .int(h), .int(hkv), .int(d),
-                        .int(qStride), .int(kvStride), .int(outStride), .float(scale), .int(causal ? 1 : 0), .int(p0)])
+            try launch(
+                KernelSource.module, "attention_naive", grid: (t, h, 1), block: (128, 1, 1), shared: s * 4,
+                [
+                    .pointer(q), .pointer(k), .pointer(v), .pointer(out), .int(t), .int(s), .int(h), .int(hkv), .int(d),
+                    .int(qStride), .int(kvStride), .int(outStride), .float(scale), .int(causal ? 1 : 0), .int(p0)
+                ])
             return
         }
         let scores = try alloc(h * t * s)
         let scoreCalls = (0..<hkv).map {
-            GemmCall.attentionScores(group: $0, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, qStride: qStride, kvStride: kvStride)
+            GemmCall.attentionScores(
+                group: $0, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, qStride: qStride, kvStride: kvStride)
         }
         let valueCalls = (0..<hkv).map {
-            GemmCall.attentionValues(group: $0, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, kvStride: kvStride, outStride: outStride)
+            GemmCall.attentionValues(
+                group: $0, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, kvStride: kvStride,
+                outStride: outStride)
         }
         let bf = precision == .bf16
         // bf16: q, k, v and the probabilities are rounded to bf16 copies with the same layout.
@@ -182,8 +208,9 @@ extension GPU {
         let kb = bf ? try bf16(at: k, count: s * kvStride) : nil
         let vb = bf ? try bf16(at: v, count: s * kvStride) : nil
         for c in scoreCalls { try gemm(c, a: kb?.pointer ?? k, b: qb?.pointer ?? q, c: scores.pointer, bf16: bf) }
-        try launch(KernelSource.module, "softmax_rows", grid: (h * t, 1, 1), block: (GPU.threads, 1, 1),
-                   [.ptr(scores), .int(t), .int(s), .float(scale), .int(causal ? 1 : 0), .int(p0)])
+        try launch(
+            KernelSource.module, "softmax_rows", grid: (h * t, 1, 1), block: (GPU.threads, 1, 1),
+            [.ptr(scores), .int(t), .int(s), .float(scale), .int(causal ? 1 : 0), .int(p0)])
         let probs = bf ? try bf16(scores) : scores
         for c in valueCalls { try gemm(c, a: vb?.pointer ?? v, b: probs.pointer, c: out, bf16: bf) }
         withExtendedLifetime((qb, kb, vb, probs, scores)) {}
@@ -196,24 +223,31 @@ extension GPU {
         var one: Float = 1, zero: Float = 0
         let ta = call.transA ? CuBLASAPI.opT : CuBLASAPI.opN, tb = call.transB ? CuBLASAPI.opT : CuBLASAPI.opN
         let e = DevicePointer(bf16 ? 2 : 4)
-        let ap = a + DevicePointer(call.aOffset) * e, bp = b + DevicePointer(call.bOffset) * e, cp = c + DevicePointer(call.cOffset * 4)
+        let ap = a + DevicePointer(call.aOffset) * e, bp = b + DevicePointer(call.bOffset) * e,
+            cp = c + DevicePointer(call.cOffset * 4)
         let m = Int32(call.m), n = Int32(call.n), k = Int32(call.k)
         let status: Int32
         switch (bf16, call.batch) {
         case (false, 1):
-            status = blas.sgemm(h, ta, tb, m, n, k, &one, ap, Int32(call.lda), bp, Int32(call.ldb), &zero, cp, Int32(call.ldc))
+            status = blas.sgemm(
+                h, ta, tb, m, n, k, &one, ap, Int32(call.lda), bp, Int32(call.ldb), &zero, cp, Int32(call.ldc))
         case (false, _):
-            status = blas.sgemmStridedBatched(h, ta, tb, m, n, k, &one, ap, Int32(call.lda), Int64(call.strideA), bp, Int32(call.ldb),
-                                              Int64(call.strideB), &zero, cp, Int32(call.ldc), Int64(call.strideC), Int32(call.batch))
+            status = blas.sgemmStridedBatched(
+                h, ta, tb, m, n, k, &one, ap, Int32(call.lda), Int64(call.strideA), bp, Int32(call.ldb),
+                Int64(call.strideB), &zero, cp, Int32(call.ldc), Int64(call.strideC), Int32(call.batch))
         case (true, 1):
-            status = blas.gemmEx(h, ta, tb, m, n, k, &one, ap, CuBLASAPI.r16BF, Int32(call.lda), bp, CuBLASAPI.r16BF, Int32(call.ldb),
-                                 &zero, cp, CuBLASAPI.r32F, Int32(call.ldc), CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
+            status = blas.gemmEx(
+                h, ta, tb, m, n, k, &one, ap, CuBLASAPI.r16BF, Int32(call.lda), bp, CuBLASAPI.r16BF, Int32(call.ldb),
+                &zero, cp, CuBLASAPI.r32F, Int32(call.ldc), CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
         case (true, _):
-            status = blas.gemmStridedBatchedEx(h, ta, tb, m, n, k, &one, ap, CuBLASAPI.r16BF, Int32(call.lda), Int64(call.strideA),
-                                               bp, CuBLASAPI.r16BF, Int32(call.ldb), Int64(call.strideB), &zero,
-                                               cp, CuBLASAPI.r32F, Int32(call.ldc), Int64(call.strideC), Int32(call.batch),
-                                               CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
+            status = blas.gemmStridedBatchedEx(
+                h, ta, tb, m, n, k, &one, ap, CuBLASAPI.r16BF, Int32(call.lda), Int64(call.strideA),
+                bp, CuBLASAPI.r16BF, Int32(call.ldb), Int64(call.strideB), &zero,
+                cp, CuBLASAPI.r32F, Int32(call.ldc), Int64(call.strideC), Int32(call.batch),
+                CuBLASAPI.compute32F, CuBLASAPI.gemmDefault)
         }
-        guard status == 0 else { throw GPUError.cublas(call: (bf16 ? "bf16 " : "fp32 ") + call.description, status: status) }
+        guard status == 0 else {
+            throw GPUError.cublas(call: (bf16 ? "bf16 " : "fp32 ") + call.description, status: status)
+        }
     }
 }

@@ -43,24 +43,31 @@ public struct GemmCall: Equatable, Sendable, CustomStringConvertible {
 
     /// y (M, N) = x (M, K)·Wᵀ with W (N, K): A = W, B = x, C = y.
     public static func linear(rows m: Int, out n: Int, in k: Int) -> GemmCall {
-        GemmCall(transA: true, transB: false, m: n, n: m, k: k, aOffset: 0, lda: k, strideA: 0,
-                 bOffset: 0, ldb: k, strideB: 0, cOffset: 0, ldc: n, strideC: 0, batch: 1)
+        GemmCall(
+            transA: true, transB: false, m: n, n: m, k: k, aOffset: 0, lda: k, strideA: 0,
+            bOffset: 0, ldb: k, strideB: 0, cOffset: 0, ldc: n, strideC: 0, batch: 1)
     }
 
     /// Scores (H, T, S) of kv group `g` (its H/Hkv query heads): A = k, B = q, C = scores.
-    public static func attentionScores(group g: Int, tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
-                                       qStride: Int, kvStride: Int) -> GemmCall {
+    public static func attentionScores(
+        group g: Int, tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
+        qStride: Int, kvStride: Int
+    ) -> GemmCall {
         let per = h / hkv, h0 = g * per
-        return GemmCall(transA: true, transB: false, m: s, n: t, k: d, aOffset: g * d, lda: kvStride, strideA: 0,
-                        bOffset: h0 * d, ldb: qStride, strideB: d, cOffset: h0 * t * s, ldc: s, strideC: t * s, batch: per)
+        return GemmCall(
+            transA: true, transB: false, m: s, n: t, k: d, aOffset: g * d, lda: kvStride, strideA: 0,
+            bOffset: h0 * d, ldb: qStride, strideB: d, cOffset: h0 * t * s, ldc: s, strideC: t * s, batch: per)
     }
 
     /// out (T, H, D) = p·v for kv group `g`: A = v, B = probabilities (H, T, S), C = out.
-    public static func attentionValues(group g: Int, tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
-                                       kvStride: Int, outStride: Int) -> GemmCall {
+    public static func attentionValues(
+        group g: Int, tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
+        kvStride: Int, outStride: Int
+    ) -> GemmCall {
         let per = h / hkv, h0 = g * per
-        return GemmCall(transA: false, transB: false, m: d, n: t, k: s, aOffset: g * d, lda: kvStride, strideA: 0,
-                        bOffset: h0 * t * s, ldb: s, strideB: t * s, cOffset: h0 * d, ldc: outStride, strideC: d, batch: per)
+        return GemmCall(
+            transA: false, transB: false, m: d, n: t, k: s, aOffset: g * d, lda: kvStride, strideA: 0,
+            bOffset: h0 * t * s, ldb: s, strideB: t * s, cOffset: h0 * d, ldc: outStride, strideC: d, batch: per)
     }
 
     /// The call on the CPU, from cuBLAS's definition: C[i + j·ldc] = Σ_l op(A)(i, l)·op(B)(l, j), with
@@ -87,7 +94,9 @@ public struct GemmCall: Equatable, Sendable, CustomStringConvertible {
 /// softmax kernel's rule written again in Swift.
 public enum GPUPlanReference {
     /// `softmax_rows`: row r is query (r mod T) at position p0 + (r mod T); keys past it get 0 when causal.
-    public static func softmaxRows(_ s: inout [Float], tokens t: Int, keys n: Int, scale: Float, causal: Bool, start p0: Int) {
+    public static func softmaxRows(
+        _ s: inout [Float], tokens t: Int, keys n: Int, scale: Float, causal: Bool, start p0: Int
+    ) {
         for r in 0..<(s.count / n) {
             let limit = causal ? min(n, p0 + r % t + 1) : n
             var m = -Float.infinity
@@ -100,19 +109,26 @@ public enum GPUPlanReference {
 
     /// Attention by the GPU plan on the CPU: q (T, H, D) rows `qStride` apart, k/v (S, Hkv, D) rows
     /// `kvStride` apart → out (T, H, D) rows `outStride` apart.
-    public static func attention(q: [Float], qStride: Int, k: [Float], v: [Float], kvStride: Int, outStride: Int,
-                                 tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
-                                 causal: Bool, start p0: Int) -> [Float] {
+    public static func attention(
+        q: [Float], qStride: Int, k: [Float], v: [Float], kvStride: Int, outStride: Int,
+        tokens t: Int, keys s: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
+        causal: Bool, start p0: Int
+    ) -> [Float] {
         var scores = [Float](repeating: 0, count: h * t * s)
         var out = [Float](repeating: 0, count: t * outStride)
         for g in 0..<hkv {
-            GemmCall.attentionScores(group: g, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, qStride: qStride, kvStride: kvStride)
-                .emulate(a: k, b: q, c: &scores)
+            GemmCall.attentionScores(
+                group: g, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, qStride: qStride, kvStride: kvStride
+            )
+            .emulate(a: k, b: q, c: &scores)
         }
         softmaxRows(&scores, tokens: t, keys: s, scale: 1 / Float(d).squareRoot(), causal: causal, start: p0)
         for g in 0..<hkv {
-            GemmCall.attentionValues(group: g, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, kvStride: kvStride, outStride: outStride)
-                .emulate(a: v, b: scores, c: &out)
+            GemmCall.attentionValues(
+                group: g, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d, kvStride: kvStride,
+                outStride: outStride
+            )
+            .emulate(a: v, b: scores, c: &out)
         }
         return out
     }

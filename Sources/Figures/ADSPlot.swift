@@ -7,8 +7,10 @@ import ADS
 import Imaging
 
 /// Stacked bars of text / frame / tile tokens for `request` at each of `contexts`.
-public func adsDegradationPicture(_ request: ADSRequest, contexts: [Int], config: ADSConfig = ADSConfig(),
-                                  barWidth: Int = 10, gap: Int = 3, height: Int = 160) -> RGBImage {
+public func adsDegradationPicture(
+    _ request: ADSRequest, contexts: [Int], config: ADSConfig = ADSConfig(),
+    barWidth: Int = 10, gap: Int = 3, height: Int = 160
+) -> RGBImage {
     let margin = 6
     let width = 2 * margin + contexts.count * (barWidth + gap) - gap
     var picture = RGBImage(width: max(width, 1), height: height + 2 * margin, fill: (255, 255, 255))
@@ -27,10 +29,13 @@ public func adsDegradationPicture(_ request: ADSRequest, contexts: [Int], config
         picture.fill(x: x, y: bottom - full, width: barWidth, height: full, color: (230, 230, 230))
         var y = bottom
         let frameTokens = a.totalFrames * config.tokensPerTile
-        for (tokens, color) in [(request.textTokens, (127, 127, 127)), (frameTokens, (31, 119, 180)),
-                                (a.visualTokens - frameTokens, (255, 127, 14))] as [(Int, (Int, Int, Int))] {
+        for (tokens, color) in [
+            (request.textTokens, (127, 127, 127)), (frameTokens, (31, 119, 180)),
+            (a.visualTokens - frameTokens, (255, 127, 14))
+        ] as [(Int, (Int, Int, Int))] {
             let h = rows(tokens)
-            picture.fill(x: x, y: y - h, width: barWidth, height: h, color: (UInt8(color.0), UInt8(color.1), UInt8(color.2)))
+            picture.fill(
+                x: x, y: y - h, width: barWidth, height: h, color: (UInt8(color.0), UInt8(color.1), UInt8(color.2)))
             y -= h
         }
     }

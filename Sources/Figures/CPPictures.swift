@@ -8,8 +8,10 @@
 import ContextParallel
 import Imaging
 
-let rankColors: [(UInt8, UInt8, UInt8)] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
-                                           (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+let rankColors: [(UInt8, UInt8, UInt8)] = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
+    (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)
+]
 
 func lighter(_ c: (UInt8, UInt8, UInt8)) -> (UInt8, UInt8, UInt8) {
     (UInt8((Int(c.0) + 255) / 2), UInt8((Int(c.1) + 255) / 2), UInt8((Int(c.2) + 255) / 2))
@@ -21,7 +23,9 @@ public func shardingPicture(_ layouts: [Layout], cell: Int = 16) -> RGBImage {
     var img = RGBImage(width: total * cell + 2, height: layouts.count * (cell + 2) + 2, fill: (255, 255, 255))
     for (r, l) in layouts.enumerated() {
         for p in Sharding.positions(l) {
-            img.fill(x: 1 + p * cell, y: 1 + r * (cell + 2), width: cell - 1, height: cell, color: rankColors[r % rankColors.count])
+            img.fill(
+                x: 1 + p * cell, y: 1 + r * (cell + 2), width: cell - 1, height: cell,
+                color: rankColors[r % rankColors.count])
         }
     }
     return img
@@ -32,7 +36,9 @@ public func shardingPicture(_ layouts: [Layout], cell: Int = 16) -> RGBImage {
 /// columns = key chunks. Panels left to right.
 public func ringStepsPicture(_ layouts: [Layout], chunk: Int, cell: Int = 18) -> RGBImage {
     let w = layouts.count, chunks = 2 * w
-    func owner(_ c: Int) -> Int { layouts.firstIndex { l in l.contains { $0.start <= c * chunk && c * chunk < $0.end } }! }
+    func owner(_ c: Int) -> Int {
+        layouts.firstIndex { l in l.contains { $0.start <= c * chunk && c * chunk < $0.end } }!
+    }
     var panels = [RGBImage]()
     for step in 0..<w {
         var img = RGBImage(width: chunks * cell + 2, height: chunks * cell + 2, fill: (235, 235, 235))
@@ -40,10 +46,12 @@ public func ringStepsPicture(_ layouts: [Layout], chunk: Int, cell: Int = 18) ->
         for qc in 0..<chunks {
             let r = owner(qc), src = (r - step + w) % w
             for kc in 0..<chunks where owner(kc) == src {
-                let qs = Segment(start: qc * chunk, count: chunk, sequenceStart: 0), ks = Segment(start: kc * chunk, count: chunk, sequenceStart: 0)
+                let qs = Segment(start: qc * chunk, count: chunk, sequenceStart: 0),
+                    ks = Segment(start: kc * chunk, count: chunk, sequenceStart: 0)
                 let vis = visibleScores(query: qs, key: ks)
                 guard vis > 0 else { continue }
-                let color = vis == chunk * chunk ? rankColors[r % rankColors.count] : lighter(rankColors[r % rankColors.count])
+                let color =
+                    vis == chunk * chunk ? rankColors[r % rankColors.count] : lighter(rankColors[r % rankColors.count])
                 img.fill(x: 1 + kc * cell, y: 1 + qc * cell, width: cell - 1, height: cell - 1, color: color)
             }
         }

@@ -10,7 +10,9 @@ import Imaging
 public struct PlotSeries: Sendable {
     public var points: [(x: Double, y: Double)]
     public var color: (UInt8, UInt8, UInt8)
-    public init(points: [(x: Double, y: Double)], color: (UInt8, UInt8, UInt8)) { self.points = points; self.color = color }
+    public init(points: [(x: Double, y: Double)], color: (UInt8, UInt8, UInt8)) {
+        self.points = points; self.color = color
+    }
 }
 
 /// Draws `series` on a white `width`×`height` canvas. x is mapped log2 (sizes that double), y log10
@@ -19,7 +21,9 @@ public func linePlot(_ series: [PlotSeries], width: Int = 360, height: Int = 240
     var img = RGBImage(width: width, height: height, fill: (255, 255, 255))
     let margin = 20
     let all = series.flatMap(\.points).filter { $0.x > 0 && (!logY || $0.y > 0) }
-    guard let xmin = all.map(\.x).min(), let xmax = all.map(\.x).max(), let ymaxRaw = all.map(\.y).max() else { return img }
+    guard let xmin = all.map(\.x).min(), let xmax = all.map(\.x).max(), let ymaxRaw = all.map(\.y).max() else {
+        return img
+    }
     let fx = { (x: Double) in log2(x) }, fy = { (y: Double) in logY ? log10(y) : y }
     let x0 = fx(xmin), x1 = max(fx(xmax), x0 + 1e-9)
     let y0 = logY ? floor(fy(all.map(\.y).min()!) - 0.5) : 0, y1 = max(logY ? ceil(fy(ymaxRaw)) : ymaxRaw, y0 + 1e-9)

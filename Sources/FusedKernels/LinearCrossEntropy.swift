@@ -58,67 +58,83 @@ func softmaxRow(_ z: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _
 }
 
 private func checkLCE(_ hidden: Tensor, _ weight: Tensor, _ labels: [Int]) -> (Int, Int, Int) {
-    precondition(hidden.rank == 2 && weight.rank == 2 && hidden.shape[1] == weight.shape[1] && labels.count == hidden.shape[0],
-                 "linearCrossEntropy: hidden \(hidden.shape), weight \(weight.shape), \(labels.count) labels")
+    precondition(
+        hidden.rank == 2 && weight.rank == 2 && hidden.shape[1] == weight.shape[1] && labels.count == hidden.shape[0],
+        "linearCrossEntropy: hidden \(hidden.shape), weight \(weight.shape), \(labels.count) labels")
     return (hidden.shape[0], hidden.shape[1], weight.shape[0])
 }
 
 /// Linear + cross-entropy with the (T, V) logits, probabilities and logit gradient all materialised.
-public func linearCrossEntropyNaive(hidden: Tensor, weight: Tensor, labels: [Int], lossWeights: [Float]? = nil,
-                                    ignoreIndex: Int = -100) -> LinearCrossEntropyResult {
+public func linearCrossEntropyNaive(
+    hidden: Tensor, weight: Tensor, labels: [Int], lossWeights: [Float]? = nil,
+    ignoreIndex: Int = -100
+) -> LinearCrossEntropyResult {
     let (t, c, v) = checkLCE(hidden, weight, labels)
     let s = tokenScales(labels: labels, lossWeights: lossWeights, ignoreIndex: ignoreIndex, vocab: v)
-    let logits = Scratch(t * v, zeroed: false), probs = Scratch(t * v, zeroed: false), dlogits = Scratch(t * v, zeroed: false)
+    let logits = Scratch(t * v, zeroed: false), probs = Scratch(t * v, zeroed: false),
+        dlogits = Scratch(t * v, zeroed: false)
     var loss = 0.0
     var gi = Tensor(shape: [t, c]), gw = Tensor(shape: [v, c])
-    withPtr(hidden) { X in withPtr(weight) { W in
-        gemm(false, true, t, v, c, 1, X, c, W, c, 0, logits.p, v)                    // z = h Wᵀ
-        for r in 0..<t {                                                             // p = softmax(z), loss
-            let lse = softmaxRow(logits.p + r * v, probs.p + r * v, v)
-            if s[r] != 0 { loss += Double(s[r]) * Double(lse - logits[r * v + labels[r]]) }
+    withPtr(hidden) { X in
+        withPtr(weight) { W in
+            gemm(false, true, t, v, c, 1, X, c, W, c, 0, logits.p, v) // z = h Wᵀ
+            for r in 0..<t { // p = softmax(z), loss
+                let lse = softmaxRow(logits.p + r * v, probs.p + r * v, v)
+                if s[r] != 0 { loss += Double(s[r]) * Double(lse - logits[r * v + labels[r]]) }
+            }
+            for r in 0..<t { // dz = s · (p − onehot)
+                for j in 0..<v { dlogits[r * v + j] = s[r] * (probs[r * v + j] - (j == labels[r] ? 1 : 0)) }
+            }
+            gi.storage.withUnsafeMutableBufferPointer {
+                gemm(false, false, t, c, v, 1, dlogits.p, v, W, c, 0, $0.baseAddress!, c)
+            }
+            gw.storage.withUnsafeMutableBufferPointer {
+                gemm(true, false, v, c, t, 1, dlogits.p, v, X, c, 0, $0.baseAddress!, c)
+            }
         }
-        for r in 0..<t {                                                             // dz = s · (p − onehot)
-            for j in 0..<v { dlogits[r * v + j] = s[r] * (probs[r * v + j] - (j == labels[r] ? 1 : 0)) }
-        }
-        gi.storage.withUnsafeMutableBufferPointer { gemm(false, false, t, c, v, 1, dlogits.p, v, W, c, 0, $0.baseAddress!, c) }
-        gw.storage.withUnsafeMutableBufferPointer { gemm(true, false, v, c, t, 1, dlogits.p, v, X, c, 0, $0.baseAddress!, c) }
-    } }
+    }
     return LinearCrossEntropyResult(loss: Float(loss), gradInput: gi, gradWeight: gw)
 }
 
 /// Linear + cross-entropy in token chunks: never holds the (T, V) logits; extra memory chunkRows·V floats.
-public func linearCrossEntropyFused(hidden: Tensor, weight: Tensor, labels: [Int], lossWeights: [Float]? = nil,
-                                    ignoreIndex: Int = -100, chunkRows: Int = 256) -> LinearCrossEntropyResult {
+public func linearCrossEntropyFused(
+    hidden: Tensor, weight: Tensor, labels: [Int], lossWeights: [Float]? = nil,
+    ignoreIndex: Int = -100, chunkRows: Int = 256
+) -> LinearCrossEntropyResult {
     let (t, c, v) = checkLCE(hidden, weight, labels)
     let s = tokenScales(labels: labels, lossWeights: lossWeights, ignoreIndex: ignoreIndex, vocab: v)
     let rowsMax = max(1, min(chunkRows, t))
-    let z = Scratch(rowsMax * v, zeroed: false)                                      // the one logit buffer
+    let z = Scratch(rowsMax * v, zeroed: false) // the one logit buffer
     var loss = 0.0
     var gi = Tensor(shape: [t, c]), gw = Tensor(shape: [v, c])
-    withPtr(hidden) { X in withPtr(weight) { W in
-        gi.storage.withUnsafeMutableBufferPointer { GIb in gw.storage.withUnsafeMutableBufferPointer { GWb in
-            let GI = GIb.baseAddress!, GW = GWb.baseAddress!
-            var r0 = 0
-            while r0 < t {
-                let rows = min(rowsMax, t - r0)
-                let xc = X + r0 * c
-                gemm(false, true, rows, v, c, 1, xc, c, W, c, 0, z.p, v)            // z = h_chunk Wᵀ
-                for i in 0..<rows {                                                  // z ← dz in place
-                    let r = r0 + i, zr = z.p + i * v
-                    if s[r] == 0 { for j in 0..<v { zr[j] = 0 }; continue }
-                    let target = zr[labels[r]]
-                    let lse = softmaxRow(zr, zr, v)
-                    loss += Double(s[r]) * Double(lse - target)
-                    zr[labels[r]] -= 1
-                    let sr = s[r]
-                    for j in 0..<v { zr[j] *= sr }
+    withPtr(hidden) { X in
+        withPtr(weight) { W in
+            gi.storage.withUnsafeMutableBufferPointer { GIb in
+                gw.storage.withUnsafeMutableBufferPointer { GWb in
+                    let GI = GIb.baseAddress!, GW = GWb.baseAddress!
+                    var r0 = 0
+                    while r0 < t {
+                        let rows = min(rowsMax, t - r0)
+                        let xc = X + r0 * c
+                        gemm(false, true, rows, v, c, 1, xc, c, W, c, 0, z.p, v) // z = h_chunk Wᵀ
+                        for i in 0..<rows { // z ← dz in place
+                            let r = r0 + i, zr = z.p + i * v
+                            if s[r] == 0 { for j in 0..<v { zr[j] = 0 }; continue }
+                            let target = zr[labels[r]]
+                            let lse = softmaxRow(zr, zr, v)
+                            loss += Double(s[r]) * Double(lse - target)
+                            zr[labels[r]] -= 1
+                            let sr = s[r]
+                            for j in 0..<v { zr[j] *= sr }
+                        }
+                        gemm(false, false, rows, c, v, 1, z.p, v, W, c, 0, GI + r0 * c, c) // grad_hidden rows
+                        gemm(true, false, v, c, rows, 1, z.p, v, xc, c, 1, GW, c) // grad_weight += dzᵀ h
+                        r0 += rows
+                    }
                 }
-                gemm(false, false, rows, c, v, 1, z.p, v, W, c, 0, GI + r0 * c, c)  // grad_hidden rows
-                gemm(true, false, v, c, rows, 1, z.p, v, xc, c, 1, GW, c)           // grad_weight += dzᵀ h
-                r0 += rows
             }
-        } }
-    } }
+        }
+    }
     withExtendedLifetime(z) {}
     return LinearCrossEntropyResult(loss: Float(loss), gradInput: gi, gradWeight: gw)
 }

@@ -18,7 +18,7 @@ public func rmsNormNaive(_ x: Tensor, weight: Tensor, eps: Float) -> (y: Tensor,
     let (t, c) = (x.shape[0], x.shape[1])
     precondition(x.rank == 2 && weight.count == c, "rmsNorm: x \(x.shape), weight \(weight.shape)")
     let sq = Scratch(t * c), mean = Scratch(t), xhat = Scratch(t * c)
-    for i in 0..<(t * c) { sq[i] = x.storage[i] * x.storage[i] }                       // x²
+    for i in 0..<(t * c) { sq[i] = x.storage[i] * x.storage[i] } // x²
     for r in 0..<t { var s: Float = 0; for j in 0..<c { s += sq[r * c + j] }; mean[r] = s / Float(c) }
     let rstd = Tensor(shape: [t]) { r in 1 / (mean[r] + eps).squareRoot() }
     for r in 0..<t { for j in 0..<c { xhat[r * c + j] = x.storage[r * c + j] * rstd.storage[r] } }
@@ -31,7 +31,7 @@ public func rmsNormBackwardNaive(dy: Tensor, x: Tensor, weight: Tensor, rstd: Te
     let (t, c) = (x.shape[0], x.shape[1])
     let xhat = Scratch(t * c), gw = Scratch(t * c), prod = Scratch(t * c), dot = Scratch(t)
     for r in 0..<t { for j in 0..<c { xhat[r * c + j] = x.storage[r * c + j] * rstd.storage[r] } }
-    for i in 0..<(t * c) { gw[i] = dy.storage[i] * weight.storage[i % c] }                // g = dy · w
+    for i in 0..<(t * c) { gw[i] = dy.storage[i] * weight.storage[i % c] } // g = dy · w
     for i in 0..<(t * c) { prod[i] = gw[i] * xhat[i] }
     for r in 0..<t { var s: Float = 0; for j in 0..<c { s += prod[r * c + j] }; dot[r] = s / Float(c) }
     let dx = Tensor(shape: [t, c]) { i in rstd.storage[i / c] * (gw[i] - xhat[i] * dot[i / c]) }
@@ -45,18 +45,20 @@ public func rmsNormFused(_ x: Tensor, weight: Tensor, eps: Float) -> (y: Tensor,
     let (t, c) = (x.shape[0], x.shape[1])
     precondition(x.rank == 2 && weight.count == c, "rmsNorm: x \(x.shape), weight \(weight.shape)")
     var rstd = Tensor(shape: [t])
-    let y = withPtr(x) { X in withPtr(weight) { W in
-        makeTensor([t, c]) { Y in
-            for r in 0..<t {
-                let xr = X + r * c, yr = Y + r * c
-                var s: Float = 0
-                for j in 0..<c { s += xr[j] * xr[j] }
-                let inv = 1 / (s / Float(c) + eps).squareRoot()
-                rstd.storage[r] = inv
-                for j in 0..<c { yr[j] = xr[j] * inv * W[j] }
+    let y = withPtr(x) { X in
+        withPtr(weight) { W in
+            makeTensor([t, c]) { Y in
+                for r in 0..<t {
+                    let xr = X + r * c, yr = Y + r * c
+                    var s: Float = 0
+                    for j in 0..<c { s += xr[j] * xr[j] }
+                    let inv = 1 / (s / Float(c) + eps).squareRoot()
+                    rstd.storage[r] = inv
+                    for j in 0..<c { yr[j] = xr[j] * inv * W[j] }
+                }
             }
         }
-    } }
+    }
     return (y, rstd)
 }
 
@@ -64,23 +66,29 @@ public func rmsNormFused(_ x: Tensor, weight: Tensor, eps: Float) -> (y: Tensor,
 public func rmsNormBackwardFused(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor) -> (dx: Tensor, dweight: Tensor) {
     let (t, c) = (x.shape[0], x.shape[1])
     var dw = [Float](repeating: 0, count: c)
-    let dx = withPtr(x) { X in withPtr(dy) { DY in withPtr(weight) { W in withPtr(rstd) { R in
-        dw.withUnsafeMutableBufferPointer { DWb in
-            let DW = DWb.baseAddress!
-            return makeTensor([t, c]) { DX in
-                for r in 0..<t {
-                    let xr = X + r * c, gr = DY + r * c, dxr = DX + r * c, inv = R[r]
-                    var dot: Float = 0
-                    for j in 0..<c { dot += gr[j] * W[j] * xr[j] }
-                    let m = dot * inv / Float(c)                  // mean(g · x̂)
-                    for j in 0..<c {
-                        let xh = xr[j] * inv
-                        dxr[j] = inv * (gr[j] * W[j] - xh * m)
-                        DW[j] += gr[j] * xh
+    let dx = withPtr(x) { X in
+        withPtr(dy) { DY in
+            withPtr(weight) { W in
+                withPtr(rstd) { R in
+                    dw.withUnsafeMutableBufferPointer { DWb in
+                        let DW = DWb.baseAddress!
+                        return makeTensor([t, c]) { DX in
+                            for r in 0..<t {
+                                let xr = X + r * c, gr = DY + r * c, dxr = DX + r * c, inv = R[r]
+                                var dot: Float = 0
+                                for j in 0..<c { dot += gr[j] * W[j] * xr[j] }
+                                let m = dot * inv / Float(c) // mean(g · x̂)
+                                for j in 0..<c {
+                                    let xh = xr[j] * inv
+                                    dxr[j] = inv * (gr[j] * W[j] - xh * m)
+                                    DW[j] += gr[j] * xh
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
-    } } } }
+    }
     return (dx, Tensor(shape: [c], storage: dw))
 }

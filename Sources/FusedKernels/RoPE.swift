@@ -21,10 +21,12 @@ private func ropeNaiveOne(_ x: Tensor, cos: Tensor, sin: Tensor, inverse: Bool) 
     for r in 0..<t {
         for j in 0..<w {
             let k = j % d, base = r * w + j - k
-            if inverse {   // rotate_halfᵀ applied after the sin product: concat(z[h:], −z[:h]), z = x · sin
-                rot[r * w + j] = k < half ? x.storage[base + k + half] * sin.storage[r * d + k + half]
-                                          : -x.storage[base + k - half] * sin.storage[r * d + k - half]
-            } else {       // rotate_half(x)
+            if inverse { // rotate_halfᵀ applied after the sin product: concat(z[h:], −z[:h]), z = x · sin
+                rot[r * w + j] =
+                    k < half
+                    ? x.storage[base + k + half] * sin.storage[r * d + k + half]
+                    : -x.storage[base + k - half] * sin.storage[r * d + k - half]
+            } else { // rotate_half(x)
                 rot[r * w + j] = k < half ? -x.storage[base + k + half] : x.storage[base + k - half]
             }
         }
@@ -60,25 +62,28 @@ public func ropeBackwardFused(dq: inout Tensor, dk: inout Tensor, cos: Tensor, s
 
 private func ropeInPlace(_ q: inout Tensor, _ k: inout Tensor, _ cos: Tensor, _ sin: Tensor, sign: Float) {
     let t = cos.shape[0], d = cos.shape[1], half = d / 2
-    precondition(q.count % (t * d) == 0 && k.count % (t * d) == 0, "rope: q \(q.shape), k \(k.shape) vs cos \(cos.shape)")
+    precondition(
+        q.count % (t * d) == 0 && k.count % (t * d) == 0, "rope: q \(q.shape), k \(k.shape) vs cos \(cos.shape)")
     let hq = q.count / (t * d), hk = k.count / (t * d)
-    withPtr(cos) { C in withPtr(sin) { S in
-        q.storage.withUnsafeMutableBufferPointer { QB in
-            k.storage.withUnsafeMutableBufferPointer { KB in
-                let qp = QB.baseAddress!, kp = KB.baseAddress!
-                for r in 0..<t {
-                    let c = C + r * d, s = S + r * d
-                    // the token's q heads, then its k heads, with the same cos/sin row
-                    for h in 0..<(hq + hk) {
-                        let x = h < hq ? qp + (r * hq + h) * d : kp + (r * hk + h - hq) * d
-                        for j in 0..<half {
-                            let a = x[j], b = x[j + half]
-                            x[j] = a * c[j] - sign * b * s[j]
-                            x[j + half] = b * c[j + half] + sign * a * s[j + half]
+    withPtr(cos) { C in
+        withPtr(sin) { S in
+            q.storage.withUnsafeMutableBufferPointer { QB in
+                k.storage.withUnsafeMutableBufferPointer { KB in
+                    let qp = QB.baseAddress!, kp = KB.baseAddress!
+                    for r in 0..<t {
+                        let c = C + r * d, s = S + r * d
+                        // the token's q heads, then its k heads, with the same cos/sin row
+                        for h in 0..<(hq + hk) {
+                            let x = h < hq ? qp + (r * hq + h) * d : kp + (r * hk + h - hq) * d
+                            for j in 0..<half {
+                                let a = x[j], b = x[j + half]
+                                x[j] = a * c[j] - sign * b * s[j]
+                                x[j + half] = b * c[j + half] + sign * a * s[j + half]
+                            }
                         }
                     }
                 }
             }
         }
-    } }
+    }
 }

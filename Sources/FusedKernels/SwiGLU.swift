@@ -35,7 +35,7 @@ public func swigluBackwardNaive(dOut: Tensor, gate: Tensor, up: Tensor) -> (dGat
     let sig = Scratch(n), s = Scratch(n), ds = Scratch(n)
     for i in 0..<n { sig[i] = sigmoid(gate.storage[i]) }
     for i in 0..<n { s[i] = gate.storage[i] * sig[i] }
-    for i in 0..<n { ds[i] = sig[i] * (1 + gate.storage[i] * (1 - sig[i])) }     // silu'
+    for i in 0..<n { ds[i] = sig[i] * (1 + gate.storage[i] * (1 - sig[i])) } // silu'
     let dUp = Tensor(shape: gate.shape) { i in dOut.storage[i] * s[i] }
     let dGate = Tensor(shape: gate.shape) { i in dOut.storage[i] * up.storage[i] * ds[i] }
     return (dGate, dUp)
@@ -44,14 +44,18 @@ public func swigluBackwardNaive(dOut: Tensor, gate: Tensor, up: Tensor) -> (dGat
 /// silu(gate) · up in one loop.
 public func swigluFused(gate: Tensor, up: Tensor) -> Tensor {
     precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) vs up \(up.shape)")
-    return withPtr(gate) { G in withPtr(up) { U in
-        makeTensor(gate.shape) { A in swigluForwardKernel(G, U, A, gate.count) }
-    } }
+    return withPtr(gate) { G in
+        withPtr(up) { U in
+            makeTensor(gate.shape) { A in swigluForwardKernel(G, U, A, gate.count) }
+        }
+    }
 }
 
 /// In-place fused backward: overwrites `gate` with dgate and `up` with dup, recomputing σ(gate).
 public func swigluBackwardFused(dOut: Tensor, gate: inout Tensor, up: inout Tensor) {
-    precondition(gate.shape == up.shape && dOut.shape == gate.shape, "swiglu backward: shapes \(dOut.shape), \(gate.shape), \(up.shape)")
+    precondition(
+        gate.shape == up.shape && dOut.shape == gate.shape,
+        "swiglu backward: shapes \(dOut.shape), \(gate.shape), \(up.shape)")
     withPtr(dOut) { D in
         gate.storage.withUnsafeMutableBufferPointer { G in
             up.storage.withUnsafeMutableBufferPointer { U in
@@ -62,13 +66,17 @@ public func swigluBackwardFused(dOut: Tensor, gate: inout Tensor, up: inout Tens
 }
 
 @inline(__always)
-func swigluForwardKernel(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ n: Int) {
+func swigluForwardKernel(
+    _ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ n: Int
+) {
     for i in 0..<n { let x = g[i]; a[i] = x / (1 + exp(-x)) * u[i] }
 }
 
 /// da → (dg, du) written over (g, u).
 @inline(__always)
-func swigluBackwardKernel(_ da: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ u: UnsafeMutablePointer<Float>, _ n: Int) {
+func swigluBackwardKernel(
+    _ da: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ u: UnsafeMutablePointer<Float>, _ n: Int
+) {
     for i in 0..<n {
         let x = g[i], sg = 1 / (1 + exp(-x)), d = da[i]
         g[i] = d * u[i] * sg * (1 + x * (1 - sg))
@@ -87,62 +95,99 @@ public struct MLPGradients: Sendable {
 
 private func checkMLP(_ x: Tensor, _ wg: Tensor, _ wu: Tensor, _ wd: Tensor, _ dy: Tensor) -> (Int, Int, Int) {
     let (t, c, i) = (x.shape[0], x.shape[1], wg.shape[0])
-    precondition(x.rank == 2 && wg.shape == [i, c] && wu.shape == [i, c] && wd.shape == [c, i] && dy.shape == [t, c],
-                 "mlp: x \(x.shape), gate \(wg.shape), up \(wu.shape), down \(wd.shape), dy \(dy.shape)")
+    precondition(
+        x.rank == 2 && wg.shape == [i, c] && wu.shape == [i, c] && wd.shape == [c, i] && dy.shape == [t, c],
+        "mlp: x \(x.shape), gate \(wg.shape), up \(wu.shape), down \(wd.shape), dy \(dy.shape)")
     return (t, c, i)
 }
 
 /// Forward and backward of the MLP with every intermediate in its own buffer (nine (T, I) buffers).
-public func mlpNaive(x: Tensor, gateProj wg: Tensor, upProj wu: Tensor, downProj wd: Tensor, dy: Tensor) -> MLPGradients {
+public func mlpNaive(x: Tensor, gateProj wg: Tensor, upProj wu: Tensor, downProj wd: Tensor, dy: Tensor) -> MLPGradients
+{
     let (t, c, i) = checkMLP(x, wg, wu, wd, dy)
     let n = t * i
     let g = Scratch(n), u = Scratch(n), sig = Scratch(n), s = Scratch(n), a = Scratch(n)
     let da = Scratch(n), ds = Scratch(n), dg = Scratch(n), du = Scratch(n)
-    var out = MLPGradients(y: Tensor(shape: [t, c]), dx: Tensor(shape: [t, c]), dGateProj: Tensor(shape: [i, c]),
-                           dUpProj: Tensor(shape: [i, c]), dDownProj: Tensor(shape: [c, i]))
-    withPtr(x) { X in withPtr(wg) { WG in withPtr(wu) { WU in withPtr(wd) { WD in withPtr(dy) { DY in
-        gemm(false, true, t, i, c, 1, X, c, WG, c, 0, g.p, i)                        // g = x Wgᵀ
-        gemm(false, true, t, i, c, 1, X, c, WU, c, 0, u.p, i)                        // u = x Wuᵀ
-        for k in 0..<n { sig[k] = sigmoid(g[k]) }
-        for k in 0..<n { s[k] = g[k] * sig[k] }
-        for k in 0..<n { a[k] = s[k] * u[k] }
-        out.y.storage.withUnsafeMutableBufferPointer { gemm(false, true, t, c, i, 1, a.p, i, WD, i, 0, $0.baseAddress!, c) }
-        out.dDownProj.storage.withUnsafeMutableBufferPointer { gemm(true, false, c, i, t, 1, DY, c, a.p, i, 0, $0.baseAddress!, i) }
-        gemm(false, false, t, i, c, 1, DY, c, WD, i, 0, da.p, i)                     // da = dy Wd
-        for k in 0..<n { ds[k] = sig[k] * (1 + g[k] * (1 - sig[k])) }
-        for k in 0..<n { dg[k] = da[k] * u[k] * ds[k] }
-        for k in 0..<n { du[k] = da[k] * s[k] }
-        out.dx.storage.withUnsafeMutableBufferPointer { DX in
-            gemm(false, false, t, c, i, 1, dg.p, i, WG, c, 0, DX.baseAddress!, c)
-            gemm(false, false, t, c, i, 1, du.p, i, WU, c, 1, DX.baseAddress!, c)
+    var out = MLPGradients(
+        y: Tensor(shape: [t, c]), dx: Tensor(shape: [t, c]), dGateProj: Tensor(shape: [i, c]),
+        dUpProj: Tensor(shape: [i, c]), dDownProj: Tensor(shape: [c, i]))
+    withPtr(x) { X in
+        withPtr(wg) { WG in
+            withPtr(wu) { WU in
+                withPtr(wd) { WD in
+                    withPtr(dy) { DY in
+                        gemm(false, true, t, i, c, 1, X, c, WG, c, 0, g.p, i) // g = x Wgᵀ
+                        gemm(false, true, t, i, c, 1, X, c, WU, c, 0, u.p, i) // u = x Wuᵀ
+                        for k in 0..<n { sig[k] = sigmoid(g[k]) }
+                        for k in 0..<n { s[k] = g[k] * sig[k] }
+                        for k in 0..<n { a[k] = s[k] * u[k] }
+                        out.y.storage.withUnsafeMutableBufferPointer {
+                            gemm(false, true, t, c, i, 1, a.p, i, WD, i, 0, $0.baseAddress!, c)
+                        }
+                        out.dDownProj.storage.withUnsafeMutableBufferPointer {
+                            gemm(true, false, c, i, t, 1, DY, c, a.p, i, 0, $0.baseAddress!, i)
+                        }
+                        gemm(false, false, t, i, c, 1, DY, c, WD, i, 0, da.p, i) // da = dy Wd
+                        for k in 0..<n { ds[k] = sig[k] * (1 + g[k] * (1 - sig[k])) }
+                        for k in 0..<n { dg[k] = da[k] * u[k] * ds[k] }
+                        for k in 0..<n { du[k] = da[k] * s[k] }
+                        out.dx.storage.withUnsafeMutableBufferPointer { DX in
+                            gemm(false, false, t, c, i, 1, dg.p, i, WG, c, 0, DX.baseAddress!, c)
+                            gemm(false, false, t, c, i, 1, du.p, i, WU, c, 1, DX.baseAddress!, c)
+                        }
+                        out.dGateProj.storage.withUnsafeMutableBufferPointer {
+                            gemm(true, false, i, c, t, 1, dg.p, i, X, c, 0, $0.baseAddress!, c)
+                        }
+                        out.dUpProj.storage.withUnsafeMutableBufferPointer {
+                            gemm(true, false, i, c, t, 1, du.p, i, X, c, 0, $0.baseAddress!, c)
+                        }
+                    }
+                }
+            }
         }
-        out.dGateProj.storage.withUnsafeMutableBufferPointer { gemm(true, false, i, c, t, 1, dg.p, i, X, c, 0, $0.baseAddress!, c) }
-        out.dUpProj.storage.withUnsafeMutableBufferPointer { gemm(true, false, i, c, t, 1, du.p, i, X, c, 0, $0.baseAddress!, c) }
-    } } } } }
+    }
     return out
 }
 
 /// Forward and backward of the MLP with three (T, I) buffers: g, u and one shared by a and da.
-public func mlpFused(x: Tensor, gateProj wg: Tensor, upProj wu: Tensor, downProj wd: Tensor, dy: Tensor) -> MLPGradients {
+public func mlpFused(x: Tensor, gateProj wg: Tensor, upProj wu: Tensor, downProj wd: Tensor, dy: Tensor) -> MLPGradients
+{
     let (t, c, i) = checkMLP(x, wg, wu, wd, dy)
     let n = t * i
     let g = Scratch(n, zeroed: false), u = Scratch(n, zeroed: false), a = Scratch(n, zeroed: false)
-    var out = MLPGradients(y: Tensor(shape: [t, c]), dx: Tensor(shape: [t, c]), dGateProj: Tensor(shape: [i, c]),
-                           dUpProj: Tensor(shape: [i, c]), dDownProj: Tensor(shape: [c, i]))
-    withPtr(x) { X in withPtr(wg) { WG in withPtr(wu) { WU in withPtr(wd) { WD in withPtr(dy) { DY in
-        gemm(false, true, t, i, c, 1, X, c, WG, c, 0, g.p, i)
-        gemm(false, true, t, i, c, 1, X, c, WU, c, 0, u.p, i)
-        swigluForwardKernel(g.p, u.p, a.p, n)
-        out.y.storage.withUnsafeMutableBufferPointer { gemm(false, true, t, c, i, 1, a.p, i, WD, i, 0, $0.baseAddress!, c) }
-        out.dDownProj.storage.withUnsafeMutableBufferPointer { gemm(true, false, c, i, t, 1, DY, c, a.p, i, 0, $0.baseAddress!, i) }
-        gemm(false, false, t, i, c, 1, DY, c, WD, i, 0, a.p, i)                      // a's buffer now holds da
-        swigluBackwardKernel(a.p, g.p, u.p, n)                                       // g ← dg, u ← du
-        out.dx.storage.withUnsafeMutableBufferPointer { DX in
-            gemm(false, false, t, c, i, 1, g.p, i, WG, c, 0, DX.baseAddress!, c)
-            gemm(false, false, t, c, i, 1, u.p, i, WU, c, 1, DX.baseAddress!, c)
+    var out = MLPGradients(
+        y: Tensor(shape: [t, c]), dx: Tensor(shape: [t, c]), dGateProj: Tensor(shape: [i, c]),
+        dUpProj: Tensor(shape: [i, c]), dDownProj: Tensor(shape: [c, i]))
+    withPtr(x) { X in
+        withPtr(wg) { WG in
+            withPtr(wu) { WU in
+                withPtr(wd) { WD in
+                    withPtr(dy) { DY in
+                        gemm(false, true, t, i, c, 1, X, c, WG, c, 0, g.p, i)
+                        gemm(false, true, t, i, c, 1, X, c, WU, c, 0, u.p, i)
+                        swigluForwardKernel(g.p, u.p, a.p, n)
+                        out.y.storage.withUnsafeMutableBufferPointer {
+                            gemm(false, true, t, c, i, 1, a.p, i, WD, i, 0, $0.baseAddress!, c)
+                        }
+                        out.dDownProj.storage.withUnsafeMutableBufferPointer {
+                            gemm(true, false, c, i, t, 1, DY, c, a.p, i, 0, $0.baseAddress!, i)
+                        }
+                        gemm(false, false, t, i, c, 1, DY, c, WD, i, 0, a.p, i) // a's buffer now holds da
+                        swigluBackwardKernel(a.p, g.p, u.p, n) // g ← dg, u ← du
+                        out.dx.storage.withUnsafeMutableBufferPointer { DX in
+                            gemm(false, false, t, c, i, 1, g.p, i, WG, c, 0, DX.baseAddress!, c)
+                            gemm(false, false, t, c, i, 1, u.p, i, WU, c, 1, DX.baseAddress!, c)
+                        }
+                        out.dGateProj.storage.withUnsafeMutableBufferPointer {
+                            gemm(true, false, i, c, t, 1, g.p, i, X, c, 0, $0.baseAddress!, c)
+                        }
+                        out.dUpProj.storage.withUnsafeMutableBufferPointer {
+                            gemm(true, false, i, c, t, 1, u.p, i, X, c, 0, $0.baseAddress!, c)
+                        }
+                    }
+                }
+            }
         }
-        out.dGateProj.storage.withUnsafeMutableBufferPointer { gemm(true, false, i, c, t, 1, g.p, i, X, c, 0, $0.baseAddress!, c) }
-        out.dUpProj.storage.withUnsafeMutableBufferPointer { gemm(true, false, i, c, t, 1, u.p, i, X, c, 0, $0.baseAddress!, c) }
-    } } } } }
+    }
     return out
 }

@@ -49,7 +49,9 @@ extension RGBImage {
     }
 
     /// Decodes PNG or JPEG bytes; `file` names them in errors.
-    public static func decode(_ bytes: [UInt8], file: String = "<memory>", maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+    public static func decode(_ bytes: [UInt8], file: String = "<memory>", maxPixels: Int = defaultMaxPixels) throws
+        -> RGBImage
+    {
         let header = try sniffImageHeader(bytes, file: file)
         guard header.width > 0, header.height > 0 else {
             throw ImageError.zeroSize(file: file, width: header.width, height: header.height)
@@ -62,8 +64,10 @@ extension RGBImage {
         var message = [CChar](repeating: 0, count: 256)
         let status: Int32 = bytes.withUnsafeBufferPointer { b in
             switch header.format {
-            case .png: return eaglet_png_decode(b.baseAddress, b.count, UInt64(maxPixels), &raw, &message, message.count)
-            case .jpeg: return eaglet_jpeg_decode(b.baseAddress, b.count, UInt64(maxPixels), &raw, &message, message.count)
+            case .png:
+                return eaglet_png_decode(b.baseAddress, b.count, UInt64(maxPixels), &raw, &message, message.count)
+            case .jpeg:
+                return eaglet_jpeg_decode(b.baseAddress, b.count, UInt64(maxPixels), &raw, &message, message.count)
             }
         }
         defer { eaglet_raw_image_free(&raw) }
@@ -73,7 +77,8 @@ extension RGBImage {
         case Int(EAGLET_CODEC_TRUNCATED): throw ImageError.truncated(file: file, format: header.format, detail: detail)
         case Int(EAGLET_CODEC_TOO_LARGE):
             throw ImageError.tooManyPixels(file: file, width: header.width, height: header.height, limit: maxPixels)
-        case Int(EAGLET_CODEC_ZERO_SIZE): throw ImageError.zeroSize(file: file, width: header.width, height: header.height)
+        case Int(EAGLET_CODEC_ZERO_SIZE):
+            throw ImageError.zeroSize(file: file, width: header.width, height: header.height)
         default: throw ImageError.corrupt(file: file, format: header.format, detail: detail)
         }
         var image = convertToRGB(raw, format: header.format)
@@ -92,7 +97,9 @@ public func sniffImageHeader(_ b: [UInt8], file: String) throws -> ImageHeader {
     func be16(_ i: Int) -> Int { Int(b[i]) << 8 | Int(b[i + 1]) }
     func be32(_ i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
     if b.starts(with: pngSignature) || pngSignature.starts(with: b) {
-        guard b.count >= 24 else { throw ImageError.truncated(file: file, format: .png, detail: "\(b.count) bytes, the IHDR chunk needs 24") }
+        guard b.count >= 24 else {
+            throw ImageError.truncated(file: file, format: .png, detail: "\(b.count) bytes, the IHDR chunk needs 24")
+        }
         guard b[12...15].elementsEqual("IHDR".utf8) else {
             throw ImageError.corrupt(file: file, format: .png, detail: "first chunk is not IHDR")
         }
@@ -102,34 +109,53 @@ public func sniffImageHeader(_ b: [UInt8], file: String) throws -> ImageHeader {
         var i = 2
         while true {
             // a marker: one or more 0xFF, then its code
-            guard i < b.count else { throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends before the frame header (SOF)") }
-            guard b[i] == 0xFF else { throw ImageError.corrupt(file: file, format: .jpeg, detail: "expected a marker at byte \(i)") }
+            guard i < b.count else {
+                throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends before the frame header (SOF)")
+            }
+            guard b[i] == 0xFF else {
+                throw ImageError.corrupt(file: file, format: .jpeg, detail: "expected a marker at byte \(i)")
+            }
             while i < b.count, b[i] == 0xFF { i += 1 }
-            guard i < b.count else { throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends before the frame header (SOF)") }
+            guard i < b.count else {
+                throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends before the frame header (SOF)")
+            }
             let marker = b[i]
             i += 1
-            if marker == 0x01 || (0xD0...0xD8).contains(marker) { continue }   // standalone markers
+            if marker == 0x01 || (0xD0...0xD8).contains(marker) { continue } // standalone markers
             if marker == 0xD9 || marker == 0xDA {
-                throw ImageError.corrupt(file: file, format: .jpeg, detail: "no frame header (SOF) before the scan data")
+                throw ImageError.corrupt(
+                    file: file, format: .jpeg, detail: "no frame header (SOF) before the scan data")
             }
-            guard i + 2 <= b.count else { throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends inside a segment header") }
+            guard i + 2 <= b.count else {
+                throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends inside a segment header")
+            }
             let length = be16(i)
-            guard length >= 2 else { throw ImageError.corrupt(file: file, format: .jpeg, detail: "segment length \(length) at byte \(i)") }
+            guard length >= 2 else {
+                throw ImageError.corrupt(file: file, format: .jpeg, detail: "segment length \(length) at byte \(i)")
+            }
             let isSOF = (0xC0...0xCF).contains(marker) && marker != 0xC4 && marker != 0xC8 && marker != 0xCC
             if isSOF {
-                guard i + 7 <= b.count else { throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends inside the frame header") }
+                guard i + 7 <= b.count else {
+                    throw ImageError.truncated(file: file, format: .jpeg, detail: "data ends inside the frame header")
+                }
                 return ImageHeader(format: .jpeg, width: be16(i + 5), height: be16(i + 3))
             }
             i += length
         }
     }
-    let known: [(String, [UInt8])] = [("GIF", Array("GIF8".utf8)), ("BMP", Array("BM".utf8)),
-                                      ("TIFF", [0x49, 0x49, 0x2A, 0x00]), ("TIFF", [0x4D, 0x4D, 0x00, 0x2A])]
-    for (name, magic) in known where b.starts(with: magic) { throw ImageError.unknownFormat(file: file, detected: "looks like \(name)") }
+    let known: [(String, [UInt8])] = [
+        ("GIF", Array("GIF8".utf8)), ("BMP", Array("BM".utf8)),
+        ("TIFF", [0x49, 0x49, 0x2A, 0x00]), ("TIFF", [0x4D, 0x4D, 0x00, 0x2A])
+    ]
+    for (name, magic) in known where b.starts(with: magic) {
+        throw ImageError.unknownFormat(file: file, detected: "looks like \(name)")
+    }
     if b.count >= 12, b[0..<4].elementsEqual("RIFF".utf8), b[8..<12].elementsEqual("WEBP".utf8) {
         throw ImageError.unknownFormat(file: file, detected: "looks like WebP")
     }
-    let shown = b.prefix(8).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+    let shown = b.prefix(8).map {
+        String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16)
+    }
     throw ImageError.unknownFormat(file: file, detected: "first bytes \(shown.joined(separator: " "))")
 }
 
@@ -144,8 +170,8 @@ func convertToRGB(_ raw: eaglet_raw_image, format: ImageFormat) -> RGBImage {
     @inline(__always) func sample(_ i: Int, _ s: Int) -> Int {
         let o = (i * ch + s) * bytesPerSample
         if bytesPerSample == 1 { return Int(src[o]) }
-        if greyOnly16 { return min(Int(src[o]) << 8 | Int(src[o + 1]), 255) }   // "I;16" → RGB clamps
-        return Int(src[o])                                                      // high byte
+        if greyOnly16 { return min(Int(src[o]) << 8 | Int(src[o + 1]), 255) } // "I;16" → RGB clamps
+        return Int(src[o]) // high byte
     }
     let isCMYK = format == .jpeg && ch == 4
     for i in 0..<n {
@@ -176,7 +202,13 @@ func convertToRGB(_ raw: eaglet_raw_image, format: ImageFormat) -> RGBImage {
 public func exifOrientation(_ tiff: UnsafeBufferPointer<UInt8>) -> Int {
     guard tiff.count >= 8 else { return 1 }
     let little: Bool
-    if tiff[0] == 0x49, tiff[1] == 0x49 { little = true } else if tiff[0] == 0x4D, tiff[1] == 0x4D { little = false } else { return 1 }
+    if tiff[0] == 0x49, tiff[1] == 0x49 {
+        little = true
+    } else if tiff[0] == 0x4D, tiff[1] == 0x4D {
+        little = false
+    } else {
+        return 1
+    }
     func u16(_ i: Int) -> Int? {
         guard i >= 0, i + 2 <= tiff.count else { return nil }
         return little ? Int(tiff[i]) | Int(tiff[i + 1]) << 8 : Int(tiff[i]) << 8 | Int(tiff[i + 1])

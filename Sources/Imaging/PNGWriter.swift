@@ -20,7 +20,8 @@ extension RGBImage {
         var size = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = pixels.withUnsafeBufferPointer { p in
-            eaglet_png_encode_rgb8(p.baseAddress, UInt32(width), UInt32(height), &buffer, &size, &message, message.count)
+            eaglet_png_encode_rgb8(
+                p.baseAddress, UInt32(width), UInt32(height), &buffer, &size, &message, message.count)
         }
         guard status == EAGLET_CODEC_OK, let buffer else {
             let detail = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -33,9 +34,12 @@ extension RGBImage {
     /// Writes the image as PNG to `path`.
     public func writePNG(to path: String) throws {
         let bytes: [UInt8]
-        do { bytes = try pngData() } catch ImageError.cannotWrite(_, let reason) { throw ImageError.cannotWrite(file: path, reason: reason) }
-        do { try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw ImageError.cannotWrite(file: path, reason: "\(error)") }
+        do { bytes = try pngData() } catch ImageError.cannotWrite(_, let reason) {
+            throw ImageError.cannotWrite(file: path, reason: reason)
+        }
+        do { try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw ImageError.cannotWrite(file: path, reason: "\(error)")
+        }
     }
 
     /// Fills the rectangle [x, x+w) × [y, y+h), clipped to the image.
@@ -51,8 +55,10 @@ extension RGBImage {
     }
 
     /// Draws the outline of [x, x+w) × [y, y+h) with lines `thickness` pixels wide, inside the rectangle.
-    public mutating func strokeRectangle(x: Int, y: Int, width w: Int, height h: Int,
-                                         color: (UInt8, UInt8, UInt8), thickness t: Int = 1) {
+    public mutating func strokeRectangle(
+        x: Int, y: Int, width w: Int, height h: Int,
+        color: (UInt8, UInt8, UInt8), thickness t: Int = 1
+    ) {
         fill(x: x, y: y, width: w, height: t, color: color)
         fill(x: x, y: y + h - t, width: w, height: t, color: color)
         fill(x: x, y: y, width: t, height: h, color: color)
@@ -60,7 +66,9 @@ extension RGBImage {
     }
 
     /// Images placed left to right on a background, `gap` pixels apart and around, tops aligned.
-    public static func sideBySide(_ images: [RGBImage], gap: Int = 8, background: (UInt8, UInt8, UInt8) = (255, 255, 255)) -> RGBImage {
+    public static func sideBySide(
+        _ images: [RGBImage], gap: Int = 8, background: (UInt8, UInt8, UInt8) = (255, 255, 255)
+    ) -> RGBImage {
         let w = images.reduce(gap) { $0 + $1.width + gap }
         let h = (images.map(\.height).max() ?? 0) + 2 * gap
         var canvas = RGBImage(width: w, height: h, fill: background)
@@ -68,7 +76,8 @@ extension RGBImage {
         for im in images {
             for row in 0..<im.height {
                 let dst = ((gap + row) * w + x) * 3
-                canvas.pixels.replaceSubrange(dst..<dst + im.width * 3, with: im.pixels[row * im.width * 3..<(row + 1) * im.width * 3])
+                canvas.pixels.replaceSubrange(
+                    dst..<dst + im.width * 3, with: im.pixels[row * im.width * 3..<(row + 1) * im.width * 3])
             }
             x += im.width + gap
         }

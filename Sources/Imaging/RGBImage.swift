@@ -15,8 +15,9 @@ public struct RGBImage: Equatable, Sendable {
     public var pixels: [UInt8]
 
     public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3,
-                     "RGBImage: \(width)×\(height) needs \(width * height * 3) bytes, got \(pixels.count)")
+        precondition(
+            width >= 0 && height >= 0 && pixels.count == width * height * 3,
+            "RGBImage: \(width)×\(height) needs \(width * height * 3) bytes, got \(pixels.count)")
         self.width = width
         self.height = height
         self.pixels = pixels
@@ -50,8 +51,9 @@ public struct RGBImage: Equatable, Sendable {
     /// The `w`×`h` rectangle whose top-left corner is (x, y) (must lie inside the image), as PIL's
     /// `crop((x, y, x + w, y + h))`.
     public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> RGBImage {
-        precondition(x >= 0 && y >= 0 && w >= 0 && h >= 0 && x + w <= width && y + h <= height,
-                     "RGBImage.cropped: (\(x), \(y), \(w)×\(h)) outside \(width)×\(height)")
+        precondition(
+            x >= 0 && y >= 0 && w >= 0 && h >= 0 && x + w <= width && y + h <= height,
+            "RGBImage.cropped: (\(x), \(y), \(w)×\(h)) outside \(width)×\(height)")
         var out = [UInt8](repeating: 0, count: w * h * 3)
         for row in 0..<h {
             let src = ((y + row) * width + x) * 3
@@ -63,7 +65,8 @@ public struct RGBImage: Equatable, Sendable {
 
 /// The formats Eaglet decodes.
 public enum ImageFormat: String, Sendable, Equatable {
-    case png = "PNG", jpeg = "JPEG"
+    case png = "PNG"
+    case jpeg = "JPEG"
 }
 
 /// Why an image could not be read or written. Every case names the file.
@@ -91,7 +94,8 @@ public enum ImageError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .corrupt(f, fmt, d): return "\(f): corrupt \(fmt.rawValue) file (\(d))"
         case let .zeroSize(f, w, h): return "\(f): image has zero size (\(w)×\(h)); width and height must be at least 1"
         case let .tooManyPixels(f, w, h, lim):
-            return "\(f): image is \(w)×\(h) = \(w.multipliedReportingOverflow(by: h).partialValue) pixels, more than the limit of \(lim) (a decompression-bomb guard; raise maxPixels to allow it)"
+            return
+                "\(f): image is \(w)×\(h) = \(w.multipliedReportingOverflow(by: h).partialValue) pixels, more than the limit of \(lim) (a decompression-bomb guard; raise maxPixels to allow it)"
         case let .cannotWrite(f, r): return "\(f): cannot write image (\(r))"
         }
     }

@@ -48,7 +48,7 @@ struct ResampleWeights {
     let ksize: Int
     let first: [Int]
     let count: [Int]
-    let weights: [Double]   // outSize · ksize
+    let weights: [Double] // outSize · ksize
 }
 
 /// Bicubic weights for resizing `inSize` samples to `outSize` (see the file header).
@@ -63,7 +63,7 @@ func bicubicWeights(inSize: Int, outSize: Int) -> ResampleWeights {
     let inverse = 1.0 / filterScale
     for i in 0..<outSize {
         let centre = (Double(i) + 0.5) * scale
-        var lo = Int(centre - radius + 0.5)           // truncation toward zero, as C's (int) cast
+        var lo = Int(centre - radius + 0.5) // truncation toward zero, as C's (int) cast
         if lo < 0 { lo = 0 }
         var hi = Int(centre + radius + 0.5)
         if hi > inSize { hi = inSize }
@@ -89,12 +89,22 @@ extension RGBImage {
         if outW == width && outH == height { return self }
         var current = self
         func horizontal() {
-            if outW != width { current = current.fixedPointPass(weights: bicubicWeights(inSize: width, outSize: outW), horizontal: true, outSize: outW) }
+            if outW != width {
+                current = current.fixedPointPass(
+                    weights: bicubicWeights(inSize: width, outSize: outW), horizontal: true, outSize: outW)
+            }
         }
         func vertical() {
-            if outH != height { current = current.fixedPointPass(weights: bicubicWeights(inSize: height, outSize: outH), horizontal: false, outSize: outH) }
+            if outH != height {
+                current = current.fixedPointPass(
+                    weights: bicubicWeights(inSize: height, outSize: outH), horizontal: false, outSize: outH)
+            }
         }
-        if verticalPassFirst(inW: width, inH: height, outW: outW, outH: outH) { vertical(); horizontal() } else { horizontal(); vertical() }
+        if verticalPassFirst(inW: width, inH: height, outW: outW, outH: outH) {
+            vertical(); horizontal()
+        } else {
+            horizontal(); vertical()
+        }
         return current
     }
 
@@ -103,7 +113,9 @@ extension RGBImage {
     private func fixedPointPass(weights rw: ResampleWeights, horizontal: Bool, outSize: Int) -> RGBImage {
         let precisionBits = 22
         let one = Double(1 << precisionBits)
-        let fixed: [Int32] = rw.weights.map { w in Int32(w < 0 ? (w * one - 0.5).rounded(.towardZero) : (w * one + 0.5).rounded(.towardZero)) }
+        let fixed: [Int32] = rw.weights.map { w in
+            Int32(w < 0 ? (w * one - 0.5).rounded(.towardZero) : (w * one + 0.5).rounded(.towardZero))
+        }
         let ow = horizontal ? outSize : width, oh = horizontal ? height : outSize
         var out = [UInt8](repeating: 0, count: ow * oh * 3)
         let ksize = rw.ksize, inW = width
@@ -156,7 +168,9 @@ extension RGBImage {
         let wx = bicubicWeights(inSize: width, outSize: outW), wy = bicubicWeights(inSize: height, outSize: outH)
         // Planes of Double samples (H, W, 3); each pass resamples one axis, with the same pass order as
         // the fast path. The intermediate is clipped to 0…255 (it is an image) but not rounded.
-        func pass(_ src: [Double], _ w: Int, _ h: Int, _ rw: ResampleWeights, horizontal: Bool, outSize: Int) -> [Double] {
+        func pass(_ src: [Double], _ w: Int, _ h: Int, _ rw: ResampleWeights, horizontal: Bool, outSize: Int)
+            -> [Double]
+        {
             let ow = horizontal ? outSize : w, oh = horizontal ? h : outSize
             var dst = [Double](repeating: 0, count: ow * oh * 3)
             for y in 0..<oh {
@@ -207,7 +221,9 @@ public struct PixelDifference: Equatable, Sendable, CustomStringConvertible {
         fractionDifferent = n == 0 ? 0 : Double(n - histogram[0]) / Double(n)
     }
 
-    public var description: String { "max \(maximum), 99.9th percentile \(percentile999), \(formatFraction(fractionDifferent)) of samples differ" }
+    public var description: String {
+        "max \(maximum), 99.9th percentile \(percentile999), \(formatFraction(fractionDifferent)) of samples differ"
+    }
 }
 
 func formatFraction(_ f: Double) -> String {

@@ -89,9 +89,11 @@ public struct Siglip2VisionEmbeddings: Sendable {
 
     public init(patchEmbedding: SiglipLinear, positionEmbedding: Tensor) {
         let s = Int(Double(positionEmbedding.shape[0]).squareRoot())
-        precondition(positionEmbedding.rank == 2 && s * s == positionEmbedding.shape[0]
-                     && positionEmbedding.shape[1] == patchEmbedding.outFeatures,
-                     "Siglip2VisionEmbeddings: position table \(positionEmbedding.shape) must be (S², \(patchEmbedding.outFeatures))")
+        precondition(
+            positionEmbedding.rank == 2 && s * s == positionEmbedding.shape[0]
+                && positionEmbedding.shape[1] == patchEmbedding.outFeatures,
+            "Siglip2VisionEmbeddings: position table \(positionEmbedding.shape) must be (S², \(patchEmbedding.outFeatures))"
+        )
         self.patchEmbedding = patchEmbedding
         self.positionEmbedding = positionEmbedding
     }
@@ -107,8 +109,9 @@ public struct Siglip2VisionEmbeddings: Sendable {
 
     /// patches (h·w, C_in·P·P) → (h·w, C).
     public func callAsFunction(_ patches: Tensor, height h: Int, width w: Int) -> Tensor {
-        precondition(patches.rank == 2 && patches.shape[0] == h * w,
-                     "Siglip2VisionEmbeddings: \(patches.shape) is not \(h)·\(w) patches")
+        precondition(
+            patches.rank == 2 && patches.shape[0] == h * w,
+            "Siglip2VisionEmbeddings: \(patches.shape) is not \(h)·\(w) patches")
         return patchEmbedding(patches) + positions(height: h, width: w)
     }
 }

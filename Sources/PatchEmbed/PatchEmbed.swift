@@ -18,8 +18,9 @@ public struct SiglipLinear: Sendable {
     public var bias: Tensor
 
     public init(weight: Tensor, bias: Tensor) {
-        precondition(weight.rank == 2 && bias.shape == [weight.shape[0]],
-                     "SiglipLinear: weight \(weight.shape) and bias \(bias.shape) disagree")
+        precondition(
+            weight.rank == 2 && bias.shape == [weight.shape[0]],
+            "SiglipLinear: weight \(weight.shape) and bias \(bias.shape) disagree")
         self.weight = weight
         self.bias = bias
     }
@@ -46,8 +47,9 @@ public struct PatchConv2d: Sendable {
     public var bias: Tensor
 
     public init(weight: Tensor, bias: Tensor) {
-        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && bias.shape == [weight.shape[0]],
-                     "PatchConv2d: weight \(weight.shape) must be (C, C_in, P, P) and bias (C), got bias \(bias.shape)")
+        precondition(
+            weight.rank == 4 && weight.shape[2] == weight.shape[3] && bias.shape == [weight.shape[0]],
+            "PatchConv2d: weight \(weight.shape) must be (C, C_in, P, P) and bias (C), got bias \(bias.shape)")
         self.weight = weight
         self.bias = bias
     }
@@ -60,8 +62,9 @@ public struct PatchConv2d: Sendable {
     public func grid(height: Int, width: Int) -> (Int, Int) { (height / patchSize, width / patchSize) }
 
     private func checkInput(_ pixels: Tensor) -> (Int, Int) {
-        precondition(pixels.rank == 3 && pixels.shape[0] == inChannels,
-                     "PatchConv2d: pixels must be (\(inChannels), H, W), got \(pixels.shape)")
+        precondition(
+            pixels.rank == 3 && pixels.shape[0] == inChannels,
+            "PatchConv2d: pixels must be (\(inChannels), H, W), got \(pixels.shape)")
         return grid(height: pixels.shape[1], width: pixels.shape[2])
     }
 
@@ -135,8 +138,10 @@ public struct SiglipVisionEmbeddings: Sendable {
     public var positionEmbedding: Tensor
 
     public init(patchEmbedding: PatchConv2d, positionEmbedding: Tensor) {
-        precondition(positionEmbedding.rank == 2 && positionEmbedding.shape[1] == patchEmbedding.outChannels,
-                     "SiglipVisionEmbeddings: position table \(positionEmbedding.shape) does not match width \(patchEmbedding.outChannels)")
+        precondition(
+            positionEmbedding.rank == 2 && positionEmbedding.shape[1] == patchEmbedding.outChannels,
+            "SiglipVisionEmbeddings: position table \(positionEmbedding.shape) does not match width \(patchEmbedding.outChannels)"
+        )
         self.patchEmbedding = patchEmbedding
         self.positionEmbedding = positionEmbedding
     }
@@ -146,8 +151,10 @@ public struct SiglipVisionEmbeddings: Sendable {
     /// `.reference` runs the direct convolution (`naive`), `.fast` im2col + sgemm.
     public func callAsFunction(_ pixels: Tensor, compute: Compute = .fast) -> Tensor {
         let tokens = compute.isReference ? patchEmbedding.naive(pixels) : patchEmbedding(pixels)
-        precondition(tokens.shape == positionEmbedding.shape,
-                     "SiglipVisionEmbeddings: \(tokens.shape[0]) patches but \(positionEmbedding.shape[0]) positions; the image size must match the config")
+        precondition(
+            tokens.shape == positionEmbedding.shape,
+            "SiglipVisionEmbeddings: \(tokens.shape[0]) patches but \(positionEmbedding.shape[0]) positions; the image size must match the config"
+        )
         return tokens + positionEmbedding
     }
 }

@@ -32,8 +32,9 @@ public struct GenerationReport: Sendable, Equatable {
     /// The one-line timing report every generating command prints:
     /// `[150 prompt tokens (112 visual), 6 new; first token 18 ms; 5200.0 tokens/s]`.
     public func summary(promptTokens: Int, visualTokens: Int) -> String {
-        cFormat("[%d prompt tokens (%d visual), %d new; first token %.0f ms; %.1f tokens/s]",
-                promptTokens, visualTokens, tokens.count, timeToFirstToken * 1000, tokensPerSecond)
+        cFormat(
+            "[%d prompt tokens (%d visual), %d new; first token %.0f ms; %.1f tokens/s]",
+            promptTokens, visualTokens, tokens.count, timeToFirstToken * 1000, tokensPerSecond)
     }
 }
 
@@ -45,10 +46,12 @@ public func secondsSince(_ start: ContinuousClock.Instant) -> Double {
 
 /// Generates up to `maxNewTokens` tokens from `decoder`; `choose(logits, context)` picks each one (context: the
 /// tokens chosen so far), `onToken` sees each as it comes.
-public func generate(_ decoder: inout some TokenDecoder, maxNewTokens: Int, stopTokens: Set<Int>,
-                     started: ContinuousClock.Instant = .now,
-                     choose: (_ logits: [Float], _ chosen: [Int]) -> Int = { logits, _ in argmax(logits) },
-                     onToken: (Int) -> Void = { _ in }) throws -> GenerationReport {
+public func generate(
+    _ decoder: inout some TokenDecoder, maxNewTokens: Int, stopTokens: Set<Int>,
+    started: ContinuousClock.Instant = .now,
+    choose: (_ logits: [Float], _ chosen: [Int]) -> Int = { logits, _ in argmax(logits) },
+    onToken: (Int) -> Void = { _ in }
+) throws -> GenerationReport {
     var out = [Int](), ttft = 0.0
     if maxNewTokens > 0 {
         var logits = try decoder.prefill()
@@ -99,13 +102,16 @@ extension Qwen2ForCausalLM {
 
     /// Greedy decoding: prefill `prompt`, then append argmax tokens one at a time through the KV cache
     /// until `maxNewTokens` or a token in `stopTokens`. Returns the new tokens.
-    public func generateGreedy(prompt: [Int], maxNewTokens: Int, stopTokens: Set<Int> = [],
-                               compute: Compute = .fast) throws -> [Int] {
+    public func generateGreedy(
+        prompt: [Int], maxNewTokens: Int, stopTokens: Set<Int> = [],
+        compute: Compute = .fast
+    ) throws -> [Int] {
         guard !prompt.isEmpty else { throw Qwen2Error.badField("prompt", "is empty") }
         if let bad = prompt.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
             throw Qwen2Error.badField("prompt", "holds token id \(bad), outside 0..<\(config.vocabSize)")
         }
-        var decoding = Decoding(model: self, inputsEmbeds: embed(prompt), capacity: prompt.count + maxNewTokens, compute: compute)
+        var decoding = Decoding(
+            model: self, inputsEmbeds: embed(prompt), capacity: prompt.count + maxNewTokens, compute: compute)
         return try generate(&decoding, maxNewTokens: maxNewTokens, stopTokens: stopTokens).tokens
     }
 }

@@ -29,7 +29,8 @@ public enum Qwen2Error: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case let .missingField(f): return "Qwen2 config: required field '\(f)' is missing"
         case let .badField(f, why): return "Qwen2 config: field '\(f)' \(why)"
-        case let .unsupportedRope(why): return "Qwen2 config: \(why); Eaglet implements only the default RoPE (plain θ^(−2k/D) frequencies)"
+        case let .unsupportedRope(why):
+            return "Qwen2 config: \(why); Eaglet implements only the default RoPE (plain θ^(−2k/D) frequencies)"
         case let .missingTensor(t): return "Qwen2 checkpoint: no tensor '\(t)'"
         case let .wrongShape(t, e, f): return "Qwen2 checkpoint: tensor '\(t)' has shape \(f), expected \(e)"
         case let .cannotRead(file, why): return "\(file): \(why)"
@@ -53,9 +54,11 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
     /// D; `head_dim` when present, else hidden_size / num_attention_heads.
     public var headDim: Int
 
-    public init(hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, numKeyValueHeads: Int,
-                intermediateSize: Int, rmsNormEps: Float = 1e-6, vocabSize: Int, tieWordEmbeddings: Bool,
-                maxPositionEmbeddings: Int = 32768, ropeTheta: Double, headDim: Int? = nil) {
+    public init(
+        hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, numKeyValueHeads: Int,
+        intermediateSize: Int, rmsNormEps: Float = 1e-6, vocabSize: Int, tieWordEmbeddings: Bool,
+        maxPositionEmbeddings: Int = 32768, ropeTheta: Double, headDim: Int? = nil
+    ) {
         self.hiddenSize = hiddenSize; self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads; self.numKeyValueHeads = numKeyValueHeads
         self.intermediateSize = intermediateSize; self.rmsNormEps = rmsNormEps; self.vocabSize = vocabSize
@@ -64,28 +67,43 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case hiddenSize = "hidden_size", numHiddenLayers = "num_hidden_layers"
-        case numAttentionHeads = "num_attention_heads", numKeyValueHeads = "num_key_value_heads"
-        case intermediateSize = "intermediate_size", rmsNormEps = "rms_norm_eps", vocabSize = "vocab_size"
-        case tieWordEmbeddings = "tie_word_embeddings", maxPositionEmbeddings = "max_position_embeddings"
-        case ropeTheta = "rope_theta", ropeParameters = "rope_parameters", ropeScaling = "rope_scaling"
-        case headDim = "head_dim", useSlidingWindow = "use_sliding_window"
+        case hiddenSize = "hidden_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case numKeyValueHeads = "num_key_value_heads"
+        case intermediateSize = "intermediate_size"
+        case rmsNormEps = "rms_norm_eps"
+        case vocabSize = "vocab_size"
+        case tieWordEmbeddings = "tie_word_embeddings"
+        case maxPositionEmbeddings = "max_position_embeddings"
+        case ropeTheta = "rope_theta"
+        case ropeParameters = "rope_parameters"
+        case ropeScaling = "rope_scaling"
+        case headDim = "head_dim"
+        case useSlidingWindow = "use_sliding_window"
     }
 
     struct RopeParameters: Codable {
         var ropeTheta: Double?
         var ropeType: String?
         var type: String?
-        enum CodingKeys: String, CodingKey { case ropeTheta = "rope_theta", ropeType = "rope_type", type }
+        enum CodingKeys: String, CodingKey {
+            case ropeTheta = "rope_theta"
+            case ropeType = "rope_type"
+            case type
+        }
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         func required<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> T {
             do {
-                guard let v = try c.decodeIfPresent(T.self, forKey: key) else { throw Qwen2Error.missingField(key.rawValue) }
+                guard let v = try c.decodeIfPresent(T.self, forKey: key) else {
+                    throw Qwen2Error.missingField(key.rawValue)
+                }
                 return v
-            } catch let e as Qwen2Error { throw e
+            } catch let e as Qwen2Error {
+                throw e
             } catch { throw Qwen2Error.badField(key.rawValue, "is not a \(T.self)") }
         }
         hiddenSize = try required(.hiddenSize, Int.self)
@@ -115,28 +133,38 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
             throw Qwen2Error.badField("use_sliding_window", "is true; Eaglet implements full causal attention only")
         }
         headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / max(numAttentionHeads, 1)
-        for (name, v) in [("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
-                          ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
-                          ("intermediate_size", intermediateSize), ("vocab_size", vocabSize), ("head_dim", headDim)] where v <= 0 {
+        for (name, v) in [
+            ("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
+            ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
+            ("intermediate_size", intermediateSize), ("vocab_size", vocabSize), ("head_dim", headDim)
+        ] where v <= 0 {
             throw Qwen2Error.badField(name, "must be positive, got \(v)")
         }
         // Upper bounds: far above any released model, low enough that products of two sizes cannot
         // overflow and that a corrupt file cannot make the weight check enumerate a billion layers.
-        for (name, v, limit) in [("hidden_size", hiddenSize, Qwen2Config.maxWidth), ("intermediate_size", intermediateSize, Qwen2Config.maxWidth),
-                                 ("head_dim", headDim, Qwen2Config.maxWidth), ("vocab_size", vocabSize, Qwen2Config.maxVocabulary),
-                                 ("num_hidden_layers", numHiddenLayers, Qwen2Config.maxLayers),
-                                 ("num_attention_heads", numAttentionHeads, Qwen2Config.maxLayers),
-                                 ("num_key_value_heads", numKeyValueHeads, Qwen2Config.maxLayers),
-                                 ("max_position_embeddings", maxPositionEmbeddings, Qwen2Config.maxContext)] where v > limit {
+        for (name, v, limit) in [
+            ("hidden_size", hiddenSize, Qwen2Config.maxWidth),
+            ("intermediate_size", intermediateSize, Qwen2Config.maxWidth),
+            ("head_dim", headDim, Qwen2Config.maxWidth), ("vocab_size", vocabSize, Qwen2Config.maxVocabulary),
+            ("num_hidden_layers", numHiddenLayers, Qwen2Config.maxLayers),
+            ("num_attention_heads", numAttentionHeads, Qwen2Config.maxLayers),
+            ("num_key_value_heads", numKeyValueHeads, Qwen2Config.maxLayers),
+            ("max_position_embeddings", maxPositionEmbeddings, Qwen2Config.maxContext)
+        ] where v > limit {
             throw Qwen2Error.badField(name, "is \(v), above the limit of \(limit) (a corrupt config?)")
         }
         guard maxPositionEmbeddings > 0 else {
             throw Qwen2Error.badField("max_position_embeddings", "must be positive, got \(maxPositionEmbeddings)")
         }
-        guard rmsNormEps.isFinite, rmsNormEps > 0 else { throw Qwen2Error.badField("rms_norm_eps", "must be a positive number, got \(rmsNormEps)") }
-        guard ropeTheta.isFinite, ropeTheta > 0 else { throw Qwen2Error.badField("rope_theta", "must be a positive number, got \(ropeTheta)") }
+        guard rmsNormEps.isFinite, rmsNormEps > 0 else {
+            throw Qwen2Error.badField("rms_norm_eps", "must be a positive number, got \(rmsNormEps)")
+        }
+        guard ropeTheta.isFinite, ropeTheta > 0 else {
+            throw Qwen2Error.badField("rope_theta", "must be a positive number, got \(ropeTheta)")
+        }
         guard numAttentionHeads % numKeyValueHeads == 0 else {
-            throw Qwen2Error.badField("num_key_value_heads", "(\(numKeyValueHeads)) must divide num_attention_heads (\(numAttentionHeads))")
+            throw Qwen2Error.badField(
+                "num_key_value_heads", "(\(numKeyValueHeads)) must divide num_attention_heads (\(numAttentionHeads))")
         }
         guard headDim % 2 == 0 else { throw Qwen2Error.badField("head_dim", "must be even for RoPE, got \(headDim)") }
     }
@@ -153,7 +181,8 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(hiddenSize, forKey: .hiddenSize); try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
-        try c.encode(numAttentionHeads, forKey: .numAttentionHeads); try c.encode(numKeyValueHeads, forKey: .numKeyValueHeads)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads);
+        try c.encode(numKeyValueHeads, forKey: .numKeyValueHeads)
         try c.encode(intermediateSize, forKey: .intermediateSize); try c.encode(rmsNormEps, forKey: .rmsNormEps)
         try c.encode(vocabSize, forKey: .vocabSize); try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
         try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings); try c.encode(ropeTheta, forKey: .ropeTheta)
@@ -173,14 +202,15 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
             }
             text = d
         }
-        do { return try JSONDecoder().decode(Qwen2Config.self, from: text) }
-        catch let e as Qwen2Error { throw e }
-        catch { throw Qwen2Error.cannotRead(file, "\(error)") }
+        do { return try JSONDecoder().decode(Qwen2Config.self, from: text) } catch let e as Qwen2Error { throw e } catch
+        { throw Qwen2Error.cannotRead(file, "\(error)") }
     }
 
     /// Reads and decodes `path` (see `decode`).
     public static func load(path: String) throws -> Qwen2Config {
-        guard let data = FileManager.default.contents(atPath: path) else { throw Qwen2Error.cannotRead(path, "cannot open") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Qwen2Error.cannotRead(path, "cannot open")
+        }
         return try decode(data, file: path)
     }
 }

@@ -45,8 +45,9 @@ public struct Qwen2Parameters: ParameterGroup {
 
     public init(_ c: Qwen2Config, prefix p: String) {
         let (C, V) = (c.hiddenSize, c.vocabSize)
-        embedTokens = ParameterSpec(p + "model.embed_tokens.weight", [V, C],
-                                    alternateKey: c.tieWordEmbeddings ? p + "lm_head.weight" : nil)
+        embedTokens = ParameterSpec(
+            p + "model.embed_tokens.weight", [V, C],
+            alternateKey: c.tieWordEmbeddings ? p + "lm_head.weight" : nil)
         layers = (0..<c.numHiddenLayers).map { Qwen2LayerParameters(c, base: p + "model.layers.\($0).") }
         norm = NormParameters(p + "model.norm", width: C, bias: false)
         lmHead = c.tieWordEmbeddings ? nil : ParameterSpec(p + "lm_head.weight", [V, C])
@@ -69,23 +70,29 @@ extension Qwen2ForCausalLM {
     /// Builds the model from `store`, under the prefix the store holds it (Eagle 2.5 or plain Qwen2 layout).
     public static func load(config c: Qwen2Config, store: WeightStore) throws -> Qwen2ForCausalLM {
         guard let prefix = Qwen2Parameters.prefix(in: store) else {
-            throw CheckpointError.componentNotFound(source: store.source.sourceDescription, component: "language model",
-                                                    tried: Qwen2Parameters.prefixes.map { $0 + "model.embed_tokens.weight" })
+            throw CheckpointError.componentNotFound(
+                source: store.source.sourceDescription, component: "language model",
+                tried: Qwen2Parameters.prefixes.map { $0 + "model.embed_tokens.weight" })
         }
         let p = Qwen2Parameters(c, prefix: prefix)
-        func norm(_ n: NormParameters) throws -> Qwen2RMSNorm { Qwen2RMSNorm(weight: try store.read(n.weight), eps: c.rmsNormEps) }
+        func norm(_ n: NormParameters) throws -> Qwen2RMSNorm {
+            Qwen2RMSNorm(weight: try store.read(n.weight), eps: c.rmsNormEps)
+        }
         let embed = try store.read(p.embedTokens)
-        let head = try p.lmHead.map { try store.read($0) } ?? embed   // tied: one storage, no copy
+        let head = try p.lmHead.map { try store.read($0) } ?? embed // tied: one storage, no copy
         let layers = try p.layers.map { l in
             Qwen2DecoderLayer(
-                selfAttn: Qwen2Attention(qProj: try Linear(l.qProj, from: store), kProj: try Linear(l.kProj, from: store),
-                                         vProj: try Linear(l.vProj, from: store), oProj: try Linear(l.oProj, from: store),
-                                         numHeads: c.numAttentionHeads, numKeyValueHeads: c.numKeyValueHeads, headDim: c.headDim),
-                mlp: Qwen2MLP(gateProj: try Linear(l.gateProj, from: store), upProj: try Linear(l.upProj, from: store),
-                              downProj: try Linear(l.downProj, from: store)),
+                selfAttn: Qwen2Attention(
+                    qProj: try Linear(l.qProj, from: store), kProj: try Linear(l.kProj, from: store),
+                    vProj: try Linear(l.vProj, from: store), oProj: try Linear(l.oProj, from: store),
+                    numHeads: c.numAttentionHeads, numKeyValueHeads: c.numKeyValueHeads, headDim: c.headDim),
+                mlp: Qwen2MLP(
+                    gateProj: try Linear(l.gateProj, from: store), upProj: try Linear(l.upProj, from: store),
+                    downProj: try Linear(l.downProj, from: store)),
                 inputLayernorm: try norm(l.inputLayernorm), postAttentionLayernorm: try norm(l.postAttentionLayernorm))
         }
-        return Qwen2ForCausalLM(config: c, embedTokens: embed, layers: layers, norm: try norm(p.norm), lmHead: Linear(weight: head))
+        return Qwen2ForCausalLM(
+            config: c, embedTokens: embed, layers: layers, norm: try norm(p.norm), lmHead: Linear(weight: head))
     }
 
     /// Loads from a checkpoint (one file or shards), Eagle 2.5 or plain Qwen2 key layout.

@@ -44,7 +44,7 @@ public struct Qwen2MLP: Sendable {
     /// on the fast one (within fp32-op of it; libm's exp would cost ~7 % of a prefill).
     func gated(_ x: Tensor, compute: Compute) -> Tensor {
         var g: Tensor, u: Tensor
-        if x.count == gateProj.inFeatures && !compute.isReference && compute.gemv == .rows {   // decode: one pass
+        if x.count == gateProj.inFeatures && !compute.isReference && compute.gemv == .rows { // decode: one pass
             let r = gemvGroup([gateProj, upProj], x, threads: compute.threads)
             (g, u) = (r[0], r[1])
         } else {
@@ -53,8 +53,11 @@ public struct Qwen2MLP: Sendable {
         let reference = compute.isReference
         g.storage.withUnsafeMutableBufferPointer { G in
             u.storage.withUnsafeBufferPointer { U in
-                if reference { for i in 0..<G.count { G[i] = silu(G[i]) * U[i] } }
-                else { for i in 0..<G.count { G[i] = fastSilu(G[i]) * U[i] } }
+                if reference {
+                    for i in 0..<G.count { G[i] = silu(G[i]) * U[i] }
+                } else {
+                    for i in 0..<G.count { G[i] = fastSilu(G[i]) * U[i] }
+                }
             }
         }
         return g
@@ -80,16 +83,21 @@ public struct Qwen2DecoderLayer: Sendable {
     public let inputLayernorm: Qwen2RMSNorm
     public let postAttentionLayernorm: Qwen2RMSNorm
 
-    public init(selfAttn: Qwen2Attention, mlp: Qwen2MLP, inputLayernorm: Qwen2RMSNorm, postAttentionLayernorm: Qwen2RMSNorm) {
+    public init(
+        selfAttn: Qwen2Attention, mlp: Qwen2MLP, inputLayernorm: Qwen2RMSNorm, postAttentionLayernorm: Qwen2RMSNorm
+    ) {
         self.selfAttn = selfAttn; self.mlp = mlp
         self.inputLayernorm = inputLayernorm; self.postAttentionLayernorm = postAttentionLayernorm
     }
 
     /// h (T, C) at the positions of `cos`/`sin` (T, D), in place:
     ///     h ← h + o_proj(core(RoPE(q, k), v)) of input_layernorm(h);  h ← h + mlp(post_attention_layernorm(h)).
-    public func callAsFunction(_ h: inout Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int,
-                               core: inout some AttentionCore, compute: Compute = .fast) {
-        let a = selfAttn.attend(inputLayernorm(h), rope: rope, cos: cos, sin: sin, layer: layer, core: &core, compute: compute)
+    public func callAsFunction(
+        _ h: inout Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int,
+        core: inout some AttentionCore, compute: Compute = .fast
+    ) {
+        let a = selfAttn.attend(
+            inputLayernorm(h), rope: rope, cos: cos, sin: sin, layer: layer, core: &core, compute: compute)
         selfAttn.oProj(a, addingTo: &h, compute: compute)
         mlp(postAttentionLayernorm(h), addingTo: &h, compute: compute)
     }
@@ -98,16 +106,18 @@ public struct Qwen2DecoderLayer: Sendable {
 /// `Qwen2ForCausalLM`: the model (`model.*`) and the LM head.
 public struct Qwen2ForCausalLM: Sendable {
     public let config: Qwen2Config
-    public let embedTokens: Tensor             // (V, C)
+    public let embedTokens: Tensor // (V, C)
     public let layers: [Qwen2DecoderLayer]
     public let norm: Qwen2RMSNorm
-    public let lmHead: Linear                  // weight (V, C); shares embed_tokens' storage when tied
+    public let lmHead: Linear // weight (V, C); shares embed_tokens' storage when tied
     public let rope: RotaryEmbedding
     /// Prefill long prompts on the fast path with the rows split over the threads (RowSplitPrefill.swift);
     /// off, OpenBLAS threads each product instead (the benchmark's `eaglet-serial`).
     public var rowSplitPrefill = true
 
-    public init(config: Qwen2Config, embedTokens: Tensor, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lmHead: Linear) {
+    public init(
+        config: Qwen2Config, embedTokens: Tensor, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lmHead: Linear
+    ) {
         self.config = config; self.embedTokens = embedTokens; self.layers = layers; self.norm = norm
         self.lmHead = lmHead
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
@@ -129,8 +139,10 @@ public struct Qwen2ForCausalLM: Sendable {
 
     /// The decoder stack over input embeddings x (T, C) at `positions` (T), attention by `core`. Returns the
     /// final normed hidden states (T, C); `layerOutputs`, when given, receives every decoder layer's output.
-    public func hiddenStates(_ x: Tensor, positions: [Int], core: inout some AttentionCore, compute: Compute = .fast,
-                             layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+    public func hiddenStates(
+        _ x: Tensor, positions: [Int], core: inout some AttentionCore, compute: Compute = .fast,
+        layerOutputs: ((Int, Tensor) -> Void)? = nil
+    ) -> Tensor {
         let (cos, sin) = rope.cosSin(positions: positions)
         var h = x
         for (i, layer) in layers.enumerated() {
@@ -143,32 +155,42 @@ public struct Qwen2ForCausalLM: Sendable {
     /// Runs the decoder over input embeddings (T, C) at positions cache.count … (or 0 … without a cache),
     /// appending to `cache` when given. Long prompts on the fast path take the row-split prefill (the same
     /// layer body, rows split over `compute.threads` workers). Returns the final normed hidden states (T, C).
-    public func hiddenStates(_ inputsEmbeds: Tensor, cache: inout KVCache?, compute: Compute = .fast,
-                             layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+    public func hiddenStates(
+        _ inputsEmbeds: Tensor, cache: inout KVCache?, compute: Compute = .fast,
+        layerOutputs: ((Int, Tensor) -> Void)? = nil
+    ) -> Tensor {
         let t = inputsEmbeds.shape[0], start = cache?.count ?? 0
         let workers = Qwen2ForCausalLM.rowSplitWorkers(tokens: t, threads: compute.threads)
-        if rowSplitPrefill, !compute.isReference, t >= Qwen2ForCausalLM.minimumRowsPerWorker, start == 0, layerOutputs == nil {
+        if rowSplitPrefill, !compute.isReference, t >= Qwen2ForCausalLM.minimumRowsPerWorker, start == 0,
+            layerOutputs == nil
+        {
             let r = hiddenStatesRowSplit(inputsEmbeds, workers: workers)
             if cache != nil {
-                for i in layers.indices { cache!.layers[i].append(headMajorKeys: r.keys[i], values: r.values[i], tokens: t) }
+                for i in layers.indices {
+                    cache!.layers[i].append(headMajorKeys: r.keys[i], values: r.values[i], tokens: t)
+                }
             }
             return r.h
         }
         let positions = Array(start..<(start + t))
         guard let given = cache else {
             var core = CausalAttention()
-            return hiddenStates(inputsEmbeds, positions: positions, core: &core, compute: compute, layerOutputs: layerOutputs)
+            return hiddenStates(
+                inputsEmbeds, positions: positions, core: &core, compute: compute, layerOutputs: layerOutputs)
         }
-        cache = nil                                    // the core owns the only copy while it appends in place
+        cache = nil // the core owns the only copy while it appends in place
         var core = CachedAttention(cache: consume given)
-        let h = hiddenStates(inputsEmbeds, positions: positions, core: &core, compute: compute, layerOutputs: layerOutputs)
+        let h = hiddenStates(
+            inputsEmbeds, positions: positions, core: &core, compute: compute, layerOutputs: layerOutputs)
         cache = core.cache
         return h
     }
 
     /// Logits (T, V) for token ids (T), continuing `cache` if given. `lastOnly`: only the last row (1, V).
-    public func forward(_ ids: [Int], cache: inout KVCache?, lastOnly: Bool = false, compute: Compute = .fast,
-                        layerOutputs: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+    public func forward(
+        _ ids: [Int], cache: inout KVCache?, lastOnly: Bool = false, compute: Compute = .fast,
+        layerOutputs: ((Int, Tensor) -> Void)? = nil
+    ) -> Tensor {
         let h = hiddenStates(embed(ids), cache: &cache, compute: compute, layerOutputs: layerOutputs)
         let rows = lastOnly ? h.slice(dim: 0, (h.shape[0] - 1)..<h.shape[0]) : h
         return lmHead(rows, compute: compute)
@@ -182,6 +204,8 @@ public struct Qwen2ForCausalLM: Sendable {
 
     /// An empty cache for this model.
     public func makeCache(capacity: Int = 256) -> KVCache {
-        KVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim, capacity: capacity)
+        KVCache(
+            layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
+            capacity: capacity)
     }
 }

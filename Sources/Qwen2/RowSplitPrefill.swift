@@ -40,7 +40,9 @@ struct RowSplitAttention: AttentionCore {
     let shared: SharedRows, barrier: ThreadBarrier
     let lo: Int, hi: Int, tokens: Int
 
-    mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute) -> Tensor {
+    mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute)
+        -> Tensor
+    {
         let n = hi - lo, t = tokens, h = s.heads, hkv = s.kvHeads, d = s.headDim
         let kb = shared.keys[layer], vb = shared.values[layer]
         k.storage.withUnsafeBufferPointer { K in
@@ -56,14 +58,15 @@ struct RowSplitAttention: AttentionCore {
         let qh = headMajor(q, heads: h, headDim: d)
         var out = Tensor(shape: [h, n, d], repeating: 0)
         var lse = [Float](repeating: 0, count: h * n)
-        barrier.wait()   // every earlier row's keys and values are written
+        barrier.wait() // every earlier row's keys and values are written
         qh.storage.withUnsafeBufferPointer { Q in
             out.storage.withUnsafeMutableBufferPointer { O in
                 lse.withUnsafeMutableBufferPointer { L in
-                    blockwiseAttentionKernel(q: Q.baseAddress!, heads: h, tokens: n, headDim: d, k: kb, v: vb, kvHeads: hkv,
-                                             keys: hi, kvHeadStride: t * d, causal: true, offsets: AttentionOffsets(query: lo, key: 0),
-                                             scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
-                                             out: O.baseAddress!, lse: L.baseAddress!)
+                    blockwiseAttentionKernel(
+                        q: Q.baseAddress!, heads: h, tokens: n, headDim: d, k: kb, v: vb, kvHeads: hkv,
+                        keys: hi, kvHeadStride: t * d, causal: true, offsets: AttentionOffsets(query: lo, key: 0),
+                        scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
+                        out: O.baseAddress!, lse: L.baseAddress!)
                 }
             }
         }
@@ -84,21 +87,29 @@ extension Qwen2ForCausalLM {
     /// running the layers on its rows with `Compute.fast(threads: 1)`. Returns the final normed hidden states
     /// (T, C) and, per layer, the keys and values (Hkv, T, D).
     public func hiddenStatesRowSplit(_ x: Tensor, workers: Int) -> (h: Tensor, keys: [[Float]], values: [[Float]]) {
-        precondition(workers >= 1 && workers <= x.shape[0], "hiddenStatesRowSplit: \(workers) workers for \(x.shape[0]) rows")
+        precondition(
+            workers >= 1 && workers <= x.shape[0], "hiddenStatesRowSplit: \(workers) workers for \(x.shape[0]) rows")
         let t = x.shape[0], c = config.hiddenSize, hkv = config.numKeyValueHeads, d = config.headDim
-        let shared = SharedRows(keys: layers.map { _ in .allocate(capacity: hkv * t * d) },
-                                values: layers.map { _ in .allocate(capacity: hkv * t * d) },
-                                output: .allocate(capacity: t * c))
-        defer { shared.keys.forEach { $0.deallocate() }; shared.values.forEach { $0.deallocate() }; shared.output.deallocate() }
+        let shared = SharedRows(
+            keys: layers.map { _ in .allocate(capacity: hkv * t * d) },
+            values: layers.map { _ in .allocate(capacity: hkv * t * d) },
+            output: .allocate(capacity: t * c))
+        defer {
+            shared.keys.forEach { $0.deallocate() }; shared.values.forEach { $0.deallocate() };
+            shared.output.deallocate()
+        }
         let barrier = ThreadBarrier(parties: workers)
 
         BLAS.use(threads: 1)
         runConcurrently(workers) { p in
             let lo = t * p / workers, hi = t * (p + 1) / workers
             var core = RowSplitAttention(shared: shared, barrier: barrier, lo: lo, hi: hi, tokens: t)
-            let h = self.hiddenStates(x.slice(dim: 0, lo..<hi), positions: Array(lo..<hi), core: &core,
-                                      compute: .fast(threads: 1))
-            h.storage.withUnsafeBufferPointer { (shared.output + lo * c).update(from: $0.baseAddress!, count: (hi - lo) * c) }
+            let h = self.hiddenStates(
+                x.slice(dim: 0, lo..<hi), positions: Array(lo..<hi), core: &core,
+                compute: .fast(threads: 1))
+            h.storage.withUnsafeBufferPointer {
+                (shared.output + lo * c).update(from: $0.baseAddress!, count: (hi - lo) * c)
+            }
         }
         let out = Tensor(shape: [t, c], storage: Array(UnsafeBufferPointer(start: shared.output, count: t * c)))
         let keys = shared.keys.map { Array(UnsafeBufferPointer(start: $0, count: hkv * t * d)) }

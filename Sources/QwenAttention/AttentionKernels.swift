@@ -45,10 +45,14 @@ public enum AttentionPath: String, Sendable, CaseIterable {
 
 @inline(__always)
 func checkAttentionShapes(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> (h: Int, t: Int, d: Int, hkv: Int, s: Int) {
-    precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention: need q (H, T, D), k/v (Hkv, S, D); got \(q.shape), \(k.shape), \(v.shape)")
+    precondition(
+        q.rank == 3 && k.rank == 3 && v.rank == 3,
+        "attention: need q (H, T, D), k/v (Hkv, S, D); got \(q.shape), \(k.shape), \(v.shape)")
     precondition(k.shape == v.shape, "attention: k \(k.shape) and v \(v.shape) differ")
     precondition(q.shape[2] == k.shape[2], "attention: head dims differ, q \(q.shape) vs k \(k.shape)")
-    precondition(k.shape[0] > 0 && q.shape[0] % k.shape[0] == 0, "attention: \(q.shape[0]) query heads do not divide over \(k.shape[0]) kv heads")
+    precondition(
+        k.shape[0] > 0 && q.shape[0] % k.shape[0] == 0,
+        "attention: \(q.shape[0]) query heads do not divide over \(k.shape[0]) kv heads")
     return (q.shape[0], q.shape[1], q.shape[2], k.shape[0], k.shape[1])
 }
 
@@ -57,8 +61,10 @@ func checkAttentionShapes(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> (h: Int, t: 
 /// Shapes: q (H, T, D), k and v (Hkv, S, D) → out (H, T, D), lse (H, T). Query head h reads kv head
 /// h ÷ (H / Hkv). `scale` defaults to D^(−1/2). Holds H·T·S floats of scores at once (one head at a time
 /// here, T·S).
-public func attentionNaive(q: Tensor, k: Tensor, v: Tensor, causal: Bool,
-                           offsets: AttentionOffsets = .zero, scale: Float? = nil) -> (out: Tensor, lse: Tensor) {
+public func attentionNaive(
+    q: Tensor, k: Tensor, v: Tensor, causal: Bool,
+    offsets: AttentionOffsets = .zero, scale: Float? = nil
+) -> (out: Tensor, lse: Tensor) {
     let (h, t, d, hkv, s) = checkAttentionShapes(q, k, v)
     let sc = scale ?? 1 / Float(d).squareRoot()
     let rep = h / hkv
@@ -67,7 +73,7 @@ public func attentionNaive(q: Tensor, k: Tensor, v: Tensor, causal: Bool,
     for head in 0..<h {
         let g = head / rep
         let qh = q.row(head), kh = k.row(g), vh = v.row(g)
-        var scores = matmul(qh, kh, transposeB: true) * sc          // (T, S)
+        var scores = matmul(qh, kh, transposeB: true) * sc // (T, S)
         if causal {
             for i in 0..<t {
                 for j in 0..<s where offsets.key + j > offsets.query + i { scores.storage[i * s + j] = -.infinity }
@@ -81,8 +87,8 @@ public func attentionNaive(q: Tensor, k: Tensor, v: Tensor, causal: Bool,
             for j in 0..<s { sum += Double(exp(scores.storage[i * s + j] - m)) }
             lse[head * t + i] = m + Float(log(sum))
         }
-        let p = scores.softmaxLast()                                  // fully masked rows → 0
-        let o = matmul(p, vh)                                         // (T, D)
+        let p = scores.softmaxLast() // fully masked rows → 0
+        let o = matmul(p, vh) // (T, D)
         for i in 0..<(t * d) { out[head * t * d + i] = o.storage[i] }
     }
     return (Tensor(shape: [h, t, d], storage: out), Tensor(shape: [h, t], storage: lse))
@@ -97,9 +103,11 @@ public func attentionNaive(q: Tensor, k: Tensor, v: Tensor, causal: Bool,
 ///     l = l·exp(m − m') + Σ p,  acc = acc·exp(m − m') + p · v_blk,  m = m'
 /// and finally out = acc / l, lse = m + log l. Under `causal`, key blocks wholly after a query block
 /// are skipped. Extra memory: queryBlock·(keyBlock + D + 2) floats.
-public func blockwiseAttention(q: Tensor, k: Tensor, v: Tensor, causal: Bool,
-                               offsets: AttentionOffsets = .zero, scale: Float? = nil,
-                               queryBlock: Int = 64, keyBlock: Int = 256) -> (out: Tensor, lse: Tensor) {
+public func blockwiseAttention(
+    q: Tensor, k: Tensor, v: Tensor, causal: Bool,
+    offsets: AttentionOffsets = .zero, scale: Float? = nil,
+    queryBlock: Int = 64, keyBlock: Int = 256
+) -> (out: Tensor, lse: Tensor) {
     let (h, t, d, hkv, s) = checkAttentionShapes(q, k, v)
     var out = [Float](repeating: 0, count: h * t * d)
     var lse = [Float](repeating: -.infinity, count: h * t)
@@ -109,11 +117,13 @@ public func blockwiseAttention(q: Tensor, k: Tensor, v: Tensor, causal: Bool,
                 out.withUnsafeMutableBufferPointer { O in
                     lse.withUnsafeMutableBufferPointer { L in
                         guard let qp = Q.baseAddress, let kp = K.baseAddress, let vp = V.baseAddress,
-                              let op = O.baseAddress, let lp = L.baseAddress else { return }
-                        blockwiseAttentionKernel(q: qp, heads: h, tokens: t, headDim: d,
-                                                 k: kp, v: vp, kvHeads: hkv, keys: s, kvHeadStride: s * d,
-                                                 causal: causal, offsets: offsets, scale: scale ?? 1 / Float(d).squareRoot(),
-                                                 queryBlock: queryBlock, keyBlock: keyBlock, out: op, lse: lp)
+                            let op = O.baseAddress, let lp = L.baseAddress
+                        else { return }
+                        blockwiseAttentionKernel(
+                            q: qp, heads: h, tokens: t, headDim: d,
+                            k: kp, v: vp, kvHeads: hkv, keys: s, kvHeadStride: s * d,
+                            causal: causal, offsets: offsets, scale: scale ?? 1 / Float(d).squareRoot(),
+                            queryBlock: queryBlock, keyBlock: keyBlock, out: op, lse: lp)
                     }
                 }
             }
@@ -125,11 +135,13 @@ public func blockwiseAttention(q: Tensor, k: Tensor, v: Tensor, causal: Bool,
 /// The pointer form of `blockwiseAttention`: q is (H, T, D) dense; kv head g's rows start at
 /// `k + g·kvHeadStride` (so a KV cache with spare capacity can be read in place); out (H, T, D) and
 /// lse (H, T) are written.
-public func blockwiseAttentionKernel(q: UnsafePointer<Float>, heads h: Int, tokens t: Int, headDim d: Int,
-                                     k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvHeads hkv: Int, keys s: Int,
-                                     kvHeadStride: Int, causal: Bool, offsets: AttentionOffsets, scale: Float,
-                                     queryBlock: Int, keyBlock: Int,
-                                     out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
+public func blockwiseAttentionKernel(
+    q: UnsafePointer<Float>, heads h: Int, tokens t: Int, headDim d: Int,
+    k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvHeads hkv: Int, keys s: Int,
+    kvHeadStride: Int, causal: Bool, offsets: AttentionOffsets, scale: Float,
+    queryBlock: Int, keyBlock: Int,
+    out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>
+) {
     let rep = h / hkv
     let bq = max(1, queryBlock), bk = max(1, keyBlock)
     var scores = [Float](repeating: 0, count: bq * bk)
@@ -137,73 +149,80 @@ public func blockwiseAttentionKernel(q: UnsafePointer<Float>, heads h: Int, toke
     var m = [Float](repeating: 0, count: bq)
     var l = [Float](repeating: 0, count: bq)
     scores.withUnsafeMutableBufferPointer { S in
-    acc.withUnsafeMutableBufferPointer { A in
-    m.withUnsafeMutableBufferPointer { M in
-    l.withUnsafeMutableBufferPointer { Lsum in
-        let sp = S.baseAddress!, ap = A.baseAddress!
-        for head in 0..<h {
-            let g = head / rep
-            let kh = k + g * kvHeadStride, vh = v + g * kvHeadStride
-            var q0 = 0
-            while q0 < t {
-                let rows = min(bq, t - q0)
-                let qBlock = q + (head * t + q0) * d
-                for i in 0..<rows { M[i] = -.infinity; Lsum[i] = 0 }
-                for i in 0..<(rows * d) { ap[i] = 0 }
-                // Keys any row of this block may see: kpos ≤ last query position.
-                let kEnd = causal ? max(0, min(s, offsets.query + q0 + rows - offsets.key)) : s
-                var k0 = 0
-                while k0 < kEnd {
-                    let cols = min(bk, kEnd - k0)
-                    if rows == 1 {
-                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cols), Int32(d), scale,
-                                    kh + k0 * d, Int32(d), qBlock, 1, 0, sp, 1)
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(d),
-                                    scale, qBlock, Int32(d), kh + k0 * d, Int32(d), 0, sp, Int32(cols))
-                    }
-                    for i in 0..<rows {
-                        let row = sp + i * cols
-                        if causal {
-                            // keys j with offsets.key + k0 + j > offsets.query + q0 + i are masked
-                            let firstMasked = max(0, offsets.query + q0 + i - offsets.key - k0 + 1)
-                            if firstMasked < cols { for j in firstMasked..<cols { row[j] = -.infinity } }
+        acc.withUnsafeMutableBufferPointer { A in
+            m.withUnsafeMutableBufferPointer { M in
+                l.withUnsafeMutableBufferPointer { Lsum in
+                    let sp = S.baseAddress!, ap = A.baseAddress!
+                    for head in 0..<h {
+                        let g = head / rep
+                        let kh = k + g * kvHeadStride, vh = v + g * kvHeadStride
+                        var q0 = 0
+                        while q0 < t {
+                            let rows = min(bq, t - q0)
+                            let qBlock = q + (head * t + q0) * d
+                            for i in 0..<rows { M[i] = -.infinity; Lsum[i] = 0 }
+                            for i in 0..<(rows * d) { ap[i] = 0 }
+                            // Keys any row of this block may see: kpos ≤ last query position.
+                            let kEnd = causal ? max(0, min(s, offsets.query + q0 + rows - offsets.key)) : s
+                            var k0 = 0
+                            while k0 < kEnd {
+                                let cols = min(bk, kEnd - k0)
+                                if rows == 1 {
+                                    cblas_sgemv(
+                                        CblasRowMajor, CblasNoTrans, Int32(cols), Int32(d), scale,
+                                        kh + k0 * d, Int32(d), qBlock, 1, 0, sp, 1)
+                                } else {
+                                    cblas_sgemm(
+                                        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(d),
+                                        scale, qBlock, Int32(d), kh + k0 * d, Int32(d), 0, sp, Int32(cols))
+                                }
+                                for i in 0..<rows {
+                                    let row = sp + i * cols
+                                    if causal {
+                                        // keys j with offsets.key + k0 + j > offsets.query + q0 + i are masked
+                                        let firstMasked = max(0, offsets.query + q0 + i - offsets.key - k0 + 1)
+                                        if firstMasked < cols { for j in firstMasked..<cols { row[j] = -.infinity } }
+                                    }
+                                    var mx = M[i]
+                                    for j in 0..<cols { mx = max(mx, row[j]) }
+                                    if mx == -.infinity { // nothing visible yet in this row
+                                        for j in 0..<cols { row[j] = 0 }
+                                        continue
+                                    }
+                                    let corr = exp(M[i] - mx) // 0 when M[i] = −∞
+                                    var sum: Float = 0
+                                    for j in 0..<cols { let e = exp(row[j] - mx); row[j] = e; sum += e }
+                                    Lsum[i] = Lsum[i] * corr + sum
+                                    M[i] = mx
+                                    if corr != 1 { let a = ap + i * d; for c in 0..<d { a[c] *= corr } }
+                                }
+                                if rows == 1 {
+                                    cblas_sgemv(
+                                        CblasRowMajor, CblasTrans, Int32(cols), Int32(d), 1,
+                                        vh + k0 * d, Int32(d), sp, 1, 1, ap, 1)
+                                } else {
+                                    cblas_sgemm(
+                                        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(cols),
+                                        1, sp, Int32(cols), vh + k0 * d, Int32(d), 1, ap, Int32(d))
+                                }
+                                k0 += cols
+                            }
+                            for i in 0..<rows {
+                                let o = out + (head * t + q0 + i) * d
+                                if Lsum[i] > 0 {
+                                    let inv = 1 / Lsum[i]
+                                    for c in 0..<d { o[c] = ap[i * d + c] * inv }
+                                    lse[head * t + q0 + i] = M[i] + log(Lsum[i])
+                                } else {
+                                    for c in 0..<d { o[c] = 0 }
+                                    lse[head * t + q0 + i] = -.infinity
+                                }
+                            }
+                            q0 += rows
                         }
-                        var mx = M[i]
-                        for j in 0..<cols { mx = max(mx, row[j]) }
-                        if mx == -.infinity {             // nothing visible yet in this row
-                            for j in 0..<cols { row[j] = 0 }
-                            continue
-                        }
-                        let corr = exp(M[i] - mx)          // 0 when M[i] = −∞
-                        var sum: Float = 0
-                        for j in 0..<cols { let e = exp(row[j] - mx); row[j] = e; sum += e }
-                        Lsum[i] = Lsum[i] * corr + sum
-                        M[i] = mx
-                        if corr != 1 { let a = ap + i * d; for c in 0..<d { a[c] *= corr } }
-                    }
-                    if rows == 1 {
-                        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(cols), Int32(d), 1,
-                                    vh + k0 * d, Int32(d), sp, 1, 1, ap, 1)
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(cols),
-                                    1, sp, Int32(cols), vh + k0 * d, Int32(d), 1, ap, Int32(d))
-                    }
-                    k0 += cols
-                }
-                for i in 0..<rows {
-                    let o = out + (head * t + q0 + i) * d
-                    if Lsum[i] > 0 {
-                        let inv = 1 / Lsum[i]
-                        for c in 0..<d { o[c] = ap[i * d + c] * inv }
-                        lse[head * t + q0 + i] = M[i] + log(Lsum[i])
-                    } else {
-                        for c in 0..<d { o[c] = 0 }
-                        lse[head * t + q0 + i] = -.infinity
                     }
                 }
-                q0 += rows
             }
         }
-    }}}}
+    }
 }

@@ -31,7 +31,9 @@ public struct KVCacheLayer: Sendable {
     public mutating func append(k: Tensor, v: Tensor) {
         let d = headDim, hkv = kvHeads
         let t = k.count / (hkv * d)
-        precondition(k.count == t * hkv * d && v.count == k.count, "KVCacheLayer.append: k \(k.shape) / v \(v.shape) are not (T, \(hkv)·\(d))")
+        precondition(
+            k.count == t * hkv * d && v.count == k.count,
+            "KVCacheLayer.append: k \(k.shape) / v \(v.shape) are not (T, \(hkv)·\(d))")
         if count + t > capacity { grow(to: max(2 * capacity, count + t)) }
         for ti in 0..<t {
             for g in 0..<hkv {
@@ -48,7 +50,9 @@ public struct KVCacheLayer: Sendable {
     /// Appends T tokens given head-major, (Hkv, T, D) each — the row-split prefill's layout.
     public mutating func append(headMajorKeys k: [Float], values v: [Float], tokens t: Int) {
         let d = headDim, hkv = kvHeads
-        precondition(k.count == hkv * t * d && v.count == k.count, "KVCacheLayer.append: \(k.count) values are not (\(hkv), \(t), \(d))")
+        precondition(
+            k.count == hkv * t * d && v.count == k.count,
+            "KVCacheLayer.append: \(k.count) values are not (\(hkv), \(t), \(d))")
         if count + t > capacity { grow(to: max(2 * capacity, count + t)) }
         for g in 0..<hkv {
             let dst = (g * capacity + count) * d, src = g * t * d

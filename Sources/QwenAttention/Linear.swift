@@ -14,8 +14,10 @@ import Tensor
 
 /// y[r] = β·y[r] + Σ_c W[r, c]·x[c] for r in 0..<rows; W row-major (rows, cols), read once, in place.
 /// Rows are split into `threads` contiguous ranges run concurrently.
-public func gemvRows(_ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafePointer<Float>,
-                     y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
+public func gemvRows(
+    _ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafePointer<Float>,
+    y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int
+) {
     // One row at a time, so the weights are read as one sequential stream (the hardware prefetcher's
     // best case; interleaving several rows was measured slower). Four SIMD8 accumulators hide the
     // latency of the adds; x (C_in floats) stays in L1.
@@ -25,14 +27,24 @@ public func gemvRows(_ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafeP
         var c = 0
         while c &+ 32 <= cols {
             let o = c &* 4
-            a0 += wr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            a1 += wr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self)
-            a2 += wr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self)
-            a3 += wr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self)
+            a0 +=
+                wr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                * xr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            a1 +=
+                wr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self)
+                * xr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self)
+            a2 +=
+                wr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self)
+                * xr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self)
+            a3 +=
+                wr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self)
+                * xr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self)
             c &+= 32
         }
         while c &+ 8 <= cols {
-            a0 += wr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self)
+            a0 +=
+                wr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self)
+                * xr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self)
             c &+= 8
         }
         var s = ((a0 + a1) + (a2 + a3)).sum()
@@ -59,7 +71,9 @@ public func gemvRows(_ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafeP
 /// matrices no longer get a thread wake-up each. x is one token (C_in); returns one (1, C_out_i) each.
 public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor] {
     let cin = layers[0].inFeatures
-    precondition(x.count == cin && layers.allSatisfy { $0.inFeatures == cin }, "gemvGroup: one token of width \(cin) for every layer")
+    precondition(
+        x.count == cin && layers.allSatisfy { $0.inFeatures == cin },
+        "gemvGroup: one token of width \(cin) for every layer")
     let total = layers.reduce(0) { $0 + $1.outFeatures }
     var out = [Float](repeating: 0, count: total)
     var starts = [Int](), s = 0
@@ -69,31 +83,38 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
     }
     let accumulate = layers.map { $0.bias != nil }
     withWeightPointers(layers.map(\.weight)[...], []) { weights in
-    x.storage.withUnsafeBufferPointer { X in
-        out.withUnsafeMutableBufferPointer { Y in
-            let xp = X.baseAddress!, yp = Y.baseAddress!
-            let parts = max(1, min(threads, total / 64))
-            func range(_ lo: Int, _ hi: Int) {
-                for (i, w) in weights.enumerated() {
-                    let a = max(lo, starts[i]), b = min(hi, starts[i] + layers[i].outFeatures)
-                    guard a < b else { continue }
-                    gemvRows(w + (a - starts[i]) * cin, rows: b - a, cols: cin, x: xp, y: yp + a, accumulate: accumulate[i], threads: 1)
+        x.storage.withUnsafeBufferPointer { X in
+            out.withUnsafeMutableBufferPointer { Y in
+                let xp = X.baseAddress!, yp = Y.baseAddress!
+                let parts = max(1, min(threads, total / 64))
+                func range(_ lo: Int, _ hi: Int) {
+                    for (i, w) in weights.enumerated() {
+                        let a = max(lo, starts[i]), b = min(hi, starts[i] + layers[i].outFeatures)
+                        guard a < b else { continue }
+                        gemvRows(
+                            w + (a - starts[i]) * cin, rows: b - a, cols: cin, x: xp, y: yp + a,
+                            accumulate: accumulate[i], threads: 1)
+                    }
                 }
-            }
-            if parts == 1 { range(0, total); return }
-            // nonisolated(unsafe): each iteration writes only its own rows of Y and only reads the weights and X.
-            nonisolated(unsafe) let disjointRange = range
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                disjointRange((total / 4) * p / parts * 4, p == parts - 1 ? total : (total / 4) * (p + 1) / parts * 4)
+                if parts == 1 { range(0, total); return }
+                // nonisolated(unsafe): each iteration writes only its own rows of Y and only reads the weights and X.
+                nonisolated(unsafe) let disjointRange = range
+                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                    disjointRange(
+                        (total / 4) * p / parts * 4, p == parts - 1 ? total : (total / 4) * (p + 1) / parts * 4)
+                }
             }
         }
     }
+    return layers.indices.map { i in
+        Tensor(shape: [1, layers[i].outFeatures], storage: Array(out[starts[i]..<(starts[i] + layers[i].outFeatures)]))
     }
-    return layers.indices.map { i in Tensor(shape: [1, layers[i].outFeatures], storage: Array(out[starts[i]..<(starts[i] + layers[i].outFeatures)])) }
 }
 
 /// Calls `body` with base pointers of every tensor's storage, each valid for the whole call.
-func withWeightPointers(_ ts: ArraySlice<Tensor>, _ got: [UnsafePointer<Float>], _ body: ([UnsafePointer<Float>]) -> Void) {
+func withWeightPointers(
+    _ ts: ArraySlice<Tensor>, _ got: [UnsafePointer<Float>], _ body: ([UnsafePointer<Float>]) -> Void
+) {
     guard let first = ts.first else { return body(got) }
     first.storage.withUnsafeBufferPointer { withWeightPointers(ts.dropFirst(), got + [$0.baseAddress!], body) }
 }
@@ -127,8 +148,9 @@ public struct Linear: Sendable {
     /// y (T, C_out) += x (T, C_in)·Wᵀ + b: the residual add rides on sgemm's β = 1 (fast path) instead of a
     /// second pass over y. The reference path adds the reference product.
     public func callAsFunction(_ x: Tensor, addingTo y: inout Tensor, compute: Compute = .fast) {
-        precondition(y.count == (x.count / max(inFeatures, 1)) * outFeatures,
-                     "Linear: \(x.shape) · (\(outFeatures), \(inFeatures))ᵀ does not fit \(y.shape)")
+        precondition(
+            y.count == (x.count / max(inFeatures, 1)) * outFeatures,
+            "Linear: \(x.shape) · (\(outFeatures), \(inFeatures))ᵀ does not fit \(y.shape)")
         if compute.isReference {
             let p = linear(x, weight: weight, bias: bias, compute: .reference)
             y.storage.withUnsafeMutableBufferPointer { Y in
@@ -146,11 +168,15 @@ public struct Linear: Sendable {
         let rows = x.count / max(cin, 1)
         guard rows > 0 && cout > 0 && cin > 0 else { return }
         y.storage.withUnsafeMutableBufferPointer { Y in
-            if let bias {   // y (+)= b first, then y += x·Wᵀ
+            if let bias { // y (+)= b first, then y += x·Wᵀ
                 bias.storage.withUnsafeBufferPointer { B in
                     for r in 0..<rows {
                         let yr = Y.baseAddress! + r * cout
-                        if accumulate { for j in 0..<cout { yr[j] += B[j] } } else { yr.update(from: B.baseAddress!, count: cout) }
+                        if accumulate {
+                            for j in 0..<cout { yr[j] += B[j] }
+                        } else {
+                            yr.update(from: B.baseAddress!, count: cout)
+                        }
                     }
                 }
             }
@@ -158,16 +184,19 @@ public struct Linear: Sendable {
             x.storage.withUnsafeBufferPointer { X in
                 weight.storage.withUnsafeBufferPointer { W in
                     if rows == 1 && compute.gemv == .rows {
-                        gemvRows(W.baseAddress!, rows: cout, cols: cin, x: X.baseAddress!, y: Y.baseAddress!,
-                                 accumulate: beta == 1, threads: compute.threads)
+                        gemvRows(
+                            W.baseAddress!, rows: cout, cols: cin, x: X.baseAddress!, y: Y.baseAddress!,
+                            accumulate: beta == 1, threads: compute.threads)
                     } else if rows == 1 {
                         BLAS.use(threads: compute.threads)
-                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cout), Int32(cin), 1,
-                                    W.baseAddress!, Int32(cin), X.baseAddress!, 1, beta, Y.baseAddress!, 1)
+                        cblas_sgemv(
+                            CblasRowMajor, CblasNoTrans, Int32(cout), Int32(cin), 1,
+                            W.baseAddress!, Int32(cin), X.baseAddress!, 1, beta, Y.baseAddress!, 1)
                     } else {
                         BLAS.use(threads: compute.threads)
-                        BLAS.sgemm(transB: true, m: rows, n: cout, k: cin, a: X.baseAddress!, lda: cin,
-                                   b: W.baseAddress!, ldb: cin, beta: beta, c: Y.baseAddress!, ldc: cout)
+                        BLAS.sgemm(
+                            transB: true, m: rows, n: cout, k: cin, a: X.baseAddress!, lda: cin,
+                            b: W.baseAddress!, ldb: cin, beta: beta, c: Y.baseAddress!, ldc: cout)
                     }
                 }
             }

@@ -47,11 +47,16 @@ public func tokenMajor(_ x: Tensor) -> Tensor {
 /// the reference path, `blockwiseAttention` (online softmax, O(T) extra memory) on the fast path.
 public struct CausalAttention: AttentionCore, Sendable {
     public init() {}
-    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute) -> Tensor {
+    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute)
+        -> Tensor
+    {
         let qh = headMajor(q, heads: s.heads, headDim: s.headDim)
-        let kh = headMajor(k, heads: s.kvHeads, headDim: s.headDim), vh = headMajor(v, heads: s.kvHeads, headDim: s.headDim)
-        let out = compute.isReference ? attentionNaive(q: qh, k: kh, v: vh, causal: true).out
-                                      : blockwiseAttention(q: qh, k: kh, v: vh, causal: true).out
+        let kh = headMajor(k, heads: s.kvHeads, headDim: s.headDim),
+            vh = headMajor(v, heads: s.kvHeads, headDim: s.headDim)
+        let out =
+            compute.isReference
+            ? attentionNaive(q: qh, k: kh, v: vh, causal: true).out
+            : blockwiseAttention(q: qh, k: kh, v: vh, causal: true).out
         return tokenMajor(out)
     }
 }
@@ -61,7 +66,9 @@ public struct CausalAttention: AttentionCore, Sendable {
 public struct CachedAttention: AttentionCore, Sendable {
     public var cache: KVCache
     public init(cache: KVCache) { self.cache = cache }
-    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute) -> Tensor {
+    public mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads s: AttentionHeads, compute: Compute)
+        -> Tensor
+    {
         let offset = AttentionOffsets(query: cache.layers[layer].count, key: 0)
         cache.layers[layer].append(k: k, v: v)
         let qh = headMajor(q, heads: s.heads, headDim: s.headDim)
@@ -80,22 +87,28 @@ public struct Qwen2Attention: Sendable {
     public var numKeyValueHeads: Int { heads.kvHeads }
     public var headDim: Int { heads.headDim }
 
-    public init(qProj: Linear, kProj: Linear, vProj: Linear, oProj: Linear,
-                numHeads: Int, numKeyValueHeads: Int, headDim: Int) {
-        precondition(numHeads % numKeyValueHeads == 0, "Qwen2Attention: \(numHeads) heads over \(numKeyValueHeads) kv heads")
-        precondition(qProj.outFeatures == numHeads * headDim && kProj.outFeatures == numKeyValueHeads * headDim
-                     && vProj.outFeatures == numKeyValueHeads * headDim && oProj.inFeatures == numHeads * headDim,
-                     "Qwen2Attention: projection shapes do not match \(numHeads)×\(headDim) / \(numKeyValueHeads)×\(headDim)")
+    public init(
+        qProj: Linear, kProj: Linear, vProj: Linear, oProj: Linear,
+        numHeads: Int, numKeyValueHeads: Int, headDim: Int
+    ) {
+        precondition(
+            numHeads % numKeyValueHeads == 0, "Qwen2Attention: \(numHeads) heads over \(numKeyValueHeads) kv heads")
+        precondition(
+            qProj.outFeatures == numHeads * headDim && kProj.outFeatures == numKeyValueHeads * headDim
+                && vProj.outFeatures == numKeyValueHeads * headDim && oProj.inFeatures == numHeads * headDim,
+            "Qwen2Attention: projection shapes do not match \(numHeads)×\(headDim) / \(numKeyValueHeads)×\(headDim)")
         self.qProj = qProj; self.kProj = kProj; self.vProj = vProj; self.oProj = oProj
         heads = AttentionHeads(heads: numHeads, kvHeads: numKeyValueHeads, headDim: headDim)
     }
 
     /// x (T, C) → the attended values (T, H·D) before o_proj: projections, RoPE at the positions of `cos`/`sin`
     /// (T, D), then `core`.
-    public func attend(_ x: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int,
-                       core: inout some AttentionCore, compute: Compute = .fast) -> Tensor {
+    public func attend(
+        _ x: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int,
+        core: inout some AttentionCore, compute: Compute = .fast
+    ) -> Tensor {
         var q: Tensor, k: Tensor, v: Tensor
-        if x.shape[0] == 1 && !compute.isReference && compute.gemv == .rows {   // decode: one pass over the threads
+        if x.shape[0] == 1 && !compute.isReference && compute.gemv == .rows { // decode: one pass over the threads
             let r = gemvGroup([qProj, kProj, vProj], x, threads: compute.threads)
             (q, k, v) = (r[0], r[1], r[2])
         } else {
@@ -107,8 +120,10 @@ public struct Qwen2Attention: Sendable {
     }
 
     /// x (T, C) → o_proj(attend(x)) (T, C).
-    public func callAsFunction(_ x: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int = 0,
-                               core: inout some AttentionCore, compute: Compute = .fast) -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, rope: RotaryEmbedding, cos: Tensor, sin: Tensor, layer: Int = 0,
+        core: inout some AttentionCore, compute: Compute = .fast
+    ) -> Tensor {
         oProj(attend(x, rope: rope, cos: cos, sin: sin, layer: layer, core: &core, compute: compute), compute: compute)
     }
 
@@ -131,21 +146,25 @@ public struct Qwen2Attention: Sendable {
                             // 2·H small sgemms a layer cost more than the products themselves).
                             let hkv = c.kvHeads, rep = h / hkv, stride = c.capacity * d
                             let parts = t == 1 ? min(compute.threads, hkv) : 1
-                            let qp = Q.baseAddress!, kp = K.baseAddress!, vp = V.baseAddress!, op = O.baseAddress!, lp = L.baseAddress!
+                            let qp = Q.baseAddress!, kp = K.baseAddress!, vp = V.baseAddress!, op = O.baseAddress!,
+                                lp = L.baseAddress!
                             func groups(_ range: Range<Int>) {
                                 guard !range.isEmpty else { return }
                                 let g0 = range.lowerBound
-                                blockwiseAttentionKernel(q: qp + g0 * rep * t * d, heads: range.count * rep, tokens: t, headDim: d,
-                                                         k: kp + g0 * stride, v: vp + g0 * stride, kvHeads: range.count, keys: c.count,
-                                                         kvHeadStride: stride, causal: true, offsets: offset,
-                                                         scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
-                                                         out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
+                                blockwiseAttentionKernel(
+                                    q: qp + g0 * rep * t * d, heads: range.count * rep, tokens: t, headDim: d,
+                                    k: kp + g0 * stride, v: vp + g0 * stride, kvHeads: range.count, keys: c.count,
+                                    kvHeadStride: stride, causal: true, offsets: offset,
+                                    scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
+                                    out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
                             }
                             if parts == 1 { groups(0..<hkv); return }
                             // nonisolated(unsafe): each iteration writes only its own kv groups' heads of O and L.
                             nonisolated(unsafe) let disjointGroups = groups
                             BLAS.use(threads: 1)
-                            DispatchQueue.concurrentPerform(iterations: parts) { p in disjointGroups((hkv * p / parts)..<(hkv * (p + 1) / parts)) }
+                            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                                disjointGroups((hkv * p / parts)..<(hkv * (p + 1) / parts))
+                            }
                         }
                     }
                 }

@@ -28,7 +28,7 @@ public struct RotaryEmbedding: Sendable {
         self.headDim = headDim
         self.theta = theta
         invFreq = (0..<(headDim / 2)).map { k in
-            let exponent = Float(2 * k) / Float(headDim)              // fp32, as torch.arange(...).float() / dim
+            let exponent = Float(2 * k) / Float(headDim) // fp32, as torch.arange(...).float() / dim
             return 1 / Float(pow(theta, Double(exponent)))
         }
     }
@@ -40,7 +40,7 @@ public struct RotaryEmbedding: Sendable {
         var s = c
         for (t, p) in positions.enumerated() {
             for k in 0..<half {
-                let angle = Float(p) * invFreq[k]                       // fp32 product
+                let angle = Float(p) * invFreq[k] // fp32 product
                 let cv = cosf(angle), sv = sinf(angle)
                 c[t * d + k] = cv; c[t * d + k + half] = cv
                 s[t * d + k] = sv; s[t * d + k + half] = sv
@@ -58,15 +58,18 @@ public struct RotaryEmbedding: Sendable {
         x.storage.withUnsafeMutableBufferPointer { X in
             cos.storage.withUnsafeBufferPointer { C in
                 sin.storage.withUnsafeBufferPointer { S in
-                    RotaryEmbedding.rotate(X.baseAddress!, tokens: t, heads: heads, headDim: d, cos: C.baseAddress!, sin: S.baseAddress!)
+                    RotaryEmbedding.rotate(
+                        X.baseAddress!, tokens: t, heads: heads, headDim: d, cos: C.baseAddress!, sin: S.baseAddress!)
                 }
             }
         }
     }
 
     /// The pointer form of `apply`: x (T, heads·D) token-major, cos and sin (T, D), rotated in place.
-    public static func rotate(_ x: UnsafeMutablePointer<Float>, tokens t: Int, heads: Int, headDim d: Int,
-                              cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    public static func rotate(
+        _ x: UnsafeMutablePointer<Float>, tokens t: Int, heads: Int, headDim d: Int,
+        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+    ) {
         let half = d / 2
         for ti in 0..<t {
             let c = cos + ti * d, s = sin + ti * d
@@ -85,14 +88,18 @@ public struct RotaryEmbedding: Sendable {
     /// The textbook form on head-major (H, T, D): x·cos + rotate_half(x)·sin, building rotate_half.
     public func applyNaive(_ x: Tensor, cos: Tensor, sin: Tensor) -> Tensor {
         let d = headDim, half = d / 2
-        precondition(x.rank == 3 && x.shape[2] == d && x.shape[1] == cos.shape[0], "applyNaive: x \(x.shape) vs cos \(cos.shape)")
+        precondition(
+            x.rank == 3 && x.shape[2] == d && x.shape[1] == cos.shape[0], "applyNaive: x \(x.shape) vs cos \(cos.shape)"
+        )
         var out = x
         for h in 0..<x.shape[0] {
             for t in 0..<x.shape[1] {
                 let base = (h * x.shape[1] + t) * d
                 let row = Array(x.storage[base..<(base + d)])
                 let rotated = row[half...].map { -$0 } + row[..<half]
-                for i in 0..<d { out.storage[base + i] = row[i] * cos.storage[t * d + i] + rotated[i] * sin.storage[t * d + i] }
+                for i in 0..<d {
+                    out.storage[base + i] = row[i] * cos.storage[t * d + i] + rotated[i] * sin.storage[t * d + i]
+                }
             }
         }
         return out

@@ -53,19 +53,23 @@ public final class Checkpoint: @unchecked Sendable {
             shards["model.safetensors"] = file
             weightMap = Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, "model.safetensors") })
         } else {
-            throw SafeTensorsError.cannotOpen(file: path, reason: "neither model.safetensors.index.json nor model.safetensors is in this folder")
+            throw SafeTensorsError.cannotOpen(
+                file: path, reason: "neither model.safetensors.index.json nor model.safetensors is in this folder")
         }
     }
 
     static func readIndex(_ indexPath: String) throws -> [String: String] {
         // Refuse an oversized index from its size, before reading it.
-        if let size = (try? FileManager.default.attributesOfItem(atPath: indexPath))?[.size] as? Int, size > 64_000_000 {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: indexPath))?[.size] as? Int, size > 64_000_000
+        {
             throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB")
         }
         guard let data = FileManager.default.contents(atPath: indexPath) else {
             throw SafeTensorsError.cannotOpen(file: indexPath, reason: "unreadable")
         }
-        guard data.count <= 64_000_000 else { throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB") }
+        guard data.count <= 64_000_000 else {
+            throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB")
+        }
         guard let obj = (try? JSON.parse(data)) as? [String: Any] else {
             throw SafeTensorsError.badIndex(file: indexPath, reason: "not a JSON object")
         }
@@ -78,7 +82,9 @@ public final class Checkpoint: @unchecked Sendable {
                 throw SafeTensorsError.badIndex(file: indexPath, reason: "weight_map['\(name)'] is not a file name")
             }
             guard !shard.isEmpty, !shard.contains("/"), !shard.contains("\\"), shard != ".", shard != ".." else {
-                throw SafeTensorsError.badIndex(file: indexPath, reason: "weight_map['\(name)'] = '\(shard)' is not a plain file name in the checkpoint folder")
+                throw SafeTensorsError.badIndex(
+                    file: indexPath,
+                    reason: "weight_map['\(name)'] = '\(shard)' is not a plain file name in the checkpoint folder")
             }
             out[name] = shard
         }

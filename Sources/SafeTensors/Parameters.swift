@@ -164,7 +164,8 @@ public final class WeightStore: @unchecked Sendable {
             throw CheckpointError.missing(source: source.sourceDescription, tensor: spec.key)
         }
         guard info.shape == spec.shape else {
-            throw CheckpointError.wrongShape(source: source.sourceDescription, tensor: key, expected: spec.shape, found: info.shape)
+            throw CheckpointError.wrongShape(
+                source: source.sourceDescription, tensor: key, expected: spec.shape, found: info.shape)
         }
         let t = try source.tensor(key)
         lock.lock(); handedOut.append(spec); lock.unlock()
@@ -186,8 +187,9 @@ public final class WeightStore: @unchecked Sendable {
         }
         let unexpected = names.filter { !expected.contains($0) && !ignore($0) }
         if !missing.isEmpty || !misshaped.isEmpty || !unexpected.isEmpty {
-            throw CheckpointError.mismatch(source: source.sourceDescription, missing: missing.sorted(),
-                                           unexpected: unexpected.sorted(), misshaped: misshaped.sorted())
+            throw CheckpointError.mismatch(
+                source: source.sourceDescription, missing: missing.sorted(),
+                unexpected: unexpected.sorted(), misshaped: misshaped.sorted())
         }
     }
 }

@@ -22,15 +22,24 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible, Sendabl
     public var description: String {
         switch self {
         case let .cannotOpen(f, r): return "\(f): cannot open (\(r))"
-        case let .truncated(f, s): return "\(f): truncated safetensors file (\(s) bytes; at least 8 are needed for the header length)"
-        case let .headerTooLarge(f, l, lim): return "\(f): header length \(l) bytes exceeds the limit of \(lim) bytes; the file is corrupt or not safetensors"
-        case let .headerBeyondFile(f, l, s): return "\(f): header length \(l) bytes runs past the end of the \(s)-byte file; the file is truncated or corrupt"
+        case let .truncated(f, s):
+            return "\(f): truncated safetensors file (\(s) bytes; at least 8 are needed for the header length)"
+        case let .headerTooLarge(f, l, lim):
+            return
+                "\(f): header length \(l) bytes exceeds the limit of \(lim) bytes; the file is corrupt or not safetensors"
+        case let .headerBeyondFile(f, l, s):
+            return
+                "\(f): header length \(l) bytes runs past the end of the \(s)-byte file; the file is truncated or corrupt"
         case let .headerNotUTF8JSON(f, r): return "\(f): header is not valid UTF-8 JSON (\(r))"
         case let .headerNotObject(f): return "\(f): header JSON is not an object of tensor entries"
         case let .badEntry(f, t, r): return "\(f): tensor '\(t)': \(r)"
-        case let .unknownDType(f, t, d): return "\(f): tensor '\(t)': unknown dtype '\(d)' (expected one of \(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
-        case let .offsetsOutOfRange(f, t, b, e, s): return "\(f): tensor '\(t)': data_offsets [\(b), \(e)] lie outside the \(s)-byte data section"
-        case let .sizeMismatch(f, t, sh, d, eb, ab): return "\(f): tensor '\(t)': shape \(sh) of \(d) needs \(eb) bytes but data_offsets span \(ab)"
+        case let .unknownDType(f, t, d):
+            return
+                "\(f): tensor '\(t)': unknown dtype '\(d)' (expected one of \(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
+        case let .offsetsOutOfRange(f, t, b, e, s):
+            return "\(f): tensor '\(t)': data_offsets [\(b), \(e)] lie outside the \(s)-byte data section"
+        case let .sizeMismatch(f, t, sh, d, eb, ab):
+            return "\(f): tensor '\(t)': shape \(sh) of \(d) needs \(eb) bytes but data_offsets span \(ab)"
         case let .overlap(f, t, o): return "\(f): tensor '\(t)' overlaps tensor '\(o)' in the data section"
         case let .missingTensor(f, t): return "\(f): no tensor named '\(t)'"
         case let .wrongDType(f, t, d, e): return "\(f): tensor '\(t)' is \(d), expected \(e)"

@@ -29,7 +29,8 @@ public struct TensorInfo: Equatable, Sendable {
 }
 
 /// A read-only memory mapping that is unmapped when the last reference goes away.
-// @unchecked: a read-only (PROT_READ) mapping, owned by this object and unmapped only in deinit; `base` is never written.
+// @unchecked: a read-only (PROT_READ) mapping, owned by this object and unmapped only in deinit; `base` is never
+// written.
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeRawPointer?
     let size: Int
@@ -39,12 +40,18 @@ final class MappedFile: @unchecked Sendable {
         guard fd >= 0 else { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw SafeTensorsError.cannotOpen(file: path, reason: "not a regular file") }
+        guard fstat(fd, &st) == 0 else {
+            throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno)))
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SafeTensorsError.cannotOpen(file: path, reason: "not a regular file")
+        }
         size = Int(st.st_size)
         if size == 0 { base = nil; return }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw SafeTensorsError.cannotOpen(file: path, reason: "mmap failed: \(String(cString: strerror(errno)))") }
+        guard let p, p != MAP_FAILED else {
+            throw SafeTensorsError.cannotOpen(file: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
         base = UnsafeRawPointer(p)
     }
 
@@ -69,12 +76,16 @@ public final class SafeTensorsFile: Sendable {
     public init(path: String) throws {
         self.path = path
         file = try MappedFile(path: path)
-        guard file.size >= 8, let base = file.base else { throw SafeTensorsError.truncated(file: path, size: file.size) }
+        guard file.size >= 8, let base = file.base else {
+            throw SafeTensorsError.truncated(file: path, size: file.size)
+        }
         let n = base.loadUnaligned(as: UInt64.self).littleEndian
         guard n <= UInt64(SafeTensorsFile.maxHeaderBytes) else {
             throw SafeTensorsError.headerTooLarge(file: path, length: n, limit: SafeTensorsFile.maxHeaderBytes)
         }
-        guard n <= UInt64(file.size - 8) else { throw SafeTensorsError.headerBeyondFile(file: path, length: n, fileSize: file.size) }
+        guard n <= UInt64(file.size - 8) else {
+            throw SafeTensorsError.headerBeyondFile(file: path, length: n, fileSize: file.size)
+        }
         let headerLength = Int(n)
         dataStart = 8 + headerLength
         let headerData = Data(bytes: base + 8, count: headerLength)
@@ -87,13 +98,16 @@ public final class SafeTensorsFile: Sendable {
     }
 
     /// Parses and validates a header; `dataSize` is the byte length of the data section.
-    static func parseHeader(_ data: Data, file: String, dataSize: Int) throws -> (tensors: [TensorInfo], metadata: [String: String]) {
+    static func parseHeader(_ data: Data, file: String, dataSize: Int) throws -> (
+        tensors: [TensorInfo], metadata: [String: String]
+    ) {
         guard String(data: data, encoding: .utf8) != nil else {
             throw SafeTensorsError.headerNotUTF8JSON(file: file, reason: "invalid UTF-8")
         }
         let json: Any
-        do { json = try JSON.parse(data) }
-        catch { throw SafeTensorsError.headerNotUTF8JSON(file: file, reason: "malformed JSON") }
+        do { json = try JSON.parse(data) } catch {
+            throw SafeTensorsError.headerNotUTF8JSON(file: file, reason: "malformed JSON")
+        }
         guard let object = json as? [String: Any] else { throw SafeTensorsError.headerNotObject(file: file) }
 
         var metadata = [String: String]()
@@ -101,11 +115,13 @@ public final class SafeTensorsFile: Sendable {
         for (name, value) in object {
             if name == "__metadata__" {
                 guard let m = value as? [String: Any] else {
-                    throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "__metadata__ must be an object of strings")
+                    throw SafeTensorsError.badEntry(
+                        file: file, tensor: name, reason: "__metadata__ must be an object of strings")
                 }
                 for (k, v) in m {
                     guard let s = v as? String else {
-                        throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "__metadata__['\(k)'] is not a string")
+                        throw SafeTensorsError.badEntry(
+                            file: file, tensor: name, reason: "__metadata__['\(k)'] is not a string")
                     }
                     metadata[k] = s
                 }
@@ -115,7 +131,11 @@ public final class SafeTensorsFile: Sendable {
         }
         // Sort by position; a non-empty range that starts before the furthest end seen so far (of any
         // earlier non-empty range, not just the neighbour: an empty range may sit between) overlaps it.
-        infos.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound, $0.name) < ($1.dataRange.lowerBound, $1.dataRange.upperBound, $1.name) }
+        infos.sort {
+            ($0.dataRange.lowerBound, $0.dataRange.upperBound, $0.name) < (
+                $1.dataRange.lowerBound, $1.dataRange.upperBound, $1.name
+            )
+        }
         var furthest: TensorInfo? = nil
         for cur in infos where !cur.dataRange.isEmpty {
             if let prev = furthest, cur.dataRange.lowerBound < prev.dataRange.upperBound {
@@ -150,26 +170,32 @@ public final class SafeTensorsFile: Sendable {
         var elements = 1
         for s in shapeAny {
             guard let d = exactInt(s), d >= 0 else {
-                throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "shape \(shapeAny) has an entry that is not a non-negative integer")
+                throw SafeTensorsError.badEntry(
+                    file: file, tensor: name,
+                    reason: "shape \(shapeAny) has an entry that is not a non-negative integer")
             }
             let (p, overflow) = elements.multipliedReportingOverflow(by: d)
             guard !overflow, p <= Int(Int32.max) * 64 else {
-                throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "shape \(shapeAny) has too many elements")
+                throw SafeTensorsError.badEntry(
+                    file: file, tensor: name, reason: "shape \(shapeAny) has too many elements")
             }
             elements = p
             shape.append(d)
         }
         guard let offs = entry["data_offsets"] as? [Any], offs.count == 2,
-              let begin = exactInt(offs[0]), let end = exactInt(offs[1]) else {
+            let begin = exactInt(offs[0]), let end = exactInt(offs[1])
+        else {
             throw SafeTensorsError.badEntry(file: file, tensor: name, reason: "'data_offsets' must be two integers")
         }
         guard begin >= 0, end >= begin, end <= dataSize else {
-            throw SafeTensorsError.offsetsOutOfRange(file: file, tensor: name, begin: begin, end: end, dataSize: dataSize)
+            throw SafeTensorsError.offsetsOutOfRange(
+                file: file, tensor: name, begin: begin, end: end, dataSize: dataSize)
         }
         let expected = elements * dtype.size
         guard expected == end - begin else {
-            throw SafeTensorsError.sizeMismatch(file: file, tensor: name, shape: shape, dtype: dtypeName,
-                                                expectedBytes: expected, actualBytes: end - begin)
+            throw SafeTensorsError.sizeMismatch(
+                file: file, tensor: name, shape: shape, dtype: dtypeName,
+                expectedBytes: expected, actualBytes: end - begin)
         }
         return TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end)
     }
@@ -184,7 +210,8 @@ public final class SafeTensorsFile: Sendable {
     public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard let info = info(name) else { throw SafeTensorsError.missingTensor(file: path, tensor: name) }
         guard let base = file.base else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        return try body(UnsafeRawBufferPointer(start: base + dataStart + info.dataRange.lowerBound, count: info.dataRange.count))
+        return try body(
+            UnsafeRawBufferPointer(start: base + dataStart + info.dataRange.lowerBound, count: info.dataRange.count))
     }
 
     /// The tensor `name` widened to Float32 (F32, F16, BF16, F64 and integer dtypes convert exactly
@@ -199,7 +226,8 @@ public final class SafeTensorsFile: Sendable {
     public func integers(_ name: String) throws -> (shape: [Int], values: [Int64]) {
         guard let info = info(name) else { throw SafeTensorsError.missingTensor(file: path, tensor: name) }
         guard !info.dtype.isFloatingPoint else {
-            throw SafeTensorsError.wrongDType(file: path, tensor: name, dtype: info.dtype.rawValue, expected: "an integer dtype")
+            throw SafeTensorsError.wrongDType(
+                file: path, tensor: name, dtype: info.dtype.rawValue, expected: "an integer dtype")
         }
         let values: [Int64] = try withRawBytes(name) { raw in
             (0..<info.elementCount).map { i in
@@ -222,13 +250,21 @@ func decodeAsFloat(_ raw: UnsafeRawBufferPointer, dtype: DType, count: Int) -> [
     out.withUnsafeMutableBufferPointer { o in
         switch dtype {
         case .f32:
-            for i in 0..<count { o[i] = Float(bitPattern: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian) }
+            for i in 0..<count {
+                o[i] = Float(bitPattern: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian)
+            }
         case .bf16:
-            for i in 0..<count { o[i] = bf16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian) }
+            for i in 0..<count {
+                o[i] = bf16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian)
+            }
         case .f16:
-            for i in 0..<count { o[i] = f16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian) }
+            for i in 0..<count {
+                o[i] = f16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian)
+            }
         case .f64:
-            for i in 0..<count { o[i] = Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self).littleEndian)) }
+            for i in 0..<count {
+                o[i] = Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self).littleEndian))
+            }
         case .i64:
             for i in 0..<count { o[i] = Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self).littleEndian) }
         case .i32:

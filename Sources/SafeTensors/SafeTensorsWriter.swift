@@ -22,7 +22,8 @@ public struct SafeTensorsWriter {
 
     /// Adds a Float32 tensor, stored as `dtype` (F32, F16 or BF16; narrowing rounds to nearest even).
     public mutating func add(_ name: String, _ t: Tensor, as dtype: DType = .f32) {
-        precondition([.f32, .f16, .bf16].contains(dtype), "SafeTensorsWriter: Float tensors are stored as F32, F16 or BF16")
+        precondition(
+            [.f32, .f16, .bf16].contains(dtype), "SafeTensorsWriter: Float tensors are stored as F32, F16 or BF16")
         var bytes = [UInt8]()
         bytes.reserveCapacity(t.count * dtype.size)
         for x in t.storage {
@@ -38,10 +39,16 @@ public struct SafeTensorsWriter {
     /// Adds an integer tensor stored as I64 (or I32).
     public mutating func add(_ name: String, integers values: [Int64], shape: [Int], as dtype: DType = .i64) {
         precondition(dtype == .i64 || dtype == .i32, "SafeTensorsWriter: integers are stored as I64 or I32")
-        precondition(shape.reduce(1, *) == values.count, "SafeTensorsWriter: shape \(shape) does not match \(values.count) values")
+        precondition(
+            shape.reduce(1, *) == values.count,
+            "SafeTensorsWriter: shape \(shape) does not match \(values.count) values")
         var bytes = [UInt8]()
         for v in values {
-            if dtype == .i64 { appendLE(&bytes, UInt64(bitPattern: v)) } else { appendLE(&bytes, UInt32(bitPattern: Int32(truncatingIfNeeded: v))) }
+            if dtype == .i64 {
+                appendLE(&bytes, UInt64(bitPattern: v))
+            } else {
+                appendLE(&bytes, UInt32(bitPattern: Int32(truncatingIfNeeded: v)))
+            }
         }
         entries.append((name, dtype, shape, bytes))
     }
@@ -57,7 +64,9 @@ public struct SafeTensorsWriter {
         var offset = 0
         for e in entries {
             let shape = e.shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonString(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + e.bytes.count)]}")
+            parts.append(
+                "\(jsonString(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + e.bytes.count)]}"
+            )
             offset += e.bytes.count
         }
         header += parts.joined(separator: ",") + "}"
@@ -74,8 +83,9 @@ public struct SafeTensorsWriter {
     /// Writes the file atomically (to a temporary name, then renamed).
     public func write(to path: String) throws {
         let data = Data(serialized())
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw SafeTensorsError.cannotOpen(file: path, reason: "cannot write: \(error)") }
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw SafeTensorsError.cannotOpen(file: path, reason: "cannot write: \(error)")
+        }
     }
 }
 

@@ -26,7 +26,9 @@ public enum VisionConfigError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .notJSON(f, r): return "\(f): not a JSON config (\(r))"
         case let .missingVisionConfig(f): return "\(f): no object 'vision_config' (expected an Eagle 2.5 config.json)"
-        case let .unsupportedModelType(f, m): return "\(f): vision_config.model_type is '\(m)', expected 'siglip_vision_model' (or 'siglip2_vision_model' for NaFlex)"
+        case let .unsupportedModelType(f, m):
+            return
+                "\(f): vision_config.model_type is '\(m)', expected 'siglip_vision_model' (or 'siglip2_vision_model' for NaFlex)"
         case let .invalid(f, field, r): return "\(f): vision_config.\(field): \(r)"
         }
     }
@@ -67,10 +69,12 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
         case numPatches = "num_patches"
     }
 
-    public init(modelType: String = "siglip_vision_model", hiddenSize: Int = 768, intermediateSize: Int = 3072,
-                numHiddenLayers: Int = 12, numAttentionHeads: Int = 12, imageSize: Int = 224, patchSize: Int = 16,
-                numChannels: Int = 3, layerNormEps: Float = 1e-6, hiddenAct: String = "gelu_pytorch_tanh",
-                numPatches: Int? = nil) {
+    public init(
+        modelType: String = "siglip_vision_model", hiddenSize: Int = 768, intermediateSize: Int = 3072,
+        numHiddenLayers: Int = 12, numAttentionHeads: Int = 12, imageSize: Int = 224, patchSize: Int = 16,
+        numChannels: Int = 3, layerNormEps: Float = 1e-6, hiddenAct: String = "gelu_pytorch_tanh",
+        numPatches: Int? = nil
+    ) {
         self.modelType = modelType; self.hiddenSize = hiddenSize; self.intermediateSize = intermediateSize
         self.numHiddenLayers = numHiddenLayers; self.numAttentionHeads = numAttentionHeads
         self.imageSize = imageSize; self.patchSize = patchSize; self.numChannels = numChannels
@@ -95,8 +99,9 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
     }
 
     /// The So400m shape of Eagle2.5-8B's tower: 1152 wide, 27 layers, 16 heads, MLP 4304, 448 px / patch 14.
-    public static let so400m = SiglipVisionConfig(hiddenSize: 1152, intermediateSize: 4304, numHiddenLayers: 27,
-                                                  numAttentionHeads: 16, imageSize: 448, patchSize: 14)
+    public static let so400m = SiglipVisionConfig(
+        hiddenSize: 1152, intermediateSize: 4304, numHiddenLayers: 27,
+        numAttentionHeads: 16, imageSize: 448, patchSize: 14)
 
     /// Largest hidden_size and intermediate_size accepted (2¹⁸; So400m is 1152 / 4304).
     public static let maxWidth = 1 << 18
@@ -123,28 +128,44 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
         try check(hiddenSize > 0, "hidden_size", "must be positive, got \(hiddenSize)")
         try check(intermediateSize > 0, "intermediate_size", "must be positive, got \(intermediateSize)")
         try check(numHiddenLayers >= 0, "num_hidden_layers", "must not be negative, got \(numHiddenLayers)")
-        try check(numAttentionHeads > 0 && hiddenSize % numAttentionHeads == 0, "num_attention_heads",
-                  "must divide hidden_size \(hiddenSize), got \(numAttentionHeads)")
+        try check(
+            numAttentionHeads > 0 && hiddenSize % numAttentionHeads == 0, "num_attention_heads",
+            "must divide hidden_size \(hiddenSize), got \(numAttentionHeads)")
         try check(patchSize > 0, "patch_size", "must be positive, got \(patchSize)")
         try check(imageSize >= patchSize, "image_size", "must be at least patch_size \(patchSize), got \(imageSize)")
         try check(numChannels > 0, "num_channels", "must be positive, got \(numChannels)")
-        try check(layerNormEps > 0 && layerNormEps.isFinite, "layer_norm_eps", "must be a positive number, got \(layerNormEps)")
+        try check(
+            layerNormEps > 0 && layerNormEps.isFinite, "layer_norm_eps",
+            "must be a positive number, got \(layerNormEps)")
         // Upper bounds far above any released tower, so that sizes multiplied together cannot overflow
         // and a corrupt file cannot make the weight check enumerate a billion layers.
         let limits = SiglipVisionConfig.self
-        try check(hiddenSize <= limits.maxWidth, "hidden_size", "is \(hiddenSize), above the limit of \(limits.maxWidth)")
-        try check(intermediateSize <= limits.maxWidth, "intermediate_size", "is \(intermediateSize), above the limit of \(limits.maxWidth)")
-        try check(numHiddenLayers <= limits.maxLayers, "num_hidden_layers", "is \(numHiddenLayers), above the limit of \(limits.maxLayers)")
-        try check(numAttentionHeads <= limits.maxLayers, "num_attention_heads", "is \(numAttentionHeads), above the limit of \(limits.maxLayers)")
-        try check(imageSize <= limits.maxImageSize, "image_size", "is \(imageSize), above the limit of \(limits.maxImageSize) pixels")
+        try check(
+            hiddenSize <= limits.maxWidth, "hidden_size", "is \(hiddenSize), above the limit of \(limits.maxWidth)")
+        try check(
+            intermediateSize <= limits.maxWidth, "intermediate_size",
+            "is \(intermediateSize), above the limit of \(limits.maxWidth)")
+        try check(
+            numHiddenLayers <= limits.maxLayers, "num_hidden_layers",
+            "is \(numHiddenLayers), above the limit of \(limits.maxLayers)")
+        try check(
+            numAttentionHeads <= limits.maxLayers, "num_attention_heads",
+            "is \(numAttentionHeads), above the limit of \(limits.maxLayers)")
+        try check(
+            imageSize <= limits.maxImageSize, "image_size",
+            "is \(imageSize), above the limit of \(limits.maxImageSize) pixels")
         try check(numChannels <= 16, "num_channels", "is \(numChannels), above the limit of 16")
         if let n = numPatches {
-            try check(n > 0 && n <= limits.maxImageSize * limits.maxImageSize, "num_patches", "must be positive and at most \(limits.maxImageSize)², got \(n)")
+            try check(
+                n > 0 && n <= limits.maxImageSize * limits.maxImageSize, "num_patches",
+                "must be positive and at most \(limits.maxImageSize)², got \(n)")
             // NaFlex views the position table as (S, S, C): S² rows exactly.
             let side = Int(Double(n).squareRoot().rounded())
             try check(side * side == n, "num_patches", "must be a perfect square (the position table is S×S), got \(n)")
         }
-        try check(hiddenAct == "gelu_pytorch_tanh", "hidden_act", "only 'gelu_pytorch_tanh' (SigLIP's) is implemented, got '\(hiddenAct)'")
+        try check(
+            hiddenAct == "gelu_pytorch_tanh", "hidden_act",
+            "only 'gelu_pytorch_tanh' (SigLIP's) is implemented, got '\(hiddenAct)'")
         return self
     }
 
@@ -155,9 +176,15 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
         do { obj = try JSON.parse(data) } catch {
             throw VisionConfigError.notJSON(file: file, reason: "\(error)")
         }
-        guard let top = obj as? [String: Any] else { throw VisionConfigError.notJSON(file: file, reason: "top level is not an object") }
+        guard let top = obj as? [String: Any] else {
+            throw VisionConfigError.notJSON(file: file, reason: "top level is not an object")
+        }
         let vision: Any
-        if let v = top["vision_config"] { vision = v } else if top["hidden_size"] != nil, top["text_config"] == nil { vision = top } else {
+        if let v = top["vision_config"] {
+            vision = v
+        } else if top["hidden_size"] != nil, top["text_config"] == nil {
+            vision = top
+        } else {
             throw VisionConfigError.missingVisionConfig(file: file)
         }
         guard vision is [String: Any] else { throw VisionConfigError.missingVisionConfig(file: file) }

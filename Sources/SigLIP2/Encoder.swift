@@ -103,11 +103,11 @@ public struct SiglipAttention: Sendable {
     /// Readable path: (T, C) → (T, H, D) → (H, T, D) copies, full (H, T, T) scores, softmax, back.
     public func naive(_ x: Tensor) -> Tensor {
         let t = x.shape[0], h = numHeads, d = headDim
-        func heads(_ y: Tensor) -> Tensor { y.reshaped([t, h, d]).permuted([1, 0, 2]) }  // (H, T, D)
+        func heads(_ y: Tensor) -> Tensor { y.reshaped([t, h, d]).permuted([1, 0, 2]) } // (H, T, D)
         let q = heads(qProj(x)), k = heads(kProj(x)), v = heads(vProj(x))
-        let scores = batchedMatmul(q, k, transposeB: true) * scale   // (H, T, T)
+        let scores = batchedMatmul(q, k, transposeB: true) * scale // (H, T, T)
         let probs = scores.softmaxLast()
-        let o = batchedMatmul(probs, v)                              // (H, T, D)
+        let o = batchedMatmul(probs, v) // (H, T, D)
         return outProj(o.permuted([1, 0, 2]).reshaped([t, h * d]))
     }
 
@@ -135,39 +135,52 @@ public struct SiglipAttention: Sendable {
         BLAS.use(threads: parts > 1 ? 1 : threads)
         do {
             x.storage.withUnsafeBufferPointer { X in
-            qkv.withUnsafeMutableBufferPointer { QKV in
-            bias.withUnsafeBufferPointer { B in
-            qProj.weight.storage.withUnsafeBufferPointer { Wq in
-            kProj.weight.storage.withUnsafeBufferPointer { Wk in
-            vProj.weight.storage.withUnsafeBufferPointer { Wv in
-                let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
-                let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
-                parallelRanges(t, parts: parts) { rows in
-                    guard !rows.isEmpty else { return }
-                    for (i, w) in weights.enumerated() {
-                        BLAS.sgemm(transB: true, m: rows.count, n: c, k: c, a: xp + rows.lowerBound * c, lda: c, b: w, ldb: c,
-                                   c: qp + rows.lowerBound * 3 * c + i * c, ldc: 3 * c)
-                    }
-                    for r in rows { let row = qp + r * 3 * c; for j in 0..<(3 * c) { row[j] += bp[j] } }
-                }
-                o.withUnsafeMutableBufferPointer { O in
-                    scores.withUnsafeMutableBufferPointer { S in
-                        let op = O.baseAddress!, base = S.baseAddress!
-                        parallelRanges(headParts, parts: headParts) { part in
-                            for p in part {
-                                let sp = base + p * t * t
-                                for h in stride(from: p, to: heads, by: headParts) {
-                                    BLAS.sgemm(transB: true, m: t, n: t, k: d, alpha: alpha,
-                                               a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c, c: sp, ldc: t)
-                                    for r in 0..<t { softmaxRow(sp + r * t, t) }
-                                    BLAS.sgemm(m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d, ldb: 3 * c,
-                                               c: op + h * d, ldc: c)
+                qkv.withUnsafeMutableBufferPointer { QKV in
+                    bias.withUnsafeBufferPointer { B in
+                        qProj.weight.storage.withUnsafeBufferPointer { Wq in
+                            kProj.weight.storage.withUnsafeBufferPointer { Wk in
+                                vProj.weight.storage.withUnsafeBufferPointer { Wv in
+                                    let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
+                                    let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
+                                    parallelRanges(t, parts: parts) { rows in
+                                        guard !rows.isEmpty else { return }
+                                        for (i, w) in weights.enumerated() {
+                                            BLAS.sgemm(
+                                                transB: true, m: rows.count, n: c, k: c, a: xp + rows.lowerBound * c,
+                                                lda: c, b: w, ldb: c,
+                                                c: qp + rows.lowerBound * 3 * c + i * c, ldc: 3 * c)
+                                        }
+                                        for r in rows {
+                                            let row = qp + r * 3 * c; for j in 0..<(3 * c) { row[j] += bp[j] }
+                                        }
+                                    }
+                                    o.withUnsafeMutableBufferPointer { O in
+                                        scores.withUnsafeMutableBufferPointer { S in
+                                            let op = O.baseAddress!, base = S.baseAddress!
+                                            parallelRanges(headParts, parts: headParts) { part in
+                                                for p in part {
+                                                    let sp = base + p * t * t
+                                                    for h in stride(from: p, to: heads, by: headParts) {
+                                                        BLAS.sgemm(
+                                                            transB: true, m: t, n: t, k: d, alpha: alpha,
+                                                            a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c,
+                                                            c: sp, ldc: t)
+                                                        for r in 0..<t { softmaxRow(sp + r * t, t) }
+                                                        BLAS.sgemm(
+                                                            m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d,
+                                                            ldb: 3 * c,
+                                                            c: op + h * d, ldc: c)
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }}}}}}
+            }
         }
         return projectAdd(Tensor(shape: [t, c], storage: o), outProj, residual: residual, threads: parts)
     }
@@ -189,8 +202,10 @@ func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?, threads: Int 
                         let xp = X.baseAddress!, wp = W.baseAddress!, bp = B.baseAddress!, yp = Y.baseAddress!
                         parallelRanges(t, parts: parts) { rows in
                             guard !rows.isEmpty else { return }
-                            BLAS.sgemm(transB: true, m: rows.count, n: n, k: k, a: xp + rows.lowerBound * k, lda: k, b: wp, ldb: k,
-                                       beta: residual == nil ? 0 : 1, c: yp + rows.lowerBound * n, ldc: n)
+                            BLAS.sgemm(
+                                transB: true, m: rows.count, n: n, k: k, a: xp + rows.lowerBound * k, lda: k, b: wp,
+                                ldb: k,
+                                beta: residual == nil ? 0 : 1, c: yp + rows.lowerBound * n, ldc: n)
                             for r in rows { for j in 0..<n { yp[r * n + j] += bp[j] } }
                         }
                     }
@@ -207,8 +222,9 @@ public struct SiglipMLP: Sendable {
     public var fc2: SiglipLinear
 
     public init(fc1: SiglipLinear, fc2: SiglipLinear) {
-        precondition(fc1.outFeatures == fc2.inFeatures && fc1.inFeatures == fc2.outFeatures,
-                     "SiglipMLP: fc1 \(fc1.weight.shape) and fc2 \(fc2.weight.shape) do not chain")
+        precondition(
+            fc1.outFeatures == fc2.inFeatures && fc1.inFeatures == fc2.outFeatures,
+            "SiglipMLP: fc1 \(fc1.weight.shape) and fc2 \(fc2.weight.shape) do not chain")
         self.fc1 = fc1; self.fc2 = fc2
     }
 
@@ -231,25 +247,35 @@ public struct SiglipMLP: Sendable {
         BLAS.use(threads: parts > 1 ? 1 : threads)
         do {
             x.storage.withUnsafeBufferPointer { X in
-            fc1.weight.storage.withUnsafeBufferPointer { W1 in
-            fc1.bias.storage.withUnsafeBufferPointer { B1 in
-            fc2.weight.storage.withUnsafeBufferPointer { W2 in
-            fc2.bias.storage.withUnsafeBufferPointer { B2 in
-            hidden.withUnsafeMutableBufferPointer { Hh in
-            out.withUnsafeMutableBufferPointer { Y in
-                let xp = X.baseAddress!, hp = Hh.baseAddress!, yp = Y.baseAddress!
-                let b1 = B1.baseAddress!, b2 = B2.baseAddress!
-                parallelRanges(t, parts: parts) { rows in
-                    guard !rows.isEmpty else { return }
-                    let r0 = rows.lowerBound
-                    BLAS.sgemm(transB: true, m: rows.count, n: i, k: c, a: xp + r0 * c, lda: c, b: W1.baseAddress!, ldb: c,
-                               c: hp + r0 * i, ldc: i)
-                    biasGeluRows(hp, rows: rows, cols: i, bias: b1)
-                    BLAS.sgemm(transB: true, m: rows.count, n: c, k: i, a: hp + r0 * i, lda: i, b: W2.baseAddress!, ldb: i,
-                               beta: residual == nil ? 0 : 1, c: yp + r0 * c, ldc: c)
-                    for r in rows { for j in 0..<c { yp[r * c + j] += b2[j] } }
+                fc1.weight.storage.withUnsafeBufferPointer { W1 in
+                    fc1.bias.storage.withUnsafeBufferPointer { B1 in
+                        fc2.weight.storage.withUnsafeBufferPointer { W2 in
+                            fc2.bias.storage.withUnsafeBufferPointer { B2 in
+                                hidden.withUnsafeMutableBufferPointer { Hh in
+                                    out.withUnsafeMutableBufferPointer { Y in
+                                        let xp = X.baseAddress!, hp = Hh.baseAddress!, yp = Y.baseAddress!
+                                        let b1 = B1.baseAddress!, b2 = B2.baseAddress!
+                                        parallelRanges(t, parts: parts) { rows in
+                                            guard !rows.isEmpty else { return }
+                                            let r0 = rows.lowerBound
+                                            BLAS.sgemm(
+                                                transB: true, m: rows.count, n: i, k: c, a: xp + r0 * c, lda: c,
+                                                b: W1.baseAddress!, ldb: c,
+                                                c: hp + r0 * i, ldc: i)
+                                            biasGeluRows(hp, rows: rows, cols: i, bias: b1)
+                                            BLAS.sgemm(
+                                                transB: true, m: rows.count, n: c, k: i, a: hp + r0 * i, lda: i,
+                                                b: W2.baseAddress!, ldb: i,
+                                                beta: residual == nil ? 0 : 1, c: yp + r0 * c, ldc: c)
+                                            for r in rows { for j in 0..<c { yp[r * c + j] += b2[j] } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
-            }}}}}}}
+            }
         }
         return Tensor(shape: [t, c], storage: out)
     }
@@ -289,7 +315,8 @@ public enum SelectLayerError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .outOfRange(s, n):
-            return "select_layer \(s) is out of range for a \(n)-layer vision tower (expected −1 for the post-LayerNorm output, 0…\(n) or −\(n + 1)…−2 for the residual stream)"
+            return
+                "select_layer \(s) is out of range for a \(n)-layer vision tower (expected −1 for the post-LayerNorm output, 0…\(n) or −\(n + 1)…−2 for the residual stream)"
         }
     }
 }
@@ -301,7 +328,10 @@ public struct SiglipVisionTransformer: Sendable {
     public var layers: [SiglipEncoderLayer]
     public var postLayernorm: LayerNorm
 
-    public init(config: SiglipVisionConfig, embeddings: SiglipVisionEmbeddings, layers: [SiglipEncoderLayer], postLayernorm: LayerNorm) {
+    public init(
+        config: SiglipVisionConfig, embeddings: SiglipVisionEmbeddings, layers: [SiglipEncoderLayer],
+        postLayernorm: LayerNorm
+    ) {
         self.config = config; self.embeddings = embeddings; self.layers = layers; self.postLayernorm = postLayernorm
     }
 

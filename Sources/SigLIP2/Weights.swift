@@ -27,7 +27,8 @@ public struct VisionWeightNames: Equatable, Sendable {
     public static func detect(in names: [String], source: String) throws -> VisionWeightNames {
         let set = Set(names)
         for p in prefixes where set.contains(p + probe) { return VisionWeightNames(prefix: p) }
-        throw CheckpointError.componentNotFound(source: source, component: "vision tower", tried: prefixes.map { $0 + probe })
+        throw CheckpointError.componentNotFound(
+            source: source, component: "vision tower", tried: prefixes.map { $0 + probe })
     }
 
     /// Whether a checkpoint name belongs to the pooling head, which Eaglet ignores.
@@ -64,10 +65,12 @@ public struct SiglipVisionParameters: ParameterGroup {
 
     public init(_ config: SiglipVisionConfig, prefix p: String, naflex: Bool = false) {
         let c = config.hiddenSize, k = config.patchSize, ch = config.numChannels
-        patchEmbedding = ParameterSpec(p + "embeddings.patch_embedding.weight", naflex ? [c, ch * k * k] : [c, ch, k, k])
+        patchEmbedding = ParameterSpec(
+            p + "embeddings.patch_embedding.weight", naflex ? [c, ch * k * k] : [c, ch, k, k])
         patchEmbeddingBias = ParameterSpec(p + "embeddings.patch_embedding.bias", [c])
-        positionEmbedding = ParameterSpec(p + "embeddings.position_embedding.weight",
-                                          [naflex ? config.numPatches ?? 256 : config.numPositions, c])
+        positionEmbedding = ParameterSpec(
+            p + "embeddings.position_embedding.weight",
+            [naflex ? config.numPatches ?? 256 : config.numPositions, c])
         layers = (0..<config.numHiddenLayers).map { SiglipLayerParameters(config, base: p + "encoder.layers.\($0).") }
         postLayernorm = NormParameters(p + "post_layernorm", width: c, bias: true)
     }
@@ -84,35 +87,45 @@ extension WeightStore {
 
 extension SiglipEncoderLayer {
     /// The layer declared by `p`, read through `store`.
-    public static func load(_ p: SiglipLayerParameters, from store: WeightStore, config: SiglipVisionConfig) throws -> SiglipEncoderLayer {
+    public static func load(_ p: SiglipLayerParameters, from store: WeightStore, config: SiglipVisionConfig) throws
+        -> SiglipEncoderLayer
+    {
         let eps = config.layerNormEps
-        let attn = SiglipAttention(qProj: try store.siglipLinear(p.qProj), kProj: try store.siglipLinear(p.kProj),
-                                   vProj: try store.siglipLinear(p.vProj), outProj: try store.siglipLinear(p.outProj),
-                                   numHeads: config.numAttentionHeads)
-        return SiglipEncoderLayer(layerNorm1: try store.layerNorm(p.layerNorm1, eps: eps), selfAttn: attn,
-                                  layerNorm2: try store.layerNorm(p.layerNorm2, eps: eps),
-                                  mlp: SiglipMLP(fc1: try store.siglipLinear(p.fc1), fc2: try store.siglipLinear(p.fc2)))
+        let attn = SiglipAttention(
+            qProj: try store.siglipLinear(p.qProj), kProj: try store.siglipLinear(p.kProj),
+            vProj: try store.siglipLinear(p.vProj), outProj: try store.siglipLinear(p.outProj),
+            numHeads: config.numAttentionHeads)
+        return SiglipEncoderLayer(
+            layerNorm1: try store.layerNorm(p.layerNorm1, eps: eps), selfAttn: attn,
+            layerNorm2: try store.layerNorm(p.layerNorm2, eps: eps),
+            mlp: SiglipMLP(fc1: try store.siglipLinear(p.fc1), fc2: try store.siglipLinear(p.fc2)))
     }
 }
 
 extension SiglipVisionTransformer {
     /// The fixed-resolution tower (what Eagle 2.5 runs) from a checkpoint holding it under either known
     /// prefix (detected), or under the explicit `names`.
-    public static func load(from store: WeightStore, config: SiglipVisionConfig,
-                            names given: VisionWeightNames? = nil) throws -> SiglipVisionTransformer {
+    public static func load(
+        from store: WeightStore, config: SiglipVisionConfig,
+        names given: VisionWeightNames? = nil
+    ) throws -> SiglipVisionTransformer {
         let names = try given ?? VisionWeightNames.detect(in: store.names, source: store.source.sourceDescription)
         let p = SiglipVisionParameters(config, prefix: names.prefix)
         let embeddings = SiglipVisionEmbeddings(
-            patchEmbedding: PatchConv2d(weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
+            patchEmbedding: PatchConv2d(
+                weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
             positionEmbedding: try store.read(p.positionEmbedding))
         let layers = try p.layers.map { try SiglipEncoderLayer.load($0, from: store, config: config) }
-        return SiglipVisionTransformer(config: config, embeddings: embeddings, layers: layers,
-                                       postLayernorm: try store.layerNorm(p.postLayernorm, eps: config.layerNormEps))
+        return SiglipVisionTransformer(
+            config: config, embeddings: embeddings, layers: layers,
+            postLayernorm: try store.layerNorm(p.postLayernorm, eps: config.layerNormEps))
     }
 
     /// The same from a checkpoint or a single file.
-    public static func load(from source: TensorSource, config: SiglipVisionConfig,
-                            names given: VisionWeightNames? = nil) throws -> SiglipVisionTransformer {
+    public static func load(
+        from source: TensorSource, config: SiglipVisionConfig,
+        names given: VisionWeightNames? = nil
+    ) throws -> SiglipVisionTransformer {
         try load(from: WeightStore(source), config: config, names: given)
     }
 }
@@ -130,15 +143,19 @@ public struct Siglip2VisionTransformer: Sendable {
         let names = try VisionWeightNames.detect(in: store.names, source: source.sourceDescription)
         let p = SiglipVisionParameters(config, prefix: names.prefix, naflex: true)
         let embeddings = Siglip2VisionEmbeddings(
-            patchEmbedding: SiglipLinear(weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
+            patchEmbedding: SiglipLinear(
+                weight: try store.read(p.patchEmbedding), bias: try store.read(p.patchEmbeddingBias)),
             positionEmbedding: try store.read(p.positionEmbedding))
         let layers = try p.layers.map { try SiglipEncoderLayer.load($0, from: store, config: config) }
-        return Siglip2VisionTransformer(embeddings: embeddings, encoder: layers,
-                                        postLayernorm: try store.layerNorm(p.postLayernorm, eps: config.layerNormEps))
+        return Siglip2VisionTransformer(
+            embeddings: embeddings, encoder: layers,
+            postLayernorm: try store.layerNorm(p.postLayernorm, eps: config.layerNormEps))
     }
 
     /// One image's h·w patches (h·w, C_in·P·P) → hidden states (0 = embeddings) and the post-LN output.
-    public func callAsFunction(_ patches: Tensor, height h: Int, width w: Int, compute: Compute = .fast) -> SiglipVisionTransformer.Output {
+    public func callAsFunction(_ patches: Tensor, height h: Int, width w: Int, compute: Compute = .fast)
+        -> SiglipVisionTransformer.Output
+    {
         var x = embeddings(patches, height: h, width: w)
         var states = [x]
         for layer in encoder {

@@ -35,17 +35,20 @@ public enum BLAS {
     ///
     /// `lda`, `ldb`, `ldc` are the row strides (in elements) of A, B, C as stored.
     @inlinable
-    public static func sgemm(transA: Bool = false, transB: Bool = false,
-                             m: Int, n: Int, k: Int, alpha: Float = 1,
-                             a: UnsafePointer<Float>, lda: Int,
-                             b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0,
-                             c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor,
-                    transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha,
-                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    public static func sgemm(
+        transA: Bool = false, transB: Bool = false,
+        m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor,
+            transA ? CblasTrans : CblasNoTrans,
+            transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha,
+            a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
 
@@ -111,10 +114,11 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false) -> Tensor
         a.storage.withUnsafeBufferPointer { A in
             b.storage.withUnsafeBufferPointer { B in
                 out.withUnsafeMutableBufferPointer { C in
-                    BLAS.sgemm(transB: transposeB, m: m, n: n, k: k,
-                               a: A.baseAddress!, lda: k,
-                               b: B.baseAddress!, ldb: transposeB ? k : n,
-                               c: C.baseAddress!, ldc: n)
+                    BLAS.sgemm(
+                        transB: transposeB, m: m, n: n, k: k,
+                        a: A.baseAddress!, lda: k,
+                        b: B.baseAddress!, ldb: transposeB ? k : n,
+                        c: C.baseAddress!, ldc: n)
                 }
             }
         }
@@ -125,14 +129,16 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false) -> Tensor
 /// Batched matmul: a (B, M, K) × b (B, K, N) → (B, M, N); with `transposeB`, b is (B, N, K).
 /// One sgemm per batch entry (`.reference`: the triple loop instead).
 public func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, compute: Compute = .fast) -> Tensor {
-    precondition(a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0],
-                 "batchedMatmul: need (B, M, K) and (B, K, N), got \(a.shape) and \(b.shape)")
+    precondition(
+        a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0],
+        "batchedMatmul: need (B, M, K) and (B, K, N), got \(a.shape) and \(b.shape)")
     let batch = a.shape[0]
     var parts = [Tensor]()
     parts.reserveCapacity(batch)
     for i in 0..<batch {
         let ai = a.row(i), bi = b.row(i)
-        parts.append(compute.isReference ? matmulNaive(ai, bi, transposeB: transposeB) : matmul(ai, bi, transposeB: transposeB))
+        parts.append(
+            compute.isReference ? matmulNaive(ai, bi, transposeB: transposeB) : matmul(ai, bi, transposeB: transposeB))
     }
     let m = a.shape[1]
     let n = transposeB ? b.shape[1] : b.shape[2]
@@ -143,8 +149,9 @@ public func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false, co
 /// `x` may have any leading shape; it is flattened to rows and restored. `.reference`: the triple loop.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, compute: Compute = .fast) -> Tensor {
     let cin = x.shape.last ?? 1
-    precondition(weight.rank == 2 && weight.shape[1] == cin,
-                 "linear: weight \(weight.shape) does not take inputs of width \(cin)")
+    precondition(
+        weight.rank == 2 && weight.shape[1] == cin,
+        "linear: weight \(weight.shape) does not take inputs of width \(cin)")
     let rows = x.reshaped([x.count / max(cin, 1), cin])
     var y = compute.isReference ? matmulNaive(rows, weight, transposeB: true) : matmul(rows, weight, transposeB: true)
     if let bias {

@@ -28,8 +28,9 @@ extension Tensor {
             for i in 0..<out.count { out[i] = f(out[i], other.storage[i]) }
             return Tensor(shape: shape, storage: out)
         }
-        precondition(other.rank <= rank && Array(shape.suffix(other.rank)) == other.shape,
-                     "zipWith: cannot broadcast \(other.shape) to \(shape)")
+        precondition(
+            other.rank <= rank && Array(shape.suffix(other.rank)) == other.shape,
+            "zipWith: cannot broadcast \(other.shape) to \(shape)")
         let inner = max(other.count, 1)
         var out = storage
         for i in 0..<out.count { out[i] = f(out[i], other.storage[i % inner]) }
@@ -53,7 +54,7 @@ extension Tensor {
 /// gelu(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 @inlinable
 public func geluTanh(_ x: Float) -> Float {
-    let c: Float = 0.7978845608028654  // √(2/π)
+    let c: Float = 0.7978845608028654 // √(2/π)
     return 0.5 * x * (1 + tanh(c * (x + 0.044715 * x * x * x)))
 }
 
@@ -94,7 +95,6 @@ public func fastExp(_ x: Float) -> Float {
     let bits = (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
     return er * Float(bitPattern: bits)
 }
-
 
 // MARK: - Reductions over the last dimension
 
@@ -157,7 +157,9 @@ extension Tensor {
         var out = storage
         out.withUnsafeMutableBufferPointer { Y in
             weight.storage.withUnsafeBufferPointer { W in
-                rmsNormRows(Y.baseAddress!, into: Y.baseAddress!, rows: count / max(c, 1), width: c, weight: W.baseAddress!, eps: eps)
+                rmsNormRows(
+                    Y.baseAddress!, into: Y.baseAddress!, rows: count / max(c, 1), width: c, weight: W.baseAddress!,
+                    eps: eps)
             }
         }
         return Tensor(shape: shape, storage: out)
@@ -166,8 +168,10 @@ extension Tensor {
 
 /// RMSNorm of `rows` rows of width C, y = x / √(mean(x²) + eps) · w, the sum of squares in Double;
 /// `y` may be `x`. The pointer form of `Tensor.rmsNorm`, for callers that keep their own buffers.
-public func rmsNormRows(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, width c: Int,
-                        weight w: UnsafePointer<Float>, eps: Float) {
+public func rmsNormRows(
+    _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, width c: Int,
+    weight w: UnsafePointer<Float>, eps: Float
+) {
     for r in 0..<rows {
         let xr = x + r * c, yr = y + r * c
         var ss = 0.0

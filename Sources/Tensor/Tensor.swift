@@ -23,8 +23,9 @@ public struct Tensor: Equatable, Sendable {
     /// Wraps `storage` with `shape`. Traps if the element count disagrees.
     public init(shape: [Int], storage: [Float]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative extent in shape \(shape)")
-        precondition(Tensor.elementCount(shape) == storage.count,
-                     "Tensor: shape \(shape) needs \(Tensor.elementCount(shape)) elements, got \(storage.count)")
+        precondition(
+            Tensor.elementCount(shape) == storage.count,
+            "Tensor: shape \(shape) needs \(Tensor.elementCount(shape)) elements, got \(storage.count)")
         self.shape = shape
         self.storage = storage
     }
@@ -79,7 +80,8 @@ public struct Tensor: Equatable, Sendable {
         var s = newShape
         if let k = s.firstIndex(of: -1) {
             let known = s.enumerated().filter { $0.offset != k }.map(\.element).reduce(1, *)
-            precondition(known > 0 && count % known == 0, "Tensor: cannot infer -1 in \(newShape) for \(count) elements")
+            precondition(
+                known > 0 && count % known == 0, "Tensor: cannot infer -1 in \(newShape) for \(count) elements")
             s[k] = count / known
         }
         return Tensor(shape: s, storage: storage)
@@ -101,7 +103,7 @@ public func formatValue(_ x: Float, decimals: Int = 4) -> String {
     var scale: Double = 1
     for _ in 0..<decimals { scale *= 10 }
     let r = (Double(x) * scale).rounded() / scale
-    var s = String(r == 0 ? 0 : r)   // avoid "-0.0"
+    var s = String(r == 0 ? 0 : r) // avoid "-0.0"
     // pad to a fixed number of decimals
     if let dot = s.firstIndex(of: ".") {
         let have = s.distance(from: dot, to: s.endIndex) - 1

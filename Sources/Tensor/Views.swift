@@ -52,7 +52,9 @@ extension Tensor {
     /// Elements `range` along dimension `dim` (a copy).
     public func slice(dim: Int, _ range: Range<Int>) -> Tensor {
         precondition(dim >= 0 && dim < rank, "slice: dim \(dim) out of range for \(shape)")
-        precondition(range.lowerBound >= 0 && range.upperBound <= shape[dim], "slice: \(range) out of bounds for extent \(shape[dim])")
+        precondition(
+            range.lowerBound >= 0 && range.upperBound <= shape[dim],
+            "slice: \(range) out of bounds for extent \(shape[dim])")
         let outer = shape[..<dim].reduce(1, *)
         let inner = shape[(dim + 1)...].reduce(1, *)
         var out = [Float]()
@@ -79,7 +81,8 @@ extension Tensor {
         for p in parts {
             precondition(p.rank == first.rank, "concatenate: rank mismatch")
             for d in 0..<first.rank where d != dim {
-                precondition(p.shape[d] == first.shape[d], "concatenate: shape \(p.shape) vs \(first.shape) at dim \(d)")
+                precondition(
+                    p.shape[d] == first.shape[d], "concatenate: shape \(p.shape) vs \(first.shape) at dim \(d)")
             }
         }
         let outer = first.shape[..<dim].reduce(1, *)

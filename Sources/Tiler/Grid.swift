@@ -52,8 +52,10 @@ public func areaPreservationScore(_ grid: TileGrid, width: Int, height: Int, til
 }
 
 /// The grid `rule` picks for a `width`×`height` image (both ≥ 1) among `candidateGrids(min, max)`.
-public func chooseGrid(width: Int, height: Int, tileSize: Int, minTiles: Int, maxTiles: Int,
-                       rule: TilingRule = .areaPreservation) -> TileGrid {
+public func chooseGrid(
+    width: Int, height: Int, tileSize: Int, minTiles: Int, maxTiles: Int,
+    rule: TilingRule = .areaPreservation
+) -> TileGrid {
     precondition(width > 0 && height > 0 && tileSize > 0, "chooseGrid: sizes must be positive")
     let candidates = candidateGrids(minTiles: minTiles, maxTiles: maxTiles)
     precondition(!candidates.isEmpty, "chooseGrid: no grid has between \(minTiles) and \(maxTiles) tiles")

@@ -40,10 +40,11 @@ public struct TilingConfig: Codable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(tileSize: try c.decodeIfPresent(Int.self, forKey: .tileSize) ?? 448,
-                  minTiles: try c.decodeIfPresent(Int.self, forKey: .minTiles) ?? 1,
-                  maxTiles: try c.decodeIfPresent(Int.self, forKey: .maxTiles) ?? 12,
-                  useThumbnail: try c.decodeIfPresent(Bool.self, forKey: .useThumbnail) ?? true)
+        self.init(
+            tileSize: try c.decodeIfPresent(Int.self, forKey: .tileSize) ?? 448,
+            minTiles: try c.decodeIfPresent(Int.self, forKey: .minTiles) ?? 1,
+            maxTiles: try c.decodeIfPresent(Int.self, forKey: .maxTiles) ?? 12,
+            useThumbnail: try c.decodeIfPresent(Bool.self, forKey: .useThumbnail) ?? true)
     }
 
     /// The most pixels one image's tiles (thumbnail included) may hold: 2²⁸, i.e. 1 GiB of floats.
@@ -52,14 +53,21 @@ public struct TilingConfig: Codable, Equatable, Sendable {
     /// Throws unless 1 ≤ tileSize ≤ 8192, 1 ≤ minTiles ≤ maxTiles ≤ 1024 and
     /// (maxTiles + 1)·tileSize² ≤ `maxTilePixels` (so `pixelValues` cannot ask for absurd memory).
     public func validate() throws {
-        guard (1...8192).contains(tileSize) else { throw TilerError.invalidConfig(field: "tile size", value: tileSize, expected: "1…8192") }
-        guard minTiles >= 1 else { throw TilerError.invalidConfig(field: "min tiles", value: minTiles, expected: "at least 1") }
+        guard (1...8192).contains(tileSize) else {
+            throw TilerError.invalidConfig(field: "tile size", value: tileSize, expected: "1…8192")
+        }
+        guard minTiles >= 1 else {
+            throw TilerError.invalidConfig(field: "min tiles", value: minTiles, expected: "at least 1")
+        }
         guard maxTiles >= minTiles, maxTiles <= 1024 else {
-            throw TilerError.invalidConfig(field: "max tiles", value: maxTiles, expected: "between min tiles (\(minTiles)) and 1024")
+            throw TilerError.invalidConfig(
+                field: "max tiles", value: maxTiles, expected: "between min tiles (\(minTiles)) and 1024")
         }
         guard (maxTiles + 1) * tileSize * tileSize <= TilingConfig.maxTilePixels else {
-            throw TilerError.invalidConfig(field: "max tiles", value: maxTiles,
-                                           expected: "(max tiles + 1) · tile size² ≤ \(TilingConfig.maxTilePixels) pixels with tile size \(tileSize)")
+            throw TilerError.invalidConfig(
+                field: "max tiles", value: maxTiles,
+                expected:
+                    "(max tiles + 1) · tile size² ≤ \(TilingConfig.maxTilePixels) pixels with tile size \(tileSize)")
         }
     }
 }
@@ -77,8 +85,9 @@ public struct Tiler: Sendable {
 
     /// The grid for a `width`×`height` image.
     public func grid(width: Int, height: Int) -> TileGrid {
-        chooseGrid(width: width, height: height, tileSize: config.tileSize,
-                   minTiles: config.minTiles, maxTiles: config.maxTiles, rule: rule)
+        chooseGrid(
+            width: width, height: height, tileSize: config.tileSize,
+            minTiles: config.minTiles, maxTiles: config.maxTiles, rule: rule)
     }
 
     /// Whether a thumbnail follows the grid tiles.
@@ -113,15 +122,18 @@ public struct Tiler: Sendable {
 
     /// A picture of the grid: the image as the grid sees it (stretched to columns·S × rows·S), scaled
     /// so its longer side is `size` pixels, with tile borders drawn over it.
-    public func gridPicture(of image: RGBImage, grid g: TileGrid? = nil, size: Int = 480,
-                            color: (UInt8, UInt8, UInt8) = (255, 40, 40)) -> RGBImage {
+    public func gridPicture(
+        of image: RGBImage, grid g: TileGrid? = nil, size: Int = 480,
+        color: (UInt8, UInt8, UInt8) = (255, 40, 40)
+    ) -> RGBImage {
         let g = g ?? grid(width: image.width, height: image.height)
         let unit = max(1, size / max(g.columns, g.rows))
         var pic = image.resizedBicubic(width: unit * g.columns, height: unit * g.rows)
         let thickness = max(1, unit / 64)
         for r in 0..<g.rows {
             for c in 0..<g.columns {
-                pic.strokeRectangle(x: c * unit, y: r * unit, width: unit, height: unit, color: color, thickness: thickness)
+                pic.strokeRectangle(
+                    x: c * unit, y: r * unit, width: unit, height: unit, color: color, thickness: thickness)
             }
         }
         return pic

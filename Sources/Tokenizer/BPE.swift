@@ -21,9 +21,15 @@ public struct BPE: Sendable {
         var table = [UInt64: UInt64](minimumCapacity: merges.count)
         var ranks = [String: Int](minimumCapacity: merges.count)
         for (rank, (a, b)) in merges.enumerated() {
-            guard let ia = vocab[a] else { throw TokenizerError.mergeUnknownToken(path: path, line: rank + 1, token: a) }
-            guard let ib = vocab[b] else { throw TokenizerError.mergeUnknownToken(path: path, line: rank + 1, token: b) }
-            guard let im = vocab[a + b] else { throw TokenizerError.mergeUnknownToken(path: path, line: rank + 1, token: a + b) }
+            guard let ia = vocab[a] else {
+                throw TokenizerError.mergeUnknownToken(path: path, line: rank + 1, token: a)
+            }
+            guard let ib = vocab[b] else {
+                throw TokenizerError.mergeUnknownToken(path: path, line: rank + 1, token: b)
+            }
+            guard let im = vocab[a + b] else {
+                throw TokenizerError.mergeUnknownToken(path: path, line: rank + 1, token: a + b)
+            }
             let key = UInt64(ia) << 32 | UInt64(ib)
             if table[key] == nil { table[key] = UInt64(rank) << 32 | UInt64(im) }
             if ranks[a + " " + b] == nil { ranks[a + " " + b] = rank }
@@ -79,7 +85,9 @@ public struct BPE: Sendable {
         if n < 2 { return }
         let none = UInt64.max
         var rank = [UInt64](repeating: none, count: n - 1)
-        for i in 0..<(n - 1) { rank[i] = table[UInt64(UInt32(bitPattern: ids[i])) << 32 | UInt64(UInt32(bitPattern: ids[i + 1]))] ?? none }
+        for i in 0..<(n - 1) {
+            rank[i] = table[UInt64(UInt32(bitPattern: ids[i])) << 32 | UInt64(UInt32(bitPattern: ids[i + 1]))] ?? none
+        }
         while true {
             var best = none, at = -1
             for i in 0..<rank.count where rank[i] < best { best = rank[i]; at = i }
@@ -88,10 +96,12 @@ public struct BPE: Sendable {
             ids.remove(at: at + 1)
             rank.remove(at: at)
             if at < rank.count {
-                rank[at] = table[UInt64(UInt32(bitPattern: ids[at])) << 32 | UInt64(UInt32(bitPattern: ids[at + 1]))] ?? none
+                rank[at] =
+                    table[UInt64(UInt32(bitPattern: ids[at])) << 32 | UInt64(UInt32(bitPattern: ids[at + 1]))] ?? none
             }
             if at > 0 {
-                rank[at - 1] = table[UInt64(UInt32(bitPattern: ids[at - 1])) << 32 | UInt64(UInt32(bitPattern: ids[at]))] ?? none
+                rank[at - 1] =
+                    table[UInt64(UInt32(bitPattern: ids[at - 1])) << 32 | UInt64(UInt32(bitPattern: ids[at]))] ?? none
             }
         }
     }

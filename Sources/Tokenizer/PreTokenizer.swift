@@ -31,11 +31,11 @@ public enum Qwen2Split {
 
     /// What the pattern can tell apart about a scalar.
     public enum Class: UInt8, Sendable {
-        case letter   // \p{L}: Lu Ll Lt Lm Lo
-        case number   // \p{N}: Nd Nl No
-        case newline  // \r or \n (also whitespace)
-        case space    // other White_Space scalars: \t \v \f, space, U+0085, U+00A0, U+2000…, U+3000 …
-        case other    // everything else: punctuation, symbols, marks, emoji, controls, format characters
+        case letter // \p{L}: Lu Ll Lt Lm Lo
+        case number // \p{N}: Nd Nl No
+        case newline // \r or \n (also whitespace)
+        case space // other White_Space scalars: \t \v \f, space, U+0085, U+00A0, U+2000…, U+3000 …
+        case other // everything else: punctuation, symbols, marks, emoji, controls, format characters
     }
 
     private static let asciiClass: [Class] = (0..<128).map { b -> Class in
@@ -70,8 +70,10 @@ public enum Qwen2Split {
     /// Cuts `v` (scalar values, classes `c`) into pieces, calling `emit(start, end)` for each scalar range
     /// in order. The pieces tile the input: every position starts a match of one alternative.
     @inline(__always)
-    public static func pieces(_ v: UnsafeBufferPointer<UInt32>, _ c: UnsafeBufferPointer<Class>,
-                              _ emit: (Int, Int) -> Void) {
+    public static func pieces(
+        _ v: UnsafeBufferPointer<UInt32>, _ c: UnsafeBufferPointer<Class>,
+        _ emit: (Int, Int) -> Void
+    ) {
         let n = v.count
         var i = 0
         while i < n {
@@ -91,7 +93,10 @@ public enum Qwen2Split {
             if i + 2 < n {
                 let b = v[i + 2]
                 if (folds(a, to: 0x72) && folds(b, to: 0x65)) || (folds(a, to: 0x76) && folds(b, to: 0x65))
-                    || (folds(a, to: 0x6C) && folds(b, to: 0x6C)) { return i + 3 }
+                    || (folds(a, to: 0x6C) && folds(b, to: 0x6C))
+                {
+                    return i + 3
+                }
             }
         }
         let ci = c[i]
@@ -150,7 +155,8 @@ public enum Qwen2Split {
     }
 
     /// `\s` as Oniguruma (HF tokenizers' regex engine) reads it: the Unicode White_Space property.
-    static let whiteSpaceClass = #"\t\n\x{0B}\f\r\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"#
+    static let whiteSpaceClass =
+        #"\t\n\x{0B}\f\r\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"#
 
     /// The naive reference: the pattern run by Swift's Regex engine over Unicode scalars (not grapheme
     /// clusters, as HF's engine does), `\s`/`\S` spelled out as above.
@@ -166,7 +172,8 @@ public enum Qwen2Split {
         // decompositions), so its eleven members are listed one by one.
         let spaces = (0x2000...0x200A).map { "\\x{" + String($0, radix: 16) + "}" }.joined()
         let whiteSpaceClass = Qwen2Split.whiteSpaceClass.replacing(#"\x{2000}-\x{200A}"#, with: spaces)
-        let p = pattern
+        let p =
+            pattern
             .replacing(#"[^\s\p{L}\p{N}]"#, with: "[^\(whiteSpaceClass)\\p{L}\\p{N}]")
             .replacing(#"(?!\S)"#, with: "(?![^\(whiteSpaceClass)])")
             .replacing(#"\s"#, with: "[\(whiteSpaceClass)]")

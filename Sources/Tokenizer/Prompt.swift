@@ -42,7 +42,9 @@ public enum EaglePrompt {
     public static func ordinal(_ k: Int) -> String {
         let words = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
         if k >= 1 && k <= words.count { return words[k - 1] }
-        let suffix = (k % 100 >= 11 && k % 100 <= 13) ? "th" : ["th", "st", "nd", "rd", "th", "th", "th", "th", "th", "th"][abs(k % 10)]
+        let suffix =
+            (k % 100 >= 11 && k % 100 <= 13)
+            ? "th" : ["th", "st", "nd", "rd", "th", "th", "th", "th", "th", "th"][abs(k % 10)]
         return "\(k)\(suffix)"
     }
 
@@ -76,9 +78,13 @@ public enum EaglePrompt {
 
     /// ChatML: `<|im_start|>{role}\n{content}<|im_end|>\n` per message, a system message first (the
     /// default one when `messages` does not start with one), then `<|im_start|>assistant\n`.
-    public static func chatML(_ messages: [ChatMessage], system: String? = nil, addGenerationPrompt: Bool = true) -> String {
+    public static func chatML(_ messages: [ChatMessage], system: String? = nil, addGenerationPrompt: Bool = true)
+        -> String
+    {
         var all = messages
-        if all.first?.role != "system" { all.insert(ChatMessage(role: "system", content: system ?? defaultSystem), at: 0) }
+        if all.first?.role != "system" {
+            all.insert(ChatMessage(role: "system", content: system ?? defaultSystem), at: 0)
+        }
         var s = ""
         for m in all { s += imStart + m.role + "\n" + m.content + imEnd + "\n" }
         if addGenerationPrompt { s += imStart + "assistant\n" }

@@ -41,7 +41,7 @@ public struct StreamingDecoder {
         var k = 1
         while k <= min(3, n) {
             let lead = b[n - k]
-            if lead & 0xC0 == 0x80 { k += 1; continue }  // continuation byte: look further back
+            if lead & 0xC0 == 0x80 { k += 1; continue } // continuation byte: look further back
             let need: Int
             switch lead {
             case 0xC2...0xDF: need = 2
@@ -49,7 +49,7 @@ public struct StreamingDecoder {
             case 0xF0...0xF4: need = 4
             default: return 0
             }
-            guard k < need else { return 0 }  // complete (or over-long run: invalid anyway)
+            guard k < need else { return 0 } // complete (or over-long run: invalid anyway)
             if k >= 2 {
                 let second = b[n - k + 1]
                 let ok: Bool

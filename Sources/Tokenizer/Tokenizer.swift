@@ -79,7 +79,9 @@ public final class Tokenizer: @unchecked Sendable {
             throw TokenizerError.fileTooLarge(path: path, bytes: size, limit: maxFileBytes)
         }
         guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.unreadable(path: path) }
-        guard data.count <= maxFileBytes else { throw TokenizerError.fileTooLarge(path: path, bytes: data.count, limit: maxFileBytes) }
+        guard data.count <= maxFileBytes else {
+            throw TokenizerError.fileTooLarge(path: path, bytes: data.count, limit: maxFileBytes)
+        }
         return data
     }
 
@@ -117,16 +119,25 @@ public final class Tokenizer: @unchecked Sendable {
         } catch let e as TokenizerError { throw e } catch {
             throw TokenizerError.malformedJSON(path: path, reason: "not valid JSON")
         }
-        guard let model = root["model"] as? [String: Any] else { throw TokenizerError.malformedJSON(path: path, reason: "no \"model\" object") }
-        let type = model["type"] as? String ?? "BPE"  // old files omit it; BPE is the default there
+        guard let model = root["model"] as? [String: Any] else {
+            throw TokenizerError.malformedJSON(path: path, reason: "no \"model\" object")
+        }
+        let type = model["type"] as? String ?? "BPE" // old files omit it; BPE is the default there
         guard type == "BPE" else { throw TokenizerError.unknownModelType(path: path, found: type) }
-        guard let rawVocab = model["vocab"] as? [String: Any] else { throw TokenizerError.malformedJSON(path: path, reason: "model.vocab is not an object of token → id") }
+        guard let rawVocab = model["vocab"] as? [String: Any] else {
+            throw TokenizerError.malformedJSON(path: path, reason: "model.vocab is not an object of token → id")
+        }
         var vocab = [String: Int](minimumCapacity: rawVocab.count)
         for (k, v) in rawVocab {
-            guard let id = v as? Int, id >= 0 else { throw TokenizerError.malformedJSON(path: path, reason: "model.vocab[\"\(k)\"] is not a non-negative integer") }
+            guard let id = v as? Int, id >= 0 else {
+                throw TokenizerError.malformedJSON(
+                    path: path, reason: "model.vocab[\"\(k)\"] is not a non-negative integer")
+            }
             vocab[k] = id
         }
-        guard let rawMerges = model["merges"] as? [Any] else { throw TokenizerError.malformedJSON(path: path, reason: "model.merges is not an array") }
+        guard let rawMerges = model["merges"] as? [Any] else {
+            throw TokenizerError.malformedJSON(path: path, reason: "model.merges is not an array")
+        }
         var merges = [(String, String)]()
         merges.reserveCapacity(rawMerges.count)
         for (i, m) in rawMerges.enumerated() {
@@ -139,9 +150,13 @@ public final class Tokenizer: @unchecked Sendable {
             }
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let s = model[key] as? String, !s.isEmpty { throw TokenizerError.unsupported(path: path, field: "model.\(key)", found: "\"\(s)\"") }
+            if let s = model[key] as? String, !s.isEmpty {
+                throw TokenizerError.unsupported(path: path, field: "model.\(key)", found: "\"\(s)\"")
+            }
         }
-        if let b = model["byte_fallback"] as? Bool, b { throw TokenizerError.unsupported(path: path, field: "model.byte_fallback", found: "true") }
+        if let b = model["byte_fallback"] as? Bool, b {
+            throw TokenizerError.unsupported(path: path, field: "model.byte_fallback", found: "true")
+        }
         let ignoreMerges = model["ignore_merges"] as? Bool ?? false
 
         // Normaliser: NFC or none.
@@ -150,10 +165,15 @@ public final class Tokenizer: @unchecked Sendable {
         case nil, is JSONNull: nfc = false
         case let n as [String: Any]:
             let t = n["type"] as? String ?? "?"
-            if t == "NFC" { nfc = true }
-            else if t == "Sequence", let list = n["normalizers"] as? [[String: Any]], list.count <= 1,
-                    list.allSatisfy({ $0["type"] as? String == "NFC" }) { nfc = !list.isEmpty }
-            else { throw TokenizerError.unsupported(path: path, field: "normalizer", found: t) }
+            if t == "NFC" {
+                nfc = true
+            } else if t == "Sequence", let list = n["normalizers"] as? [[String: Any]], list.count <= 1,
+                list.allSatisfy({ $0["type"] as? String == "NFC" })
+            {
+                nfc = !list.isEmpty
+            } else {
+                throw TokenizerError.unsupported(path: path, field: "normalizer", found: t)
+            }
         default: throw TokenizerError.malformedJSON(path: path, reason: "\"normalizer\" is not an object")
         }
         try Tokenizer.checkPreTokenizer(root["pre_tokenizer"], path: path)
@@ -162,18 +182,26 @@ public final class Tokenizer: @unchecked Sendable {
         }
         var added = [AddedToken]()
         if let list = root["added_tokens"] {
-            guard let list = list as? [[String: Any]] else { throw TokenizerError.malformedJSON(path: path, reason: "\"added_tokens\" is not an array of objects") }
+            guard let list = list as? [[String: Any]] else {
+                throw TokenizerError.malformedJSON(path: path, reason: "\"added_tokens\" is not an array of objects")
+            }
             for (i, t) in list.enumerated() {
                 guard let id = t["id"] as? Int, let content = t["content"] as? String, !content.isEmpty else {
-                    throw TokenizerError.malformedJSON(path: path, reason: "added_tokens[\(i)] needs an integer \"id\" and a non-empty \"content\"")
+                    throw TokenizerError.malformedJSON(
+                        path: path, reason: "added_tokens[\(i)] needs an integer \"id\" and a non-empty \"content\"")
                 }
-                if t["single_word"] as? Bool == true { throw TokenizerError.unsupported(path: path, field: "added_tokens[\(i)].single_word", found: "true") }
-                added.append(AddedToken(id: id, content: content, special: t["special"] as? Bool ?? false,
-                                        normalized: t["normalized"] as? Bool ?? !(t["special"] as? Bool ?? false),
-                                        lstrip: t["lstrip"] as? Bool ?? false, rstrip: t["rstrip"] as? Bool ?? false))
+                if t["single_word"] as? Bool == true {
+                    throw TokenizerError.unsupported(path: path, field: "added_tokens[\(i)].single_word", found: "true")
+                }
+                added.append(
+                    AddedToken(
+                        id: id, content: content, special: t["special"] as? Bool ?? false,
+                        normalized: t["normalized"] as? Bool ?? !(t["special"] as? Bool ?? false),
+                        lstrip: t["lstrip"] as? Bool ?? false, rstrip: t["rstrip"] as? Bool ?? false))
             }
         }
-        try self.init(vocab: vocab, merges: merges, addedTokens: added, nfc: nfc, ignoreMerges: ignoreMerges, path: path)
+        try self.init(
+            vocab: vocab, merges: merges, addedTokens: added, nfc: nfc, ignoreMerges: ignoreMerges, path: path)
     }
 
     /// Reads the vocab.json + merges.txt pair (merges.txt: optional `#version` line, then "a b" per line,
@@ -186,14 +214,19 @@ public final class Tokenizer: @unchecked Sendable {
         }
         var vocab = [String: Int](minimumCapacity: raw.count)
         for (k, v) in raw {
-            guard let id = v as? Int, id >= 0 else { throw TokenizerError.malformedJSON(path: vocabJSON, reason: "\"\(k)\" is not mapped to a non-negative integer") }
+            guard let id = v as? Int, id >= 0 else {
+                throw TokenizerError.malformedJSON(
+                    path: vocabJSON, reason: "\"\(k)\" is not mapped to a non-negative integer")
+            }
             vocab[k] = id
         }
         let mdata = try Tokenizer.readFile(mergesTXT)
         let text = String(decoding: mdata, as: UTF8.self)
         var merges = [(String, String)]()
         // Swift reads "\r\n" as ONE Character, so split on either spelling of a line end.
-        for (i, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+        for (i, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .enumerated()
+        {
             let l = Substring(line)
             if l.isEmpty || (i == 0 && l.hasPrefix("#version")) { continue }
             merges.append(try Tokenizer.parseMerge(String(l), line: i + 1, path: mergesTXT))
@@ -208,12 +241,16 @@ public final class Tokenizer: @unchecked Sendable {
             if let dec = c["added_tokens_decoder"] as? [String: [String: Any]] {
                 for (k, t) in dec.sorted(by: { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }) {
                     guard let id = Int(k), let content = t["content"] as? String, !content.isEmpty else {
-                        throw TokenizerError.malformedJSON(path: config, reason: "added_tokens_decoder[\"\(k)\"] needs an integer key and a \"content\"")
+                        throw TokenizerError.malformedJSON(
+                            path: config,
+                            reason: "added_tokens_decoder[\"\(k)\"] needs an integer key and a \"content\"")
                     }
                     let special = t["special"] as? Bool ?? false
-                    added.append(AddedToken(id: id, content: content, special: special,
-                                            normalized: t["normalized"] as? Bool ?? !special,
-                                            lstrip: t["lstrip"] as? Bool ?? false, rstrip: t["rstrip"] as? Bool ?? false))
+                    added.append(
+                        AddedToken(
+                            id: id, content: content, special: special,
+                            normalized: t["normalized"] as? Bool ?? !special,
+                            lstrip: t["lstrip"] as? Bool ?? false, rstrip: t["rstrip"] as? Bool ?? false))
                 }
             }
         }
@@ -221,18 +258,22 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// Builds a tokenizer from its parts.
-    public init(vocab: [String: Int], merges: [(String, String)], addedTokens: [AddedToken], nfc: Bool,
-                ignoreMerges: Bool = false, path: String = "<memory>") throws {
+    public init(
+        vocab: [String: Int], merges: [(String, String)], addedTokens: [AddedToken], nfc: Bool,
+        ignoreMerges: Bool = false, path: String = "<memory>"
+    ) throws {
         self.vocab = vocab
         self.addedTokens = addedTokens
         self.normalizesNFC = nfc
         self.ignoreMerges = ignoreMerges
         // Ids index the id → token table below (and are packed into 32 bits by BPE): bound them first.
         for (t, id) in vocab where id < 0 || id >= Tokenizer.maxTokenID {
-            throw TokenizerError.idOutOfRange(path: path, field: "model.vocab[\"\(t)\"]", id: id, limit: Tokenizer.maxTokenID)
+            throw TokenizerError.idOutOfRange(
+                path: path, field: "model.vocab[\"\(t)\"]", id: id, limit: Tokenizer.maxTokenID)
         }
         for t in addedTokens where t.id < 0 || t.id >= Tokenizer.maxTokenID {
-            throw TokenizerError.idOutOfRange(path: path, field: "added token \"\(t.content)\"", id: t.id, limit: Tokenizer.maxTokenID)
+            throw TokenizerError.idOutOfRange(
+                path: path, field: "added token \"\(t.content)\"", id: t.id, limit: Tokenizer.maxTokenID)
         }
         for t in addedTokens where t.content.isEmpty {
             throw TokenizerError.malformedJSON(path: path, reason: "an added token (id \(t.id)) has empty content")
@@ -258,24 +299,35 @@ public final class Tokenizer: @unchecked Sendable {
 
     static func parseMerge(_ s: String, line: Int, path: String) throws -> (String, String) {
         let parts = s.split(separator: " ", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw TokenizerError.malformedMerge(path: path, line: line, text: s) }
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw TokenizerError.malformedMerge(path: path, line: line, text: s)
+        }
         return (String(parts[0]), String(parts[1]))
     }
 
     static func checkPreTokenizer(_ p: Any?, path: String) throws {
-        guard let p = p as? [String: Any], p["type"] as? String == "Sequence", let list = p["pretokenizers"] as? [[String: Any]],
-              list.count == 2, list[0]["type"] as? String == "Split", list[1]["type"] as? String == "ByteLevel" else {
-            throw TokenizerError.unsupported(path: path, field: "pre_tokenizer", found: "\((p as? [String: Any])?["type"] ?? "none") (not Split + ByteLevel)")
+        guard let p = p as? [String: Any], p["type"] as? String == "Sequence",
+            let list = p["pretokenizers"] as? [[String: Any]],
+            list.count == 2, list[0]["type"] as? String == "Split", list[1]["type"] as? String == "ByteLevel"
+        else {
+            throw TokenizerError.unsupported(
+                path: path, field: "pre_tokenizer",
+                found: "\((p as? [String: Any])?["type"] ?? "none") (not Split + ByteLevel)")
         }
         let pattern = (list[0]["pattern"] as? [String: Any])?["Regex"] as? String
         guard pattern == Qwen2Split.pattern else {
-            throw TokenizerError.unsupported(path: path, field: "pre_tokenizer.pretokenizers[0].pattern", found: "\"\(pattern ?? "?")\" (not Qwen2's)")
+            throw TokenizerError.unsupported(
+                path: path, field: "pre_tokenizer.pretokenizers[0].pattern",
+                found: "\"\(pattern ?? "?")\" (not Qwen2's)")
         }
         guard (list[0]["behavior"] as? String ?? "Isolated") == "Isolated", list[0]["invert"] as? Bool != true else {
-            throw TokenizerError.unsupported(path: path, field: "pre_tokenizer.pretokenizers[0].behavior", found: "\(list[0]["behavior"] ?? "?")")
+            throw TokenizerError.unsupported(
+                path: path, field: "pre_tokenizer.pretokenizers[0].behavior", found: "\(list[0]["behavior"] ?? "?")")
         }
         if list[1]["use_regex"] as? Bool == true || list[1]["add_prefix_space"] as? Bool == true {
-            throw TokenizerError.unsupported(path: path, field: "pre_tokenizer.pretokenizers[1]", found: "ByteLevel with use_regex or add_prefix_space")
+            throw TokenizerError.unsupported(
+                path: path, field: "pre_tokenizer.pretokenizers[1]",
+                found: "ByteLevel with use_regex or add_prefix_space")
         }
     }
 
@@ -339,12 +391,17 @@ public final class Tokenizer: @unchecked Sendable {
         return out
     }
 
-    enum Part { case added(Int), text(Range<Int>) }
+    enum Part {
+        case added(Int)
+        case text(Range<Int>)
+    }
 
     /// Cuts `buf` at added tokens, leftmost-longest; calls `body` with the tokens and the text between.
     /// lstrip/rstrip tokens swallow the ASCII whitespace beside them.
-    static func splitAdded(_ buf: UnsafeBufferPointer<UInt8>, _ matchers: [[(bytes: [UInt8], token: AddedToken)]],
-                           _ body: (Part) -> Void) {
+    static func splitAdded(
+        _ buf: UnsafeBufferPointer<UInt8>, _ matchers: [[(bytes: [UInt8], token: AddedToken)]],
+        _ body: (Part) -> Void
+    ) {
         let n = buf.count
         var start = 0, i = 0
         outer: while i < n {
@@ -407,7 +464,7 @@ public final class Tokenizer: @unchecked Sendable {
         let n = b.count
         while i < n {
             let x = b[i]
-            if x < 0xCC { i += x < 0x80 ? 1 : 2; continue }  // U+0000…U+02FF
+            if x < 0xCC { i += x < 0x80 ? 1 : 2; continue } // U+0000…U+02FF
             let (v, len) = decodeScalar(b, i)
             if !NFC.isStable(v) { return false }
             i += len
@@ -422,7 +479,9 @@ public final class Tokenizer: @unchecked Sendable {
         if x < 0x80 { return (x, 1) }
         if x < 0xE0 { return ((x & 0x1F) << 6 | UInt32(b[i + 1] & 0x3F), 2) }
         if x < 0xF0 { return ((x & 0x0F) << 12 | UInt32(b[i + 1] & 0x3F) << 6 | UInt32(b[i + 2] & 0x3F), 3) }
-        return ((x & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6 | UInt32(b[i + 3] & 0x3F), 4)
+        return (
+            (x & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6 | UInt32(b[i + 3] & 0x3F), 4
+        )
     }
 
     /// Steps 3–5 on NFC text.

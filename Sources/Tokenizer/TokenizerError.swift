@@ -28,14 +28,19 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .unreadable(p): return "\(p): cannot read the file"
         case let .malformedJSON(p, r): return "\(p): malformed tokenizer JSON: \(r)"
-        case let .unknownModelType(p, f): return "\(p): model.type is \"\(f)\", expected \"BPE\" (the only model Eaglet implements)"
-        case let .unsupported(p, field, f): return "\(p): \(field) is \(f), which Eaglet does not implement (expected Qwen2's: NFC, the Qwen2 split regex + ByteLevel, ByteLevel decoder)"
+        case let .unknownModelType(p, f):
+            return "\(p): model.type is \"\(f)\", expected \"BPE\" (the only model Eaglet implements)"
+        case let .unsupported(p, field, f):
+            return
+                "\(p): \(field) is \(f), which Eaglet does not implement (expected Qwen2's: NFC, the Qwen2 split regex + ByteLevel, ByteLevel decoder)"
         case let .mergeUnknownToken(p, l, t): return "\(p): merge \(l) names \"\(t)\", which is not in the vocabulary"
-        case let .malformedMerge(p, l, t): return "\(p): merge \(l) is \"\(t)\", expected two tokens separated by one space"
+        case let .malformedMerge(p, l, t):
+            return "\(p): merge \(l) is \"\(t)\", expected two tokens separated by one space"
         case let .unknownID(id): return "token id \(id) is not in the vocabulary"
         case let .notFound(p): return "\(p): no tokenizer.json there (nor vocab.json + merges.txt)"
         case let .idOutOfRange(p, f, id, lim): return "\(p): \(f) has id \(id), expected an id in 0..<\(lim)"
-        case let .fileTooLarge(p, b, lim): return "\(p): \(b) bytes, larger than the \(lim)-byte limit for tokenizer files"
+        case let .fileTooLarge(p, b, lim):
+            return "\(p): \(b) bytes, larger than the \(lim)-byte limit for tokenizer files"
         }
     }
 }

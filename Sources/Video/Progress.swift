@@ -49,10 +49,13 @@ public struct SampledVideo: Sendable {
 /// Opens `path`, applies `policy` to its frame count and average frame rate (docs/spec.md §6), and decodes the
 /// chosen frames sparsely (`threads` as in `VideoFile(path:threads:)`). A progress bar shows on a
 /// terminal when `showProgress` is set.
-public func loadVideoFrames(_ path: String, policy: FrameSamplingPolicy = FrameSamplingPolicy(),
-                            threads: Int = 1, showProgress: Bool = true) throws -> SampledVideo {
+public func loadVideoFrames(
+    _ path: String, policy: FrameSamplingPolicy = FrameSamplingPolicy(),
+    threads: Int = 1, showProgress: Bool = true
+) throws -> SampledVideo {
     let video = try VideoFile(path: path, threads: threads)
-    let sample = try sampleFrames(totalFrames: video.info.frameCount, videoFPS: video.info.averageFrameRate, policy: policy)
+    let sample = try sampleFrames(
+        totalFrames: video.info.frameCount, videoFPS: video.info.averageFrameRate, policy: policy)
     let bar = ProgressBar(label: "decoding \(sample.indices.count) frames", enabled: showProgress && isatty(2) != 0)
     let frames = try video.frames(at: sample.indices, progress: bar.update)
     bar.finish()

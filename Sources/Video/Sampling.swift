@@ -61,7 +61,8 @@ public enum FrameSamplingError: Error, Equatable, CustomStringConvertible, Senda
         switch self {
         case let .invalid(f, r): return "frame sampling: \(f) \(r)"
         case let .countOutOfRange(n, t):
-            return "frame sampling chose \(n) frames but a video of \(t) frame\(t == 1 ? "" : "s") allows 2 to \(t); pass a different --num-frames or --min-frames/--max-frames"
+            return
+                "frame sampling chose \(n) frames but a video of \(t) frame\(t == 1 ? "" : "s") allows 2 to \(t); pass a different --num-frames or --min-frames/--max-frames"
         }
     }
 }
@@ -88,37 +89,60 @@ func policyCount(totalFrames t: Int, videoFPS r: Double, policy: FrameSamplingPo
 }
 
 /// The frames `policy` picks from a video of `totalFrames` frames at `videoFPS` frames per second.
-public func sampleFrames(totalFrames: Int, videoFPS: Double, policy: FrameSamplingPolicy = FrameSamplingPolicy(),
-                         start: Double = 0) throws -> FrameSample {
-    guard totalFrames >= 0 else { throw FrameSamplingError.invalid(field: "total frames", reason: "must be ≥ 0 (got \(totalFrames))") }
-    guard videoFPS.isFinite, videoFPS > 0 else { throw FrameSamplingError.invalid(field: "video fps", reason: "must be a positive number (got \(videoFPS))") }
+public func sampleFrames(
+    totalFrames: Int, videoFPS: Double, policy: FrameSamplingPolicy = FrameSamplingPolicy(),
+    start: Double = 0
+) throws -> FrameSample {
+    guard totalFrames >= 0 else {
+        throw FrameSamplingError.invalid(field: "total frames", reason: "must be ≥ 0 (got \(totalFrames))")
+    }
+    guard videoFPS.isFinite, videoFPS > 0 else {
+        throw FrameSamplingError.invalid(field: "video fps", reason: "must be a positive number (got \(videoFPS))")
+    }
     if policy.numFrames == nil {
-        guard policy.fps.isFinite, policy.fps > 0 else { throw FrameSamplingError.invalid(field: "--fps", reason: "must be a positive number (got \(policy.fps))") }
-        guard policy.minFrames >= 0 else { throw FrameSamplingError.invalid(field: "--min-frames", reason: "must be ≥ 0 (got \(policy.minFrames))") }
-        if let m = policy.maxFrames, m < 0 { throw FrameSamplingError.invalid(field: "--max-frames", reason: "must be ≥ 0 (got \(m))") }
+        guard policy.fps.isFinite, policy.fps > 0 else {
+            throw FrameSamplingError.invalid(field: "--fps", reason: "must be a positive number (got \(policy.fps))")
+        }
+        guard policy.minFrames >= 0 else {
+            throw FrameSamplingError.invalid(field: "--min-frames", reason: "must be ≥ 0 (got \(policy.minFrames))")
+        }
+        if let m = policy.maxFrames, m < 0 {
+            throw FrameSamplingError.invalid(field: "--max-frames", reason: "must be ≥ 0 (got \(m))")
+        }
     } else if let n = policy.numFrames, n < 0 {
         throw FrameSamplingError.invalid(field: "--num-frames", reason: "must be ≥ 0 (got \(n))")
     }
     // Counts are doubled and rounded in Int: bound them so that no request can overflow.
-    for (field, v) in [("--num-frames", policy.numFrames), ("--min-frames", policy.minFrames), ("--max-frames", policy.maxFrames)] {
+    for (field, v) in [
+        ("--num-frames", policy.numFrames), ("--min-frames", policy.minFrames), ("--max-frames", policy.maxFrames)
+    ] {
         if let v, v > FrameSamplingPolicy.maxCount {
-            throw FrameSamplingError.invalid(field: field, reason: "must be at most \(FrameSamplingPolicy.maxCount) (got \(v))")
+            throw FrameSamplingError.invalid(
+                field: field, reason: "must be at most \(FrameSamplingPolicy.maxCount) (got \(v))")
         }
     }
     let n = policyCount(totalFrames: totalFrames, videoFPS: videoFPS, policy: policy)
     guard n >= 2, n <= totalFrames else { throw FrameSamplingError.countOutOfRange(count: n, totalFrames: totalFrames) }
     let indices = uniformFrameIndices(totalFrames: totalFrames, count: n)
-    return FrameSample(indices: indices, timestamps: indices.map { start + Double($0) / videoFPS },
-                       sampleFPS: Double(n) / max(Double(totalFrames), 1e-6) * videoFPS,
-                       totalFrames: totalFrames, videoFPS: videoFPS)
+    return FrameSample(
+        indices: indices, timestamps: indices.map { start + Double($0) / videoFPS },
+        sampleFPS: Double(n) / max(Double(totalFrames), 1e-6) * videoFPS,
+        totalFrames: totalFrames, videoFPS: videoFPS)
 }
 
 /// Exactly `count` uniform frames (no rounding to even): for a count ADS decided, which may be odd.
 /// Same index rule, timestamps and sample-fps formula as `sampleFrames(totalFrames:videoFPS:policy:)`.
-public func sampleFrames(totalFrames: Int, videoFPS: Double, exactCount count: Int, start: Double = 0) throws -> FrameSample {
-    guard videoFPS.isFinite, videoFPS > 0 else { throw FrameSamplingError.invalid(field: "video fps", reason: "must be a positive number (got \(videoFPS))") }
-    guard count >= 1, count <= totalFrames else { throw FrameSamplingError.countOutOfRange(count: count, totalFrames: totalFrames) }
+public func sampleFrames(totalFrames: Int, videoFPS: Double, exactCount count: Int, start: Double = 0) throws
+    -> FrameSample
+{
+    guard videoFPS.isFinite, videoFPS > 0 else {
+        throw FrameSamplingError.invalid(field: "video fps", reason: "must be a positive number (got \(videoFPS))")
+    }
+    guard count >= 1, count <= totalFrames else {
+        throw FrameSamplingError.countOutOfRange(count: count, totalFrames: totalFrames)
+    }
     let indices = uniformFrameIndices(totalFrames: totalFrames, count: count)
-    return FrameSample(indices: indices, timestamps: indices.map { start + Double($0) / videoFPS },
-                       sampleFPS: Double(count) / Double(totalFrames) * videoFPS, totalFrames: totalFrames, videoFPS: videoFPS)
+    return FrameSample(
+        indices: indices, timestamps: indices.map { start + Double($0) / videoFPS },
+        sampleFPS: Double(count) / Double(totalFrames) * videoFPS, totalFrames: totalFrames, videoFPS: videoFPS)
 }

@@ -46,13 +46,15 @@ public enum VideoError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case let .cannotOpen(f, r): return "\(f): cannot open video (\(r))"
         case let .empty(f): return "\(f): empty file, expected a video (MP4, MKV, WebM, …)"
-        case let .unrecognized(f, d): return "\(f): not a video file FFmpeg can read (\(d)); expected MP4, MKV, WebM, AVI, …"
+        case let .unrecognized(f, d):
+            return "\(f): not a video file FFmpeg can read (\(d)); expected MP4, MKV, WebM, AVI, …"
         case let .noVideoStream(f): return "\(f): the file has no video stream (audio only?)"
         case let .unsupportedCodec(f, c): return "\(f): no decoder for the video codec \(c) in this FFmpeg build"
         case let .noFrames(f): return "\(f): the video stream has no frames"
         case let .corrupt(f, d): return "\(f): corrupt video (\(d))"
         case let .frameOutOfRange(f, i, n): return "\(f): frame \(i) requested but the video has frames 0…\(n - 1)"
-        case let .tooManyFrames(f, lim): return "\(f): the video stream has more than \(lim) frames (the limit; a corrupt file?)"
+        case let .tooManyFrames(f, lim):
+            return "\(f): the video stream has more than \(lim) frames (the limit; a corrupt file?)"
         case let .tooManyPixels(f, w, h, lim): return "\(f): frames of \(w)×\(h) exceed the limit of \(lim) pixels"
         }
     }
@@ -123,15 +125,19 @@ public final class VideoFile {
 
     /// `maxFrames` bounds the frame table, `maxPixels` the size of one frame (checked on the stream's
     /// declared size at open and on every decoded frame).
-    public init(path: String, threads: Int = 1, maxFrames: Int = VideoFile.defaultMaxFrames,
-                maxPixels: Int = RGBImage.defaultMaxPixels) throws {
+    public init(
+        path: String, threads: Int = 1, maxFrames: Int = VideoFile.defaultMaxFrames,
+        maxPixels: Int = RGBImage.defaultMaxPixels
+    ) throws {
         eaglet_ffmpeg_quiet()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw VideoError.cannotOpen(file: path, reason: "no such file")
         }
         guard !isDirectory.boolValue else { throw VideoError.cannotOpen(file: path, reason: "is a directory") }
-        guard FileManager.default.isReadableFile(atPath: path) else { throw VideoError.cannotOpen(file: path, reason: "permission denied") }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw VideoError.cannotOpen(file: path, reason: "permission denied")
+        }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
         if size == 0 { throw VideoError.empty(file: path) }
 
@@ -163,18 +169,23 @@ public final class VideoFile {
         let best = av_find_best_stream(f, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
         let streams = (0..<Int(f.pointee.nb_streams)).compactMap { f.pointee.streams[$0] }
         func isPicture(_ s: UnsafeMutablePointer<AVStream>) -> Bool {
-            s.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO && s.pointee.disposition & AV_DISPOSITION_ATTACHED_PIC == 0
+            s.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO
+                && s.pointee.disposition & AV_DISPOSITION_ATTACHED_PIC == 0
         }
         guard best >= 0, let codec, isPicture(streams[Int(best)]) else {
             if let video = streams.first(where: isPicture) {
-                throw VideoError.unsupportedCodec(file: path, codec: String(cString: avcodec_get_name(video.pointee.codecpar.pointee.codec_id)))
+                throw VideoError.unsupportedCodec(
+                    file: path, codec: String(cString: avcodec_get_name(video.pointee.codecpar.pointee.codec_id)))
             }
             throw VideoError.noVideoStream(file: path)
         }
         let stream = streams[Int(best)]
-        let declaredWidth = Int(stream.pointee.codecpar.pointee.width), declaredHeight = Int(stream.pointee.codecpar.pointee.height)
-        guard declaredWidth >= 0, declaredHeight >= 0, declaredWidth.multipliedReportingOverflow(by: declaredHeight).partialValue <= maxPixels,
-              declaredWidth <= 1 << 20, declaredHeight <= 1 << 20 else {
+        let declaredWidth = Int(stream.pointee.codecpar.pointee.width),
+            declaredHeight = Int(stream.pointee.codecpar.pointee.height)
+        guard declaredWidth >= 0, declaredHeight >= 0,
+            declaredWidth.multipliedReportingOverflow(by: declaredHeight).partialValue <= maxPixels,
+            declaredWidth <= 1 << 20, declaredHeight <= 1 << 20
+        else {
             throw VideoError.tooManyPixels(file: path, width: declaredWidth, height: declaredHeight, limit: maxPixels)
         }
         self.maxPixels = maxPixels
@@ -182,7 +193,9 @@ public final class VideoFile {
         let timeBase = tb.den == 0 ? 0 : Double(tb.num) / Double(tb.den)
 
         ctx = avcodec_alloc_context3(codec)
-        guard let c = ctx, let packet = pkt, frm != nil else { throw VideoError.corrupt(file: path, detail: "out of memory") }
+        guard let c = ctx, let packet = pkt, frm != nil else {
+            throw VideoError.corrupt(file: path, detail: "out of memory")
+        }
         c.pointee.thread_count = Int32(clamping: max(0, threads))
         if threads != 1 { c.pointee.thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE }
         guard avcodec_parameters_to_context(c, stream.pointee.codecpar) >= 0 else {
@@ -197,14 +210,18 @@ public final class VideoFile {
         while true {
             r = av_read_frame(f, packet)
             if r == eof { break }
-            guard r >= 0 else { throw VideoError.corrupt(file: path, detail: "reading packet \(stamps.count): \(ffmpegMessage(r))") }
+            guard r >= 0 else {
+                throw VideoError.corrupt(file: path, detail: "reading packet \(stamps.count): \(ffmpegMessage(r))")
+            }
             defer { av_packet_unref(packet) }
             guard packet.pointee.stream_index == best else { continue }
             guard stamps.count < maxFrames else { throw VideoError.tooManyFrames(file: path, limit: maxFrames) }
             var ts = packet.pointee.pts != nopts ? packet.pointee.pts : packet.pointee.dts
-            if ts == nopts {   // no timestamps: count on
+            if ts == nopts { // no timestamps: count on
                 let (next, overflow) = (stamps.last ?? -1).addingReportingOverflow(max(lastDuration, 1))
-                guard !overflow else { throw VideoError.corrupt(file: path, detail: "timestamps overflow after packet \(stamps.count)") }
+                guard !overflow else {
+                    throw VideoError.corrupt(file: path, detail: "timestamps overflow after packet \(stamps.count)")
+                }
                 ts = next
             }
             stamps.append(ts)
@@ -222,22 +239,26 @@ public final class VideoFile {
         let first = stamps[0]
         // pts are any 64-bit values a file stores: a span that overflows is a corrupt file, not a trap.
         guard !stamps[stamps.count - 1].subtractingReportingOverflow(first).overflow else {
-            throw VideoError.corrupt(file: path, detail: "timestamps span more than 2⁶³ ticks (\(first) to \(stamps[stamps.count - 1]))")
+            throw VideoError.corrupt(
+                file: path, detail: "timestamps span more than 2⁶³ ticks (\(first) to \(stamps[stamps.count - 1]))")
         }
         let timestamps = stamps.map { Double($0 - first) * timeBase }
         func rate(_ q: AVRational) -> Double? { q.num > 0 && q.den > 0 ? Double(q.num) / Double(q.den) : nil }
         let declaredRate = rate(stream.pointee.avg_frame_rate) ?? rate(stream.pointee.r_frame_rate)
         let span = timestamps.last ?? 0
-        let lastFrame = lastDuration > 0 ? Double(lastDuration) * timeBase
+        let lastFrame =
+            lastDuration > 0
+            ? Double(lastDuration) * timeBase
             : (count > 1 ? span / Double(count - 1) : (declaredRate.map { 1 / $0 } ?? 0))
         let duration = span + lastFrame
         let averageRate = declaredRate ?? (duration > 0 ? Double(count) / duration : 1)
         let nb = Int(stream.pointee.nb_frames)
-        info = VideoInfo(file: path, container: String(cString: f.pointee.iformat.pointee.name),
-                         codec: String(cString: avcodec_get_name(stream.pointee.codecpar.pointee.codec_id)),
-                         width: Int(stream.pointee.codecpar.pointee.width), height: Int(stream.pointee.codecpar.pointee.height),
-                         frameCount: count, declaredFrameCount: nb > 0 ? nb : nil, averageFrameRate: averageRate,
-                         duration: duration, timestamps: timestamps, keyframes: keyIndices)
+        info = VideoInfo(
+            file: path, container: String(cString: f.pointee.iformat.pointee.name),
+            codec: String(cString: avcodec_get_name(stream.pointee.codecpar.pointee.codec_id)),
+            width: Int(stream.pointee.codecpar.pointee.width), height: Int(stream.pointee.codecpar.pointee.height),
+            frameCount: count, declaredFrameCount: nb > 0 ? nb : nil, averageFrameRate: averageRate,
+            duration: duration, timestamps: timestamps, keyframes: keyIndices)
         pts = stamps
         streamIndex = best
         self.timeBase = timeBase
@@ -272,7 +293,7 @@ public final class VideoFile {
         guard let format, let decoder else { return }
         var r = av_seek_frame(format, streamIndex, target, AVSEEK_FLAG_BACKWARD)
         if r < 0 { r = avformat_seek_file(format, streamIndex, Int64.min, target, target, 0) }
-        if r < 0 { r = avformat_seek_file(format, -1, Int64.min, 0, 0, 0) }   // last resort: the start, by bytes or time
+        if r < 0 { r = avformat_seek_file(format, -1, Int64.min, 0, 0, 0) } // last resort: the start, by bytes or time
         guard r >= 0 else { throw VideoError.corrupt(file: info.file, detail: "cannot seek: \(ffmpegMessage(r))") }
         avcodec_flush_buffers(decoder)
         draining = false
@@ -288,7 +309,9 @@ public final class VideoFile {
             let r = avcodec_receive_frame(decoder, frame)
             if r == 0 {
                 framesDecoded += 1
-                let ts = frame.pointee.best_effort_timestamp != nopts ? frame.pointee.best_effort_timestamp : frame.pointee.pts
+                let ts =
+                    frame.pointee.best_effort_timestamp != nopts
+                    ? frame.pointee.best_effort_timestamp : frame.pointee.pts
                 lastPts = ts
                 return ts
             }
@@ -299,14 +322,16 @@ public final class VideoFile {
             while true {
                 let rr = av_read_frame(format, packet)
                 if rr < 0 {
-                    guard rr == eof else { throw VideoError.corrupt(file: info.file, detail: "reading: \(ffmpegMessage(rr))") }
+                    guard rr == eof else {
+                        throw VideoError.corrupt(file: info.file, detail: "reading: \(ffmpegMessage(rr))")
+                    }
                     avcodec_send_packet(decoder, nil)
                     draining = true
                     break
                 }
                 defer { av_packet_unref(packet) }
                 if packet.pointee.stream_index == streamIndex {
-                    _ = avcodec_send_packet(decoder, packet)   // a damaged packet is skipped; its frame goes missing
+                    _ = avcodec_send_packet(decoder, packet) // a damaged packet is skipped; its frame goes missing
                     break
                 }
             }
@@ -317,7 +342,9 @@ public final class VideoFile {
     private func convertCurrent() throws -> RGBImage {
         guard let frame else { throw VideoError.corrupt(file: info.file, detail: "no frame") }
         let w = Int(frame.pointee.width), h = Int(frame.pointee.height)
-        guard w > 0, h > 0 else { throw VideoError.corrupt(file: info.file, detail: "decoded a frame of \(w)×\(h) pixels") }
+        guard w > 0, h > 0 else {
+            throw VideoError.corrupt(file: info.file, detail: "decoded a frame of \(w)×\(h) pixels")
+        }
         guard w.multipliedReportingOverflow(by: h).partialValue <= maxPixels, w <= 1 << 20, h <= 1 << 20 else {
             throw VideoError.tooManyPixels(file: info.file, width: w, height: h, limit: maxPixels)
         }
@@ -350,13 +377,15 @@ public final class VideoFile {
     public func frames(at indices: [Int], progress: ((Int, Int) -> Void)? = nil) throws -> [VideoFrame] {
         var decoded = [Int: VideoFrame]()
         try forEachFrame(at: indices, progress: progress) { decoded[$0.index] = $0 }
-        return indices.map { decoded[$0]! }   // forEachFrame delivered every distinct index
+        return indices.map { decoded[$0]! } // forEachFrame delivered every distinct index
     }
 
     /// The sparse path, streaming: calls `body` once per distinct index, in ascending order, with the
     /// frame converted to RGB; nothing is kept after `body` returns.
-    public func forEachFrame(at indices: [Int], progress: ((Int, Int) -> Void)? = nil,
-                             _ body: (VideoFrame) throws -> Void) throws {
+    public func forEachFrame(
+        at indices: [Int], progress: ((Int, Int) -> Void)? = nil,
+        _ body: (VideoFrame) throws -> Void
+    ) throws {
         try checkIndices(indices)
         let targets = Set(indices).sorted()
         for (done, t) in targets.enumerated() {
@@ -398,10 +427,11 @@ public final class VideoFile {
             if count % 64 == 0 { progress?(min(count, info.frameCount), info.frameCount) }
         }
         progress?(info.frameCount, info.frameCount)
-        lastPts = nil   // at the end; the next sparse request seeks
+        lastPts = nil // at the end; the next sparse request seeks
         guard decoded.count == wanted.count else {
             let missing = wanted.subtracting(decoded.keys).sorted()
-            throw VideoError.corrupt(file: info.file, detail: "frames \(missing.prefix(10)) never came out of the decoder")
+            throw VideoError.corrupt(
+                file: info.file, detail: "frames \(missing.prefix(10)) never came out of the decoder")
         }
         return indices.map { decoded[$0]! }
     }

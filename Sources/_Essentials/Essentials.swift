@@ -8,7 +8,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-// @preconcurrency: only for `stderr` and `stdout`, C globals that Eaglet never reassigns (stdio locks each FILE itself).
+// @preconcurrency: only for `stderr` and `stdout`, C globals that Eaglet never reassigns (stdio locks each FILE
+// itself).
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Darwin)
@@ -58,7 +59,9 @@ public func cFormat(_ format: String, _ args: CVarArg...) -> String {
         let n = Int(vsnprintf(&buffer, buffer.count, format, va))
         if n < buffer.count { return String(cString: buffer) }
         buffer = [CChar](repeating: 0, count: n + 1)
-        return withVaList(args) { va2 in _ = vsnprintf(&buffer, buffer.count, format, va2); return String(cString: buffer) }
+        return withVaList(args) { va2 in
+            _ = vsnprintf(&buffer, buffer.count, format, va2); return String(cString: buffer)
+        }
     }
 }
 
@@ -83,7 +86,8 @@ public final class Mutex: @unchecked Sendable {
 }
 
 /// A reusable barrier for a fixed number of threads (pthread mutex and condition variable).
-// @unchecked: `waiting` and `generation` are only touched with the mutex `m` held; m and c are owned and freed by the barrier.
+// @unchecked: `waiting` and `generation` are only touched with the mutex `m` held; m and c are owned and freed by the
+// barrier.
 public final class ThreadBarrier: @unchecked Sendable {
     private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -125,13 +129,17 @@ public func runConcurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void)
         pthread_attr_init(&attr)
         pthread_attr_setstacksize(&attr, 4 << 20)
         var th = pthread_t()
-        let rc = pthread_create(&th, &attr, { raw in
-            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
-            job.body(job.index)
-            return nil
-        }, job)
+        let rc = pthread_create(
+            &th, &attr,
+            { raw in
+                let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+                job.body(job.index)
+                return nil
+            }, job)
         pthread_attr_destroy(&attr)
-        if rc == 0 { threads.append(th) } else {
+        if rc == 0 {
+            threads.append(th)
+        } else {
             // No thread: run it here (a barrier in `body` would then wait forever, so callers size n to the cores).
             Unmanaged<Job>.fromOpaque(job).takeRetainedValue().body(p)
         }
@@ -172,4 +180,6 @@ public func todayUTC() -> String {
 }
 
 /// `s` padded with spaces on the right to at least `n` characters.
-public func padded(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+public func padded(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s : s + String(repeating: " ", count: n - s.count)
+}

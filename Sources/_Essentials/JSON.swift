@@ -103,7 +103,9 @@ public enum JSON {
                 if u.value < 0x20 {
                     let h = String(u.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else { out.unicodeScalars.append(u) }
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
         out += "\""
@@ -169,7 +171,7 @@ private struct Parser {
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("expected ':' after a key") }
             i += 1
-            out[key] = try value(depth: depth)   // a repeated key keeps the last value, as Python's json does
+            out[key] = try value(depth: depth) // a repeated key keeps the last value, as Python's json does
             skipSpace()
             guard i < b.count else { throw fail("unterminated object") }
             if b[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -243,11 +245,17 @@ private struct Parser {
             case UInt8(ascii: "t"): bytes.append(0x09)
             case UInt8(ascii: "u"):
                 var u = try hex4()
-                if (0xD800..<0xDC00).contains(u), i + 6 <= b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") {
+                if (0xD800..<0xDC00).contains(u), i + 6 <= b.count, b[i] == UInt8(ascii: "\\"),
+                    b[i + 1] == UInt8(ascii: "u")
+                {
                     let save = i
                     i += 2
                     let lo = try hex4()
-                    if (0xDC00..<0xE000).contains(lo) { u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00) } else { i = save }
+                    if (0xDC00..<0xE000).contains(lo) {
+                        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
+                    } else {
+                        i = save
+                    }
                 }
                 let scalar = Unicode.Scalar(u) ?? "\u{FFFD}"
                 bytes.append(contentsOf: Array(String(scalar).utf8))

@@ -22,10 +22,7 @@ import _Essentials
 
 /// One line on stderr and exit code 1 for any input or GPU error.
 func reporting(_ tool: String, _ body: () throws -> Void) throws {
-    do { try body() }
-    catch let e as CleanExit { throw e }
-    catch let e as ExitCode { throw e }
-    catch {
+    do { try body() } catch let e as CleanExit { throw e } catch let e as ExitCode { throw e } catch {
         printToStandardError("\(tool): \(error)")
         throw ExitCode(1)
     }
@@ -34,8 +31,11 @@ func reporting(_ tool: String, _ body: () throws -> Void) throws {
 public struct GPUCheckCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "gpu-check",
-        abstract: "Run the CPU model and its GPU mirror side by side; print max |Δ| and relative error per stage and layer.",
-        discussion: "Exit code 0 when every stage is within the fp32-block tolerance and greedy tokens are identical, 2 when not, 1 on bad input or no GPU.")
+        abstract:
+            "Run the CPU model and its GPU mirror side by side; print max |Δ| and relative error per stage and layer.",
+        discussion:
+            "Exit code 0 when every stage is within the fp32-block tolerance and greedy tokens are identical, 2 when not, 1 on bad input or no GPU."
+    )
 
     @Option(help: "Checkpoint folder (config.json, model.safetensors, tokenizer.json).") var model: String
     @Option(help: "A PNG or JPEG to ask about (optional).") var image: String?
@@ -51,15 +51,24 @@ public struct GPUCheckCommand: ParsableCommand {
         var report: GPUCheckReport? = nil
         try reporting("gpu-check") {
             guard let tol = Tolerance.named(tolerance) else {
-                throw GPUError.unsupported("no tolerance row \"\(tolerance)\" (exact, fp32-op, fp32-matmul, fp32-block)")
+                throw GPUError.unsupported(
+                    "no tolerance row \"\(tolerance)\" (exact, fp32-op, fp32-matmul, fp32-block)")
             }
-            report = try GPUCheck.run(model: model, image: image, prompt: prompt, maxNewTokens: maxNewTokens, compute: naive ? .reference : .fast, tolerance: tol)
+            report = try GPUCheck.run(
+                model: model, image: image, prompt: prompt, maxNewTokens: maxNewTokens,
+                compute: naive ? .reference : .fast, tolerance: tol)
             if let path = json, let r = report {
-                let rows = r.rows.map { ["stage": $0.stage, "values": $0.count, "max_abs": Double($0.maxAbs),
-                                         "relative": Double($0.relative), "passed": $0.passed] as [String: Any] }
-                let obj: [String: Any] = ["device": r.device, "model": model, "stages": rows, "cpu_tokens": r.cpuTokens,
-                                          "gpu_tokens": r.gpuTokens, "cpu_text": r.cpuText, "gpu_text": r.gpuText,
-                                          "cpu_seconds": r.cpuSeconds, "gpu_seconds": r.gpuSeconds, "passed": r.passed]
+                let rows = r.rows.map {
+                    [
+                        "stage": $0.stage, "values": $0.count, "max_abs": Double($0.maxAbs),
+                        "relative": Double($0.relative), "passed": $0.passed
+                    ] as [String: Any]
+                }
+                let obj: [String: Any] = [
+                    "device": r.device, "model": model, "stages": rows, "cpu_tokens": r.cpuTokens,
+                    "gpu_tokens": r.gpuTokens, "cpu_text": r.cpuText, "gpu_text": r.gpuText,
+                    "cpu_seconds": r.cpuSeconds, "gpu_seconds": r.gpuSeconds, "passed": r.passed
+                ]
                 try JSON.serialize(obj).write(to: URL(fileURLWithPath: path))
             }
         }
@@ -81,41 +90,58 @@ public struct GPUGenerateCommand: ParsableCommand {
 
     public func run() throws {
         try reporting("generate") {
-            guard let prec = GPUPrecision(rawValue: precision) else { throw GPUError.unsupported("precision must be fp32 or bf16, not \(precision)") }
+            guard let prec = GPUPrecision(rawValue: precision) else {
+                throw GPUError.unsupported("precision must be fp32 or bf16, not \(precision)")
+            }
             let gpu = try GPU.open()
             let pipeline = try EaglePipeline(directory: model)
             let images = try image.map { [try RGBImage.load($0)] } ?? []
             let prepared = try pipeline.prepare(images: images, question: prompt)
             let g = try GPUEagle(gpu: gpu, model: pipeline.model, precision: prec)
-            let r = try g.generateGreedy(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens,
-                                         stopTokens: pipeline.stopTokens)
+            let r = try g.generateGreedy(
+                ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens,
+                stopTokens: pipeline.stopTokens)
             print((try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? "\(r.tokens)")
-            printToStandardError(gpu.summary + " " + r.summary(promptTokens: prepared.ids.count,
-                                                               visualTokens: (prepared.pixelValues?.shape[0] ?? 0) * pipeline.model.config.tokensPerTile))
+            printToStandardError(
+                gpu.summary + " "
+                    + r.summary(
+                        promptTokens: prepared.ids.count,
+                        visualTokens: (prepared.pixelValues?.shape[0] ?? 0) * pipeline.model.config.tokensPerTile))
         }
     }
 }
 
 public struct GPUBenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "So400m tower and a Qwen2.5-7B layer at 4K tokens: Eaglet GPU vs PyTorch eager, fp32 and bf16.")
+        commandName: "bench",
+        abstract: "So400m tower and a Qwen2.5-7B layer at 4K tokens: Eaglet GPU vs PyTorch eager, fp32 and bf16.")
 
     @Option(help: "Prefill tokens for the decoder layer.") var tokens = 4096
     @Option(help: "Timed runs per case (median reported).") var repeats = 5
     @Option(help: "fp32, bf16 or both.") var precision = "both"
-    @Option(name: .customLong("torch-script"), help: "PyTorch twin; 'none' skips it.") var torchScript = "Fixtures/generate/bench_gpu_torch.py"
+    @Option(name: .customLong("torch-script"), help: "PyTorch twin; 'none' skips it.") var torchScript =
+        "Fixtures/generate/bench_gpu_torch.py"
     @Option(help: "Python with torch and transformers.") var python = "python3"
     @Option(help: "Append the rows to this CSV (docs/benchmarks.csv's format).") var csv: String?
-    @Flag(name: .customLong("no-agreement"), help: "Skip the real-size CPU vs GPU layer comparison.") var noAgreement = false
+    @Flag(name: .customLong("no-agreement"), help: "Skip the real-size CPU vs GPU layer comparison.") var noAgreement =
+        false
 
     public init() {}
 
     public func run() throws {
         try reporting("bench") {
-            let precs: [GPUPrecision] = precision == "both" ? GPUPrecision.allCases : try [GPUPrecision(rawValue: precision) ?? {
-                throw GPUError.unsupported("precision must be fp32, bf16 or both, not \(precision)") }()]
-            let r = try GPUBench.run(precisions: precs, tokens: tokens, repeats: repeats,
-                                     torchScript: torchScript == "none" ? nil : torchScript, python: python, agreement: !noAgreement)
+            let precs: [GPUPrecision] =
+                precision == "both"
+                ? GPUPrecision.allCases
+                : try [
+                    GPUPrecision(rawValue: precision)
+                        ?? {
+                            throw GPUError.unsupported("precision must be fp32, bf16 or both, not \(precision)")
+                        }()
+                ]
+            let r = try GPUBench.run(
+                precisions: precs, tokens: tokens, repeats: repeats,
+                torchScript: torchScript == "none" ? nil : torchScript, python: python, agreement: !noAgreement)
             if let csv { try GPUBench.appendCSV(r.rows, device: r.device, to: csv) }
         }
     }
@@ -133,8 +159,9 @@ public struct GPUInfoCommand: ParsableCommand {
             print("device: \(gpu.summary)")
             try gpu.loadKernels()
             print("kernels: compiled for \(gpu.architecture) with \(gpu.nvrtcPath)")
-            _ = try gpu.linear(try gpu.upload([1, 2] as [Float]), rows: 1,
-                               try GPULinear(gpu: gpu, weight: [3, 4], bias: nil, out: 1, in: 2))
+            _ = try gpu.linear(
+                try gpu.upload([1, 2] as [Float]), rows: 1,
+                try GPULinear(gpu: gpu, weight: [3, 4], bias: nil, out: 1, in: 2))
             print("cuBLAS: \(gpu.cublasPath)")
         }
     }

@@ -6,9 +6,11 @@ import Testing
 /// Records a test issue unless `actual` matches `expected` (same shape) within `tolerance`.
 /// Returns the report, so a test can also print or check `maxRelative`.
 @discardableResult
-public func assertClose(_ actual: Tensor, _ expected: Tensor, _ tolerance: Tolerance,
-                        _ what: @autoclosure () -> String = "",
-                        sourceLocation: SourceLocation = #_sourceLocation) -> CloseReport {
+public func assertClose(
+    _ actual: Tensor, _ expected: Tensor, _ tolerance: Tolerance,
+    _ what: @autoclosure () -> String = "",
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> CloseReport {
     var report: CloseReport
     if actual.shape != expected.shape {
         report = CloseReport()
@@ -18,16 +20,21 @@ public func assertClose(_ actual: Tensor, _ expected: Tensor, _ tolerance: Toler
     }
     if !report.passed {
         let label = what()
-        Issue.record("\(label.isEmpty ? "" : label + ": ")not close under \(tolerance): \(report)", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(label.isEmpty ? "" : label + ": ")not close under \(tolerance): \(report)",
+            sourceLocation: sourceLocation)
     }
     return report
 }
 
 /// `assertClose` for plain arrays of the same length.
 @discardableResult
-public func assertClose(_ actual: [Float], _ expected: [Float], _ tolerance: Tolerance,
-                        _ what: @autoclosure () -> String = "",
-                        sourceLocation: SourceLocation = #_sourceLocation) -> CloseReport {
-    assertClose(Tensor(shape: [actual.count], storage: actual), Tensor(shape: [expected.count], storage: expected),
-                tolerance, what(), sourceLocation: sourceLocation)
+public func assertClose(
+    _ actual: [Float], _ expected: [Float], _ tolerance: Tolerance,
+    _ what: @autoclosure () -> String = "",
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> CloseReport {
+    assertClose(
+        Tensor(shape: [actual.count], storage: actual), Tensor(shape: [expected.count], storage: expected),
+        tolerance, what(), sourceLocation: sourceLocation)
 }

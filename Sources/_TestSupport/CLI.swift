@@ -32,6 +32,7 @@ public func runEaglet(_ args: [String]) throws -> EagletRun {
     try p.run()
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return EagletRun(reason: p.terminationReason, status: p.terminationStatus,
-                     stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return EagletRun(
+        reason: p.terminationReason, status: p.terminationStatus,
+        stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }

@@ -15,7 +15,8 @@ public enum FixtureError: Error, CustomStringConvertible {
         case let .missing(p): return "fixture not found: \(p) (run `make fixtures`)"
         case let .badManifest(p, r): return "\(p): \(r)"
         case let .staleFormat(n, f, e, g):
-            return "fixture \(n) has format version \(f), this code reads \(e): re-run `python3 \(g)` (or `make fixtures`)"
+            return
+                "fixture \(n) has format version \(f), this code reads \(e): re-run `python3 \(g)` (or `make fixtures`)"
         }
     }
 }
@@ -44,12 +45,16 @@ public struct Fixture {
     public static func load(_ name: String) throws -> Fixture {
         let dir = "\(repositoryRoot)/Fixtures/\(name)"
         let manifestPath = "\(dir)/manifest.json"
-        guard let data = FileManager.default.contents(atPath: manifestPath) else { throw FixtureError.missing(manifestPath) }
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw FixtureError.missing(manifestPath)
+        }
         guard let m = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw FixtureError.badManifest(manifestPath, "not a JSON object")
         }
         let generator = m["generator"] as? String ?? "Fixtures/generate/?"
-        guard let version = m["format_version"] as? Int else { throw FixtureError.badManifest(manifestPath, "no format_version") }
+        guard let version = m["format_version"] as? Int else {
+            throw FixtureError.badManifest(manifestPath, "no format_version")
+        }
         guard version == formatVersion else {
             throw FixtureError.staleFormat(name: name, found: version, expected: formatVersion, generator: generator)
         }

@@ -37,10 +37,13 @@ public final class Notebook {
         let got = Notebook.normalise(shown.joined(separator: "\n"))
         let want = Notebook.normalise(expected ?? "")
         if got != want {
-            let location = SourceLocation(fileID: "Chapters/\(chapter)", filePath: chapterPath,
-                                          line: expected == nil ? cellLine : outputLine, column: 1)
-            let what = expected == nil ? "cell \(index) has no ```output block but showed:\n\(got)"
-                                       : "cell \(index) showed something other than its ```output block.\n--- expected\n\(want)\n--- shown\n\(got)"
+            let location = SourceLocation(
+                fileID: "Chapters/\(chapter)", filePath: chapterPath,
+                line: expected == nil ? cellLine : outputLine, column: 1)
+            let what =
+                expected == nil
+                ? "cell \(index) has no ```output block but showed:\n\(got)"
+                : "cell \(index) showed something other than its ```output block.\n--- expected\n\(want)\n--- shown\n\(got)"
             Issue.record(Comment(rawValue: "\(chapter): \(what)"), sourceLocation: location)
         }
     }

@@ -10,7 +10,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
-        subcommands: [MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self, CPBench.self, VideoBench.self, FusedBench.self, GPUBenchCase.self, Case.self]
+        subcommands: [
+            MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self,
+            CPBench.self, VideoBench.self, FusedBench.self, GPUBenchCase.self, Case.self
+        ]
     )
 }
 
@@ -43,7 +46,8 @@ func torchScript() -> String? {
 func runTorch(_ arguments: [String], threads: Int) -> BenchResult? {
     guard let script = torchScript() else { return nil }
     guard let out = runProcess("/usr/bin/env", ["python3", script] + arguments + ["--threads", String(threads)]),
-          let line = out.split(separator: "\n").last else { return nil }
+        let line = out.split(separator: "\n").last
+    else { return nil }
     return try? JSONDecoder().decode(BenchResult.self, from: Data(line.utf8))
 }
 
@@ -58,13 +62,16 @@ struct MatmulBench: ParsableCommand {
     func run() throws {
         let ns = sizes.split(separator: ",").compactMap { Int($0) }
         var results = [BenchResult]()
-        let torchAvailable = !common.noTorch && runTorch(["matmul", "--size", "64", "--repeats", "1"], threads: 1) != nil
+        let torchAvailable =
+            !common.noTorch && runTorch(["matmul", "--size", "64", "--repeats", "1"], threads: 1) != nil
         for t in common.threadCounts {
             for n in ns {
                 for variant in ["naive", "sgemm"] {
                     FileHandle.standardError.write(Data("matmul \(variant) n=\(n) threads=\(t)…\n".utf8))
                     let repeats = variant == "naive" && n >= 1024 ? 1 : 5
-                    if let r = runCase(["matmul", "--variant", variant, "--size", String(n), "--repeats", String(repeats)], threads: t) {
+                    if let r = runCase(
+                        ["matmul", "--variant", variant, "--size", String(n), "--repeats", String(repeats)], threads: t)
+                    {
                         results.append(r)
                     }
                 }
@@ -81,17 +88,24 @@ struct MatmulBench: ParsableCommand {
                 let row = results.filter { $0.threads == t && $0.size == "\(n)x\(n)x\(n)" }
                 let naive = row.first { $0.variant == "naive" }, fast = row.first { $0.variant == "sgemm" }
                 let torch = row.first { $0.variant == "torch" }
-                var line = String(format: "n=%-5d threads=%d  naive %7.2f GFLOP/s  sgemm %7.1f GFLOP/s  sgemm/naive %6.1f×",
-                                  n, t, naive?.rate ?? .nan, fast?.rate ?? .nan, (fast?.rate ?? .nan) / (naive?.rate ?? .nan))
-                if let torch { line += String(format: "  torch %7.1f GFLOP/s  sgemm/torch %.2f", torch.rate, (fast?.rate ?? .nan) / torch.rate) }
+                var line = String(
+                    format: "n=%-5d threads=%d  naive %7.2f GFLOP/s  sgemm %7.1f GFLOP/s  sgemm/naive %6.1f×",
+                    n, t, naive?.rate ?? .nan, fast?.rate ?? .nan, (fast?.rate ?? .nan) / (naive?.rate ?? .nan))
+                if let torch {
+                    line += String(
+                        format: "  torch %7.1f GFLOP/s  sgemm/torch %.2f", torch.rate, (fast?.rate ?? .nan) / torch.rate
+                    )
+                }
                 print(line)
             }
             for variant in ["naive", "sgemm"] {
                 let pts = results.filter { $0.threads == t && $0.variant == variant }
                 let x = pts.compactMap { Double($0.size.split(separator: "x").first ?? "") }
                 if let c = leastSquaresFit(x: x, y: pts.map(\.medianSeconds), powers: [3, 2]) {
-                    print(String(format: "fit %@ threads=%d: t ≈ %.3e·n³ + %.3e·n²  (asymptotic %.1f GFLOP/s)",
-                                 variant, t, c[0], c[1], 2 / c[0] / 1e9))
+                    print(
+                        String(
+                            format: "fit %@ threads=%d: t ≈ %.3e·n³ + %.3e·n²  (asymptotic %.1f GFLOP/s)",
+                            variant, t, c[0], c[1], 2 / c[0] / 1e9))
                 }
             }
         }
@@ -124,23 +138,38 @@ struct Case: ParsableCommand {
             let t = medianTime(repeats: repeats, warmup: variant == "naive" && size >= 1024 ? 0 : 1) {
                 _ = variant == "naive" ? matmulNaive(a, b, threads: threads) : matmul(a, b)
             }
-            let r = BenchResult(name: "matmul", variant: variant, size: "\(size)x\(size)x\(size)", threads: threads,
-                                medianSeconds: t, rate: 2 * pow(Double(size), 3) / t / 1e9, unit: "GFLOP/s",
-                                peakRSSBytes: peakRSSBytes())
+            let r = BenchResult(
+                name: "matmul", variant: variant, size: "\(size)x\(size)x\(size)", threads: threads,
+                medianSeconds: t, rate: 2 * pow(Double(size), 3) / t / 1e9, unit: "GFLOP/s",
+                peakRSSBytes: peakRSSBytes())
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
         case "tiler":
-            print(String(decoding: try JSONEncoder().encode(try tilerCase(variant: variant, width: size, repeats: repeats)), as: UTF8.self))
+            print(
+                String(
+                    decoding: try JSONEncoder().encode(try tilerCase(variant: variant, width: size, repeats: repeats)),
+                    as: UTF8.self))
         case "vision":
             let r = try runVisionCase(variant: variant, size: size, repeats: repeats, threads: threads)
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
-        case "lm": try runLMCase(variant: variant, size: size, steps: steps, layers: layers, repeats: repeats, threads: threads)
+        case "lm":
+            try runLMCase(
+                variant: variant, size: size, steps: steps, layers: layers, repeats: repeats, threads: threads)
         case "eagle":
-            print(String(decoding: try JSONEncoder().encode(try eagleCase(variant: variant, repeats: repeats, threads: threads)), as: UTF8.self))
+            print(
+                String(
+                    decoding: try JSONEncoder().encode(
+                        try eagleCase(variant: variant, repeats: repeats, threads: threads)), as: UTF8.self))
         case "cp": try runCPCase(variant: variant, size: size, repeats: repeats, shape: shape)
         case "tokenizer":
-            print(String(decoding: try JSONEncoder().encode(try tokenizerCase(variant: variant, size: size, repeats: repeats)), as: UTF8.self))
+            print(
+                String(
+                    decoding: try JSONEncoder().encode(
+                        try tokenizerCase(variant: variant, size: size, repeats: repeats)), as: UTF8.self))
         case "video":
-            print(String(decoding: try JSONEncoder().encode(try videoCase(variant: variant, count: size, repeats: repeats)), as: UTF8.self))
+            print(
+                String(
+                    decoding: try JSONEncoder().encode(try videoCase(variant: variant, count: size, repeats: repeats)),
+                    as: UTF8.self))
         case "fused": try runFusedCase(variant: variant, size: size, repeats: repeats, threads: threads, heads: layers)
         default:
             throw ValidationError("unknown case \(name)")

@@ -27,11 +27,18 @@ struct CPBench: ParsableCommand {
     func run() throws {
         let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
         func child(_ variant: String) -> (BenchResult, Int)? {
-            guard let out = runProcess(me, ["_case", "cp", "--variant", variant, "--size", String(seq), "--repeats", String(repeats),
-                                            "--threads", "1", "--shape", "\(heads),\(kvHeads),\(headDim)"],
-                                       environment: ["OPENBLAS_NUM_THREADS": "1"]) else { return nil }
+            guard
+                let out = runProcess(
+                    me,
+                    [
+                        "_case", "cp", "--variant", variant, "--size", String(seq), "--repeats", String(repeats),
+                        "--threads", "1", "--shape", "\(heads),\(kvHeads),\(headDim)"
+                    ],
+                    environment: ["OPENBLAS_NUM_THREADS": "1"])
+            else { return nil }
             let lines = out.split(separator: "\n")
-            guard let last = lines.last, let r = try? JSONDecoder().decode(BenchResult.self, from: Data(last.utf8)) else { return nil }
+            guard let last = lines.last, let r = try? JSONDecoder().decode(BenchResult.self, from: Data(last.utf8))
+            else { return nil }
             let bytes = lines.first { $0.hasPrefix("bytes ") }.flatMap { Int($0.dropFirst(6)) } ?? 0
             return (r, bytes)
         }
@@ -41,15 +48,21 @@ struct CPBench: ParsableCommand {
         var lines = [String]()
         for w in worlds.split(separator: ",").compactMap({ Int($0) }) {
             for s in CPStrategy.allCases {
-                guard let plan = try? CPPlan(strategy: s, world: w, heads: heads, kvHeads: kvHeads, cuSeqlens: [0, seq]) else {
+                guard let plan = try? CPPlan(strategy: s, world: w, heads: heads, kvHeads: kvHeads, cuSeqlens: [0, seq])
+                else {
                     lines.append("\(s) W=\(w): not possible for this shape"); continue
                 }
                 FileHandle.standardError.write(Data("\(s) W=\(w)…\n".utf8))
                 guard let (r, bytes) = child("\(s):\(w)") else { lines.append("\(s) W=\(w): case failed"); continue }
                 results.append(r)
-                lines.append(String(format: "%@ W=%d: %.3f s vs single rank %.3f s (speed-up %.2f×); bytes per rank %d, formula %d%@",
-                                    s.rawValue, w, r.medianSeconds, single.0.medianSeconds, single.0.medianSeconds / r.medianSeconds,
-                                    bytes, plan.forwardBytesPerRank(headDim: headDim), bytes == plan.forwardBytesPerRank(headDim: headDim) ? "" : "  MISMATCH"))
+                lines.append(
+                    String(
+                        format:
+                            "%@ W=%d: %.3f s vs single rank %.3f s (speed-up %.2f×); bytes per rank %d, formula %d%@",
+                        s.rawValue, w, r.medianSeconds, single.0.medianSeconds,
+                        single.0.medianSeconds / r.medianSeconds,
+                        bytes, plan.forwardBytesPerRank(headDim: headDim),
+                        bytes == plan.forwardBytesPerRank(headDim: headDim) ? "" : "  MISMATCH"))
             }
         }
         printTable(results)
@@ -68,7 +81,8 @@ func runCPCase(variant: String, size t: Int, repeats: Int, shape: String) throws
     let dims = shape.split(separator: ",").compactMap { Int($0) }
     guard dims.count == 3 else { throw ValidationError("cp case: --shape must be H,Hkv,D") }
     let (h, hkv, d) = (dims[0], dims[1], dims[2])
-    let q = Tensor.seeded([h, t, d], seed: 1), k = Tensor.seeded([hkv, t, d], seed: 2), v = Tensor.seeded([hkv, t, d], seed: 3)
+    let q = Tensor.seeded([h, t, d], seed: 1), k = Tensor.seeded([hkv, t, d], seed: 2),
+        v = Tensor.seeded([hkv, t, d], seed: 3)
     let flops = Double(h) * Double(t) * Double(t + 1) / 2 * 4 * Double(d)
     var bytes = 0
     let seconds: Double
@@ -91,7 +105,8 @@ func runCPCase(variant: String, size t: Int, repeats: Int, shape: String) throws
         }
     }
     print("bytes \(bytes)")
-    let r = BenchResult(name: "cp", variant: variant, size: "T\(t)xH\(h)xKV\(hkv)xD\(d)", threads: 1, medianSeconds: seconds,
-                        rate: flops / seconds / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
+    let r = BenchResult(
+        name: "cp", variant: variant, size: "T\(t)xH\(h)xKV\(hkv)xD\(d)", threads: 1, medianSeconds: seconds,
+        rate: flops / seconds / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
     print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
 }

@@ -15,8 +15,9 @@ func leastSquaresFit(x: [Double], y: [Double], powers: [Double]) -> [Double]? {
     var a = [Double](repeating: 0, count: m * n)
     for i in 0..<m { for j in 0..<n { a[i * n + j] = pow(x[i], powers[j]) / scales[j] } }
     var b = y
-    let info = LAPACKE_dgels(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "N")), Int32(m), Int32(n), 1,
-                             &a, Int32(n), &b, 1)
+    let info = LAPACKE_dgels(
+        LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "N")), Int32(m), Int32(n), 1,
+        &a, Int32(n), &b, 1)
     guard info == 0 else { return nil }
     return (0..<n).map { b[$0] / scales[$0] }
 }

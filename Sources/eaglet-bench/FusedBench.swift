@@ -21,7 +21,8 @@ struct FusedCaseResult: Codable {
 
 struct FusedBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fused", abstract: "Naive vs fused forward+backward: RMSNorm, SwiGLU, MLP, RoPE, linear+CE, attention.")
+        commandName: "fused",
+        abstract: "Naive vs fused forward+backward: RMSNorm, SwiGLU, MLP, RoPE, linear+CE, attention.")
 
     @Option(help: "Comma-separated operators: rmsnorm, swiglu, mlp, rope, lce, attention.")
     var ops: String = "rmsnorm,swiglu,mlp,rope,lce,attention"
@@ -29,7 +30,10 @@ struct FusedBench: ParsableCommand {
     var threads: Int = 2
     @Option(help: "Token counts of the linear + cross-entropy cases (V = 151936, C = 896).")
     var lceSizes: String = "512,1024,2048,4096,8192"
-    @Option(help: "Largest T for the naive linear + CE (3·T·V floats: 3.7 GB at 2048, 7.5 GB at 4096); a case whose estimate exceeds 80 % of MemAvailable is skipped anyway.")
+    @Option(
+        help:
+            "Largest T for the naive linear + CE (3·T·V floats: 3.7 GB at 2048, 7.5 GB at 4096); a case whose estimate exceeds 80 % of MemAvailable is skipped anyway."
+    )
     var lceNaiveMax: Int = 4096
     @Option(help: "Token counts of the attention cases (causal, 14 heads over 2 KV heads, D = 64).")
     var attentionSizes: String = "1024,2048,4096,8192,16384,32768"
@@ -62,13 +66,19 @@ struct FusedBench: ParsableCommand {
                 // Never start a case that would push a shared machine into the OOM killer.
                 let need = estimatedBytes(op: p.op, variant: v, t: p.t, heads: attentionHeads)
                 if Double(need) > 0.8 * Double(memAvailableBytes()) {
-                    note("fused \(p.op) \(v) T=\(p.t): skipped, needs about \(need >> 20) MiB, MemAvailable \(memAvailableBytes() >> 20) MiB")
+                    note(
+                        "fused \(p.op) \(v) T=\(p.t): skipped, needs about \(need >> 20) MiB, MemAvailable \(memAvailableBytes() >> 20) MiB"
+                    )
                     continue
                 }
                 note("fused \(p.op) \(v) T=\(p.t)…")
                 let repeats = (p.op == "lce" && p.t >= 1024) || (p.op == "attention" && p.t >= 8192) ? 1 : 5
-                if let r = runFusedCase(["_case", "fused", "--variant", "\(p.op)-\(v)", "--size", String(p.t),
-                                         "--repeats", String(repeats), "--layers", String(attentionHeads)], threads: threads) {
+                if let r = runFusedCase(
+                    [
+                        "_case", "fused", "--variant", "\(p.op)-\(v)", "--size", String(p.t),
+                        "--repeats", String(repeats), "--layers", String(attentionHeads)
+                    ], threads: threads)
+                {
                     results.append(r)
                 } else {
                     note("  (case failed or ran out of memory)")
@@ -78,20 +88,34 @@ struct FusedBench: ParsableCommand {
         printTable(results.map(\.bench))
         print("")
         let mib = { (b: Int) in String(format: "%9.1f MiB", Double(b) / 1_048_576) }
-        print("op             T    naive s    fused s  naive/fused  | extra (ledger) naive   fused        ratio | rss+ naive    fused        ratio")
+        print(
+            "op             T    naive s    fused s  naive/fused  | extra (ledger) naive   fused        ratio | rss+ naive    fused        ratio"
+        )
         for p in plan {
             let n = results.first { $0.bench.name == p.op && $0.tokens == p.t && $0.bench.variant == "naive" }
-            guard let f = results.first(where: { $0.bench.name == p.op && $0.tokens == p.t && $0.bench.variant == "fused" }) else { continue }
+            guard
+                let f = results.first(where: {
+                    $0.bench.name == p.op && $0.tokens == p.t && $0.bench.variant == "fused"
+                })
+            else { continue }
             var line = p.op.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%6d ", p.t)
             if let n {
-                line += String(format: "%10.4f %10.4f %8.2f×    | ", n.bench.medianSeconds, f.bench.medianSeconds, n.bench.medianSeconds / f.bench.medianSeconds)
-                line += "\(mib(n.ledgerBytes)) \(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(max(n.ledgerBytes, 1)))
-                line += " | \(mib(n.rssGrowthBytes)) \(mib(f.rssGrowthBytes)) " + String(format: "%7.4f", Double(f.rssGrowthBytes) / Double(max(n.rssGrowthBytes, 1)))
+                line += String(
+                    format: "%10.4f %10.4f %8.2f×    | ", n.bench.medianSeconds, f.bench.medianSeconds,
+                    n.bench.medianSeconds / f.bench.medianSeconds)
+                line +=
+                    "\(mib(n.ledgerBytes)) \(mib(f.ledgerBytes)) "
+                    + String(format: "%7.4f", Double(f.ledgerBytes) / Double(max(n.ledgerBytes, 1)))
+                line +=
+                    " | \(mib(n.rssGrowthBytes)) \(mib(f.rssGrowthBytes)) "
+                    + String(format: "%7.4f", Double(f.rssGrowthBytes) / Double(max(n.rssGrowthBytes, 1)))
             } else {
                 line += "         —" + String(format: " %10.4f", f.bench.medianSeconds) + "         —    | "
-                if p.op == "lce" {   // the naive scratch is exactly 3·T·V floats (tested), so its ratio is known
+                if p.op == "lce" { // the naive scratch is exactly 3·T·V floats (tested), so its ratio is known
                     let naiveBytes = 3 * p.t * 151_936 * 4
-                    line += "\(mib(naiveBytes))*\(mib(f.ledgerBytes)) " + String(format: "%7.4f", Double(f.ledgerBytes) / Double(naiveBytes))
+                    line +=
+                        "\(mib(naiveBytes))*\(mib(f.ledgerBytes)) "
+                        + String(format: "%7.4f", Double(f.ledgerBytes) / Double(naiveBytes))
                 } else {
                     line += "            — \(mib(f.ledgerBytes))       —"
                 }
@@ -99,12 +123,16 @@ struct FusedBench: ParsableCommand {
             }
             print(line)
         }
-        if want.contains("lce") { print("(* naive not run: its ledger figure is 3·T·V·4 bytes exactly, as the tests check)") }
+        if want.contains("lce") {
+            print("(* naive not run: its ledger figure is 3·T·V·4 bytes exactly, as the tests check)")
+        }
         // Growth fits against T: linear + CE time ≈ a·T + b, memory ≈ a·T + b; attention time ≈ a·T² + b·T.
         print("")
         for op in ["lce", "attention"] where want.contains(op) {
             for v in ["naive", "fused"] {
-                let pts = results.filter { $0.bench.name == op && $0.bench.variant == v }.sorted { $0.tokens < $1.tokens }
+                let pts = results.filter { $0.bench.name == op && $0.bench.variant == v }.sorted {
+                    $0.tokens < $1.tokens
+                }
                 guard pts.count >= 2 else { continue }
                 let x = pts.map { Double($0.tokens) }
                 let timePowers: [Double] = op == "attention" ? [2, 1] : [1, 0]
@@ -121,7 +149,8 @@ struct FusedBench: ParsableCommand {
             }
         }
         if csv {
-            try appendCSV(results.map(\.bench), to: "docs/benchmarks.csv", machine: machineDescription(blasCore: BLAS.coreName))
+            try appendCSV(
+                results.map(\.bench), to: "docs/benchmarks.csv", machine: machineDescription(blasCore: BLAS.coreName))
             note("appended \(results.count) rows to docs/benchmarks.csv")
         }
     }
@@ -154,9 +183,12 @@ private func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").
 
 private func runFusedCase(_ arguments: [String], threads: Int) -> FusedCaseResult? {
     let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
-    guard let out = runProcess(me, arguments + ["--threads", String(threads)],
-                               environment: ["OPENBLAS_NUM_THREADS": String(threads)]),
-          let line = out.split(separator: "\n").last else { return nil }
+    guard
+        let out = runProcess(
+            me, arguments + ["--threads", String(threads)],
+            environment: ["OPENBLAS_NUM_THREADS": String(threads)]),
+        let line = out.split(separator: "\n").last
+    else { return nil }
     return try? JSONDecoder().decode(FusedCaseResult.self, from: Data(line.utf8))
 }
 
@@ -172,7 +204,9 @@ private func currentRSSBytes() -> Int {
 /// The child side: `_case fused --variant OP-naive|OP-fused --size T [--layers heads]`.
 func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, heads: Int) throws {
     let parts = variant.split(separator: "-").map(String.init)
-    guard parts.count == 2, ["naive", "fused"].contains(parts[1]) else { throw ValidationError("fused: variant \(variant) is not OP-naive or OP-fused") }
+    guard parts.count == 2, ["naive", "fused"].contains(parts[1]) else {
+        throw ValidationError("fused: variant \(variant) is not OP-naive or OP-fused")
+    }
     let (op, fused) = (parts[0], parts[1] == "fused")
     var body: () -> Void
     var work = 0.0, unit = "GFLOP/s"
@@ -181,24 +215,37 @@ func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, head
         let c = 896
         let x = Tensor.seeded([t, c], seed: 1), w = Tensor.seeded([c], seed: 2), dy = Tensor.seeded([t, c], seed: 3)
         body = {
-            if fused { let f = rmsNormFused(x, weight: w, eps: 1e-6); _ = rmsNormBackwardFused(dy: dy, x: x, weight: w, rstd: f.rstd) }
-            else { let f = rmsNormNaive(x, weight: w, eps: 1e-6); _ = rmsNormBackwardNaive(dy: dy, x: x, weight: w, rstd: f.rstd) }
+            if fused {
+                let f = rmsNormFused(x, weight: w, eps: 1e-6);
+                _ = rmsNormBackwardFused(dy: dy, x: x, weight: w, rstd: f.rstd)
+            } else {
+                let f = rmsNormNaive(x, weight: w, eps: 1e-6);
+                _ = rmsNormBackwardNaive(dy: dy, x: x, weight: w, rstd: f.rstd)
+            }
         }
         work = Double(t) / 1e6; unit = "Mtok/s"
     case "swiglu":
         let i = 4864
-        let g = Tensor.seeded([t, i], seed: 1, scale: 4), u = Tensor.seeded([t, i], seed: 2), da = Tensor.seeded([t, i], seed: 3)
+        let g = Tensor.seeded([t, i], seed: 1, scale: 4), u = Tensor.seeded([t, i], seed: 2),
+            da = Tensor.seeded([t, i], seed: 3)
         body = {
-            if fused { _ = swigluFused(gate: g, up: u); var gg = g, uu = u; swigluBackwardFused(dOut: da, gate: &gg, up: &uu) }
-            else { _ = swigluNaive(gate: g, up: u); _ = swigluBackwardNaive(dOut: da, gate: g, up: u) }
+            if fused {
+                _ = swigluFused(gate: g, up: u); var gg = g, uu = u; swigluBackwardFused(dOut: da, gate: &gg, up: &uu)
+            } else {
+                _ = swigluNaive(gate: g, up: u); _ = swigluBackwardNaive(dOut: da, gate: g, up: u)
+            }
         }
         work = Double(t) / 1e6; unit = "Mtok/s"
     case "mlp":
         let (c, i) = (896, 4864)
         let x = Tensor.seeded([t, c], seed: 1), dy = Tensor.seeded([t, c], seed: 2)
-        let wg = Tensor.seeded([i, c], seed: 3, scale: 0.03), wu = Tensor.seeded([i, c], seed: 4, scale: 0.03), wd = Tensor.seeded([c, i], seed: 5, scale: 0.03)
+        let wg = Tensor.seeded([i, c], seed: 3, scale: 0.03), wu = Tensor.seeded([i, c], seed: 4, scale: 0.03),
+            wd = Tensor.seeded([c, i], seed: 5, scale: 0.03)
         body = {
-            _ = fused ? mlpFused(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy) : mlpNaive(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy)
+            _ =
+                fused
+                ? mlpFused(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy)
+                : mlpNaive(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy)
         }
         work = 18 * Double(t * c * i) / 1e9
     case "rope":
@@ -206,8 +253,13 @@ func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, head
         let (cos, sin) = RotaryEmbedding(headDim: d, theta: 1_000_000).cosSin(positions: Array(0..<t))
         let q = Tensor.seeded([t, h * d], seed: 1), k = Tensor.seeded([t, hkv * d], seed: 2)
         body = {
-            if fused { var qq = q, kk = k; ropeFused(q: &qq, k: &kk, cos: cos, sin: sin); ropeBackwardFused(dq: &qq, dk: &kk, cos: cos, sin: sin) }
-            else { let r = ropeNaive(q: q, k: k, cos: cos, sin: sin); _ = ropeBackwardNaive(dq: r.q, dk: r.k, cos: cos, sin: sin) }
+            if fused {
+                var qq = q, kk = k; ropeFused(q: &qq, k: &kk, cos: cos, sin: sin);
+                ropeBackwardFused(dq: &qq, dk: &kk, cos: cos, sin: sin)
+            } else {
+                let r = ropeNaive(q: q, k: k, cos: cos, sin: sin);
+                _ = ropeBackwardNaive(dq: r.q, dk: r.k, cos: cos, sin: sin)
+            }
         }
         work = Double(t) / 1e6; unit = "Mtok/s"
     case "lce":
@@ -215,13 +267,16 @@ func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, head
         let hidden = Tensor.seeded([t, c], seed: 1), w = Tensor.seeded([v, c], seed: 2, scale: 0.05)
         let labels = (0..<t).map { $0 % 17 == 0 ? -100 : ($0 * 7919) % v }
         body = {
-            _ = fused ? linearCrossEntropyFused(hidden: hidden, weight: w, labels: labels)
-                      : linearCrossEntropyNaive(hidden: hidden, weight: w, labels: labels)
+            _ =
+                fused
+                ? linearCrossEntropyFused(hidden: hidden, weight: w, labels: labels)
+                : linearCrossEntropyNaive(hidden: hidden, weight: w, labels: labels)
         }
         work = 6 * Double(t) * Double(v) * Double(c) / 1e9
     case "attention":
         let d = 64, h = max(1, heads), hkv = max(1, h / 7)
-        let q = Tensor.seeded([h, t, d], seed: 1), k = Tensor.seeded([hkv, t, d], seed: 2), v = Tensor.seeded([hkv, t, d], seed: 3)
+        let q = Tensor.seeded([h, t, d], seed: 1), k = Tensor.seeded([hkv, t, d], seed: 2),
+            v = Tensor.seeded([hkv, t, d], seed: 3)
         let dO = Tensor.seeded([h, t, d], seed: 4)
         body = {
             if fused {
@@ -232,7 +287,7 @@ func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, head
                 _ = attentionBackwardNaive(q: q, k: k, v: v, dOut: dO, causal: true)
             }
         }
-        work = 7 * Double(t) * Double(t) * Double(d) * Double(h) / 1e9      // causal: 7 matmuls over half the scores
+        work = 7 * Double(t) * Double(t) * Double(d) * Double(h) / 1e9 // causal: 7 matmuls over half the scores
     default:
         throw ValidationError("fused: unknown operator \(op)")
     }
@@ -246,8 +301,10 @@ func runFusedCase(variant: String, size t: Int, repeats: Int, threads: Int, head
     times.sort()
     let seconds = times[times.count / 2]
     let peak = peakRSSBytes()
-    let r = FusedCaseResult(bench: BenchResult(name: op, variant: fused ? "fused" : "naive", size: "T=\(t)", threads: threads,
-                                               medianSeconds: seconds, rate: work / seconds, unit: unit, peakRSSBytes: peak),
-                            ledgerBytes: ledger, rssGrowthBytes: peak - before, tokens: t)
+    let r = FusedCaseResult(
+        bench: BenchResult(
+            name: op, variant: fused ? "fused" : "naive", size: "T=\(t)", threads: threads,
+            medianSeconds: seconds, rate: work / seconds, unit: unit, peakRSSBytes: peak),
+        ledgerBytes: ledger, rssGrowthBytes: peak - before, tokens: t)
     print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
 }

@@ -8,7 +8,8 @@ import Foundation
 
 struct GPUBenchCase: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gpu", abstract: "So400m tower and a Qwen2.5-7B layer on the GPU: Eaglet vs PyTorch eager, fp32 and bf16.")
+        commandName: "gpu",
+        abstract: "So400m tower and a Qwen2.5-7B layer on the GPU: Eaglet vs PyTorch eager, fp32 and bf16.")
 
     @Option(help: "Prefill tokens for the decoder layer.") var tokens = 4096
     @Option(help: "Timed runs per case (median reported).") var repeats = 5
@@ -19,8 +20,9 @@ struct GPUBenchCase: ParsableCommand {
     func run() throws {
         let result: (device: String, rows: [GPUBench.Row])
         do {
-            result = try GPUBench.run(tokens: tokens, repeats: repeats,
-                                      torchScript: noTorch ? nil : "Fixtures/generate/bench_gpu_torch.py")
+            result = try GPUBench.run(
+                tokens: tokens, repeats: repeats,
+                torchScript: noTorch ? nil : "Fixtures/generate/bench_gpu_torch.py")
         } catch {
             FileHandle.standardError.write(Data("eaglet-bench gpu: \(error)\n".utf8))
             throw ExitCode(1)

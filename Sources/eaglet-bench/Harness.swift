@@ -63,8 +63,11 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
 /// Runs one case of this executable in a child process with `threads` BLAS threads.
 func runCase(_ arguments: [String], threads: Int) -> BenchResult? {
     let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
-    guard let out = runProcess(me, ["_case"] + arguments + ["--threads", String(threads)],
-                               environment: ["OPENBLAS_NUM_THREADS": String(threads)]) else { return nil }
+    guard
+        let out = runProcess(
+            me, ["_case"] + arguments + ["--threads", String(threads)],
+            environment: ["OPENBLAS_NUM_THREADS": String(threads)])
+    else { return nil }
     guard let line = out.split(separator: "\n").last else { return nil }
     return try? JSONDecoder().decode(BenchResult.self, from: Data(line.utf8))
 }
@@ -73,8 +76,9 @@ func runCase(_ arguments: [String], threads: Int) -> BenchResult? {
 func machineDescription(blasCore: String) -> String {
     var model = "unknown CPU"
     if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-       let line = s.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-       let colon = line.firstIndex(of: ":") {
+        let line = s.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+        let colon = line.firstIndex(of: ":")
+    {
         model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
     return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(blasCore)"
@@ -92,12 +96,16 @@ func printTable(_ results: [BenchResult]) {
     let header = ["case", "variant", "size", "threads", "median s", "rate", "peak RSS MiB"]
     var rows = [header]
     for r in results {
-        rows.append([r.name, r.variant, r.size, String(r.threads), String(format: "%.4f", r.medianSeconds),
-                     String(format: "%.2f %@", r.rate, r.unit), String(format: "%.1f", Double(r.peakRSSBytes) / 1_048_576)])
+        rows.append([
+            r.name, r.variant, r.size, String(r.threads), String(format: "%.4f", r.medianSeconds),
+            String(format: "%.2f %@", r.rate, r.unit), String(format: "%.1f", Double(r.peakRSSBytes) / 1_048_576)
+        ])
     }
     let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
     for (i, row) in rows.enumerated() {
-        print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+        print(
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  "))
         if i == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
     }
 }
@@ -108,7 +116,8 @@ func appendCSV(_ results: [BenchResult], to path: String, machine: String) throw
     var text = FileManager.default.fileExists(atPath: path) ? "" : header
     let date = today()
     for r in results {
-        text += "\(r.name),\(r.variant),\(r.size),\(r.threads),\(r.medianSeconds),\(r.rate),\(r.unit),\(r.peakRSSBytes),\"\(machine)\",\(date)\n"
+        text +=
+            "\(r.name),\(r.variant),\(r.size),\(r.threads),\(r.medianSeconds),\(r.rate),\(r.unit),\(r.peakRSSBytes),\"\(machine)\",\(date)\n"
     }
     if let h = FileHandle(forWritingAtPath: path) {
         h.seekToEndOfFile()

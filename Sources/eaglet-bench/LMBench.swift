@@ -13,7 +13,9 @@ import Foundation
 
 struct LMBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lm", abstract: "Qwen2.5-0.5B-shaped prefill + greedy decode vs PyTorch and the bandwidth bound; attention memory at 16K.")
+        commandName: "lm",
+        abstract:
+            "Qwen2.5-0.5B-shaped prefill + greedy decode vs PyTorch and the bandwidth bound; attention memory at 16K.")
 
     @Option(help: "Comma-separated thread counts (BLAS threads; the same for PyTorch).")
     var threads: String = "2"
@@ -36,16 +38,25 @@ struct LMBench: ParsableCommand {
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         for t in threadCounts {
             note("bandwidth threads=\(t)…")
-            results += childLines(["_case", "lm", "--variant", "bandwidth", "--size", "1024", "--threads", String(t)], threads: t).results
+            results +=
+                childLines(
+                    ["_case", "lm", "--variant", "bandwidth", "--size", "1024", "--threads", String(t)], threads: t
+                ).results
             note("eaglet lm threads=\(t) (prompt \(prompt), \(steps) steps, \(layers) layers)…")
-            let e = childLines(["_case", "lm", "--variant", "eaglet", "--size", String(prompt), "--steps", String(steps),
-                                "--layers", String(layers), "--threads", String(t)], threads: t)
+            let e = childLines(
+                [
+                    "_case", "lm", "--variant", "eaglet", "--size", String(prompt), "--steps", String(steps),
+                    "--layers", String(layers), "--threads", String(t)
+                ], threads: t)
             results += e.results
             tokens["eaglet\(t)"] = e.tokens
             if !noTorch, let script = torchScript() {
                 note("torch lm threads=\(t)…")
-                let r = childLines(["python3", script, "lm", "--size", String(prompt), "--steps", String(steps),
-                                    "--layers", String(layers), "--threads", String(t)], threads: t, executable: "/usr/bin/env")
+                let r = childLines(
+                    [
+                        "python3", script, "lm", "--size", String(prompt), "--steps", String(steps),
+                        "--layers", String(layers), "--threads", String(t)
+                    ], threads: t, executable: "/usr/bin/env")
                 results += r.results
                 tokens["torch\(t)"] = r.tokens
             }
@@ -54,7 +65,13 @@ struct LMBench: ParsableCommand {
             for variant in ["blockwise", "naive"] {
                 note("attention \(variant) T=\(attentionTokens)…")
                 let t = threadCounts.first ?? 1
-                results += childLines(["_case", "lm", "--variant", "attention-" + variant, "--size", String(attentionTokens), "--threads", String(t)], threads: t).results
+                results +=
+                    childLines(
+                        [
+                            "_case", "lm", "--variant", "attention-" + variant, "--size", String(attentionTokens),
+                            "--threads", String(t)
+                        ], threads: t
+                    ).results
             }
         }
         printTable(results)
@@ -63,25 +80,42 @@ struct LMBench: ParsableCommand {
         for t in threadCounts {
             let row = results.filter { $0.threads == t }
             let bw = row.first { $0.name == "bandwidth" }
-            let ep = row.first { $0.name == "lm-prefill" && $0.variant == "eaglet" }, tp = row.first { $0.name == "lm-prefill" && $0.variant == "torch" }
-            let ed = row.first { $0.name == "lm-decode" && $0.variant == "eaglet" }, td = row.first { $0.name == "lm-decode" && $0.variant == "torch" }
-            print(String(format: "threads=%d: weights %.2f GB; streaming read %.1f GB/s → bound %.2f tokens/s", t, weightBytes / 1e9,
-                         bw?.rate ?? .nan, (bw?.rate ?? .nan) * 1e9 / weightBytes))
-            print(String(format: "  prefill %d tokens: eaglet %.2f s, torch %.2f s, eaglet/torch speed %.2f×", prompt,
-                         ep?.medianSeconds ?? .nan, tp?.medianSeconds ?? .nan, (tp?.medianSeconds ?? .nan) / (ep?.medianSeconds ?? .nan)))
+            let ep = row.first { $0.name == "lm-prefill" && $0.variant == "eaglet" },
+                tp = row.first { $0.name == "lm-prefill" && $0.variant == "torch" }
+            let ed = row.first { $0.name == "lm-decode" && $0.variant == "eaglet" },
+                td = row.first { $0.name == "lm-decode" && $0.variant == "torch" }
+            print(
+                String(
+                    format: "threads=%d: weights %.2f GB; streaming read %.1f GB/s → bound %.2f tokens/s", t,
+                    weightBytes / 1e9,
+                    bw?.rate ?? .nan, (bw?.rate ?? .nan) * 1e9 / weightBytes))
+            print(
+                String(
+                    format: "  prefill %d tokens: eaglet %.2f s, torch %.2f s, eaglet/torch speed %.2f×", prompt,
+                    ep?.medianSeconds ?? .nan, tp?.medianSeconds ?? .nan,
+                    (tp?.medianSeconds ?? .nan) / (ep?.medianSeconds ?? .nan)))
             let bound = (bw?.rate ?? .nan) * 1e9 / weightBytes
-            print(String(format: "  decode: eaglet %.2f tok/s (%.0f%% of bound), torch %.2f tok/s (%.0f%% of bound), eaglet/torch %.2f×",
-                         ed?.rate ?? .nan, 100 * (ed?.rate ?? .nan) / bound, td?.rate ?? .nan, 100 * (td?.rate ?? .nan) / bound,
-                         (ed?.rate ?? .nan) / (td?.rate ?? .nan)))
+            print(
+                String(
+                    format:
+                        "  decode: eaglet %.2f tok/s (%.0f%% of bound), torch %.2f tok/s (%.0f%% of bound), eaglet/torch %.2f×",
+                    ed?.rate ?? .nan, 100 * (ed?.rate ?? .nan) / bound, td?.rate ?? .nan,
+                    100 * (td?.rate ?? .nan) / bound,
+                    (ed?.rate ?? .nan) / (td?.rate ?? .nan)))
             if let a = tokens["eaglet\(t)"], let b = tokens["torch\(t)"] {
                 let same = zip(a, b).prefix { $0 == $1 }.count
                 print("  greedy tokens: eaglet and torch agree on the first \(same) of \(min(a.count, b.count))")
             }
         }
         let attn = results.filter { $0.name == "attention" }
-        if let b = attn.first(where: { $0.variant == "blockwise" }), let n = attn.first(where: { $0.variant == "naive" }) {
-            print(String(format: "attention T=%d: blockwise peak %.0f MiB, %.2f s; naive peak %.0f MiB, %.2f s",
-                         attentionTokens, Double(b.peakRSSBytes) / 1_048_576, b.medianSeconds, Double(n.peakRSSBytes) / 1_048_576, n.medianSeconds))
+        if let b = attn.first(where: { $0.variant == "blockwise" }),
+            let n = attn.first(where: { $0.variant == "naive" })
+        {
+            print(
+                String(
+                    format: "attention T=%d: blockwise peak %.0f MiB, %.2f s; naive peak %.0f MiB, %.2f s",
+                    attentionTokens, Double(b.peakRSSBytes) / 1_048_576, b.medianSeconds,
+                    Double(n.peakRSSBytes) / 1_048_576, n.medianSeconds))
         }
         if csv {
             try appendCSV(results, to: "docs/benchmarks.csv", machine: machineDescription(blasCore: BLAS.coreName))
@@ -91,17 +125,25 @@ struct LMBench: ParsableCommand {
     func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
     /// Runs a child and parses every JSON line: BenchResults, and a {"tokens": [...]} line.
-    func childLines(_ args: [String], threads: Int, executable: String? = nil) -> (results: [BenchResult], tokens: [Int]?) {
+    func childLines(_ args: [String], threads: Int, executable: String? = nil) -> (
+        results: [BenchResult], tokens: [Int]?
+    ) {
         let exe = executable ?? (Bundle.main.executablePath ?? CommandLine.arguments[0])
-        guard let out = runProcess(exe, args, environment: ["OPENBLAS_NUM_THREADS": String(threads), "OMP_NUM_THREADS": String(threads)]) else {
+        guard
+            let out = runProcess(
+                exe, args, environment: ["OPENBLAS_NUM_THREADS": String(threads), "OMP_NUM_THREADS": String(threads)])
+        else {
             note("  (case failed: \(args.joined(separator: " ")))")
             return ([], nil)
         }
         var results = [BenchResult](), tokens: [Int]? = nil
         for line in out.split(separator: "\n") {
             let data = Data(line.utf8)
-            if let r = try? JSONDecoder().decode(BenchResult.self, from: data) { results.append(r) }
-            else if let t = try? JSONDecoder().decode(TokensLine.self, from: data) { tokens = t.tokens }
+            if let r = try? JSONDecoder().decode(BenchResult.self, from: data) {
+                results.append(r)
+            } else if let t = try? JSONDecoder().decode(TokensLine.self, from: data) {
+                tokens = t.tokens
+            }
         }
         return (results, tokens)
     }
@@ -111,15 +153,18 @@ struct TokensLine: Codable { var tokens: [Int] }
 
 /// Qwen2.5-0.5B's text config (tied embeddings, θ = 1e6), with `layers` decoder layers.
 func qwen05Config(layers: Int) -> Qwen2Config {
-    Qwen2Config(hiddenSize: 896, numHiddenLayers: layers, numAttentionHeads: 14, numKeyValueHeads: 2,
-                intermediateSize: 4864, rmsNormEps: 1e-6, vocabSize: 151_936, tieWordEmbeddings: true,
-                maxPositionEmbeddings: 32768, ropeTheta: 1_000_000)
+    Qwen2Config(
+        hiddenSize: 896, numHiddenLayers: layers, numAttentionHeads: 14, numKeyValueHeads: 2,
+        intermediateSize: 4864, rmsNormEps: 1e-6, vocabSize: 151_936, tieWordEmbeddings: true,
+        maxPositionEmbeddings: 32768, ropeTheta: 1_000_000)
 }
 
 extension Qwen2Config {
     /// Number of weights (tied head counted once).
     var parameterCount: Int {
-        let (c, d, h, hkv, i, v) = (hiddenSize, headDim, numAttentionHeads, numKeyValueHeads, intermediateSize, vocabSize)
+        let (c, d, h, hkv, i, v) = (
+            hiddenSize, headDim, numAttentionHeads, numKeyValueHeads, intermediateSize, vocabSize
+        )
         let attn = c * h * d + h * d + 2 * (c * hkv * d + hkv * d) + h * d * c
         let layer = attn + 3 * c * i + 2 * c
         return v * c * (tieWordEmbeddings ? 1 : 2) + numHiddenLayers * layer + c
@@ -129,16 +174,21 @@ extension Qwen2Config {
 /// The benchmark's weights: name → (shape, seed, scale), in the order bench_torch.py uses. Norm weights
 /// are ones (seed 0 = ones).
 func qwen05WeightSpecs(_ c: Qwen2Config) -> [(String, [Int], UInt64, Float)] {
-    let (C, D, H, Hkv, I, V) = (c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.intermediateSize, c.vocabSize)
+    let (C, D, H, Hkv, I, V) = (
+        c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.intermediateSize, c.vocabSize
+    )
     var specs: [(String, [Int])] = [("model.embed_tokens.weight", [V, C])]
     for l in 0..<c.numHiddenLayers {
         let p = "model.layers.\(l)."
-        specs += [(p + "self_attn.q_proj.weight", [H * D, C]), (p + "self_attn.q_proj.bias", [H * D]),
-                  (p + "self_attn.k_proj.weight", [Hkv * D, C]), (p + "self_attn.k_proj.bias", [Hkv * D]),
-                  (p + "self_attn.v_proj.weight", [Hkv * D, C]), (p + "self_attn.v_proj.bias", [Hkv * D]),
-                  (p + "self_attn.o_proj.weight", [C, H * D]),
-                  (p + "mlp.gate_proj.weight", [I, C]), (p + "mlp.up_proj.weight", [I, C]), (p + "mlp.down_proj.weight", [C, I]),
-                  (p + "input_layernorm.weight", [C]), (p + "post_attention_layernorm.weight", [C])]
+        specs += [
+            (p + "self_attn.q_proj.weight", [H * D, C]), (p + "self_attn.q_proj.bias", [H * D]),
+            (p + "self_attn.k_proj.weight", [Hkv * D, C]), (p + "self_attn.k_proj.bias", [Hkv * D]),
+            (p + "self_attn.v_proj.weight", [Hkv * D, C]), (p + "self_attn.v_proj.bias", [Hkv * D]),
+            (p + "self_attn.o_proj.weight", [C, H * D]),
+            (p + "mlp.gate_proj.weight", [I, C]), (p + "mlp.up_proj.weight", [I, C]),
+            (p + "mlp.down_proj.weight", [C, I]),
+            (p + "input_layernorm.weight", [C]), (p + "post_attention_layernorm.weight", [C])
+        ]
     }
     specs.append(("model.norm.weight", [C]))
     return specs.enumerated().map { i, s in
@@ -189,55 +239,76 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
             medianTime(repeats: 7) { _ = cblas_sasum(Int32(n), buf.baseAddress!, 1) }
         }
         let best = min(t, tBLAS)
-        try emit(BenchResult(name: "bandwidth", variant: best == t ? "stream-read" : "stream-read(sasum)", size: "\(size)MiB", threads: threads,
-                             medianSeconds: best, rate: Double(n * 4) / best / 1e9, unit: "GB/s", peakRSSBytes: peakRSSBytes()))
+        try emit(
+            BenchResult(
+                name: "bandwidth", variant: best == t ? "stream-read" : "stream-read(sasum)", size: "\(size)MiB",
+                threads: threads,
+                medianSeconds: best, rate: Double(n * 4) / best / 1e9, unit: "GB/s", peakRSSBytes: peakRSSBytes()))
     case "eaglet", "eaglet-serial":
         let config = qwen05Config(layers: layers)
         var weights = [String: Tensor]()
         for (name, shape, seed, scale) in qwen05WeightSpecs(config) {
-            weights[name] = seed == 0 ? Tensor(shape: shape, repeating: 1) : Tensor.seeded(shape, seed: seed, scale: scale)
+            weights[name] =
+                seed == 0 ? Tensor(shape: shape, repeating: 1) : Tensor.seeded(shape, seed: seed, scale: scale)
         }
         var model = try Qwen2ForCausalLM.load(config: config, store: WeightStore(TensorDictionary(weights)))
-        model.rowSplitPrefill = variant == "eaglet"   // eaglet-serial: OpenBLAS threads each product instead
+        model.rowSplitPrefill = variant == "eaglet" // eaglet-serial: OpenBLAS threads each product instead
         weights = [:]
         let prompt = benchPrompt(size, vocab: config.vocabSize)
         var first = 0
         let tp = medianTime(repeats: repeats, warmup: 1) {
             var cache: KVCache? = model.makeCache(capacity: size + steps + 1)
-            first = argmax(model.forward(prompt, cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
+            first = argmax(
+                model.forward(prompt, cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
         }
-        try emit(BenchResult(name: "lm-prefill", variant: variant, size: "T=\(size),L=\(layers)", threads: threads, medianSeconds: tp,
-                             rate: Double(size) / tp, unit: "tok/s", peakRSSBytes: peakRSSBytes()))
+        try emit(
+            BenchResult(
+                name: "lm-prefill", variant: variant, size: "T=\(size),L=\(layers)", threads: threads,
+                medianSeconds: tp,
+                rate: Double(size) / tp, unit: "tok/s", peakRSSBytes: peakRSSBytes()))
         if variant == "eaglet-serial" { return }
         var cache: KVCache? = model.makeCache(capacity: size + steps + 1)
-        var next = argmax(model.forward(prompt, cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
+        var next = argmax(
+            model.forward(prompt, cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
         precondition(next == first)
         var tokens = [next]
         let t0 = now()
         for _ in 0..<steps {
-            next = argmax(model.forward([next], cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
+            next = argmax(
+                model.forward([next], cache: &cache, lastOnly: true, compute: .fast(threads: threads)).storage)
             tokens.append(next)
         }
         let td = now() - t0
-        try emit(BenchResult(name: "lm-decode", variant: "eaglet", size: "\(steps) steps,L=\(layers)", threads: threads, medianSeconds: td / Double(steps),
-                             rate: Double(steps) / td, unit: "tok/s", peakRSSBytes: peakRSSBytes()))
+        try emit(
+            BenchResult(
+                name: "lm-decode", variant: "eaglet", size: "\(steps) steps,L=\(layers)", threads: threads,
+                medianSeconds: td / Double(steps),
+                rate: Double(steps) / td, unit: "tok/s", peakRSSBytes: peakRSSBytes()))
         try emit(TokensLine(tokens: tokens))
     case "gemv":
         // Where decode time goes: the lm_head-sized (V, C) matrix read by a plain streaming sum, by
         // gemvRows, and by cblas_sgemv, in one process.
         let w = Tensor.seeded([151_936, 896], seed: 5, scale: 0.05), x = Tensor.seeded([1, 896], seed: 6)
         let bytes = Double(w.count * 4)
-        let read = medianTime(repeats: 9) { _ = w.storage.withUnsafeBufferPointer { b in
-            var acc = SIMD16<Float>()
-            let raw = UnsafeRawPointer(b.baseAddress!)
-            for i in stride(from: 0, to: b.count - 15, by: 16) { acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) }
-            return acc.sum()
-        } }
+        let read = medianTime(repeats: 9) {
+            _ = w.storage.withUnsafeBufferPointer { b in
+                var acc = SIMD16<Float>()
+                let raw = UnsafeRawPointer(b.baseAddress!)
+                for i in stride(from: 0, to: b.count - 15, by: 16) {
+                    acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                }
+                return acc.sum()
+            }
+        }
         let ours = medianTime(repeats: 9) { _ = Linear(weight: w)(x, compute: .fast(threads: threads)) }
-        let blas = medianTime(repeats: 9) { _ = Linear(weight: w)(x, compute: Compute(path: .fast, threads: threads, gemv: .blas)) }
+        let blas = medianTime(repeats: 9) {
+            _ = Linear(weight: w)(x, compute: Compute(path: .fast, threads: threads, gemv: .blas))
+        }
         for (v, t) in [("stream-1thread", read), ("gemvRows", ours), ("cblas_sgemv", blas)] {
-            try emit(BenchResult(name: "gemv", variant: v, size: "151936x896", threads: threads, medianSeconds: t,
-                                 rate: bytes / t / 1e9, unit: "GB/s", peakRSSBytes: peakRSSBytes()))
+            try emit(
+                BenchResult(
+                    name: "gemv", variant: v, size: "151936x896", threads: threads, medianSeconds: t,
+                    rate: bytes / t / 1e9, unit: "GB/s", peakRSSBytes: peakRSSBytes()))
         }
     case "attention-naive", "attention-blockwise":
         try runAttentionCase(variant: String(variant.dropFirst("attention-".count)), size: size, threads: threads)
@@ -249,13 +320,20 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
 /// `_case lm --variant attention-…`: one causal attention over T tokens (2 query heads over 1 kv head, D = 64), naive
 /// or blockwise, so the peak RSS of the process is that path's.
 func runAttentionCase(variant: String, size t: Int, threads: Int) throws {
-    let q = Tensor.seeded([2, t, 64], seed: 1), k = Tensor.seeded([1, t, 64], seed: 2), v = Tensor.seeded([1, t, 64], seed: 3)
+    let q = Tensor.seeded([2, t, 64], seed: 1), k = Tensor.seeded([1, t, 64], seed: 2),
+        v = Tensor.seeded([1, t, 64], seed: 3)
     let t0 = now()
-    let r = variant == "naive" ? attentionNaive(q: q, k: k, v: v, causal: true) : blockwiseAttention(q: q, k: k, v: v, causal: true)
+    let r =
+        variant == "naive"
+        ? attentionNaive(q: q, k: k, v: v, causal: true) : blockwiseAttention(q: q, k: k, v: v, causal: true)
     let dt = now() - t0
     precondition(r.out.count == q.count)
-    let flops = 2.0 * 2.0 * Double(t) * Double(t) * 64 * 2 / 2   // causal half of q·kᵀ and p·v, 2 heads
-    print(String(decoding: try JSONEncoder().encode(
-        BenchResult(name: "attention", variant: variant, size: "T=\(t),H=2,Hkv=1,D=64", threads: threads, medianSeconds: dt,
+    let flops = 2.0 * 2.0 * Double(t) * Double(t) * 64 * 2 / 2 // causal half of q·kᵀ and p·v, 2 heads
+    print(
+        String(
+            decoding: try JSONEncoder().encode(
+                BenchResult(
+                    name: "attention", variant: variant, size: "T=\(t),H=2,Hkv=1,D=64", threads: threads,
+                    medianSeconds: dt,
                     rate: flops / dt / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())), as: UTF8.self))
 }

@@ -21,18 +21,26 @@ struct TilerBench: ParsableCommand {
         for w in widths {
             for variant in ["naive", "fast"] {
                 FileHandle.standardError.write(Data("tiler \(variant) \(w)x\(w * 9 / 16)…\n".utf8))
-                if let r = runCase(["tiler", "--variant", variant, "--size", String(w), "--repeats", variant == "naive" ? "1" : "5"], threads: 1) {
+                if let r = runCase(
+                    ["tiler", "--variant", variant, "--size", String(w), "--repeats", variant == "naive" ? "1" : "5"],
+                    threads: 1)
+                {
                     results.append(r)
                 }
             }
-            if pilAvailable, let r = runTorch(["tiler", "--size", String(w), "--repeats", "5"], threads: 1) { results.append(r) }
+            if pilAvailable, let r = runTorch(["tiler", "--size", String(w), "--repeats", "5"], threads: 1) {
+                results.append(r)
+            }
         }
         printTable(results)
         print("")
         for w in widths {
             let row = results.filter { $0.size == "\(w)x\(w * 9 / 16)" }
             func rate(_ v: String) -> Double { row.first { $0.variant == v }?.rate ?? .nan }
-            print(String(format: "%5dx%-5d fast/naive %6.1f×   fast/PIL %5.2f", w, w * 9 / 16, rate("fast") / rate("naive"), rate("fast") / rate("pil")))
+            print(
+                String(
+                    format: "%5dx%-5d fast/naive %6.1f×   fast/PIL %5.2f", w, w * 9 / 16, rate("fast") / rate("naive"),
+                    rate("fast") / rate("pil")))
         }
         if common.csv {
             try appendCSV(results, to: common.csvPath, machine: machineDescription(blasCore: BLAS.coreName))
@@ -51,6 +59,7 @@ func tilerCase(variant: String, width: Int, repeats: Int) throws -> BenchResult 
     let t = medianTime(repeats: repeats, warmup: variant == "naive" ? 0 : 1) {
         tiles = tiler.pixelValues(image, compute: variant == "naive" ? .reference : .fast(threads: 1)).shape[0]
     }
-    return BenchResult(name: "tiler", variant: variant, size: "\(width)x\(height)", threads: 1, medianSeconds: t,
-                       rate: Double(tiles) / t, unit: "tiles/s", peakRSSBytes: peakRSSBytes())
+    return BenchResult(
+        name: "tiler", variant: variant, size: "\(width)x\(height)", threads: 1, medianSeconds: t,
+        rate: Double(tiles) / t, unit: "tiles/s", peakRSSBytes: peakRSSBytes())
 }

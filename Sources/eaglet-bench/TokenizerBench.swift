@@ -19,37 +19,58 @@ struct TokenizerBench: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        guard let script = torchScript().map({ ($0 as NSString).deletingLastPathComponent + "/bench_tokenizer.py" }) else {
+        guard let script = torchScript().map({ ($0 as NSString).deletingLastPathComponent + "/bench_tokenizer.py" })
+        else {
             throw ValidationError("Fixtures/generate/ not found: run from the repository")
         }
         let root = try benchRepositoryRoot()
         let textPath = tokenizerBenchTextPath(mb)
         guard runProcess("/usr/bin/env", ["python3", script, "text", "--out", textPath, "--mb", String(mb)]) != nil,
-              FileManager.default.fileExists(atPath: textPath) else {
+            FileManager.default.fileExists(atPath: textPath)
+        else {
             throw ValidationError("python3 could not write the benchmark text (\(script))")
         }
         var results = [BenchResult]()
         for (label, path) in tokenizerBenchVocabularies(root: root) {
             FileHandle.standardError.write(Data("tokenizer \(label): eaglet fast…\n".utf8))
-            if let r = runCase(["tokenizer", "--variant", "fast:\(label)", "--size", String(mb), "--repeats", String(repeats)], threads: 1) { results.append(r) }
+            if let r = runCase(
+                ["tokenizer", "--variant", "fast:\(label)", "--size", String(mb), "--repeats", String(repeats)],
+                threads: 1)
+            {
+                results.append(r)
+            }
             if !noNaive {
                 FileHandle.standardError.write(Data("tokenizer \(label): eaglet naive…\n".utf8))
-                if let r = runCase(["tokenizer", "--variant", "naive:\(label)", "--size", String(mb), "--repeats", "1"], threads: 1) { results.append(r) }
+                if let r = runCase(
+                    ["tokenizer", "--variant", "naive:\(label)", "--size", String(mb), "--repeats", "1"], threads: 1)
+                {
+                    results.append(r)
+                }
             }
             if !common.noTorch {
                 FileHandle.standardError.write(Data("tokenizer \(label): HF tokenizers…\n".utf8))
-                if let out = runProcess("/usr/bin/env", ["python3", script, "hf", "--tokenizer", path, "--text", textPath,
-                                                         "--repeats", String(repeats), "--label", label]),
-                   let line = out.split(separator: "\n").last,
-                   let r = try? JSONDecoder().decode(BenchResult.self, from: Data(line.utf8)) { results.append(r) }
+                if let out = runProcess(
+                    "/usr/bin/env",
+                    [
+                        "python3", script, "hf", "--tokenizer", path, "--text", textPath,
+                        "--repeats", String(repeats), "--label", label
+                    ]),
+                    let line = out.split(separator: "\n").last,
+                    let r = try? JSONDecoder().decode(BenchResult.self, from: Data(line.utf8))
+                {
+                    results.append(r)
+                }
             }
         }
         printTable(results)
         print("")
         for (label, _) in tokenizerBenchVocabularies(root: root) {
             let rate = { (v: String) in results.first { $0.variant == "\(v):\(label)" }?.rate ?? .nan }
-            print(String(format: "%@: eaglet %.2f MB/s, naive %.2f MB/s, HF %.2f MB/s — eaglet/HF %.2f×, eaglet/naive %.1f×",
-                         label, rate("fast"), rate("naive"), rate("hf"), rate("fast") / rate("hf"), rate("fast") / rate("naive")))
+            print(
+                String(
+                    format: "%@: eaglet %.2f MB/s, naive %.2f MB/s, HF %.2f MB/s — eaglet/HF %.2f×, eaglet/naive %.1f×",
+                    label, rate("fast"), rate("naive"), rate("hf"), rate("fast") / rate("hf"),
+                    rate("fast") / rate("naive")))
         }
         if common.csv {
             try appendCSV(results, to: common.csvPath, machine: machineDescription(blasCore: BLAS.coreName))
@@ -60,7 +81,9 @@ struct TokenizerBench: ParsableCommand {
 
 /// The repository root: three levels above Fixtures/generate/bench_torch.py.
 func benchRepositoryRoot() throws -> String {
-    guard let script = torchScript() else { throw ValidationError("Fixtures/generate/ not found: run from the repository") }
+    guard let script = torchScript() else {
+        throw ValidationError("Fixtures/generate/ not found: run from the repository")
+    }
     var url = URL(fileURLWithPath: script)
     for _ in 0..<3 { url.deleteLastPathComponent() }
     return url.path
@@ -81,7 +104,8 @@ func tokenizerBenchVocabularies(root: String) -> [(String, String)] {
 func tokenizerCase(variant: String, size: Int, repeats: Int) throws -> BenchResult {
     let parts = variant.split(separator: ":").map(String.init)
     let root = try benchRepositoryRoot()
-    guard parts.count == 2, let path = tokenizerBenchVocabularies(root: root).first(where: { $0.0 == parts[1] })?.1 else {
+    guard parts.count == 2, let path = tokenizerBenchVocabularies(root: root).first(where: { $0.0 == parts[1] })?.1
+    else {
         throw ValidationError("bad tokenizer case \(variant)")
     }
     let tok = try Tokenizer.load(path)
@@ -89,13 +113,16 @@ func tokenizerCase(variant: String, size: Int, repeats: Int) throws -> BenchResu
         throw ValidationError("no benchmark text at \(tokenizerBenchTextPath(size))")
     }
     // Line by line, as the HF twin does (split on byte 0x0A only: a Swift Character "\r\n" is not "\n").
-    let lines = Array(data).split(separator: 0x0A, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+    let lines = Array(data).split(separator: 0x0A, omittingEmptySubsequences: false).map {
+        String(decoding: $0, as: UTF8.self)
+    }
     let naive = parts[0] == "naive"
     var count = 0
     let t = medianTime(repeats: repeats, warmup: naive ? 0 : 1) {
         count = 0
         for line in lines { count += naive ? tok.encodeNaive(line).count : tok.encode(line).count }
     }
-    return BenchResult(name: "tokenizer", variant: variant, size: "\(data.count)B/\(count)ids", threads: 1, medianSeconds: t,
-                       rate: Double(data.count) / t / 1e6, unit: "MB/s", peakRSSBytes: peakRSSBytes())
+    return BenchResult(
+        name: "tokenizer", variant: variant, size: "\(data.count)B/\(count)ids", threads: 1, medianSeconds: t,
+        rate: Double(data.count) / t / 1e6, unit: "MB/s", peakRSSBytes: peakRSSBytes())
 }

@@ -21,21 +21,28 @@ func seededTower(_ config: SiglipVisionConfig) -> SiglipVisionTransformer {
     var seed: UInt64 = 1000
     func next() -> UInt64 { seed += 1; return seed }
     func lin(_ n: Int, _ k: Int) -> SiglipLinear {
-        SiglipLinear(weight: .seeded([n, k], seed: next(), scale: 1 / Float(k).squareRoot()), bias: .seeded([n], seed: next(), scale: 0.02))
+        SiglipLinear(
+            weight: .seeded([n, k], seed: next(), scale: 1 / Float(k).squareRoot()),
+            bias: .seeded([n], seed: next(), scale: 0.02))
     }
     func ln() -> LayerNorm {
-        LayerNorm(weight: Tensor.seeded([c], seed: next(), scale: 0.1).map { $0 + 1 }, bias: .seeded([c], seed: next(), scale: 0.1),
-                  eps: config.layerNormEps)
+        LayerNorm(
+            weight: Tensor.seeded([c], seed: next(), scale: 0.1).map { $0 + 1 },
+            bias: .seeded([c], seed: next(), scale: 0.1),
+            eps: config.layerNormEps)
     }
     let embeddings = SiglipVisionEmbeddings(
-        patchEmbedding: PatchConv2d(weight: .seeded([c, config.numChannels, p, p], seed: next(), scale: 0.04),
-                                     bias: .seeded([c], seed: next(), scale: 0.02)),
+        patchEmbedding: PatchConv2d(
+            weight: .seeded([c, config.numChannels, p, p], seed: next(), scale: 0.04),
+            bias: .seeded([c], seed: next(), scale: 0.02)),
         positionEmbedding: .seeded([config.numPositions, c], seed: next(), scale: 0.1))
     let layers = (0..<config.numHiddenLayers).map { _ in
-        SiglipEncoderLayer(layerNorm1: ln(),
-                           selfAttn: SiglipAttention(qProj: lin(c, c), kProj: lin(c, c), vProj: lin(c, c), outProj: lin(c, c),
-                                                      numHeads: config.numAttentionHeads),
-                           layerNorm2: ln(), mlp: SiglipMLP(fc1: lin(m, c), fc2: lin(c, m)))
+        SiglipEncoderLayer(
+            layerNorm1: ln(),
+            selfAttn: SiglipAttention(
+                qProj: lin(c, c), kProj: lin(c, c), vProj: lin(c, c), outProj: lin(c, c),
+                numHeads: config.numAttentionHeads),
+            layerNorm2: ln(), mlp: SiglipMLP(fc1: lin(m, c), fc2: lin(c, m)))
     }
     return SiglipVisionTransformer(config: config, embeddings: embeddings, layers: layers, postLayernorm: ln())
 }
@@ -51,22 +58,30 @@ func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int) throw
         let tower = seededTower(config)
         let pixels = Tensor.seeded([3, size, size], seed: 7)
         let s = medianTime(repeats: repeats) { _ = tower(pixels).lastHiddenState }
-        return BenchResult(name: "vision", variant: "eaglet", size: "\(size)px-\(config.numHiddenLayers)L", threads: threads,
-                           medianSeconds: s, rate: flops / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
+        return BenchResult(
+            name: "vision", variant: "eaglet", size: "\(size)px-\(config.numHiddenLayers)L", threads: threads,
+            medianSeconds: s, rate: flops / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
     case "attention", "mlp":
         var one = config
         one.numHiddenLayers = 1
         let layer = seededTower(one).layers[0]
         let x = layer.layerNorm1(Tensor.seeded([t, c], seed: 8))
-        let work: Double = variant == "attention" ? 8 * Double(t * c * c) + 4 * Double(t * t * c) : 4 * Double(t * c * config.intermediateSize)
+        let work: Double =
+            variant == "attention"
+            ? 8 * Double(t * c * c) + 4 * Double(t * t * c) : 4 * Double(t * c * config.intermediateSize)
         let compute = Compute.fast(threads: threads)
         let s = medianTime(repeats: max(repeats, 3)) {
-            _ = variant == "attention" ? layer.selfAttn(x, residual: x, compute: compute) : layer.mlp(x, residual: x, compute: compute)
+            _ =
+                variant == "attention"
+                ? layer.selfAttn(x, residual: x, compute: compute) : layer.mlp(x, residual: x, compute: compute)
         }
-        return BenchResult(name: "vision", variant: variant, size: "1-layer", threads: threads, medianSeconds: s,
-                           rate: work / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
+        return BenchResult(
+            name: "vision", variant: variant, size: "1-layer", threads: threads, medianSeconds: s,
+            rate: work / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
     case "softmax", "gelu", "layernorm":
-        let x = Tensor.seeded(variant == "softmax" ? [16 * t, t] : variant == "gelu" ? [t, config.intermediateSize] : [t, c], seed: 9, scale: 4)
+        let x = Tensor.seeded(
+            variant == "softmax" ? [16 * t, t] : variant == "gelu" ? [t, config.intermediateSize] : [t, c], seed: 9,
+            scale: 4)
         let w = Tensor(shape: [c], repeating: 1)
         let s = medianTime(repeats: max(repeats, 3)) {
             switch variant {
@@ -75,8 +90,9 @@ func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int) throw
             default: _ = x.layerNorm(weight: w, bias: w, eps: 1e-6)
             }
         }
-        return BenchResult(name: "vision", variant: variant, size: "\(x.shape)", threads: threads, medianSeconds: s,
-                           rate: Double(x.count) / s / 1e9, unit: "Gelem/s", peakRSSBytes: peakRSSBytes())
+        return BenchResult(
+            name: "vision", variant: variant, size: "\(x.shape)", threads: threads, medianSeconds: s,
+            rate: Double(x.count) / s / 1e9, unit: "Gelem/s", peakRSSBytes: peakRSSBytes())
     default:
         throw ValidationError("vision: unknown variant \(variant) (tower, attention, mlp)")
     }
@@ -85,7 +101,9 @@ func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int) throw
 struct VisionBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vision",
-        abstract: "So400m-shaped SigLIP tower on one tile: Eaglet vs PyTorch SiglipVisionModel (fp32), attention/MLP share, GFLOP/s vs sgemm.")
+        abstract:
+            "So400m-shaped SigLIP tower on one tile: Eaglet vs PyTorch SiglipVisionModel (fp32), attention/MLP share, GFLOP/s vs sgemm."
+    )
 
     @Option(help: "Tile side in pixels (patch 14).")
     var size: Int = 448
@@ -95,14 +113,17 @@ struct VisionBench: ParsableCommand {
 
     func run() throws {
         var results = [BenchResult]()
-        let torchAvailable = !common.noTorch && runTorch(["matmul", "--size", "64", "--repeats", "1"], threads: 1) != nil
+        let torchAvailable =
+            !common.noTorch && runTorch(["matmul", "--size", "64", "--repeats", "1"], threads: 1) != nil
         var lines = [String]()
         for t in common.threadCounts {
             func note(_ s: String) { FileHandle.standardError.write(Data("vision threads=\(t): \(s)…\n".utf8)) }
             note("eaglet tower")
-            let mine = runCase(["vision", "--variant", "tower", "--size", String(size), "--repeats", String(repeats)], threads: t)
+            let mine = runCase(
+                ["vision", "--variant", "tower", "--size", String(size), "--repeats", String(repeats)], threads: t)
             note("attention / mlp halves")
-            let attn = runCase(["vision", "--variant", "attention", "--size", String(size), "--repeats", "5"], threads: t)
+            let attn = runCase(
+                ["vision", "--variant", "attention", "--size", String(size), "--repeats", "5"], threads: t)
             let mlp = runCase(["vision", "--variant", "mlp", "--size", String(size), "--repeats", "5"], threads: t)
             note("sgemm 2048²")
             let gemm = runCase(["matmul", "--variant", "sgemm", "--size", "2048", "--repeats", "3"], threads: t)
@@ -115,18 +136,23 @@ struct VisionBench: ParsableCommand {
             guard let mine else { lines.append("threads=\(t): the Eaglet tower case failed"); continue }
             var line = String(format: "threads=%d  Eaglet %.3f s (%.1f GFLOP/s)", t, mine.medianSeconds, mine.rate)
             if let torch {
-                line += String(format: "  PyTorch %.3f s (%.1f GFLOP/s)  PyTorch/Eaglet time ratio %.2f (>1: Eaglet faster)",
-                               torch.medianSeconds, torch.rate, torch.medianSeconds / mine.medianSeconds)
+                line += String(
+                    format: "  PyTorch %.3f s (%.1f GFLOP/s)  PyTorch/Eaglet time ratio %.2f (>1: Eaglet faster)",
+                    torch.medianSeconds, torch.rate, torch.medianSeconds / mine.medianSeconds)
             }
             if let gemm {
-                line += String(format: "\n           sgemm 2048² %.1f GFLOP/s; tower reaches %.0f%% of it", gemm.rate, 100 * mine.rate / gemm.rate)
+                line += String(
+                    format: "\n           sgemm 2048² %.1f GFLOP/s; tower reaches %.0f%% of it", gemm.rate,
+                    100 * mine.rate / gemm.rate)
             }
             if let attn, let mlp {
                 let perLayer = mine.medianSeconds / 27
-                line += String(format: "\n           per layer: attention %.1f ms (%.0f%%), MLP %.1f ms (%.0f%%), rest %.0f%% (norms, embeddings)",
-                               attn.medianSeconds * 1e3, 100 * attn.medianSeconds / perLayer,
-                               mlp.medianSeconds * 1e3, 100 * mlp.medianSeconds / perLayer,
-                               100 * max(0, 1 - (attn.medianSeconds + mlp.medianSeconds) / perLayer))
+                line += String(
+                    format:
+                        "\n           per layer: attention %.1f ms (%.0f%%), MLP %.1f ms (%.0f%%), rest %.0f%% (norms, embeddings)",
+                    attn.medianSeconds * 1e3, 100 * attn.medianSeconds / perLayer,
+                    mlp.medianSeconds * 1e3, 100 * mlp.medianSeconds / perLayer,
+                    100 * max(0, 1 - (attn.medianSeconds + mlp.medianSeconds) / perLayer))
             }
             lines.append(line)
         }

@@ -21,7 +21,8 @@ struct ADSCommand: ParsableCommand {
     var textTokens: Int
     @Option(help: "A still image's size, WxH (repeatable).")
     var image: [String] = []
-    @Option(help: "A temporal input's candidate frame count (repeatable): a video's policy count, or a document's pages.")
+    @Option(
+        help: "A temporal input's candidate frame count (repeatable): a video's policy count, or a document's pages.")
     var temporal: [Int] = []
     @Option(help: "N_min: the least frames each temporal input gets (or all its candidates if fewer).")
     var minFrames: Int = 8
@@ -44,21 +45,28 @@ struct ADSCommand: ParsableCommand {
         _ = try parsedImages()
         guard maxContext >= 1 else { throw ValidationError("--max-context must be at least 1 (got \(maxContext))") }
         guard textTokens >= 0 else { throw ValidationError("--text-tokens must be ≥ 0 (got \(textTokens))") }
-        guard temporal.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--temporal counts must be at least 1 (got \(temporal))") }
+        guard temporal.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--temporal counts must be at least 1 (got \(temporal))")
+        }
         guard minFrames >= 1 else { throw ValidationError("--min-frames must be at least 1 (got \(minFrames))") }
-        guard tokensPerTile >= 1 else { throw ValidationError("--tokens-per-tile must be at least 1 (got \(tokensPerTile))") }
+        guard tokensPerTile >= 1 else {
+            throw ValidationError("--tokens-per-tile must be at least 1 (got \(tokensPerTile))")
+        }
     }
 
     func run() throws {
         try reportingInputErrors {
             let images = try parsedImages()
             let config = ADSConfig(tokensPerTile: tokensPerTile, minFrames: minFrames)
-            let a = try automaticDegradeSampling(ADSRequest(maxContext: maxContext, textTokens: textTokens, images: images,
-                                                            temporalCandidates: temporal), config: config)
+            let a = try automaticDegradeSampling(
+                ADSRequest(
+                    maxContext: maxContext, textTokens: textTokens, images: images,
+                    temporalCandidates: temporal), config: config)
             if json {
                 func list(_ xs: [Int]) -> String { "[" + xs.map(String.init).joined(separator: ",") + "]" }
-                print("{\"frames\":\(list(a.frames)),\"tile_cap\":\(a.tileCap),\"tiles\":\(list(a.tiles)),"
-                      + "\"visual_tokens\":\(a.visualTokens),\"total_tokens\":\(a.totalTokens)}")
+                print(
+                    "{\"frames\":\(list(a.frames)),\"tile_cap\":\(a.tileCap),\"tiles\":\(list(a.tiles)),"
+                        + "\"visual_tokens\":\(a.visualTokens),\"total_tokens\":\(a.totalTokens)}")
                 return
             }
             print("context \(maxContext) = text \(textTokens) + visual budget \(maxContext - textTokens)")
@@ -67,9 +75,13 @@ struct ADSCommand: ParsableCommand {
             }
             print("tile cap t* = \(a.tileCap)")
             for (i, (im, t)) in zip(images, a.tiles).enumerated() {
-                print("image \(i + 1) \(im.width)×\(im.height): \(t) tile\(t == 1 ? "" : "s") (\(t * tokensPerTile) tokens)")
+                print(
+                    "image \(i + 1) \(im.width)×\(im.height): \(t) tile\(t == 1 ? "" : "s") (\(t * tokensPerTile) tokens)"
+                )
             }
-            print("visual tokens \(a.visualTokens), total \(a.totalTokens) of \(maxContext) (\(maxContext - a.totalTokens) unused)")
+            print(
+                "visual tokens \(a.visualTokens), total \(a.totalTokens) of \(maxContext) (\(maxContext - a.totalTokens) unused)"
+            )
         }
     }
 }

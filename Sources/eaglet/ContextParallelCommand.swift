@@ -32,7 +32,8 @@ struct ContextParallelCommand: ParsableCommand {
     func run() throws {
         try reportingInputErrors {
             guard let s = CPStrategy(rawValue: strategy) else {
-                throw InputError(description: "--strategy: \"\(strategy)\" is not one of ring, zigzag, llama3, ulysses, usp")
+                throw InputError(
+                    description: "--strategy: \"\(strategy)\" is not one of ring, zigzag, llama3, ulysses, usp")
             }
             guard seq >= 1, heads >= 1, kvHeads >= 1, headDim >= 1 else {
                 throw InputError(description: "--seq, --heads, --kv-heads and --head-dim must be positive")
@@ -42,9 +43,13 @@ struct ContextParallelCommand: ParsableCommand {
             let (th, o1) = seq.multipliedReportingOverflow(by: heads)
             let (thd, o2) = th.multipliedReportingOverflow(by: headDim)
             guard !o1, !o2, thd <= limit else {
-                throw InputError(description: "--seq × --heads × --head-dim is \(o1 || o2 ? "past Int" : "\(thd)") elements per tensor, above the limit of \(limit)")
+                throw InputError(
+                    description:
+                        "--seq × --heads × --head-dim is \(o1 || o2 ? "past Int" : "\(thd)") elements per tensor, above the limit of \(limit)"
+                )
             }
-            let plan = try CPPlan(strategy: s, world: world, heads: heads, kvHeads: kvHeads, cuSeqlens: [0, seq], ulysses: ulysses)
+            let plan = try CPPlan(
+                strategy: s, world: world, heads: heads, kvHeads: kvHeads, cuSeqlens: [0, seq], ulysses: ulysses)
             let q = Tensor.seeded([heads, seq, headDim], seed: seed &+ 1)
             let k = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 2)
             let v = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 3)
@@ -52,11 +57,16 @@ struct ContextParallelCommand: ParsableCommand {
             // Per rank: [max |Δout|, max |out_ref|, max |Δlse|, max |lse_ref|, bytes, score entries].
             let body: @Sendable (Communicator) -> [Double] = { comm in
                 let l = plan.layouts[comm.rank]
-                let r = contextParallelAttention(q: Sharding.shard(q, l), k: Sharding.shard(k, l), v: Sharding.shard(v, l), plan: plan, comm: comm)
+                let r = contextParallelAttention(
+                    q: Sharding.shard(q, l), k: Sharding.shard(k, l), v: Sharding.shard(v, l), plan: plan, comm: comm)
                 let eo = Sharding.shard(ref.out, l), el = Sharding.shard(ref.lse, l)
                 var st = [0.0, 0, 0, 0, Double(comm.bytesSent), Double(r.scoreEntries)]
-                for (a, b) in zip(r.out.storage, eo.storage) { st[0] = max(st[0], Double(abs(a - b))); st[1] = max(st[1], Double(abs(b))) }
-                for (a, b) in zip(r.lse.storage, el.storage) { st[2] = max(st[2], Double(abs(a - b))); st[3] = max(st[3], Double(abs(b))) }
+                for (a, b) in zip(r.out.storage, eo.storage) {
+                    st[0] = max(st[0], Double(abs(a - b))); st[1] = max(st[1], Double(abs(b)))
+                }
+                for (a, b) in zip(r.lse.storage, el.storage) {
+                    st[2] = max(st[2], Double(abs(a - b))); st[3] = max(st[3], Double(abs(b)))
+                }
                 return st
             }
             var stats: [[Double]]
@@ -66,7 +76,8 @@ struct ContextParallelCommand: ParsableCommand {
                 let comm = try MPICommunicator()
                 defer { comm.finalize() }
                 guard comm.worldSize == world else {
-                    throw InputError(description: "--world \(world) differs from the \(comm.worldSize) processes started by mpirun")
+                    throw InputError(
+                        description: "--world \(world) differs from the \(comm.worldSize) processes started by mpirun")
                 }
                 BLAS.setThreads(1)
                 let mine = body(comm)
@@ -84,13 +95,17 @@ struct ContextParallelCommand: ParsableCommand {
             let imbalance = Double(flops.max()!) / Double(max(1, flops.min()!))
             let formula = plan.forwardBytesPerRank(headDim: headDim)
             if json {
-                let obj: [String: Any] = ["strategy": s.rawValue, "world": world, "ulysses": plan.ulysses, "ring": plan.ring,
-                                          "mpi": mpi, "max_abs_error": maxAbs, "max_rel_error": max(relOut, relLse),
-                                          "bytes_per_rank": bytes, "bytes_formula": formula, "flops_per_rank": flops, "imbalance": imbalance]
+                let obj: [String: Any] = [
+                    "strategy": s.rawValue, "world": world, "ulysses": plan.ulysses, "ring": plan.ring,
+                    "mpi": mpi, "max_abs_error": maxAbs, "max_rel_error": max(relOut, relLse),
+                    "bytes_per_rank": bytes, "bytes_formula": formula, "flops_per_rank": flops, "imbalance": imbalance
+                ]
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("\(s.rawValue): W=\(world) (Ulysses \(plan.ulysses) × ring \(plan.ring)), T=\(seq), H=\(heads), Hkv=\(kvHeads), D=\(headDim), \(mpi ? "MPI processes" : "threads")")
+                print(
+                    "\(s.rawValue): W=\(world) (Ulysses \(plan.ulysses) × ring \(plan.ring)), T=\(seq), H=\(heads), Hkv=\(kvHeads), D=\(headDim), \(mpi ? "MPI processes" : "threads")"
+                )
                 print("max abs error vs full attention: \(maxAbs)   max rel error: \(max(relOut, relLse))")
                 print("bytes sent per rank: \(bytes)   (formula: \(formula))")
                 print("attention FLOPs per rank: \(flops)   imbalance max/min: \(String(format: "%.4f", imbalance))")

@@ -26,7 +26,8 @@ struct Demo: ParsableCommand {
             let imagePath = image ?? "\(dir)/demo.png"
             var question = prompt ?? "What color is the circle?"
             if prompt == nil, let d = FileManager.default.contents(atPath: "\(dir)/demo.json"),
-               let j = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let q = j["question"] as? String {
+                let j = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any], let q = j["question"] as? String
+            {
                 question = q
             }
             let t0 = Date()
@@ -35,19 +36,24 @@ struct Demo: ParsableCommand {
             let picture = try RGBImage.load(imagePath)
             let prepared = try pipeline.prepare(images: [picture], question: question)
             guard let tokenizer = pipeline.tokenizer else { throw EagleError.noTokenizer(directory: dir) }
-            print("Eaglet \(eagletVersion) — tiny Eagle 2.5 from \(dir) (loaded in \(String(format: "%.0f", loadTime * 1000)) ms)")
+            print(
+                "Eaglet \(eagletVersion) — tiny Eagle 2.5 from \(dir) (loaded in \(String(format: "%.0f", loadTime * 1000)) ms)"
+            )
             print("image:    \(imagePath) (\(picture.width)×\(picture.height))")
             print("question: \(question)")
             print("answer:   ", terminator: "")
             flushStandardOutput()
             var stream = StreamingDecoder(tokenizer: tokenizer, skipSpecialTokens: true)
-            let r = try pipeline.generate(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: 32) { id in
+            let r = try pipeline.generate(ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: 32) {
+                id in
                 if let piece = try? stream.push(id) { print(piece, terminator: ""); flushStandardOutput() }
             }
             print(stream.finish())
             let g = prepared.grids.first.map { "\($0.columns)×\($0.rows)" } ?? "-"
             print("")
-            print("tiles:          \(prepared.tilesPerImage.reduce(0, +)) (grid \(g)\(prepared.tilesPerImage.first ?? 0 > 1 ? " + thumbnail" : ""), \(pipeline.model.config.tileSize) px)")
+            print(
+                "tiles:          \(prepared.tilesPerImage.reduce(0, +)) (grid \(g)\(prepared.tilesPerImage.first ?? 0 > 1 ? " + thumbnail" : ""), \(pipeline.model.config.tileSize) px)"
+            )
             print("visual tokens:  \(r.visualTokens)")
             print("prompt tokens:  \(r.promptTokens)")
             print("new tokens:     \(r.tokens.count)")

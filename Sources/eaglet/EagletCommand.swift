@@ -15,9 +15,11 @@ struct EagletCommand: ParsableCommand {
         commandName: "eaglet",
         abstract: "NVIDIA Eagle 2.5 rebuilt in Swift: a reference and teaching implementation.",
         version: eagletVersion,
-        subcommands: [Demo.self, Generate.self, Forward.self, Inspect.self, Tile.self, Preprocess.self, Tokenize.self,
-                      Detokenize.self, Frames.self, ADSCommand.self, ContextParallelCommand.self,
-                      GPUCheckCommand.self]
+        subcommands: [
+            Demo.self, Generate.self, Forward.self, Inspect.self, Tile.self, Preprocess.self, Tokenize.self,
+            Detokenize.self, Frames.self, ADSCommand.self, ContextParallelCommand.self,
+            GPUCheckCommand.self
+        ]
 
     )
 }
@@ -29,10 +31,7 @@ struct InputError: Error, CustomStringConvertible {
 
 /// Runs `body`, turning any thrown input error into one line on stderr and exit code 1.
 func reportingInputErrors(_ body: () throws -> Void) throws {
-    do { try body() }
-    catch let e as CleanExit { throw e }
-    catch let e as ExitCode { throw e }
-    catch {
+    do { try body() } catch let e as CleanExit { throw e } catch let e as ExitCode { throw e } catch {
         FileHandle.standardError.write(Data("eaglet: \(error)\n".utf8))
         throw ExitCode(1)
     }
@@ -44,15 +43,20 @@ func locateRepository(_ explicit: String?) throws -> String {
     let fm = FileManager.default
     if let explicit { return explicit }
     if let env = ProcessInfo.processInfo.environment["EAGLET_ROOT"], !env.isEmpty { return env }
-    let starts = [fm.currentDirectoryPath, (CommandLine.arguments[0] as NSString).deletingLastPathComponent,
-                  Bundle.main.executablePath.map { ($0 as NSString).deletingLastPathComponent } ?? ""]
+    let starts = [
+        fm.currentDirectoryPath, (CommandLine.arguments[0] as NSString).deletingLastPathComponent,
+        Bundle.main.executablePath.map { ($0 as NSString).deletingLastPathComponent } ?? ""
+    ]
     for start in starts where !start.isEmpty {
         var url = URL(fileURLWithPath: start).standardizedFileURL
         while true {
-            if fm.fileExists(atPath: url.appendingPathComponent("Fixtures/tensor-ops/manifest.json").path) { return url.path }
+            if fm.fileExists(atPath: url.appendingPathComponent("Fixtures/tensor-ops/manifest.json").path) {
+                return url.path
+            }
             if url.path == "/" { break }
             url.deleteLastPathComponent()
         }
     }
-    throw InputError(description: "cannot find the Eaglet repository (its Fixtures/ folder); pass --root DIR or set EAGLET_ROOT")
+    throw InputError(
+        description: "cannot find the Eaglet repository (its Fixtures/ folder); pass --root DIR or set EAGLET_ROOT")
 }

@@ -40,17 +40,22 @@ struct Frames: ParsableCommand {
             let info = file.info
             let policy = FrameSamplingPolicy(fps: fps, minFrames: minFrames, maxFrames: maxFrames, numFrames: numFrames)
             let s: FrameSample
-            do { s = try sampleFrames(totalFrames: info.frameCount, videoFPS: info.averageFrameRate, policy: policy) }
-            catch let e as FrameSamplingError { throw InputError(description: "\(video): \(e)") }
+            do {
+                s = try sampleFrames(totalFrames: info.frameCount, videoFPS: info.averageFrameRate, policy: policy)
+            } catch let e as FrameSamplingError { throw InputError(description: "\(video): \(e)") }
             if json {
-                print("{\"indices\":[\(s.indices.map(String.init).joined(separator: ","))],"
-                      + "\"timestamps\":[\(s.timestamps.map { jsonNumber($0) }.joined(separator: ","))],"
-                      + "\"fps\":\(jsonNumber(s.sampleFPS)),\"total_frames\":\(info.frameCount)}")
+                print(
+                    "{\"indices\":[\(s.indices.map(String.init).joined(separator: ","))],"
+                        + "\"timestamps\":[\(s.timestamps.map { jsonNumber($0) }.joined(separator: ","))],"
+                        + "\"fps\":\(jsonNumber(s.sampleFPS)),\"total_frames\":\(info.frameCount)}")
                 return
             }
-            print("\(video): \(info.codec) in \(info.container), \(info.width)×\(info.height), \(info.frameCount) frames"
-                  + (info.declaredFrameCount == nil ? " (counted; the container stores no count)" : "")
-                  + String(format: ", %.3f fps average, %.2f s, %d keyframes", info.averageFrameRate, info.duration, info.keyframes.count))
+            print(
+                "\(video): \(info.codec) in \(info.container), \(info.width)×\(info.height), \(info.frameCount) frames"
+                    + (info.declaredFrameCount == nil ? " (counted; the container stores no count)" : "")
+                    + String(
+                        format: ", %.3f fps average, %.2f s, %d keyframes", info.averageFrameRate, info.duration,
+                        info.keyframes.count))
             print(String(format: "%d frames sampled at %.2f fps:", s.indices.count, s.sampleFPS))
             for (i, t) in zip(s.indices, s.timestamps) {
                 print(String(format: "  frame %6d  at %9.3f s  (stream time %9.3f s)", i, t, info.timestamps[i]))

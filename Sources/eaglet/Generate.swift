@@ -1,5 +1,6 @@
 // `eaglet generate`, `eaglet forward`, `eaglet inspect`: the end-to-end model from the command line
-// (chapter 09, docs/cli.md). They share how a prompt is given: --prompt with zero or more --image, or --input-ids (a flat
+// (chapter 09, docs/cli.md). They share how a prompt is given: --prompt with zero or more --image, or --input-ids (a
+// flat
 // JSON array of ids) with optional --pixel-values (a safetensors file holding pixel_values (N, 3, S, S)).
 import ArgumentParser
 import Eaglet
@@ -40,15 +41,21 @@ struct PromptOptions: ParsableArguments {
     }
 
     /// The prompt ids, pixel values and tiles per image.
-    func resolve(_ pipeline: EaglePipeline, maxContext: Int? = nil) throws -> (ids: [Int], pixels: Tensor?, tiles: [Int]) {
+    func resolve(_ pipeline: EaglePipeline, maxContext: Int? = nil) throws -> (
+        ids: [Int], pixels: Tensor?, tiles: [Int]
+    ) {
         if let path = inputIds {
-            guard let data = FileManager.default.contents(atPath: path) else { throw InputError(description: "\(path): cannot read") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw InputError(description: "\(path): cannot read")
+            }
             guard let arr = (try? JSONSerialization.jsonObject(with: data)) as? [Any] else {
                 throw InputError(description: "\(path): expected a flat JSON array of integers")
             }
             var ids = [Int]()
             for v in arr {
-                guard let n = v as? NSNumber, !(v is String), n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < 1e12 else {
+                guard let n = v as? NSNumber, !(v is String), n.doubleValue == n.doubleValue.rounded(),
+                    abs(n.doubleValue) < 1e12
+                else {
                     throw InputError(description: "\(path): expected a flat JSON array of integers, found \(v)")
                 }
                 ids.append(n.intValue)
@@ -56,13 +63,17 @@ struct PromptOptions: ParsableArguments {
             var pixels: Tensor? = nil
             if let pv = pixelValues {
                 let f = try SafeTensorsFile(path: pv)
-                guard f.info("pixel_values") != nil else { throw InputError(description: "\(pv): no tensor named 'pixel_values'") }
+                guard f.info("pixel_values") != nil else {
+                    throw InputError(description: "\(pv): no tensor named 'pixel_values'")
+                }
                 // The shape is checked before anything indexes it (a rank-0 tensor once trapped here).
                 let c = pipeline.model.config
                 guard let info = f.info("pixel_values"), info.shape.count == 4, info.shape[1] == c.vision.numChannels,
-                      info.shape[2] == c.tileSize, info.shape[3] == c.tileSize else {
-                    throw EagleError.badPixelValues(shape: f.info("pixel_values")?.shape ?? [],
-                                                    expected: "(N, \(c.vision.numChannels), \(c.tileSize), \(c.tileSize)) in \(pv)")
+                    info.shape[2] == c.tileSize, info.shape[3] == c.tileSize
+                else {
+                    throw EagleError.badPixelValues(
+                        shape: f.info("pixel_values")?.shape ?? [],
+                        expected: "(N, \(c.vision.numChannels), \(c.tileSize), \(c.tileSize)) in \(pv)")
                 }
                 pixels = try f.tensor("pixel_values")
             }
@@ -70,9 +81,13 @@ struct PromptOptions: ParsableArguments {
         }
         let decoded = try images.map { try RGBImage.load($0, maxPixels: maxImagePixels) }
         if let video {
-            let v = try VideoPrompt.prepare(pipeline: pipeline, images: decoded, video: video, question: prompt ?? "",
-                                            system: system, maxContext: maxContext, maxPixels: maxImagePixels)
-            FileHandle.standardError.write(Data("video: \(v.frames.count) frames (ADS), tile cap \(v.tileCap), \(v.ids.count) prompt tokens\n".utf8))
+            let v = try VideoPrompt.prepare(
+                pipeline: pipeline, images: decoded, video: video, question: prompt ?? "",
+                system: system, maxContext: maxContext, maxPixels: maxImagePixels)
+            FileHandle.standardError.write(
+                Data(
+                    "video: \(v.frames.count) frames (ADS), tile cap \(v.tileCap), \(v.ids.count) prompt tokens\n".utf8)
+            )
             return (v.ids, v.pixels, v.tilesPerImage + [v.frames.count])
         }
         let p = try pipeline.prepare(images: decoded, question: prompt ?? "", system: system)
@@ -98,20 +113,26 @@ struct Generate: ParsableCommand {
             let pipeline = try input.pipeline()
             let (ids, pixels, _) = try input.resolve(pipeline, maxContext: maxContext)
             var stream = pipeline.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
-            let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
-            let r = try pipeline.generate(ids: ids, pixelValues: pixels, maxNewTokens: maxNewTokens, sampling: sampling, maxContext: maxContext) { id in
+            let sampling = SamplingParameters(
+                temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
+            let r = try pipeline.generate(
+                ids: ids, pixelValues: pixels, maxNewTokens: maxNewTokens, sampling: sampling, maxContext: maxContext
+            ) { id in
                 guard !json, var s = stream else { return }
                 if let piece = try? s.push(id) { FileHandle.standardOutput.write(Data(piece.utf8)) }
                 stream = s
             }
             let textOut = (try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? nil
             if json {
-                print("{\"tokens\":[\(r.tokens.map(String.init).joined(separator: ","))],\"text\":\(jsonString(textOut ?? ""))}")
+                print(
+                    "{\"tokens\":[\(r.tokens.map(String.init).joined(separator: ","))],\"text\":\(jsonString(textOut ?? ""))}"
+                )
             } else {
                 if var s = stream { FileHandle.standardOutput.write(Data(s.finish().utf8)) }
                 if pipeline.tokenizer == nil { print(r.tokens.map(String.init).joined(separator: " "), terminator: "") }
                 print("")
-                FileHandle.standardError.write(Data((r.report.summary(promptTokens: r.promptTokens, visualTokens: r.visualTokens) + "\n").utf8))
+                FileHandle.standardError.write(
+                    Data((r.report.summary(promptTokens: r.promptTokens, visualTokens: r.visualTokens) + "\n").utf8))
             }
         }
     }
@@ -138,15 +159,17 @@ struct Forward: ParsableCommand {
             if let v = f.visualTokens { w.add("visual_tokens", v) }
             w.add("logits", f.logits)
             try w.write(to: dump)
-            print("wrote \(dump): input_ids [\(ids.count)]" + (pixels.map { ", pixel_values \($0.shape)" } ?? "")
-                  + (f.visionFeatures.map { ", vision_features \($0.shape)" } ?? "")
-                  + (f.visualTokens.map { ", visual_tokens \($0.shape)" } ?? "") + ", logits \(f.logits.shape)")
+            print(
+                "wrote \(dump): input_ids [\(ids.count)]" + (pixels.map { ", pixel_values \($0.shape)" } ?? "")
+                    + (f.visionFeatures.map { ", vision_features \($0.shape)" } ?? "")
+                    + (f.visualTokens.map { ", visual_tokens \($0.shape)" } ?? "") + ", logits \(f.logits.shape)")
         }
     }
 }
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Summarise a checkpoint: config, parameters per part, dtypes.")
+    static let configuration = CommandConfiguration(
+        abstract: "Summarise a checkpoint: config, parameters per part, dtypes.")
 
     @Option(help: "Checkpoint folder.") var model: String
 
@@ -158,21 +181,32 @@ struct Inspect: ParsableCommand {
             var params = [String: Int](), dtypes = [String: Int]()
             for name in ckpt.names {
                 guard let info = ckpt.info(name) else { continue }
-                let part = name.hasPrefix("vision_model.") ? "vision_model" : name.hasPrefix("mlp1.") ? "mlp1" : name.hasPrefix("language_model.") ? "language_model" : "other"
+                let part =
+                    name.hasPrefix("vision_model.")
+                    ? "vision_model"
+                    : name.hasPrefix("mlp1.") ? "mlp1" : name.hasPrefix("language_model.") ? "language_model" : "other"
                 params[part, default: 0] += info.elementCount
                 dtypes[info.dtype.rawValue, default: 0] += 1
             }
             let v = config.vision, t = config.text
             print("\(model)")
-            print("  vision: SigLIP, hidden \(v.hiddenSize), \(v.numHiddenLayers) layers, \(v.numAttentionHeads) heads, MLP \(v.intermediateSize), \(v.imageSize) px / patch \(v.patchSize)")
+            print(
+                "  vision: SigLIP, hidden \(v.hiddenSize), \(v.numHiddenLayers) layers, \(v.numAttentionHeads) heads, MLP \(v.intermediateSize), \(v.imageSize) px / patch \(v.patchSize)"
+            )
             print("  connector: pixel shuffle \(config.downsampleRatio) → mlp1 \(4 * v.hiddenSize) → \(t.hiddenSize)")
-            print("  language: Qwen2, hidden \(t.hiddenSize), \(t.numHiddenLayers) layers, \(t.numAttentionHeads) heads over \(t.numKeyValueHeads) KV heads, MLP \(t.intermediateSize), vocab \(t.vocabSize), θ \(t.ropeTheta), context \(t.maxPositionEmbeddings)\(t.tieWordEmbeddings ? ", tied embeddings" : "")")
-            print("  tiles: \(config.tileSize) px, \(config.minTiles)…\(config.maxTiles)\(config.useThumbnail ? " + thumbnail" : ""), \(config.tokensPerTile) tokens per tile; <IMG_CONTEXT> = \(config.imageTokenIndex)")
+            print(
+                "  language: Qwen2, hidden \(t.hiddenSize), \(t.numHiddenLayers) layers, \(t.numAttentionHeads) heads over \(t.numKeyValueHeads) KV heads, MLP \(t.intermediateSize), vocab \(t.vocabSize), θ \(t.ropeTheta), context \(t.maxPositionEmbeddings)\(t.tieWordEmbeddings ? ", tied embeddings" : "")"
+            )
+            print(
+                "  tiles: \(config.tileSize) px, \(config.minTiles)…\(config.maxTiles)\(config.useThumbnail ? " + thumbnail" : ""), \(config.tokensPerTile) tokens per tile; <IMG_CONTEXT> = \(config.imageTokenIndex)"
+            )
             for part in ["vision_model", "mlp1", "language_model", "other"] where params[part] != nil {
                 print("  parameters \(part): \(params[part]!)")
             }
             print("  parameters total: \(params.values.reduce(0, +))")
-            print("  dtypes: " + dtypes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+            print(
+                "  dtypes: "
+                    + dtypes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         }
     }
 }

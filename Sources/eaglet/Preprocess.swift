@@ -27,9 +27,10 @@ struct Preprocess: ParsableCommand {
             writer.add("pixel_values", values)
             writer.add("image_sizes", integers: [Int64(decoded.height), Int64(decoded.width)], shape: [1, 2])
             try writer.write(to: dump)
-            print("\(image): \(decoded.width)×\(decoded.height) → \(grid) grid"
-                  + (tiler.hasThumbnail(grid) ? " + thumbnail" : "")
-                  + " → pixel_values \(values.shape) written to \(dump)")
+            print(
+                "\(image): \(decoded.width)×\(decoded.height) → \(grid) grid"
+                    + (tiler.hasThumbnail(grid) ? " + thumbnail" : "")
+                    + " → pixel_values \(values.shape) written to \(dump)")
         }
     }
 }

@@ -16,8 +16,9 @@ struct TilingOptions: ParsableArguments {
     func validate() throws { _ = try tiler() }
 
     func tiler(rule: TilingRule = .areaPreservation) throws -> Tiler {
-        do { return try Tiler(TilingConfig(tileSize: tileSize, minTiles: minTiles, maxTiles: maxTiles), rule: rule) }
-        catch let e as TilerError { throw ValidationError(e.description) }
+        do {
+            return try Tiler(TilingConfig(tileSize: tileSize, minTiles: minTiles, maxTiles: maxTiles), rule: rule)
+        } catch let e as TilerError { throw ValidationError(e.description) }
     }
 }
 
@@ -47,12 +48,16 @@ struct Tile: ParsableCommand {
     func validate() throws {
         if image == nil {
             guard let width, let height else { throw ValidationError("give an IMAGE, or both --width and --height") }
-            guard width > 0, height > 0 else { throw ValidationError("--width and --height must be at least 1 (got \(width)×\(height))") }
+            guard width > 0, height > 0 else {
+                throw ValidationError("--width and --height must be at least 1 (got \(width)×\(height))")
+            }
             guard png == nil else { throw ValidationError("--png needs an IMAGE to draw on") }
         } else if width != nil || height != nil {
             throw ValidationError("give either an IMAGE or --width/--height, not both")
         }
-        guard TilingRule(rawValue: rule) != nil else { throw ValidationError("--rule must be iap or internvl (got \(rule))") }
+        guard TilingRule(rawValue: rule) != nil else {
+            throw ValidationError("--rule must be iap or internvl (got \(rule))")
+        }
     }
 
     func run() throws {
@@ -73,12 +78,15 @@ struct Tile: ParsableCommand {
                 try tiler.gridPicture(of: picture, grid: grid).writePNG(to: png)
             }
             if json {
-                print("{\"columns\":\(grid.columns),\"rows\":\(grid.rows),\"tiles\":\(grid.tiles),\"thumbnail\":\(thumbnail)}")
+                print(
+                    "{\"columns\":\(grid.columns),\"rows\":\(grid.rows),\"tiles\":\(grid.tiles),\"thumbnail\":\(thumbnail)}"
+                )
                 return
             }
             let s = tiler.config.tileSize
-            print("\(w)×\(h) → \(grid) grid (\(rule)): \(grid.tiles) tile\(grid.tiles == 1 ? "" : "s") of \(s)×\(s)"
-                  + (thumbnail ? " + 1 thumbnail = \(grid.tiles + 1) tiles" : ""))
+            print(
+                "\(w)×\(h) → \(grid) grid (\(rule)): \(grid.tiles) tile\(grid.tiles == 1 ? "" : "s") of \(s)×\(s)"
+                    + (thumbnail ? " + 1 thumbnail = \(grid.tiles + 1) tiles" : ""))
             let score = areaPreservationScore(grid, width: w, height: h, tileSize: s)
             print("resized to \(grid.columns * s)×\(grid.rows * s); IAP score \(String(format: "%.4f", score))")
             if let png { print("grid picture written to \(png)") }

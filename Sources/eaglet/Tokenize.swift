@@ -32,7 +32,7 @@ struct Tokenize: ParsableCommand {
             }
             // Split the raw bytes on 0x0A only (so "\r" stays in its line); bad UTF-8 becomes U+FFFD.
             var lines = Array(data).split(separator: 0x0A, omittingEmptySubsequences: false)
-            if lines.count > 1, lines.last?.isEmpty == true { lines.removeLast() }  // a final newline ends the last line
+            if lines.count > 1, lines.last?.isEmpty == true { lines.removeLast() } // a final newline ends the last line
             var out = ""
             for line in lines { out += jsonArray(tok.encode(bytes: Array(line))) + "\n" }
             FileHandle.standardOutput.write(Data(out.utf8))

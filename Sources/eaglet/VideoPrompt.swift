@@ -16,31 +16,45 @@ struct VideoPrompt {
     var tileCap: Int
     var tilesPerImage: [Int]
 
-    static func prepare(pipeline: EaglePipeline, images: [RGBImage], video path: String, question: String,
-                        system: String?, maxContext: Int?, maxPixels: Int = RGBImage.defaultMaxPixels) throws -> VideoPrompt {
+    static func prepare(
+        pipeline: EaglePipeline, images: [RGBImage], video path: String, question: String,
+        system: String?, maxContext: Int?, maxPixels: Int = RGBImage.defaultMaxPixels
+    ) throws -> VideoPrompt {
         guard let tokenizer = pipeline.tokenizer else { throw EagleError.noTokenizer(directory: pipeline.directory) }
         let c = pipeline.model.config
         let context = maxContext ?? c.text.maxPositionEmbeddings
         let file = try VideoFile(path: path, maxPixels: maxPixels)
         let info = file.info
-        let candidates = try sampleFrames(totalFrames: info.frameCount, videoFPS: info.averageFrameRate,
-                                          policy: FrameSamplingPolicy(maxFrames: 512))
+        let candidates = try sampleFrames(
+            totalFrames: info.frameCount, videoFPS: info.averageFrameRate,
+            policy: FrameSamplingPolicy(maxFrames: 512))
         // Text tokens: the whole prompt with no <IMG_CONTEXT> at all, wording for every candidate frame.
-        let textOnly = EaglePrompt.build(question: question, media: images.map { _ in .image(contextTokens: 0) } + [
-            .video(frames: candidates.indices.count, tokensPerFrame: 0, timestamps: candidates.timestamps, fps: candidates.sampleFPS)],
+        let textOnly = EaglePrompt.build(
+            question: question,
+            media: images.map { _ in .image(contextTokens: 0) } + [
+                .video(
+                    frames: candidates.indices.count, tokensPerFrame: 0, timestamps: candidates.timestamps,
+                    fps: candidates.sampleFPS)
+            ],
             system: system)
         let textTokens = tokenizer.encode(textOnly).count
         var caps = [12, 8, 6, 4, 2, 1].filter { $0 <= c.maxTiles }
         if caps.isEmpty { caps = [1] }
-        let ads = ADSConfig(tokensPerTile: c.tokensPerTile, tileCaps: caps, minFrames: 8, tileSize: c.tileSize, useThumbnail: c.useThumbnail)
+        let ads = ADSConfig(
+            tokensPerTile: c.tokensPerTile, tileCaps: caps, minFrames: 8, tileSize: c.tileSize,
+            useThumbnail: c.useThumbnail)
         let allocation = try automaticDegradeSampling(
-            ADSRequest(maxContext: context, textTokens: textTokens, images: images.map { ADSImage(width: $0.width, height: $0.height) },
-                       temporalCandidates: [candidates.indices.count]), config: ads)
+            ADSRequest(
+                maxContext: context, textTokens: textTokens,
+                images: images.map { ADSImage(width: $0.width, height: $0.height) },
+                temporalCandidates: [candidates.indices.count]), config: ads)
         let n = allocation.frames.first ?? 0
         let chosen = try sampleFrames(totalFrames: info.frameCount, videoFPS: info.averageFrameRate, exactCount: n)
 
-        let imageTiler = try Tiler(TilingConfig(tileSize: c.tileSize, minTiles: min(c.minTiles, allocation.tileCap),
-                                                maxTiles: allocation.tileCap, useThumbnail: c.useThumbnail))
+        let imageTiler = try Tiler(
+            TilingConfig(
+                tileSize: c.tileSize, minTiles: min(c.minTiles, allocation.tileCap),
+                maxTiles: allocation.tileCap, useThumbnail: c.useThumbnail))
         let frameTiler = try Tiler(TilingConfig(tileSize: c.tileSize, minTiles: 1, maxTiles: 1, useThumbnail: false))
         var parts = [Tensor](), tiles = [Int]()
         for image in images {
@@ -48,12 +62,19 @@ struct VideoPrompt {
             parts.append(p); tiles.append(p.shape[0])
         }
         var frameTiles = [Int: Tensor]()
-        try file.forEachFrame(at: chosen.indices) { frame in frameTiles[frame.index] = frameTiler.pixelValues(frame.image) }
+        try file.forEachFrame(at: chosen.indices) { frame in
+            frameTiles[frame.index] = frameTiler.pixelValues(frame.image)
+        }
         for i in chosen.indices { if let t = frameTiles[i] { parts.append(t) } }
-        let media: [PromptMedia] = tiles.map { .image(contextTokens: $0 * c.tokensPerTile) } + [
-            .video(frames: chosen.indices.count, tokensPerFrame: c.tokensPerTile, timestamps: chosen.timestamps, fps: chosen.sampleFPS)]
+        let media: [PromptMedia] =
+            tiles.map { .image(contextTokens: $0 * c.tokensPerTile) } + [
+                .video(
+                    frames: chosen.indices.count, tokensPerFrame: c.tokensPerTile, timestamps: chosen.timestamps,
+                    fps: chosen.sampleFPS)
+            ]
         let ids = tokenizer.encode(EaglePrompt.build(question: question, media: media, system: system))
-        return VideoPrompt(ids: ids, pixels: Tensor.concatenate(parts, dim: 0), frames: chosen.indices,
-                           tileCap: allocation.tileCap, tilesPerImage: tiles)
+        return VideoPrompt(
+            ids: ids, pixels: Tensor.concatenate(parts, dim: 0), frames: chosen.indices,
+            tileCap: allocation.tileCap, tilesPerImage: tiles)
     }
 }

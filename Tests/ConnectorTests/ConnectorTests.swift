@@ -26,7 +26,9 @@ import _TestSupport
         let x = Tensor(shape: [1, 25, 3], repeating: 1)
         #expect(throws: ConnectorError.oddPatchGrid(rows: 5, columns: 5)) { try pixelShuffle(x) }
         #expect(throws: ConnectorError.oddPatchGrid(rows: 5, columns: 5)) { try pixelShuffleNaive(x) }
-        #expect(throws: ConnectorError.notSquare(tokens: 24)) { try pixelShuffle(Tensor(shape: [1, 24, 3], repeating: 1)) }
+        #expect(throws: ConnectorError.notSquare(tokens: 24)) {
+            try pixelShuffle(Tensor(shape: [1, 24, 3], repeating: 1))
+        }
         #expect(throws: ConnectorError.notAGrid(tokens: 24, rows: 4, columns: 4)) {
             try pixelShuffle(Tensor(shape: [1, 24, 3], repeating: 1), rows: 4, columns: 4)
         }
@@ -40,7 +42,8 @@ import _TestSupport
         assertClose(mlp1(x, compute: .reference), try f.tensor("mlp1.out"), .fp32Block, "mlp1 (naive)")
         print("mlp1 max relative error vs PyTorch:", r.maxRelative)
         let connector = Connector(mlp1: mlp1)
-        assertClose(try connector(try f.tensor("shuffle.square.x")), try f.tensor("connector.out"), .fp32Block, "connector")
+        assertClose(
+            try connector(try f.tensor("shuffle.square.x")), try f.tensor("connector.out"), .fp32Block, "connector")
     }
 
     @Test func mlp1LoaderNamesMissingAndMisShapedTensors() throws {
@@ -48,7 +51,10 @@ import _TestSupport
         #expect(throws: CheckpointError.missing(source: ck.directory, tensor: "vision.mlp1.0.weight")) {
             try MLP1.load(checkpoint: ck, inChannels: 28, outChannels: 13, prefix: "vision.mlp1.")
         }
-        #expect(throws: CheckpointError.wrongShape(source: ck.directory, tensor: "mlp1.0.weight", expected: [20], found: [28])) {
+        #expect(
+            throws: CheckpointError.wrongShape(
+                source: ck.directory, tensor: "mlp1.0.weight", expected: [20], found: [28])
+        ) {
             try MLP1.load(checkpoint: ck, inChannels: 20, outChannels: 13)
         }
     }

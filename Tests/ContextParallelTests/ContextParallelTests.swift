@@ -28,7 +28,8 @@ struct Case {
 func runThreads(_ plan: CPPlan, q: Tensor, k: Tensor, v: Tensor) -> [(CPResult, Int)] {
     ThreadWorld.run(world: plan.world) { comm in
         let l = plan.layouts[comm.rank]
-        let r = contextParallelAttention(q: Sharding.shard(q, l), k: Sharding.shard(k, l), v: Sharding.shard(v, l), plan: plan, comm: comm)
+        let r = contextParallelAttention(
+            q: Sharding.shard(q, l), k: Sharding.shard(k, l), v: Sharding.shard(v, l), plan: plan, comm: comm)
         return (r, comm.bytesSent)
     }
 }
@@ -57,7 +58,8 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
             let c = try Case(f, name)
             let plan: CPPlan
             do {
-                plan = try CPPlan(strategy: strategy, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu)
+                plan = try CPPlan(
+                    strategy: strategy, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu)
             } catch let e as ShardingError {
                 // Only Ulysses may refuse these shapes: heads not divisible by its degree.
                 #expect(strategy == .ulysses && c.q.shape[0] % world != 0, "\(name) W=\(world): unexpected \(e)")
@@ -69,7 +71,9 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
             let single = try fullAttention(q: c.q, k: c.k, v: c.v, cuSeqlens: c.cu)
             checkRanks(results, plan, out: single.out, lse: single.lse, "\(strategy) \(name) W=\(world) vs single rank")
             for (r, (_, bytes)) in results.enumerated() {
-                #expect(bytes == plan.forwardBytesPerRank(headDim: c.q.shape[2]), "\(strategy) \(name) W=\(world) rank \(r) bytes")
+                #expect(
+                    bytes == plan.forwardBytesPerRank(headDim: c.q.shape[2]),
+                    "\(strategy) \(name) W=\(world) rank \(r) bytes")
             }
         }
         #expect(worst <= 1e-5)
@@ -80,8 +84,12 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
     func llama3ContiguousSplitMatchesPyTorch(world: Int) throws {
         for name in ["gqa", "packed"] {
             let c = try Case(f, name)
-            let plan = try CPPlan(strategy: .llama3, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu, split: .contiguous)
-            let worst = checkRanks(runThreads(plan, q: c.q, k: c.k, v: c.v), plan, out: c.out, lse: c.lse, "llama3 contiguous \(name) W=\(world)")
+            let plan = try CPPlan(
+                strategy: .llama3, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu,
+                split: .contiguous)
+            let worst = checkRanks(
+                runThreads(plan, q: c.q, k: c.k, v: c.v), plan, out: c.out, lse: c.lse,
+                "llama3 contiguous \(name) W=\(world)")
             #expect(worst <= 1e-5)
         }
     }
@@ -89,7 +97,8 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
     @Test(arguments: [(8, 1), (8, 2), (8, 8), (4, 4), (6, 2)])
     func uspWithExplicitUlyssesDegreeMatchesPyTorch(world: Int, ulysses: Int) throws {
         let c = try Case(f, world == 6 ? "mha" : "gqa")
-        let plan = try CPPlan(strategy: .usp, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu, ulysses: ulysses)
+        let plan = try CPPlan(
+            strategy: .usp, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu, ulysses: ulysses)
         #expect(plan.ulysses * plan.ring == world)
         let results = runThreads(plan, q: c.q, k: c.k, v: c.v)
         #expect(checkRanks(results, plan, out: c.out, lse: c.lse, "usp W=\(world) U=\(ulysses)") <= 1e-5)
@@ -99,7 +108,10 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
     @Test func ulyssesGivesEachRankTheKVHeadsItsQueryHeadsUse() throws {
         // 8 query heads over 2 kv heads, degree 8: ranks 0–3 read kv head 0, ranks 4–7 kv head 1.
         let plan = try CPPlan(strategy: .ulysses, world: 8, heads: 8, kvHeads: 2, cuSeqlens: [0, 96])
-        #expect((0..<8).map { plan.kvHeadRange(ulyssesRank: $0) } == [0..<1, 0..<1, 0..<1, 0..<1, 1..<2, 1..<2, 1..<2, 1..<2])
+        #expect(
+            (0..<8).map { plan.kvHeadRange(ulyssesRank: $0) } == [
+                0..<1, 0..<1, 0..<1, 0..<1, 1..<2, 1..<2, 1..<2, 1..<2
+            ])
         let wide = try CPPlan(strategy: .ulysses, world: 2, heads: 8, kvHeads: 4, cuSeqlens: [0, 96])
         #expect(wide.kvHeadRange(ulyssesRank: 1) == 2..<4)
         #expect(throws: ShardingError.headsIndivisible(heads: 6, degree: 4)) {
@@ -112,34 +124,49 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
 
     @Test(arguments: worlds)
     func ringZigzagLlama3BackwardMatchPyTorchGradients(world: Int) throws {
-      for name in ["gqa", "packed"] {
-        let c = try Case(f, name)
-        let dout = try f.tensor("\(name).dout")
-        let (dq, dk, dv) = (try f.tensor("\(name).dq"), try f.tensor("\(name).dk"), try f.tensor("\(name).dv"))
-        for strategy in [CPStrategy.ring, .zigzag, .llama3] {
-            let plan = try CPPlan(strategy: strategy, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu)
-            let results = ThreadWorld.run(world: world) { comm in
-                let l = plan.layouts[comm.rank]
-                let (q, k, v) = (Sharding.shard(c.q, l), Sharding.shard(c.k, l), Sharding.shard(c.v, l))
-                let fwd = contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm)
-                let before = comm.bytesSent
-                let g = strategy == .llama3
-                    ? llama3AttentionBackward(q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dout: Sharding.shard(dout, l), layouts: plan.layouts, comm: comm)
-                    : ringAttentionBackward(q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dout: Sharding.shard(dout, l), layouts: plan.layouts, comm: comm)
-                return (g, comm.bytesSent - before)
+        for name in ["gqa", "packed"] {
+            let c = try Case(f, name)
+            let dout = try f.tensor("\(name).dout")
+            let (dq, dk, dv) = (try f.tensor("\(name).dq"), try f.tensor("\(name).dk"), try f.tensor("\(name).dv"))
+            for strategy in [CPStrategy.ring, .zigzag, .llama3] {
+                let plan = try CPPlan(
+                    strategy: strategy, world: world, heads: c.q.shape[0], kvHeads: c.k.shape[0], cuSeqlens: c.cu)
+                let results = ThreadWorld.run(world: world) { comm in
+                    let l = plan.layouts[comm.rank]
+                    let (q, k, v) = (Sharding.shard(c.q, l), Sharding.shard(c.k, l), Sharding.shard(c.v, l))
+                    let fwd = contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm)
+                    let before = comm.bytesSent
+                    let g =
+                        strategy == .llama3
+                        ? llama3AttentionBackward(
+                            q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dout: Sharding.shard(dout, l),
+                            layouts: plan.layouts, comm: comm)
+                        : ringAttentionBackward(
+                            q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dout: Sharding.shard(dout, l),
+                            layouts: plan.layouts, comm: comm)
+                    return (g, comm.bytesSent - before)
+                }
+                var worst: Float = 0
+                for (r, (g, bytes)) in results.enumerated() {
+                    let l = plan.layouts[r]
+                    worst = max(
+                        worst,
+                        assertClose(g.dq, Sharding.shard(dq, l), .fp32Block, "\(strategy) W=\(world) rank \(r) dq")
+                            .maxRelative)
+                    worst = max(
+                        worst,
+                        assertClose(g.dk, Sharding.shard(dk, l), .fp32Block, "\(strategy) W=\(world) rank \(r) dk")
+                            .maxRelative)
+                    worst = max(
+                        worst,
+                        assertClose(g.dv, Sharding.shard(dv, l), .fp32Block, "\(strategy) W=\(world) rank \(r) dv")
+                            .maxRelative)
+                    #expect(bytes == plan.backwardBytesPerRank(headDim: c.q.shape[2]))
+                }
+                #expect(worst <= 1e-5)
+                print("cp backward \(strategy) \(name) W=\(world): worst max relative error vs autograd \(worst)")
             }
-            var worst: Float = 0
-            for (r, (g, bytes)) in results.enumerated() {
-                let l = plan.layouts[r]
-                worst = max(worst, assertClose(g.dq, Sharding.shard(dq, l), .fp32Block, "\(strategy) W=\(world) rank \(r) dq").maxRelative)
-                worst = max(worst, assertClose(g.dk, Sharding.shard(dk, l), .fp32Block, "\(strategy) W=\(world) rank \(r) dk").maxRelative)
-                worst = max(worst, assertClose(g.dv, Sharding.shard(dv, l), .fp32Block, "\(strategy) W=\(world) rank \(r) dv").maxRelative)
-                #expect(bytes == plan.backwardBytesPerRank(headDim: c.q.shape[2]))
-            }
-            #expect(worst <= 1e-5)
-            print("cp backward \(strategy) \(name) W=\(world): worst max relative error vs autograd \(worst)")
         }
-      }
     }
 }
 
@@ -170,11 +197,14 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
     @Test(arguments: CPStrategy.allCases)
     func awkwardLengthsMatchSingleRankNaiveAttention(strategy: CPStrategy) throws {
         // T = 30 over W = 3 (zigzag chunks of 5), 5 heads over 1 kv head, head dim 3.
-        let q = Tensor.seeded([5, 30, 3], seed: 71), k = Tensor.seeded([1, 30, 3], seed: 72), v = Tensor.seeded([1, 30, 3], seed: 73)
+        let q = Tensor.seeded([5, 30, 3], seed: 71), k = Tensor.seeded([1, 30, 3], seed: 72),
+            v = Tensor.seeded([1, 30, 3], seed: 73)
         let ref = attentionNaive(q: q, k: k, v: v, causal: true)
         let world = strategy == .ulysses || strategy == .usp ? 5 : 3
         let plan = try CPPlan(strategy: strategy, world: world, heads: 5, kvHeads: 1, cuSeqlens: [0, 30])
-        #expect(checkRanks(runThreads(plan, q: q, k: k, v: v), plan, out: ref.out, lse: ref.lse, "\(strategy) T=30") <= 1e-5)
+        #expect(
+            checkRanks(runThreads(plan, q: q, k: k, v: v), plan, out: ref.out, lse: ref.lse, "\(strategy) T=30") <= 1e-5
+        )
     }
 
     @Test(arguments: CPStrategy.allCases)
@@ -185,8 +215,10 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         let results = ThreadWorld.run(world: 2) { comm in
             let l = plan.layouts[comm.rank]
             let (q, k, v) = (Sharding.shard(c.q, l), Sharding.shard(c.k, l), Sharding.shard(c.v, l))
-            return (contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, compute: .reference),
-                    contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, compute: .fast(threads: 1)))
+            return (
+                contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, compute: .reference),
+                contextParallelAttention(q: q, k: k, v: v, plan: plan, comm: comm, compute: .fast(threads: 1))
+            )
         }
         #expect(checkRanks(results.map { ($0.0, 0) }, plan, out: c.out, lse: c.lse, "\(strategy) naive kernel") <= 1e-5)
         for (r, (naive, fast)) in results.enumerated() {
@@ -197,10 +229,15 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
     }
 
     @Test func indivisibleLengthsAreTypedErrors() throws {
-        #expect(throws: ShardingError.indivisible(what: "zigzag split of sequence 0 over 4 ranks", length: 36, divisor: 8)) {
+        #expect(
+            throws: ShardingError.indivisible(what: "zigzag split of sequence 0 over 4 ranks", length: 36, divisor: 8)
+        ) {
             try Sharding.layouts(length: 36, world: 4, split: .zigzag)
         }
-        #expect(throws: ShardingError.indivisible(what: "contiguous split of sequence 1 over 3 ranks", length: 10, divisor: 3)) {
+        #expect(
+            throws: ShardingError.indivisible(
+                what: "contiguous split of sequence 1 over 3 ranks", length: 10, divisor: 3)
+        ) {
             try Sharding.layouts(cuSeqlens: [0, 9, 19], world: 3, split: .contiguous)
         }
         #expect(throws: ShardingError.self) { try Sharding.layouts(cuSeqlens: [0, 9, 9], world: 1, split: .contiguous) }
@@ -211,7 +248,7 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
     @Test func zigzagRankHoldsChunksRAndTwoWMinusOneMinusR() throws {
         let l = try Sharding.layouts(length: 16, world: 4, split: .zigzag)
         #expect(l[0] == [Segment(start: 0, count: 2, sequenceStart: 0), Segment(start: 14, count: 2, sequenceStart: 0)])
-        #expect(l[3] == [Segment(start: 6, count: 4, sequenceStart: 0)])   // chunks 3 and 4 touch: one segment
+        #expect(l[3] == [Segment(start: 6, count: 4, sequenceStart: 0)]) // chunks 3 and 4 touch: one segment
         let packed = try Sharding.layouts(cuSeqlens: [0, 4, 12], world: 2, split: .zigzag)
         #expect(Sharding.positions(packed[1]) == [1, 2, 6, 7, 8, 9])
         let x = Tensor.seeded([2, 12, 3], seed: 5)
@@ -225,14 +262,21 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         for r in 0..<world {
             for s in 0..<world {
                 let src = (r - s + world) % world
-                let halves = { (rank: Int) in [Segment(start: rank * chunk, count: chunk, sequenceStart: 0),
-                                               Segment(start: (2 * world - 1 - rank) * chunk, count: chunk, sequenceStart: 0)] }
+                let halves = { (rank: Int) in
+                    [
+                        Segment(start: rank * chunk, count: chunk, sequenceStart: 0),
+                        Segment(start: (2 * world - 1 - rank) * chunk, count: chunk, sequenceStart: 0)
+                    ]
+                }
                 let qh = halves(r), kh = halves(src)
                 var visible = [(Int, Int)]()
-                for a in 0..<2 { for b in 0..<2 where visibleScores(query: qh[a], key: kh[b]) > 0 { visible.append((a, b)) } }
+                for a in 0..<2 {
+                    for b in 0..<2 where visibleScores(query: qh[a], key: kh[b]) > 0 { visible.append((a, b)) }
+                }
                 let rule = zigzagStepBlocks(rank: r, step: s, world: world)
-                #expect(rule.map { "\($0.queryHalf)\($0.keyHalf)" } == visible.map { "\($0.0)\($0.1)" }, "r=\(r) s=\(s)")
-                for b in rule where !b.causal {   // non-causal blocks are fully visible
+                #expect(
+                    rule.map { "\($0.queryHalf)\($0.keyHalf)" } == visible.map { "\($0.0)\($0.1)" }, "r=\(r) s=\(s)")
+                for b in rule where !b.causal { // non-causal blocks are fully visible
                     #expect(visibleScores(query: qh[b.queryHalf], key: kh[b.keyHalf]) == chunk * chunk)
                 }
             }
@@ -243,29 +287,35 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
     @Test(arguments: [2, 3, 4, 8])
     func zigzagBalancesCausalWorkWhereContiguousRingDoesNot(world: Int) throws {
         let t = 48 * world
-        let q = Tensor.seeded([2, t, 4], seed: 11), k = Tensor.seeded([2, t, 4], seed: 12), v = Tensor.seeded([2, t, 4], seed: 13)
+        let q = Tensor.seeded([2, t, 4], seed: 11), k = Tensor.seeded([2, t, 4], seed: 12),
+            v = Tensor.seeded([2, t, 4], seed: 13)
         func imbalance(_ s: CPStrategy) throws -> Double {
             let plan = try CPPlan(strategy: s, world: world, heads: 2, kvHeads: 2, cuSeqlens: [0, t])
             let e = runThreads(plan, q: q, k: k, v: v).map { Double($0.0.scoreEntries) }
-            #expect(Int(e.reduce(0, +)) == 2 * t * (t + 1) / 2)   // every visible score exactly once
+            #expect(Int(e.reduce(0, +)) == 2 * t * (t + 1) / 2) // every visible score exactly once
             return e.max()! / e.min()!
         }
         let zig = try imbalance(.zigzag), ring = try imbalance(.ring), llama = try imbalance(.llama3)
         #expect(zig <= 1.05)
         #expect(llama <= 1.05)
-        #expect(ring > Double(world) * 0.9)   // the last rank does ~(2W−1)× the first rank's work
+        #expect(ring > Double(world) * 0.9) // the last rank does ~(2W−1)× the first rank's work
         print("cp W=\(world): causal work imbalance zigzag \(zig), llama3-zigzag \(llama), contiguous ring \(ring)")
     }
 
     @Test func naiveExpSumMergeOverflowsWhereSigmoidMergeDoesNot() throws {
         // Scores around 100: e^lse overflows fp32. Keys split in two halves merged both ways.
-        let q = Tensor.seeded([1, 4, 4], seed: 21) * 1, k = Tensor.seeded([1, 8, 4], seed: 22), v = Tensor.seeded([1, 8, 4], seed: 23)
+        let q = Tensor.seeded([1, 4, 4], seed: 21) * 1, k = Tensor.seeded([1, 8, 4], seed: 22),
+            v = Tensor.seeded([1, 8, 4], seed: 23)
         let scale: Float = 60
-        let full = attentionNaive(q: q + Tensor(shape: [1, 4, 4], repeating: 1), k: k + Tensor(shape: [1, 8, 4], repeating: 1), v: v, causal: false, scale: scale)
+        let full = attentionNaive(
+            q: q + Tensor(shape: [1, 4, 4], repeating: 1), k: k + Tensor(shape: [1, 8, 4], repeating: 1), v: v,
+            causal: false, scale: scale)
         let qq = q + Tensor(shape: [1, 4, 4], repeating: 1), kk = k + Tensor(shape: [1, 8, 4], repeating: 1)
-        let a = blockwiseAttention(q: qq, k: kk.slice(dim: 1, 0..<4), v: v.slice(dim: 1, 0..<4), causal: false, scale: scale)
-        let b = blockwiseAttention(q: qq, k: kk.slice(dim: 1, 4..<8), v: v.slice(dim: 1, 4..<8), causal: false, scale: scale)
-        #expect(full.lse.storage.allSatisfy { $0 > 89 })        // e^89 > Float.greatestFiniteMagnitude
+        let a = blockwiseAttention(
+            q: qq, k: kk.slice(dim: 1, 0..<4), v: v.slice(dim: 1, 0..<4), causal: false, scale: scale)
+        let b = blockwiseAttention(
+            q: qq, k: kk.slice(dim: 1, 4..<8), v: v.slice(dim: 1, 4..<8), causal: false, scale: scale)
+        #expect(full.lse.storage.allSatisfy { $0 > 89 }) // e^89 > Float.greatestFiniteMagnitude
         var (o1, l1) = (a.out.storage, a.lse.storage)
         mergeSigmoid(out: &o1, lse: &l1, blockOut: b.out.storage, blockLse: b.lse.storage, headDim: 4)
         assertClose(o1, full.out.storage, .fp32Block, "sigmoid merge out")
@@ -288,7 +338,9 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         let ids = Array(all.prefix(t))
         let plan: CPPlan
         do {
-            plan = try CPPlan(strategy: strategy, world: world, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, cuSeqlens: [0, t])
+            plan = try CPPlan(
+                strategy: strategy, world: world, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
+                cuSeqlens: [0, t])
         } catch { Issue.record("tiny config cannot run \(strategy) W=\(world): \(error)"); return }
         let single = model.logits(ids)
         let parts = ThreadWorld.run(world: world) { comm in model.contextParallelLogits(ids, plan: plan, comm: comm) }
@@ -301,12 +353,21 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
 
 @Suite struct ContextParallelOnMPI {
     @Test func fourProcessMPIRunEqualsThreadRun() throws {
-        let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let mpirun else { print("SKIPPED fourProcessMPIRunEqualsThreadRun: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"); return }
+        let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
+        guard let mpirun else {
+            print(
+                "SKIPPED fourProcessMPIRunEqualsThreadRun: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"
+            ); return
+        }
         let exe = "\(repositoryRoot)/.build/release/eaglet"
-        guard FileManager.default.isExecutableFile(atPath: exe) else { Issue.record("eaglet binary not built at \(exe)"); return }
+        guard FileManager.default.isExecutableFile(atPath: exe) else {
+            Issue.record("eaglet binary not built at \(exe)"); return
+        }
         for strategy in ["ring", "zigzag", "llama3", "ulysses", "usp", "usp --ulysses 2"] {
-            let args = ["cp", "--strategy"] + strategy.split(separator: " ").map(String.init)
+            let args =
+                ["cp", "--strategy"] + strategy.split(separator: " ").map(String.init)
                 + ["--world", "4", "--seq", "40", "--heads", "4", "--kv-heads", "2", "--head-dim", "6", "--json"]
             let viaMPI = try runJSON(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "4", exe] + args)
             let viaThreads = try runJSON(exe, args)
@@ -316,7 +377,9 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
             }
             let rel = (viaMPI["max_rel_error"] as? Double) ?? 1
             #expect(rel <= 1e-5, "\(strategy) MPI max relative error \(rel)")
-            #expect((viaMPI["max_rel_error"] as? Double) == (viaThreads["max_rel_error"] as? Double), "\(strategy): same arithmetic, same error")
+            #expect(
+                (viaMPI["max_rel_error"] as? Double) == (viaThreads["max_rel_error"] as? Double),
+                "\(strategy): same arithmetic, same error")
         }
     }
 
@@ -339,8 +402,11 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         p.waitUntilExit()
         watchdog.cancel()
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
-        #expect(p.terminationStatus == 0 && lines.count == 1, "\(exe) \(args): status \(p.terminationStatus), \(lines.count) lines")
-        guard let line = lines.last, let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return [:] }
+        #expect(
+            p.terminationStatus == 0 && lines.count == 1,
+            "\(exe) \(args): status \(p.terminationStatus), \(lines.count) lines")
+        guard let line = lines.last, let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        else { return [:] }
         return obj
     }
 }

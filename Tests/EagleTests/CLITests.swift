@@ -10,8 +10,10 @@ struct EagletCommandLine {
     @Test func generateJSONIsOneLineWithTheReferenceTokens() throws {
         let golden = try Fixture.load("eagle-tiny-random")
         let want = try golden.file.integers("greedy_tokens").values
-        let (code, out, _) = try runEaglet(["generate", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
-                                            "--prompt", golden.manifest["question"] as? String ?? "", "--max-new-tokens", "\(want.count)", "--json"]).outputs
+        let (code, out, _) = try runEaglet([
+            "generate", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
+            "--prompt", golden.manifest["question"] as? String ?? "", "--max-new-tokens", "\(want.count)", "--json"
+        ]).outputs
         #expect(code == 0)
         let lines = out.split(separator: "\n")
         #expect(lines.count == 1)
@@ -28,15 +30,18 @@ struct EagletCommandLine {
     }
 
     @Test func badUsageIsExitCode64() throws {
-        let (code, _, _) = try runEaglet(["generate", "--model", tinyRandom]).outputs   // neither --prompt nor --input-ids
+        // neither --prompt nor --input-ids
+        let (code, _, _) = try runEaglet(["generate", "--model", tinyRandom]).outputs
         #expect(code == 64)
     }
 
     @Test func forwardDumpHoldsEveryStage() throws {
         let path = NSTemporaryDirectory() + "eaglet-forward-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (code, _, _) = try runEaglet(["forward", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
-                                          "--prompt", "What color is the circle?", "--dump", path]).outputs
+        let (code, _, _) = try runEaglet([
+            "forward", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png",
+            "--prompt", "What color is the circle?", "--dump", path
+        ]).outputs
         #expect(code == 0)
         let f = try SafeTensorsFile(path: path)
         #expect(f.names == ["input_ids", "logits", "pixel_values", "vision_features", "visual_tokens"])
@@ -48,14 +53,18 @@ struct EagletCommandLine {
         // h264.mp4: 100 frames at 25 fps (4 s) → the 2 fps policy offers 8 candidates; at the default context
         // (512) all 8 fit, one 28-px tile (4 tokens) each; a context shorter than the text is an error.
         let video = "\(repositoryRoot)/Fixtures/test-videos/h264.mp4"
-        let (code, out, err) = try runEaglet(["generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
-                                              "--max-new-tokens", "3", "--json"]).outputs
+        let (code, out, err) = try runEaglet([
+            "generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
+            "--max-new-tokens", "3", "--json"
+        ]).outputs
         #expect(code == 0)
         #expect(err.contains("video: 8 frames (ADS)"))
         let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
         #expect((obj?["tokens"] as? [Int])?.count == 3)
-        let (short, _, shortErr) = try runEaglet(["generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
-                                                  "--max-context", "60"]).outputs
+        let (short, _, shortErr) = try runEaglet([
+            "generate", "--model", tinyRandom, "--video", video, "--prompt", "What happens?",
+            "--max-context", "60"
+        ]).outputs
         #expect(short == 1)
         #expect(shortErr.contains("longer than the context of 60"))
     }

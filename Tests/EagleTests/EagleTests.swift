@@ -34,7 +34,8 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
     @Test(arguments: [false, true])
     func forwardMatchesReferenceAtEveryStage(naive: Bool) throws {
         let ids = try golden.file.integers("input_ids").values.map { Int($0) }
-        let f = try pipeline.model.forward(ids: ids, pixelValues: try golden.tensor("pixel_values"), compute: naive ? .reference : .fast)
+        let f = try pipeline.model.forward(
+            ids: ids, pixelValues: try golden.tensor("pixel_values"), compute: naive ? .reference : .fast)
         assertClose(try #require(f.visionFeatures), try golden.tensor("vision_features"), .fp32Block, "vision_features")
         assertClose(try #require(f.visualTokens), try golden.tensor("visual_tokens"), .fp32Block, "visual_tokens")
         assertClose(f.logits, try golden.tensor("logits"), .fp32Block, "logits")
@@ -50,7 +51,9 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         let ids = try golden.file.integers("input_ids").values.map { Int($0) }
         let want = try golden.file.integers("greedy_tokens").values.map { Int($0) }
         var streamed = [Int]()
-        let r = try pipeline.generate(ids: ids, pixelValues: try golden.tensor("pixel_values"), maxNewTokens: want.count) { streamed.append($0) }
+        let r = try pipeline.generate(
+            ids: ids, pixelValues: try golden.tensor("pixel_values"), maxNewTokens: want.count
+        ) { streamed.append($0) }
         #expect(r.tokens == want)
         #expect(streamed == want)
         #expect(r.visualTokens == pipeline.model.config.tokensPerTile * 5)
@@ -88,11 +91,15 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
             _ = try EagleModel.load(directory: dir)
             Issue.record("a broken checkpoint loaded")
         } catch let e as CheckpointError {
-            guard case let .mismatch(_, missing, unexpected, misshaped) = e else { Issue.record("wrong error \(e)"); return }
+            guard case let .mismatch(_, missing, unexpected, misshaped) = e else {
+                Issue.record("wrong error \(e)"); return
+            }
             #expect(missing == ["mlp1.1.bias", "vision_model.vision_model.encoder.layers.1.mlp.fc2.weight"])
             #expect(unexpected == ["stray.weight"])
             #expect(misshaped == ["language_model.model.norm.weight is [7], expected [40]"])
-            #expect(e.description.hasPrefix(dir + ": checkpoint does not match config.json (2 missing, 1 mis-shaped, 1 unexpected tensors)"))
+            #expect(
+                e.description.hasPrefix(
+                    dir + ": checkpoint does not match config.json (2 missing, 1 mis-shaped, 1 unexpected tensors)"))
         }
     }
 
@@ -105,10 +112,13 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
                 return t
             }
         }
-        #expect(throws: EagleError.nonFiniteWeights(source: dir, tensors: ["language_model.model.norm.weight", "mlp1.3.bias"])) {
+        #expect(
+            throws: EagleError.nonFiniteWeights(
+                source: dir, tensors: ["language_model.model.norm.weight", "mlp1.3.bias"])
+        ) {
             _ = try EagleModel.load(directory: dir)
         }
-        _ = try EagleModel.load(directory: dir, scanForNonFinite: false)   // the scan can be skipped
+        _ = try EagleModel.load(directory: dir, scanForNonFinite: false) // the scan can be skipped
     }
 
     @Test func errorListsAtMostTenNamesThenACount() {
@@ -121,21 +131,33 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
     @Test func badConfigFieldsAreNamed() throws {
         func withConfig(_ tag: String, _ change: (inout [String: Any]) -> Void) throws -> String {
             try brokenCopy(tag) { d in
-                var c = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/config.json"))) as! [String: Any]
+                var c =
+                    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/config.json")))
+                    as! [String: Any]
                 change(&c)
                 try JSONSerialization.data(withJSONObject: c).write(to: URL(fileURLWithPath: d + "/config.json"))
             }
         }
         let noToken = try withConfig("noimage") { $0["image_token_index"] = nil }
-        #expect(throws: EagleError.badConfig(file: noToken + "/config.json", field: "image_token_index", expected: "an integer (the field is required)")) {
+        #expect(
+            throws: EagleError.badConfig(
+                file: noToken + "/config.json", field: "image_token_index",
+                expected: "an integer (the field is required)")
+        ) {
             _ = try EagleConfig.load(directory: noToken)
         }
         let wrongType = try withConfig("type") { $0["model_type"] = "llava" }
-        #expect(throws: EagleError.badConfig(file: wrongType + "/config.json", field: "model_type", expected: "'eagle_2_5_vl', found 'llava'")) {
+        #expect(
+            throws: EagleError.badConfig(
+                file: wrongType + "/config.json", field: "model_type", expected: "'eagle_2_5_vl', found 'llava'")
+        ) {
             _ = try EagleConfig.load(directory: wrongType)
         }
         let noText = try withConfig("notext") { $0["text_config"] = nil }
-        #expect(throws: EagleError.badConfig(file: noText + "/config.json", field: "text_config", expected: "a Qwen2 text config object")) {
+        #expect(
+            throws: EagleError.badConfig(
+                file: noText + "/config.json", field: "text_config", expected: "a Qwen2 text config object")
+        ) {
             _ = try EagleConfig.load(directory: noText)
         }
         let ratio = try withConfig("ratio") { $0["downsample_ratio"] = 0.25 }
@@ -192,7 +214,8 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
     }
 
     @Test func sameSeedSameTokensAndFrequenciesFollowSoftmax() {
-        var a = Sampler(SamplingParameters(temperature: 1, seed: 42)), b = Sampler(SamplingParameters(temperature: 1, seed: 42))
+        var a = Sampler(SamplingParameters(temperature: 1, seed: 42)),
+            b = Sampler(SamplingParameters(temperature: 1, seed: 42))
         var counts = [Int](repeating: 0, count: logits.count)
         for _ in 0..<20_000 {
             let x = a.next(logits: logits, context: []), y = b.next(logits: logits, context: [])
@@ -204,7 +227,9 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         let z = e.reduce(0, +)
         for i in logits.indices {
             let p = e[i] / z, f = Double(counts[i]) / 20_000
-            #expect(abs(f - p) < 4 * (p * (1 - p) / 20_000).squareRoot() + 1e-3, "token \(i): frequency \(f) vs probability \(p)")
+            #expect(
+                abs(f - p) < 4 * (p * (1 - p) / 20_000).squareRoot() + 1e-3,
+                "token \(i): frequency \(f) vs probability \(p)")
         }
     }
 

@@ -14,7 +14,9 @@ let tinyEagle = "\(repositoryRoot)/Fixtures/tiny-eagle"
     @Test func demoForwardMatchesReference() throws {
         let golden = try Fixture.load("eagle-tiny-eagle")
         let p = try EaglePipeline(directory: tinyEagle)
-        let prep = try p.prepare(images: [try RGBImage.load("\(tinyEagle)/demo.png")], question: golden.manifest["question"] as? String ?? "")
+        let prep = try p.prepare(
+            images: [try RGBImage.load("\(tinyEagle)/demo.png")], question: golden.manifest["question"] as? String ?? ""
+        )
         #expect(prep.ids.map(Int64.init) == (try golden.file.integers("input_ids").values))
         assertClose(try #require(prep.pixelValues), try golden.tensor("pixel_values"), .fp32Op, "pixel_values")
         let f = try p.model.forward(ids: prep.ids, pixelValues: prep.pixelValues)
@@ -37,14 +39,20 @@ let tinyEagle = "\(repositoryRoot)/Fixtures/tiny-eagle"
             let prep = try p.prepare(images: [image], question: q["question"] as? String ?? "")
             let r = try p.generate(ids: prep.ids, pixelValues: prep.pixelValues, maxNewTokens: maxNew)
             let text = try tok.decode(r.tokens, skipSpecialTokens: true)
-            let words = text.lowercased().replacingOccurrences(of: ".", with: " ").split(separator: " ").map(String.init)
+            let words = text.lowercased().replacingOccurrences(of: ".", with: " ").split(separator: " ").map(
+                String.init)
             if words.contains(q["key"] as? String ?? "") { correct += 1 }
-            if r.tokens == (q["reference_tokens"] as? [Int] ?? []) { agree += 1 }
-            else if disagreements.count < 5 { disagreements.append("\(q["image"] ?? ""): \(text) vs \(q["reference_text"] ?? "")") }
+            if r.tokens == (q["reference_tokens"] as? [Int] ?? []) {
+                agree += 1
+            } else if disagreements.count < 5 {
+                disagreements.append("\(q["image"] ?? ""): \(text) vs \(q["reference_text"] ?? "")")
+            }
         }
         let n = Double(questions.count)
         let accuracy = Double(correct) / n, agreement = Double(agree) / n
-        print("tiny-eagle held-out: accuracy \(accuracy) (\(correct)/\(questions.count)), agreement with PyTorch \(agreement); reference accuracy \(root["reference_accuracy"] ?? "?")")
+        print(
+            "tiny-eagle held-out: accuracy \(accuracy) (\(correct)/\(questions.count)), agreement with PyTorch \(agreement); reference accuracy \(root["reference_accuracy"] ?? "?")"
+        )
         #expect(questions.count >= 500)
         #expect(accuracy >= 0.9, "held-out accuracy \(accuracy)")
         #expect(agreement >= 0.99, "agreement with the PyTorch reference \(agreement): \(disagreements)")

@@ -32,9 +32,11 @@ import _TestSupport
     }
 
     @Test func gpuCheckWithoutAGPUExitsOneWithOneLine() throws {
-        guard eagletBinary != nil else { return }   // the CLI is not built
-        if (try? GPU.open()) != nil { return }   // a GPU host: the no-GPU path cannot be shown here
-        let r = try runEaglet(["gpu-check", "--model", repositoryRoot + "/Fixtures/tiny-eagle", "--prompt", "How many shapes are there?"])
+        guard eagletBinary != nil else { return } // the CLI is not built
+        if (try? GPU.open()) != nil { return } // a GPU host: the no-GPU path cannot be shown here
+        let r = try runEaglet([
+            "gpu-check", "--model", repositoryRoot + "/Fixtures/tiny-eagle", "--prompt", "How many shapes are there?"
+        ])
         let text = r.stderr
         #expect(r.reason == .exit && r.status == 1)
         #expect(text.hasPrefix("gpu-check: no GPU"), "stderr: \(text)")
@@ -51,24 +53,31 @@ import _TestSupport
         let x = Tensor.seeded([m, k], seed: 1, scale: 1), w = Tensor.seeded([n, k], seed: 2, scale: 1)
         var y = [Float](repeating: 0, count: m * n)
         GemmCall.linear(rows: m, out: n, in: k).emulate(a: w.storage, b: x.storage, c: &y)
-        assertClose(y, linear(x, weight: w, compute: .reference).storage, .fp32Matmul, "emulated cuBLAS linear vs CPU linear")
+        assertClose(
+            y, linear(x, weight: w, compute: .reference).storage, .fp32Matmul, "emulated cuBLAS linear vs CPU linear")
     }
 
-    @Test(arguments: [(tokens: 5, keys: 5, start: 0, causal: true), (tokens: 3, keys: 8, start: 5, causal: true),
-                      (tokens: 1, keys: 9, start: 8, causal: true), (tokens: 6, keys: 6, start: 0, causal: false)])
+    @Test(arguments: [
+        (tokens: 5, keys: 5, start: 0, causal: true), (tokens: 3, keys: 8, start: 5, causal: true),
+        (tokens: 1, keys: 9, start: 8, causal: true), (tokens: 6, keys: 6, start: 0, causal: false)
+    ])
     func attentionPlanEqualsCPUAttention(tokens t: Int, keys s: Int, start p0: Int, causal: Bool) {
         let h = 6, hkv = 2, d = 4
         // Token-major q (T, H, D) and k, v (S, Hkv, D), as the GPU mirror holds them.
         let q = Tensor.seeded([t, h * d], seed: 11, scale: 1), k = Tensor.seeded([s, hkv * d], seed: 12, scale: 1)
         let v = Tensor.seeded([s, hkv * d], seed: 13, scale: 1)
-        let got = GPUPlanReference.attention(q: q.storage, qStride: h * d, k: k.storage, v: v.storage, kvStride: hkv * d,
-                                             outStride: h * d, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d,
-                                             causal: causal, start: p0)
+        let got = GPUPlanReference.attention(
+            q: q.storage, qStride: h * d, k: k.storage, v: v.storage, kvStride: hkv * d,
+            outStride: h * d, tokens: t, keys: s, heads: h, kvHeads: hkv, headDim: d,
+            causal: causal, start: p0)
         // The CPU kernel takes head-major (H, T, D) / (Hkv, S, D).
-        let ref = attentionNaive(q: q.reshaped([t, h, d]).permuted([1, 0, 2]), k: k.reshaped([s, hkv, d]).permuted([1, 0, 2]),
-                                 v: v.reshaped([s, hkv, d]).permuted([1, 0, 2]), causal: causal,
-                                 offsets: AttentionOffsets(query: p0, key: 0)).out
-        assertClose(Tensor(shape: [t, h * d], storage: got), ref.permuted([1, 0, 2]).reshaped([t, h * d]), .fp32Op,
-                    "emulated cuBLAS attention vs CPU attention (T \(t), S \(s), p0 \(p0))")
+        let ref = attentionNaive(
+            q: q.reshaped([t, h, d]).permuted([1, 0, 2]), k: k.reshaped([s, hkv, d]).permuted([1, 0, 2]),
+            v: v.reshaped([s, hkv, d]).permuted([1, 0, 2]), causal: causal,
+            offsets: AttentionOffsets(query: p0, key: 0)
+        ).out
+        assertClose(
+            Tensor(shape: [t, h * d], storage: got), ref.permuted([1, 0, 2]).reshaped([t, h * d]), .fp32Op,
+            "emulated cuBLAS attention vs CPU attention (T \(t), S \(s), p0 \(p0))")
     }
 }

@@ -40,8 +40,10 @@ import _TestSupport
     @Test func mlpForwardBackwardMatchesAutograd() throws {
         let x = try f.tensor("mlp.x"), dy = try f.tensor("mlp.dy")
         let wg = try f.tensor("mlp.gate_proj"), wu = try f.tensor("mlp.up_proj"), wd = try f.tensor("mlp.down_proj")
-        for (name, r) in [("naive", mlpNaive(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy)),
-                          ("fused", mlpFused(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy))] {
+        for (name, r) in [
+            ("naive", mlpNaive(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy)),
+            ("fused", mlpFused(x: x, gateProj: wg, upProj: wu, downProj: wd, dy: dy))
+        ] {
             assertClose(r.y, try f.tensor("mlp.y"), .fp32Matmul, "\(name) y")
             assertClose(r.dx, try f.tensor("mlp.dx"), .fp32Matmul, "\(name) dx")
             assertClose(r.dGateProj, try f.tensor("mlp.dgate_proj"), .fp32Matmul, "\(name) dgate_proj")
@@ -77,10 +79,18 @@ import _TestSupport
         let lw = try f.tensor("lce_w.loss_weight").storage
         for (prefix, weights) in [("lce", nil), ("lce_w", lw)] as [(String, [Float]?)] {
             let wantLoss = try f.tensor("\(prefix).loss")
-            let runs = [("naive", linearCrossEntropyNaive(hidden: h, weight: w, labels: labels, lossWeights: weights)),
-                        ("fused chunk 4", linearCrossEntropyFused(hidden: h, weight: w, labels: labels, lossWeights: weights, chunkRows: 4)),
-                        ("fused chunk 1", linearCrossEntropyFused(hidden: h, weight: w, labels: labels, lossWeights: weights, chunkRows: 1)),
-                        ("fused default", linearCrossEntropyFused(hidden: h, weight: w, labels: labels, lossWeights: weights))]
+            let runs = [
+                ("naive", linearCrossEntropyNaive(hidden: h, weight: w, labels: labels, lossWeights: weights)),
+                (
+                    "fused chunk 4",
+                    linearCrossEntropyFused(hidden: h, weight: w, labels: labels, lossWeights: weights, chunkRows: 4)
+                ),
+                (
+                    "fused chunk 1",
+                    linearCrossEntropyFused(hidden: h, weight: w, labels: labels, lossWeights: weights, chunkRows: 1)
+                ),
+                ("fused default", linearCrossEntropyFused(hidden: h, weight: w, labels: labels, lossWeights: weights))
+            ]
             for (name, r) in runs {
                 assertClose(Tensor(shape: [1], storage: [r.loss]), wantLoss, .fp32Op, "\(prefix) \(name) loss")
                 assertClose(r.gradInput, try f.tensor("\(prefix).dhidden"), .fp32Matmul, "\(prefix) \(name) dhidden")
@@ -95,13 +105,27 @@ import _TestSupport
             let dO = try f.tensor("\(name).dout")
             let fwd = blockwiseAttention(q: q, k: k, v: v, causal: true, offsets: off, queryBlock: 3, keyBlock: 4)
             assertClose(fwd.out, try f.tensor("\(name).out"), .fp32Matmul, "\(name) forward")
-            let runs = [("naive", attentionBackwardNaive(q: q, k: k, v: v, dOut: dO, causal: true, offsets: off)),
-                        ("blockwise 3×4", blockwiseAttentionBackward(q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO,
-                                                                     causal: true, offsets: off, queryBlock: 3, keyBlock: 4)),
-                        ("blockwise 1×1", blockwiseAttentionBackward(q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO,
-                                                                     causal: true, offsets: off, queryBlock: 1, keyBlock: 1)),
-                        ("blockwise default", blockwiseAttentionBackward(q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO,
-                                                                         causal: true, offsets: off))]
+            let runs = [
+                ("naive", attentionBackwardNaive(q: q, k: k, v: v, dOut: dO, causal: true, offsets: off)),
+                (
+                    "blockwise 3×4",
+                    blockwiseAttentionBackward(
+                        q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO,
+                        causal: true, offsets: off, queryBlock: 3, keyBlock: 4)
+                ),
+                (
+                    "blockwise 1×1",
+                    blockwiseAttentionBackward(
+                        q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO,
+                        causal: true, offsets: off, queryBlock: 1, keyBlock: 1)
+                ),
+                (
+                    "blockwise default",
+                    blockwiseAttentionBackward(
+                        q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO,
+                        causal: true, offsets: off)
+                )
+            ]
             for (run, g) in runs {
                 assertClose(g.dq, try f.tensor("\(name).dq"), .fp32Matmul, "\(name) \(run) dq")
                 assertClose(g.dk, try f.tensor("\(name).dk"), .fp32Matmul, "\(name) \(run) dk")
@@ -113,13 +137,15 @@ import _TestSupport
 
 @Suite struct FusedKernelsMatchNaive {
     @Test func fusedRMSNormAndSwiGLUMatchNaiveOnRandomInputs() {
-        let x = Tensor.seeded([13, 101], seed: 1, scale: 4), w = Tensor.seeded([101], seed: 2), dy = Tensor.seeded([13, 101], seed: 3)
+        let x = Tensor.seeded([13, 101], seed: 1, scale: 4), w = Tensor.seeded([101], seed: 2),
+            dy = Tensor.seeded([13, 101], seed: 3)
         let n = rmsNormNaive(x, weight: w, eps: 1e-5), fu = rmsNormFused(x, weight: w, eps: 1e-5)
         assertClose(fu.y, n.y, .fp32Op, "rms y")
         let nb = rmsNormBackwardNaive(dy: dy, x: x, weight: w, rstd: n.rstd)
         let fb = rmsNormBackwardFused(dy: dy, x: x, weight: w, rstd: fu.rstd)
         assertClose(fb.dx, nb.dx, .fp32Op, "rms dx"); assertClose(fb.dweight, nb.dweight, .fp32Op, "rms dw")
-        let g = Tensor.seeded([17, 33], seed: 4, scale: 6), u = Tensor.seeded([17, 33], seed: 5), da = Tensor.seeded([17, 33], seed: 6)
+        let g = Tensor.seeded([17, 33], seed: 4, scale: 6), u = Tensor.seeded([17, 33], seed: 5),
+            da = Tensor.seeded([17, 33], seed: 6)
         assertClose(swigluFused(gate: g, up: u), swigluNaive(gate: g, up: u), .fp32Op, "swiglu")
         let sb = swigluBackwardNaive(dOut: da, gate: g, up: u)
         var gg = g, uu = u
@@ -133,7 +159,9 @@ import _TestSupport
         let labels = (0..<t).map { $0 % 5 == 2 ? -100 : ($0 * 37) % v }
         let lw = (0..<t).map { Float(1 + $0 % 3) / 100 }
         for weights in [nil, lw] as [[Float]?] {
-            let (n, nBytes) = MemoryLedger.current.measure { linearCrossEntropyNaive(hidden: h, weight: w, labels: labels, lossWeights: weights) }
+            let (n, nBytes) = MemoryLedger.current.measure {
+                linearCrossEntropyNaive(hidden: h, weight: w, labels: labels, lossWeights: weights)
+            }
             let (fu, fBytes) = MemoryLedger.current.measure {
                 linearCrossEntropyFused(hidden: h, weight: w, labels: labels, lossWeights: weights, chunkRows: 8)
             }
@@ -147,14 +175,18 @@ import _TestSupport
 
     @Test func blockwiseAttentionBackwardMatchesNaiveOnRandomOddShapes() {
         let (h, hkv, t, s, d) = (6, 2, 37, 53, 12)
-        let q = Tensor.seeded([h, t, d], seed: 11), k = Tensor.seeded([hkv, s, d], seed: 12), v = Tensor.seeded([hkv, s, d], seed: 13)
+        let q = Tensor.seeded([h, t, d], seed: 11), k = Tensor.seeded([hkv, s, d], seed: 12),
+            v = Tensor.seeded([hkv, s, d], seed: 13)
         let dO = Tensor.seeded([h, t, d], seed: 14)
-        for (causal, off) in [(true, AttentionOffsets(query: 16, key: 0)), (false, .zero), (true, AttentionOffsets(query: 0, key: 5))] {
+        for (causal, off) in [
+            (true, AttentionOffsets(query: 16, key: 0)), (false, .zero), (true, AttentionOffsets(query: 0, key: 5))
+        ] {
             let naive = attentionBackwardNaive(q: q, k: k, v: v, dOut: dO, causal: causal, offsets: off)
             let fwd = blockwiseAttention(q: q, k: k, v: v, causal: causal, offsets: off)
             for (bq, bk) in [(64, 256), (5, 7), (16, 1)] {
-                let b = blockwiseAttentionBackward(q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO, causal: causal,
-                                                   offsets: off, queryBlock: bq, keyBlock: bk)
+                let b = blockwiseAttentionBackward(
+                    q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: dO, causal: causal,
+                    offsets: off, queryBlock: bq, keyBlock: bk)
                 assertClose(b.dq, naive.dq, .fp32Matmul, "dq \(causal) \(off) \(bq)×\(bk)")
                 assertClose(b.dk, naive.dk, .fp32Matmul, "dk \(causal) \(off) \(bq)×\(bk)")
                 assertClose(b.dv, naive.dv, .fp32Matmul, "dv \(causal) \(off) \(bq)×\(bk)")
@@ -166,7 +198,8 @@ import _TestSupport
         // Scratch of the blockwise backward: H·T (Δ) + 2·64·256 floats; the naive one 4·T·T per head.
         let (h, d) = (2, 16)
         for t in [256, 1024] {
-            let q = Tensor.seeded([h, t, d], seed: 21), k = Tensor.seeded([1, t, d], seed: 22), v = Tensor.seeded([1, t, d], seed: 23)
+            let q = Tensor.seeded([h, t, d], seed: 21), k = Tensor.seeded([1, t, d], seed: 22),
+                v = Tensor.seeded([1, t, d], seed: 23)
             let fwd = blockwiseAttention(q: q, k: k, v: v, causal: true)
             let (_, bytes) = MemoryLedger.current.measure {
                 blockwiseAttentionBackward(q: q, k: k, v: v, out: fwd.out, lse: fwd.lse, dOut: q, causal: true)

@@ -12,7 +12,9 @@ private func temp(_ bytes: [UInt8], _ tag: String) -> String {
 
 private func fileBytes(_ name: String) throws -> [UInt8] {
     let f = try Fixture.load("imaging")
-    guard let d = FileManager.default.contents(atPath: f.path("files/\(name)")) else { throw FixtureError.missing(name) }
+    guard let d = FileManager.default.contents(atPath: f.path("files/\(name)")) else {
+        throw FixtureError.missing(name)
+    }
     return [UInt8](d)
 }
 
@@ -24,13 +26,17 @@ private func imageError(_ body: () throws -> Void) -> ImageError? {
 @Suite struct ImagingRejectsBadInput {
     @Test func truncatedPNGAndJPEG() throws {
         let png = try fileBytes("big.png"), jpg = try fileBytes("photo.jpg")
-        for (bytes, format, tag) in [(Array(png.prefix(png.count / 2)), ImageFormat.png, "png-half"),
-                                     (Array(png.prefix(20)), .png, "png-20"),
-                                     (Array(jpg.prefix(jpg.count / 2)), .jpeg, "jpg-half"),
-                                     (Array(jpg.prefix(100)), .jpeg, "jpg-100")] {
+        for (bytes, format, tag) in [
+            (Array(png.prefix(png.count / 2)), ImageFormat.png, "png-half"),
+            (Array(png.prefix(20)), .png, "png-20"),
+            (Array(jpg.prefix(jpg.count / 2)), .jpeg, "jpg-half"),
+            (Array(jpg.prefix(100)), .jpeg, "jpg-100")
+        ] {
             let p = temp(bytes, tag)
             let e = imageError { _ = try RGBImage.load(p) }
-            guard case let .truncated(file, got, _) = e else { Issue.record("\(tag): expected truncated, got \(String(describing: e))"); continue }
+            guard case let .truncated(file, got, _) = e else {
+                Issue.record("\(tag): expected truncated, got \(String(describing: e))"); continue
+            }
             #expect(file == p && got == format, "\(tag)")
             #expect(e!.description.hasPrefix("\(p): truncated \(format.rawValue) file"))
         }
@@ -38,7 +44,7 @@ private func imageError(_ body: () throws -> Void) -> ImageError? {
 
     @Test func corruptPNGAndJPEG() throws {
         var png = try fileBytes("gradient.png")
-        png[29] ^= 0xFF                     // the IHDR chunk's CRC no longer matches
+        png[29] ^= 0xFF // the IHDR chunk's CRC no longer matches
         let p1 = temp(png, "png-crc")
         guard case let .corrupt(f1, .png, d1) = imageError({ _ = try RGBImage.load(p1) }) else {
             Issue.record("flipped IDAT byte: expected corrupt PNG"); return
@@ -47,7 +53,7 @@ private func imageError(_ body: () throws -> Void) -> ImageError? {
 
         var jpg = try fileBytes("photo.jpg")
         let sof = (0..<jpg.count - 1).first { jpg[$0] == 0xFF && jpg[$0 + 1] == 0xC0 }!
-        jpg[sof + 4] = 13                   // sample precision 13 bits: not a JPEG libjpeg decodes
+        jpg[sof + 4] = 13 // sample precision 13 bits: not a JPEG libjpeg decodes
         let p2 = temp(jpg, "jpg-precision")
         guard case let .corrupt(f2, .jpeg, d2) = imageError({ _ = try RGBImage.load(p2) }) else {
             Issue.record("bad precision: expected corrupt JPEG"); return
@@ -59,20 +65,24 @@ private func imageError(_ body: () throws -> Void) -> ImageError? {
         let gif = temp(Array("GIF89a".utf8) + [1, 0, 1, 0, 0, 0, 0], "gif")
         #expect(throws: ImageError.unknownFormat(file: gif, detected: "looks like GIF")) { try RGBImage.load(gif) }
         let junk = temp([0x00, 0x11, 0x22, 0x33, 0x44], "junk")
-        #expect(throws: ImageError.unknownFormat(file: junk, detected: "first bytes 00 11 22 33 44")) { try RGBImage.load(junk) }
+        #expect(throws: ImageError.unknownFormat(file: junk, detected: "first bytes 00 11 22 33 44")) {
+            try RGBImage.load(junk)
+        }
         let empty = temp([], "empty")
         #expect(throws: ImageError.empty(file: empty)) { try RGBImage.load(empty) }
-        #expect(throws: ImageError.cannotOpen(file: "/nonexistent/x.png", reason: "no such file")) { try RGBImage.load("/nonexistent/x.png") }
+        #expect(throws: ImageError.cannotOpen(file: "/nonexistent/x.png", reason: "no such file")) {
+            try RGBImage.load("/nonexistent/x.png")
+        }
     }
 
     @Test func zeroWidthOrHeight() throws {
         var png = try fileBytes("gradient.png")
-        png[16...19] = [0, 0, 0, 0]         // IHDR width 0
+        png[16...19] = [0, 0, 0, 0] // IHDR width 0
         let p = temp(png, "zero-w")
         #expect(throws: ImageError.zeroSize(file: p, width: 0, height: 45)) { try RGBImage.load(p) }
         var jpg = try fileBytes("photo.jpg")
         let sof = (0..<jpg.count - 1).first { jpg[$0] == 0xFF && jpg[$0 + 1] == 0xC0 }!
-        jpg[sof + 5] = 0; jpg[sof + 6] = 0  // SOF height 0
+        jpg[sof + 5] = 0; jpg[sof + 6] = 0 // SOF height 0
         let q = temp(jpg, "zero-h")
         #expect(throws: ImageError.zeroSize(file: q, width: 61, height: 0)) { try RGBImage.load(q) }
     }
@@ -83,7 +93,9 @@ private func imageError(_ body: () throws -> Void) -> ImageError? {
         png[16...19] = [0x00, 0x01, 0x86, 0xA0]
         png[20...23] = [0x00, 0x01, 0x86, 0xA0]
         let p = temp(png, "bomb")
-        #expect(throws: ImageError.tooManyPixels(file: p, width: 100_000, height: 100_000, limit: RGBImage.defaultMaxPixels)) {
+        #expect(
+            throws: ImageError.tooManyPixels(file: p, width: 100_000, height: 100_000, limit: RGBImage.defaultMaxPixels)
+        ) {
             try RGBImage.load(p)
         }
         // A real image over a configured limit; exactly at the limit is allowed.
@@ -96,9 +108,11 @@ private func imageError(_ body: () throws -> Void) -> ImageError? {
     }
 
     @Test func messagesNameTheFileAndWhatWasExpected() {
-        #expect(ImageError.zeroSize(file: "a.png", width: 0, height: 5).description
+        #expect(
+            ImageError.zeroSize(file: "a.png", width: 0, height: 5).description
                 == "a.png: image has zero size (0×5); width and height must be at least 1")
-        #expect(ImageError.unknownFormat(file: "b.gif", detected: "looks like GIF").description
+        #expect(
+            ImageError.unknownFormat(file: "b.gif", detected: "looks like GIF").description
                 == "b.gif: unknown image format (looks like GIF); expected PNG or JPEG")
     }
 }

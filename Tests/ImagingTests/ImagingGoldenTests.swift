@@ -42,7 +42,7 @@ func asTensor(_ im: RGBImage) -> Tensor {
 
     @Test func bicubicResizeMatchesPILBitForBit() throws {
         for key in f.file.names where key.hasPrefix("resize.") {
-            let parts = key.split(separator: ".")                        // resize.NAME.EXT.WxH
+            let parts = key.split(separator: ".") // resize.NAME.EXT.WxH
             let name = parts[1] + "." + parts[2]
             let size = parts[3].split(separator: "x").compactMap { Int($0) }
             let source = try fixtureImage(f, "decoded.\(name)")
@@ -57,13 +57,16 @@ func asTensor(_ im: RGBImage) -> Tensor {
             let parts = key.split(separator: ".")
             let size = parts[3].split(separator: "x").compactMap { Int($0) }
             let source = try fixtureImage(f, "decoded.\(parts[1]).\(parts[2])")
-            let d = PixelDifference(source.resizedBicubicNaive(width: size[0], height: size[1]), try fixtureImage(f, key))
+            let d = PixelDifference(
+                source.resizedBicubicNaive(width: size[0], height: size[1]), try fixtureImage(f, key))
             #expect(d.percentile999 <= 1 && d.maximum <= 3, "naive \(key): \(d)")
         }
     }
 
     @Test func fastResizeMatchesNaiveOnOddSizes() {
-        let im = RGBImage(width: 37, height: 23) { x, y in (UInt8((x * 7 + y * 3) % 256), UInt8((x * y) % 256), UInt8(255 - (x * 5) % 256)) }
+        let im = RGBImage(width: 37, height: 23) { x, y in
+            (UInt8((x * 7 + y * 3) % 256), UInt8((x * y) % 256), UInt8(255 - (x * 5) % 256))
+        }
         for (w, h) in [(1, 1), (5, 41), (36, 24), (111, 7), (38, 22), (37, 9)] {
             let d = PixelDifference(im.resizedBicubic(width: w, height: h), im.resizedBicubicNaive(width: w, height: h))
             #expect(d.percentile999 <= 1 && d.maximum <= 3, "\(w)×\(h): \(d)")
@@ -93,8 +96,12 @@ func asTensor(_ im: RGBImage) -> Tensor {
 @Suite struct EXIFOrientationParsing {
     /// A minimal TIFF block with one IFD0 entry: tag 0x0112 (Orientation), type SHORT, count 1.
     private func tiff(bigEndian: Bool, orientation: UInt16, type: UInt16 = 3) -> [UInt8] {
-        func u16(_ v: UInt16) -> [UInt8] { bigEndian ? [UInt8(v >> 8), UInt8(v & 0xFF)] : [UInt8(v & 0xFF), UInt8(v >> 8)] }
-        func u32(_ v: UInt32) -> [UInt8] { bigEndian ? u16(UInt16(v >> 16)) + u16(UInt16(v & 0xFFFF)) : u16(UInt16(v & 0xFFFF)) + u16(UInt16(v >> 16)) }
+        func u16(_ v: UInt16) -> [UInt8] {
+            bigEndian ? [UInt8(v >> 8), UInt8(v & 0xFF)] : [UInt8(v & 0xFF), UInt8(v >> 8)]
+        }
+        func u32(_ v: UInt32) -> [UInt8] {
+            bigEndian ? u16(UInt16(v >> 16)) + u16(UInt16(v & 0xFFFF)) : u16(UInt16(v & 0xFFFF)) + u16(UInt16(v >> 16))
+        }
         return (bigEndian ? [0x4D, 0x4D] : [0x49, 0x49]) + u16(42) + u32(8) + u16(1)
             + u16(0x0112) + u16(type) + u32(1) + u16(orientation) + u16(0) + u32(0)
     }
@@ -102,10 +109,16 @@ func asTensor(_ im: RGBImage) -> Tensor {
     @Test func bothByteOrdersAndBadEntries() {
         for be in [false, true] {
             for o: UInt16 in 1...8 {
-                #expect(tiff(bigEndian: be, orientation: o).withUnsafeBufferPointer { exifOrientation($0) } == Int(o), "big-endian \(be), \(o)")
+                #expect(
+                    tiff(bigEndian: be, orientation: o).withUnsafeBufferPointer { exifOrientation($0) } == Int(o),
+                    "big-endian \(be), \(o)")
             }
-            #expect(tiff(bigEndian: be, orientation: 9).withUnsafeBufferPointer { exifOrientation($0) } == 1, "out of range")
-            #expect(tiff(bigEndian: be, orientation: 6, type: 4).withUnsafeBufferPointer { exifOrientation($0) } == 1, "not a SHORT")
+            #expect(
+                tiff(bigEndian: be, orientation: 9).withUnsafeBufferPointer { exifOrientation($0) } == 1, "out of range"
+            )
+            #expect(
+                tiff(bigEndian: be, orientation: 6, type: 4).withUnsafeBufferPointer { exifOrientation($0) } == 1,
+                "not a SHORT")
         }
         let truncated = Array(tiff(bigEndian: false, orientation: 6).prefix(12))
         #expect(truncated.withUnsafeBufferPointer { exifOrientation($0) } == 1)

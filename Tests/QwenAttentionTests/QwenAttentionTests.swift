@@ -23,7 +23,7 @@ import _TestSupport
         let pos = try f.file.integers("rope.positions").values.map { Int($0) }
         let rope = RotaryEmbedding(headDim: 8, theta: 10000)
         let (cos, sin) = rope.cosSin(positions: pos)
-        let x = try f.tensor("rope.x")                     // (H, T, D) = (3, 7, 8)
+        let x = try f.tensor("rope.x") // (H, T, D) = (3, 7, 8)
         let want = try f.tensor("rope.out")
         assertClose(rope.applyNaive(x, cos: cos, sin: sin), want, .fp32Op, "naive rotate_half")
         var tokenMajor = x.permuted([1, 0, 2]).reshaped([7, 24])
@@ -58,10 +58,13 @@ import _TestSupport
 
     @Test func blockwiseMatchesNaiveOnRandomOddShapes() {
         // Extra check beside the golden ones: odd sizes, non-causal, key offsets that hide whole rows.
-        for (h, hkv, t, s, d, causal, off) in [(6, 3, 13, 29, 6, true, AttentionOffsets(query: 16, key: 0)),
-                                              (4, 1, 17, 17, 10, false, AttentionOffsets.zero),
-                                              (2, 2, 9, 11, 4, true, AttentionOffsets(query: 0, key: 3))] {
-            let q = Tensor.seeded([h, t, d], seed: 1), k = Tensor.seeded([hkv, s, d], seed: 2), v = Tensor.seeded([hkv, s, d], seed: 3)
+        for (h, hkv, t, s, d, causal, off) in [
+            (6, 3, 13, 29, 6, true, AttentionOffsets(query: 16, key: 0)),
+            (4, 1, 17, 17, 10, false, AttentionOffsets.zero),
+            (2, 2, 9, 11, 4, true, AttentionOffsets(query: 0, key: 3))
+        ] {
+            let q = Tensor.seeded([h, t, d], seed: 1), k = Tensor.seeded([hkv, s, d], seed: 2),
+                v = Tensor.seeded([hkv, s, d], seed: 3)
             let n = attentionNaive(q: q, k: k, v: v, causal: causal, offsets: off)
             let b = blockwiseAttention(q: q, k: k, v: v, causal: causal, offsets: off, queryBlock: 4, keyBlock: 5)
             assertClose(b.out, n.out, .fp32Matmul, "out h\(h) t\(t) s\(s)")

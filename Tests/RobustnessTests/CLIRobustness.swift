@@ -5,7 +5,10 @@ import Foundation
 import Testing
 import _TestSupport
 
-@Suite(.enabled(if: eagletBinary != nil, "the eaglet binary is not built (swift build -c release); the CLI robustness tests are skipped"))
+@Suite(
+    .enabled(
+        if: eagletBinary != nil,
+        "the eaglet binary is not built (swift build -c release); the CLI robustness tests are skipped"))
 struct CLIRobustness {
     /// Runs `args` and checks: exit 1, no signal, empty stdout, one stderr line "eaglet: …" containing `mention`.
     func expectOneLineFailure(_ args: [String], mentioning mention: String, _ what: String) throws {
@@ -19,42 +22,62 @@ struct CLIRobustness {
 
     @Test func badImagesAreOneLine() throws {
         let empty = scratch("cli/empty.png", [])
-        try expectOneLineFailure(["generate", "--model", tinyRandom, "--image", empty, "--prompt", "hi"], mentioning: empty, "empty image")
+        try expectOneLineFailure(
+            ["generate", "--model", tinyRandom, "--image", empty, "--prompt", "hi"], mentioning: empty, "empty image")
         let huge = scratch("cli/huge.png", pngClaiming(width: 100_000, height: 100_000))
-        try expectOneLineFailure(["generate", "--model", tinyRandom, "--image", huge, "--prompt", "hi"], mentioning: "100000×100000", "huge IHDR")
-        try expectOneLineFailure(["generate", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png", "--prompt", "hi",
-                                  "--max-image-pixels", "10"], mentioning: "example.png", "lowered pixel limit")
+        try expectOneLineFailure(
+            ["generate", "--model", tinyRandom, "--image", huge, "--prompt", "hi"], mentioning: "100000×100000",
+            "huge IHDR")
+        try expectOneLineFailure(
+            [
+                "generate", "--model", tinyRandom, "--image", "\(tinyRandom)/example.png", "--prompt", "hi",
+                "--max-image-pixels", "10"
+            ], mentioning: "example.png", "lowered pixel limit")
     }
 
     @Test func badCheckpointsAreOneLine() throws {
         let dir = try tinyRandomCopy("cli/bad-config")
         try Data("{\"model_type\": \"eagle_2_5_vl\", ".utf8).write(to: URL(fileURLWithPath: "\(dir)/config.json"))
-        try expectOneLineFailure(["generate", "--model", dir, "--prompt", "hi"], mentioning: "\(dir)/config.json", "truncated config.json")
+        try expectOneLineFailure(
+            ["generate", "--model", dir, "--prompt", "hi"], mentioning: "\(dir)/config.json", "truncated config.json")
         let dir2 = try tinyRandomCopy("cli/absurd-config")
-        try tinyConfig { _, _, t in t["num_hidden_layers"] = 1_000_000_000 }.write(to: URL(fileURLWithPath: "\(dir2)/config.json"))
+        try tinyConfig { _, _, t in t["num_hidden_layers"] = 1_000_000_000 }.write(
+            to: URL(fileURLWithPath: "\(dir2)/config.json"))
         try expectOneLineFailure(["inspect", "--model", dir2], mentioning: "num_hidden_layers", "absurd layer count")
         let dir3 = try tinyRandomCopy("cli/truncated-weights")
         let weights = try Data(contentsOf: URL(fileURLWithPath: "\(dir3)/model.safetensors"))
         try weights.prefix(weights.count / 2).write(to: URL(fileURLWithPath: "\(dir3)/model.safetensors"))
-        try expectOneLineFailure(["generate", "--model", dir3, "--prompt", "hi"], mentioning: "model.safetensors", "truncated weights")
+        try expectOneLineFailure(
+            ["generate", "--model", dir3, "--prompt", "hi"], mentioning: "model.safetensors", "truncated weights")
     }
 
     @Test func badTokenizerPromptIdsAndVideoAreOneLine() throws {
-        let tok = scratch("cli/tokenizer.json", Array(#"{"model": {"type": "BPE", "vocab": {"a": 99999999999}, "merges": []}}"#.utf8))
-        try expectOneLineFailure(["tokenize", "--tokenizer", tok, "--text", "hi"], mentioning: tok, "bad tokenizer.json")
+        let tok = scratch(
+            "cli/tokenizer.json", Array(#"{"model": {"type": "BPE", "vocab": {"a": 99999999999}, "merges": []}}"#.utf8))
+        try expectOneLineFailure(
+            ["tokenize", "--tokenizer", tok, "--text", "hi"], mentioning: tok, "bad tokenizer.json")
         let ids = scratch("cli/ids.json", Array("[1, 2, 1e300]".utf8))
-        try expectOneLineFailure(["generate", "--model", tinyRandom, "--input-ids", ids], mentioning: ids, "non-integer id")
+        try expectOneLineFailure(
+            ["generate", "--model", tinyRandom, "--input-ids", ids], mentioning: ids, "non-integer id")
         let far = scratch("cli/far-ids.json", Array("[1, 2, 99999]".utf8))
-        try expectOneLineFailure(["generate", "--model", tinyRandom, "--input-ids", far], mentioning: "99999", "id outside the vocabulary")
+        try expectOneLineFailure(
+            ["generate", "--model", tinyRandom, "--input-ids", far], mentioning: "99999", "id outside the vocabulary")
         // Regression: a rank-0 pixel_values tensor was indexed before its shape was checked (a trap).
-        let pv = safetensors("cli/pixel-values.safetensors", #"{"pixel_values":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0])
+        let pv = safetensors(
+            "cli/pixel-values.safetensors", #"{"pixel_values":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#,
+            data: [0, 0, 0, 0])
         let three = scratch("cli/three-ids.json", Array("[1, 2, 3]".utf8))
-        try expectOneLineFailure(["forward", "--model", tinyRandom, "--input-ids", three, "--pixel-values", pv, "--dump", "\(scratchDirectory)/cli/dump.safetensors"],
-                                 mentioning: "pixel_values: shape []", "rank-0 pixel_values")
+        try expectOneLineFailure(
+            [
+                "forward", "--model", tinyRandom, "--input-ids", three, "--pixel-values", pv, "--dump",
+                "\(scratchDirectory)/cli/dump.safetensors"
+            ],
+            mentioning: "pixel_values: shape []", "rank-0 pixel_values")
         let video = scratch("cli/empty.mp4", [])
         try expectOneLineFailure(["frames", video], mentioning: video, "empty video")
         let junk = scratch("cli/junk.mkv", Array(repeating: 0x5A, count: 4096))
-        try expectOneLineFailure(["generate", "--model", tinyRandom, "--video", junk, "--prompt", "hi"], mentioning: junk, "junk video")
+        try expectOneLineFailure(
+            ["generate", "--model", tinyRandom, "--video", junk, "--prompt", "hi"], mentioning: junk, "junk video")
     }
 
     @Test func nanWeightsFailWithASummaryLineFirst() throws {
@@ -67,7 +90,9 @@ struct CLIRobustness {
         let r = try runEaglet(["generate", "--model", dir, "--prompt", "hi"])
         #expect(r.reason == .exit && r.status == 1)
         // EagleError.nonFiniteWeights: one summary line, then the tensor names indented.
-        #expect(r.stderrLines.first?.hasPrefix("eaglet: \(dir): 1 tensors hold NaN or infinite values") == true, "\(r.stderr)")
+        #expect(
+            r.stderrLines.first?.hasPrefix("eaglet: \(dir): 1 tensors hold NaN or infinite values") == true,
+            "\(r.stderr)")
         #expect(r.stderrLines.count == 2 && r.stderrLines[1].hasPrefix("  "))
     }
 }

@@ -12,20 +12,28 @@ import _TestSupport
 
     @Test func wrongMagicAndEmpty() {
         var png = pngClaiming(width: 4, height: 4)
-        png[1] = 0x51   // "\x89QNG"
-        guard case .unknownFormat("x", _)? = error(png) else { Issue.record("bad PNG magic: expected unknownFormat"); return }
+        png[1] = 0x51 // "\x89QNG"
+        guard case .unknownFormat("x", _)? = error(png) else {
+            Issue.record("bad PNG magic: expected unknownFormat"); return
+        }
         #expect(error([]) == .empty(file: "x"))
         #expect(error(Array("BM\u{0}\u{0}".utf8)) == .unknownFormat(file: "x", detected: "looks like BMP"))
         // A JPEG start marker followed by no marker at all.
-        guard case .corrupt("x", .jpeg, _)? = error([0xFF, 0xD8, 0x00, 0x01, 0x02]) else { Issue.record("JPEG without markers: expected corrupt"); return }
-        guard case .truncated("x", .jpeg, _)? = error([0xFF, 0xD8]) else { Issue.record("bare SOI: expected truncated"); return }
+        guard case .corrupt("x", .jpeg, _)? = error([0xFF, 0xD8, 0x00, 0x01, 0x02]) else {
+            Issue.record("JPEG without markers: expected corrupt"); return
+        }
+        guard case .truncated("x", .jpeg, _)? = error([0xFF, 0xD8]) else {
+            Issue.record("bare SOI: expected truncated"); return
+        }
     }
 
     @Test func hugePNGDimensionsHitThePixelLimitBeforeAllocating() {
         // 10¹⁰ pixels (30 GB as RGB): refused from the IHDR alone.
-        #expect(error(pngClaiming(width: 100_000, height: 100_000))
+        #expect(
+            error(pngClaiming(width: 100_000, height: 100_000))
                 == .tooManyPixels(file: "x", width: 100_000, height: 100_000, limit: RGBImage.defaultMaxPixels))
-        #expect(error(pngClaiming(width: 0xFFFF_FFFF, height: 0xFFFF_FFFF))
+        #expect(
+            error(pngClaiming(width: 0xFFFF_FFFF, height: 0xFFFF_FFFF))
                 == .tooManyPixels(file: "x", width: 0xFFFF_FFFF, height: 0xFFFF_FFFF, limit: RGBImage.defaultMaxPixels))
         #expect(error(pngClaiming(width: 0, height: 7)) == .zeroSize(file: "x", width: 0, height: 7))
     }
@@ -42,15 +50,20 @@ import _TestSupport
         #expect(error(big) == .tooManyPixels(file: "x", width: 20_000, height: 5_000, limit: RGBImage.defaultMaxPixels))
         switch error(big, maxPixels: 100_000_000) {
         case .corrupt?, .truncated?: break
-        case let other: Issue.record("20000×5000 under a raised limit: expected corrupt or truncated, got \(String(describing: other))")
+        case let other:
+            Issue.record(
+                "20000×5000 under a raised limit: expected corrupt or truncated, got \(String(describing: other))")
         }
     }
 
     @Test func hugeJPEGFrameHeader() {
         // SOI, SOF0 (length 17, precision 8, height 65535, width 65535, 3 components), EOI.
-        let sof: [UInt8] = [0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03,
-                            0x01, 0x11, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]
-        #expect(error([0xFF, 0xD8] + sof + [0xFF, 0xD9])
+        let sof: [UInt8] = [
+            0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03,
+            0x01, 0x11, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01
+        ]
+        #expect(
+            error([0xFF, 0xD8] + sof + [0xFF, 0xD9])
                 == .tooManyPixels(file: "x", width: 65535, height: 65535, limit: RGBImage.defaultMaxPixels))
     }
 }

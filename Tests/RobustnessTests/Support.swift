@@ -14,7 +14,8 @@ let scratchDirectory: String = {
 @discardableResult
 func scratch(_ name: String, _ bytes: [UInt8]) -> String {
     let path = "\(scratchDirectory)/\(name)"
-    try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try? FileManager.default.createDirectory(
+        atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
 }

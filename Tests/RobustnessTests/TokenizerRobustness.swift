@@ -8,7 +8,8 @@ import Tokenizer
     func load(_ json: String) -> TokenizerError? {
         thrown { _ = try Tokenizer(tokenizerJSONData: Data(json.utf8), path: "tokenizer.json") } as? TokenizerError
     }
-    let pre = #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\#(Qwen2Split.pattern.replacingOccurrences(of: "\\", with: "\\\\"))"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]}"#
+    let pre =
+        #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\#(Qwen2Split.pattern.replacingOccurrences(of: "\\", with: "\\\\"))"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]}"#
     func file(vocab: String, merges: String = "[]", added: String = "[]") -> String {
         #"{"normalizer":{"type":"NFC"},"pre_tokenizer":\#(pre),"added_tokens":\#(added),"model":{"type":"BPE","vocab":\#(vocab),"merges":\#(merges)}}"#
     }
@@ -21,30 +22,47 @@ import Tokenizer
     @Test func missingModelOrEmptyFile() {
         #expect(load("{}") == .malformedJSON(path: "tokenizer.json", reason: "no \"model\" object"))
         #expect(load("") == .malformedJSON(path: "tokenizer.json", reason: "not valid JSON"))
-        #expect(load(#"{"model":{"type":"BPE","vocab":[],"merges":[]}}"#)
+        #expect(
+            load(#"{"model":{"type":"BPE","vocab":[],"merges":[]}}"#)
                 == .malformedJSON(path: "tokenizer.json", reason: "model.vocab is not an object of token → id"))
     }
 
     @Test func mergesReferencingUnknownTokens() {
-        #expect(load(file(vocab: #"{"a":0,"b":1}"#, merges: #"["a b"]"#)) == .mergeUnknownToken(path: "tokenizer.json", line: 1, token: "ab"))
-        #expect(load(file(vocab: #"{"a":0,"ab":2}"#, merges: #"["a z"]"#)) == .mergeUnknownToken(path: "tokenizer.json", line: 1, token: "z"))
-        #expect(load(file(vocab: #"{"a":0}"#, merges: #"["a"]"#)) == .malformedMerge(path: "tokenizer.json", line: 1, text: "a"))
+        #expect(
+            load(file(vocab: #"{"a":0,"b":1}"#, merges: #"["a b"]"#))
+                == .mergeUnknownToken(path: "tokenizer.json", line: 1, token: "ab"))
+        #expect(
+            load(file(vocab: #"{"a":0,"ab":2}"#, merges: #"["a z"]"#))
+                == .mergeUnknownToken(path: "tokenizer.json", line: 1, token: "z"))
+        #expect(
+            load(file(vocab: #"{"a":0}"#, merges: #"["a"]"#))
+                == .malformedMerge(path: "tokenizer.json", line: 1, text: "a"))
     }
 
     @Test func idsOutsideTheBoundAreRefused() {
         let limit = Tokenizer.maxTokenID
         // Once: a 2⁴⁰-entry id table (or a trap converting a byte token's id to Int32).
-        #expect(load(file(vocab: #"{"a":\#(1 << 40)}"#)) == .idOutOfRange(path: "tokenizer.json", field: "model.vocab[\"a\"]", id: 1 << 40, limit: limit))
-        #expect(load(file(vocab: #"{"a":\#(limit)}"#)) == .idOutOfRange(path: "tokenizer.json", field: "model.vocab[\"a\"]", id: limit, limit: limit))
+        #expect(
+            load(file(vocab: #"{"a":\#(1 << 40)}"#))
+                == .idOutOfRange(path: "tokenizer.json", field: "model.vocab[\"a\"]", id: 1 << 40, limit: limit))
+        #expect(
+            load(file(vocab: #"{"a":\#(limit)}"#))
+                == .idOutOfRange(path: "tokenizer.json", field: "model.vocab[\"a\"]", id: limit, limit: limit))
         // Once: a negative added-token id indexed the table at -5.
-        #expect(load(file(vocab: #"{"a":0}"#, added: #"[{"id":-5,"content":"<x>","special":true}]"#))
+        #expect(
+            load(file(vocab: #"{"a":0}"#, added: #"[{"id":-5,"content":"<x>","special":true}]"#))
                 == .idOutOfRange(path: "tokenizer.json", field: "added token \"<x>\"", id: -5, limit: limit))
-        #expect(load(file(vocab: #"{"a":-1}"#)) == .malformedJSON(path: "tokenizer.json", reason: "model.vocab[\"a\"] is not a non-negative integer"))
+        #expect(
+            load(file(vocab: #"{"a":-1}"#))
+                == .malformedJSON(path: "tokenizer.json", reason: "model.vocab[\"a\"] is not a non-negative integer"))
     }
 
     @Test func oversizedFileIsRefusedBeforeReading() throws {
         let p = try sparse("tok/tokenizer.json", size: UInt64(Tokenizer.maxFileBytes) + 1)
-        #expect(throws: TokenizerError.fileTooLarge(path: p, bytes: Tokenizer.maxFileBytes + 1, limit: Tokenizer.maxFileBytes)) {
+        #expect(
+            throws: TokenizerError.fileTooLarge(
+                path: p, bytes: Tokenizer.maxFileBytes + 1, limit: Tokenizer.maxFileBytes)
+        ) {
             try Tokenizer.load(p)
         }
     }
@@ -52,7 +70,7 @@ import Tokenizer
     @Test func promptOrdinalsOfAnyIntegerDoNotTrap() {
         #expect(EaglePrompt.ordinal(3) == "third")
         #expect(EaglePrompt.ordinal(22) == "22nd")
-        #expect(EaglePrompt.ordinal(-3) == "-3rd")   // once: an index of -3 into the suffix table
+        #expect(EaglePrompt.ordinal(-3) == "-3rd") // once: an index of -3 into the suffix table
         #expect(EaglePrompt.imageBlock(-4) == "<img></img>")
     }
 }

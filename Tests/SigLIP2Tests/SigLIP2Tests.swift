@@ -11,8 +11,10 @@ import _TestSupport
 
 /// The fixture's weights are stored as "<tag>.vision_model.…": strip the tag to get a transformers
 /// 5.x-style checkpoint, optionally renaming the prefix, and write it to a temporary file.
-func writeCheckpoint(from f: Fixture, tag: String?, prefix: String, drop: String? = nil,
-                     reshape: (String, [Int])? = nil) throws -> String {
+func writeCheckpoint(
+    from f: Fixture, tag: String?, prefix: String, drop: String? = nil,
+    reshape: (String, [Int])? = nil
+) throws -> String {
     var w = SafeTensorsWriter()
     let lead = tag.map { "\($0).vision_model." } ?? "vision_model."
     for name in f.file.names where name.hasPrefix(lead) {
@@ -45,12 +47,14 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
                 let out = tower(pixels.row(b), compute: naive ? .reference : .fast)
                 #expect(out.hiddenStates.count == 3)
                 for (i, h) in out.hiddenStates.enumerated() {
-                    let r = assertClose(h, try f.tensor("\(tag).hidden_states.\(i)").row(b), .fp32Block,
-                                        "\(tag) image \(b) hidden_states[\(i)] naive=\(naive)")
+                    let r = assertClose(
+                        h, try f.tensor("\(tag).hidden_states.\(i)").row(b), .fp32Block,
+                        "\(tag) image \(b) hidden_states[\(i)] naive=\(naive)")
                     worst = max(worst, r.maxRelative)
                 }
-                let r = assertClose(out.lastHiddenState, try f.tensor("\(tag).last_hidden_state").row(b), .fp32Block,
-                                    "\(tag) image \(b) post_layernorm naive=\(naive)")
+                let r = assertClose(
+                    out.lastHiddenState, try f.tensor("\(tag).last_hidden_state").row(b), .fp32Block,
+                    "\(tag) image \(b) post_layernorm naive=\(naive)")
                 worst = max(worst, r.maxRelative)
             }
         }
@@ -59,8 +63,11 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
 
     @Test func naflexTowerMatchesSiglip2VisionModel() throws {
         let f = try Fixture.load("siglip2-naflex-tiny")
-        let config = try JSONDecoder().decode(SiglipVisionConfig.self, from: JSONSerialization.data(
-            withJSONObject: f.manifest["config"] as? [String: Any] ?? [:])).validated(file: "siglip2-naflex-tiny manifest")
+        let config = try JSONDecoder().decode(
+            SiglipVisionConfig.self,
+            from: JSONSerialization.data(
+                withJSONObject: f.manifest["config"] as? [String: Any] ?? [:])
+        ).validated(file: "siglip2-naflex-tiny manifest")
         #expect(config.modelType == "siglip2_vision_model" && config.numPatches == 16)
         let tower = try Siglip2VisionTransformer.load(from: f.file, config: config)
         let (_, shapes) = try f.file.integers("spatial_shapes")
@@ -69,14 +76,17 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         for b in 0..<2 {
             let h = Int(shapes[2 * b]), w = Int(shapes[2 * b + 1]), n = h * w
             for naive in [false, true] {
-                let out = tower(pixels.row(b).slice(dim: 0, 0..<n), height: h, width: w, compute: naive ? .reference : .fast)
+                let out = tower(
+                    pixels.row(b).slice(dim: 0, 0..<n), height: h, width: w, compute: naive ? .reference : .fast)
                 for (i, s) in out.hiddenStates.enumerated() {
-                    let r = assertClose(s, try f.tensor("hidden_states.\(i)").row(b).slice(dim: 0, 0..<n), .fp32Block,
-                                        "NaFlex image \(b) (\(h)×\(w)) hidden_states[\(i)] naive=\(naive)")
+                    let r = assertClose(
+                        s, try f.tensor("hidden_states.\(i)").row(b).slice(dim: 0, 0..<n), .fp32Block,
+                        "NaFlex image \(b) (\(h)×\(w)) hidden_states[\(i)] naive=\(naive)")
                     worst = max(worst, r.maxRelative)
                 }
-                let r = assertClose(out.lastHiddenState, try f.tensor("last_hidden_state").row(b).slice(dim: 0, 0..<n),
-                                    .fp32Block, "NaFlex image \(b) post_layernorm naive=\(naive)")
+                let r = assertClose(
+                    out.lastHiddenState, try f.tensor("last_hidden_state").row(b).slice(dim: 0, 0..<n),
+                    .fp32Block, "NaFlex image \(b) post_layernorm naive=\(naive)")
                 worst = max(worst, r.maxRelative)
             }
         }
@@ -87,16 +97,19 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
     static func so400mLayer() -> SiglipEncoderLayer {
         let c = 1152, m = 4304
         func lin(_ out: Int, _ inp: Int, _ ws: UInt64, _ scale: Float) -> SiglipLinear {
-            SiglipLinear(weight: .seeded([out, inp], seed: ws, scale: scale), bias: .seeded([out], seed: ws + 1, scale: 0.02))
+            SiglipLinear(
+                weight: .seeded([out, inp], seed: ws, scale: scale), bias: .seeded([out], seed: ws + 1, scale: 0.02))
         }
         func ln(_ seed: UInt64) -> LayerNorm {
-            LayerNorm(weight: Tensor.seeded([c], seed: seed, scale: 0.1).map { $0 + 1 },
-                      bias: .seeded([c], seed: seed + 1, scale: 0.1), eps: 1e-6)
+            LayerNorm(
+                weight: Tensor.seeded([c], seed: seed, scale: 0.1).map { $0 + 1 },
+                bias: .seeded([c], seed: seed + 1, scale: 0.1), eps: 1e-6)
         }
         return SiglipEncoderLayer(
             layerNorm1: ln(109),
-            selfAttn: SiglipAttention(qProj: lin(c, c, 101, 0.03), kProj: lin(c, c, 103, 0.03),
-                                       vProj: lin(c, c, 105, 0.03), outProj: lin(c, c, 107, 0.03), numHeads: 16),
+            selfAttn: SiglipAttention(
+                qProj: lin(c, c, 101, 0.03), kProj: lin(c, c, 103, 0.03),
+                vProj: lin(c, c, 105, 0.03), outProj: lin(c, c, 107, 0.03), numHeads: 16),
             layerNorm2: ln(111),
             mlp: SiglipMLP(fc1: lin(m, c, 113, 0.03), fc2: lin(c, m, 115, 0.015)))
     }
@@ -109,12 +122,17 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
             let y = naive ? layer.naive(x) : layer(x)
             var worst: Float = 0
             for r in [0, 1, 511, 1023] {
-                worst = max(worst, assertClose(y.row(r), try f.tensor("output.row\(r)"), .fp32Block, "row \(r) naive=\(naive)").maxRelative)
+                worst = max(
+                    worst,
+                    assertClose(y.row(r), try f.tensor("output.row\(r)"), .fp32Block, "row \(r) naive=\(naive)")
+                        .maxRelative)
             }
             let col = Tensor(shape: [1024]) { y.storage[$0 * 1152 + 7] }
-            worst = max(worst, assertClose(col, try f.tensor("output.col7"), .fp32Block, "column 7 naive=\(naive)").maxRelative)
+            worst = max(
+                worst, assertClose(col, try f.tensor("output.col7"), .fp32Block, "column 7 naive=\(naive)").maxRelative)
             let mean = y.mean, meanAbs = y.storage.reduce(0.0) { $0 + Double(abs($1)) } / Double(y.count)
-            let variance = y.storage.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(y.count - 1)
+            let variance =
+                y.storage.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(y.count - 1)
             let stats = Tensor(shape: [3], storage: [Float(mean), Float(meanAbs), Float(variance.squareRoot())])
             assertClose(stats, try f.tensor("output.mean_abs_std"), .fp32Block, "mean, mean |y|, std naive=\(naive)")
             print("siglip-so400m-layer naive=\(naive): worst relative error \(worst)")
@@ -131,13 +149,15 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         let attn = SiglipAttention(qProj: lin(1), kProj: lin(2), vProj: lin(3), outProj: lin(4), numHeads: heads)
         let x = Tensor.seeded([t, c], seed: UInt64(t * 7 + c))
         assertClose(attn(x), attn.naive(x), .fp32Block, "T \(t) H \(heads) C \(c)")
-        assertClose(attn(x, residual: x, compute: .fast(threads: 3)), attn.naive(x) + x, .fp32Block, "with residual, 3 threads")
+        assertClose(
+            attn(x, residual: x, compute: .fast(threads: 3)), attn.naive(x) + x, .fp32Block, "with residual, 3 threads")
     }
 
     @Test(arguments: [(5, 7, 11), (16, 36, 47), (3, 17, 33)])
     func fusedMLPMatchesNaive(t: Int, c: Int, m: Int) {
-        let mlp = SiglipMLP(fc1: SiglipLinear(weight: .seeded([m, c], seed: 1, scale: 0.5), bias: .seeded([m], seed: 2)),
-                            fc2: SiglipLinear(weight: .seeded([c, m], seed: 3, scale: 0.3), bias: .seeded([c], seed: 4)))
+        let mlp = SiglipMLP(
+            fc1: SiglipLinear(weight: .seeded([m, c], seed: 1, scale: 0.5), bias: .seeded([m], seed: 2)),
+            fc2: SiglipLinear(weight: .seeded([c, m], seed: 3, scale: 0.3), bias: .seeded([c], seed: 4)))
         let x = Tensor.seeded([t, c], seed: 5, scale: 3)
         assertClose(mlp(x), mlp.naive(x), .fp32Block)
         assertClose(mlp(x, residual: x, compute: .fast(threads: 2)), mlp.naive(x) + x, .fp32Block)
@@ -160,10 +180,14 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
 
 @Suite struct VisionCheckpointAndConfig {
     @Test func bothKeyPrefixesMapToTheSameTensorNames() throws {
-        let released = ["vision_model.vision_model.embeddings.patch_embedding.weight",
-                        "vision_model.vision_model.head.probe", "mlp1.0.weight"]
-        let tf5 = ["vision_model.embeddings.patch_embedding.weight", "vision_model.head.probe",
-                   "language_model.model.embed_tokens.weight"]
+        let released = [
+            "vision_model.vision_model.embeddings.patch_embedding.weight",
+            "vision_model.vision_model.head.probe", "mlp1.0.weight"
+        ]
+        let tf5 = [
+            "vision_model.embeddings.patch_embedding.weight", "vision_model.head.probe",
+            "language_model.model.embed_tokens.weight"
+        ]
         let a = try VisionWeightNames.detect(in: released, source: "released")
         let b = try VisionWeightNames.detect(in: tf5, source: "tf5")
         #expect(a.prefix == "vision_model.vision_model.")
@@ -175,9 +199,14 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         #expect(pa.positionEmbedding.key == "vision_model.vision_model.embeddings.position_embedding.weight")
         #expect(pb.postLayernorm.weight.key == "vision_model.post_layernorm.weight")
         #expect(pa.specs.count == 3 + 16 * config.numHiddenLayers + 2 && pa.specs.count == Set(pa.specs).count)
-        #expect(a.isHead("vision_model.vision_model.head.probe") && !a.isHead("vision_model.vision_model.encoder.layers.0.mlp.fc1.weight"))
-        #expect(throws: CheckpointError.componentNotFound(source: "llm-only", component: "vision tower",
-                                                          tried: VisionWeightNames.prefixes.map { $0 + VisionWeightNames.probe })) {
+        #expect(
+            a.isHead("vision_model.vision_model.head.probe")
+                && !a.isHead("vision_model.vision_model.encoder.layers.0.mlp.fc1.weight"))
+        #expect(
+            throws: CheckpointError.componentNotFound(
+                source: "llm-only", component: "vision tower",
+                tried: VisionWeightNames.prefixes.map { $0 + VisionWeightNames.probe })
+        ) {
             try VisionWeightNames.detect(in: ["language_model.lm_head.weight"], source: "llm-only")
         }
     }
@@ -194,8 +223,12 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         // Not .exact: the fast path splits rows over BLAS.threads, a process-wide setting that tests running
         // beside this one change, and sgemm on a different row split may sum in another order.
         assertClose(a(pixels).lastHiddenState, b(pixels).lastHiddenState, .fp32Block, "same tower either way")
-        assertClose(a(pixels, compute: .reference).lastHiddenState, b(pixels, compute: .reference).lastHiddenState, .exact, "same tower, naive path")
-        assertClose(a(pixels).lastHiddenState, try f.tensor("p14.last_hidden_state").row(0), .fp32Block, "released layout vs transformers")
+        assertClose(
+            a(pixels, compute: .reference).lastHiddenState, b(pixels, compute: .reference).lastHiddenState, .exact,
+            "same tower, naive path")
+        assertClose(
+            a(pixels).lastHiddenState, try f.tensor("p14.last_hidden_state").row(0), .fp32Block,
+            "released layout vs transformers")
     }
 
     @Test func missingOrMisshapedTensorsAreTypedErrorsNamingTheTensor() throws {
@@ -203,8 +236,11 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         let config = try tinyConfig("p14")
         let name = "vision_model.vision_model.encoder.layers.1.mlp.fc1.bias"
         let missing = try writeCheckpoint(from: f, tag: "p14", prefix: "vision_model.vision_model.", drop: name)
-        let misshaped = try writeCheckpoint(from: f, tag: "p14", prefix: "vision_model.vision_model.", reshape: (name, [46]))
-        defer { try? FileManager.default.removeItem(atPath: missing); try? FileManager.default.removeItem(atPath: misshaped) }
+        let misshaped = try writeCheckpoint(
+            from: f, tag: "p14", prefix: "vision_model.vision_model.", reshape: (name, [46]))
+        defer {
+            try? FileManager.default.removeItem(atPath: missing); try? FileManager.default.removeItem(atPath: misshaped)
+        }
         #expect(throws: CheckpointError.missing(source: missing, tensor: name)) {
             try SiglipVisionTransformer.load(from: try SafeTensorsFile(path: missing), config: config)
         }
@@ -216,47 +252,60 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
 
     @Test func visionConfigDecodesFromEagleConfigJSON() throws {
         let json = """
-        {"model_type": "eagle_2_5_vl", "select_layer": -1, "downsample_ratio": 0.5,
-         "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
-           "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 448, "patch_size": 14,
-           "num_channels": 3, "layer_norm_eps": 1e-06, "hidden_act": "gelu_pytorch_tanh", "vision_use_head": false},
-         "text_config": {"model_type": "qwen2"}}
-        """
+            {"model_type": "eagle_2_5_vl", "select_layer": -1, "downsample_ratio": 0.5,
+             "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+               "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 448, "patch_size": 14,
+               "num_channels": 3, "layer_norm_eps": 1e-06, "hidden_act": "gelu_pytorch_tanh", "vision_use_head": false},
+             "text_config": {"model_type": "qwen2"}}
+            """
         let c = try SiglipVisionConfig.decode(configJSON: Data(json.utf8), file: "config.json")
         #expect(c == SiglipVisionConfig.so400m)
         #expect(c.headDim == 72 && c.numPositions == 1024)
         // A real transformers 5.24 SiglipVisionConfig.to_dict(), wrapped as Eagle does.
         let tiny = try tinyConfig("p16")
-        #expect(tiny.hiddenSize == 36 && tiny.intermediateSize == 47 && tiny.numAttentionHeads == 3
-                && tiny.imageSize == 96 && tiny.patchSize == 16 && tiny.numHiddenLayers == 2 && tiny.layerNormEps == 1e-6)
+        #expect(
+            tiny.hiddenSize == 36 && tiny.intermediateSize == 47 && tiny.numAttentionHeads == 3
+                && tiny.imageSize == 96 && tiny.patchSize == 16 && tiny.numHiddenLayers == 2
+                && tiny.layerNormEps == 1e-6)
         // Missing keys take transformers' defaults.
-        let sparse = try SiglipVisionConfig.decode(configJSON: Data(#"{"vision_config": {"hidden_size": 64, "num_attention_heads": 4}}"#.utf8), file: "c.json")
+        let sparse = try SiglipVisionConfig.decode(
+            configJSON: Data(#"{"vision_config": {"hidden_size": 64, "num_attention_heads": 4}}"#.utf8), file: "c.json")
         #expect(sparse.patchSize == 16 && sparse.imageSize == 224 && sparse.numHiddenLayers == 12)
     }
 
     @Test func badVisionConfigsAreTypedErrors() {
-        func decode(_ s: String) throws -> SiglipVisionConfig { try SiglipVisionConfig.decode(configJSON: Data(s.utf8), file: "c.json") }
+        func decode(_ s: String) throws -> SiglipVisionConfig {
+            try SiglipVisionConfig.decode(configJSON: Data(s.utf8), file: "c.json")
+        }
         #expect(throws: VisionConfigError.unsupportedModelType(file: "c.json", found: "clip_vision_model")) {
             try decode(#"{"vision_config": {"model_type": "clip_vision_model"}}"#)
         }
         #expect(throws: VisionConfigError.missingVisionConfig(file: "c.json")) { try decode(#"{"text_config": {}}"#) }
         #expect(throws: VisionConfigError.self) { try decode("not json") }
         #expect(throws: VisionConfigError.self) { try decode(#"{"vision_config": {"hidden_size": "wide"}}"#) }
-        #expect(throws: VisionConfigError.invalid(file: "c.json", field: "num_attention_heads",
-                                                  reason: "must divide hidden_size 36, got 5")) {
+        #expect(
+            throws: VisionConfigError.invalid(
+                file: "c.json", field: "num_attention_heads",
+                reason: "must divide hidden_size 36, got 5")
+        ) {
             try decode(#"{"vision_config": {"hidden_size": 36, "num_attention_heads": 5}}"#)
         }
     }
 
     @Test func selectLayerRuleFollowsExtractFeature() throws {
         let states = (0..<4).map { Tensor(shape: [1], repeating: Float($0)) }
-        let out = SiglipVisionTransformer.Output(hiddenStates: states, lastHiddenState: Tensor(shape: [1], repeating: 99))
+        let out = SiglipVisionTransformer.Output(
+            hiddenStates: states, lastHiddenState: Tensor(shape: [1], repeating: 99))
         #expect(try SiglipVisionTransformer.features(out, selectLayer: -1).storage == [99])
         #expect(try SiglipVisionTransformer.features(out, selectLayer: 0).storage == [0])
         #expect(try SiglipVisionTransformer.features(out, selectLayer: 3).storage == [3])
         #expect(try SiglipVisionTransformer.features(out, selectLayer: -2).storage == [2])
         #expect(try SiglipVisionTransformer.features(out, selectLayer: -4).storage == [0])
-        #expect(throws: SelectLayerError.outOfRange(selectLayer: 4, layers: 3)) { try SiglipVisionTransformer.features(out, selectLayer: 4) }
-        #expect(throws: SelectLayerError.outOfRange(selectLayer: -5, layers: 3)) { try SiglipVisionTransformer.features(out, selectLayer: -5) }
+        #expect(throws: SelectLayerError.outOfRange(selectLayer: 4, layers: 3)) {
+            try SiglipVisionTransformer.features(out, selectLayer: 4)
+        }
+        #expect(throws: SelectLayerError.outOfRange(selectLayer: -5, layers: 3)) {
+            try SiglipVisionTransformer.features(out, selectLayer: -5)
+        }
     }
 }

@@ -12,8 +12,8 @@ import _TestSupport
         #expect(!closeness([3.2], [2], tol).passed)
         // the bound scales with the reference, not the actual value
         let relative = Tolerance(name: "r", atol: 0, rtol: 0.5, reason: "")
-        #expect(closeness([1], [2], relative).passed)     // bound 0.5·2 = 1 ≥ |1−2|
-        #expect(!closeness([2], [1], relative).passed)    // bound 0.5·1 = 0.5 < |2−1|
+        #expect(closeness([1], [2], relative).passed) // bound 0.5·2 = 1 ≥ |1−2|
+        #expect(!closeness([2], [1], relative).passed) // bound 0.5·1 = 0.5 < |2−1|
     }
 
     @Test func reportsWorstIndexValuesAndMissCount() {

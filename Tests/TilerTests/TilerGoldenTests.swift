@@ -13,19 +13,26 @@ import _TestSupport
         func ints(_ k: String) throws -> [Int] { try f.file.integers(k).values.map { Int($0) } }
         let w = try ints("width"), h = try ints("height"), s = try ints("tile_size")
         let lo = try ints("min_tiles"), hi = try ints("max_tiles")
-        let ic = try ints("iap_columns"), ir = try ints("iap_rows"), vc = try ints("internvl_columns"), vr = try ints("internvl_rows")
+        let ic = try ints("iap_columns"), ir = try ints("iap_rows"), vc = try ints("internvl_columns"),
+            vr = try ints("internvl_rows")
         #expect(w.count > 3000)
         var iapMisses = 0, internVLMisses = 0
         for i in 0..<w.count {
             let iap = chooseGrid(width: w[i], height: h[i], tileSize: s[i], minTiles: lo[i], maxTiles: hi[i])
-            let ivl = chooseGrid(width: w[i], height: h[i], tileSize: s[i], minTiles: lo[i], maxTiles: hi[i], rule: .internVL)
+            let ivl = chooseGrid(
+                width: w[i], height: h[i], tileSize: s[i], minTiles: lo[i], maxTiles: hi[i], rule: .internVL)
             if iap != TileGrid(columns: ic[i], rows: ir[i]) {
                 iapMisses += 1
-                if iapMisses <= 5 { Issue.record("IAP \(w[i])×\(h[i]) S=\(s[i]) \(lo[i])…\(hi[i]): \(iap), reference \(ic[i])×\(ir[i])") }
+                if iapMisses <= 5 {
+                    Issue.record("IAP \(w[i])×\(h[i]) S=\(s[i]) \(lo[i])…\(hi[i]): \(iap), reference \(ic[i])×\(ir[i])")
+                }
             }
             if ivl != TileGrid(columns: vc[i], rows: vr[i]) {
                 internVLMisses += 1
-                if internVLMisses <= 5 { Issue.record("InternVL \(w[i])×\(h[i]) S=\(s[i]) \(lo[i])…\(hi[i]): \(ivl), reference \(vc[i])×\(vr[i])") }
+                if internVLMisses <= 5 {
+                    Issue.record(
+                        "InternVL \(w[i])×\(h[i]) S=\(s[i]) \(lo[i])…\(hi[i]): \(ivl), reference \(vc[i])×\(vr[i])")
+                }
             }
         }
         #expect(iapMisses == 0 && internVLMisses == 0)
@@ -39,11 +46,13 @@ import _TestSupport
             (1920, 1080, .init(columns: 4, rows: 2), .init(columns: 4, rows: 2)),
             (3840, 2160, .init(columns: 4, rows: 2), .init(columns: 4, rows: 3)),
             (2480, 3508, .init(columns: 2, rows: 3), .init(columns: 3, rows: 4)),
-            (1000, 100, .init(columns: 10, rows: 1), .init(columns: 10, rows: 1)),
+            (1000, 100, .init(columns: 10, rows: 1), .init(columns: 10, rows: 1))
         ]
         for (w, h, internVL, iap) in table {
             #expect(chooseGrid(width: w, height: h, tileSize: 448, minTiles: 1, maxTiles: 12) == iap, "IAP \(w)×\(h)")
-            #expect(chooseGrid(width: w, height: h, tileSize: 448, minTiles: 1, maxTiles: 12, rule: .internVL) == internVL, "InternVL \(w)×\(h)")
+            #expect(
+                chooseGrid(width: w, height: h, tileSize: 448, minTiles: 1, maxTiles: 12, rule: .internVL) == internVL,
+                "InternVL \(w)×\(h)")
         }
     }
 
@@ -67,7 +76,9 @@ import _TestSupport
             let tiler = try Tiler(TilingConfig(tileSize: s, minTiles: 1, maxTiles: m))
             let image = try RGBImage.load(f.path("files/\(name)"))
             let grid = try f.file.integers(key + ".grid").values
-            #expect(tiler.grid(width: image.width, height: image.height) == TileGrid(columns: Int(grid[0]), rows: Int(grid[1])), "\(key) grid")
+            #expect(
+                tiler.grid(width: image.width, height: image.height)
+                    == TileGrid(columns: Int(grid[0]), rows: Int(grid[1])), "\(key) grid")
             let expected = try f.tensor(key)
             assertClose(tiler.pixelValues(image), expected, .exact, key)
             // the naive resize is within a grey level almost everywhere: ≤ 2/255·2 after normalisation
@@ -96,7 +107,8 @@ import _TestSupport
                 row += pv.storage[base + 223 * s..<base + 224 * s]
             }
         }
-        assertClose(Tensor(shape: [n, 3, s], storage: row), try f.tensor(key + ".row223"), .exact, "row 223 of every tile")
+        assertClose(
+            Tensor(shape: [n, 3, s], storage: row), try f.tensor(key + ".row223"), .exact, "row 223 of every tile")
         assertClose(Tensor(shape: [n, 3], storage: sums), try f.tensor(key + ".sums"), .fp32Op, "per-tile channel sums")
     }
 
@@ -117,21 +129,29 @@ import _TestSupport
     }
 
     @Test func configDecodesFromEagleConfigJSON() throws {
-        let json = #"{"force_image_size": 448, "min_dynamic_tiles": 1, "max_dynamic_tiles": 12, "use_thumbnail": true, "downsample_ratio": 0.5}"#
+        let json =
+            #"{"force_image_size": 448, "min_dynamic_tiles": 1, "max_dynamic_tiles": 12, "use_thumbnail": true, "downsample_ratio": 0.5}"#
         let c = try JSONDecoder().decode(TilingConfig.self, from: Data(json.utf8))
         #expect(c == TilingConfig())
         let partial = try JSONDecoder().decode(TilingConfig.self, from: Data(#"{"max_dynamic_tiles": 6}"#.utf8))
         #expect(partial == TilingConfig(maxTiles: 6))
-        #expect(throws: TilerError.invalidConfig(field: "max tiles", value: 0, expected: "between min tiles (1) and 1024")) {
+        #expect(
+            throws: TilerError.invalidConfig(field: "max tiles", value: 0, expected: "between min tiles (1) and 1024")
+        ) {
             try Tiler(TilingConfig(maxTiles: 0))
         }
         #expect(throws: TilerError.invalidConfig(field: "min tiles", value: 0, expected: "at least 1")) {
             try Tiler(TilingConfig(minTiles: 0))
         }
-        #expect(throws: TilerError.invalidConfig(field: "max tiles", value: 1024,
-                                                 expected: "(max tiles + 1) · tile size² ≤ 268435456 pixels with tile size 4096")) {
+        #expect(
+            throws: TilerError.invalidConfig(
+                field: "max tiles", value: 1024,
+                expected: "(max tiles + 1) · tile size² ≤ 268435456 pixels with tile size 4096")
+        ) {
             try Tiler(TilingConfig(tileSize: 4096, maxTiles: 1024))
         }
-        #expect(throws: TilerError.invalidConfig(field: "tile size", value: 0, expected: "1…8192")) { try Tiler(TilingConfig(tileSize: 0)) }
+        #expect(throws: TilerError.invalidConfig(field: "tile size", value: 0, expected: "1…8192")) {
+            try Tiler(TilingConfig(tileSize: 0))
+        }
     }
 }

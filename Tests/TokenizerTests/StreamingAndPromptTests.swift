@@ -16,7 +16,9 @@ import _TestSupport
             for id in c.ids {
                 let piece = try s.push(id)
                 // Scalars, not Characters: U+FFFD followed by a combining mark is one Character.
-                if !c.decoded.unicodeScalars.contains("\u{FFFD}") { #expect(!piece.unicodeScalars.contains("\u{FFFD}"), "\(c.name)") }
+                if !c.decoded.unicodeScalars.contains("\u{FFFD}") {
+                    #expect(!piece.unicodeScalars.contains("\u{FFFD}"), "\(c.name)")
+                }
                 out += piece
             }
             out += s.finish()
@@ -50,16 +52,21 @@ import _TestSupport
     @Test func oneImagePromptIsExact() throws {
         let p = EaglePrompt.build(question: "What is in the picture?", media: [.image(contextTokens: 5)])
         #expect(p == (try golden("prompt-one-image")).text)
-        #expect(p.hasPrefix("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image 1><img><IMG_CONTEXT>"))
+        #expect(
+            p.hasPrefix(
+                "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image 1><img><IMG_CONTEXT>"
+            ))
         let tok = try Tokenizer.load("\(tinyDir)/tokenizer.json")
         #expect(tok.encode(p) == (try golden("prompt-one-image")).ids)
     }
 
     @Test func multipleImagesNoImageAndCustomSystem() throws {
-        #expect(EaglePrompt.build(question: "Compare them.", media: [.image(contextTokens: 3), .image(contextTokens: 7)])
+        #expect(
+            EaglePrompt.build(question: "Compare them.", media: [.image(contextTokens: 3), .image(contextTokens: 7)])
                 == (try golden("prompt-two-images")).text)
         #expect(EaglePrompt.build(question: "Tell me a story.") == (try golden("prompt-no-image")).text)
-        #expect(EaglePrompt.build(question: "Describe.", media: [.image(contextTokens: 2)], system: "Answer in one word.")
+        #expect(
+            EaglePrompt.build(question: "Describe.", media: [.image(contextTokens: 2)], system: "Answer in one word.")
                 == (try golden("prompt-system")).text)
     }
 
@@ -68,19 +75,24 @@ import _TestSupport
         #expect(EaglePrompt.build(question: "What happens?", media: [v]) == (try golden("prompt-video")).text)
         let plain = PromptMedia.video(frames: 2, tokensPerFrame: 2, timestamps: nil, fps: nil)
         #expect(EaglePrompt.build(question: "Summarise.", media: [plain]) == (try golden("prompt-video-no-times")).text)
-        let mixed: [PromptMedia] = [.image(contextTokens: 2), .video(frames: 2, tokensPerFrame: 2, timestamps: [0, 1], fps: 1),
-                                    .video(frames: 1, tokensPerFrame: 1, timestamps: nil, fps: nil)]
+        let mixed: [PromptMedia] = [
+            .image(contextTokens: 2), .video(frames: 2, tokensPerFrame: 2, timestamps: [0, 1], fps: 1),
+            .video(frames: 1, tokensPerFrame: 1, timestamps: nil, fps: nil)
+        ]
         #expect(EaglePrompt.build(question: "Same bird?", media: mixed) == (try golden("prompt-image-and-video")).text)
-        #expect(EaglePrompt.ordinal(2) == "second" && EaglePrompt.ordinal(10) == "tenth" && EaglePrompt.ordinal(12) == "12th")
+        #expect(
+            EaglePrompt.ordinal(2) == "second" && EaglePrompt.ordinal(10) == "tenth"
+                && EaglePrompt.ordinal(12) == "12th")
     }
 }
 
 extension EaglePromptMatchesSpec {
     @Test func multiTurnChatML() throws {
         let messages = [
-            ChatMessage(role: "user", content: EaglePrompt.userContent(media: [.image(contextTokens: 2)], text: "What is it?")),
+            ChatMessage(
+                role: "user", content: EaglePrompt.userContent(media: [.image(contextTokens: 2)], text: "What is it?")),
             ChatMessage(role: "assistant", content: "An eagle."),
-            ChatMessage(role: "user", content: "How many?"),
+            ChatMessage(role: "user", content: "How many?")
         ]
         let g = try golden("prompt-multi-turn")
         #expect(EaglePrompt.chatML(messages) == g.text)
@@ -91,10 +103,13 @@ extension EaglePromptMatchesSpec {
 
 @Suite struct TokenizerRejectsBadInput {
     func load(_ json: String) throws -> Tokenizer { try Tokenizer(tokenizerJSONData: Data(json.utf8), path: "t.json") }
-    let pre = #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\#(Qwen2Split.pattern.replacingOccurrences(of: "\\", with: "\\\\"))"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]}"#
+    let pre =
+        #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\#(Qwen2Split.pattern.replacingOccurrences(of: "\\", with: "\\\\"))"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]}"#
 
     @Test func malformedJSON() {
-        #expect(throws: TokenizerError.malformedJSON(path: "t.json", reason: "not valid JSON")) { try load("{\"model\": ") }
+        #expect(throws: TokenizerError.malformedJSON(path: "t.json", reason: "not valid JSON")) {
+            try load("{\"model\": ")
+        }
         #expect(throws: TokenizerError.malformedJSON(path: "t.json", reason: "no \"model\" object")) { try load("{}") }
     }
 
@@ -105,11 +120,18 @@ extension EaglePromptMatchesSpec {
     }
 
     @Test func mergeNamingUnknownToken() throws {
-        let base = #"{"normalizer":{"type":"NFC"},"pre_tokenizer":\#(pre),"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":"#
+        let base =
+            #"{"normalizer":{"type":"NFC"},"pre_tokenizer":\#(pre),"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":"#
         _ = try load(base + #"[["a","b"]]}}"#)
-        #expect(throws: TokenizerError.mergeUnknownToken(path: "t.json", line: 2, token: "c")) { try load(base + #"["a b","a c"]}}"#) }
-        #expect(throws: TokenizerError.mergeUnknownToken(path: "t.json", line: 1, token: "ba")) { try load(base + #"[["b","a"]]}}"#) }
-        #expect(throws: TokenizerError.malformedMerge(path: "t.json", line: 1, text: "abc")) { try load(base + #"["abc"]}}"#) }
+        #expect(throws: TokenizerError.mergeUnknownToken(path: "t.json", line: 2, token: "c")) {
+            try load(base + #"["a b","a c"]}}"#)
+        }
+        #expect(throws: TokenizerError.mergeUnknownToken(path: "t.json", line: 1, token: "ba")) {
+            try load(base + #"[["b","a"]]}}"#)
+        }
+        #expect(throws: TokenizerError.malformedMerge(path: "t.json", line: 1, text: "abc")) {
+            try load(base + #"["abc"]}}"#)
+        }
     }
 
     @Test func otherPreTokenizerIsUnsupported() {

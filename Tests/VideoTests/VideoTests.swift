@@ -12,15 +12,21 @@ import _TestSupport
 extension SafeTensorsFile {
     /// An F64 tensor's values (the fixtures store timestamps in float64).
     func doubles(_ name: String) throws -> [Double] {
-        guard info(name)?.dtype == .f64 else { throw SafeTensorsError.missingTensor(file: path, tensor: name + " (as F64)") }
-        return try withRawBytes(name) { raw in (0..<raw.count / 8).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
+        guard info(name)?.dtype == .f64 else {
+            throw SafeTensorsError.missingTensor(file: path, tensor: name + " (as F64)")
+        }
+        return try withRawBytes(name) { raw in
+            (0..<raw.count / 8).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) }
+        }
     }
 }
 
 /// The index a test video's frame draws: bit b is the block at x = 8b … 8b+7 of the top band.
 func drawnIndex(_ image: RGBImage) -> Int {
     (0..<10).reduce(0) { acc, b in
-        let v = (Int(image[x: 8 * b + 4, y: 8, c: 0]) + Int(image[x: 8 * b + 4, y: 8, c: 1]) + Int(image[x: 8 * b + 4, y: 8, c: 2])) / 3
+        let v =
+            (Int(image[x: 8 * b + 4, y: 8, c: 0]) + Int(image[x: 8 * b + 4, y: 8, c: 1])
+                + Int(image[x: 8 * b + 4, y: 8, c: 2])) / 3
         return acc | (v > 128 ? 1 << b : 0)
     }
 }
@@ -47,7 +53,9 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vp9.webm", "vfr.mkv", "long_gop.mp4"
         #expect((video.info.declaredFrameCount != nil) == file.hasSuffix(".mp4"))
         // The last frame starts at 4.9 s; its length is what the container records for it (≤ 100 ms).
         if file == "vfr.mkv" { #expect(video.info.duration > 4.9 && video.info.duration <= 5.0 + 1e-9) }
-        if file == "h264.mp4" { #expect(abs(video.info.averageFrameRate - 25) < 1e-9 && abs(video.info.duration - 4) < 1e-3) }
+        if file == "h264.mp4" {
+            #expect(abs(video.info.averageFrameRate - 25) < 1e-9 && abs(video.info.duration - 4) < 1e-3)
+        }
         #expect(video.framesDecoded == 0, "the packet pass decodes nothing")
     }
 
@@ -63,7 +71,9 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vp9.webm", "vfr.mkv", "long_gop.mp4"
         #expect(frames.map(\.timestamp) == requested.map { video.info.timestamps[$0] })
         // Streaming: each distinct frame once, ascending.
         var streamed = [Int]()
-        try VideoFile(path: fixture.path(file)).forEachFrame(at: [9, 2, 9, 30]) { streamed.append(drawnIndex($0.image)) }
+        try VideoFile(path: fixture.path(file)).forEachFrame(at: [9, 2, 9, 30]) {
+            streamed.append(drawnIndex($0.image))
+        }
         #expect(streamed == [2, 9, 30])
         // Every single frame, one request each, in a fresh reader: seek-and-decode-forward each time.
         let fresh = try VideoFile(path: fixture.path(file))
@@ -86,7 +96,9 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vp9.webm", "vfr.mkv", "long_gop.mp4"
         let threaded = try VideoFile(path: fixture.path(file), threads: 3).frames(at: picks.reversed())
         #expect(threaded == picks.reversed().map { naive[$0] }, "frame threading gives the same frames")
         if file != "long_gop.mp4" {
-            #expect(sparseReader.framesDecoded < video.info.frameCount, "sparse decoded \(sparseReader.framesDecoded) frames")
+            #expect(
+                sparseReader.framesDecoded < video.info.frameCount,
+                "sparse decoded \(sparseReader.framesDecoded) frames")
         }
     }
 
@@ -100,13 +112,21 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vp9.webm", "vfr.mkv", "long_gop.mp4"
 
     @Test func brokenFilesAreTypedErrors() throws {
         func error(_ file: String) -> VideoError? {
-            do { _ = try VideoFile(path: fixture.path(file)); return nil } catch let e as VideoError { return e } catch { return nil }
+            do { _ = try VideoFile(path: fixture.path(file)); return nil } catch let e as VideoError { return e } catch
+            { return nil }
         }
         #expect(error("empty.mp4") == .empty(file: fixture.path("empty.mp4")))
         #expect(error("audio.mkv") == .noVideoStream(file: fixture.path("audio.mkv")))
-        #expect(error("no-such-file.mp4") == .cannotOpen(file: fixture.path("no-such-file.mp4"), reason: "no such file"))
-        if case .unrecognized? = error("garbage.mp4") {} else { Issue.record("garbage.mp4: \(String(describing: error("garbage.mp4")))") }
-        if case .unrecognized? = error("truncated.mp4") {} else { Issue.record("truncated.mp4: \(String(describing: error("truncated.mp4")))") }
+        #expect(
+            error("no-such-file.mp4") == .cannotOpen(file: fixture.path("no-such-file.mp4"), reason: "no such file"))
+        if case .unrecognized? = error("garbage.mp4") {
+        } else {
+            Issue.record("garbage.mp4: \(String(describing: error("garbage.mp4")))")
+        }
+        if case .unrecognized? = error("truncated.mp4") {
+        } else {
+            Issue.record("truncated.mp4: \(String(describing: error("truncated.mp4")))")
+        }
         let video = try VideoFile(path: fixture.path("h264.mp4"))
         #expect(throws: VideoError.frameOutOfRange(file: fixture.path("h264.mp4"), index: 100, frameCount: 100)) {
             try video.frames(at: [3, 100])
@@ -126,15 +146,26 @@ let videoFiles = ["h264.mp4", "mpeg4.mkv", "vp9.webm", "vfr.mkv", "long_gop.mp4"
         var misses = 0
         for i in 0..<fps.count {
             let c = Array(cases[6 * i..<6 * i + 6])
-            let policy = FrameSamplingPolicy(fps: fps[i], minFrames: c[3], maxFrames: c[4] < 0 ? nil : c[4], numFrames: c[1] == 1 ? c[2] : nil)
+            let policy = FrameSamplingPolicy(
+                fps: fps[i], minFrames: c[3], maxFrames: c[4] < 0 ? nil : c[4], numFrames: c[1] == 1 ? c[2] : nil)
             let want = Array(indices[offsets[i]..<offsets[i + 1]])
             do {
                 let s = try sampleFrames(totalFrames: c[0], videoFPS: rates[i], policy: policy)
-                let ok = c[5] == 0 && s.indices == want && s.timestamps == Array(stamps[offsets[i]..<offsets[i + 1]])
+                let ok =
+                    c[5] == 0 && s.indices == want && s.timestamps == Array(stamps[offsets[i]..<offsets[i + 1]])
                     && abs(s.sampleFPS - sampleFPS[i]) <= 1e-12 * sampleFPS[i]
-                if !ok { misses += 1; if misses <= 5 { Issue.record("case \(i) \(c) fps \(fps[i]) rate \(rates[i]): \(s.indices.prefix(8)) vs \(want.prefix(8))") } }
+                if !ok {
+                    misses += 1;
+                    if misses <= 5 {
+                        Issue.record(
+                            "case \(i) \(c) fps \(fps[i]) rate \(rates[i]): \(s.indices.prefix(8)) vs \(want.prefix(8))"
+                        )
+                    }
+                }
             } catch is FrameSamplingError {
-                if c[5] != 1 { misses += 1; Issue.record("case \(i) \(c): Swift refused, reference chose \(want.count) frames") }
+                if c[5] != 1 {
+                    misses += 1; Issue.record("case \(i) \(c): Swift refused, reference chose \(want.count) frames")
+                }
             }
         }
         #expect(misses == 0)
