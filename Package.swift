@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(name: "ConnectorTests", dependencies: ["Connector", "_TestSupport"]),
         .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
-        .testTarget(name: "EagleTests", dependencies: ["Eagle", "_TestSupport"]),
+        .testTarget(name: "EagleTests", dependencies: ["Eagle", "Qwen2", "SigLIP2", "SafeTensors", "_TestSupport"]),
         .testTarget(
             name: "ContextParallelTests",
             dependencies: ["ContextParallel", "QwenAttention", "Qwen2", "SafeTensors", "Tensor", "_TestSupport"]),

@@ -150,6 +150,7 @@ public struct SiglipVisionEmbeddings: Sendable {
     /// patches as the position table (the caller, the tiler, guarantees the tile size).
     /// `.reference` runs the direct convolution (`naive`), `.fast` im2col + sgemm.
     public func callAsFunction(_ pixels: Tensor, compute: Compute = .fast) -> Tensor {
+        if !compute.isReference { BLAS.use(threads: compute.threads) }
         let tokens = compute.isReference ? patchEmbedding.naive(pixels) : patchEmbedding(pixels)
         precondition(
             tokens.shape == positionEmbedding.shape,

@@ -140,9 +140,7 @@ public struct Linear: Sendable {
         let rows = x.count / max(inFeatures, 1)
         var shape = x.shape
         shape[shape.count - 1] = outFeatures
-        var y = Tensor(shape: [rows, outFeatures], repeating: 0)
-        product(x, into: &y, accumulate: false, compute: compute)
-        return y.reshaped(shape)
+        return Tensor(shape: shape, overwrittenBy: { Y in product(x, into: Y, accumulate: false, compute: compute) })
     }
 
     /// y (T, C_out) += x (T, C_in)·Wᵀ + b: the residual add rides on sgemm's β = 1 (fast path) instead of a
@@ -158,16 +156,22 @@ public struct Linear: Sendable {
             }
             return
         }
-        product(x, into: &y, accumulate: true, compute: compute)
+        y.storage.withUnsafeMutableBufferPointer { Y in product(x, into: Y, accumulate: true, compute: compute) }
     }
 
-    /// The fast product into `y`'s storage: one token through `gemvRows` (or `cblas_sgemv`), more through sgemm.
-    private func product(_ x: Tensor, into y: inout Tensor, accumulate: Bool, compute: Compute) {
+    /// The fast product into `Y` (rows × C_out): one token through `gemvRows` (or `cblas_sgemv`), more through
+    /// sgemm. Without `accumulate` every element of Y is written (Y may start uninitialised).
+    private func product(_ x: Tensor, into Y: UnsafeMutableBufferPointer<Float>, accumulate: Bool, compute: Compute) {
         let cin = inFeatures, cout = outFeatures
         precondition(x.shape.last == cin, "Linear: input \(x.shape) does not have width \(cin)")
         let rows = x.count / max(cin, 1)
-        guard rows > 0 && cout > 0 && cin > 0 else { return }
-        y.storage.withUnsafeMutableBufferPointer { Y in
+        guard rows > 0 && cout > 0 else { return }
+        guard cin > 0 else {   // an empty sum: y = b (or y += b)
+            if !accumulate { Y.initialize(repeating: 0) }
+            if let bias { for r in 0..<rows { for j in 0..<cout { Y[r * cout + j] += bias.storage[j] } } }
+            return
+        }
+        do {
             if let bias { // y (+)= b first, then y += x·Wᵀ
                 bias.storage.withUnsafeBufferPointer { B in
                     for r in 0..<rows {

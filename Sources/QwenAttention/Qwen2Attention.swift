@@ -31,16 +31,32 @@ public protocol AttentionCore {
     mutating func attend(layer: Int, q: Tensor, k: Tensor, v: Tensor, heads: AttentionHeads, compute: Compute) -> Tensor
 }
 
-/// (T, G·D) token-major → (G, T, D) head-major (a copy; for one token the layouts coincide).
+/// (T, G·D) token-major → (G, T, D) head-major: rows of D floats copied whole (a copy; for one token the
+/// layouts coincide). `x.reshaped([T, G, D]).permuted([1, 0, 2])` in one pass.
 public func headMajor(_ x: Tensor, heads g: Int, headDim d: Int) -> Tensor {
     let t = x.count / (g * d)
-    return t == 1 ? x.reshaped([g, 1, d]) : x.reshaped([t, g, d]).permuted([1, 0, 2])
+    if t == 1 { return x.reshaped([g, 1, d]) }
+    return Tensor(shape: [g, t, d], storage: swapRowBlocks(x.storage, outer: t, inner: g, width: d))
 }
 
-/// (G, T, D) head-major → (T, G·D) token-major.
+/// (G, T, D) head-major → (T, G·D) token-major, the inverse of `headMajor`.
 public func tokenMajor(_ x: Tensor) -> Tensor {
     let g = x.shape[0], t = x.shape[1], d = x.shape[2]
-    return t == 1 ? x.reshaped([1, g * d]) : x.permuted([1, 0, 2]).reshaped([t, g * d])
+    if t == 1 { return x.reshaped([1, g * d]) }
+    return Tensor(shape: [t, g * d], storage: swapRowBlocks(x.storage, outer: g, inner: t, width: d))
+}
+
+/// (A, B, W) → (B, A, W) for contiguous rows of W floats.
+func swapRowBlocks(_ src: [Float], outer a: Int, inner b: Int, width w: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: src.count) { out, written in
+        src.withUnsafeBufferPointer { S in
+            let sp = S.baseAddress!, op = out.baseAddress!
+            for i in 0..<a {
+                for j in 0..<b { (op + (j * a + i) * w).initialize(from: sp + (i * b + j) * w, count: w) }
+            }
+        }
+        written = src.count
+    }
 }
 
 /// Causal attention over one whole sequence at positions 0 ..< T: `attentionNaive` (full (H, T, T) scores) on

@@ -35,6 +35,16 @@ public struct Tensor: Equatable, Sendable {
         self.init(shape: shape, storage: [Float](repeating: value, count: Tensor.elementCount(shape)))
     }
 
+    /// A tensor of `shape` whose storage `fill` writes in full; it is not zeroed first (for kernels such as
+    /// sgemm with β = 0 that overwrite every element).
+    public init(shape: [Int], overwrittenBy fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        let n = Tensor.elementCount(shape)
+        self.init(shape: shape, storage: [Float](unsafeUninitializedCapacity: n) { buffer, written in
+            fill(buffer)
+            written = n
+        })
+    }
+
     /// A tensor of `shape` whose elements are `f(flatIndex)`.
     public init(shape: [Int], _ f: (Int) -> Float) {
         let n = Tensor.elementCount(shape)

@@ -1,0 +1,102 @@
+// The one-definition pieces on their own: the parameter declarations against checkpoints that PyTorch wrote
+// (Fixtures/tiny-eagle, tiny-random, qwen2-lm: the keys and shapes come from the Python side, not from Swift),
+// the weight store's one check, the generation loop, and `Compute`.
+import Eagle
+import Foundation
+import Qwen2
+import SafeTensors
+import SigLIP2
+import Tensor
+import Testing
+import _TestSupport
+
+@Suite struct ParametersAreDeclaredOnce {
+    /// Every key and shape `EagleParameters` declares is in the checkpoint the Python reference wrote, and every
+    /// tensor of that checkpoint is declared (the pooling head and rotary caches aside).
+    @Test(arguments: ["tiny-eagle", "tiny-random"])
+    func eagleDeclarationIsExactlyTheCheckpoint(name: String) throws {
+        let dir = "\(repositoryRoot)/Fixtures/\(name)"
+        let config = try EagleConfig.load(directory: dir)
+        let store = try WeightStore(path: dir)
+        let prefix = try VisionWeightNames.detect(in: store.names, source: dir).prefix
+        let specs = EagleParameters(config, visionPrefix: prefix).specs
+        #expect(specs.count == Set(specs.map(\.key)).count, "a key declared twice")
+        var declared = [String: [Int]]()
+        for s in specs { declared[store.storedKey(s) ?? s.key] = s.shape }
+        let stored = store.names.filter { !$0.hasPrefix(prefix + "head.") && !$0.hasSuffix("rotary_emb.inv_freq") }
+        #expect(Set(declared.keys) == Set(stored))
+        for key in stored { #expect(store.source.info(key)?.shape == declared[key], "\(key)") }
+        try EagleWeights.check(store, config: config)   // and the check derived from them agrees
+    }
+
+    /// transformers' `Qwen2ForCausalLM` state dicts: (a) untied, Eagle layout; (b) tied, plain layout without
+    /// an lm_head tensor.
+    @Test(arguments: ["a", "b"])
+    func qwen2DeclarationIsExactlyTheTransformersStateDict(which: String) throws {
+        let f = try Fixture.load("qwen2-lm")
+        let config = try Qwen2Config.load(path: f.path("\(which).config.json"))
+        let store = WeightStore(try Checkpoint(path: f.path("\(which).safetensors")))
+        let prefix = try #require(Qwen2Parameters.prefix(in: store))
+        #expect(prefix == (which == "a" ? "language_model." : ""))
+        let specs = Qwen2Parameters(config, prefix: prefix).specs
+        #expect(Set(specs.compactMap { store.storedKey($0) }) == Set(store.names))
+        #expect(specs.allSatisfy { store.storedKey($0).flatMap { store.source.info($0)?.shape } == $0.shape })
+        // 9 tensors a layer (q/k/v weight and bias, o_proj, gate/up/down, two norms) + embedding + norm (+ head).
+        #expect(specs.count == 12 * config.numHiddenLayers + 2 + (config.tieWordEmbeddings ? 0 : 1))
+    }
+
+    @Test func storeCheckListsEveryProblemAndAcceptsEitherTiedKey() throws {
+        let specs = [ParameterSpec("a", [2]), ParameterSpec("b", [3]), ParameterSpec("embed", [4], alternateKey: "head")]
+        let store = WeightStore(TensorDictionary(["a": Tensor(shape: [5]), "head": Tensor(shape: [4]), "stray": Tensor(shape: [1])],
+                                                 description: "mem"))
+        #expect(throws: CheckpointError.mismatch(source: "mem", missing: ["b"], unexpected: ["stray"],
+                                                 misshaped: ["a is [5], expected [2]"])) { try store.check(specs) }
+        try store.check([specs[2]], ignore: { $0 != "head" })
+        #expect(try store.read(specs[2]).shape == [4])            // read under its alternate key
+        #expect(store.parameters == [specs[2]])                   // and recorded as handed out
+        #expect(throws: CheckpointError.wrongShape(source: "mem", tensor: "a", expected: [2], found: [5])) {
+            try store.read(specs[0])
+        }
+    }
+}
+
+/// A decoder whose logits put all weight on a scripted token at each position.
+struct ScriptedDecoder: TokenDecoder {
+    let script: [Int], vocabulary = 10
+    var prefills = 0, steps = [Int]()
+    func logits(_ i: Int) -> [Float] { (0..<vocabulary).map { $0 == script[i] ? 1 : 0 } }
+    mutating func prefill() throws -> [Float] { prefills += 1; return logits(0) }
+    mutating func step(_ token: Int) throws -> [Float] { steps.append(token); return logits(steps.count) }
+}
+
+@Suite struct OneGenerationLoop {
+    @Test func stopsAfterTheStopTokenOrTheBudget() throws {
+        var d = ScriptedDecoder(script: [4, 7, 2, 9, 9, 9])
+        var seen = [Int]()
+        let r = try generate(&d, maxNewTokens: 10, stopTokens: [2], onToken: { seen.append($0) })
+        #expect(r.tokens == [4, 7, 2] && seen == r.tokens)      // the stop token is kept
+        #expect(d.prefills == 1 && d.steps == [4, 7])             // no step after the stop token
+        var e = ScriptedDecoder(script: [4, 7, 2, 9])
+        #expect(try generate(&e, maxNewTokens: 2, stopTokens: []).tokens == [4, 7])
+        #expect(e.steps == [4])                                   // no step after the last budgeted token
+        var z = ScriptedDecoder(script: [1])
+        let none = try generate(&z, maxNewTokens: 0, stopTokens: [])
+        #expect(none.tokens.isEmpty && z.prefills == 0 && none.tokensPerSecond == 0)
+        #expect(r.summary(promptTokens: 150, visualTokens: 112).hasPrefix("[150 prompt tokens (112 visual), 3 new; first token "))
+    }
+
+    @Test func theCallerChoosesTheToken() throws {
+        var d = ScriptedDecoder(script: [4, 7, 2, 9])
+        let r = try generate(&d, maxNewTokens: 3, stopTokens: [], choose: { logits, chosen in chosen.count })
+        #expect(r.tokens == [0, 1, 2] && d.steps == [0, 1])
+    }
+}
+
+@Suite struct OneComputeChoice {
+    @Test func referenceRunsOnOneThreadAndFastKeepsItsCount() {
+        #expect(Compute(path: .reference, threads: 4).threads == 1)
+        #expect(Compute.fast(threads: 3).threads == 3 && !Compute.fast(threads: 3).isReference)
+        #expect(Compute.fast(threads: 3).with(threads: 1) == .fast(threads: 1))
+        #expect(Compute.reference.with(threads: 8) == .reference)
+    }
+}
