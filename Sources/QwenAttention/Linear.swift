@@ -166,7 +166,7 @@ public struct Linear: Sendable {
         precondition(x.shape.last == cin, "Linear: input \(x.shape) does not have width \(cin)")
         let rows = x.count / max(cin, 1)
         guard rows > 0 && cout > 0 else { return }
-        guard cin > 0 else {   // an empty sum: y = b (or y += b)
+        guard cin > 0 else { // an empty sum: y = b (or y += b)
             if !accumulate { Y.initialize(repeating: 0) }
             if let bias { for r in 0..<rows { for j in 0..<cout { Y[r * cout + j] += bias.storage[j] } } }
             return

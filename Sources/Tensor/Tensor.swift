@@ -39,10 +39,12 @@ public struct Tensor: Equatable, Sendable {
     /// sgemm with β = 0 that overwrite every element).
     public init(shape: [Int], overwrittenBy fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
         let n = Tensor.elementCount(shape)
-        self.init(shape: shape, storage: [Float](unsafeUninitializedCapacity: n) { buffer, written in
-            fill(buffer)
-            written = n
-        })
+        self.init(
+            shape: shape,
+            storage: [Float](unsafeUninitializedCapacity: n) { buffer, written in
+                fill(buffer)
+                written = n
+            })
     }
 
     /// A tensor of `shape` whose elements are `f(flatIndex)`.

@@ -26,7 +26,7 @@ import _TestSupport
         let stored = store.names.filter { !$0.hasPrefix(prefix + "head.") && !$0.hasSuffix("rotary_emb.inv_freq") }
         #expect(Set(declared.keys) == Set(stored))
         for key in stored { #expect(store.source.info(key)?.shape == declared[key], "\(key)") }
-        try EagleWeights.check(store, config: config)   // and the check derived from them agrees
+        try EagleWeights.check(store, config: config) // and the check derived from them agrees
     }
 
     /// transformers' `Qwen2ForCausalLM` state dicts: (a) untied, Eagle layout; (b) tied, plain layout without
@@ -46,14 +46,21 @@ import _TestSupport
     }
 
     @Test func storeCheckListsEveryProblemAndAcceptsEitherTiedKey() throws {
-        let specs = [ParameterSpec("a", [2]), ParameterSpec("b", [3]), ParameterSpec("embed", [4], alternateKey: "head")]
-        let store = WeightStore(TensorDictionary(["a": Tensor(shape: [5]), "head": Tensor(shape: [4]), "stray": Tensor(shape: [1])],
-                                                 description: "mem"))
-        #expect(throws: CheckpointError.mismatch(source: "mem", missing: ["b"], unexpected: ["stray"],
-                                                 misshaped: ["a is [5], expected [2]"])) { try store.check(specs) }
+        let specs = [
+            ParameterSpec("a", [2]), ParameterSpec("b", [3]), ParameterSpec("embed", [4], alternateKey: "head")
+        ]
+        let store = WeightStore(
+            TensorDictionary(
+                ["a": Tensor(shape: [5]), "head": Tensor(shape: [4]), "stray": Tensor(shape: [1])],
+                description: "mem"))
+        #expect(
+            throws: CheckpointError.mismatch(
+                source: "mem", missing: ["b"], unexpected: ["stray"],
+                misshaped: ["a is [5], expected [2]"])
+        ) { try store.check(specs) }
         try store.check([specs[2]], ignore: { $0 != "head" })
-        #expect(try store.read(specs[2]).shape == [4])            // read under its alternate key
-        #expect(store.parameters == [specs[2]])                   // and recorded as handed out
+        #expect(try store.read(specs[2]).shape == [4]) // read under its alternate key
+        #expect(store.parameters == [specs[2]]) // and recorded as handed out
         #expect(throws: CheckpointError.wrongShape(source: "mem", tensor: "a", expected: [2], found: [5])) {
             try store.read(specs[0])
         }
@@ -74,15 +81,17 @@ struct ScriptedDecoder: TokenDecoder {
         var d = ScriptedDecoder(script: [4, 7, 2, 9, 9, 9])
         var seen = [Int]()
         let r = try generate(&d, maxNewTokens: 10, stopTokens: [2], onToken: { seen.append($0) })
-        #expect(r.tokens == [4, 7, 2] && seen == r.tokens)      // the stop token is kept
-        #expect(d.prefills == 1 && d.steps == [4, 7])             // no step after the stop token
+        #expect(r.tokens == [4, 7, 2] && seen == r.tokens) // the stop token is kept
+        #expect(d.prefills == 1 && d.steps == [4, 7]) // no step after the stop token
         var e = ScriptedDecoder(script: [4, 7, 2, 9])
         #expect(try generate(&e, maxNewTokens: 2, stopTokens: []).tokens == [4, 7])
-        #expect(e.steps == [4])                                   // no step after the last budgeted token
+        #expect(e.steps == [4]) // no step after the last budgeted token
         var z = ScriptedDecoder(script: [1])
         let none = try generate(&z, maxNewTokens: 0, stopTokens: [])
         #expect(none.tokens.isEmpty && z.prefills == 0 && none.tokensPerSecond == 0)
-        #expect(r.summary(promptTokens: 150, visualTokens: 112).hasPrefix("[150 prompt tokens (112 visual), 3 new; first token "))
+        #expect(
+            r.summary(promptTokens: 150, visualTokens: 112).hasPrefix(
+                "[150 prompt tokens (112 visual), 3 new; first token "))
     }
 
     @Test func theCallerChoosesTheToken() throws {
