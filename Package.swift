@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "eaglet-bench",
             dependencies: [
-                "Eaglet", "_CBLAS", "_CLAPACKE",
+                "Eaglet", "_CBLAS", "_CLAPACKE", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
 

@@ -2,11 +2,18 @@
 // in the same run. Names: matmul (now); vision, lm, tokenizer, video, fused, cp, gpu as their issues
 // land. Build in release: `make bench` or `swift run -c release eaglet-bench matmul`.
 import ArgumentParser
+import _Essentials
 import Eaglet
 import Foundation
 
 @main
 struct Bench: ParsableCommand {
+    /// Tunes the allocator for tensor buffers (see `reuseFreedTensorMemory`), then parses and runs.
+    static func main() {
+        reuseFreedTensorMemory()
+        main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "eaglet-bench",
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",

@@ -5,12 +5,19 @@
 // stderr; bad usage exits 64 (argument-parser), bad input prints one summary line naming the file or
 // field and exits 1; never a signal.
 import ArgumentParser
+import _Essentials
 import Eaglet
 import _GPUCommands
 import Foundation
 
 @main
 struct EagletCommand: ParsableCommand {
+    /// Tunes the allocator for tensor buffers (see `reuseFreedTensorMemory`), then parses and runs.
+    static func main() {
+        reuseFreedTensorMemory()
+        main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "eaglet",
         abstract: "NVIDIA Eagle 2.5 rebuilt in Swift: a reference and teaching implementation.",
