@@ -31,7 +31,7 @@ public func attentionBlockBackward(
             let l = lse[head, i]
             for j in 0..<s {
                 let visible = offsets.key + j <= offsets.query + i && l > -.infinity
-                p.storage[i * s + j] = visible ? exp(p.storage[i * s + j] * sc - l) : 0
+                p[flat: i * s + j] = visible ? exp(p.storage[i * s + j] * sc - l) : 0
             }
         }
         let dvh = matmul(p.transposedLast2(), doh) // (s, D)
@@ -39,7 +39,7 @@ public func attentionBlockBackward(
         for i in 0..<m {
             var delta: Float = 0
             for c in 0..<d { delta += doh.storage[i * d + c] * oh.storage[i * d + c] }
-            for j in 0..<s { ds.storage[i * s + j] = p.storage[i * s + j] * (ds.storage[i * s + j] - delta) }
+            for j in 0..<s { ds[flat: i * s + j] = p.storage[i * s + j] * (ds.storage[i * s + j] - delta) }
         }
         let dqh = matmul(ds, kh), dkh = matmul(ds.transposedLast2(), qh)
         for i in 0..<(m * d) { dq[head * m * d + i] = dqh.storage[i] * sc }

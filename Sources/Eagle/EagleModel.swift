@@ -89,7 +89,7 @@ public struct EagleModel: Sendable {
         var e = languageModel.embed(ids)
         if let visual {
             let c = config.text.hiddenSize
-            e.storage.withUnsafeMutableBufferPointer { E in
+            e.withUnsafeMutableStorage { E in
                 visual.storage.withUnsafeBufferPointer { Vv in
                     for (k, t) in positions.enumerated() {
                         for j in 0..<c { E[t * c + j] = Vv[k * c + j] }

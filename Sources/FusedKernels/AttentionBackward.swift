@@ -49,9 +49,9 @@ public func attentionBackwardNaive(
         withPtr(k) { K in
             withPtr(v) { V in
                 withPtr(dOut) { DO in
-                    dq.storage.withUnsafeMutableBufferPointer { DQb in
-                        dk.storage.withUnsafeMutableBufferPointer { DKb in
-                            dv.storage.withUnsafeMutableBufferPointer { DVb in
+                    dq.withUnsafeMutableStorage { DQb in
+                        dk.withUnsafeMutableStorage { DKb in
+                            dv.withUnsafeMutableStorage { DVb in
                                 for head in 0..<h {
                                     let g = head / rep
                                     let qh = Q + head * t * d, doh = DO + head * t * d, kh = K + g * s * d,
@@ -116,9 +116,9 @@ public func blockwiseAttentionBackward(
                 withPtr(dOut) { DO in
                     withPtr(out) { O in
                         withPtr(lse) { L in
-                            dq.storage.withUnsafeMutableBufferPointer { DQb in
-                                dk.storage.withUnsafeMutableBufferPointer { DKb in
-                                    dv.storage.withUnsafeMutableBufferPointer { DVb in
+                            dq.withUnsafeMutableStorage { DQb in
+                                dk.withUnsafeMutableStorage { DKb in
+                                    dv.withUnsafeMutableStorage { DVb in
                                         let DQ = DQb.baseAddress!, DK = DKb.baseAddress!, DV = DVb.baseAddress!
                                         for r in 0..<(h * t) { // Δ = rowsum(dO ∘ O)
                                             var acc: Float = 0

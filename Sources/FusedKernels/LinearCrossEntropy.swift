@@ -85,10 +85,10 @@ public func linearCrossEntropyNaive(
             for r in 0..<t { // dz = s · (p − onehot)
                 for j in 0..<v { dlogits[r * v + j] = s[r] * (probs[r * v + j] - (j == labels[r] ? 1 : 0)) }
             }
-            gi.storage.withUnsafeMutableBufferPointer {
+            gi.withUnsafeMutableStorage {
                 gemm(false, false, t, c, v, 1, dlogits.p, v, W, c, 0, $0.baseAddress!, c)
             }
-            gw.storage.withUnsafeMutableBufferPointer {
+            gw.withUnsafeMutableStorage {
                 gemm(true, false, v, c, t, 1, dlogits.p, v, X, c, 0, $0.baseAddress!, c)
             }
         }
@@ -109,8 +109,8 @@ public func linearCrossEntropyFused(
     var gi = Tensor(shape: [t, c]), gw = Tensor(shape: [v, c])
     withPtr(hidden) { X in
         withPtr(weight) { W in
-            gi.storage.withUnsafeMutableBufferPointer { GIb in
-                gw.storage.withUnsafeMutableBufferPointer { GWb in
+            gi.withUnsafeMutableStorage { GIb in
+                gw.withUnsafeMutableStorage { GWb in
                     let GI = GIb.baseAddress!, GW = GWb.baseAddress!
                     var r0 = 0
                     while r0 < t {

@@ -36,7 +36,7 @@ public func rmsNormBackwardNaive(dy: Tensor, x: Tensor, weight: Tensor, rstd: Te
     for r in 0..<t { var s: Float = 0; for j in 0..<c { s += prod[r * c + j] }; dot[r] = s / Float(c) }
     let dx = Tensor(shape: [t, c]) { i in rstd.storage[i / c] * (gw[i] - xhat[i] * dot[i / c]) }
     var dw = Tensor(shape: [c])
-    for r in 0..<t { for j in 0..<c { dw.storage[j] += dy.storage[r * c + j] * xhat[r * c + j] } }
+    for r in 0..<t { for j in 0..<c { dw[flat: j] += dy.storage[r * c + j] * xhat[r * c + j] } }
     return (dx, dw)
 }
 
@@ -53,7 +53,7 @@ public func rmsNormFused(_ x: Tensor, weight: Tensor, eps: Float) -> (y: Tensor,
                     var s: Float = 0
                     for j in 0..<c { s += xr[j] * xr[j] }
                     let inv = 1 / (s / Float(c) + eps).squareRoot()
-                    rstd.storage[r] = inv
+                    rstd[flat: r] = inv
                     for j in 0..<c { yr[j] = xr[j] * inv * W[j] }
                 }
             }

@@ -67,8 +67,8 @@ private func ropeInPlace(_ q: inout Tensor, _ k: inout Tensor, _ cos: Tensor, _ 
     let hq = q.count / (t * d), hk = k.count / (t * d)
     withPtr(cos) { C in
         withPtr(sin) { S in
-            q.storage.withUnsafeMutableBufferPointer { QB in
-                k.storage.withUnsafeMutableBufferPointer { KB in
+            q.withUnsafeMutableStorage { QB in
+                k.withUnsafeMutableStorage { KB in
                     let qp = QB.baseAddress!, kp = KB.baseAddress!
                     for r in 0..<t {
                         let c = C + r * d, s = S + r * d

@@ -57,8 +57,8 @@ public func swigluBackwardFused(dOut: Tensor, gate: inout Tensor, up: inout Tens
         gate.shape == up.shape && dOut.shape == gate.shape,
         "swiglu backward: shapes \(dOut.shape), \(gate.shape), \(up.shape)")
     withPtr(dOut) { D in
-        gate.storage.withUnsafeMutableBufferPointer { G in
-            up.storage.withUnsafeMutableBufferPointer { U in
+        gate.withUnsafeMutableStorage { G in
+            up.withUnsafeMutableStorage { U in
                 swigluBackwardKernel(D, G.baseAddress!, U.baseAddress!, G.count)
             }
         }
@@ -121,24 +121,24 @@ public func mlpNaive(x: Tensor, gateProj wg: Tensor, upProj wu: Tensor, downProj
                         for k in 0..<n { sig[k] = sigmoid(g[k]) }
                         for k in 0..<n { s[k] = g[k] * sig[k] }
                         for k in 0..<n { a[k] = s[k] * u[k] }
-                        out.y.storage.withUnsafeMutableBufferPointer {
+                        out.y.withUnsafeMutableStorage {
                             gemm(false, true, t, c, i, 1, a.p, i, WD, i, 0, $0.baseAddress!, c)
                         }
-                        out.dDownProj.storage.withUnsafeMutableBufferPointer {
+                        out.dDownProj.withUnsafeMutableStorage {
                             gemm(true, false, c, i, t, 1, DY, c, a.p, i, 0, $0.baseAddress!, i)
                         }
                         gemm(false, false, t, i, c, 1, DY, c, WD, i, 0, da.p, i) // da = dy Wd
                         for k in 0..<n { ds[k] = sig[k] * (1 + g[k] * (1 - sig[k])) }
                         for k in 0..<n { dg[k] = da[k] * u[k] * ds[k] }
                         for k in 0..<n { du[k] = da[k] * s[k] }
-                        out.dx.storage.withUnsafeMutableBufferPointer { DX in
+                        out.dx.withUnsafeMutableStorage { DX in
                             gemm(false, false, t, c, i, 1, dg.p, i, WG, c, 0, DX.baseAddress!, c)
                             gemm(false, false, t, c, i, 1, du.p, i, WU, c, 1, DX.baseAddress!, c)
                         }
-                        out.dGateProj.storage.withUnsafeMutableBufferPointer {
+                        out.dGateProj.withUnsafeMutableStorage {
                             gemm(true, false, i, c, t, 1, dg.p, i, X, c, 0, $0.baseAddress!, c)
                         }
-                        out.dUpProj.storage.withUnsafeMutableBufferPointer {
+                        out.dUpProj.withUnsafeMutableStorage {
                             gemm(true, false, i, c, t, 1, du.p, i, X, c, 0, $0.baseAddress!, c)
                         }
                     }
@@ -166,22 +166,22 @@ public func mlpFused(x: Tensor, gateProj wg: Tensor, upProj wu: Tensor, downProj
                         gemm(false, true, t, i, c, 1, X, c, WG, c, 0, g.p, i)
                         gemm(false, true, t, i, c, 1, X, c, WU, c, 0, u.p, i)
                         swigluForwardKernel(g.p, u.p, a.p, n)
-                        out.y.storage.withUnsafeMutableBufferPointer {
+                        out.y.withUnsafeMutableStorage {
                             gemm(false, true, t, c, i, 1, a.p, i, WD, i, 0, $0.baseAddress!, c)
                         }
-                        out.dDownProj.storage.withUnsafeMutableBufferPointer {
+                        out.dDownProj.withUnsafeMutableStorage {
                             gemm(true, false, c, i, t, 1, DY, c, a.p, i, 0, $0.baseAddress!, i)
                         }
                         gemm(false, false, t, i, c, 1, DY, c, WD, i, 0, a.p, i) // a's buffer now holds da
                         swigluBackwardKernel(a.p, g.p, u.p, n) // g ← dg, u ← du
-                        out.dx.storage.withUnsafeMutableBufferPointer { DX in
+                        out.dx.withUnsafeMutableStorage { DX in
                             gemm(false, false, t, c, i, 1, g.p, i, WG, c, 0, DX.baseAddress!, c)
                             gemm(false, false, t, c, i, 1, u.p, i, WU, c, 1, DX.baseAddress!, c)
                         }
-                        out.dGateProj.storage.withUnsafeMutableBufferPointer {
+                        out.dGateProj.withUnsafeMutableStorage {
                             gemm(true, false, i, c, t, 1, g.p, i, X, c, 0, $0.baseAddress!, c)
                         }
-                        out.dUpProj.storage.withUnsafeMutableBufferPointer {
+                        out.dUpProj.withUnsafeMutableStorage {
                             gemm(true, false, i, c, t, 1, u.p, i, X, c, 0, $0.baseAddress!, c)
                         }
                     }

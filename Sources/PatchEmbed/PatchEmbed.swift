@@ -87,7 +87,7 @@ public struct PatchConv2d: Sendable {
                             }
                         }
                     }
-                    out.storage[(i * gw + j) * c + o] = acc
+                    out[flat: (i * gw + j) * c + o] = acc
                 }
             }
         }

@@ -51,7 +51,7 @@ public struct Qwen2MLP: Sendable {
             g = gateProj(x, compute: compute); u = upProj(x, compute: compute)
         }
         let reference = compute.isReference
-        g.storage.withUnsafeMutableBufferPointer { G in
+        g.withUnsafeMutableStorage { G in
             u.storage.withUnsafeBufferPointer { U in
                 if reference {
                     for i in 0..<G.count { G[i] = silu(G[i]) * U[i] }

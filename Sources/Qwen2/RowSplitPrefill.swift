@@ -60,7 +60,7 @@ struct RowSplitAttention: AttentionCore {
         var lse = [Float](repeating: 0, count: h * n)
         barrier.wait() // every earlier row's keys and values are written
         qh.storage.withUnsafeBufferPointer { Q in
-            out.storage.withUnsafeMutableBufferPointer { O in
+            out.withUnsafeMutableStorage { O in
                 lse.withUnsafeMutableBufferPointer { L in
                     blockwiseAttentionKernel(
                         q: Q.baseAddress!, heads: h, tokens: n, headDim: d, k: kb, v: vb, kvHeads: hkv,

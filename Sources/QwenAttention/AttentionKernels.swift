@@ -76,7 +76,7 @@ public func attentionNaive(
         var scores = matmul(qh, kh, transposeB: true) * sc // (T, S)
         if causal {
             for i in 0..<t {
-                for j in 0..<s where offsets.key + j > offsets.query + i { scores.storage[i * s + j] = -.infinity }
+                for j in 0..<s where offsets.key + j > offsets.query + i { scores[flat: i * s + j] = -.infinity }
             }
         }
         for i in 0..<t {

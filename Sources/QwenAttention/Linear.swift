@@ -151,12 +151,12 @@ public struct Linear: Sendable {
             "Linear: \(x.shape) · (\(outFeatures), \(inFeatures))ᵀ does not fit \(y.shape)")
         if compute.isReference {
             let p = linear(x, weight: weight, bias: bias, compute: .reference)
-            y.storage.withUnsafeMutableBufferPointer { Y in
+            y.withUnsafeMutableStorage { Y in
                 p.storage.withUnsafeBufferPointer { P in for i in 0..<Y.count { Y[i] += P[i] } }
             }
             return
         }
-        y.storage.withUnsafeMutableBufferPointer { Y in product(x, into: Y, accumulate: true, compute: compute) }
+        y.withUnsafeMutableStorage { Y in product(x, into: Y, accumulate: true, compute: compute) }
     }
 
     /// The fast product into `Y` (rows × C_out): one token through `gemvRows` (or `cblas_sgemv`), more through

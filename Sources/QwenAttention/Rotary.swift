@@ -55,7 +55,7 @@ public struct RotaryEmbedding: Sendable {
         let d = headDim
         let t = cos.shape[0]
         precondition(x.count == t * heads * d, "RotaryEmbedding.apply: x \(x.shape) is not (\(t), \(heads)·\(d))")
-        x.storage.withUnsafeMutableBufferPointer { X in
+        x.withUnsafeMutableStorage { X in
             cos.storage.withUnsafeBufferPointer { C in
                 sin.storage.withUnsafeBufferPointer { S in
                     RotaryEmbedding.rotate(
@@ -98,7 +98,7 @@ public struct RotaryEmbedding: Sendable {
                 let row = Array(x.storage[base..<(base + d)])
                 let rotated = row[half...].map { -$0 } + row[..<half]
                 for i in 0..<d {
-                    out.storage[base + i] = row[i] * cos.storage[t * d + i] + rotated[i] * sin.storage[t * d + i]
+                    out[flat: base + i] = row[i] * cos.storage[t * d + i] + rotated[i] * sin.storage[t * d + i]
                 }
             }
         }

@@ -72,7 +72,7 @@ public func fastSoftmaxLast(_ x: Tensor, threads: Int = 1) -> Tensor {
     var out = x
     let c = x.shape.last ?? 1
     let rows = x.count / max(c, 1)
-    out.storage.withUnsafeMutableBufferPointer { y in
+    out.withUnsafeMutableStorage { y in
         let base = y.baseAddress!
         parallelRanges(rows, parts: threads) { r in for i in r { softmaxRow(base + i * c, c) } }
     }
@@ -83,7 +83,7 @@ public func fastSoftmaxLast(_ x: Tensor, threads: Int = 1) -> Tensor {
 public func fastGeluTanh(_ x: Tensor) -> Tensor {
     var out = x
     let zero = [Float](repeating: 0, count: x.count)
-    out.storage.withUnsafeMutableBufferPointer { y in
+    out.withUnsafeMutableStorage { y in
         zero.withUnsafeBufferPointer { z in
             biasGeluRows(y.baseAddress!, rows: 0..<1, cols: x.count, bias: z.baseAddress!)
         }

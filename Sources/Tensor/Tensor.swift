@@ -17,8 +17,9 @@
 public struct Tensor: Equatable, Sendable {
     /// Extent of each dimension. A scalar has shape `[]` and one element.
     public private(set) var shape: [Int]
-    /// The elements in row-major order; `storage.count == shape.reduce(1, *)`.
-    public var storage: [Float]
+    /// The elements in row-major order; `storage.count == shape.reduce(1, *)`. Read it freely; write through
+    /// `withUnsafeMutableStorage` or `self[flat:]`, so the count can never stop matching the shape.
+    public internal(set) var storage: [Float]
 
     /// Wraps `storage` with `shape`. Traps if the element count disagrees.
     public init(shape: [Int], storage: [Float]) {
@@ -79,6 +80,17 @@ public struct Tensor: Equatable, Sendable {
             off = off * shape[d] + index[d]
         }
         return off
+    }
+
+    /// Element `i` in row-major order.
+    public subscript(flat i: Int) -> Float {
+        get { storage[i] }
+        set { storage[i] = newValue }
+    }
+
+    /// Calls `body` with the elements, writable in place (copied first if another tensor shares them).
+    public mutating func withUnsafeMutableStorage<R>(_ body: (inout UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try storage.withUnsafeMutableBufferPointer(body)
     }
 
     /// Element access by multi-index: `t[i, j, k]`.

@@ -107,8 +107,8 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         let dir = try brokenCopy("nan") { d in
             try rewriteWeights(d) { name, t in
                 var t = t
-                if name == "mlp1.3.bias" { t.storage[2] = .nan }
-                if name == "language_model.model.norm.weight" { t.storage[0] = -.infinity }
+                if name == "mlp1.3.bias" { t[flat: 2] = .nan }
+                if name == "language_model.model.norm.weight" { t[flat: 0] = -.infinity }
                 return t
             }
         }
