@@ -89,7 +89,9 @@ public struct Tensor: Equatable, Sendable {
     }
 
     /// Calls `body` with the elements, writable in place (copied first if another tensor shares them).
-    public mutating func withUnsafeMutableStorage<R>(_ body: (inout UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+    public mutating func withUnsafeMutableStorage<R>(_ body: (inout UnsafeMutableBufferPointer<Float>) throws -> R)
+        rethrows -> R
+    {
         try storage.withUnsafeMutableBufferPointer(body)
     }
 
