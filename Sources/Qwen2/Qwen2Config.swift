@@ -16,13 +16,11 @@ import _Essentials
 import Glibc
 #endif
 
-/// Why a Qwen2 config or checkpoint was rejected.
+/// Why a Qwen2 config (or a prompt given to the decoder) was rejected; checkpoint mismatches are `CheckpointError`s.
 public enum Qwen2Error: Error, Equatable, CustomStringConvertible, Sendable {
     case missingField(String)
     case badField(String, String)
     case unsupportedRope(String)
-    case missingTensor(String)
-    case wrongShape(tensor: String, expected: [Int], found: [Int])
     case cannotRead(String, String)
 
     public var description: String {
@@ -31,8 +29,6 @@ public enum Qwen2Error: Error, Equatable, CustomStringConvertible, Sendable {
         case let .badField(f, why): return "Qwen2 config: field '\(f)' \(why)"
         case let .unsupportedRope(why):
             return "Qwen2 config: \(why); Eaglet implements only the default RoPE (plain θ^(−2k/D) frequencies)"
-        case let .missingTensor(t): return "Qwen2 checkpoint: no tensor '\(t)'"
-        case let .wrongShape(t, e, f): return "Qwen2 checkpoint: tensor '\(t)' has shape \(f), expected \(e)"
         case let .cannotRead(file, why): return "\(file): \(why)"
         }
     }

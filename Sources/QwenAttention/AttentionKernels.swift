@@ -35,14 +35,6 @@ public struct AttentionOffsets: Sendable, Equatable {
     public static let zero = AttentionOffsets()
 }
 
-/// Which attention implementation a model runs.
-public enum AttentionPath: String, Sendable, CaseIterable {
-    /// Full (T, S) scores per head.
-    case naive
-    /// Online softmax over key blocks; O(T) extra memory.
-    case blockwise
-}
-
 @inline(__always)
 func checkAttentionShapes(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> (h: Int, t: Int, d: Int, hkv: Int, s: Int) {
     precondition(
