@@ -27,9 +27,13 @@ public final class EaglePipeline: Sendable {
     public let tiler: Tiler
     public let stopTokens: Set<Int>
 
-    /// `scanWeights`: reject NaN/±Inf weights at load (see `EagleModel.load`).
-    public init(directory: String, scanWeights: Bool = true) throws {
+    /// `scanWeights`: reject NaN/±Inf weights at load (see `EagleModel.load`). `plannedContext`: refuse, before any
+    /// weight is read, a checkpoint whose weights plus a context of that many tokens cannot fit (`MemoryPlan`).
+    public init(directory: String, scanWeights: Bool = true, plannedContext: Int? = nil) throws {
         self.directory = directory
+        if let l = plannedContext {
+            try MemoryPlan.read(directory: directory, contextTokens: l).check(source: directory)
+        }
         model = try EagleModel.load(directory: directory, scanForNonFinite: scanWeights)
         let tokPath = Path.join(directory, "tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tokPath) ? try Tokenizer(tokenizerJSON: tokPath) : nil
@@ -116,6 +120,10 @@ public final class EaglePipeline: Sendable {
             throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context)
         }
         let budget = min(maxNewTokens, context - ids.count)
+        try MemoryPlan(
+            residentWeightsOf: model.config, contextTokens: ids.count + budget + 1, prefillTokens: ids.count,
+            availableBytes: availableMemoryBytes()
+        ).check(source: directory)
         let started = ContinuousClock.now
         var visual: Tensor? = nil
         if let p = pixelValues, p.shape.first ?? 0 > 0 {

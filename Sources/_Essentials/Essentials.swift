@@ -199,3 +199,12 @@ public func reuseFreedTensorMemory() {
     _ = mallopt(mmapThreshold, 32 << 20)
     _ = mallopt(trimThreshold, 256 << 20)
 }
+
+/// The process's peak resident memory so far (VmHWM in /proc/self/status), in bytes; 0 where it cannot be read.
+public func peakResidentBytes() -> Int {
+    guard let d = FileManager.default.contents(atPath: "/proc/self/status") else { return 0 }
+    for line in String(decoding: d, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return 0
+}

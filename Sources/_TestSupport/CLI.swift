@@ -22,11 +22,12 @@ public struct EagletRun {
     public var outputs: (Int32, String, String) { (status, stdout, stderr) }
 }
 
-/// Runs `eaglet` with `args` and waits for it.
-public func runEaglet(_ args: [String]) throws -> EagletRun {
+/// Runs `eaglet` with `args` (and `environment` added to this process's) and waits for it.
+public func runEaglet(_ args: [String], environment: [String: String] = [:]) throws -> EagletRun {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: eagletBinary ?? "/nonexistent")
     p.arguments = args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()

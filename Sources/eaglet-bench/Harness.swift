@@ -3,6 +3,7 @@
 // never goes down within one process. The child prints one JSON line; the parent collects, prints a
 // table, and appends CSV rows to docs/benchmarks.csv with --csv.
 import Foundation
+import _Essentials
 
 /// One measured case.
 struct BenchResult: Codable {
@@ -18,14 +19,7 @@ struct BenchResult: Codable {
 }
 
 /// Peak resident set size of this process so far (VmHWM), in bytes.
-func peakRSSBytes() -> Int {
-    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-        return kb * 1024
-    }
-    return 0
-}
+func peakRSSBytes() -> Int { peakResidentBytes() }
 
 /// Monotonic seconds.
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -1,9 +1,9 @@
 // `eaglet generate`, `eaglet forward`, `eaglet inspect`: the end-to-end model from the command line
-// (chapter 09, docs/cli.md). They share how a prompt is given: --prompt with zero or more --image, or --input-ids (a
-// flat
-// JSON array of ids) with optional --pixel-values (a safetensors file holding pixel_values (N, 3, S, S)).
+// (chapter 09, docs/cli.md). They share how a prompt is given: --prompt with zero or more --image, or --input-ids
+// (a flat JSON array of ids) with optional --pixel-values (a safetensors file holding pixel_values (N, 3, S, S)).
 import ArgumentParser
 import Eaglet
+import _Essentials
 import Foundation
 
 /// Where the prompt comes from.
@@ -27,8 +27,11 @@ struct PromptOptions: ParsableArguments {
     @Option(help: "Refuse images and video frames with more pixels than this (default: PIL's 89478485).")
     var maxImagePixels: Int = RGBImage.defaultMaxPixels
 
-    /// The checkpoint, tokenizer and tiler named by --model.
-    func pipeline() throws -> EaglePipeline { try EaglePipeline(directory: model, scanWeights: !skipWeightScan) }
+    /// The checkpoint, tokenizer and tiler named by --model; with `plannedContext`, a checkpoint that cannot fit
+    /// with that many tokens of context is refused before any weight is read.
+    func pipeline(plannedContext: Int? = nil) throws -> EaglePipeline {
+        try EaglePipeline(directory: model, scanWeights: !skipWeightScan, plannedContext: plannedContext)
+    }
 
     func validate() throws {
         if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1") }
@@ -106,11 +109,16 @@ struct Generate: ParsableCommand {
     @Option(help: "Penalty for tokens already in the context (1 = off).") var repetitionPenalty: Float = 1
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Context length L (default: the text config's max_position_embeddings).") var maxContext: Int?
-    @Flag(help: "Print one JSON line {\"tokens\":[...],\"text\":\"...\"} instead of streaming.") var json = false
+    @Flag(
+        help: """
+            Print one JSON line {"tokens", "text", "prompt_tokens", "ttft_seconds", "decode_tokens_per_second", \
+            "peak_rss_bytes"} instead of streaming.
+            """)
+    var json = false
 
     func run() throws {
         try reportingInputErrors {
-            let pipeline = try input.pipeline()
+            let pipeline = try input.pipeline(plannedContext: maxContext ?? (maxNewTokens + 1))
             let (ids, pixels, _) = try input.resolve(pipeline, maxContext: maxContext)
             var stream = pipeline.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
             let sampling = SamplingParameters(
@@ -124,9 +132,15 @@ struct Generate: ParsableCommand {
             }
             let textOut = (try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? nil
             if json {
-                print(
-                    "{\"tokens\":[\(r.tokens.map(String.init).joined(separator: ","))],\"text\":\(jsonString(textOut ?? ""))}"
-                )
+                let fields = [
+                    "\"tokens\":[\(r.tokens.map(String.init).joined(separator: ","))]",
+                    "\"text\":\(jsonString(textOut ?? ""))",
+                    "\"prompt_tokens\":\(r.promptTokens)",
+                    "\"ttft_seconds\":\(cFormat("%.6f", r.timeToFirstToken))",
+                    "\"decode_tokens_per_second\":\(cFormat("%.3f", r.tokensPerSecond))",
+                    "\"peak_rss_bytes\":\(peakResidentBytes())"
+                ]
+                print("{" + fields.joined(separator: ",") + "}")
             } else {
                 if var s = stream { FileHandle.standardOutput.write(Data(s.finish().utf8)) }
                 if pipeline.tokenizer == nil { print(r.tokens.map(String.init).joined(separator: " "), terminator: "") }
@@ -148,7 +162,7 @@ struct Forward: ParsableCommand {
 
     func run() throws {
         try reportingInputErrors {
-            let pipeline = try input.pipeline()
+            let pipeline = try input.pipeline(plannedContext: 1)
             let (ids, pixels, _) = try input.resolve(pipeline)
             let f = try pipeline.model.forward(ids: ids, pixelValues: pixels, compute: naive ? .reference : .fast)
             var w = SafeTensorsWriter()
@@ -204,6 +218,10 @@ struct Inspect: ParsableCommand {
                 print("  parameters \(part): \(params[part]!)")
             }
             print("  parameters total: \(params.values.reduce(0, +))")
+            let plan = MemoryPlan(
+                config: config, checkpoint: ckpt, contextTokens: t.maxPositionEmbeddings,
+                availableBytes: availableMemoryBytes())
+            print("  memory at the full context: \(plan)\(plan.fits ? "" : " — does not fit; use --max-context")")
             print(
                 "  dtypes: "
                     + dtypes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))

@@ -20,6 +20,17 @@ struct EagletCommandLine {
         let obj = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
         #expect((obj?["tokens"] as? [Int])?.map(Int64.init) == want)
         #expect(obj?["text"] is String)
+        #expect((obj?["prompt_tokens"] as? Int ?? 0) > 0 && (obj?["peak_rss_bytes"] as? Int ?? 0) > 1 << 20)
+        #expect(obj?["ttft_seconds"] is Double && obj?["decode_tokens_per_second"] is Double)
+    }
+
+    /// A run that cannot fit is refused from the headers, before any weight is read: one line, exit 1.
+    @Test func aRunThatCannotFitIsRefusedBeforeLoading() throws {
+        let args = ["generate", "--model", tinyRandom, "--prompt", "hi", "--max-new-tokens", "2"]
+        let r = try runEaglet(args, environment: ["EAGLET_MEMORY_LIMIT_BYTES": "10000"])
+        #expect(r.status == 1 && r.stderrLines.count == 1)
+        #expect(r.stderr.hasPrefix("eaglet: \(tinyRandom): this run does not fit in memory — weights "))
+        #expect(try runEaglet(args, environment: ["EAGLET_MEMORY_LIMIT_BYTES": "\(1 << 30)"]).status == 0)
     }
 
     @Test func badInputIsOneLineAndExitCodeOne() throws {

@@ -109,3 +109,42 @@ struct ScriptedDecoder: TokenDecoder {
         #expect(Compute.reference.with(threads: 8) == .reference)
     }
 }
+
+@Suite struct MemoryPlanBeforeLoading {
+    /// The weights term from the headers that Python wrote: fp32 bytes of every tensor (tiny-random is F32,
+    /// tiny-eagle BF16, so widening doubles its data section) plus the largest stored tensor.
+    @Test(arguments: ["tiny-random", "tiny-eagle"])
+    func weightsAreTheWidenedDataSection(name: String) throws {
+        let dir = "\(repositoryRoot)/Fixtures/\(name)"
+        let file = try SafeTensorsFile(path: "\(dir)/model.safetensors")
+        let stored = file.names.compactMap { file.info($0) }
+        let dataBytes = stored.map(\.dataRange.count).reduce(0, +), widening = name == "tiny-eagle" ? 2 : 1
+        let plan = try MemoryPlan.read(directory: dir, contextTokens: 100)
+        #expect(plan.weightBytes == dataBytes * widening + stored.map(\.dataRange.count).max()!)
+    }
+
+    /// The KV-cache term is what `KVCache` allocates for that context.
+    @Test func kvCacheTermIsWhatTheCacheAllocates() throws {
+        let model = try EagleModel.load(directory: "\(repositoryRoot)/Fixtures/tiny-eagle")
+        let cache = model.languageModel.makeCache(capacity: 300)
+        let allocated = cache.layers.map { ($0.keys.count + $0.values.count) * 4 }.reduce(0, +)
+        let plan = MemoryPlan(
+            residentWeightsOf: model.config, contextTokens: 300, prefillTokens: 10, availableBytes: nil)
+        #expect(plan.kvCacheBytes == allocated && plan.weightBytes == 0 && plan.fits)
+    }
+
+    @Test func aPlanOverTheAvailableMemoryIsATypedError() throws {
+        let dir = "\(repositoryRoot)/Fixtures/tiny-random"
+        var plan = try MemoryPlan.read(directory: dir, contextTokens: 1_000_000)
+        plan.availableBytes = plan.totalBytes // within 5 % is not enough
+        #expect(!plan.fits)
+        #expect {
+            try plan.check(source: dir)
+        } throws: { e in
+            guard case let .doesNotFit(_, _, needed, available) = e as? EagleError else { return false }
+            return needed == plan.totalBytes && available == plan.totalBytes
+        }
+        plan.availableBytes = plan.totalBytes * 2
+        try plan.check(source: dir)
+    }
+}
