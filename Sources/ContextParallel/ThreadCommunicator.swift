@@ -25,8 +25,8 @@ final class ThreadMailboxes: @unchecked Sendable {
 }
 
 /// One rank of a thread group.
-// @unchecked: `bytesSent` is only touched by the one rank thread that owns this communicator; the shared `box` guards
-// itself.
+// @unchecked: `bytesSent` is only touched by the one rank thread that owns this communicator;
+// the shared `box` guards itself.
 public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public var worldSize: Int { box.world }

@@ -29,8 +29,8 @@ public struct TensorInfo: Equatable, Sendable {
 }
 
 /// A read-only memory mapping that is unmapped when the last reference goes away.
-// @unchecked: a read-only (PROT_READ) mapping, owned by this object and unmapped only in deinit; `base` is never
-// written.
+// @unchecked: a read-only (PROT_READ) mapping, owned by this object and unmapped only in deinit;
+// `base` is never written.
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeRawPointer?
     let size: Int

@@ -7,9 +7,8 @@
 // for accuracy), and
 // e^r from the degree-6 Cephes `expf` polynomial on |r| ≤ ½·ln2 (≈ 1–2 ulp). gelu-tanh uses
 // ½·x·(1 + tanh u) = x · σ(2u) = x / (1 + e^(−2u)), u = √(2/π)·(x + 0.044715·x³).
-// What it is not: a general math library; inputs are clamped to [−87.3, 88.3] (fastExp in
-// Tensor/Ops.swift), where fp32 e^x is normal, so e^(−∞) gives ≈ 1e-38 instead of 0 (harmless in a softmax without
-// masking).
+// What it is not: a general math library; inputs are clamped to [−87.3, 88.3] (fastExp in Tensor/Ops.swift),
+// where fp32 e^x is normal, so e^(−∞) gives ≈ 1e-38 instead of 0 (harmless in a softmax without masking).
 import Dispatch
 import Tensor
 

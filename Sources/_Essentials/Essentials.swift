@@ -8,8 +8,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-// @preconcurrency: only for `stderr` and `stdout`, C globals that Eaglet never reassigns (stdio locks each FILE
-// itself).
+// @preconcurrency: only for `stderr` and `stdout`, C globals that Eaglet never reassigns
+// (stdio locks each FILE itself).
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Darwin)
