@@ -25,7 +25,9 @@ let package = Package(
         .systemLibrary(name: "_CLAPACKE", path: "Sources/_CLAPACKE"),
 
         // Chapter 01: tensors, the BLAS binding, safetensors.
-        .target(name: "Tensor", dependencies: ["_CBLAS"]),
+        .target(name: "Tensor", dependencies: ["_CBLAS", "_CKernels"]),
+        // The kernels whose vector path (AVX-512, AVX2, plain C) is chosen at run time: BF16 gemv and widening.
+        .target(name: "_CKernels"),
         // What Eaglet needs beyond FoundationEssentials (JSON tree reader, paths, printf formatting, a lock), so the
         // modules eaglet-gpu links carry no ICU.
         .target(name: "_Essentials"),
@@ -44,7 +46,7 @@ let package = Package(
         // Chapter 05: pixel shuffle and the mlp1 projector.
         .target(name: "Connector", dependencies: ["Tensor", "SafeTensors"]),
         // Chapter 07: RoPE, grouped-query attention (naive and blockwise with LSE), the KV cache.
-        .target(name: "QwenAttention", dependencies: ["Tensor", "_CBLAS"]),
+        .target(name: "QwenAttention", dependencies: ["Tensor", "_CBLAS", "_CKernels"]),
         // Chapter 08: the Qwen2 decoder, its config and weight loader, greedy generation.
         .target(name: "Qwen2", dependencies: ["Tensor", "SafeTensors", "QwenAttention", "_Essentials"]),
 
@@ -143,7 +145,9 @@ let package = Package(
         .testTarget(name: "ConnectorTests", dependencies: ["Connector", "_TestSupport"]),
         .testTarget(name: "QwenAttentionTests", dependencies: ["QwenAttention", "_TestSupport"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "QwenAttention", "_TestSupport"]),
-        .testTarget(name: "EagleTests", dependencies: ["Eagle", "Qwen2", "SigLIP2", "SafeTensors", "_TestSupport"]),
+        .testTarget(
+            name: "EagleTests",
+            dependencies: ["Eagle", "Qwen2", "QwenAttention", "SigLIP2", "SafeTensors", "_TestSupport"]),
         .testTarget(
             name: "ContextParallelTests",
             dependencies: ["ContextParallel", "QwenAttention", "Qwen2", "SafeTensors", "Tensor", "_TestSupport"]),

@@ -2,9 +2,8 @@
 // `<IMG_CONTEXT>` → Qwen2 decoder (docs/spec.md §4, §5.3, §7). Shapes: N tiles of S×S pixels, P = (S/patch)² patches,
 // C_v vision width, 4·C_v after the 2×2 shuffle, C the language width, T prompt tokens, V vocabulary.
 //
-// What it is not: a batcher (one prompt at a time) or a low-memory store: weights are widened to
-// Float32 when loaded, so the real 8B checkpoint (16 GB in BF16) would need 33 GB; the tiny checkpoints
-// this repository ships are a few MB.
+// What it is not: a batcher (one prompt at a time). With `WeightFormat.native` the decoder's BF16 projections
+// stay in the mapped checkpoint; the vision tower, mlp1, the embeddings and the LM head are still widened to fp32.
 import Connector
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -39,10 +38,14 @@ public struct EagleModel: Sendable {
     /// Loads `directory` (config.json + model.safetensors or a sharded index). Every mismatch between the
     /// checkpoint and the config is reported in one error before any weight is read.
     /// `scanForNonFinite` (on by default) reads every weight's bits once and rejects NaN or ±Inf by name.
-    public static func load(directory: String, scanForNonFinite: Bool = true) throws -> EagleModel {
+    /// `weights`: `.native` keeps the decoder's BF16 projections in the mapped checkpoint (read in place),
+    /// `.f32` widens every weight at load.
+    public static func load(directory: String, scanForNonFinite: Bool = true, weights: WeightFormat = .native) throws
+        -> EagleModel
+    {
         let config = try EagleConfig.load(directory: directory)
         let checkpoint = try Checkpoint(path: directory)
-        let store = WeightStore(checkpoint)
+        let store = WeightStore(checkpoint, format: weights)
         try EagleWeights.check(store, config: config)
         if scanForNonFinite {
             let bad = try EagleWeights.nonFiniteTensors(checkpoint)

@@ -3,7 +3,8 @@
 // naming the figures, never an out-of-memory kill halfway through loading.
 //
 // What it is, in bytes:
-//     weights      Σ elements · 4 over every floating tensor (today every weight is widened to fp32 at load)
+//     weights      Σ elements · 4 over every floating tensor widened to fp32 at load, Σ stored bytes over those
+//                  kept in their stored dtype (`WeightFormat.native`: mapped pages that every token reads)
 //                  + the largest tensor's stored bytes (mapped and read while it is widened)
 //     KV cache     layers · 2 · Hkv · D · L · 4 for a context of L tokens
 //     activations  the larger of the decoder's L · (6·C + 2·I) · 4 (hidden states, norm, q, attention out,
@@ -19,6 +20,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import SafeTensors
+import SigLIP2
 import _Essentials
 
 /// The memory a run needs, part by part, and what the machine has.
@@ -43,12 +45,16 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
     /// prefill of `prefillTokens` (default: the whole context).
     public init(
         config c: EagleConfig, checkpoint: TensorSource, contextTokens l: Int, prefillTokens: Int? = nil,
-        availableBytes: Int?
+        weights: WeightFormat = .native, availableBytes: Int?
     ) {
         var widened = 0, largestStored = 0
+        let store = WeightStore(checkpoint, format: weights)
+        let prefix = VisionWeightNames.prefixes.first { store.contains($0 + VisionWeightNames.probe) } ?? ""
+        let native = Set(EagleParameters(c, visionPrefix: prefix).specs.filter(store.keepsStoredDType).map(\.key))
         for name in checkpoint.names {
             guard let info = checkpoint.info(name), info.dtype.isFloatingPoint else { continue }
-            widened = widened.addingClamped(info.elementCount.multipliedClamped(by: 4))
+            let kept = native.contains(name) ? info.dtype.size : 4
+            widened = widened.addingClamped(info.elementCount.multipliedClamped(by: kept))
             largestStored = max(largestStored, info.elementCount.multipliedClamped(by: info.dtype.size))
         }
         weightBytes = widened.addingClamped(largestStored)
@@ -66,7 +72,7 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        (weightBytes > 0 ? "weights \(gib(weightBytes)) (fp32), " : "")
+        (weightBytes > 0 ? "weights \(gib(weightBytes)), " : "")
             + "KV cache \(gib(kvCacheBytes)) for \(contextTokens) tokens, "
             + "activations \(gib(activationBytes)): \(gib(totalBytes)) in all; "
             + (availableBytes.map { "\(gib($0)) available" } ?? "available memory unknown")
@@ -81,11 +87,13 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Reads config.json and the checkpoint's headers only (no weight is touched) and plans for `contextTokens`.
-    public static func read(directory: String, contextTokens: Int) throws -> MemoryPlan {
+    public static func read(directory: String, contextTokens: Int, weights: WeightFormat = .native) throws
+        -> MemoryPlan
+    {
         let config = try EagleConfig.load(directory: directory)
         return MemoryPlan(
             config: config, checkpoint: try Checkpoint(path: directory), contextTokens: contextTokens,
-            availableBytes: availableMemoryBytes())
+            weights: weights, availableBytes: availableMemoryBytes())
     }
 
     /// Throws `EagleError.doesNotFit` when the plan does not fit.

@@ -15,6 +15,7 @@ import Glibc
 import Imaging
 import Qwen2
 import QwenAttention
+import SafeTensors
 import Tensor
 import Tiler
 import Tokenizer
@@ -29,12 +30,15 @@ public final class EaglePipeline: Sendable {
 
     /// `scanWeights`: reject NaN/±Inf weights at load (see `EagleModel.load`). `plannedContext`: refuse, before any
     /// weight is read, a checkpoint whose weights plus a context of that many tokens cannot fit (`MemoryPlan`).
-    public init(directory: String, scanWeights: Bool = true, plannedContext: Int? = nil) throws {
+    /// `weights`: see `EagleModel.load`.
+    public init(
+        directory: String, scanWeights: Bool = true, plannedContext: Int? = nil, weights: WeightFormat = .native
+    ) throws {
         self.directory = directory
         if let l = plannedContext {
-            try MemoryPlan.read(directory: directory, contextTokens: l).check(source: directory)
+            try MemoryPlan.read(directory: directory, contextTokens: l, weights: weights).check(source: directory)
         }
-        model = try EagleModel.load(directory: directory, scanForNonFinite: scanWeights)
+        model = try EagleModel.load(directory: directory, scanForNonFinite: scanWeights, weights: weights)
         let tokPath = Path.join(directory, "tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tokPath) ? try Tokenizer(tokenizerJSON: tokPath) : nil
         tiler = try Tiler(model.config.tiling)

@@ -6,7 +6,9 @@
 // checked, errors naming the tensor); Eagle's checkpoint check compares the same specs with the file. With
 // tie_word_embeddings the head may be stored as either `lm_head.weight` or `model.embed_tokens.weight`; one
 // tensor then serves both.
-// What it is not: a converter; dtypes are widened to Float32 by SafeTensors.
+// The decoder's seven projections are declared `native`: with `WeightFormat.native` their BF16 weights stay in the
+// mapped checkpoint and the products read them in place (Tensor/BF16Matrix.swift); everything else is widened.
+// What it is not: a converter.
 import SafeTensors
 import QwenAttention
 import Tensor
@@ -19,13 +21,13 @@ public struct Qwen2LayerParameters: ParameterGroup {
 
     public init(_ c: Qwen2Config, base l: String) {
         let (C, H, Hkv, D, I) = (c.hiddenSize, c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.intermediateSize)
-        qProj = LinearParameters(l + "self_attn.q_proj", out: H * D, in: C, bias: true)
-        kProj = LinearParameters(l + "self_attn.k_proj", out: Hkv * D, in: C, bias: true)
-        vProj = LinearParameters(l + "self_attn.v_proj", out: Hkv * D, in: C, bias: true)
-        oProj = LinearParameters(l + "self_attn.o_proj", out: C, in: H * D, bias: false)
-        gateProj = LinearParameters(l + "mlp.gate_proj", out: I, in: C, bias: false)
-        upProj = LinearParameters(l + "mlp.up_proj", out: I, in: C, bias: false)
-        downProj = LinearParameters(l + "mlp.down_proj", out: C, in: I, bias: false)
+        qProj = LinearParameters(l + "self_attn.q_proj", out: H * D, in: C, bias: true, weightDType: .native)
+        kProj = LinearParameters(l + "self_attn.k_proj", out: Hkv * D, in: C, bias: true, weightDType: .native)
+        vProj = LinearParameters(l + "self_attn.v_proj", out: Hkv * D, in: C, bias: true, weightDType: .native)
+        oProj = LinearParameters(l + "self_attn.o_proj", out: C, in: H * D, bias: false, weightDType: .native)
+        gateProj = LinearParameters(l + "mlp.gate_proj", out: I, in: C, bias: false, weightDType: .native)
+        upProj = LinearParameters(l + "mlp.up_proj", out: I, in: C, bias: false, weightDType: .native)
+        downProj = LinearParameters(l + "mlp.down_proj", out: C, in: I, bias: false, weightDType: .native)
         inputLayernorm = NormParameters(l + "input_layernorm", width: C, bias: false)
         postAttentionLayernorm = NormParameters(l + "post_attention_layernorm", width: C, bias: false)
     }
@@ -60,9 +62,14 @@ public struct Qwen2Parameters: ParameterGroup {
 }
 
 extension Linear {
-    /// Reads `p`'s weight (and bias) through `store`.
+    /// Reads `p`'s weight (and bias) through `store`: in its stored BF16, read in place, when the store's format
+    /// and the spec allow it (`WeightStore.readBF16`), else widened to fp32.
     public init(_ p: LinearParameters, from store: WeightStore) throws {
-        self.init(weight: try store.read(p.weight), bias: try store.read(p.bias))
+        if let m = try store.readBF16(p.weight) {
+            self.init(bf16: m, bias: try store.read(p.bias))
+        } else {
+            self.init(weight: try store.read(p.weight), bias: try store.read(p.bias))
+        }
     }
 }
 

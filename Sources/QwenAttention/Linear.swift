@@ -9,6 +9,7 @@
 // residual through sgemm's β = 1.
 // What it is not: quantised or fused; LoRA.
 import _CBLAS
+import _CKernels
 import Dispatch
 import Tensor
 
@@ -82,7 +83,7 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
         if let b = l.bias { out.replaceSubrange(starts[i]..<(starts[i] + l.outFeatures), with: b.storage) }
     }
     let accumulate = layers.map { $0.bias != nil }
-    withWeightPointers(layers.map(\.weight)[...], []) { weights in
+    withWeightPointers(layers[...], []) { weights in
         x.storage.withUnsafeBufferPointer { X in
             out.withUnsafeMutableBufferPointer { Y in
                 let xp = X.baseAddress!, yp = Y.baseAddress!
@@ -91,9 +92,14 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
                     for (i, w) in weights.enumerated() {
                         let a = max(lo, starts[i]), b = min(hi, starts[i] + layers[i].outFeatures)
                         guard a < b else { continue }
-                        gemvRows(
-                            w + (a - starts[i]) * cin, rows: b - a, cols: cin, x: xp, y: yp + a,
-                            accumulate: accumulate[i], threads: 1)
+                        switch w {
+                        case .f32(let w):
+                            gemvRows(
+                                w + (a - starts[i]) * cin, rows: b - a, cols: cin, x: xp, y: yp + a,
+                                accumulate: accumulate[i], threads: 1)
+                        case .bf16(let w):
+                            eaglet_gemv_bf16(w + (a - starts[i]) * cin, b - a, cin, xp, yp + a, accumulate[i] ? 1 : 0)
+                        }
                     }
                 }
                 if parts == 1 { range(0, total); return }
@@ -111,25 +117,83 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
     }
 }
 
-/// Calls `body` with base pointers of every tensor's storage, each valid for the whole call.
-func withWeightPointers(
-    _ ts: ArraySlice<Tensor>, _ got: [UnsafePointer<Float>], _ body: ([UnsafePointer<Float>]) -> Void
-) {
-    guard let first = ts.first else { return body(got) }
-    first.storage.withUnsafeBufferPointer { withWeightPointers(ts.dropFirst(), got + [$0.baseAddress!], body) }
+/// Where a weight's rows are: fp32, or BF16 read in place.
+enum WeightRows {
+    case f32(UnsafePointer<Float>)
+    case bf16(UnsafePointer<UInt16>)
 }
 
-/// `nn.Linear` with checkpoint layout: weight (C_out, C_in), optional bias (C_out).
+/// Calls `body` with the rows of every layer's weight, each valid for the whole call.
+func withWeightPointers(_ ls: ArraySlice<Linear>, _ got: [WeightRows], _ body: ([WeightRows]) -> Void) {
+    guard let first = ls.first else { return body(got) }
+    switch first.stored {
+    case .bf16(let m): withWeightPointers(ls.dropFirst(), got + [.bf16(m.bits)], body)
+    case .f32(let t):
+        t.storage.withUnsafeBufferPointer { withWeightPointers(ls.dropFirst(), got + [.f32($0.baseAddress!)], body) }
+    }
+}
+
+/// gemvRows for a BF16 matrix: rows split over `threads`, each range widened in registers by `eaglet_gemv_bf16`.
+public func gemvRowsBF16(
+    _ w: BF16Matrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int
+) {
+    let rows = w.rows, cols = w.cols
+    let parts = max(1, min(threads, rows / 64))
+    if parts == 1 { eaglet_gemv_bf16(w.bits, rows, cols, x, y, accumulate ? 1 : 0); return }
+    // nonisolated(unsafe): each iteration writes only its own rows of y and only reads the weights and x.
+    nonisolated(unsafe) let (bits, xp, yp) = (w.bits, x, y)
+    DispatchQueue.concurrentPerform(iterations: parts) { p in
+        let lo = (rows / 4) * p / parts * 4, hi = p == parts - 1 ? rows : (rows / 4) * (p + 1) / parts * 4
+        eaglet_gemv_bf16(bits + lo * cols, hi - lo, cols, xp, yp + lo, accumulate ? 1 : 0)
+    }
+}
+
+/// The reference twin of `eaglet_gemv_bf16`: the textbook loop, each weight widened exactly, summed in order.
+public func gemvBF16Reference(_ w: BF16Matrix, _ x: [Float]) -> [Float] {
+    (0..<w.rows).map { r in
+        var s: Float = 0
+        for c in 0..<w.cols { s += bf16ToFloat(w.bits[r * w.cols + c]) * x[c] }
+        return s
+    }
+}
+
+/// `nn.Linear` with checkpoint layout: weight (C_out, C_in), optional bias (C_out). The weight is fp32, or BF16
+/// read in place from the mapped checkpoint (`WeightFormat.native`).
 public struct Linear: Sendable {
-    public let weight: Tensor
+    /// The weight as stored.
+    public enum Weight: Sendable {
+        case f32(Tensor)
+        case bf16(BF16Matrix)
+    }
+
+    public let stored: Weight
     public let bias: Tensor?
-    public var inFeatures: Int { weight.shape[1] }
-    public var outFeatures: Int { weight.shape[0] }
+    /// The weight as an fp32 tensor (a widened copy when it is stored as BF16).
+    public var weight: Tensor {
+        switch stored {
+        case .f32(let t): return t
+        case .bf16(let m): return m.widened()
+        }
+    }
+    public var shape: [Int] {
+        switch stored {
+        case .f32(let t): return t.shape
+        case .bf16(let m): return m.shape
+        }
+    }
+    public var inFeatures: Int { shape[1] }
+    public var outFeatures: Int { shape[0] }
 
     public init(weight: Tensor, bias: Tensor? = nil) {
         precondition(weight.rank == 2, "Linear: weight must be (C_out, C_in), got \(weight.shape)")
         precondition(bias == nil || bias!.count == weight.shape[0], "Linear: bias does not match \(weight.shape)")
-        self.weight = weight
+        stored = .f32(weight)
+        self.bias = bias
+    }
+
+    public init(bf16 weight: BF16Matrix, bias: Tensor? = nil) {
+        precondition(bias == nil || bias!.count == weight.rows, "Linear: bias does not match \(weight.shape)")
+        stored = .bf16(weight)
         self.bias = bias
     }
 
@@ -185,6 +249,13 @@ public struct Linear: Sendable {
                 }
             }
             let beta: Float = accumulate || bias != nil ? 1 : 0
+            if case .bf16(let m) = stored {
+                x.storage.withUnsafeBufferPointer { X in
+                    productBF16(m, X.baseAddress!, rows: rows, into: Y.baseAddress!, beta: beta, compute: compute)
+                }
+                return
+            }
+            guard case .f32(let weight) = stored else { return }
             x.storage.withUnsafeBufferPointer { X in
                 weight.storage.withUnsafeBufferPointer { W in
                     if rows == 1 && compute.gemv == .rows {
@@ -204,6 +275,35 @@ public struct Linear: Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// Rows of output columns widened at a time ahead of sgemm: 256 × C_in floats (3.5 MiB at C_in = 3584).
+    static let panelRows = 256
+
+    /// y (rows, C_out) = β·y + x·Wᵀ for a BF16 W: one token through `gemvRowsBF16`; more through sgemm on
+    /// panels of W's rows widened into one reused fp32 buffer, so prefill keeps sgemm's speed.
+    private func productBF16(
+        _ m: BF16Matrix, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, beta: Float,
+        compute: Compute
+    ) {
+        let cin = m.cols, cout = m.rows
+        if rows == 1 {
+            gemvRowsBF16(m, x: x, y: y, accumulate: beta == 1, threads: compute.threads)
+            return
+        }
+        BLAS.use(threads: compute.threads)
+        let panel = min(Linear.panelRows, cout)
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: panel * cin)
+        defer { buffer.deallocate() }
+        var j0 = 0
+        while j0 < cout {
+            let n = min(panel, cout - j0)
+            m.widenRows(j0..<(j0 + n), into: buffer)
+            BLAS.sgemm(
+                transB: true, m: rows, n: n, k: cin, a: x, lda: cin, b: buffer, ldb: cin, beta: beta, c: y + j0,
+                ldc: cout)
+            j0 += n
         }
     }
 }

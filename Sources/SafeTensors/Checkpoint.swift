@@ -108,6 +108,9 @@ public final class Checkpoint: @unchecked Sendable {
         return shards[shard]?.info(name)
     }
 
+    /// The BF16 matrix `name` read in place (see `SafeTensorsFile.bf16Matrix`), or nil.
+    public func bf16Matrix(_ name: String) -> BF16Matrix? { (try? file(for: name))?.bf16Matrix(name) }
+
     /// The tensor `name` widened to Float32.
     public func tensor(_ name: String) throws -> Tensor { try file(for: name).tensor(name) }
 }

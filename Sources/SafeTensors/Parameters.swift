@@ -21,11 +21,19 @@ import Foundation
 import Tensor
 import _Essentials
 
-/// How a stored tensor becomes the tensor a module computes with. Today every parameter is widened to Float32;
-/// the stored dtype (BF16, F16, F32) is kept in the checkpoint and read by `WeightStore.read`.
+/// How a stored tensor becomes the tensor a module computes with. A spec says what its module can take; the
+/// store's `WeightFormat` says what the user asked for.
 public enum DTypePolicy: String, Sendable, Hashable {
     /// Widened to Float32 at load.
     case float32
+    /// A matrix the module can read in its stored dtype (BF16, read in place); other dtypes are widened.
+    case native
+}
+
+/// What the user asked the weights to be: `native` keeps BF16 matrices in their stored dtype where the module
+/// reads them so (`DTypePolicy.native`), `f32` widens everything at load (the old behaviour).
+public enum WeightFormat: String, Sendable, CaseIterable {
+    case native, f32
 }
 
 /// One parameter: full checkpoint key, shape, dtype policy.
@@ -63,8 +71,9 @@ private func collectSpecs(_ value: Any) -> [ParameterSpec] {
 public struct LinearParameters: ParameterGroup, Hashable {
     public let weight: ParameterSpec
     public let bias: ParameterSpec?
-    public init(_ base: String, out: Int, in k: Int, bias: Bool) {
-        weight = ParameterSpec(base + ".weight", [out, k])
+    /// `native`: the module can read the weight in its stored dtype (Qwen2's decoder projections).
+    public init(_ base: String, out: Int, in k: Int, bias: Bool, weightDType: DTypePolicy = .float32) {
+        weight = ParameterSpec(base + ".weight", [out, k], dtype: weightDType)
         self.bias = bias ? ParameterSpec(base + ".bias", [out]) : nil
     }
 }
@@ -122,6 +131,12 @@ public protocol TensorSource: AnyObject, Sendable {
     func tensor(_ name: String) throws -> Tensor
     /// Where the tensors come from, for error messages.
     var sourceDescription: String { get }
+    /// The BF16 matrix `name` read in place, or nil (another dtype, or a source that cannot lend its bytes).
+    func bf16Matrix(_ name: String) -> BF16Matrix?
+}
+
+extension TensorSource {
+    public func bf16Matrix(_ name: String) -> BF16Matrix? { nil }
 }
 
 extension Checkpoint: TensorSource {
@@ -136,12 +151,35 @@ extension SafeTensorsFile: TensorSource {
 // @unchecked: `source` is immutable and itself Sendable; `handedOut` is only touched under `lock`.
 public final class WeightStore: @unchecked Sendable {
     public let source: TensorSource
+    public let format: WeightFormat
     private let lock = Mutex()
     private var handedOut = [ParameterSpec]()
 
-    public init(_ source: TensorSource) { self.source = source }
+    public init(_ source: TensorSource, format: WeightFormat = .f32) { self.source = source; self.format = format }
     /// Opens a checkpoint folder or file (see `Checkpoint.init(path:)`).
-    public convenience init(path: String) throws { self.init(try Checkpoint(path: path)) }
+    public convenience init(path: String, format: WeightFormat = .f32) throws {
+        self.init(try Checkpoint(path: path), format: format)
+    }
+
+    /// Whether `spec` would be kept in its stored dtype: a `native` spec, the `native` format, a BF16 matrix.
+    public func keepsStoredDType(_ spec: ParameterSpec) -> Bool {
+        guard format == .native, spec.dtype == .native, let key = storedKey(spec), let info = source.info(key) else {
+            return false
+        }
+        return info.dtype == .bf16 && info.shape.count == 2
+    }
+
+    /// Reads `spec` as a BF16 matrix in place when `keepsStoredDType(spec)`, shape checked; nil otherwise.
+    public func readBF16(_ spec: ParameterSpec) throws -> BF16Matrix? {
+        guard keepsStoredDType(spec), let key = storedKey(spec), let info = source.info(key) else { return nil }
+        guard info.shape == spec.shape else {
+            throw CheckpointError.wrongShape(
+                source: source.sourceDescription, tensor: key, expected: spec.shape, found: info.shape)
+        }
+        guard let m = source.bf16Matrix(key) else { return nil }
+        lock.lock(); handedOut.append(spec); lock.unlock()
+        return m
+    }
 
     /// Every name in the checkpoint.
     public var names: [String] { source.names }

@@ -214,6 +214,19 @@ public final class SafeTensorsFile: Sendable {
             UnsafeRawBufferPointer(start: base + dataStart + info.dataRange.lowerBound, count: info.dataRange.count))
     }
 
+    /// The BF16 tensor `name` of rank 2 as a matrix read in place from the mapping (which the matrix keeps alive),
+    /// or nil when it is another dtype or rank, or its bytes are not 2-byte aligned.
+    public func bf16Matrix(_ name: String) -> BF16Matrix? {
+        guard let info = info(name), info.dtype == .bf16, info.shape.count == 2, let base = file.base else {
+            return nil
+        }
+        let start = base + dataStart + info.dataRange.lowerBound
+        guard Int(bitPattern: start) % 2 == 0 else { return nil }
+        return BF16Matrix(
+            rows: info.shape[0], cols: info.shape[1], bits: start.assumingMemoryBound(to: UInt16.self),
+            owner: file)
+    }
+
     /// The tensor `name` widened to Float32 (F32, F16, BF16, F64 and integer dtypes convert exactly
     /// where Float32 can hold the value).
     public func tensor(_ name: String) throws -> Tensor {

@@ -24,13 +24,16 @@ struct PromptOptions: ParsableArguments {
     var pixelValues: String?
     @Flag(help: "Skip the scan that rejects NaN or infinite weights at load.")
     var skipWeightScan = false
+    @Option(help: "native: BF16 decoder weights read in place from the mapped checkpoint; f32: widen every weight.")
+    var weights: WeightFormat = .native
     @Option(help: "Refuse images and video frames with more pixels than this (default: PIL's 89478485).")
     var maxImagePixels: Int = RGBImage.defaultMaxPixels
 
     /// The checkpoint, tokenizer and tiler named by --model; with `plannedContext`, a checkpoint that cannot fit
     /// with that many tokens of context is refused before any weight is read.
     func pipeline(plannedContext: Int? = nil) throws -> EaglePipeline {
-        try EaglePipeline(directory: model, scanWeights: !skipWeightScan, plannedContext: plannedContext)
+        try EaglePipeline(
+            directory: model, scanWeights: !skipWeightScan, plannedContext: plannedContext, weights: weights)
     }
 
     func validate() throws {
@@ -186,6 +189,7 @@ struct Inspect: ParsableCommand {
         abstract: "Summarise a checkpoint: config, parameters per part, dtypes.")
 
     @Option(help: "Checkpoint folder.") var model: String
+    @Option(help: "The weight format the memory plan assumes (native or f32).") var weights: WeightFormat = .native
 
     func run() throws {
         try reportingInputErrors {
@@ -219,7 +223,7 @@ struct Inspect: ParsableCommand {
             }
             print("  parameters total: \(params.values.reduce(0, +))")
             let plan = MemoryPlan(
-                config: config, checkpoint: ckpt, contextTokens: t.maxPositionEmbeddings,
+                config: config, checkpoint: ckpt, contextTokens: t.maxPositionEmbeddings, weights: weights,
                 availableBytes: availableMemoryBytes())
             print("  memory at the full context: \(plan)\(plan.fits ? "" : " — does not fit; use --max-context")")
             print(
@@ -228,3 +232,5 @@ struct Inspect: ParsableCommand {
         }
     }
 }
+
+extension WeightFormat: ExpressibleByArgument {}

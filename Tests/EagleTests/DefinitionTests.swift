@@ -4,6 +4,7 @@
 import Eagle
 import Foundation
 import Qwen2
+import QwenAttention
 import SafeTensors
 import SigLIP2
 import Tensor
@@ -111,16 +112,24 @@ struct ScriptedDecoder: TokenDecoder {
 }
 
 @Suite struct MemoryPlanBeforeLoading {
-    /// The weights term from the headers that Python wrote: fp32 bytes of every tensor (tiny-random is F32,
-    /// tiny-eagle BF16, so widening doubles its data section) plus the largest stored tensor.
+    /// The weights term from the headers that Python wrote: with `.f32`, fp32 bytes of every tensor (tiny-random is
+    /// F32, tiny-eagle BF16, so widening doubles its data section); with `.native`, tiny-eagle's decoder
+    /// projections stay at their stored BF16 bytes. Plus the largest stored tensor either way.
     @Test(arguments: ["tiny-random", "tiny-eagle"])
     func weightsAreTheWidenedDataSection(name: String) throws {
         let dir = "\(repositoryRoot)/Fixtures/\(name)"
         let file = try SafeTensorsFile(path: "\(dir)/model.safetensors")
         let stored = file.names.compactMap { file.info($0) }
         let dataBytes = stored.map(\.dataRange.count).reduce(0, +), widening = name == "tiny-eagle" ? 2 : 1
-        let plan = try MemoryPlan.read(directory: dir, contextTokens: 100)
-        #expect(plan.weightBytes == dataBytes * widening + stored.map(\.dataRange.count).max()!)
+        let largest = stored.map(\.dataRange.count).max()!
+        #expect(
+            try MemoryPlan.read(directory: dir, contextTokens: 100, weights: .f32).weightBytes
+                == dataBytes * widening + largest)
+        let projection = { (n: String) in n.hasPrefix("language_model.model.layers.") && n.hasSuffix("_proj.weight") }
+        let native = stored.map { projection($0.name) ? $0.dataRange.count : $0.dataRange.count * widening }
+        #expect(
+            try MemoryPlan.read(directory: dir, contextTokens: 100, weights: .native).weightBytes
+                == native.reduce(0, +) + largest)
     }
 
     /// The KV-cache term is what `KVCache` allocates for that context.
@@ -148,3 +157,56 @@ struct ScriptedDecoder: TokenDecoder {
         try plan.check(source: dir)
     }
 }
+
+@Suite struct BF16WeightsReadInPlace {
+    /// Every one of the 65 536 BF16 bit patterns widens to the fp32 Tensor's own `bf16ToFloat` gives, on each
+    /// vector path this CPU has.
+    @Test(arguments: ["plain", "avx2", "avx512"])
+    func wideningIsExactForEveryBitPattern(path: String) {
+        let used = KernelPath.use(path)
+        defer { KernelPath.use("avx512") }
+        let all = (0..<65536).map { UInt16($0) }
+        let m = all.withUnsafeBufferPointer { BF16Matrix(rows: 256, cols: 256, bits: $0.baseAddress!, owner: Box()) }
+        let w = m.widened()
+        #expect((0..<65536).allSatisfy { w.storage[$0].bitPattern == bf16ToFloat(all[$0]).bitPattern }, "\(used)")
+    }
+
+    /// The gemv kernel against its reference loop, on odd shapes (tails of every width), on each path.
+    @Test(arguments: ["plain", "avx2", "avx512"])
+    func gemvMatchesTheReferenceLoop(path: String) {
+        let used = KernelPath.use(path)
+        defer { KernelPath.use("avx512") }
+        for (rows, cols) in [(37, 77), (64, 1000), (130, 131), (5, 3)] {
+            let m = BF16Matrix(narrowing: .seeded([rows, cols], seed: UInt64(rows), scale: 0.5))
+            let x = Tensor.seeded([cols], seed: 9, scale: 2).storage
+            var y = [Float](repeating: 1, count: rows)
+            x.withUnsafeBufferPointer { X in
+                y.withUnsafeMutableBufferPointer {
+                    gemvRowsBF16(m, x: X.baseAddress!, y: $0.baseAddress!, accumulate: true, threads: 2)
+                }
+            }
+            let want = gemvBF16Reference(m, x).map { $0 + 1 }
+            assertClose(
+                Tensor(shape: [rows], storage: y), Tensor(shape: [rows], storage: want), .fp32Matmul,
+                "\(used) \(rows)×\(cols)")
+        }
+    }
+
+    /// A BF16 Linear (gemv for one token, widened panels + sgemm for more, two panels at 300 outputs) against the
+    /// same Linear with the weight widened, with and without bias, fast and reference.
+    @Test(arguments: [1, 5, 300])
+    func bf16LinearMatchesTheWidenedOne(rows: Int) {
+        let w = Tensor.seeded([300, 96], seed: 3, scale: 0.3).roundedToBF16(), b = Tensor.seeded([300], seed: 4)
+        let x = Tensor.seeded([rows, 96], seed: 5, scale: 2)
+        for bias in [nil, b] {
+            let f32 = Linear(weight: w, bias: bias), bf16 = Linear(bf16: BF16Matrix(narrowing: w), bias: bias)
+            assertClose(bf16(x, compute: .fast(threads: 2)), f32(x), .fp32Block, "\(rows) rows")
+            assertClose(bf16(x, compute: .reference), f32(x, compute: .reference), .exact, "\(rows) rows, reference")
+            var h = Tensor.seeded([rows, 300], seed: 6), g = h
+            bf16(x, addingTo: &h); f32(x, addingTo: &g)
+            assertClose(h, g, .fp32Block, "\(rows) rows, accumulated")
+        }
+    }
+}
+
+final class Box {}

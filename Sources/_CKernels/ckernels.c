@@ -1,0 +1,140 @@
+// BF16 kernels with the vector path chosen once, at the first call, from what the CPU reports (cpuid through
+// the compiler's __builtin_cpu_supports). BF16 → fp32 is a 16-bit left shift of the bits, so every path widens
+// exactly; the paths differ only in the order the products are summed.
+#include "ckernels.h"
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static inline float widen(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void gemv_plain(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    for (long r = 0; r < rows; r++) {
+        const uint16_t *wr = w + r * cols;
+        float s = 0;
+        for (long c = 0; c < cols; c++) s += widen(wr[c]) * x[c];
+        y[r] = accumulate ? y[r] + s : s;
+    }
+}
+
+static void widen_plain(const uint16_t *src, float *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = widen(src[i]);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static inline __m256 widen8(const uint16_t *p) {
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,fma")))
+static void gemv_avx2(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    for (long r = 0; r < rows; r++) {
+        const uint16_t *wr = w + r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        long c = 0;
+        for (; c + 32 <= cols; c += 32) {
+            a0 = _mm256_fmadd_ps(widen8(wr + c), _mm256_loadu_ps(x + c), a0);
+            a1 = _mm256_fmadd_ps(widen8(wr + c + 8), _mm256_loadu_ps(x + c + 8), a1);
+            a2 = _mm256_fmadd_ps(widen8(wr + c + 16), _mm256_loadu_ps(x + c + 16), a2);
+            a3 = _mm256_fmadd_ps(widen8(wr + c + 24), _mm256_loadu_ps(x + c + 24), a3);
+        }
+        for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(widen8(wr + c), _mm256_loadu_ps(x + c), a0);
+        __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+        float s = _mm_cvtss_f32(h);
+        for (; c < cols; c++) s += widen(wr[c]) * x[c];
+        y[r] = accumulate ? y[r] + s : s;
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void widen_avx2(const uint16_t *src, float *dst, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, widen8(src + i));
+    for (; i < n; i++) dst[i] = widen(src[i]);
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static inline __m512 widen16(const uint16_t *p) {
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void gemv_avx512(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    for (long r = 0; r < rows; r++) {
+        const uint16_t *wr = w + r * cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        long c = 0;
+        for (; c + 64 <= cols; c += 64) {
+            a0 = _mm512_fmadd_ps(widen16(wr + c), _mm512_loadu_ps(x + c), a0);
+            a1 = _mm512_fmadd_ps(widen16(wr + c + 16), _mm512_loadu_ps(x + c + 16), a1);
+            a2 = _mm512_fmadd_ps(widen16(wr + c + 32), _mm512_loadu_ps(x + c + 32), a2);
+            a3 = _mm512_fmadd_ps(widen16(wr + c + 48), _mm512_loadu_ps(x + c + 48), a3);
+        }
+        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(widen16(wr + c), _mm512_loadu_ps(x + c), a0);
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        for (; c < cols; c++) s += widen(wr[c]) * x[c];
+        y[r] = accumulate ? y[r] + s : s;
+    }
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void widen_avx512(const uint16_t *src, float *dst, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, widen16(src + i));
+    for (; i < n; i++) dst[i] = widen(src[i]);
+}
+#endif
+
+static int path = -1;
+
+int eaglet_kernel_path(void) {
+    if (path < 0) {
+        int p = 0;
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) p = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) p = 1;
+#endif
+        path = p;   // a benign race: every thread computes the same value
+    }
+    return path;
+}
+
+int eaglet_use_kernel_path(int p) {
+    path = -1;
+    int best = eaglet_kernel_path();
+    path = p < best ? (p < 0 ? 0 : p) : best;
+    return path;
+}
+
+void eaglet_gemv_bf16(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    switch (eaglet_kernel_path()) {
+#if defined(__x86_64__)
+    case 2: gemv_avx512(w, rows, cols, x, y, accumulate); return;
+    case 1: gemv_avx2(w, rows, cols, x, y, accumulate); return;
+#endif
+    default: gemv_plain(w, rows, cols, x, y, accumulate);
+    }
+}
+
+void eaglet_bf16_to_f32(const uint16_t *src, float *dst, long n) {
+    switch (eaglet_kernel_path()) {
+#if defined(__x86_64__)
+    case 2: widen_avx512(src, dst, n); return;
+    case 1: widen_avx2(src, dst, n); return;
+#endif
+    default: widen_plain(src, dst, n);
+    }
+}
