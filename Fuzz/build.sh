@@ -13,16 +13,19 @@ B=Fuzz/.build
 mkdir -p "$B"
 SAN=(-sanitize=fuzzer,address)
 SWIFTFLAGS=(-O -g -swift-version 5 -parse-as-library -wmo -I "$B" -I Sources/_CBLAS -I "$B/_ImageCodecs" -I "$B/_CFFmpeg"
+            -I "$B/_CKernels"
             -Xcc -I/usr/include/x86_64-linux-gnu)
 
 # module → the modules it imports (Package.swift's graph, restricted to what the targets reach).
 deps() {
   case "$1" in
-    Tensor|_Essentials) echo "";;
+    _Essentials) echo "";;
+    Tensor) echo "_CKernels";;
     Tokenizer) echo "_Essentials";;
     SafeTensors) echo "Tensor _Essentials";;
-    PatchEmbed|QwenAttention) echo "Tensor";;
-    _ImageCodecs|_CFFmpeg) echo "";;
+    PatchEmbed) echo "Tensor";;
+    QwenAttention) echo "Tensor _CKernels";;
+    _ImageCodecs|_CFFmpeg|_CKernels) echo "";;
     Video) echo "Imaging _CFFmpeg";;
     Imaging) echo "Tensor _ImageCodecs _Essentials";;
     Tiler) echo "Imaging";;
@@ -40,7 +43,7 @@ module() {
   [[ -n "${BUILT[$m]:-}" ]] && return
   for d in $(deps "$m"); do module "$d"; done
   BUILT[$m]=1
-  if [[ $m == _ImageCodecs || $m == _CFFmpeg ]]; then   # a C shim target: a module map for its header, its .c files instrumented
+  if [[ $m == _ImageCodecs || $m == _CFFmpeg || $m == _CKernels ]]; then   # a C shim target: a module map for its header, its .c files instrumented
     mkdir -p "$B/$m"
     local header
     header=$(ls "$PWD"/Sources/"$m"/include/*.h | head -1)
