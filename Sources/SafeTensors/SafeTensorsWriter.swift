@@ -55,27 +55,8 @@ public struct SafeTensorsWriter {
 
     /// The complete file as bytes.
     public func serialized() -> [UInt8] {
-        var header = "{"
-        var parts = [String]()
-        if !metadata.isEmpty {
-            let m = metadata.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
-            parts.append("\"__metadata__\":{\(m.joined(separator: ","))}")
-        }
-        var offset = 0
-        for e in entries {
-            let shape = e.shape.map(String.init).joined(separator: ",")
-            parts.append(
-                "\(jsonString(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + e.bytes.count)]}"
-            )
-            offset += e.bytes.count
-        }
-        header += parts.joined(separator: ",") + "}"
-        var h = Array(header.utf8)
-        while h.count % 8 != 0 { h.append(0x20) }
-        var out = [UInt8]()
-        out.reserveCapacity(8 + h.count + offset)
-        appendLE(&out, UInt64(h.count))
-        out += h
+        var out = safeTensorsHeader(entries.map { SafeTensorsEntry($0.name, $0.dtype, $0.shape) }, metadata: metadata)
+        out.reserveCapacity(out.count + entries.reduce(0) { $0 + $1.bytes.count })
         for e in entries { out += e.bytes }
         return out
     }

@@ -40,6 +40,30 @@ struct EagletCommandLine {
         #expect(err.split(separator: "\n").count == 1 && err.hasPrefix("eaglet: /nonexistent-model/config.json"))
     }
 
+    @Test func synthTinyThenGenerateOnIt() throws {
+        let dir = NSTemporaryDirectory() + "eaglet-synth-cli-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (code, out, err) = try runEaglet(["synth", "--preset", "tiny", "--out", dir, "--seed", "3", "--json"])
+            .outputs
+        #expect(code == 0)
+        let lines = out.split(separator: "\n")
+        #expect(lines.count == 1)
+        let obj = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
+        #expect(obj?["shards"] as? Int == 1 && obj?["tokenizer"] as? Bool == true)
+        #expect(err.contains("model-00001-of-00001.safetensors"))
+        let gen = try runEaglet(["generate", "--model", dir, "--prompt", "Hello there", "--max-new-tokens", "3"])
+        #expect(gen.outputs.0 == 0)
+        for bad in [
+            ["--preset", "huge"], ["--preset", "tiny", "--text-layers", "0"], ["--preset", "tiny", "--dtype", "f16"],
+            ["--preset", "tiny", "--shard-bytes", "1000"]
+        ] {
+            let (c, o, e) = try runEaglet(["synth", "--out", dir + "-bad"] + bad).outputs
+            #expect(c == 1 && o.isEmpty, "\(bad)")
+            #expect(e.split(separator: "\n").count == 1 && e.hasPrefix("eaglet: --"), "\(bad): \(e)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "-bad"))
+    }
+
     @Test func badUsageIsExitCode64() throws {
         // neither --prompt nor --input-ids
         let (code, _, _) = try runEaglet(["generate", "--model", tinyRandom]).outputs
