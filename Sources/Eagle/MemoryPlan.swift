@@ -50,7 +50,8 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
         var widened = 0, largestStored = 0
         let store = WeightStore(checkpoint, format: weights)
         let prefix = VisionWeightNames.prefixes.first { store.contains($0 + VisionWeightNames.probe) } ?? ""
-        let native = Set(EagleParameters(c, visionPrefix: prefix).specs.filter(store.keepsStoredDType).map(\.key))
+        let native = Set(
+            EagleParameters(c, visionPrefix: prefix).specs.filter(store.keepsStoredDType).compactMap(store.storedKey))
         for name in checkpoint.names {
             guard let info = checkpoint.info(name), info.dtype.isFloatingPoint else { continue }
             let kept = native.contains(name) ? info.dtype.size : 4

@@ -49,10 +49,10 @@ public struct Qwen2Parameters: ParameterGroup {
         let (C, V) = (c.hiddenSize, c.vocabSize)
         embedTokens = ParameterSpec(
             p + "model.embed_tokens.weight", [V, C],
-            alternateKey: c.tieWordEmbeddings ? p + "lm_head.weight" : nil)
+            alternateKey: c.tieWordEmbeddings ? p + "lm_head.weight" : nil, dtype: .native)
         layers = (0..<c.numHiddenLayers).map { Qwen2LayerParameters(c, base: p + "model.layers.\($0).") }
         norm = NormParameters(p + "model.norm", width: C, bias: false)
-        lmHead = c.tieWordEmbeddings ? nil : ParameterSpec(p + "lm_head.weight", [V, C])
+        lmHead = c.tieWordEmbeddings ? nil : ParameterSpec(p + "lm_head.weight", [V, C], dtype: .native)
     }
 
     /// The prefix under which `store` holds the model, or nil.
@@ -85,8 +85,11 @@ extension Qwen2ForCausalLM {
         func norm(_ n: NormParameters) throws -> Qwen2RMSNorm {
             Qwen2RMSNorm(weight: try store.read(n.weight), eps: c.rmsNormEps)
         }
-        let embed = try store.read(p.embedTokens)
-        let head = try p.lmHead.map { try store.read($0) } ?? embed // tied: one storage, no copy
+        func matrix(_ s: ParameterSpec) throws -> Linear.Weight {
+            try store.readBF16(s).map { .bf16($0) } ?? .f32(try store.read(s))
+        }
+        let embed = try matrix(p.embedTokens)
+        let head = try p.lmHead.map(matrix) ?? embed // tied: one storage, no copy
         let layers = try p.layers.map { l in
             Qwen2DecoderLayer(
                 selfAttn: Qwen2Attention(
@@ -99,7 +102,7 @@ extension Qwen2ForCausalLM {
                 inputLayernorm: try norm(l.inputLayernorm), postAttentionLayernorm: try norm(l.postAttentionLayernorm))
         }
         return Qwen2ForCausalLM(
-            config: c, embedTokens: embed, layers: layers, norm: try norm(p.norm), lmHead: Linear(weight: head))
+            config: c, embedding: embed, layers: layers, norm: try norm(p.norm), lmHead: Linear(stored: head))
     }
 
     /// Loads from a checkpoint (one file or shards), Eagle 2.5 or plain Qwen2 key layout.

@@ -106,7 +106,8 @@ public struct Qwen2DecoderLayer: Sendable {
 /// `Qwen2ForCausalLM`: the model (`model.*`) and the LM head.
 public struct Qwen2ForCausalLM: Sendable {
     public let config: Qwen2Config
-    public let embedTokens: Tensor // (V, C)
+    /// embed_tokens (V, C), fp32 or BF16 read in place (`WeightFormat.native`).
+    public let embedding: Linear.Weight
     public let layers: [Qwen2DecoderLayer]
     public let norm: Qwen2RMSNorm
     public let lmHead: Linear // weight (V, C); shares embed_tokens' storage when tied
@@ -116,25 +117,48 @@ public struct Qwen2ForCausalLM: Sendable {
     public var rowSplitPrefill = true
 
     public init(
-        config: Qwen2Config, embedTokens: Tensor, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lmHead: Linear
+        config: Qwen2Config, embedding: Linear.Weight, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lmHead: Linear
     ) {
-        self.config = config; self.embedTokens = embedTokens; self.layers = layers; self.norm = norm
+        self.config = config; self.embedding = embedding; self.layers = layers; self.norm = norm
         self.lmHead = lmHead
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+    }
+
+    public init(
+        config: Qwen2Config, embedTokens: Tensor, layers: [Qwen2DecoderLayer], norm: Qwen2RMSNorm, lmHead: Linear
+    ) {
+        self.init(config: config, embedding: .f32(embedTokens), layers: layers, norm: norm, lmHead: lmHead)
+    }
+
+    /// embed_tokens (V, C) as an fp32 tensor (a widened copy when it is kept in BF16).
+    public var embedTokens: Tensor {
+        switch embedding {
+        case .f32(let t): return t
+        case .bf16(let m): return m.widened()
+        }
     }
 
     /// Rows of embed_tokens for `ids` (T) → (T, C). Ids outside 0..<V are a programmer error here;
     /// `generateGreedy` validates user ids first.
     public func embed(_ ids: [Int]) -> Tensor {
         let c = config.hiddenSize
-        var out = [Float](repeating: 0, count: ids.count * c)
-        embedTokens.storage.withUnsafeBufferPointer { E in
-            for (t, id) in ids.enumerated() {
-                precondition(id >= 0 && id < config.vocabSize, "embed: token id \(id) outside 0..<\(config.vocabSize)")
-                for j in 0..<c { out[t * c + j] = E[id * c + j] }
-            }
+        for id in ids {
+            precondition(id >= 0 && id < config.vocabSize, "embed: token id \(id) outside 0..<\(config.vocabSize)")
         }
-        return Tensor(shape: [ids.count, c], storage: out)
+        return Tensor(
+            shape: [ids.count, c],
+            overwrittenBy: { out in
+                switch embedding {
+                case .bf16(let m):
+                    for (t, id) in ids.enumerated() { m.widenRows(id..<(id + 1), into: out.baseAddress! + t * c) }
+                case .f32(let e):
+                    e.storage.withUnsafeBufferPointer { E in
+                        for (t, id) in ids.enumerated() {
+                            (out.baseAddress! + t * c).initialize(from: E.baseAddress! + id * c, count: c)
+                        }
+                    }
+                }
+            })
     }
 
     /// The decoder stack over input embeddings x (T, C) at `positions` (T), attention by `core`. Returns the

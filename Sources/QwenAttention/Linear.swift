@@ -191,6 +191,13 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
+    public init(stored: Weight, bias: Tensor? = nil) {
+        switch stored {
+        case .f32(let t): self.init(weight: t, bias: bias)
+        case .bf16(let m): self.init(bf16: m, bias: bias)
+        }
+    }
+
     public init(bf16 weight: BF16Matrix, bias: Tensor? = nil) {
         precondition(bias == nil || bias!.count == weight.rows, "Linear: bias does not match \(weight.shape)")
         stored = .bf16(weight)

@@ -125,7 +125,10 @@ struct ScriptedDecoder: TokenDecoder {
         #expect(
             try MemoryPlan.read(directory: dir, contextTokens: 100, weights: .f32).weightBytes
                 == dataBytes * widening + largest)
-        let projection = { (n: String) in n.hasPrefix("language_model.model.layers.") && n.hasSuffix("_proj.weight") }
+        let projection = { (n: String) in
+            n.hasPrefix("language_model.")
+                && (n.hasSuffix("_proj.weight") || n.hasSuffix("embed_tokens.weight") || n.hasSuffix("lm_head.weight"))
+        }
         let native = stored.map { projection($0.name) ? $0.dataRange.count : $0.dataRange.count * widening }
         #expect(
             try MemoryPlan.read(directory: dir, contextTokens: 100, weights: .native).weightBytes
