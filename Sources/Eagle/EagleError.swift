@@ -16,7 +16,7 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
     /// pixel_values of the wrong shape for this model.
     case badPixelValues(shape: [Int], expected: String)
     /// The run needs more memory than the machine (or its cgroup) has left: found before loading or allocating.
-    case doesNotFit(source: String, plan: String, neededBytes: Int, availableBytes: Int)
+    case doesNotFit(source: String, plan: String, neededBytes: Int, availableBytes: Int, advice: String)
     /// Weights holding NaN or ±Inf (found by the scan at load), by name.
     case nonFiniteWeights(source: String, tensors: [String])
     /// No prompt tokens at all.
@@ -28,9 +28,8 @@ public enum EagleError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case let .badConfig(f, field, e):
             return field.hasPrefix("(") ? "\(f): expected \(e)" : "\(f): field '\(field)': expected \(e)"
-        case let .doesNotFit(src, plan, _, _):
-            return "\(src): this run does not fit in memory — \(plan). "
-                + "Use a smaller --max-context or --max-new-tokens, or a machine with more memory."
+        case let .doesNotFit(src, plan, _, _, advice):
+            return "\(src): this run does not fit in memory — \(plan). \(advice)"
         case let .imageTokenMismatch(p, v):
             return "prompt: \(p) <IMG_CONTEXT> tokens but the images give \(v) visual tokens"
         case let .promptTooLong(t, n, c):

@@ -97,10 +97,14 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
             weights: weights, availableBytes: availableMemoryBytes())
     }
 
-    /// Throws `EagleError.doesNotFit` when the plan does not fit.
-    public func check(source: String) throws {
+    /// Throws `EagleError.doesNotFit` when the plan does not fit; `advice` names what the user can change.
+    public func check(
+        source: String,
+        advice: String = "Use a smaller --max-context or --max-new-tokens, or a machine with more memory."
+    ) throws {
         guard !fits, let a = availableBytes else { return }
-        throw EagleError.doesNotFit(source: source, plan: description, neededBytes: totalBytes, availableBytes: a)
+        throw EagleError.doesNotFit(
+            source: source, plan: description, neededBytes: totalBytes, availableBytes: a, advice: advice)
     }
 }
 
@@ -136,7 +140,7 @@ public func availableMemoryBytes() -> Int? {
     func lower(_ x: Int?) { if let x { best = min(best ?? x, x) } }
     if let info = read("/proc/meminfo") {
         for line in info.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            lower(line.split(separator: " ").compactMap { Int($0) }.first.map { $0 * 1024 })
+            lower(line.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }.first.map { $0 * 1024 })
         }
     }
     if let limit = number("/sys/fs/cgroup/memory.max"), let used = number("/sys/fs/cgroup/memory.current") {

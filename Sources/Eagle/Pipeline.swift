@@ -36,7 +36,13 @@ public final class EaglePipeline: Sendable {
     ) throws {
         self.directory = directory
         if let l = plannedContext {
-            try MemoryPlan.read(directory: directory, contextTokens: l, weights: weights).check(source: directory)
+            let advice =
+                weights == .f32
+                ? "Use --weights native (BF16 weights read in place), a smaller --max-context or --max-new-tokens, "
+                    + "or a machine with more memory."
+                : "Use a smaller --max-context or --max-new-tokens, or a machine with more memory."
+            try MemoryPlan.read(directory: directory, contextTokens: l, weights: weights)
+                .check(source: directory, advice: advice)
         }
         model = try EagleModel.load(directory: directory, scanForNonFinite: scanWeights, weights: weights)
         let tokPath = Path.join(directory, "tokenizer.json")

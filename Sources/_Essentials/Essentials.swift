@@ -204,7 +204,7 @@ public func reuseFreedTensorMemory() {
 public func peakResidentBytes() -> Int {
     guard let d = FileManager.default.contents(atPath: "/proc/self/status") else { return 0 }
     for line in String(decoding: d, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+        return (line.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }.first ?? 0) * 1024
     }
     return 0
 }

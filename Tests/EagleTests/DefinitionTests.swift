@@ -153,7 +153,7 @@ struct ScriptedDecoder: TokenDecoder {
         #expect {
             try plan.check(source: dir)
         } throws: { e in
-            guard case let .doesNotFit(_, _, needed, available) = e as? EagleError else { return false }
+            guard case let .doesNotFit(_, _, needed, available, _) = e as? EagleError else { return false }
             return needed == plan.totalBytes && available == plan.totalBytes
         }
         plan.availableBytes = plan.totalBytes * 2
