@@ -65,12 +65,16 @@ let package = Package(
                 "QwenAttention", "Qwen2", "Tokenizer", "_Essentials"
             ]),
 
+        // Chapter 15: real size — a seeded random checkpoint in the released layout, streamed to disk (eaglet synth).
+        .target(name: "Synth", dependencies: ["Eagle", "Qwen2", "SigLIP2", "SafeTensors", "Tokenizer", "_Essentials"]),
+
         // The umbrella.
         .target(
             name: "Eaglet",
             dependencies: [
                 "Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention",
-                "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "EagletGPU"
+                "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "Synth",
+                "EagletGPU"
             ]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.

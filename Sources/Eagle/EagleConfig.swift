@@ -30,6 +30,15 @@ public struct EagleConfig: Sendable, Equatable {
     /// The id of `<IMG_CONTEXT>`; always taken from here, never guessed from a tokenizer.
     public var imageTokenIndex: Int
 
+    public init(
+        vision: SiglipVisionConfig, text: Qwen2Config, selectLayer: Int, downsampleRatio: Double, tileSize: Int,
+        minTiles: Int, maxTiles: Int, useThumbnail: Bool, imageTokenIndex: Int
+    ) {
+        self.vision = vision; self.text = text; self.selectLayer = selectLayer; self.downsampleRatio = downsampleRatio
+        self.tileSize = tileSize; self.minTiles = minTiles; self.maxTiles = maxTiles; self.useThumbnail = useThumbnail
+        self.imageTokenIndex = imageTokenIndex
+    }
+
     /// Patches per tile side (S / patch).
     public var patchesPerSide: Int { tileSize / vision.patchSize }
     /// Visual tokens per tile: (S/patch)² · ratio² (256 for Eagle2.5-8B).

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import Eagle
+import Synth
 import SafeTensors
 import Tensor
 import _TestSupport

@@ -21,6 +21,7 @@ import _Essentials
 #if canImport(Glibc)
 import Glibc
 #endif
+import Eagle
 import Qwen2
 import SafeTensors
 import SigLIP2
