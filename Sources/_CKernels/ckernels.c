@@ -2,6 +2,7 @@
 // the compiler's __builtin_cpu_supports). BF16 → fp32 is a 16-bit left shift of the bits, so every path widens
 // exactly; the paths differ only in the order the products are summed.
 #include "ckernels.h"
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -107,6 +108,10 @@ int eaglet_kernel_path(void) {
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) p = 2;
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) p = 1;
 #endif
+        // EAGLET_KERNEL_PATH=plain|avx2|avx512 asks for a path no better than the CPU's (to compare them on one machine).
+        const char *want = getenv("EAGLET_KERNEL_PATH");
+        if (want && strcmp(want, "plain") == 0) p = 0;
+        else if (want && strcmp(want, "avx2") == 0 && p > 1) p = 1;
         path = p;   // a benign race: every thread computes the same value
     }
     return path;

@@ -4,7 +4,8 @@
 #define EAGLET_CKERNELS_H
 #include <stdint.h>
 
-/// Which code path the kernels below take on this CPU: 2 = AVX-512 (F, BW), 1 = AVX2 + FMA, 0 = plain C.
+/// Which code path the kernels below take on this CPU: 2 = AVX-512 (F, BW), 1 = AVX2 + FMA, 0 = plain C
+/// (`EAGLET_KERNEL_PATH=plain|avx2` asks for a lower one).
 int eaglet_kernel_path(void);
 
 /// Forces the path (for the tests that check each one on one machine): the lower of `p` and what the CPU has.
