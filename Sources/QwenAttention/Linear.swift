@@ -1,12 +1,13 @@
 // A linear layer whose weight stays where the checkpoint put it: (C_out, C_in), contiguous, read in
-// place by BLAS on every call — never copied or transposed per token.
+// place on every call — never copied or transposed per token.
 //
 // What it is: y = x·Wᵀ + b for x (T, C_in). Several tokens (prefill) go through `cblas_sgemm`. One token
 // (decode) is a matrix-vector product that reads every weight exactly once, so its speed is the memory
 // bandwidth: `gemvRows` splits the rows over the BLAS thread count and streams the rows in order with
 // SIMD accumulators (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark compares them).
 // `Compute.reference` is Tensor's triple-loop `linear`. `callAsFunction(_:addingTo:)` adds the product to a
-// residual through sgemm's β = 1.
+// residual through sgemm's β = 1. A BF16 weight (`Linear.Weight.bf16`, read in place from the mapped checkpoint)
+// goes through `gemvRowsBF16` for one token and through sgemm on widened 256-row panels for more.
 // What it is not: quantised or fused; LoRA.
 import _CBLAS
 import _CKernels

@@ -8,9 +8,10 @@
 //     groups; `specs` collects them all in declaration order. A module's group (e.g. `Qwen2Parameters`) is
 //     built from its config; its loader reads each spec through the store, and `WeightStore.check` compares
 //     the whole group with the checkpoint. `LinearParameters` and `NormParameters` are the common pieces.
-//   * `WeightStore`: owns the mapped checkpoint, is the one shape-checked reader, and records what it handed
-//     out, so a parameter can later keep its stored dtype and gradients or optimizer state can be allocated
-//     beside the parameters under the same keys.
+//   * `WeightStore`: owns the mapped checkpoint, is the one shape-checked reader — widening to fp32, or, for a
+//     spec declared `native` under `WeightFormat.native`, lending a BF16 matrix in place (`readBF16`) — and
+//     records what it handed out, so gradients or optimizer state can be allocated beside the parameters under
+//     the same keys.
 //   * `CheckpointError`: the one error for a checkpoint that does not match a declaration.
 // What it is not: a converter between key layouts; each module picks its prefix from the names it finds.
 #if canImport(FoundationEssentials)
