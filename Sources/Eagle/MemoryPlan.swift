@@ -33,7 +33,7 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
     /// Bytes the process may still use (nil where it could not be read).
     public var availableBytes: Int?
 
-    public var totalBytes: Int { weightBytes + kvCacheBytes + activationBytes }
+    public var totalBytes: Int { weightBytes.addingClamped(kvCacheBytes).addingClamped(activationBytes) }
 
     /// Whether the run fits with a 5 % margin (true when the available memory is unknown).
     public var fits: Bool {

@@ -51,6 +51,17 @@ public final class EaglePipeline: Sendable {
         stopTokens = EaglePipeline.readStopTokens(directory: directory, tokenizer: tokenizer)
     }
 
+    /// A context longer than the model's positions (or below 2 tokens) is refused: RoPE was trained to
+    /// max_position_embeddings, and the KV cache is sized by it.
+    public static func checkMaxContext(_ maxContext: Int?, config: EagleConfig) throws {
+        guard let m = maxContext else { return }
+        let limit = config.text.maxPositionEmbeddings
+        guard m >= 2 && m <= limit else {
+            throw EagleError.badParameter(
+                name: "max-context", value: "\(m)", expected: "2 … \(limit) (the model's max_position_embeddings)")
+        }
+    }
+
     static func ids(_ v: Any?) -> [Int]? {
         if let n = v as? Int { return [n] }
         if let a = v as? [Any] {
@@ -125,6 +136,7 @@ public final class EaglePipeline: Sendable {
             throw EagleError.badParameter(name: "max-new-tokens", value: "\(maxNewTokens)", expected: "an integer ≥ 0")
         }
         guard !ids.isEmpty else { throw EagleError.emptyPrompt }
+        try EaglePipeline.checkMaxContext(maxContext, config: model.config)
         let context = maxContext ?? model.config.text.maxPositionEmbeddings
         guard ids.count < context else {
             throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context)

@@ -121,7 +121,10 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try reportingInputErrors {
-            let pipeline = try input.pipeline(plannedContext: maxContext ?? (maxNewTokens + 1))
+            let config = try EagleConfig.load(directory: input.model)
+            try EaglePipeline.checkMaxContext(maxContext, config: config)
+            let positions = config.text.maxPositionEmbeddings
+            let pipeline = try input.pipeline(plannedContext: maxContext ?? min(maxNewTokens, positions - 1) + 1)
             let (ids, pixels, _) = try input.resolve(pipeline, maxContext: maxContext)
             var stream = pipeline.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
             let sampling = SamplingParameters(

@@ -20,6 +20,18 @@ struct CLIRobustness {
         #expect(r.stderr.hasPrefix("eaglet: ") && r.stderr.contains(mention), "\(what): \(r.stderr)")
     }
 
+    /// --max-context is capped by the config's max_position_embeddings (512 for tiny-random), before loading;
+    /// a huge --max-new-tokens is bounded by the context instead of overflowing `prompt + budget + 1`.
+    @Test func contextAndNewTokensAreBounded() throws {
+        let base = ["generate", "--model", tinyRandom, "--prompt", "hi"]
+        try expectOneLineFailure(
+            base + ["--max-context", "1000000000000000000"], mentioning: "max_position_embeddings",
+            "context above the model's")
+        try expectOneLineFailure(base + ["--max-context", "1"], mentioning: "--max-context 1", "context of one token")
+        let r = try runEaglet(base + ["--max-new-tokens", "\(Int.max)", "--json"])
+        #expect(r.reason == .exit && r.status == 0, "huge --max-new-tokens: \(r.stderr)")
+    }
+
     @Test func badImagesAreOneLine() throws {
         let empty = scratch("cli/empty.png", [])
         try expectOneLineFailure(
