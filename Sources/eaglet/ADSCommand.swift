@@ -37,6 +37,9 @@ struct ADSCommand: ParsableCommand {
             guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0 else {
                 throw ValidationError("--image must look like 1920x1080 (got \(s))")
             }
+            guard w <= maxImageSide, h <= maxImageSide else {
+                throw ValidationError("--image sides must be at most \(maxImageSide) pixels (got \(s))")
+            }
             return ADSImage(width: w, height: h)
         }
     }

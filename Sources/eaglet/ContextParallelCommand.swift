@@ -38,6 +38,10 @@ struct ContextParallelCommand: ParsableCommand {
             guard seq >= 1, heads >= 1, kvHeads >= 1, headDim >= 1 else {
                 throw InputError(description: "--seq, --heads, --kv-heads and --head-dim must be positive")
             }
+            // Ranks are threads (or processes): a world beyond 256 is a typo, not an experiment.
+            guard world >= 1, world <= 256 else {
+                throw InputError(description: "--world must be in 1 … 256 (got \(world))")
+            }
             // q is T·H·D floats: bound it before anything is allocated (an overflowing product once trapped).
             let limit = 1 << 28
             let (th, o1) = seq.multipliedReportingOverflow(by: heads)

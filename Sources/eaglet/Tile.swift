@@ -48,8 +48,9 @@ struct Tile: ParsableCommand {
     func validate() throws {
         if image == nil {
             guard let width, let height else { throw ValidationError("give an IMAGE, or both --width and --height") }
-            guard width > 0, height > 0 else {
-                throw ValidationError("--width and --height must be at least 1 (got \(width)×\(height))")
+            guard width > 0, height > 0, width <= maxImageSide, height <= maxImageSide else {
+                throw ValidationError(
+                    "--width and --height must be in 1 … \(maxImageSide) (got \(width)×\(height))")
             }
             guard png == nil else { throw ValidationError("--png needs an IMAGE to draw on") }
         } else if width != nil || height != nil {
@@ -93,3 +94,7 @@ struct Tile: ParsableCommand {
         }
     }
 }
+
+/// The largest image side `tile` and `ads` accept from a flag (2²⁰ pixels); grid arithmetic on larger sides
+/// would overflow.
+let maxImageSide = 1 << 20

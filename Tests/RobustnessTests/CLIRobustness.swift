@@ -32,6 +32,25 @@ struct CLIRobustness {
         #expect(r.reason == .exit && r.status == 0, "huge --max-new-tokens: \(r.stderr)")
     }
 
+    /// Sizes that overflowed the grid arithmetic or a thread count, refused by range (issue 23 item 7).
+    @Test func hugeNumericFlagsAreRefusedByRange() throws {
+        for (args, mention) in [
+            (["tile", "--width", "4294967296", "--height", "4294967296"], "1048576"),
+            (["ads", "--max-context", "100000", "--text-tokens", "10", "--image", "4294967296x4294967296"], "1048576"),
+            (
+                [
+                    "cp", "--strategy", "ring", "--world", "\(Int.max)", "--seq", "64", "--heads", "2", "--kv-heads",
+                    "1",
+                    "--head-dim", "4"
+                ], "--world"
+            )
+        ] {
+            let r = try runEaglet(args)
+            #expect(r.reason == .exit && r.status != 0, "\(args[0]): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains(mention), "\(args[0]): \(r.stderr)")
+        }
+    }
+
     @Test func badImagesAreOneLine() throws {
         let empty = scratch("cli/empty.png", [])
         try expectOneLineFailure(
