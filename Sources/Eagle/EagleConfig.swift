@@ -174,9 +174,10 @@ public struct EagleConfig: Sendable, Equatable {
             throw EagleError.badConfig(
                 file: path, field: "(file)", expected: "a config.json of at most \(maxFileBytes) bytes, found \(size)")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let data: Data
+        do { data = Data(try readRegularFile(path, limit: maxFileBytes)) } catch {
             throw EagleError.badConfig(
-                file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder")
+                file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder (it \(error))")
         }
         return try decode(data, file: path)
     }

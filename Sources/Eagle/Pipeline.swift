@@ -73,7 +73,7 @@ public final class EaglePipeline: Sendable {
     static func readStopTokens(directory: String, tokenizer: Tokenizer?) -> Set<Int> {
         func json(_ name: String) -> [String: Any]? {
             let p = Path.join(directory, name)
-            guard let d = FileManager.default.contents(atPath: p) else { return nil }
+            guard let d = try? readRegularFile(p, limit: 16 << 20) else { return nil }
             return (try? JSON.parse(d)) as? [String: Any]
         }
         if let g = json("generation_config.json"), let e = ids(g["eos_token_id"]) { return Set(e) }

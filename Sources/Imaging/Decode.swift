@@ -35,6 +35,8 @@ public struct ImageHeader: Equatable, Sendable {
 extension RGBImage {
     /// PIL's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`): 1024·1024·1024 / 4 / 3 pixels.
     public static let defaultMaxPixels = 89_478_485
+    /// The largest image file read (1 GiB): checked from the file's size before a byte is read.
+    public static let maxFileBytes = 1 << 30
 
     /// Reads and decodes the PNG or JPEG at `path` (see the file header for the conversion rules).
     public static func load(_ path: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
@@ -42,10 +44,11 @@ extension RGBImage {
             throw ImageError.cannotOpen(file: path, reason: "no such file")
         }
         guard !isDir else { throw ImageError.cannotOpen(file: path, reason: "is a folder") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ImageError.cannotOpen(file: path, reason: "not readable")
+        let data: [UInt8]
+        do { data = try readRegularFile(path, limit: maxFileBytes) } catch {
+            throw ImageError.cannotOpen(file: path, reason: "\(error)")
         }
-        return try decode([UInt8](data), file: path, maxPixels: maxPixels)
+        return try decode(data, file: path, maxPixels: maxPixels)
     }
 
     /// Decodes PNG or JPEG bytes; `file` names them in errors.

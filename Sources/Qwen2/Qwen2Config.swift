@@ -204,8 +204,9 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
 
     /// Reads and decodes `path` (see `decode`).
     public static func load(path: String) throws -> Qwen2Config {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Qwen2Error.cannotRead(path, "cannot open")
+        let data: Data
+        do { data = Data(try readRegularFile(path, limit: 16 << 20)) } catch {
+            throw Qwen2Error.cannotRead(path, "\(error)")
         }
         return try decode(data, file: path)
     }

@@ -64,8 +64,10 @@ public final class Checkpoint: @unchecked Sendable {
         {
             throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB")
         }
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
-            throw SafeTensorsError.cannotOpen(file: indexPath, reason: "unreadable")
+        let data: [UInt8]
+        do { data = try readRegularFile(indexPath, limit: 64_000_000) } catch let p as FileReadProblem {
+            if case .tooLarge = p { throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB") }
+            throw SafeTensorsError.cannotOpen(file: indexPath, reason: "\(p)")
         }
         guard data.count <= 64_000_000 else {
             throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB")

@@ -36,7 +36,7 @@ final class MappedFile: @unchecked Sendable {
     let size: Int
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) // a FIFO must not block here; fstat refuses it next
         guard fd >= 0 else { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()

@@ -203,8 +203,9 @@ public struct SiglipVisionConfig: Codable, Equatable, Sendable {
 
     /// Reads and decodes a config.json at `path`.
     public static func load(path: String) throws -> SiglipVisionConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw VisionConfigError.notJSON(file: path, reason: "cannot read the file")
+        let data: Data
+        do { data = Data(try readRegularFile(path, limit: 16 << 20)) } catch {
+            throw VisionConfigError.notJSON(file: path, reason: "the file \(error)")
         }
         return try decode(configJSON: data, file: path)
     }

@@ -78,7 +78,11 @@ public final class Tokenizer: @unchecked Sendable {
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
             throw TokenizerError.fileTooLarge(path: path, bytes: size, limit: maxFileBytes)
         }
-        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.unreadable(path: path) }
+        let data: Data
+        do { data = Data(try readRegularFile(path, limit: maxFileBytes)) } catch let p as FileReadProblem {
+            if case let .tooLarge(b, l) = p { throw TokenizerError.fileTooLarge(path: path, bytes: b, limit: l) }
+            throw TokenizerError.unreadable(path: path)
+        }
         guard data.count <= maxFileBytes else {
             throw TokenizerError.fileTooLarge(path: path, bytes: data.count, limit: maxFileBytes)
         }

@@ -208,3 +208,52 @@ public func peakResidentBytes() -> Int {
     }
     return 0
 }
+
+/// Why a file named by a user could not be read.
+public enum FileReadProblem: Error, Equatable, CustomStringConvertible {
+    case missing
+    /// A FIFO, device, socket or folder: opened without blocking and refused before any read.
+    case notRegular(kind: String)
+    case tooLarge(bytes: Int, limit: Int)
+    case unreadable(String)
+
+    public var description: String {
+        switch self {
+        case .missing: return "no such file"
+        case let .notRegular(kind): return "is \(kind), not a regular file"
+        case let .tooLarge(b, l): return "is \(b) bytes, above the limit of \(l)"
+        case let .unreadable(why): return "cannot be read (\(why))"
+        }
+    }
+}
+
+/// The bytes of the regular file at `path`, at most `limit` of them. The file is opened without blocking and
+/// checked with fstat before anything is read, so a FIFO (which would block in open or read), a device such as
+/// /dev/zero (which never ends) or a file over the limit is refused at once.
+public func readRegularFile(_ path: String, limit: Int) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+    guard fd >= 0 else {
+        throw errno == ENOENT ? FileReadProblem.missing : FileReadProblem.unreadable(String(cString: strerror(errno)))
+    }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw FileReadProblem.unreadable(String(cString: strerror(errno))) }
+    switch st.st_mode & S_IFMT {
+    case S_IFREG: break
+    case S_IFIFO: throw FileReadProblem.notRegular(kind: "a FIFO")
+    case S_IFDIR: throw FileReadProblem.notRegular(kind: "a folder")
+    case S_IFCHR, S_IFBLK: throw FileReadProblem.notRegular(kind: "a device")
+    default: throw FileReadProblem.notRegular(kind: "not a plain file")
+    }
+    let size = Int(st.st_size)
+    guard size <= limit else { throw FileReadProblem.tooLarge(bytes: size, limit: limit) }
+    var bytes = [UInt8](repeating: 0, count: size)
+    var done = 0
+    while done < size {
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { break } // the file shrank: return what was there
+        done += n
+    }
+    return done == size ? bytes : Array(bytes.prefix(done))
+}

@@ -1,5 +1,6 @@
 // Running the built `eaglet` executable from tests, as a user would (the CLI's conventions: one JSON line
 // with --json, one stderr line and exit 1 on bad input, never a signal).
+import Dispatch
 import Foundation
 
 /// The `eaglet` binary of this checkout's build (release first, then debug), or nil when it is not built.
@@ -22,8 +23,10 @@ public struct EagletRun {
     public var outputs: (Int32, String, String) { (status, stdout, stderr) }
 }
 
-/// Runs `eaglet` with `args` (and `environment` added to this process's) and waits for it.
-public func runEaglet(_ args: [String], environment: [String: String] = [:]) throws -> EagletRun {
+/// Runs `eaglet` with `args` (and `environment` added to this process's) and waits for it — at most `timeout`
+/// seconds: then it is killed (SIGKILL), so a hang fails the test instead of hanging the suite.
+public func runEaglet(_ args: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> EagletRun
+{
     let p = Process()
     p.executableURL = URL(fileURLWithPath: eagletBinary ?? "/nonexistent")
     p.arguments = args
@@ -31,6 +34,10 @@ public func runEaglet(_ args: [String], environment: [String: String] = [:]) thr
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()
+    let pid = p.processIdentifier
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [p] in
+        if p.isRunning { kill(pid, SIGKILL) }
+    }
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return EagletRun(

@@ -51,8 +51,9 @@ struct PromptOptions: ParsableArguments {
         ids: [Int], pixels: Tensor?, tiles: [Int]
     ) {
         if let path = inputIds {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw InputError(description: "\(path): cannot read")
+            let data: Data
+            do { data = Data(try readRegularFile(path, limit: 64 << 20)) } catch {
+                throw InputError(description: "\(path): \(error)")
             }
             guard let arr = (try? JSONSerialization.jsonObject(with: data)) as? [Any] else {
                 throw InputError(description: "\(path): expected a flat JSON array of integers")

@@ -3,6 +3,7 @@
 // add_special_tokens=False)` and `decode(ids, skip_special_tokens=False)`.
 import ArgumentParser
 import Eaglet
+import _Essentials
 import Foundation
 
 struct Tokenize: ParsableCommand {
@@ -27,8 +28,10 @@ struct Tokenize: ParsableCommand {
                 print(jsonArray(tok.encode(text)))
                 return
             }
-            guard let file, let data = FileManager.default.contents(atPath: file) else {
-                throw InputError(description: "\(file ?? "?"): cannot read the file")
+            guard let file else { throw InputError(description: "give --text or --file") }
+            let data: Data
+            do { data = Data(try readRegularFile(file, limit: 256 << 20)) } catch {
+                throw InputError(description: "\(file): \(error)")
             }
             // Split the raw bytes on 0x0A only (so "\r" stays in its line); bad UTF-8 becomes U+FFFD.
             var lines = Array(data).split(separator: 0x0A, omittingEmptySubsequences: false)

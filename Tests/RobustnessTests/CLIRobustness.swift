@@ -51,6 +51,30 @@ struct CLIRobustness {
         }
     }
 
+    /// A FIFO where a checkpoint, config, prompt ids or image should be, or a device as an image, is refused at
+    /// once (it used to block in open() or read forever): one line, exit 1, well inside the runner's timeout.
+    @Test func fifosAndDevicesAreRefusedWithoutBlocking() throws {
+        let weights = try tinyRandomCopy("cli/fifo-weights")
+        try FileManager.default.removeItem(atPath: "\(weights)/model.safetensors")
+        #expect(mkfifo("\(weights)/model.safetensors", 0o600) == 0)
+        let config = try tinyRandomCopy("cli/fifo-config")
+        try FileManager.default.removeItem(atPath: "\(config)/config.json")
+        #expect(mkfifo("\(config)/config.json", 0o600) == 0)
+        let ids = "\(scratchDirectory)/cli/fifo-ids.json"
+        try? FileManager.default.removeItem(atPath: ids)
+        #expect(mkfifo(ids, 0o600) == 0)
+        for (args, what) in [
+            (["generate", "--model", weights, "--prompt", "hi"], "FIFO as model.safetensors"),
+            (["generate", "--model", config, "--prompt", "hi"], "FIFO as config.json"),
+            (["generate", "--model", tinyRandom, "--input-ids", ids], "FIFO as --input-ids"),
+            (["generate", "--model", tinyRandom, "--image", "/dev/zero", "--prompt", "hi"], "/dev/zero as an image")
+        ] {
+            let r = try runEaglet(args, timeout: 30)
+            #expect(r.reason == .exit && r.status == 1 && r.stderrLines.count == 1, "\(what): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains("not a regular file"), "\(what): \(r.stderr)")
+        }
+    }
+
     @Test func badImagesAreOneLine() throws {
         let empty = scratch("cli/empty.png", [])
         try expectOneLineFailure(
