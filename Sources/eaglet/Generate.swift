@@ -152,6 +152,7 @@ struct Generate: ParsableCommand {
                 if var s = stream { FileHandle.standardOutput.write(Data(s.finish().utf8)) }
                 if pipeline.tokenizer == nil { print(r.tokens.map(String.init).joined(separator: " "), terminator: "") }
                 print("")
+                flushStandardOutput() // the answer's last line before the summary, also when both share a pipe
                 FileHandle.standardError.write(
                     Data((r.report.summary(promptTokens: r.promptTokens, visualTokens: r.visualTokens) + "\n").utf8))
             }
