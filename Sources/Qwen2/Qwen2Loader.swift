@@ -61,15 +61,18 @@ public struct Qwen2Parameters: ParameterGroup {
     }
 }
 
+extension Linear.Weight {
+    /// Reads `spec` through `store`: in its stored BF16, read in place, when the store's format and the spec allow
+    /// it (`WeightStore.readBF16`), else widened to fp32.
+    public init(_ spec: ParameterSpec, from store: WeightStore) throws {
+        self = try store.readBF16(spec).map { .bf16($0) } ?? .f32(try store.read(spec))
+    }
+}
+
 extension Linear {
-    /// Reads `p`'s weight (and bias) through `store`: in its stored BF16, read in place, when the store's format
-    /// and the spec allow it (`WeightStore.readBF16`), else widened to fp32.
+    /// Reads `p`'s weight (see `Linear.Weight.init(_:from:)`) and bias through `store`.
     public init(_ p: LinearParameters, from store: WeightStore) throws {
-        if let m = try store.readBF16(p.weight) {
-            self.init(bf16: m, bias: try store.read(p.bias))
-        } else {
-            self.init(weight: try store.read(p.weight), bias: try store.read(p.bias))
-        }
+        self.init(stored: try Weight(p.weight, from: store), bias: try store.read(p.bias))
     }
 }
 
@@ -85,11 +88,8 @@ extension Qwen2ForCausalLM {
         func norm(_ n: NormParameters) throws -> Qwen2RMSNorm {
             Qwen2RMSNorm(weight: try store.read(n.weight), eps: c.rmsNormEps)
         }
-        func matrix(_ s: ParameterSpec) throws -> Linear.Weight {
-            try store.readBF16(s).map { .bf16($0) } ?? .f32(try store.read(s))
-        }
-        let embed = try matrix(p.embedTokens)
-        let head = try p.lmHead.map(matrix) ?? embed // tied: one storage, no copy
+        let embed = try Linear.Weight(p.embedTokens, from: store)
+        let head = try p.lmHead.map { try Linear.Weight($0, from: store) } ?? embed // tied: one storage, no copy
         let layers = try p.layers.map { l in
             Qwen2DecoderLayer(
                 selfAttn: Qwen2Attention(

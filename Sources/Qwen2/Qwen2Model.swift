@@ -131,12 +131,7 @@ public struct Qwen2ForCausalLM: Sendable {
     }
 
     /// embed_tokens (V, C) as an fp32 tensor (a widened copy when it is kept in BF16).
-    public var embedTokens: Tensor {
-        switch embedding {
-        case .f32(let t): return t
-        case .bf16(let m): return m.widened()
-        }
-    }
+    public var embedTokens: Tensor { embedding.widened }
 
     /// Rows of embed_tokens for `ids` (T) → (T, C). Ids outside 0..<V are a programmer error here;
     /// `generateGreedy` validates user ids first.
@@ -148,16 +143,7 @@ public struct Qwen2ForCausalLM: Sendable {
         return Tensor(
             shape: [ids.count, c],
             overwrittenBy: { out in
-                switch embedding {
-                case .bf16(let m):
-                    for (t, id) in ids.enumerated() { m.widenRows(id..<(id + 1), into: out.baseAddress! + t * c) }
-                case .f32(let e):
-                    e.storage.withUnsafeBufferPointer { E in
-                        for (t, id) in ids.enumerated() {
-                            (out.baseAddress! + t * c).initialize(from: E.baseAddress! + id * c, count: c)
-                        }
-                    }
-                }
+                for (t, id) in ids.enumerated() { embedding.copyRow(id, into: out.baseAddress! + t * c) }
             })
     }
 

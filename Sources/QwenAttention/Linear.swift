@@ -56,12 +56,18 @@ public func gemvRows(
     func range(_ lo: Int, _ hi: Int) {
         for r in lo..<hi { dot1(r) }
     }
+    forEachRowRange(rows: rows, threads: threads, range)
+}
+
+/// Splits rows 0 ..< `rows` into at most `threads` contiguous ranges of at least 64 rows, cut on multiples of
+/// 4, and runs `body(lo, hi)` on each concurrently (on this thread when there is one range). The one partition
+/// decode's products use; `body` must write only its own rows.
+func forEachRowRange(rows: Int, threads: Int, _ body: (Int, Int) -> Void) {
     let parts = max(1, min(threads, rows / 64))
-    if parts == 1 { range(0, rows); return }
-    // nonisolated(unsafe): each iteration writes only its own rows of y and only reads w and x.
-    nonisolated(unsafe) let disjointRange = range
+    if parts == 1 { body(0, rows); return }
+    // nonisolated(unsafe): each iteration writes only its own rows (the callers' contract) and only reads the rest.
+    nonisolated(unsafe) let disjointRange = body
     DispatchQueue.concurrentPerform(iterations: parts) { p in
-        // split on multiples of 4 rows
         let lo = (rows / 4) * p / parts * 4, hi = p == parts - 1 ? rows : (rows / 4) * (p + 1) / parts * 4
         disjointRange(lo, hi)
     }
@@ -88,7 +94,6 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
         x.storage.withUnsafeBufferPointer { X in
             out.withUnsafeMutableBufferPointer { Y in
                 let xp = X.baseAddress!, yp = Y.baseAddress!
-                let parts = max(1, min(threads, total / 64))
                 func range(_ lo: Int, _ hi: Int) {
                     for (i, w) in weights.enumerated() {
                         let a = max(lo, starts[i]), b = min(hi, starts[i] + layers[i].outFeatures)
@@ -103,13 +108,7 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
                         }
                     }
                 }
-                if parts == 1 { range(0, total); return }
-                // nonisolated(unsafe): each iteration writes only its own rows of Y and only reads the weights and X.
-                nonisolated(unsafe) let disjointRange = range
-                DispatchQueue.concurrentPerform(iterations: parts) { p in
-                    disjointRange(
-                        (total / 4) * p / parts * 4, p == parts - 1 ? total : (total / 4) * (p + 1) / parts * 4)
-                }
+                forEachRowRange(rows: total, threads: threads, range)
             }
         }
     }
@@ -138,14 +137,9 @@ func withWeightPointers(_ ls: ArraySlice<Linear>, _ got: [WeightRows], _ body: (
 public func gemvRowsBF16(
     _ w: BF16Matrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int
 ) {
-    let rows = w.rows, cols = w.cols
-    let parts = max(1, min(threads, rows / 64))
-    if parts == 1 { eaglet_gemv_bf16(w.bits, rows, cols, x, y, accumulate ? 1 : 0); return }
-    // nonisolated(unsafe): each iteration writes only its own rows of y and only reads the weights and x.
-    nonisolated(unsafe) let (bits, xp, yp) = (w.bits, x, y)
-    DispatchQueue.concurrentPerform(iterations: parts) { p in
-        let lo = (rows / 4) * p / parts * 4, hi = p == parts - 1 ? rows : (rows / 4) * (p + 1) / parts * 4
-        eaglet_gemv_bf16(bits + lo * cols, hi - lo, cols, xp, yp + lo, accumulate ? 1 : 0)
+    let cols = w.cols
+    forEachRowRange(rows: w.rows, threads: threads) { lo, hi in
+        eaglet_gemv_bf16(w.bits + lo * cols, hi - lo, cols, x, y + lo, accumulate ? 1 : 0)
     }
 }
 
@@ -161,29 +155,43 @@ public func gemvBF16Reference(_ w: BF16Matrix, _ x: [Float]) -> [Float] {
 /// `nn.Linear` with checkpoint layout: weight (C_out, C_in), optional bias (C_out). The weight is fp32, or BF16
 /// read in place from the mapped checkpoint (`WeightFormat.native`).
 public struct Linear: Sendable {
-    /// The weight as stored.
+    /// A (rows, cols) matrix as stored: fp32, or BF16 read in place.
     public enum Weight: Sendable {
         case f32(Tensor)
         case bf16(BF16Matrix)
+
+        public var shape: [Int] {
+            switch self {
+            case .f32(let t): return t.shape
+            case .bf16(let m): return m.shape
+            }
+        }
+
+        /// As an fp32 tensor (a widened copy when it is stored as BF16).
+        public var widened: Tensor {
+            switch self {
+            case .f32(let t): return t
+            case .bf16(let m): return m.widened()
+            }
+        }
+
+        /// Row `r`, as fp32, into `out` (cols floats): an embedding lookup.
+        public func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+            switch self {
+            case .bf16(let m): m.widenRows(r..<(r + 1), into: out)
+            case .f32(let t):
+                let c = t.shape[1]
+                t.storage.withUnsafeBufferPointer { out.initialize(from: $0.baseAddress! + r * c, count: c) }
+            }
+        }
     }
 
     public let stored: Weight
     public let bias: Tensor?
     /// The weight as an fp32 tensor (a widened copy when it is stored as BF16).
-    public var weight: Tensor {
-        switch stored {
-        case .f32(let t): return t
-        case .bf16(let m): return m.widened()
-        }
-    }
-    public var shape: [Int] {
-        switch stored {
-        case .f32(let t): return t.shape
-        case .bf16(let m): return m.shape
-        }
-    }
-    public var inFeatures: Int { shape[1] }
-    public var outFeatures: Int { shape[0] }
+    public var weight: Tensor { stored.widened }
+    public var inFeatures: Int { stored.shape[1] }
+    public var outFeatures: Int { stored.shape[0] }
 
     public init(weight: Tensor, bias: Tensor? = nil) {
         precondition(weight.rank == 2, "Linear: weight must be (C_out, C_in), got \(weight.shape)")
@@ -243,27 +251,25 @@ public struct Linear: Sendable {
             if let bias { for r in 0..<rows { for j in 0..<cout { Y[r * cout + j] += bias.storage[j] } } }
             return
         }
-        do {
-            if let bias { // y (+)= b first, then y += x·Wᵀ
-                bias.storage.withUnsafeBufferPointer { B in
-                    for r in 0..<rows {
-                        let yr = Y.baseAddress! + r * cout
-                        if accumulate {
-                            for j in 0..<cout { yr[j] += B[j] }
-                        } else {
-                            yr.update(from: B.baseAddress!, count: cout)
-                        }
+        if let bias { // y (+)= b first, then y += x·Wᵀ
+            bias.storage.withUnsafeBufferPointer { B in
+                for r in 0..<rows {
+                    let yr = Y.baseAddress! + r * cout
+                    if accumulate {
+                        for j in 0..<cout { yr[j] += B[j] }
+                    } else {
+                        yr.update(from: B.baseAddress!, count: cout)
                     }
                 }
             }
-            let beta: Float = accumulate || bias != nil ? 1 : 0
-            if case .bf16(let m) = stored {
-                x.storage.withUnsafeBufferPointer { X in
-                    productBF16(m, X.baseAddress!, rows: rows, into: Y.baseAddress!, beta: beta, compute: compute)
-                }
-                return
+        }
+        let beta: Float = accumulate || bias != nil ? 1 : 0
+        switch stored {
+        case .bf16(let m):
+            x.storage.withUnsafeBufferPointer { X in
+                productBF16(m, X.baseAddress!, rows: rows, into: Y.baseAddress!, beta: beta, compute: compute)
             }
-            guard case .f32(let weight) = stored else { return }
+        case .f32(let weight):
             x.storage.withUnsafeBufferPointer { X in
                 weight.storage.withUnsafeBufferPointer { W in
                     if rows == 1 && compute.gemv == .rows {
