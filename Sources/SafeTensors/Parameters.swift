@@ -172,13 +172,8 @@ public final class WeightStore: @unchecked Sendable {
 
     /// Reads `spec` as a BF16 matrix in place when `keepsStoredDType(spec)`, shape checked; nil otherwise.
     public func readBF16(_ spec: ParameterSpec) throws -> BF16Matrix? {
-        guard keepsStoredDType(spec), let key = storedKey(spec), let info = source.info(key) else { return nil }
-        guard info.shape == spec.shape else {
-            throw CheckpointError.wrongShape(
-                source: source.sourceDescription, tensor: key, expected: spec.shape, found: info.shape)
-        }
-        guard let m = source.bf16Matrix(key) else { return nil }
-        lock.lock(); handedOut.append(spec); lock.unlock()
+        guard keepsStoredDType(spec), let m = source.bf16Matrix(try located(spec)) else { return nil }
+        handOut(spec)
         return m
     }
 
@@ -199,6 +194,13 @@ public final class WeightStore: @unchecked Sendable {
 
     /// Reads `spec`, checking its shape; a missing or mis-shaped tensor is an error naming it.
     public func read(_ spec: ParameterSpec) throws -> Tensor {
+        let t = try source.tensor(try located(spec))
+        handOut(spec)
+        return t
+    }
+
+    /// The key `spec` is stored under, after checking the stored shape: the one check both readers make.
+    private func located(_ spec: ParameterSpec) throws -> String {
         guard let key = storedKey(spec), let info = source.info(key) else {
             throw CheckpointError.missing(source: source.sourceDescription, tensor: spec.key)
         }
@@ -206,10 +208,10 @@ public final class WeightStore: @unchecked Sendable {
             throw CheckpointError.wrongShape(
                 source: source.sourceDescription, tensor: key, expected: spec.shape, found: info.shape)
         }
-        let t = try source.tensor(key)
-        lock.lock(); handedOut.append(spec); lock.unlock()
-        return t
+        return key
     }
+
+    private func handOut(_ spec: ParameterSpec) { lock.lock(); handedOut.append(spec); lock.unlock() }
 
     /// Reads an optional spec (nil stays nil).
     public func read(_ spec: ParameterSpec?) throws -> Tensor? { try spec.map { try read($0) } }
