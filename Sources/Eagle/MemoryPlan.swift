@@ -20,7 +20,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import SafeTensors
-import SigLIP2
 import _Essentials
 
 /// The memory a run needs, part by part, and what the machine has.
@@ -47,23 +46,36 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
         config c: EagleConfig, checkpoint: TensorSource, contextTokens l: Int, prefillTokens: Int? = nil,
         weights: WeightFormat = .native, availableBytes: Int?
     ) {
-        var widened = 0, largestStored = 0
+        self.init(
+            residentWeightsOf: c, contextTokens: l, prefillTokens: prefillTokens ?? l, availableBytes: availableBytes)
+        weightBytes = MemoryPlan.weightBytes(config: c, checkpoint: checkpoint, weights: weights)
+    }
+
+    /// The weights as they will be held: fp32 for what is widened, stored bytes for what is read in place, plus
+    /// the largest stored tensor (mapped and read while it is widened).
+    static func weightBytes(config c: EagleConfig, checkpoint: TensorSource, weights: WeightFormat) -> Int {
         let store = WeightStore(checkpoint, format: weights)
-        let prefix = VisionWeightNames.prefixes.first { store.contains($0 + VisionWeightNames.probe) } ?? ""
-        let native = Set(
-            EagleParameters(c, visionPrefix: prefix).specs.filter(store.keepsStoredDType).compactMap(store.storedKey))
+        let specs = EagleParameters(c, visionPrefix: EagleWeights.visionPrefix(store)).specs
+        let native = Set(specs.filter(store.keepsStoredDType).compactMap(store.storedKey))
+        var held = 0, largestStored = 0
         for name in checkpoint.names {
             guard let info = checkpoint.info(name), info.dtype.isFloatingPoint else { continue }
-            let kept = native.contains(name) ? info.dtype.size : 4
-            widened = widened.addingClamped(info.elementCount.multipliedClamped(by: kept))
+            let bytesPerValue = native.contains(name) ? info.dtype.size : 4
+            held = held.addingClamped(info.elementCount.multipliedClamped(by: bytesPerValue))
             largestStored = max(largestStored, info.elementCount.multipliedClamped(by: info.dtype.size))
         }
-        weightBytes = widened.addingClamped(largestStored)
+        return held.addingClamped(largestStored)
+    }
+
+    /// The plan once the weights are resident (they already lower the available memory): the KV cache for
+    /// `contextTokens` and the activations of a prefill of `prefillTokens`, checked before the cache is allocated.
+    public init(residentWeightsOf c: EagleConfig, contextTokens l: Int, prefillTokens: Int, availableBytes: Int?) {
+        weightBytes = 0
         let t = c.text, v = c.vision
         kvCacheBytes = [t.numHiddenLayers, 2, t.numKeyValueHeads, t.headDim, l, 4].reduce(1) {
             $0.multipliedClamped(by: $1)
         }
-        let decoder = (prefillTokens ?? l).multipliedClamped(by: (6 * t.hiddenSize + 2 * t.intermediateSize) * 4)
+        let decoder = prefillTokens.multipliedClamped(by: (6 * t.hiddenSize + 2 * t.intermediateSize) * 4)
             .addingClamped(t.vocabSize * 4)
         let p = v.gridSide * v.gridSide
         let tile = p.multipliedClamped(by: (4 * v.hiddenSize + v.intermediateSize + 2 * p) * 4)
@@ -77,14 +89,6 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
             + "KV cache \(gib(kvCacheBytes)) for \(contextTokens) tokens, "
             + "activations \(gib(activationBytes)): \(gib(totalBytes)) in all; "
             + (availableBytes.map { "\(gib($0)) available" } ?? "available memory unknown")
-    }
-
-    /// The plan once the weights are resident (they already lower the available memory): the KV cache and the
-    /// activations for `contextTokens`, checked before the cache is allocated.
-    public init(residentWeightsOf c: EagleConfig, contextTokens l: Int, prefillTokens: Int, availableBytes: Int?) {
-        self.init(
-            config: c, checkpoint: TensorDictionary([:]), contextTokens: l, prefillTokens: prefillTokens,
-            availableBytes: availableBytes)
     }
 
     /// Reads config.json and the checkpoint's headers only (no weight is touched) and plans for `contextTokens`.
