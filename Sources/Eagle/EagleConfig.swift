@@ -170,14 +170,14 @@ public struct EagleConfig: Sendable, Equatable {
     /// Reads `directory/config.json`.
     public static func load(directory: String) throws -> EagleConfig {
         let path = Path.join(directory, "config.json")
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
-            throw EagleError.badConfig(
-                file: path, field: "(file)", expected: "a config.json of at most \(maxFileBytes) bytes, found \(size)")
-        }
         let data: Data
-        do { data = Data(try readRegularFile(path, limit: maxFileBytes)) } catch {
+        do { data = Data(try readRegularFile(path, limit: maxFileBytes)) } catch let p as FileReadProblem {
+            if case let .tooLarge(size, limit) = p {
+                throw EagleError.badConfig(
+                    file: path, field: "(file)", expected: "a config.json of at most \(limit) bytes, found \(size)")
+            }
             throw EagleError.badConfig(
-                file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder (it \(error))")
+                file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder (it \(p))")
         }
         return try decode(data, file: path)
     }

@@ -59,18 +59,11 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     static func readIndex(_ indexPath: String) throws -> [String: String] {
-        // Refuse an oversized index from its size, before reading it.
-        if let size = (try? FileManager.default.attributesOfItem(atPath: indexPath))?[.size] as? Int, size > 64_000_000
-        {
-            throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB")
-        }
+        // Refused from its size (fstat), before a byte is read.
         let data: [UInt8]
         do { data = try readRegularFile(indexPath, limit: 64_000_000) } catch let p as FileReadProblem {
             if case .tooLarge = p { throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB") }
             throw SafeTensorsError.cannotOpen(file: indexPath, reason: "\(p)")
-        }
-        guard data.count <= 64_000_000 else {
-            throw SafeTensorsError.badIndex(file: indexPath, reason: "larger than 64 MB")
         }
         guard let obj = (try? JSON.parse(data)) as? [String: Any] else {
             throw SafeTensorsError.badIndex(file: indexPath, reason: "not a JSON object")

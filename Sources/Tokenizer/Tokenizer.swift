@@ -75,16 +75,10 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// The bytes of `path`, refusing files over `maxFileBytes` before reading them.
     static func readFile(_ path: String) throws -> Data {
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
-            throw TokenizerError.fileTooLarge(path: path, bytes: size, limit: maxFileBytes)
-        }
         let data: Data
         do { data = Data(try readRegularFile(path, limit: maxFileBytes)) } catch let p as FileReadProblem {
             if case let .tooLarge(b, l) = p { throw TokenizerError.fileTooLarge(path: path, bytes: b, limit: l) }
             throw TokenizerError.unreadable(path: path)
-        }
-        guard data.count <= maxFileBytes else {
-            throw TokenizerError.fileTooLarge(path: path, bytes: data.count, limit: maxFileBytes)
         }
         return data
     }
