@@ -53,11 +53,12 @@ final class BitsBox {
 
 /// Which vector path the BF16 kernels use on this CPU ("avx512", "avx2", "plain").
 public enum KernelPath {
-    public static var current: String { ["plain", "avx2", "avx512"][Int(eaglet_kernel_path())] }
+    /// The paths' names, indexed by the C kernels' path number.
+    static let names = ["plain", "avx2", "avx512"]
+    public static var current: String { names[Int(eaglet_kernel_path())] }
     /// Forces a path no better than the CPU's (tests check each one on one machine); returns the one in use.
     @discardableResult
     public static func use(_ name: String) -> String {
-        let want = ["plain": 0, "avx2": 1, "avx512": 2][name] ?? 2
-        return ["plain", "avx2", "avx512"][Int(eaglet_use_kernel_path(Int32(want)))]
+        names[Int(eaglet_use_kernel_path(Int32(names.firstIndex(of: name) ?? names.count - 1)))]
     }
 }
