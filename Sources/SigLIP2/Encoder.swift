@@ -133,44 +133,42 @@ public struct SiglipAttention: Sendable {
         let alpha = scale
         let bias = qProj.bias.storage + kProj.bias.storage + vProj.bias.storage
         BLAS.use(threads: parts > 1 ? 1 : threads)
-        do {
-            x.storage.withUnsafeBufferPointer { X in
-                qkv.withUnsafeMutableBufferPointer { QKV in
-                    bias.withUnsafeBufferPointer { B in
-                        qProj.weight.storage.withUnsafeBufferPointer { Wq in
-                            kProj.weight.storage.withUnsafeBufferPointer { Wk in
-                                vProj.weight.storage.withUnsafeBufferPointer { Wv in
-                                    let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
-                                    let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
-                                    parallelRanges(t, parts: parts) { rows in
-                                        guard !rows.isEmpty else { return }
-                                        for (i, w) in weights.enumerated() {
-                                            BLAS.sgemm(
-                                                transB: true, m: rows.count, n: c, k: c, a: xp + rows.lowerBound * c,
-                                                lda: c, b: w, ldb: c,
-                                                c: qp + rows.lowerBound * 3 * c + i * c, ldc: 3 * c)
-                                        }
-                                        for r in rows {
-                                            let row = qp + r * 3 * c; for j in 0..<(3 * c) { row[j] += bp[j] }
-                                        }
+        x.storage.withUnsafeBufferPointer { X in
+            qkv.withUnsafeMutableBufferPointer { QKV in
+                bias.withUnsafeBufferPointer { B in
+                    qProj.weight.storage.withUnsafeBufferPointer { Wq in
+                        kProj.weight.storage.withUnsafeBufferPointer { Wk in
+                            vProj.weight.storage.withUnsafeBufferPointer { Wv in
+                                let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
+                                let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
+                                parallelRanges(t, parts: parts) { rows in
+                                    guard !rows.isEmpty else { return }
+                                    for (i, w) in weights.enumerated() {
+                                        BLAS.sgemm(
+                                            transB: true, m: rows.count, n: c, k: c, a: xp + rows.lowerBound * c,
+                                            lda: c, b: w, ldb: c,
+                                            c: qp + rows.lowerBound * 3 * c + i * c, ldc: 3 * c)
                                     }
-                                    o.withUnsafeMutableBufferPointer { O in
-                                        scores.withUnsafeMutableBufferPointer { S in
-                                            let op = O.baseAddress!, base = S.baseAddress!
-                                            parallelRanges(headParts, parts: headParts) { part in
-                                                for p in part {
-                                                    let sp = base + p * t * t
-                                                    for h in stride(from: p, to: heads, by: headParts) {
-                                                        BLAS.sgemm(
-                                                            transB: true, m: t, n: t, k: d, alpha: alpha,
-                                                            a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c,
-                                                            c: sp, ldc: t)
-                                                        for r in 0..<t { softmaxRow(sp + r * t, t) }
-                                                        BLAS.sgemm(
-                                                            m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d,
-                                                            ldb: 3 * c,
-                                                            c: op + h * d, ldc: c)
-                                                    }
+                                    for r in rows {
+                                        let row = qp + r * 3 * c; for j in 0..<(3 * c) { row[j] += bp[j] }
+                                    }
+                                }
+                                o.withUnsafeMutableBufferPointer { O in
+                                    scores.withUnsafeMutableBufferPointer { S in
+                                        let op = O.baseAddress!, base = S.baseAddress!
+                                        parallelRanges(headParts, parts: headParts) { part in
+                                            for p in part {
+                                                let sp = base + p * t * t
+                                                for h in stride(from: p, to: heads, by: headParts) {
+                                                    BLAS.sgemm(
+                                                        transB: true, m: t, n: t, k: d, alpha: alpha,
+                                                        a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c,
+                                                        c: sp, ldc: t)
+                                                    for r in 0..<t { softmaxRow(sp + r * t, t) }
+                                                    BLAS.sgemm(
+                                                        m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d,
+                                                        ldb: 3 * c,
+                                                        c: op + h * d, ldc: c)
                                                 }
                                             }
                                         }
@@ -194,20 +192,18 @@ func projectAdd(_ x: Tensor, _ p: SiglipLinear, residual: Tensor?, threads: Int 
     precondition(out.count == t * n, "projectAdd: residual does not match (\(t), \(n))")
     let parts = max(1, min(threads, t))
     BLAS.use(threads: parts > 1 ? 1 : threads)
-    do {
-        x.storage.withUnsafeBufferPointer { X in
-            p.weight.storage.withUnsafeBufferPointer { W in
-                p.bias.storage.withUnsafeBufferPointer { B in
-                    out.withUnsafeMutableBufferPointer { Y in
-                        let xp = X.baseAddress!, wp = W.baseAddress!, bp = B.baseAddress!, yp = Y.baseAddress!
-                        parallelRanges(t, parts: parts) { rows in
-                            guard !rows.isEmpty else { return }
-                            BLAS.sgemm(
-                                transB: true, m: rows.count, n: n, k: k, a: xp + rows.lowerBound * k, lda: k, b: wp,
-                                ldb: k,
-                                beta: residual == nil ? 0 : 1, c: yp + rows.lowerBound * n, ldc: n)
-                            for r in rows { for j in 0..<n { yp[r * n + j] += bp[j] } }
-                        }
+    x.storage.withUnsafeBufferPointer { X in
+        p.weight.storage.withUnsafeBufferPointer { W in
+            p.bias.storage.withUnsafeBufferPointer { B in
+                out.withUnsafeMutableBufferPointer { Y in
+                    let xp = X.baseAddress!, wp = W.baseAddress!, bp = B.baseAddress!, yp = Y.baseAddress!
+                    parallelRanges(t, parts: parts) { rows in
+                        guard !rows.isEmpty else { return }
+                        BLAS.sgemm(
+                            transB: true, m: rows.count, n: n, k: k, a: xp + rows.lowerBound * k, lda: k, b: wp,
+                            ldb: k,
+                            beta: residual == nil ? 0 : 1, c: yp + rows.lowerBound * n, ldc: n)
+                        for r in rows { for j in 0..<n { yp[r * n + j] += bp[j] } }
                     }
                 }
             }
@@ -245,30 +241,28 @@ public struct SiglipMLP: Sendable {
         var hidden = [Float](repeating: 0, count: t * i)
         let parts = max(1, min(threads, t))
         BLAS.use(threads: parts > 1 ? 1 : threads)
-        do {
-            x.storage.withUnsafeBufferPointer { X in
-                fc1.weight.storage.withUnsafeBufferPointer { W1 in
-                    fc1.bias.storage.withUnsafeBufferPointer { B1 in
-                        fc2.weight.storage.withUnsafeBufferPointer { W2 in
-                            fc2.bias.storage.withUnsafeBufferPointer { B2 in
-                                hidden.withUnsafeMutableBufferPointer { Hh in
-                                    out.withUnsafeMutableBufferPointer { Y in
-                                        let xp = X.baseAddress!, hp = Hh.baseAddress!, yp = Y.baseAddress!
-                                        let b1 = B1.baseAddress!, b2 = B2.baseAddress!
-                                        parallelRanges(t, parts: parts) { rows in
-                                            guard !rows.isEmpty else { return }
-                                            let r0 = rows.lowerBound
-                                            BLAS.sgemm(
-                                                transB: true, m: rows.count, n: i, k: c, a: xp + r0 * c, lda: c,
-                                                b: W1.baseAddress!, ldb: c,
-                                                c: hp + r0 * i, ldc: i)
-                                            biasGeluRows(hp, rows: rows, cols: i, bias: b1)
-                                            BLAS.sgemm(
-                                                transB: true, m: rows.count, n: c, k: i, a: hp + r0 * i, lda: i,
-                                                b: W2.baseAddress!, ldb: i,
-                                                beta: residual == nil ? 0 : 1, c: yp + r0 * c, ldc: c)
-                                            for r in rows { for j in 0..<c { yp[r * c + j] += b2[j] } }
-                                        }
+        x.storage.withUnsafeBufferPointer { X in
+            fc1.weight.storage.withUnsafeBufferPointer { W1 in
+                fc1.bias.storage.withUnsafeBufferPointer { B1 in
+                    fc2.weight.storage.withUnsafeBufferPointer { W2 in
+                        fc2.bias.storage.withUnsafeBufferPointer { B2 in
+                            hidden.withUnsafeMutableBufferPointer { Hh in
+                                out.withUnsafeMutableBufferPointer { Y in
+                                    let xp = X.baseAddress!, hp = Hh.baseAddress!, yp = Y.baseAddress!
+                                    let b1 = B1.baseAddress!, b2 = B2.baseAddress!
+                                    parallelRanges(t, parts: parts) { rows in
+                                        guard !rows.isEmpty else { return }
+                                        let r0 = rows.lowerBound
+                                        BLAS.sgemm(
+                                            transB: true, m: rows.count, n: i, k: c, a: xp + r0 * c, lda: c,
+                                            b: W1.baseAddress!, ldb: c,
+                                            c: hp + r0 * i, ldc: i)
+                                        biasGeluRows(hp, rows: rows, cols: i, bias: b1)
+                                        BLAS.sgemm(
+                                            transB: true, m: rows.count, n: c, k: i, a: hp + r0 * i, lda: i,
+                                            b: W2.baseAddress!, ldb: i,
+                                            beta: residual == nil ? 0 : 1, c: yp + r0 * c, ldc: c)
+                                        for r in rows { for j in 0..<c { yp[r * c + j] += b2[j] } }
                                     }
                                 }
                             }
