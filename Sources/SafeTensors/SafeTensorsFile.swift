@@ -36,17 +36,16 @@ final class MappedFile: @unchecked Sendable {
     let size: Int
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) // a FIFO must not block here; fstat refuses it next
-        guard fd >= 0 else { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        let fd: Int32
+        do { (fd, size) = try openRegularFile(path) } catch let p as FileReadProblem {
+            switch p {
+            case .missing: throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(ENOENT)))
+            case .notRegular: throw SafeTensorsError.cannotOpen(file: path, reason: "not a regular file")
+            case let .unreadable(why): throw SafeTensorsError.cannotOpen(file: path, reason: why)
+            case .tooLarge: throw SafeTensorsError.cannotOpen(file: path, reason: "\(p)") // no limit is asked here
+            }
+        }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno)))
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw SafeTensorsError.cannotOpen(file: path, reason: "not a regular file")
-        }
-        size = Int(st.st_size)
         if size == 0 { base = nil; return }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else {

@@ -200,14 +200,17 @@ public func reuseFreedTensorMemory() {
     _ = mallopt(trimThreshold, 256 << 20)
 }
 
-/// The process's peak resident memory so far (VmHWM in /proc/self/status), in bytes; 0 where it cannot be read.
-public func peakResidentBytes() -> Int {
-    guard let d = FileManager.default.contents(atPath: "/proc/self/status") else { return 0 }
-    for line in String(decoding: d, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return (line.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }.first ?? 0) * 1024
+/// The bytes of a "Key:   1234 kB" line of a /proc file (meminfo, self/status), or nil.
+public func procBytes(_ path: String, _ key: String) -> Int? {
+    guard let d = FileManager.default.contents(atPath: path) else { return nil }
+    for line in String(decoding: d, as: UTF8.self).split(separator: "\n") where line.hasPrefix(key + ":") {
+        return line.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }.first.map { $0 * 1024 }
     }
-    return 0
+    return nil
 }
+
+/// The process's peak resident memory so far (VmHWM in /proc/self/status), in bytes; 0 where it cannot be read.
+public func peakResidentBytes() -> Int { procBytes("/proc/self/status", "VmHWM") ?? 0 }
 
 /// Why a file named by a user could not be read.
 public enum FileReadProblem: Error, Equatable, CustomStringConvertible {
@@ -227,25 +230,37 @@ public enum FileReadProblem: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The bytes of the regular file at `path`, at most `limit` of them. The file is opened without blocking and
-/// checked with fstat before anything is read, so a FIFO (which would block in open or read), a device such as
-/// /dev/zero (which never ends) or a file over the limit is refused at once.
-public func readRegularFile(_ path: String, limit: Int) throws -> [UInt8] {
+/// Opens `path` read-only without blocking and checks with fstat that it is a regular file, before anything is
+/// read; returns the descriptor (the caller closes it) and the size. A FIFO, device, socket or folder is refused.
+public func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
     let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
     guard fd >= 0 else {
         throw errno == ENOENT ? FileReadProblem.missing : FileReadProblem.unreadable(String(cString: strerror(errno)))
     }
-    defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw FileReadProblem.unreadable(String(cString: strerror(errno))) }
-    switch st.st_mode & S_IFMT {
-    case S_IFREG: break
-    case S_IFIFO: throw FileReadProblem.notRegular(kind: "a FIFO")
-    case S_IFDIR: throw FileReadProblem.notRegular(kind: "a folder")
-    case S_IFCHR, S_IFBLK: throw FileReadProblem.notRegular(kind: "a device")
-    default: throw FileReadProblem.notRegular(kind: "not a plain file")
+    guard fstat(fd, &st) == 0 else {
+        let why = String(cString: strerror(errno))
+        close(fd)
+        throw FileReadProblem.unreadable(why)
     }
-    let size = Int(st.st_size)
+    let kind: String
+    switch st.st_mode & S_IFMT {
+    case S_IFREG: return (fd, Int(st.st_size))
+    case S_IFIFO: kind = "a FIFO"
+    case S_IFDIR: kind = "a folder"
+    case S_IFCHR, S_IFBLK: kind = "a device"
+    default: kind = "not a plain file"
+    }
+    close(fd)
+    throw FileReadProblem.notRegular(kind: kind)
+}
+
+/// The bytes of the regular file at `path`, at most `limit` of them. The file is opened without blocking and
+/// checked with fstat before anything is read, so a FIFO (which would block in open or read), a device such as
+/// /dev/zero (which never ends) or a file over the limit is refused at once.
+public func readRegularFile(_ path: String, limit: Int) throws -> [UInt8] {
+    let (fd, size) = try openRegularFile(path)
+    defer { close(fd) }
     guard size <= limit else { throw FileReadProblem.tooLarge(bytes: size, limit: limit) }
     var bytes = [UInt8](repeating: 0, count: size)
     var done = 0
