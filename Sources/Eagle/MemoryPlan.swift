@@ -133,20 +133,13 @@ extension Int {
 /// Bytes this process may still allocate: MemAvailable, lowered by a cgroup limit and by
 /// `EAGLET_MEMORY_LIMIT_BYTES`; nil when none of them can be read.
 public func availableMemoryBytes() -> Int? {
-    func read(_ path: String) -> String? {
-        guard let d = FileManager.default.contents(atPath: path) else { return nil }
-        return String(decoding: d, as: UTF8.self)
-    }
     func number(_ path: String) -> Int? {
-        read(path).flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } }
+        guard let d = FileManager.default.contents(atPath: path) else { return nil }
+        return String(decoding: d, as: UTF8.self).split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) }
     }
     var best: Int? = nil
     func lower(_ x: Int?) { if let x { best = min(best ?? x, x) } }
-    if let info = read("/proc/meminfo") {
-        for line in info.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            lower(line.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }.first.map { $0 * 1024 })
-        }
-    }
+    lower(procBytes("/proc/meminfo", "MemAvailable"))
     if let limit = number("/sys/fs/cgroup/memory.max"), let used = number("/sys/fs/cgroup/memory.current") {
         lower(limit - used) // "max" (no limit) does not parse as a number and is skipped
     } else if let limit = number("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
