@@ -56,21 +56,11 @@ struct RowSplitAttention: AttentionCore {
             }
         }
         let qh = headMajor(q, heads: h, headDim: d)
-        var out = Tensor(shape: [h, n, d], repeating: 0)
-        var lse = [Float](repeating: 0, count: h * n)
         barrier.wait() // every earlier row's keys and values are written
-        qh.storage.withUnsafeBufferPointer { Q in
-            out.withUnsafeMutableStorage { O in
-                lse.withUnsafeMutableBufferPointer { L in
-                    blockwiseAttentionKernel(
-                        q: Q.baseAddress!, heads: h, tokens: n, headDim: d, k: kb, v: vb, kvHeads: hkv,
-                        keys: hi, kvHeadStride: t * d, causal: true, offsets: AttentionOffsets(query: lo, key: 0),
-                        scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
-                        out: O.baseAddress!, lse: L.baseAddress!)
-                }
-            }
-        }
-        return tokenMajor(out)
+        return tokenMajor(
+            attendInPlace(
+                qh, k: kb, v: vb, kvHeads: hkv, keys: hi, kvHeadStride: t * d,
+                offset: AttentionOffsets(query: lo, key: 0), threads: 1))
     }
 }
 

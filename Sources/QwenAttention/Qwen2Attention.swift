@@ -145,47 +145,57 @@ public struct Qwen2Attention: Sendable {
 
     /// q (H, T, D) at positions offset.query … against every token of `c`, read in place.
     static func attendCached(_ qh: Tensor, _ c: KVCacheLayer, offset: AttentionOffsets, compute: Compute) -> Tensor {
-        let h = qh.shape[0], t = qh.shape[1], d = qh.shape[2]
+        let t = qh.shape[1], d = qh.shape[2]
         if compute.isReference {
             let (kd, vd) = c.dense()
             return attentionNaive(q: qh, k: kd, v: vd, causal: true, offsets: offset).out
         }
-        var out = [Float](repeating: 0, count: h * t * d)
-        var lse = [Float](repeating: 0, count: h * t)
-        qh.storage.withUnsafeBufferPointer { Q in
-            c.keys.withUnsafeBufferPointer { K in
-                c.values.withUnsafeBufferPointer { V in
-                    out.withUnsafeMutableBufferPointer { O in
-                        lse.withUnsafeMutableBufferPointer { L in
-                            // One token (decode): its products are tiny, so OpenBLAS is held to one thread
-                            // and the kv groups are spread over the threads instead (thread wake-ups inside
-                            // 2·H small sgemms a layer cost more than the products themselves).
-                            let hkv = c.kvHeads, rep = h / hkv, stride = c.capacity * d
-                            let parts = t == 1 ? min(compute.threads, hkv) : 1
-                            let qp = Q.baseAddress!, kp = K.baseAddress!, vp = V.baseAddress!, op = O.baseAddress!,
-                                lp = L.baseAddress!
-                            func groups(_ range: Range<Int>) {
-                                guard !range.isEmpty else { return }
-                                let g0 = range.lowerBound
-                                blockwiseAttentionKernel(
-                                    q: qp + g0 * rep * t * d, heads: range.count * rep, tokens: t, headDim: d,
-                                    k: kp + g0 * stride, v: vp + g0 * stride, kvHeads: range.count, keys: c.count,
-                                    kvHeadStride: stride, causal: true, offsets: offset,
-                                    scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
-                                    out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
-                            }
-                            if parts == 1 { groups(0..<hkv); return }
-                            // nonisolated(unsafe): each iteration writes only its own kv groups' heads of O and L.
-                            nonisolated(unsafe) let disjointGroups = groups
-                            BLAS.use(threads: 1)
-                            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                                disjointGroups((hkv * p / parts)..<(hkv * (p + 1) / parts))
-                            }
-                        }
+        // One token (decode): its products are tiny, so the kv groups are spread over the threads instead.
+        return c.keys.withUnsafeBufferPointer { K in
+            c.values.withUnsafeBufferPointer { V in
+                attendInPlace(
+                    qh, k: K.baseAddress!, v: V.baseAddress!, kvHeads: c.kvHeads, keys: c.count,
+                    kvHeadStride: c.capacity * d, offset: offset, threads: t == 1 ? compute.threads : 1)
+            }
+        }
+    }
+}
+
+/// Causal blockwise attention of head-major queries qh (H, T, D), at positions `offset.query` …, against
+/// head-major keys and values read in place: Hkv heads of `keys` rows, `kvHeadStride` floats apart (a KV cache's
+/// capacity, or the row-split prefill's shared buffers). With `threads` > 1 the kv groups are spread over the
+/// threads, OpenBLAS held to one. Returns (H, T, D).
+public func attendInPlace(
+    _ qh: Tensor, k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvHeads hkv: Int, keys: Int, kvHeadStride: Int,
+    offset: AttentionOffsets, threads: Int
+) -> Tensor {
+    let h = qh.shape[0], t = qh.shape[1], d = qh.shape[2], rep = h / hkv
+    var lse = [Float](repeating: 0, count: h * t)
+    return Tensor(
+        shape: [h, t, d],
+        overwrittenBy: { O in
+            qh.storage.withUnsafeBufferPointer { Q in
+                lse.withUnsafeMutableBufferPointer { L in
+                    let qp = Q.baseAddress!, op = O.baseAddress!, lp = L.baseAddress!
+                    func groups(_ range: Range<Int>) {
+                        guard !range.isEmpty else { return }
+                        let g0 = range.lowerBound
+                        blockwiseAttentionKernel(
+                            q: qp + g0 * rep * t * d, heads: range.count * rep, tokens: t, headDim: d,
+                            k: k + g0 * kvHeadStride, v: v + g0 * kvHeadStride, kvHeads: range.count, keys: keys,
+                            kvHeadStride: kvHeadStride, causal: true, offsets: offset,
+                            scale: 1 / Float(d).squareRoot(), queryBlock: 64, keyBlock: 256,
+                            out: op + g0 * rep * t * d, lse: lp + g0 * rep * t)
+                    }
+                    let parts = min(max(threads, 1), hkv)
+                    if parts == 1 { groups(0..<hkv); return }
+                    // nonisolated(unsafe): each iteration writes only its own kv groups' heads of O and L.
+                    nonisolated(unsafe) let disjointGroups = groups
+                    BLAS.use(threads: 1)
+                    DispatchQueue.concurrentPerform(iterations: parts) { p in
+                        disjointGroups((hkv * p / parts)..<(hkv * (p + 1) / parts))
                     }
                 }
             }
-        }
-        return Tensor(shape: [h, t, d], storage: out)
-    }
+        })
 }
