@@ -64,31 +64,29 @@ public struct EagleSynth: Sendable {
 
         /// The preset's configuration.
         public var config: EagleConfig {
-            let so400m = SiglipVisionConfig(
-                hiddenSize: 1152, intermediateSize: 4304, numHiddenLayers: 27, numAttentionHeads: 16, imageSize: 448,
-                patchSize: 14)
+            /// The released layout around a Qwen2.5 decoder of the given shape: So400m at 448 px / patch 14,
+            /// up to 12 tiles + thumbnail, Qwen's vocabulary with Eagle's tokens.
+            func released(hidden: Int, layers: Int, heads: Int, kvHeads: Int, mlp: Int, tied: Bool) -> EagleConfig {
+                EagleConfig(
+                    vision: SiglipVisionConfig(
+                        hiddenSize: 1152, intermediateSize: 4304, numHiddenLayers: 27, numAttentionHeads: 16,
+                        imageSize: 448, patchSize: 14),
+                    text: Qwen2Config(
+                        hiddenSize: hidden, numHiddenLayers: layers, numAttentionHeads: heads,
+                        numKeyValueHeads: kvHeads,
+                        intermediateSize: mlp, rmsNormEps: 1e-6, vocabSize: 151_674, tieWordEmbeddings: tied,
+                        maxPositionEmbeddings: 32768, ropeTheta: 1_000_000),
+                    selectLayer: -1, downsampleRatio: 0.5, tileSize: 448, minTiles: 1, maxTiles: 12,
+                    useThumbnail: true, imageTokenIndex: 151_667)
+            }
             switch self {
             case .eagle25_8b:
                 // vocab_size: the Qwen vocabulary (151,643) + Qwen2.5's 22 control tokens + Eagle's 9 added tokens
                 // (see `EagleSynth.eagleAddedTokens`). The base Qwen2.5-7B table has 152,064 rows; the released
                 // Eagle2.5-8B value is not confirmed (docs/spec.md §5.1, NOT FOUND).
-                return EagleConfig(
-                    vision: so400m,
-                    text: Qwen2Config(
-                        hiddenSize: 3584, numHiddenLayers: 28, numAttentionHeads: 28, numKeyValueHeads: 4,
-                        intermediateSize: 18944, rmsNormEps: 1e-6, vocabSize: 151_674, tieWordEmbeddings: false,
-                        maxPositionEmbeddings: 32768, ropeTheta: 1_000_000),
-                    selectLayer: -1, downsampleRatio: 0.5, tileSize: 448, minTiles: 1, maxTiles: 12,
-                    useThumbnail: true, imageTokenIndex: 151_667)
+                return released(hidden: 3584, layers: 28, heads: 28, kvHeads: 4, mlp: 18944, tied: false)
             case .eagle2_1b:
-                return EagleConfig(
-                    vision: so400m,
-                    text: Qwen2Config(
-                        hiddenSize: 896, numHiddenLayers: 24, numAttentionHeads: 14, numKeyValueHeads: 2,
-                        intermediateSize: 4864, rmsNormEps: 1e-6, vocabSize: 151_674, tieWordEmbeddings: true,
-                        maxPositionEmbeddings: 32768, ropeTheta: 1_000_000),
-                    selectLayer: -1, downsampleRatio: 0.5, tileSize: 448, minTiles: 1, maxTiles: 12,
-                    useThumbnail: true, imageTokenIndex: 151_667)
+                return released(hidden: 896, layers: 24, heads: 14, kvHeads: 2, mlp: 4864, tied: true)
             case .tiny:
                 return EagleConfig(
                     vision: SiglipVisionConfig(
