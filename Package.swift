@@ -26,7 +26,7 @@ let package = Package(
 
         // Chapter 01: tensors, the BLAS binding, safetensors.
         .target(name: "Tensor", dependencies: ["_CBLAS", "_CKernels"]),
-        // The kernels whose vector path (AVX-512, AVX2, plain C) is chosen at run time: BF16 gemv and widening.
+        // The kernels whose vector path (AVX-512, AVX2, plain C) is chosen at run time: BF16 gemv and widening, q8_0.
         .target(name: "_CKernels"),
         // What Eaglet needs beyond FoundationEssentials (JSON tree reader, paths, printf formatting, a lock), so the
         // modules eaglet-gpu links carry no ICU.

@@ -3,9 +3,9 @@
 // naming the figures, never an out-of-memory kill halfway through loading.
 //
 // What it is, in bytes:
-//     weights      Σ elements · 4 over every floating tensor widened to fp32 at load, Σ stored bytes over those
-//                  kept in their stored dtype (`WeightFormat.native`: mapped pages that every token reads)
-//                  + the largest tensor's stored bytes (mapped and read while it is widened)
+//     weights      Σ elements · bytes per value as held (`WeightStore.held`): 4 widened to fp32, 2 for BF16
+//                  read in place (mapped pages that every token reads) or narrowed, 34/32 for q8_0
+//                  + the largest tensor's stored bytes (mapped and read while it is widened or quantized)
 //     KV cache     layers · 2 · Hkv · D · L · 4 for a context of L tokens
 //     activations  the larger of the decoder's L · (6·C + 2·I) · 4 (hidden states, norm, q, attention out,
 //                  the MLP's gate and up products) plus the last row's logits V · 4, and one vision tile's
@@ -56,12 +56,13 @@ public struct MemoryPlan: Sendable, Equatable, CustomStringConvertible {
     static func weightBytes(config c: EagleConfig, checkpoint: TensorSource, weights: WeightFormat) -> Int {
         let store = WeightStore(checkpoint, format: weights)
         let specs = EagleParameters(c, visionPrefix: EagleWeights.visionPrefix(store)).specs
-        let native = Set(specs.filter(store.keepsStoredDType).compactMap(store.storedKey))
+        var form = [String: HeldDType]()
+        for spec in specs { if let key = store.storedKey(spec) { form[key] = store.held(spec) } }
         var held = 0, largestStored = 0
         for name in checkpoint.names {
             guard let info = checkpoint.info(name), info.dtype.isFloatingPoint else { continue }
-            let bytesPerValue = native.contains(name) ? info.dtype.size : 4
-            held = held.addingClamped(info.elementCount.multipliedClamped(by: bytesPerValue))
+            let per32 = (form[name] ?? .float32).bytesPer32Values
+            held = held.addingClamped(info.elementCount.multipliedClamped(by: per32) / 32)
             largestStored = max(largestStored, info.elementCount.multipliedClamped(by: info.dtype.size))
         }
         return held.addingClamped(largestStored)

@@ -36,13 +36,21 @@ public final class EaglePipeline: Sendable {
     ) throws {
         self.directory = directory
         if let l = plannedContext {
-            let advice =
-                weights == .f32
-                ? "Use --weights native (BF16 weights read in place), a smaller --max-context or --max-new-tokens, "
-                    + "or a machine with more memory."
-                : "Use a smaller --max-context or --max-new-tokens, or a machine with more memory."
-            try MemoryPlan.read(directory: directory, contextTokens: l, weights: weights)
-                .check(source: directory, advice: advice)
+            let plan = try MemoryPlan.read(directory: directory, contextTokens: l, weights: weights)
+            if !plan.fits {
+                // Name the smallest weight format that would fit, if one does.
+                let other = [WeightFormat.native, .q8_0].filter { $0 != weights }.lazy.compactMap {
+                    f -> (WeightFormat, MemoryPlan)? in
+                    guard let p = try? MemoryPlan.read(directory: directory, contextTokens: l, weights: f), p.fits
+                    else { return nil }
+                    return (f, p)
+                }.first
+                let advice =
+                    other.map { "Use --weights \($0.0.rawValue) (it would need \(gib($0.1.totalBytes))), or " }
+                    ?? (weights == .q8_0 ? "Use " : "Use --weights q8_0, ")
+                let rest = "a smaller --max-context or --max-new-tokens, or a machine with more memory."
+                try plan.check(source: directory, advice: advice + rest)
+            }
         }
         model = try EagleModel.load(directory: directory, scanForNonFinite: scanWeights, weights: weights)
         let tokPath = Path.join(directory, "tokenizer.json")

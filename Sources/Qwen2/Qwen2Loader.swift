@@ -6,8 +6,9 @@
 // checked, errors naming the tensor); Eagle's checkpoint check compares the same specs with the file. With
 // tie_word_embeddings the head may be stored as either `lm_head.weight` or `model.embed_tokens.weight`; one
 // tensor then serves both.
-// The decoder's seven projections are declared `native`: with `WeightFormat.native` their BF16 weights stay in the
-// mapped checkpoint and the products read them in place (Tensor/BF16Matrix.swift); everything else is widened.
+// The decoder's seven projections, the embedding and the LM head are declared `native`: with `WeightFormat.native`
+// their BF16 weights stay in the mapped checkpoint and the products read them in place (Tensor/BF16Matrix.swift);
+// `.bf16` narrows other dtypes, `.q8_0` quantizes them at load (Tensor/Q8Matrix.swift); everything else is widened.
 // What it is not: a converter.
 import SafeTensors
 import QwenAttention
@@ -62,10 +63,26 @@ public struct Qwen2Parameters: ParameterGroup {
 }
 
 extension Linear.Weight {
-    /// Reads `spec` through `store`: in its stored BF16, read in place, when the store's format and the spec allow
-    /// it (`WeightStore.readBF16`), else widened to fp32.
+    /// Reads `spec` through `store`, held as `store.held(spec)` says: BF16 read in place, a narrowed BF16 copy,
+    /// q8_0 quantized from the stored rows a panel at a time (a BF16 matrix is never widened whole), or fp32.
     public init(_ spec: ParameterSpec, from store: WeightStore) throws {
-        self = try store.readBF16(spec).map { .bf16($0) } ?? .f32(try store.read(spec))
+        switch store.held(spec) {
+        case .bf16InPlace:
+            if let m = try store.readBF16(spec) { self = .bf16(m); return }
+        case .bf16Narrowed:
+            self = .bf16(BF16Matrix(narrowing: try store.read(spec)))
+            return
+        case .q8_0:
+            let threads = BLAS.defaultThreads
+            if let m = try store.readBF16(spec) {
+                self = .q8_0(Q8Matrix(quantizing: m, threads: threads))
+            } else {
+                self = .q8_0(Q8Matrix(quantizing: try store.read(spec), threads: threads))
+            }
+            return
+        case .float32: break
+        }
+        self = .f32(try store.read(spec))
     }
 }
 

@@ -90,6 +90,10 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
         if let b = l.bias { out.replaceSubrange(starts[i]..<(starts[i] + l.outFeatures), with: b.storage) }
     }
     let accumulate = layers.map { $0.bias != nil }
+    // A q8_0 matrix in the group: x is quantized once, for all of them.
+    let xq =
+        layers.contains { if case .q8_0 = $0.stored { true } else { false } }
+        ? x.storage.withUnsafeBufferPointer { Q8Activation($0.baseAddress!, count: cin) } : nil
     withWeightPointers(layers[...], []) { weights in
         x.storage.withUnsafeBufferPointer { X in
             out.withUnsafeMutableBufferPointer { Y in
@@ -105,6 +109,11 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
                                 accumulate: accumulate[i], threads: 1)
                         case .bf16(let w):
                             eaglet_gemv_bf16(w + (a - starts[i]) * cin, b - a, cin, xp, yp + a, accumulate[i] ? 1 : 0)
+                        case .q8_0(let w):
+                            xq!.withPointers { q, d in
+                                eaglet_gemv_q8_0(
+                                    w + (a - starts[i]) * (cin / 32), b - a, cin, q, d, yp + a, accumulate[i] ? 1 : 0)
+                            }
                         }
                     }
                 }
@@ -117,10 +126,11 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
     }
 }
 
-/// Where a weight's rows are: fp32, or BF16 read in place.
+/// Where a weight's rows are: fp32, BF16 read in place, or q8_0 blocks.
 enum WeightRows {
     case f32(UnsafePointer<Float>)
     case bf16(UnsafePointer<UInt16>)
+    case q8_0(UnsafePointer<eaglet_block_q8_0>)
 }
 
 /// Calls `body` with the rows of every layer's weight, each valid for the whole call.
@@ -128,6 +138,7 @@ func withWeightPointers(_ ls: ArraySlice<Linear>, _ got: [WeightRows], _ body: (
     guard let first = ls.first else { return body(got) }
     switch first.stored {
     case .bf16(let m): withWeightPointers(ls.dropFirst(), got + [.bf16(m.bits)], body)
+    case .q8_0(let m): withWeightPointers(ls.dropFirst(), got + [.q8_0(m.blocks)], body)
     case .f32(let t):
         t.storage.withUnsafeBufferPointer { withWeightPointers(ls.dropFirst(), got + [.f32($0.baseAddress!)], body) }
     }
@@ -140,6 +151,18 @@ public func gemvRowsBF16(
     let cols = w.cols
     forEachRowRange(rows: w.rows, threads: threads) { lo, hi in
         eaglet_gemv_bf16(w.bits + lo * cols, hi - lo, cols, x, y + lo, accumulate ? 1 : 0)
+    }
+}
+
+/// gemvRows for a q8_0 matrix: x quantized once (`Q8Activation`), rows split over `threads`.
+public func gemvRowsQ8(
+    _ w: Q8Matrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int
+) {
+    let cols = w.cols, xq = Q8Activation(x, count: cols)
+    xq.withPointers { q, d in
+        forEachRowRange(rows: w.rows, threads: threads) { lo, hi in
+            eaglet_gemv_q8_0(w.blocks + lo * (cols / 32), hi - lo, cols, q, d, y + lo, accumulate ? 1 : 0)
+        }
     }
 }
 
@@ -159,19 +182,32 @@ public struct Linear: Sendable {
     public enum Weight: Sendable {
         case f32(Tensor)
         case bf16(BF16Matrix)
+        /// Quantized at load (`WeightFormat.q8_0`).
+        case q8_0(Q8Matrix)
 
         public var shape: [Int] {
             switch self {
             case .f32(let t): return t.shape
             case .bf16(let m): return m.shape
+            case .q8_0(let m): return m.shape
             }
         }
 
-        /// As an fp32 tensor (a widened copy when it is stored as BF16).
+        /// As an fp32 tensor (a widened copy when it is stored as BF16 or q8_0).
         public var widened: Tensor {
             switch self {
             case .f32(let t): return t
             case .bf16(let m): return m.widened()
+            case .q8_0(let m): return m.widened()
+            }
+        }
+
+        /// Bytes the weight occupies as held (4, 2 or 34/32 per value).
+        public var byteCount: Int {
+            switch self {
+            case .f32(let t): return t.count * 4
+            case .bf16(let m): return m.rows * m.cols * 2
+            case .q8_0(let m): return m.byteCount
             }
         }
 
@@ -179,6 +215,7 @@ public struct Linear: Sendable {
         public func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
             switch self {
             case .bf16(let m): m.widenRows(r..<(r + 1), into: out)
+            case .q8_0(let m): m.widenRows(r..<(r + 1), into: out)
             case .f32(let t):
                 let c = t.shape[1]
                 t.storage.withUnsafeBufferPointer { out.initialize(from: $0.baseAddress! + r * c, count: c) }
@@ -195,23 +232,16 @@ public struct Linear: Sendable {
 
     public init(weight: Tensor, bias: Tensor? = nil) {
         precondition(weight.rank == 2, "Linear: weight must be (C_out, C_in), got \(weight.shape)")
-        precondition(bias == nil || bias!.count == weight.shape[0], "Linear: bias does not match \(weight.shape)")
-        stored = .f32(weight)
-        self.bias = bias
+        self.init(stored: .f32(weight), bias: bias)
     }
 
     public init(stored: Weight, bias: Tensor? = nil) {
-        switch stored {
-        case .f32(let t): self.init(weight: t, bias: bias)
-        case .bf16(let m): self.init(bf16: m, bias: bias)
-        }
-    }
-
-    public init(bf16 weight: BF16Matrix, bias: Tensor? = nil) {
-        precondition(bias == nil || bias!.count == weight.rows, "Linear: bias does not match \(weight.shape)")
-        stored = .bf16(weight)
+        precondition(bias == nil || bias!.count == stored.shape[0], "Linear: bias does not match \(stored.shape)")
+        self.stored = stored
         self.bias = bias
     }
+
+    public init(bf16 weight: BF16Matrix, bias: Tensor? = nil) { self.init(stored: .bf16(weight), bias: bias) }
 
     /// x (…, C_in) → x·Wᵀ + b (…, C_out).
     public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
@@ -267,7 +297,24 @@ public struct Linear: Sendable {
         switch stored {
         case .bf16(let m):
             x.storage.withUnsafeBufferPointer { X in
-                productBF16(m, X.baseAddress!, rows: rows, into: Y.baseAddress!, beta: beta, compute: compute)
+                if rows == 1 {
+                    gemvRowsBF16(
+                        m, x: X.baseAddress!, y: Y.baseAddress!, accumulate: beta == 1, threads: compute.threads)
+                } else {
+                    productPanels(X.baseAddress!, rows: rows, into: Y.baseAddress!, beta: beta, compute: compute) {
+                        m.widenRows($0, into: $1)
+                    }
+                }
+            }
+        case .q8_0(let m):
+            x.storage.withUnsafeBufferPointer { X in
+                if rows == 1 {
+                    gemvRowsQ8(m, x: X.baseAddress!, y: Y.baseAddress!, accumulate: beta == 1, threads: compute.threads)
+                } else {
+                    productPanels(X.baseAddress!, rows: rows, into: Y.baseAddress!, beta: beta, compute: compute) {
+                        m.widenRows($0, into: $1)
+                    }
+                }
             }
         case .f32(let weight):
             x.storage.withUnsafeBufferPointer { X in
@@ -295,17 +342,13 @@ public struct Linear: Sendable {
     /// Rows of output columns widened at a time ahead of sgemm: 256 × C_in floats (3.5 MiB at C_in = 3584).
     static let panelRows = 256
 
-    /// y (rows, C_out) = β·y + x·Wᵀ for a BF16 W: one token through `gemvRowsBF16`; more through sgemm on
-    /// panels of W's rows widened into one reused fp32 buffer, so prefill keeps sgemm's speed.
-    private func productBF16(
-        _ m: BF16Matrix, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, beta: Float,
-        compute: Compute
+    /// y (rows, C_out) = β·y + x·Wᵀ for a W held in another dtype (BF16, q8_0): sgemm on panels of W's rows
+    /// widened by `widen(rows, buffer)` into one reused fp32 buffer, so prefill keeps sgemm's speed.
+    private func productPanels(
+        _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, beta: Float, compute: Compute,
+        widen: (Range<Int>, UnsafeMutablePointer<Float>) -> Void
     ) {
-        let cin = m.cols, cout = m.rows
-        if rows == 1 {
-            gemvRowsBF16(m, x: x, y: y, accumulate: beta == 1, threads: compute.threads)
-            return
-        }
+        let cin = inFeatures, cout = outFeatures
         BLAS.use(threads: compute.threads)
         let panel = min(Linear.panelRows, cout)
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: panel * cin)
@@ -313,7 +356,7 @@ public struct Linear: Sendable {
         var j0 = 0
         while j0 < cout {
             let n = min(panel, cout - j0)
-            m.widenRows(j0..<(j0 + n), into: buffer)
+            widen(j0..<(j0 + n), buffer)
             BLAS.sgemm(
                 transB: true, m: rows, n: n, k: cin, a: x, lda: cin, b: buffer, ldb: cin, beta: beta, c: y + j0,
                 ldc: cout)

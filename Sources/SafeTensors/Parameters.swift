@@ -31,10 +31,34 @@ public enum DTypePolicy: String, Sendable, Hashable {
     case native
 }
 
-/// What the user asked the weights to be: `native` keeps BF16 matrices in their stored dtype where the module
-/// reads them so (`DTypePolicy.native`), `f32` widens everything at load (the old behaviour).
+/// What the user asked the matrices a module declares `native` to be held as (everything else — norms, biases,
+/// the vision tower — is widened to fp32 in every format):
+///   * `native`: BF16 matrices stay in the mapped checkpoint and are read in place; other dtypes are widened.
+///   * `f32`: everything widened at load.
+///   * `bf16`: as `native`, and fp32 (or F16) matrices are narrowed to BF16 copies (round to nearest even).
+///   * `q8_0`: quantized at load to llama.cpp's q8_0 blocks (Tensor/Q8Matrix.swift) when their width is a multiple
+///     of 32 (otherwise as `native`); the checkpoint's pages are read once and can then be dropped.
 public enum WeightFormat: String, Sendable, CaseIterable {
-    case native, f32
+    case native, f32, bf16, q8_0
+}
+
+/// How one matrix will be held, which the loaders and the memory plan both derive from the store.
+public enum HeldDType: Sendable, Equatable {
+    case float32
+    /// BF16, read in place from the mapping.
+    case bf16InPlace
+    /// A BF16 copy narrowed from another dtype.
+    case bf16Narrowed
+    case q8_0
+
+    /// Bytes held per value (q8_0: 34 bytes per 32), as a fraction numerator over 32.
+    public var bytesPer32Values: Int {
+        switch self {
+        case .float32: return 128
+        case .bf16InPlace, .bf16Narrowed: return 64
+        case .q8_0: return 34
+        }
+    }
 }
 
 /// One parameter: full checkpoint key, shape, dtype policy.
@@ -162,17 +186,28 @@ public final class WeightStore: @unchecked Sendable {
         self.init(try Checkpoint(path: path), format: format)
     }
 
-    /// Whether `spec` would be kept in its stored dtype: a `native` spec, the `native` format, a BF16 matrix.
-    public func keepsStoredDType(_ spec: ParameterSpec) -> Bool {
-        guard format == .native, spec.dtype == .native, let key = storedKey(spec), let info = source.info(key) else {
-            return false
+    /// How `spec` will be held under the store's format (see `WeightFormat`); fp32 for anything not declared
+    /// `native`, not a matrix, or absent.
+    public func held(_ spec: ParameterSpec) -> HeldDType {
+        guard spec.dtype == .native, let key = storedKey(spec), let info = source.info(key), info.shape.count == 2,
+            info.dtype.isFloatingPoint
+        else { return .float32 }
+        let inPlace: HeldDType = info.dtype == .bf16 ? .bf16InPlace : .float32
+        switch format {
+        case .f32: return .float32
+        case .native: return inPlace
+        case .bf16: return info.dtype == .bf16 ? .bf16InPlace : .bf16Narrowed
+        case .q8_0: return info.shape[1] > 0 && info.shape[1] % 32 == 0 ? .q8_0 : inPlace
         }
-        return info.dtype == .bf16 && info.shape.count == 2
     }
 
-    /// Reads `spec` as a BF16 matrix in place when `keepsStoredDType(spec)`, shape checked; nil otherwise.
+    /// Whether `spec` is kept in its stored dtype, BF16 read in place.
+    public func keepsStoredDType(_ spec: ParameterSpec) -> Bool { held(spec) == .bf16InPlace }
+
+    /// Reads `spec` as a BF16 matrix in place when it is stored as one, shape checked; nil otherwise (whatever the
+    /// format: the q8_0 quantizer reads BF16 matrices this way too).
     public func readBF16(_ spec: ParameterSpec) throws -> BF16Matrix? {
-        guard keepsStoredDType(spec), let m = source.bf16Matrix(try located(spec)) else { return nil }
+        guard let m = source.bf16Matrix(try located(spec)) else { return nil }
         handOut(spec)
         return m
     }

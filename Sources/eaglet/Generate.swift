@@ -24,7 +24,10 @@ struct PromptOptions: ParsableArguments {
     var pixelValues: String?
     @Flag(help: "Skip the scan that rejects NaN or infinite weights at load.")
     var skipWeightScan = false
-    @Option(help: "native: BF16 decoder weights read in place from the mapped checkpoint; f32: widen every weight.")
+    @Option(
+        help:
+            "native: BF16 decoder weights read in place from the mapped checkpoint; f32: widen every weight; bf16: also narrow fp32 ones; q8_0: quantize the decoder's matrices at load (8.5 bits a weight)."
+    )
     var weights: WeightFormat = .native
     @Option(help: "Refuse images and video frames with more pixels than this (default: PIL's 89478485).")
     var maxImagePixels: Int = RGBImage.defaultMaxPixels
@@ -194,7 +197,8 @@ struct Inspect: ParsableCommand {
         abstract: "Summarise a checkpoint: config, parameters per part, dtypes.")
 
     @Option(help: "Checkpoint folder.") var model: String
-    @Option(help: "The weight format the memory plan assumes (native or f32).") var weights: WeightFormat = .native
+    @Option(help: "The weight format the memory plan assumes (native, f32, bf16 or q8_0).") var weights: WeightFormat =
+        .native
 
     func run() throws {
         try reportingInputErrors {

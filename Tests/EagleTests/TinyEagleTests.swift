@@ -32,16 +32,23 @@ let tinyEagle = "\(repositoryRoot)/Fixtures/tiny-eagle"
         let questions = try #require(root["questions"] as? [[String: Any]])
         let maxNew = root["max_new_tokens"] as? Int ?? 16
         let p = try EaglePipeline(directory: tinyEagle)
+        // The decoder quantized to q8_0 at load (chapter 15) answers the same questions.
+        let p8 = try EaglePipeline(directory: tinyEagle, weights: .q8_0)
         let tok = try #require(p.tokenizer)
-        var correct = 0, agree = 0, disagreements = [String]()
+        var correct = 0, correct8 = 0, agree = 0, disagreements = [String]()
         for q in questions {
             let image = try RGBImage.load("\(dir)/\(q["image"] as? String ?? "")")
             let prep = try p.prepare(images: [image], question: q["question"] as? String ?? "")
             let r = try p.generate(ids: prep.ids, pixelValues: prep.pixelValues, maxNewTokens: maxNew)
+            let r8 = try p8.generate(ids: prep.ids, pixelValues: prep.pixelValues, maxNewTokens: maxNew)
+            func answers(_ tokens: [Int]) throws -> Bool {
+                let text = try tok.decode(tokens, skipSpecialTokens: true)
+                let words = text.lowercased().replacingOccurrences(of: ".", with: " ").split(separator: " ")
+                return words.map(String.init).contains(q["key"] as? String ?? "")
+            }
+            if try answers(r.tokens) { correct += 1 }
+            if try answers(r8.tokens) { correct8 += 1 }
             let text = try tok.decode(r.tokens, skipSpecialTokens: true)
-            let words = text.lowercased().replacingOccurrences(of: ".", with: " ").split(separator: " ").map(
-                String.init)
-            if words.contains(q["key"] as? String ?? "") { correct += 1 }
             if r.tokens == (q["reference_tokens"] as? [Int] ?? []) {
                 agree += 1
             } else if disagreements.count < 5 {
@@ -49,12 +56,13 @@ let tinyEagle = "\(repositoryRoot)/Fixtures/tiny-eagle"
             }
         }
         let n = Double(questions.count)
-        let accuracy = Double(correct) / n, agreement = Double(agree) / n
+        let accuracy = Double(correct) / n, agreement = Double(agree) / n, accuracy8 = Double(correct8) / n
         print(
-            "tiny-eagle held-out: accuracy \(accuracy) (\(correct)/\(questions.count)), agreement with PyTorch \(agreement); reference accuracy \(root["reference_accuracy"] ?? "?")"
+            "tiny-eagle held-out: accuracy \(accuracy) (\(correct)/\(questions.count)), agreement with PyTorch \(agreement); reference accuracy \(root["reference_accuracy"] ?? "?"); q8_0 accuracy \(accuracy8) (\(correct8)/\(questions.count))"
         )
         #expect(questions.count >= 500)
         #expect(accuracy >= 0.9, "held-out accuracy \(accuracy)")
+        #expect(abs(accuracy8 - accuracy) <= 0.02, "q8_0 accuracy \(accuracy8) against BF16's \(accuracy)")
         #expect(agreement >= 0.99, "agreement with the PyTorch reference \(agreement): \(disagreements)")
     }
 }
