@@ -111,8 +111,7 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
                             eaglet_gemv_bf16(w + (a - starts[i]) * cin, b - a, cin, xp, yp + a, accumulate[i] ? 1 : 0)
                         case .q8_0(let w):
                             xq!.withPointers { q, d in
-                                eaglet_gemv_q8_0(
-                                    w + (a - starts[i]) * (cin / 32), b - a, cin, q, d, yp + a, accumulate[i] ? 1 : 0)
+                                eaglet_gemv_q8_0(w, cin, a - starts[i], b - a, q, d, yp + a, accumulate[i] ? 1 : 0)
                             }
                         }
                     }
@@ -130,7 +129,7 @@ public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor]
 enum WeightRows {
     case f32(UnsafePointer<Float>)
     case bf16(UnsafePointer<UInt16>)
-    case q8_0(UnsafePointer<eaglet_block_q8_0>)
+    case q8_0(UnsafePointer<UInt8>)
 }
 
 /// Calls `body` with the rows of every layer's weight, each valid for the whole call.
@@ -138,7 +137,7 @@ func withWeightPointers(_ ls: ArraySlice<Linear>, _ got: [WeightRows], _ body: (
     guard let first = ls.first else { return body(got) }
     switch first.stored {
     case .bf16(let m): withWeightPointers(ls.dropFirst(), got + [.bf16(m.bits)], body)
-    case .q8_0(let m): withWeightPointers(ls.dropFirst(), got + [.q8_0(m.blocks)], body)
+    case .q8_0(let m): withWeightPointers(ls.dropFirst(), got + [.q8_0(m.bytes)], body)
     case .f32(let t):
         t.storage.withUnsafeBufferPointer { withWeightPointers(ls.dropFirst(), got + [.f32($0.baseAddress!)], body) }
     }
@@ -161,7 +160,7 @@ public func gemvRowsQ8(
     let cols = w.cols, xq = Q8Activation(x, count: cols)
     xq.withPointers { q, d in
         forEachRowRange(rows: w.rows, threads: threads) { lo, hi in
-            eaglet_gemv_q8_0(w.blocks + lo * (cols / 32), hi - lo, cols, q, d, y + lo, accumulate ? 1 : 0)
+            eaglet_gemv_q8_0(w.bytes, cols, lo, hi - lo, q, d, y + lo, accumulate ? 1 : 0)
         }
     }
 }

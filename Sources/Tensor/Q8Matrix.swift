@@ -1,6 +1,7 @@
 // A weight matrix quantized to q8_0 at load: each row cut into blocks of 32, each block 32 int8 values q_i and one
-// fp16 scale d with w_i ≈ d·q_i, d = max|w|/127 — llama.cpp's layout and rule (34 bytes per 32 weights, 8.5 bits a
-// weight, against BF16's 16). Decode's gemv quantizes the activation the same way (fp32 scale) and sums each
+// fp16 scale d with w_i ≈ d·q_i, d = max|w|/127 — llama.cpp's blocks and rule (34 bytes per 32 weights, 8.5 bits a
+// weight, against BF16's 16), repacked in groups of 8 blocks (8 scales, then 8 × 32 values) so the kernel loads a
+// group's scales with one instruction, as llama.cpp's own x86 repacking does; `block(r, b)` gathers one back. Decode's gemv quantizes the activation the same way (fp32 scale) and sums each
 // block's 32 products exactly in int32 (`eaglet_gemv_q8_0`: AVX-512 VNNI, AVX2 or plain C chosen at run time);
 // prefill widens row panels into a reused fp32 buffer ahead of sgemm, as for BF16.
 // The error is that of rounding to 255 levels per block: |w − d·q| ≤ d/2 = max|w|/254 (docs/spec.md §7.3).
@@ -8,12 +9,13 @@
 import Dispatch
 import _CKernels
 
-/// (rows, cols) weights as q8_0 blocks, row-major: row r is blocks r·cols/32 ..< (r + 1)·cols/32. cols % 32 == 0.
-// @unchecked: the blocks are written once, in init, then only read; `storage` keeps them alive.
+/// (rows, cols) weights as q8_0 blocks, row-major: row r is bytes r·cols/32·34 ..< (r + 1)·cols/32·34, its blocks
+/// in groups of 8 (ckernels.h). cols % 32 == 0.
+// @unchecked: the bytes are written once, in init, then only read; `storage` keeps them alive.
 public struct Q8Matrix: @unchecked Sendable {
     public let rows: Int, cols: Int
-    public let blocks: UnsafePointer<eaglet_block_q8_0>
-    let storage: BlockBox
+    public let bytes: UnsafePointer<UInt8>
+    let storage: ByteBox
 
     /// Bytes per block: a 2-byte fp16 scale and 32 int8 values.
     public static let blockBytes = 34
@@ -31,10 +33,10 @@ public struct Q8Matrix: @unchecked Sendable {
     ) {
         precondition(rows >= 0 && Q8Matrix.fits(cols: cols), "Q8Matrix: cols must be a positive multiple of 32")
         self.rows = rows; self.cols = cols
-        let nb = cols / Q8Matrix.blockSize
-        storage = BlockBox(count: rows * nb)
-        blocks = UnsafePointer(storage.pointer)
-        nonisolated(unsafe) let out = storage.pointer // each part writes only its own rows' blocks
+        let rowBytes = cols / Q8Matrix.blockSize * Q8Matrix.blockBytes
+        storage = ByteBox(count: rows * rowBytes)
+        bytes = UnsafePointer(storage.pointer)
+        nonisolated(unsafe) let out = storage.pointer // each part writes only its own rows' bytes
         let panel = 64
         let parts = max(1, min(threads, (rows + panel - 1) / panel))
         DispatchQueue.concurrentPerform(iterations: parts) { p in
@@ -45,7 +47,7 @@ public struct Q8Matrix: @unchecked Sendable {
             while r < hi {
                 let n = min(panel, hi - r)
                 widen(r..<(r + n), buffer)
-                eaglet_quantize_q8_0(buffer, n * cols, out + r * nb)
+                eaglet_quantize_q8_0(buffer, n, cols, out + r * rowBytes)
                 r += n
             }
         }
@@ -74,18 +76,25 @@ public struct Q8Matrix: @unchecked Sendable {
 
     /// The fp32 tensor d·q (the quantized weights, not the original ones).
     public func widened() -> Tensor {
-        Tensor(shape: [rows, cols], overwrittenBy: { eaglet_q8_0_to_f32(blocks, $0.baseAddress!, rows * cols) })
+        Tensor(shape: [rows, cols], overwrittenBy: { eaglet_q8_0_to_f32(bytes, cols, 0, rows, $0.baseAddress!) })
     }
 
     /// Rows r0 ..< r1 dequantized into `into` (row-major, (r1 − r0)·cols floats).
     public func widenRows(_ r: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        eaglet_q8_0_to_f32(blocks + r.lowerBound * (cols / Q8Matrix.blockSize), out, r.count * cols)
+        eaglet_q8_0_to_f32(bytes, cols, r.lowerBound, r.count, out)
+    }
+
+    /// Block `b` of row `r` as llama.cpp stores it: the fp16 scale (little-endian), then the 32 int8 values.
+    public func block(_ r: Int, _ b: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Q8Matrix.blockBytes)
+        out.withUnsafeMutableBufferPointer { eaglet_q8_0_block(bytes, cols, r, b, $0.baseAddress!) }
+        return out
     }
 }
 
-/// An owned, stable array of q8_0 blocks.
-final class BlockBox: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<eaglet_block_q8_0>
+/// An owned, stable byte buffer.
+final class ByteBox: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<UInt8>
     init(count: Int) { pointer = .allocate(capacity: max(count, 1)) }
     deinit { pointer.deallocate() }
 }
@@ -98,7 +107,10 @@ public struct Q8Activation {
     /// x (C values, C % 32 == 0) quantized with q8_0's rule, the scale kept in fp32.
     public init(_ x: UnsafePointer<Float>, count: Int) {
         precondition(Q8Matrix.fits(cols: count), "Q8Activation: width \(count) is not a positive multiple of 32")
-        var q = [Int8](repeating: 0, count: count), d = [Float](repeating: 0, count: count / Q8Matrix.blockSize)
+        // Padded as the kernels read: q by one block, d to a multiple of 8 scales (zeros).
+        let nb = count / Q8Matrix.blockSize
+        var q = [Int8](repeating: 0, count: count + Q8Matrix.blockSize)
+        var d = [Float](repeating: 0, count: (nb + 7) / 8 * 8)
         q.withUnsafeMutableBufferPointer { Q in
             d.withUnsafeMutableBufferPointer { D in eaglet_quantize_row_q8(x, count, Q.baseAddress!, D.baseAddress!) }
         }
@@ -106,17 +118,18 @@ public struct Q8Activation {
     }
 }
 
-/// The reference twin of `eaglet_gemv_q8_0`: y[r] = Σ_b (d_w·d_x) · Σ_i q_w·q_x, block sums in Int, in order.
+/// The reference twin of `eaglet_gemv_q8_0`: y[r] = Σ_b (d_w·d_x) · Σ_i q_w·q_x, block sums in Int, in order, each
+/// block read back in llama.cpp's form.
 public func gemvQ8Reference(_ w: Q8Matrix, _ x: Q8Activation) -> [Float] {
     let nb = w.cols / Q8Matrix.blockSize
     return (0..<w.rows).map { r in
         var s: Float = 0
         for b in 0..<nb {
+            let block = w.block(r, b)
             var t = 0
-            withUnsafeBytes(of: w.blocks[r * nb + b].qs) { qs in
-                for i in 0..<32 { t += Int(Int8(bitPattern: qs[i])) * Int(x.q[32 * b + i]) }
-            }
-            s += Float(t) * (eaglet_f16_to_f32(w.blocks[r * nb + b].d) * x.d[b])
+            for i in 0..<32 { t += Int(Int8(bitPattern: block[2 + i])) * Int(x.q[32 * b + i]) }
+            let d = eaglet_f16_to_f32(UInt16(block[0]) | UInt16(block[1]) << 8)
+            s += Float(t) * (d * x.d[b])
         }
         return s
     }

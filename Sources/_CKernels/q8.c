@@ -1,5 +1,6 @@
-// q8_0: blocks of 32 int8 values with one fp16 scale each (llama.cpp's layout and quantization rule), the
-// widening ahead of sgemm, and the decode dot product. The weight row and the activation are both quantized, so
+// q8_0: blocks of 32 int8 values with one fp16 scale each (llama.cpp's quantization rule; its blocks repacked in
+// groups of 8 so that 8 scales load at once, see ckernels.h), the widening ahead of sgemm, and the decode dot
+// product. The weight row and the activation are both quantized, so
 // each block's 32 products sum exactly in int32 (AVX2: vpmaddubsw + vpmaddwd on |w| and x·sign(w); AVX-512 VNNI:
 // vpdpbusd on two blocks at once); the block sums are scaled by d_w·d_x and added in fp32. The path is the one
 // `eaglet_kernel_path` chose (ckernels.c), so EAGLET_KERNEL_PATH=plain|avx2 compares them on one machine.
@@ -10,7 +11,15 @@
 #include <immintrin.h>
 #endif
 
-_Static_assert(sizeof(eaglet_block_q8_0) == 34, "a q8_0 block is 34 bytes");
+// Row r of a (rows, cols) matrix starts at r·nb·34 bytes (nb = cols/32); its group j (blocks 8j ..< 8j + g) at
+// j·272 within the row: g fp16 scales, then g × 32 int8 values.
+enum { BLOCK_BYTES = 34, GROUP_BYTES = 8 * 34 };
+static inline const uint8_t *row_at(const uint8_t *w, long cols, long r) { return w + r * (cols / 32) * BLOCK_BYTES; }
+static inline int group_len(long nb, long j) { long g = nb - 8 * j; return g < 8 ? (int)g : 8; }
+static inline uint16_t scale_of(const uint8_t *group, int k) { uint16_t d; memcpy(&d, group + 2 * k, 2); return d; }
+static inline const int8_t *quants_of(const uint8_t *group, int g, int k) {
+    return (const int8_t *)(group + 2 * g + 32 * k);
+}
 
 float eaglet_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
@@ -55,25 +64,23 @@ static float quantize_block_plain(const float *x, int8_t *q) {
     return d;
 }
 
-static void gemv_q8_plain(const eaglet_block_q8_0 *w, long rows, long cols, const int8_t *xq, const float *xd,
-                          float *y, int accumulate) {
+static void gemv_q8_plain(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
+                          int accumulate) {
     long nb = cols / 32;
-    for (long r = 0; r < rows; r++) {
-        const eaglet_block_q8_0 *wr = w + r * nb;
+    for (long r = 0; r < n; r++) {
+        const uint8_t *row = row_at(w, cols, r0 + r);
         float s = 0;
-        for (long b = 0; b < nb; b++) {
-            int32_t t = 0;
-            for (int i = 0; i < 32; i++) t += (int32_t)wr[b].qs[i] * (int32_t)xq[32 * b + i];
-            s += (float)t * (eaglet_f16_to_f32(wr[b].d) * xd[b]);
+        for (long j = 0; j * 8 < nb; j++) {
+            const uint8_t *grp = row + j * GROUP_BYTES;
+            int g = group_len(nb, j);
+            for (int k = 0; k < g; k++) {
+                const int8_t *q = quants_of(grp, g, k), *x = xq + 32 * (8 * j + k);
+                int32_t t = 0;
+                for (int i = 0; i < 32; i++) t += (int32_t)q[i] * (int32_t)x[i];
+                s += (float)t * (eaglet_f16_to_f32(scale_of(grp, k)) * xd[8 * j + k]);
+            }
         }
         y[r] = accumulate ? y[r] + s : s;
-    }
-}
-
-static void dequantize_plain(const eaglet_block_q8_0 *src, float *dst, long n) {
-    for (long b = 0; b < n / 32; b++) {
-        float d = eaglet_f16_to_f32(src[b].d);
-        for (int i = 0; i < 32; i++) dst[32 * b + i] = d * (float)src[b].qs[i];
     }
 }
 
@@ -119,22 +126,29 @@ static inline __m256i dot_block_avx2(const int8_t *w, const int8_t *x) {
 }
 
 __attribute__((target("avx2,fma,f16c")))
-static void gemv_q8_avx2(const eaglet_block_q8_0 *w, long rows, long cols, const int8_t *xq, const float *xd,
-                         float *y, int accumulate) {
+static void gemv_q8_avx2(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
+                         int accumulate) {
     long nb = cols / 32;
-    for (long r = 0; r < rows; r++) {
-        const eaglet_block_q8_0 *wr = w + r * nb;
+    for (long r = 0; r < n; r++) {
+        const uint8_t *row = row_at(w, cols, r0 + r);
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        long b = 0;
-        for (; b + 2 <= nb; b += 2) {
-            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(wr[b].qs, xq + 32 * b)),
-                                 _mm256_set1_ps(_cvtsh_ss(wr[b].d) * xd[b]), a0);
-            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(wr[b + 1].qs, xq + 32 * b + 32)),
-                                 _mm256_set1_ps(_cvtsh_ss(wr[b + 1].d) * xd[b + 1]), a1);
+        for (long j = 0; j * 8 < nb; j++) {
+            const uint8_t *grp = row + j * GROUP_BYTES;
+            int g = group_len(nb, j);
+            const int8_t *x = xq + 256 * j;
+            // The group's scales times the activation's: 8 lanes (those past g unused).
+            __m256 sv = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp)), _mm256_loadu_ps(xd + 8 * j));
+            int k = 0;
+            for (; k + 2 <= g; k += 2) {
+                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(quants_of(grp, g, k), x + 32 * k)),
+                                     _mm256_permutevar8x32_ps(sv, _mm256_set1_epi32(k)), a0);
+                a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(quants_of(grp, g, k + 1), x + 32 * k + 32)),
+                                     _mm256_permutevar8x32_ps(sv, _mm256_set1_epi32(k + 1)), a1);
+            }
+            if (k < g)
+                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(quants_of(grp, g, k), x + 32 * k)),
+                                     _mm256_permutevar8x32_ps(sv, _mm256_set1_epi32(k)), a0);
         }
-        if (b < nb)
-            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(wr[b].qs, xq + 32 * b)),
-                                 _mm256_set1_ps(_cvtsh_ss(wr[b].d) * xd[b]), a0);
         __m256 a = _mm256_add_ps(a0, a1);
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
         h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -145,50 +159,56 @@ static void gemv_q8_avx2(const eaglet_block_q8_0 *w, long rows, long cols, const
 }
 
 __attribute__((target("avx2,fma,f16c")))
-static void dequantize_avx2(const eaglet_block_q8_0 *src, float *dst, long n) {
-    for (long b = 0; b < n / 32; b++) {
-        __m256 d = _mm256_set1_ps(_cvtsh_ss(src[b].d));
-        __m256i q = _mm256_loadu_si256((const __m256i *)src[b].qs);
-        __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-        float *o = dst + 32 * b;
-        _mm256_storeu_ps(o, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
-        _mm256_storeu_ps(o + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
-        _mm256_storeu_ps(o + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
-        _mm256_storeu_ps(o + 24, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
-    }
+static void dequantize_block_avx2(uint16_t d16, const int8_t *q, float *o) {
+    __m256 d = _mm256_set1_ps(_cvtsh_ss(d16));
+    __m256i v = _mm256_loadu_si256((const __m256i *)q);
+    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    _mm256_storeu_ps(o, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+    _mm256_storeu_ps(o + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+    _mm256_storeu_ps(o + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+    _mm256_storeu_ps(o + 24, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
 }
 
 // ---- AVX-512 VNNI: two blocks per vpdpbusd ----
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-static void gemv_q8_vnni(const eaglet_block_q8_0 *w, long rows, long cols, const int8_t *xq, const float *xd,
-                         float *y, int accumulate) {
+static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
+                         int accumulate) {
     long nb = cols / 32;
     const __m512i zero = _mm512_setzero_si512();
-    for (long r = 0; r < rows; r++) {
-        const eaglet_block_q8_0 *wr = w + r * nb;
-        __m512 acc = _mm512_setzero_ps();
-        long b = 0;
-        for (; b + 2 <= nb; b += 2) {
-            __m512i wv = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)wr[b].qs)),
-                _mm256_loadu_si256((const __m256i *)wr[b + 1].qs), 1);
-            __m512i xv = _mm512_loadu_si512((const void *)(xq + 32 * b));
-            __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv); // x·sign(w)
-            __m512i s = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx);
-            __m256 s0 = _mm256_set1_ps(_cvtsh_ss(wr[b].d) * xd[b]), s1 = _mm256_set1_ps(_cvtsh_ss(wr[b + 1].d) * xd[b + 1]);
-            __m512 scale = _mm512_castpd_ps(
-                _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(s0)), _mm256_castps_pd(s1), 1));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
+    // Lanes 0–7 take scale 2p, lanes 8–15 scale 2p + 1.
+    const __m512i pair[4] = {
+        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+        _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+        _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
+        _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
+    for (long r = 0; r < n; r++) {
+        const uint8_t *row = row_at(w, cols, r0 + r);
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (long j = 0; j * 8 < nb; j++) {
+            const uint8_t *grp = row + j * GROUP_BYTES;
+            int g = group_len(nb, j);
+            const int8_t *x = xq + 256 * j, *q = quants_of(grp, g, 0);
+            __m512 sv = _mm512_castps256_ps512(
+                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp)), _mm256_loadu_ps(xd + 8 * j)));
+            int k = 0;
+            for (; k + 2 <= g; k += 2) { // two blocks a step: 64 weights against 64 activations
+                __m512i wv = _mm512_loadu_si512((const void *)(q + 32 * k));
+                __m512i xv = _mm512_loadu_si512((const void *)(x + 32 * k));
+                __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv); // x·sign(w)
+                __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx));
+                if (k & 2) a1 = _mm512_fmadd_ps(p, _mm512_permutexvar_ps(pair[k / 2], sv), a1);
+                else a0 = _mm512_fmadd_ps(p, _mm512_permutexvar_ps(pair[k / 2], sv), a0);
+            }
+            if (k < g) { // an odd last block: the upper 32 lanes are zero, and take the same scale
+                __m512i wv = _mm512_maskz_loadu_epi8(0xffffffffull, q + 32 * k);
+                __m512i xv = _mm512_maskz_loadu_epi8(0xffffffffull, x + 32 * k);
+                __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv);
+                __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx));
+                a0 = _mm512_fmadd_ps(p, _mm512_permutexvar_ps(_mm512_set1_epi32(k), sv), a0);
+            }
         }
-        float s = _mm512_reduce_add_ps(acc);
-        if (b < nb) {
-            __m256i t = dot_block_avx2(wr[b].qs, xq + 32 * b);
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-            s += (float)_mm_cvtsi128_si32(h) * (_cvtsh_ss(wr[b].d) * xd[b]);
-        }
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
         y[r] = accumulate ? y[r] + s : s;
     }
 }
@@ -208,17 +228,35 @@ int eaglet_has_vnni(void) {
     return vnni;
 }
 
-void eaglet_quantize_q8_0(const float *x, long n, eaglet_block_q8_0 *out) {
+void eaglet_quantize_q8_0(const float *x, long rows, long cols, uint8_t *out) {
     int p = eaglet_kernel_path();
-    for (long b = 0; b < n / 32; b++) {
-        float d;
+    long nb = cols / 32;
+    for (long r = 0; r < rows; r++) {
+        uint8_t *row = out + r * nb * BLOCK_BYTES;
+        for (long b = 0; b < nb; b++) {
+            long j = b / 8;
+            int g = group_len(nb, j), k = (int)(b % 8);
+            uint8_t *grp = row + j * GROUP_BYTES;
+            int8_t *q = (int8_t *)(grp + 2 * g + 32 * k);
+            const float *xb = x + r * cols + 32 * b;
+            float d;
 #if defined(__x86_64__)
-        if (p >= 1) d = quantize_block_avx2(x + 32 * b, out[b].qs);
-        else
+            if (p >= 1) d = quantize_block_avx2(xb, q);
+            else
 #endif
-            d = quantize_block_plain(x + 32 * b, out[b].qs);
-        out[b].d = eaglet_f32_to_f16(d);
+                d = quantize_block_plain(xb, q);
+            uint16_t h = eaglet_f32_to_f16(d);
+            memcpy(grp + 2 * k, &h, 2);
+        }
     }
+}
+
+void eaglet_q8_0_block(const uint8_t *w, long cols, long r, long b, uint8_t out[34]) {
+    long nb = cols / 32, j = b / 8;
+    int g = group_len(nb, j), k = (int)(b % 8);
+    const uint8_t *grp = row_at(w, cols, r) + j * GROUP_BYTES;
+    memcpy(out, grp + 2 * k, 2);
+    memcpy(out + 2, grp + 2 * g + 32 * k, 32);
 }
 
 void eaglet_quantize_row_q8(const float *x, long n, int8_t *q, float *d) {
@@ -231,23 +269,36 @@ void eaglet_quantize_row_q8(const float *x, long n, int8_t *q, float *d) {
     }
 }
 
-void eaglet_q8_0_to_f32(const eaglet_block_q8_0 *src, float *dst, long n) {
+void eaglet_q8_0_to_f32(const uint8_t *w, long cols, long r0, long n, float *dst) {
+    int p = eaglet_kernel_path();
+    long nb = cols / 32;
+    for (long r = 0; r < n; r++) {
+        const uint8_t *row = row_at(w, cols, r0 + r);
+        for (long b = 0; b < nb; b++) {
+            long j = b / 8;
+            int g = group_len(nb, j), k = (int)(b % 8);
+            const uint8_t *grp = row + j * GROUP_BYTES;
+            float *o = dst + r * cols + 32 * b;
 #if defined(__x86_64__)
-    if (eaglet_kernel_path() >= 1) { dequantize_avx2(src, dst, n); return; }
+            if (p >= 1) { dequantize_block_avx2(scale_of(grp, k), quants_of(grp, g, k), o); continue; }
 #endif
-    dequantize_plain(src, dst, n);
+            float d = eaglet_f16_to_f32(scale_of(grp, k));
+            const int8_t *q = quants_of(grp, g, k);
+            for (int i = 0; i < 32; i++) o[i] = d * (float)q[i];
+        }
+    }
 }
 
-void eaglet_gemv_q8_0(const eaglet_block_q8_0 *w, long rows, long cols, const int8_t *xq, const float *xd, float *y,
+void eaglet_gemv_q8_0(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
                       int accumulate) {
     switch (eaglet_kernel_path()) {
 #if defined(__x86_64__)
     case 2:
-        if (eaglet_has_vnni()) { gemv_q8_vnni(w, rows, cols, xq, xd, y, accumulate); return; }
-        gemv_q8_avx2(w, rows, cols, xq, xd, y, accumulate);
+        if (eaglet_has_vnni()) { gemv_q8_vnni(w, cols, r0, n, xq, xd, y, accumulate); return; }
+        gemv_q8_avx2(w, cols, r0, n, xq, xd, y, accumulate);
         return;
-    case 1: gemv_q8_avx2(w, rows, cols, xq, xd, y, accumulate); return;
+    case 1: gemv_q8_avx2(w, cols, r0, n, xq, xd, y, accumulate); return;
 #endif
-    default: gemv_q8_plain(w, rows, cols, xq, xd, y, accumulate);
+    default: gemv_q8_plain(w, cols, r0, n, xq, xd, y, accumulate);
     }
 }

@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
         subcommands: [
             MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self,
-            CPBench.self, VideoBench.self, FusedBench.self, GPUBenchCase.self, Case.self
+            CPBench.self, VideoBench.self, FusedBench.self, DTypeBench.self, GPUBenchCase.self, Case.self
         ]
     )
 }
@@ -177,6 +177,7 @@ struct Case: ParsableCommand {
                 String(
                     decoding: try JSONEncoder().encode(try videoCase(variant: variant, count: size, repeats: repeats)),
                     as: UTF8.self))
+        case "dtypes": try runDTypeCase(variant: variant, shape: shape, repeats: repeats, threads: threads)
         case "fused": try runFusedCase(variant: variant, size: size, repeats: repeats, threads: threads, heads: layers)
         default:
             throw ValidationError("unknown case \(name)")

@@ -36,7 +36,7 @@ import _TestSupport
         let f = try Fixture.load("q8_0")
         let w = try f.tensor("w"), want = try f.file.integers("blocks").values.map { UInt8($0) }
         let m = Q8Matrix(quantizing: w, threads: 2)
-        let got = Array(UnsafeRawBufferPointer(start: m.blocks, count: m.byteCount))
+        let got = (0..<m.rows).flatMap { r in (0..<(m.cols / 32)).flatMap { m.block(r, $0) } }
         let firstDifference = zip(got, want).enumerated().first { $0.1.0 != $0.1.1 }?.offset
         #expect(got == want, "\(used): first difference at byte \(firstDifference ?? -1)")
         assertClose(m.widened(), try f.tensor("dequantized"), .exact, "\(used) dequantized")
@@ -67,7 +67,7 @@ import _TestSupport
             }
         }
         assertClose(Tensor(shape: [m.rows], storage: y), try f.tensor("y"), .fp32Matmul, "\(used) vs float64")
-        for (rows, cols) in [(37, 96), (130, 1056), (64, 32), (5, 4000)] {
+        for (rows, cols) in [(37, 96), (130, 1056), (64, 32), (5, 4000), (70, 288), (3, 3584)] {
             let m = Q8Matrix(quantizing: .seeded([rows, cols], seed: UInt64(rows), scale: 0.5))
             let x = Tensor.seeded([cols], seed: 9, scale: 2).storage
             var y = [Float](repeating: 1, count: rows)

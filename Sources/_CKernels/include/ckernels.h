@@ -19,29 +19,33 @@ void eaglet_gemv_bf16(const uint16_t *w, long rows, long cols, const float *x, f
 /// dst[i] = bf16(src[i]) widened to fp32, exactly, for i in 0..<n.
 void eaglet_bf16_to_f32(const uint16_t *src, float *dst, long n);
 
-/// One q8_0 block, llama.cpp's layout: 32 weights w_i ≈ d·q_i, d an IEEE half (fp16 bits), q_i int8 in [-127, 127].
-/// 34 bytes, so 8.5 bits a weight.
-typedef struct {
-    uint16_t d;
-    int8_t qs[32];
-} eaglet_block_q8_0;
+/// q8_0, llama.cpp's quantization: each row cut into blocks of 32 weights w_i ≈ d·q_i, d an IEEE half (fp16 bits),
+/// q_i int8 in [-127, 127]; 34 bytes a block, 8.5 bits a weight. In memory a row (cols/32 blocks, cols·34/32 bytes)
+/// is repacked in groups of up to 8 blocks — the group's 8 scales (16 bytes), then its 8 × 32 values — so the
+/// kernels load 8 scales with one instruction; the last group of a row may hold fewer blocks. The bytes are those
+/// of llama.cpp's blocks, only reordered (eaglet_q8_0_block gathers one back).
+enum { EAGLET_Q8_GROUP = 8 };
 
-/// Quantizes n values (n a multiple of 32) into n/32 blocks exactly as ggml's reference does: d = max|x|/127
-/// (fp32), q = roundf(x · (1/d)) (half away from zero; 0 when d = 0), d stored rounded to fp16. Every path gives
-/// the same bytes.
-void eaglet_quantize_q8_0(const float *x, long n, eaglet_block_q8_0 *out);
+/// Quantizes a (rows, cols) fp32 matrix (cols a multiple of 32) into `out` (rows·cols/32·34 bytes) exactly as ggml's
+/// reference does: d = max|x|/127 (fp32), q = roundf(x · (1/d)) (half away from zero; 0 when d = 0), d stored
+/// rounded to fp16. Every path gives the same bytes.
+void eaglet_quantize_q8_0(const float *x, long rows, long cols, uint8_t *out);
 
-/// dst[i] = d_b · q_i for the n values (n/32 blocks) of `src`: the widening ahead of sgemm.
-void eaglet_q8_0_to_f32(const eaglet_block_q8_0 *src, float *dst, long n);
+/// Block b of row r as llama.cpp stores it: the fp16 scale (2 bytes, little-endian) then the 32 int8 values.
+void eaglet_q8_0_block(const uint8_t *w, long cols, long r, long b, uint8_t out[34]);
+
+/// dst = d·q for rows r0 ..< r0 + n of a q8_0 matrix (n·cols floats): the widening ahead of sgemm.
+void eaglet_q8_0_to_f32(const uint8_t *w, long cols, long r0, long n, float *dst);
 
 /// An activation row quantized for `eaglet_gemv_q8_0`: n values (n a multiple of 32) into q (n int8) and one fp32
-/// scale per 32 (d, n/32 floats), with the same rule as the weights but the scale kept in fp32.
+/// scale per 32 (d, n/32 floats), with the same rule as the weights but the scale kept in fp32. The kernels read
+/// q up to n + 32 and d up to a multiple of 8: allocate and zero that much.
 void eaglet_quantize_row_q8(const float *x, long n, int8_t *q, float *d);
 
-/// y[r] (+)= Σ_b fp16(w_b.d)·xd[b] · Σ_i w_b.qs[i]·xq[32b + i] for r in 0..<rows: a q8_0 matrix (rows, cols), cols
-/// a multiple of 32, row r being blocks r·cols/32 ..< (r + 1)·cols/32, against an activation quantized by
-/// `eaglet_quantize_row_q8`. The 32-term integer sums are exact on every path; only the float sum's order differs.
-void eaglet_gemv_q8_0(const eaglet_block_q8_0 *w, long rows, long cols, const int8_t *xq, const float *xd, float *y,
+/// y[r] (+)= Σ_b fp16(d_w,b)·xd[b] · Σ_i q_w,i·xq[32b + i] for rows r0 ..< r0 + n of a q8_0 matrix (rows of cols
+/// values, cols a multiple of 32) against an activation quantized by `eaglet_quantize_row_q8`; y points at row r0's
+/// output. The 32-term integer sums are exact on every path; only the float sum's order differs.
+void eaglet_gemv_q8_0(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
                       int accumulate);
 
 /// IEEE half (bits) → fp32, exactly; fp32 → half, rounding to nearest even (overflow → ±inf).
