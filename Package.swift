@@ -62,7 +62,7 @@ let package = Package(
             name: "Eagle",
             dependencies: [
                 "Tensor", "SafeTensors", "Imaging", "Tiler", "SigLIP2", "Connector",
-                "QwenAttention", "Qwen2", "Tokenizer", "_Essentials"
+                "QwenAttention", "Qwen2", "Tokenizer", "_Essentials", "_CKernels"
             ]),
 
         // Chapter 15: real size — a seeded random checkpoint in the released layout, streamed to disk (eaglet synth).

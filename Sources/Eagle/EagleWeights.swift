@@ -6,6 +6,10 @@
 // under `vision_model.vision_model.` (released) or `vision_model.` (transformers 5.x); the pooling head
 // (`head.*`) and rotary caches are ignored.
 import Connector
+import Dispatch
+import Tensor
+import _CKernels
+import _Essentials
 import Qwen2
 import SafeTensors
 import SigLIP2
@@ -52,36 +56,40 @@ public enum EagleWeights {
 
     /// Names of the floating-point tensors holding NaN or ±Inf, in name order (at most `limit`).
     /// Reads the stored bits (F32, BF16, F16, F64) without widening: a value is non-finite when its
-    /// exponent field is all ones.
-    public static func nonFiniteTensors(_ checkpoint: Checkpoint, limit: Int = 11) throws -> [String] {
+    /// exponent field is all ones. Each tensor is split over `threads` threads and read with 64-byte vectors,
+    /// so the scan runs at memory speed (a 16 GB checkpoint in about a second from the page cache).
+    public static func nonFiniteTensors(
+        _ checkpoint: Checkpoint, limit: Int = 11, threads: Int = BLAS.defaultThreads
+    ) throws -> [String] {
         var bad = [String]()
         for name in checkpoint.names {
             guard let info = checkpoint.info(name), info.dtype.isFloatingPoint else { continue }
             let found = try checkpoint.file(for: name).withRawBytes(name) { raw -> Bool in
-                let n = info.elementCount
-                switch info.dtype {
-                case .f32:
-                    return (0..<n).contains {
-                        raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self).littleEndian & 0x7F80_0000
-                            == 0x7F80_0000
-                    }
-                case .bf16:
-                    return (0..<n).contains {
-                        raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7F80 == 0x7F80
-                    }
-                case .f16:
-                    return (0..<n).contains {
-                        raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self).littleEndian & 0x7C00 == 0x7C00
-                    }
-                default:
-                    return (0..<n).contains {
-                        raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian & 0x7FF0_0000_0000_0000
-                            == 0x7FF0_0000_0000_0000
-                    }
-                }
+                hasNonFinite(raw, dtype: info.dtype, threads: threads)
             }
             if found { bad.append(name); if bad.count >= limit { break } }
         }
         return bad
     }
+}
+
+/// Whether any value of `raw` (little-endian `dtype` values) has an all-ones exponent: the C loop
+/// (`eaglet_any_nonfinite`, vectorised by the compiler) over `threads` contiguous parts.
+func hasNonFinite(_ raw: UnsafeRawBufferPointer, dtype: DType, threads: Int) -> Bool {
+    let size = dtype.size
+    guard raw.count >= size, let base = raw.baseAddress else { return false }
+    let n = raw.count / size, parts = max(1, min(threads, n >> 20))
+    nonisolated(unsafe) let start = base
+    let found = Mutex(), hit = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    defer { hit.deallocate() }
+    hit.initialize(to: false)
+    nonisolated(unsafe) let flag = hit
+    DispatchQueue.concurrentPerform(iterations: parts) { p in
+        let lo = n * p / parts, hi = n * (p + 1) / parts
+        let kind: Int32 = dtype == .bf16 ? 1 : dtype == .f16 ? 2 : 0
+        if eaglet_any_nonfinite(start + lo * size, hi - lo, Int32(size), kind) != 0 {
+            found.lock(); flag.pointee = true; found.unlock()
+        }
+    }
+    return hit.pointee
 }

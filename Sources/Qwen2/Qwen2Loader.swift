@@ -76,6 +76,7 @@ extension Linear.Weight {
             let threads = BLAS.defaultThreads
             if let m = try store.readBF16(spec) {
                 self = .q8_0(Q8Matrix(quantizing: m, threads: threads))
+                store.release(spec) // the BF16 pages were read once; the blocks are what decode reads
             } else {
                 self = .q8_0(Q8Matrix(quantizing: try store.read(spec), threads: threads))
             }

@@ -108,4 +108,7 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// The tensor `name` widened to Float32.
     public func tensor(_ name: String) throws -> Tensor { try file(for: name).tensor(name) }
+
+    /// See `SafeTensorsFile.dropPages`.
+    public func dropPages(_ name: String) { (try? file(for: name))?.dropPages(name) }
 }

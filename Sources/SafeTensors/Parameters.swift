@@ -158,10 +158,13 @@ public protocol TensorSource: AnyObject, Sendable {
     var sourceDescription: String { get }
     /// The BF16 matrix `name` read in place, or nil (another dtype, or a source that cannot lend its bytes).
     func bf16Matrix(_ name: String) -> BF16Matrix?
+    /// Lets the memory behind `name`'s stored bytes go (a mapping's pages), once it has been copied elsewhere.
+    func dropPages(_ name: String)
 }
 
 extension TensorSource {
     public func bf16Matrix(_ name: String) -> BF16Matrix? { nil }
+    public func dropPages(_ name: String) {}
 }
 
 extension Checkpoint: TensorSource {
@@ -227,11 +230,19 @@ public final class WeightStore: @unchecked Sendable {
         return nil
     }
 
-    /// Reads `spec`, checking its shape; a missing or mis-shaped tensor is an error naming it.
+    /// Reads `spec`, checking its shape; a missing or mis-shaped tensor is an error naming it. The tensor is a
+    /// copy, so its mapped pages are given back (`TensorSource.dropPages`).
     public func read(_ spec: ParameterSpec) throws -> Tensor {
-        let t = try source.tensor(try located(spec))
+        let key = try located(spec)
+        let t = try source.tensor(key)
+        source.dropPages(key)
         handOut(spec)
         return t
+    }
+
+    /// Gives back the mapped pages of `spec`'s stored bytes after a copy of them was made (a quantized matrix).
+    public func release(_ spec: ParameterSpec) {
+        if let key = storedKey(spec) { source.dropPages(key) }
     }
 
     /// The key `spec` is stored under, after checking the stored shape: the one check both readers make.

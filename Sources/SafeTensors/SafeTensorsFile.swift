@@ -213,6 +213,18 @@ public final class SafeTensorsFile: Sendable {
             UnsafeRawBufferPointer(start: base + dataStart + info.dataRange.lowerBound, count: info.dataRange.count))
     }
 
+    /// Gives the pages wholly inside tensor `name`'s bytes back to the kernel (`madvise(MADV_DONTNEED)`): once a
+    /// tensor has been widened or quantized into memory of its own, its mapped pages need not count in the process's
+    /// resident set. They stay in the page cache, and a later read of the tensor simply faults them in again.
+    public func dropPages(_ name: String) {
+        guard let info = info(name), let base = file.base else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base) + dataStart + info.dataRange.lowerBound
+        let lo = (start + page - 1) / page * page, hi = (start + info.dataRange.count) / page * page
+        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
+    }
+
     /// The BF16 tensor `name` of rank 2 as a matrix read in place from the mapping (which the matrix keeps alive),
     /// or nil when it is another dtype or rank, or its bytes are not 2-byte aligned.
     public func bf16Matrix(_ name: String) -> BF16Matrix? {

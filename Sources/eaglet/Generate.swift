@@ -119,7 +119,7 @@ struct Generate: ParsableCommand {
     @Flag(
         help: """
             Print one JSON line {"tokens", "text", "prompt_tokens", "ttft_seconds", "decode_tokens_per_second", \
-            "peak_rss_bytes"} instead of streaming.
+            "peak_rss_bytes", "load_seconds"} instead of streaming.
             """)
     var json = false
 
@@ -128,7 +128,9 @@ struct Generate: ParsableCommand {
             let config = try EagleConfig.load(directory: input.model)
             try EaglePipeline.checkMaxContext(maxContext, config: config)
             let positions = config.text.maxPositionEmbeddings
+            let loadStart = DispatchTime.now().uptimeNanoseconds
             let pipeline = try input.pipeline(plannedContext: maxContext ?? min(maxNewTokens, positions - 1) + 1)
+            let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e9
             let (ids, pixels, _) = try input.resolve(pipeline, maxContext: maxContext)
             var stream = pipeline.tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }
             let sampling = SamplingParameters(
@@ -148,7 +150,8 @@ struct Generate: ParsableCommand {
                     "\"prompt_tokens\":\(r.promptTokens)",
                     "\"ttft_seconds\":\(cFormat("%.6f", r.timeToFirstToken))",
                     "\"decode_tokens_per_second\":\(cFormat("%.3f", r.tokensPerSecond))",
-                    "\"peak_rss_bytes\":\(peakResidentBytes())"
+                    "\"peak_rss_bytes\":\(peakResidentBytes())",
+                    "\"load_seconds\":\(cFormat("%.3f", loadSeconds))"
                 ]
                 print("{" + fields.joined(separator: ",") + "}")
             } else {

@@ -48,6 +48,10 @@ void eaglet_quantize_row_q8(const float *x, long n, int8_t *q, float *d);
 void eaglet_gemv_q8_0(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
                       int accumulate);
 
+/// Whether any of the n little-endian floating-point values at p (elemBytes 2, 4 or 8; kind 1 = BF16, 2 = F16,
+/// 0 = IEEE of that size) is NaN or ±Inf, i.e. has an all-ones exponent. A loop the compiler vectorises.
+int eaglet_any_nonfinite(const void *p, long n, int elemBytes, int kind);
+
 /// IEEE half (bits) → fp32, exactly; fp32 → half, rounding to nearest even (overflow → ±inf).
 float eaglet_f16_to_f32(uint16_t h);
 uint16_t eaglet_f32_to_f16(float f);
