@@ -338,28 +338,36 @@ public struct Linear: Sendable {
         }
     }
 
-    /// Rows of output columns widened at a time ahead of sgemm: 256 × C_in floats (3.5 MiB at C_in = 3584).
-    static let panelRows = 256
+    /// Bytes of weights widened at a time ahead of sgemm: a panel that stays in the core's L2 cache.
+    static let panelBytes = 1 << 20
 
-    /// y (rows, C_out) = β·y + x·Wᵀ for a W held in another dtype (BF16, q8_0): sgemm on panels of W's rows
-    /// widened by `widen(rows, buffer)` into one reused fp32 buffer, so prefill keeps sgemm's speed.
+    /// y (rows, C_out) = β·y + x·Wᵀ for a W held in another dtype (BF16, q8_0): W's rows are split into one
+    /// contiguous range per thread; each thread widens panels of its rows (`widen(rows, buffer)`, about 1 MiB, so
+    /// they stay in its L2) into its own fp32 buffer and runs a one-thread sgemm into its columns of y. Prefill
+    /// keeps sgemm's speed, the weights are read once, and no OpenBLAS threads are woken per panel.
     private func productPanels(
         _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, beta: Float, compute: Compute,
         widen: (Range<Int>, UnsafeMutablePointer<Float>) -> Void
     ) {
         let cin = inFeatures, cout = outFeatures
-        BLAS.use(threads: compute.threads)
-        let panel = min(Linear.panelRows, cout)
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: panel * cin)
-        defer { buffer.deallocate() }
-        var j0 = 0
-        while j0 < cout {
-            let n = min(panel, cout - j0)
-            widen(j0..<(j0 + n), buffer)
-            BLAS.sgemm(
-                transB: true, m: rows, n: n, k: cin, a: x, lda: cin, b: buffer, ldb: cin, beta: beta, c: y + j0,
-                ldc: cout)
-            j0 += n
+        let panel = min(cout, max(16, Linear.panelBytes / (cin * 4) / 16 * 16))
+        let parts = max(1, min(compute.threads, cout / panel))
+        BLAS.use(threads: 1)
+        nonisolated(unsafe) let widenRows = widen // each part widens and writes only its own rows and columns
+        nonisolated(unsafe) let (xp, yp) = (x, y)
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = cout * p / parts, hi = cout * (p + 1) / parts
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: panel * cin)
+            defer { buffer.deallocate() }
+            var j0 = lo
+            while j0 < hi {
+                let n = min(panel, hi - j0)
+                widenRows(j0..<(j0 + n), buffer)
+                BLAS.sgemm(
+                    transB: true, m: rows, n: n, k: cin, a: xp, lda: cin, b: buffer, ldb: cin, beta: beta, c: yp + j0,
+                    ldc: cout)
+                j0 += n
+            }
         }
     }
 }
