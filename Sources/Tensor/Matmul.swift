@@ -8,6 +8,10 @@
 //     registers and uses every SIMD lane; ~100+ GFLOP/s a core. Tested against the naive one on odd shapes.
 // `linear` is PyTorch's `F.linear`: y = x·Wᵀ + b with W stored (out, in), as every checkpoint stores it.
 import _CBLAS
+import _CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 import Dispatch
 
 /// Thin, typed wrappers over the BLAS calls Eaglet uses, so other modules need not import C.
@@ -25,6 +29,31 @@ public enum BLAS {
     public static func use(threads n: Int) {
         if Int(openblas_get_num_threads()) != n { openblas_set_num_threads(Int32(max(1, n))) }
     }
+    /// The OPENBLAS_CORETYPE this process should restart with, or nil. Debian 12's OpenBLAS 0.3.21 does not know
+    /// some recent CPUs (Intel Xeon family 6 model 207 among them) and falls back to its SSE3 "Prescott" kernels, a
+    /// third of the speed; when it did, no OPENBLAS_CORETYPE was set, and the CPU has AVX-512 (or AVX2 + FMA), the
+    /// answer is "SkylakeX" (or "Haswell"). OpenBLAS reads the variable only as it loads, hence the restart
+    /// (`restartIfOpenBLASMisdetected` in the executables).
+    public static func betterCoreType() -> String? {
+        guard getenv("OPENBLAS_CORETYPE") == nil else { return nil }
+        let generic: Set = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine",
+            "northwood", "banias", "unknown"]
+        guard generic.contains(coreName.lowercased()) else { return nil }
+        switch eaglet_cpu_level() {
+        case 2: return "SkylakeX"
+        case 1: return "Haswell"
+        default: return nil
+        }
+    }
+
+    /// Replaces this process by itself with OPENBLAS_CORETYPE set when `betterCoreType()` names one (same arguments,
+    /// same pid); returns when there is nothing to do or the exec fails. Executables call it first thing in main.
+    public static func restartIfMisdetected() {
+        guard let core = betterCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+    }
+
     /// The kernel family OpenBLAS picked for this CPU (e.g. "Haswell", "SkylakeX").
     public static var coreName: String {
         guard let p = openblas_get_corename() else { return "unknown" }

@@ -117,6 +117,17 @@ int eaglet_kernel_path(void) {
     return path;
 }
 
+int eaglet_cpu_level(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
 int eaglet_use_kernel_path(int p) {
     path = -1;
     int best = eaglet_kernel_path();

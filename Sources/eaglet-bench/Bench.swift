@@ -10,6 +10,7 @@ import Foundation
 struct Bench: ParsableCommand {
     /// Tunes the allocator for tensor buffers (see `reuseFreedTensorMemory`), then parses and runs.
     static func main() {
+        BLAS.restartIfMisdetected() // Debian's OpenBLAS 0.3.21 and recent CPUs (see BLAS.betterCoreType)
         reuseFreedTensorMemory()
         main(nil)
     }

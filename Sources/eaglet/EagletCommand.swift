@@ -14,6 +14,7 @@ import Foundation
 struct EagletCommand: ParsableCommand {
     /// Tunes the allocator for tensor buffers (see `reuseFreedTensorMemory`), then parses and runs.
     static func main() {
+        BLAS.restartIfMisdetected() // Debian's OpenBLAS 0.3.21 and recent CPUs (see BLAS.betterCoreType)
         reuseFreedTensorMemory()
         main(nil)
     }

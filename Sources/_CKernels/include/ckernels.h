@@ -8,6 +8,10 @@
 /// (`EAGLET_KERNEL_PATH=plain|avx2` asks for a lower one).
 int eaglet_kernel_path(void);
 
+/// What the CPU itself offers, whatever EAGLET_KERNEL_PATH asks: 2 = AVX-512 F/BW/DQ/VL/CD (OpenBLAS's SkylakeX
+/// kernels), 1 = AVX2 + FMA (its Haswell kernels), 0 = neither.
+int eaglet_cpu_level(void);
+
 /// Forces the path (for the tests that check each one on one machine): the lower of `p` and what the CPU has.
 /// Returns the path now in use.
 int eaglet_use_kernel_path(int p);
