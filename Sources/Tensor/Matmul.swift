@@ -36,8 +36,10 @@ public enum BLAS {
     /// (`restartIfOpenBLASMisdetected` in the executables).
     public static func betterCoreType() -> String? {
         guard getenv("OPENBLAS_CORETYPE") == nil else { return nil }
-        let generic: Set = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine",
-            "northwood", "banias", "unknown"]
+        let generic: Set = [
+            "prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine",
+            "northwood", "banias", "unknown"
+        ]
         guard generic.contains(coreName.lowercased()) else { return nil }
         switch eaglet_cpu_level() {
         case 2: return "SkylakeX"
