@@ -68,13 +68,21 @@ let package = Package(
         // Chapter 15: real size — a seeded random checkpoint in the released layout, streamed to disk (eaglet synth).
         .target(name: "Synth", dependencies: ["Eagle", "Qwen2", "SigLIP2", "SafeTensors", "Tokenizer", "_Essentials"]),
 
+        // Chapter 16: training — backward through every part, AdamW, packed steps.
+        .target(
+            name: "Train",
+            dependencies: [
+                "Eagle", "Qwen2", "QwenAttention", "SigLIP2", "PatchEmbed", "Connector", "FusedKernels", "SafeTensors",
+                "Tensor", "_Essentials"
+            ]),
+
         // The umbrella.
         .target(
             name: "Eaglet",
             dependencies: [
                 "Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention",
                 "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "Synth",
-                "EagletGPU"
+                "EagletGPU", "Train"
             ]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
@@ -161,6 +169,7 @@ let package = Package(
         .testTarget(
             name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Eagle", "SafeTensors", "Tensor", "_TestSupport"]),
         // Hand-made bad files, each answered by its specific typed error; the CLI on bad input (docs/robustness.md).
         .testTarget(
             name: "RobustnessTests",

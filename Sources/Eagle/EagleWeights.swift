@@ -37,7 +37,7 @@ public enum EagleWeights {
     }
 
     /// The vision prefix `store` uses (the released one when neither is found, so the check lists it as missing).
-    static func visionPrefix(_ store: WeightStore) -> String {
+    public static func visionPrefix(_ store: WeightStore) -> String {
         VisionWeightNames.prefixes.first { store.contains($0 + VisionWeightNames.probe) }
             ?? VisionWeightNames.prefixes[0]
     }

@@ -18,6 +18,7 @@
 @_exported import FusedKernels
 @_exported import Figures
 @_exported import Synth
+@_exported import Train
 @_exported import EagletGPU
 
 /// The version of the Eaglet library.

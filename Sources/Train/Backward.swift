@@ -1,0 +1,456 @@
+// Backward through the whole Eagle 2.5: one packed step's loss and the gradient of every trainable parameter, keyed
+// by its checkpoint name (docs/spec.md §8). The forward here is the inference forward written out op by op with what
+// each op's backward needs kept on a tape; the model is the same (its logits equal `EagleModel.forward`'s, a test
+// checks), the parameters are the same declarations (`EagleParameters`), only held as a flat, mutable dictionary.
+//
+// Per decoder layer (x (T, C), positions restart at 0 in each packed sample, attention only within a sample):
+//     n1 = rms(x)·w_in           q|k|v = n1·W_{q|k|v}ᵀ + b     q, k ← RoPE(q, k)
+//     o = attn(q, k, v) per sample, causal        x1 = x + o·W_oᵀ
+//     n2 = rms(x1)·w_post        a = silu(n2·W_gᵀ) ∘ (n2·W_uᵀ)     x2 = x1 + a·W_dᵀ
+// and backward in the reverse order: dW = dyᵀ·input for every product, RMSNorm, SwiGLU, RoPE and the attention
+// backward from chapter 12's kernels (the attention one recomputes P block by block from the forward's lse).
+// Loss: Σ over supervised positions of cross-entropy(logits_t, label_t) ÷ their count, through chapter 12's fused
+// linear + cross-entropy (the (T, V) logits are never held). The LM head's gradient and the embedding rows'
+// gradients add up in one tensor when the head is tied.
+// Vision (when the step has tiles and vision or connector learns): patch conv (im2col · Wᵀ) + positions, SigLIP
+// layers (LayerNorm, bidirectional attention per tile, GELU-tanh MLP), post-LayerNorm (select_layer −1), pixel
+// shuffle (a permutation, whose backward is the inverse one), mlp1 (LayerNorm, Linear, exact GELU, Linear); the
+// visual tokens' gradient is the spliced rows' gradient.
+// What is kept for backward (the memory ledger): per decoder layer x, n1, rotated q and k, v, per-sample attention
+// output and lse (H·T), x1, n2, gate, up and their product; per vision layer the same set with LayerNorm's x̂ and
+// rstd. The attention probabilities are never kept: the backward recomputes them from the lse.
+// What it is not (yet): activation recomputation (checkpointing), threads beyond sgemm's, mixed precision.
+import Connector
+import Eagle
+import FusedKernels
+import PatchEmbed
+import Qwen2
+import QwenAttention
+import SafeTensors
+import SigLIP2
+import Tensor
+
+/// One training step's batch, fully resolved: ids (T) with samples packed back to back, `positions` restarting at
+/// 0 in each sample, `boundaries` = [0, t1, …, T] (cu_seqlens), `labels` aligned (labels[t] is the token to predict
+/// at t, −100 where nothing is supervised), and the tiles of every sample in order.
+public struct PackedBatch: Sendable {
+    public var ids: [Int]
+    public var positions: [Int]
+    public var boundaries: [Int]
+    public var labels: [Int]
+    public var pixelValues: Tensor?
+
+    public init(ids: [Int], positions: [Int], boundaries: [Int], labels: [Int], pixelValues: Tensor? = nil) {
+        self.ids = ids; self.positions = positions; self.boundaries = boundaries; self.labels = labels
+        self.pixelValues = pixelValues
+    }
+
+    /// Supervised positions.
+    public var supervised: Int { labels.filter { $0 != PackedBatch.ignore }.count }
+    public static let ignore = -100
+    var segments: [Range<Int>] { zip(boundaries, boundaries.dropFirst()).map { $0..<$1 } }
+}
+
+/// Which parts learn (`eaglet train --train vision,connector,language`); frozen parts get no gradient work.
+public struct TrainableParts: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    public static let vision = TrainableParts(rawValue: 1)
+    public static let connector = TrainableParts(rawValue: 2)
+    public static let language = TrainableParts(rawValue: 4)
+    public static let all: TrainableParts = [.vision, .connector, .language]
+}
+
+/// The model as training holds it: every parameter of `EagleParameters` in fp32, by checkpoint key.
+public struct TrainingModel: Sendable {
+    public let config: EagleConfig
+    public let parameters: EagleParameters
+    public var values: [String: Tensor]
+    /// The checkpoint folder it was read from.
+    public let directory: String
+
+    /// Reads every declared parameter (widened to fp32) from a checkpoint folder.
+    public init(directory: String) throws {
+        let config = try EagleConfig.load(directory: directory)
+        let store = try WeightStore(path: directory, format: .f32)
+        try EagleWeights.check(store, config: config)
+        let p = EagleParameters(config, visionPrefix: EagleWeights.visionPrefix(store))
+        var values = [String: Tensor]()
+        for spec in p.specs { values[spec.key] = try store.read(spec) }
+        self.config = config; parameters = p; self.values = values; self.directory = directory
+    }
+
+    public subscript(_ spec: ParameterSpec) -> Tensor { values[spec.key]! }
+    public subscript(optional spec: ParameterSpec?) -> Tensor? { spec.map { values[$0.key]! } }
+
+    /// The LM head's spec: its own, or the embedding's when tied.
+    var headSpec: ParameterSpec { parameters.languageModel.lmHead ?? parameters.languageModel.embedTokens }
+}
+
+/// Gradients by checkpoint key; a parameter that got none this step is absent (AdamW leaves it alone).
+public typealias Gradients = [String: Tensor]
+
+extension Gradients {
+    mutating func accumulate(_ spec: ParameterSpec?, _ g: Tensor?) {
+        guard let spec, let g else { return }
+        if self[spec.key] == nil { self[spec.key] = g } else { self[spec.key]!.add(g) }
+    }
+}
+
+// MARK: - decoder
+
+struct DecoderTape {
+    var x: Tensor, n1: Tensor, rstd1: Tensor
+    var q: Tensor, k: Tensor, v: Tensor // q and k rotated; token-major
+    var attn: [(out: Tensor, lse: Tensor)] // per sample, head-major
+    var o: Tensor, x1: Tensor, n2: Tensor, rstd2: Tensor
+    var gate: Tensor, up: Tensor, act: Tensor
+}
+
+extension TrainingModel {
+    func decoderLayerForward(
+        _ x: Tensor, layer l: Qwen2LayerParameters, cos: Tensor, sin: Tensor, segments: [Range<Int>]
+    ) -> (Tensor, DecoderTape) {
+        let c = config.text, (H, Hkv, D) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
+        let (n1, rstd1) = rmsNormFused(x, weight: self[l.inputLayernorm.weight], eps: c.rmsNormEps)
+        var q = linearForward(n1, self[l.qProj.weight], self[optional: l.qProj.bias])
+        var k = linearForward(n1, self[l.kProj.weight], self[optional: l.kProj.bias])
+        let v = linearForward(n1, self[l.vProj.weight], self[optional: l.vProj.bias])
+        ropeFused(q: &q, k: &k, cos: cos, sin: sin)
+        var o = Tensor(shape: [x.shape[0], H * D])
+        var attn = [(out: Tensor, lse: Tensor)]()
+        for seg in segments {
+            let r = blockwiseAttention(
+                q: headMajor(q, rows: seg, heads: H, headDim: D), k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
+                v: headMajor(v, rows: seg, heads: Hkv, headDim: D), causal: true)
+            scatterTokenMajor(r.out, into: &o, rows: seg)
+            attn.append(r)
+        }
+        var x1 = x
+        x1.add(linearForward(o, self[l.oProj.weight], nil))
+        let (n2, rstd2) = rmsNormFused(x1, weight: self[l.postAttentionLayernorm.weight], eps: c.rmsNormEps)
+        let gate = linearForward(n2, self[l.gateProj.weight], nil), up = linearForward(n2, self[l.upProj.weight], nil)
+        let act = swigluFused(gate: gate, up: up)
+        var x2 = x1
+        x2.add(linearForward(act, self[l.downProj.weight], nil))
+        return (
+            x2,
+            DecoderTape(
+                x: x, n1: n1, rstd1: rstd1, q: q, k: k, v: v, attn: attn, o: o, x1: x1, n2: n2, rstd2: rstd2,
+                gate: gate, up: up, act: act)
+        )
+    }
+
+    /// dx from dx2, adding the layer's weight gradients into `grads` when `weights`.
+    func decoderLayerBackward(
+        _ dx2: Tensor, tape t: DecoderTape, layer l: Qwen2LayerParameters, cos: Tensor, sin: Tensor,
+        segments: [Range<Int>], weights: Bool, grads: inout Gradients
+    ) -> Tensor {
+        let c = config.text, (H, Hkv, D) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
+        // MLP: x2 = x1 + down(swiglu(gate(n2), up(n2)))
+        let down = linearBackward(dx2, x: t.act, w: self[l.downProj.weight], bias: false, weights: weights)
+        grads.accumulate(weights ? l.downProj.weight : nil, down.dw)
+        var dGate = t.gate, dUp = t.up
+        swigluBackwardFused(dOut: down.dx!, gate: &dGate, up: &dUp)
+        let g = linearBackward(dGate, x: t.n2, w: self[l.gateProj.weight], bias: false, weights: weights)
+        let u = linearBackward(dUp, x: t.n2, w: self[l.upProj.weight], bias: false, weights: weights)
+        grads.accumulate(weights ? l.gateProj.weight : nil, g.dw)
+        grads.accumulate(weights ? l.upProj.weight : nil, u.dw)
+        var dn2 = g.dx!
+        dn2.add(u.dx!)
+        let post = rmsNormBackwardFused(
+            dy: dn2, x: t.x1, weight: self[l.postAttentionLayernorm.weight], rstd: t.rstd2)
+        if weights { grads.accumulate(l.postAttentionLayernorm.weight, post.dweight) }
+        var dx1 = dx2
+        dx1.add(post.dx)
+        // Attention: x1 = x + o_proj(attn(rope(q), rope(k), v))
+        let op = linearBackward(dx1, x: t.o, w: self[l.oProj.weight], bias: false, weights: weights)
+        grads.accumulate(weights ? l.oProj.weight : nil, op.dw)
+        let T = t.x.shape[0]
+        var dq = Tensor(shape: [T, H * D]), dk = Tensor(shape: [T, Hkv * D]), dv = dk
+        for (i, seg) in segments.enumerated() {
+            let r = blockwiseAttentionBackward(
+                q: headMajor(t.q, rows: seg, heads: H, headDim: D),
+                k: headMajor(t.k, rows: seg, heads: Hkv, headDim: D),
+                v: headMajor(t.v, rows: seg, heads: Hkv, headDim: D), out: t.attn[i].out, lse: t.attn[i].lse,
+                dOut: headMajor(op.dx!, rows: seg, heads: H, headDim: D), causal: true)
+            scatterTokenMajor(r.dq, into: &dq, rows: seg)
+            scatterTokenMajor(r.dk, into: &dk, rows: seg)
+            scatterTokenMajor(r.dv, into: &dv, rows: seg)
+        }
+        ropeBackwardFused(dq: &dq, dk: &dk, cos: cos, sin: sin)
+        let qb = linearBackward(dq, x: t.n1, w: self[l.qProj.weight], bias: true, weights: weights)
+        let kb = linearBackward(dk, x: t.n1, w: self[l.kProj.weight], bias: true, weights: weights)
+        let vb = linearBackward(dv, x: t.n1, w: self[l.vProj.weight], bias: true, weights: weights)
+        if weights {
+            for (p, r) in [(l.qProj, qb), (l.kProj, kb), (l.vProj, vb)] {
+                grads.accumulate(p.weight, r.dw); grads.accumulate(p.bias, r.db)
+            }
+        }
+        var dn1 = qb.dx!
+        dn1.add(kb.dx!); dn1.add(vb.dx!)
+        let pre = rmsNormBackwardFused(dy: dn1, x: t.x, weight: self[l.inputLayernorm.weight], rstd: t.rstd1)
+        if weights { grads.accumulate(l.inputLayernorm.weight, pre.dweight) }
+        dx1.add(pre.dx)
+        return dx1
+    }
+}
+
+// MARK: - vision
+
+struct VisionLayerTape {
+    var x: Tensor, ln1: LayerNormTape, h1: Tensor
+    var q: Tensor, k: Tensor, v: Tensor // token-major (N·P, C)
+    var attn: [(out: Tensor, lse: Tensor)] // per tile
+    var o: Tensor, x1: Tensor, ln2: LayerNormTape, h2: Tensor, f1: Tensor, a: Tensor
+}
+
+struct VisionTape {
+    var patches: Tensor // im2col of every tile, (N·P, 3·p·p)
+    var layers: [VisionLayerTape]
+    var post: LayerNormTape?
+    var shuffledLN: LayerNormTape, shuffledNormed: Tensor, m1: Tensor, m1a: Tensor
+    var tiles: Int
+}
+
+extension TrainingModel {
+    /// Visual tokens (N·P/4, C) of `pixels` (N, 3, S, S), with the tape for `visionBackward`.
+    func visionForward(_ pixels: Tensor) -> (Tensor, VisionTape) {
+        let vc = config.vision, vp = parameters.visionModel, mp = parameters.mlp1
+        let n = pixels.shape[0], C = vc.hiddenSize, H = vc.numAttentionHeads, D = C / H
+        let conv = PatchConv2d(weight: self[vp.patchEmbedding], bias: self[vp.patchEmbeddingBias])
+        let patches = Tensor.concatenate((0..<n).map { conv.im2col(pixels.row($0)) }, dim: 0)
+        let P = patches.shape[0] / n
+        var x = linearForward(patches, self[vp.patchEmbedding].reshaped([C, -1]), self[vp.patchEmbeddingBias])
+        let pos = self[vp.positionEmbedding]
+        x.withUnsafeMutableStorage { X in
+            for i in 0..<X.count { X[i] += pos.storage[i % (P * C)] }
+        }
+        let depth =
+            config.selectLayer == -1
+            ? vc.numHiddenLayers : (config.selectLayer + vc.numHiddenLayers + 1) % (vc.numHiddenLayers + 1)
+        var layers = [VisionLayerTape]()
+        let tiles = (0..<n).map { ($0 * P)..<(($0 + 1) * P) }
+        for l in vp.layers.prefix(depth) {
+            let (h1, ln1) = layerNormForward(
+                x, weight: self[l.layerNorm1.weight], bias: self[l.layerNorm1.bias!], eps: vc.layerNormEps)
+            let q = linearForward(h1, self[l.qProj.weight], self[optional: l.qProj.bias])
+            let k = linearForward(h1, self[l.kProj.weight], self[optional: l.kProj.bias])
+            let v = linearForward(h1, self[l.vProj.weight], self[optional: l.vProj.bias])
+            var o = Tensor(shape: [n * P, C]), attn = [(out: Tensor, lse: Tensor)]()
+            for r in tiles {
+                let a = blockwiseAttention(
+                    q: headMajor(q, rows: r, heads: H, headDim: D), k: headMajor(k, rows: r, heads: H, headDim: D),
+                    v: headMajor(v, rows: r, heads: H, headDim: D), causal: false)
+                scatterTokenMajor(a.out, into: &o, rows: r)
+                attn.append(a)
+            }
+            var x1 = x
+            x1.add(linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias]))
+            let (h2, ln2) = layerNormForward(
+                x1, weight: self[l.layerNorm2.weight], bias: self[l.layerNorm2.bias!], eps: vc.layerNormEps)
+            let f1 = linearForward(h2, self[l.fc1.weight], self[optional: l.fc1.bias])
+            let a = f1.map(geluTanh)
+            var x2 = x1
+            x2.add(linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias]))
+            layers.append(
+                VisionLayerTape(
+                    x: x, ln1: ln1, h1: h1, q: q, k: k, v: v, attn: attn, o: o, x1: x1, ln2: ln2, h2: h2, f1: f1,
+                    a: a))
+            x = x2
+        }
+        var post: LayerNormTape? = nil
+        if config.selectLayer == -1 {
+            let (y, t) = layerNormForward(
+                x, weight: self[vp.postLayernorm.weight], bias: self[vp.postLayernorm.bias!], eps: vc.layerNormEps)
+            x = y; post = t
+        }
+        let shuffled = try! pixelShuffle(x.reshaped([n, P, C])).reshaped([n * P / 4, 4 * C])
+        let (sn, sln) = layerNormForward(shuffled, weight: self[mp.norm.weight], bias: self[mp.norm.bias!], eps: 1e-5)
+        let m1 = linearForward(sn, self[mp.fc1.weight], self[optional: mp.fc1.bias])
+        let m1a = m1.map(geluErf)
+        let visual = linearForward(m1a, self[mp.fc2.weight], self[optional: mp.fc2.bias])
+        return (
+            visual,
+            VisionTape(
+                patches: patches, layers: layers, post: post, shuffledLN: sln, shuffledNormed: sn, m1: m1, m1a: m1a,
+                tiles: n)
+        )
+    }
+
+    /// From the visual tokens' gradient: mlp1's gradients (when the connector learns) and the tower's (when vision
+    /// learns).
+    func visionBackward(_ dVisual: Tensor, tape: VisionTape, train: TrainableParts, grads: inout Gradients) {
+        let vc = config.vision, vp = parameters.visionModel, mp = parameters.mlp1
+        let n = tape.tiles, C = vc.hiddenSize, H = vc.numAttentionHeads, D = C / H
+        let conn = train.contains(.connector), vis = train.contains(.vision)
+        let f2 = linearBackward(dVisual, x: tape.m1a, w: self[mp.fc2.weight], bias: true, weights: conn)
+        grads.accumulate(conn ? mp.fc2.weight : nil, f2.dw); grads.accumulate(conn ? mp.fc2.bias : nil, f2.db)
+        var dm1 = f2.dx!
+        dm1.withUnsafeMutableStorage { G in for i in 0..<G.count { G[i] *= geluErfGrad(tape.m1.storage[i]) } }
+        let f1 = linearBackward(
+            dm1, x: tape.shuffledNormed, w: self[mp.fc1.weight], bias: true, weights: conn, input: vis)
+        grads.accumulate(conn ? mp.fc1.weight : nil, f1.dw); grads.accumulate(conn ? mp.fc1.bias : nil, f1.db)
+        guard vis else { return }
+        let ln = layerNormBackward(f1.dx!, tape: tape.shuffledLN, weight: self[mp.norm.weight])
+        if conn { grads.accumulate(mp.norm.weight, ln.dw); grads.accumulate(mp.norm.bias, ln.db) }
+        var dx = pixelShuffleBackward(ln.dx, tiles: n, channels: C)
+        if let post = tape.post {
+            let b = layerNormBackward(dx, tape: post, weight: self[vp.postLayernorm.weight])
+            grads.accumulate(vp.postLayernorm.weight, b.dw); grads.accumulate(vp.postLayernorm.bias, b.db)
+            dx = b.dx
+        }
+        let P = tape.patches.shape[0] / n
+        let tiles = (0..<n).map { ($0 * P)..<(($0 + 1) * P) }
+        for (l, t) in zip(vp.layers.prefix(tape.layers.count), tape.layers).reversed() {
+            let f2 = linearBackward(dx, x: t.a, w: self[l.fc2.weight], bias: true)
+            grads.accumulate(l.fc2.weight, f2.dw); grads.accumulate(l.fc2.bias, f2.db)
+            var df1 = f2.dx!
+            df1.withUnsafeMutableStorage { G in for i in 0..<G.count { G[i] *= geluTanhGrad(t.f1.storage[i]) } }
+            let f1 = linearBackward(df1, x: t.h2, w: self[l.fc1.weight], bias: true)
+            grads.accumulate(l.fc1.weight, f1.dw); grads.accumulate(l.fc1.bias, f1.db)
+            let ln2 = layerNormBackward(f1.dx!, tape: t.ln2, weight: self[l.layerNorm2.weight])
+            grads.accumulate(l.layerNorm2.weight, ln2.dw); grads.accumulate(l.layerNorm2.bias, ln2.db)
+            var dx1 = dx
+            dx1.add(ln2.dx)
+            let op = linearBackward(dx1, x: t.o, w: self[l.outProj.weight], bias: true)
+            grads.accumulate(l.outProj.weight, op.dw); grads.accumulate(l.outProj.bias, op.db)
+            var dq = Tensor(shape: [n * P, C]), dk = dq, dv = dq
+            for (i, r) in tiles.enumerated() {
+                let g = blockwiseAttentionBackward(
+                    q: headMajor(t.q, rows: r, heads: H, headDim: D), k: headMajor(t.k, rows: r, heads: H, headDim: D),
+                    v: headMajor(t.v, rows: r, heads: H, headDim: D), out: t.attn[i].out, lse: t.attn[i].lse,
+                    dOut: headMajor(op.dx!, rows: r, heads: H, headDim: D), causal: false)
+                scatterTokenMajor(g.dq, into: &dq, rows: r)
+                scatterTokenMajor(g.dk, into: &dk, rows: r)
+                scatterTokenMajor(g.dv, into: &dv, rows: r)
+            }
+            var dh1 = Tensor(shape: [n * P, C])
+            for (p, d) in [(l.qProj, dq), (l.kProj, dk), (l.vProj, dv)] {
+                let b = linearBackward(d, x: t.h1, w: self[p.weight], bias: true)
+                grads.accumulate(p.weight, b.dw); grads.accumulate(p.bias, b.db)
+                dh1.add(b.dx!)
+            }
+            let ln1 = layerNormBackward(dh1, tape: t.ln1, weight: self[l.layerNorm1.weight])
+            grads.accumulate(l.layerNorm1.weight, ln1.dw); grads.accumulate(l.layerNorm1.bias, ln1.db)
+            dx1.add(ln1.dx)
+            dx = dx1
+        }
+        // Embeddings: x0 = im2col(pixels)·W_patchᵀ + b + position table (the same table for every tile).
+        var dpos = Tensor(shape: [P, C])
+        dx.storage.withUnsafeBufferPointer { G in
+            dpos.withUnsafeMutableStorage { Q in for i in 0..<G.count { Q[i % (P * C)] += G[i] } }
+        }
+        grads.accumulate(vp.positionEmbedding, dpos)
+        grads.accumulate(vp.patchEmbedding, mm(dx, tape.patches, transA: true).reshaped(self[vp.patchEmbedding].shape))
+        grads.accumulate(vp.patchEmbeddingBias, columnSums(dx))
+    }
+}
+
+/// The inverse permutation of `pixelShuffle` (ratio 0.5, square grids): d (N·P/4, 4C) → (N·P, C).
+func pixelShuffleBackward(_ d: Tensor, tiles n: Int, channels c: Int) -> Tensor {
+    let p = d.count / (n * c), side = Int(Double(p).squareRoot().rounded())
+    return Tensor(shape: [n * p, c]) { out in
+        d.storage.withUnsafeBufferPointer { D in
+            var o = 0
+            for b in 0..<n {
+                for i in 0..<(side / 2) {
+                    for j in 0..<(side / 2) {
+                        for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                            let dst = ((b * side + 2 * i + dr) * side + 2 * j + dc) * c
+                            (out.baseAddress! + dst).initialize(from: D.baseAddress! + o, count: c)
+                            o += c
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - the whole step
+
+/// The loss of `batch` and the gradient of every parameter of the parts in `train`.
+public struct StepResult: Sendable {
+    public var loss: Float
+    public var supervised: Int
+    public var gradients: Gradients
+}
+
+extension TrainingModel {
+    /// Forward and backward of one packed step (see the file's header for the formulas).
+    public func lossAndGradients(_ batch: PackedBatch, train: TrainableParts = .all) -> StepResult {
+        let tc = config.text, lp = parameters.languageModel
+        let T = batch.ids.count, C = tc.hiddenSize
+        let wantVisual = !train.isDisjoint(with: [.vision, .connector])
+        var grads = Gradients()
+        // Vision and the splice.
+        var visual: (Tensor, VisionTape)? = nil
+        if let pv = batch.pixelValues, pv.shape.first ?? 0 > 0 { visual = visionForward(pv) }
+        let embed = self[lp.embedTokens]
+        var x = Tensor(shape: [T, C])
+        var imageRows = [Int]()
+        x.withUnsafeMutableStorage { X in
+            embed.storage.withUnsafeBufferPointer { E in
+                for (t, id) in batch.ids.enumerated() {
+                    if id == config.imageTokenIndex, visual != nil { imageRows.append(t); continue }
+                    (X.baseAddress! + t * C).update(from: E.baseAddress! + id * C, count: C)
+                }
+            }
+        }
+        if let (v, _) = visual {
+            precondition(
+                v.shape[0] == imageRows.count, "\(imageRows.count) <IMG_CONTEXT> tokens for \(v.shape[0]) visual tokens"
+            )
+            x.withUnsafeMutableStorage { X in
+                for (k, t) in imageRows.enumerated() { for j in 0..<C { X[t * C + j] = v.storage[k * C + j] } }
+            }
+        }
+        // Decoder.
+        let rope = RotaryEmbedding(headDim: tc.headDim, theta: tc.ropeTheta)
+        let (cos, sin) = rope.cosSin(positions: batch.positions)
+        let segments = batch.segments
+        var tapes = [DecoderTape]()
+        for l in lp.layers {
+            let (y, tape) = decoderLayerForward(x, layer: l, cos: cos, sin: sin, segments: segments)
+            tapes.append(tape); x = y
+        }
+        let (h, rstd) = rmsNormFused(x, weight: self[lp.norm.weight], eps: tc.rmsNormEps)
+        let lce = linearCrossEntropyFused(hidden: h, weight: self[headSpec], labels: batch.labels)
+        let language = train.contains(.language)
+        if language { grads.accumulate(headSpec, lce.gradWeight) }
+        let needInput = language || (wantVisual && visual != nil)
+        guard needInput else { return StepResult(loss: lce.loss, supervised: batch.supervised, gradients: grads) }
+        let fin = rmsNormBackwardFused(dy: lce.gradInput, x: x, weight: self[lp.norm.weight], rstd: rstd)
+        if language { grads.accumulate(lp.norm.weight, fin.dweight) }
+        var dx = fin.dx
+        for (l, tape) in zip(lp.layers, tapes).reversed() {
+            dx = decoderLayerBackward(
+                dx, tape: tape, layer: l, cos: cos, sin: sin, segments: segments, weights: language, grads: &grads)
+        }
+        // Embedding rows (not the spliced ones) and the visual tokens.
+        if language {
+            var dE = Tensor(shape: embed.shape)
+            dE.withUnsafeMutableStorage { G in
+                dx.storage.withUnsafeBufferPointer { D in
+                    let spliced = Set(imageRows)
+                    for (t, id) in batch.ids.enumerated() where !spliced.contains(t) {
+                        for j in 0..<C { G[id * C + j] += D[t * C + j] }
+                    }
+                }
+            }
+            grads.accumulate(lp.embedTokens, dE)
+        }
+        if let (_, vt) = visual, wantVisual {
+            let dv = Tensor(shape: [imageRows.count, C]) { G in
+                dx.storage.withUnsafeBufferPointer { D in
+                    for (k, t) in imageRows.enumerated() {
+                        (G.baseAddress! + k * C).initialize(from: D.baseAddress! + t * C, count: C)
+                    }
+                }
+            }
+            visionBackward(dv, tape: vt, train: train, grads: &grads)
+        }
+        return StepResult(loss: lce.loss, supervised: batch.supervised, gradients: grads)
+    }
+}
