@@ -73,7 +73,7 @@ let package = Package(
             name: "Train",
             dependencies: [
                 "Eagle", "Qwen2", "QwenAttention", "SigLIP2", "PatchEmbed", "Connector", "FusedKernels", "SafeTensors",
-                "Tensor", "_Essentials"
+                "Tensor", "Tokenizer", "Tiler", "Imaging", "_Essentials"
             ]),
 
         // The umbrella.
@@ -169,7 +169,8 @@ let package = Package(
         .testTarget(
             name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Eagle", "SafeTensors", "Tensor", "_TestSupport"]),
+        .testTarget(
+            name: "TrainTests", dependencies: ["Train", "Eagle", "SafeTensors", "Tensor", "Imaging", "_TestSupport"]),
         // Hand-made bad files, each answered by its specific typed error; the CLI on bad input (docs/robustness.md).
         .testTarget(
             name: "RobustnessTests",

@@ -16,6 +16,9 @@ Steps:
   python3 tiny_eagle.py tokenizer   # CPU: trains the byte-level BPE (Qwen2 pre-tokenizer) -> Fixtures/tiny-eagle/tokenizer.json
   python3 tiny_eagle.py train OUT   # GPU or CPU: trains, writes OUT/model.safetensors (+ configs)
   python3 tiny_eagle.py heldout     # CPU: writes Fixtures/tiny-eagle-heldout/ (PNG images + questions.json)
+  python3 tiny_eagle.py jsonl OUT N [FIRST_SEED]   # the task as LLaVA-format JSONL for `eaglet train` / `eaglet eval`:
+                                    # OUT/data.jsonl + OUT/NNNNNN.png, samples FIRST_SEED … (default 0; the held-out
+                                    # set starts at 5 000 000), each {"id", "image", "type", "conversations"}
 The script runs on the pinned CPU versions and on the GPU host's (PyTorch 2.11, transformers 5.x).
 
 How the committed Fixtures/tiny-eagle weights were made (all on the CPU, fp32, this script):
@@ -359,8 +362,26 @@ def quick_accuracy(model, tok, iti, seeds):
     return ok / len(list(seeds))
 
 
+def write_jsonl(out, n, first=0):
+    """The task's samples `first` … `first + n − 1` as images and one JSONL file (Eaglet's training format)."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "data.jsonl"), "w") as fh:
+        for k in range(n):
+            seed = first + k
+            rng = random.Random(seed)
+            kind = rng.choice(["color", "count", "side"])
+            img, q, a, key = sample(seed)
+            name = f"{seed:07d}.png"
+            img.save(os.path.join(out, name))
+            fh.write(json.dumps({"id": str(seed), "image": name, "type": kind, "conversations": [
+                {"from": "human", "value": "<image>\n" + q}, {"from": "gpt", "value": a}]}) + "\n")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "jsonl":
+        write_jsonl(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+        raise SystemExit(0)
     if cmd == "tokenizer":
         train_tokenizer(os.path.join(CKPT, "tokenizer.json"))
     elif cmd == "train":
