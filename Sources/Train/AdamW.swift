@@ -1,5 +1,5 @@
 // AdamW, the learning-rate schedule and clipping by global norm, as PyTorch's `torch.optim.AdamW` (single-tensor
-// path), `clip_grad_norm_` and a linear-warmup cosine schedule compute them (docs/spec.md §8.3).
+// path), `clip_grad_norm_` and a linear-warmup cosine schedule compute them (docs/spec.md §11.3).
 //
 // For a parameter p with gradient g at its own step t = 1, 2, … (a parameter that got no gradient in a step is left
 // alone, its step count included):

@@ -1,5 +1,5 @@
 // Backward through the whole Eagle 2.5: one packed step's loss and the gradient of every trainable parameter, keyed
-// by its checkpoint name (docs/spec.md §8). The forward here is the inference forward written out op by op with what
+// by its checkpoint name (docs/spec.md §11.2). The forward here is the inference forward written out op by op with what
 // each op's backward needs kept on a tape; the model is the same (its logits equal `EagleModel.forward`'s, a test
 // checks), the parameters are the same declarations (`EagleParameters`), only held as a flat, mutable dictionary.
 //

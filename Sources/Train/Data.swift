@@ -1,5 +1,5 @@
 // Training data in the LLaVA / InternVL / Eagle format, turned into the tokens, labels and tiles of a packed step
-// exactly as inference builds its prompts (docs/spec.md §8.1):
+// exactly as inference builds its prompts (docs/spec.md §11.1):
 //
 //   one JSON object a line: {"id": …, "image": "a.png" | ["a.png", "b.jpg"] (optional, relative to the file's
 //   folder), "conversations": [{"from": "human", "value": "<image>\nQuestion"}, {"from": "gpt", "value": "Answer"}, …]}

@@ -1,4 +1,4 @@
-// The training loop behind `eaglet train` (docs/spec.md §8.4): steps of B samples in file order (or a seeded
+// The training loop behind `eaglet train` (docs/spec.md §11.4): steps of B samples in file order (or a seeded
 // shuffle), fitted and packed, forward + backward, clipping, the schedule, AdamW; checkpoints in the layout
 // `generate` loads, written atomically, with the optimizer beside them so `--resume` continues bit for bit.
 //
