@@ -5,6 +5,10 @@
 import Foundation
 import Tensor
 
+/// OpenBLAS threads for a product of m·n·k multiply-adds: one below 4 M (waking the second thread costs more than
+/// it saves on the small matrices of tiny models), else the process's default.
+func productThreads(_ m: Int, _ n: Int, _ k: Int) -> Int { m * n * k < 1 << 22 ? 1 : BLAS.defaultThreads }
+
 /// C = op(A)·op(B) for rank-2 A and B (row-major), op = identity or transpose.
 func mm(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) -> Tensor {
     let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
@@ -14,6 +18,7 @@ func mm(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) ->
     return Tensor(shape: [m, n]) { c in
         guard m > 0 && n > 0 else { return }
         if k == 0 { c.initialize(repeating: 0); return }
+        BLAS.use(threads: productThreads(m, n, k))
         a.storage.withUnsafeBufferPointer { A in
             b.storage.withUnsafeBufferPointer { B in
                 BLAS.sgemm(
@@ -25,7 +30,10 @@ func mm(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) ->
 }
 
 /// y = x·Wᵀ + b for x (T, in), W (out, in).
-func linearForward(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor { linear(x, weight: w, bias: b) }
+func linearForward(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
+    let t = productThreads(x.count / w.shape[1], w.shape[0], w.shape[1])
+    return linear(x, weight: w, bias: b, compute: .fast(threads: t))
+}
 
 /// Backward of y = x·Wᵀ + b: dx = dy·W, dW = dyᵀ·x, db = Σ_t dy. `weights: false` skips dW and db (a frozen layer
 /// still passes its input gradient on); `input: false` skips dx (the first layer of a frozen-below stack).
