@@ -375,6 +375,27 @@ public struct StepResult: Sendable {
     public var loss: Float
     public var supervised: Int
     public var gradients: Gradients
+    /// Bytes the forward kept for the backward (every tape tensor: the memory ledger of the step).
+    public var keptBytes: Int = 0
+}
+
+extension DecoderTape {
+    var bytes: Int {
+        4 * ([x, n1, rstd1, q, k, v, o, x1, n2, rstd2, gate, up, act].map(\.count).reduce(0, +)
+            + attn.map { $0.out.count + $0.lse.count }.reduce(0, +))
+    }
+}
+
+extension VisionTape {
+    var bytes: Int {
+        var n = patches.count + shuffledLN.xhat.count + shuffledLN.rstd.count + shuffledNormed.count + m1.count + m1a.count
+        n += (post?.xhat.count ?? 0) + (post?.rstd.count ?? 0)
+        for t in layers {
+            n += [t.x, t.ln1.xhat, t.h1, t.q, t.k, t.v, t.o, t.x1, t.ln2.xhat, t.h2, t.f1, t.a].map(\.count).reduce(0, +)
+            n += t.ln1.rstd.count + t.ln2.rstd.count + t.attn.map { $0.out.count + $0.lse.count }.reduce(0, +)
+        }
+        return 4 * n
+    }
 }
 
 extension TrainingModel {
@@ -417,10 +438,13 @@ extension TrainingModel {
         }
         let (h, rstd) = rmsNormFused(x, weight: self[lp.norm.weight], eps: tc.rmsNormEps)
         let lce = linearCrossEntropyFused(hidden: h, weight: self[headSpec], labels: batch.labels)
+        let kept = tapes.map(\.bytes).reduce(0, +) + (visual?.1.bytes ?? 0) + 4 * (x.count + rstd.count)
         let language = train.contains(.language)
         if language { grads.accumulate(headSpec, lce.gradWeight) }
         let needInput = language || (wantVisual && visual != nil)
-        guard needInput else { return StepResult(loss: lce.loss, supervised: batch.supervised, gradients: grads) }
+        guard needInput else {
+            return StepResult(loss: lce.loss, supervised: batch.supervised, gradients: grads, keptBytes: kept)
+        }
         let fin = rmsNormBackwardFused(dy: lce.gradInput, x: x, weight: self[lp.norm.weight], rstd: rstd)
         if language { grads.accumulate(lp.norm.weight, fin.dweight) }
         var dx = fin.dx
@@ -451,6 +475,6 @@ extension TrainingModel {
             }
             visionBackward(dv, tape: vt, train: train, grads: &grads)
         }
-        return StepResult(loss: lce.loss, supervised: batch.supervised, gradients: grads)
+        return StepResult(loss: lce.loss, supervised: batch.supervised, gradients: grads, keptBytes: kept)
     }
 }

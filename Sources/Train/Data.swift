@@ -29,6 +29,10 @@ public struct TrainingSample: Sendable {
     public var line: Int
     /// An optional "type" field (per-type accuracy in `eaglet eval`).
     public var type: String?
+
+    public init(id: String, images: [String], turns: [(from: String, value: String)], line: Int, type: String?) {
+        self.id = id; self.images = images; self.turns = turns; self.line = line; self.type = type
+    }
 }
 
 /// Why a line or a sample cannot be used; each names the line.
