@@ -381,17 +381,20 @@ public struct StepResult: Sendable {
 
 extension DecoderTape {
     var bytes: Int {
-        4 * ([x, n1, rstd1, q, k, v, o, x1, n2, rstd2, gate, up, act].map(\.count).reduce(0, +)
-            + attn.map { $0.out.count + $0.lse.count }.reduce(0, +))
+        4
+            * ([x, n1, rstd1, q, k, v, o, x1, n2, rstd2, gate, up, act].map(\.count).reduce(0, +)
+                + attn.map { $0.out.count + $0.lse.count }.reduce(0, +))
     }
 }
 
 extension VisionTape {
     var bytes: Int {
-        var n = patches.count + shuffledLN.xhat.count + shuffledLN.rstd.count + shuffledNormed.count + m1.count + m1a.count
+        var n =
+            patches.count + shuffledLN.xhat.count + shuffledLN.rstd.count + shuffledNormed.count + m1.count + m1a.count
         n += (post?.xhat.count ?? 0) + (post?.rstd.count ?? 0)
         for t in layers {
-            n += [t.x, t.ln1.xhat, t.h1, t.q, t.k, t.v, t.o, t.x1, t.ln2.xhat, t.h2, t.f1, t.a].map(\.count).reduce(0, +)
+            n += [t.x, t.ln1.xhat, t.h1, t.q, t.k, t.v, t.o, t.x1, t.ln2.xhat, t.h2, t.f1, t.a].map(\.count).reduce(
+                0, +)
             n += t.ln1.rstd.count + t.ln2.rstd.count + t.attn.map { $0.out.count + $0.lse.count }.reduce(0, +)
         }
         return 4 * n
