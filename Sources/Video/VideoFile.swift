@@ -41,6 +41,8 @@ public enum VideoError: Error, Equatable, CustomStringConvertible, Sendable {
     case tooManyFrames(file: String, limit: Int)
     /// A frame larger than the pixel limit (`RGBImage.defaultMaxPixels`, as for images).
     case tooManyPixels(file: String, width: Int, height: Int, limit: Int)
+    /// Opening and probing took longer than `VideoFile.openSeconds`.
+    case tooSlow(file: String, seconds: Double)
 
     public var description: String {
         switch self {
@@ -50,6 +52,7 @@ public enum VideoError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(f): not a video file FFmpeg can read (\(d)); expected MP4, MKV, WebM, AVI, …"
         case let .noVideoStream(f): return "\(f): the file has no video stream (audio only?)"
         case let .unsupportedCodec(f, c): return "\(f): no decoder for the video codec \(c) in this FFmpeg build"
+        case let .tooSlow(f, s): return "\(f): opening the video took longer than \(Int(s)) s; refused"
         case let .noFrames(f): return "\(f): the video stream has no frames"
         case let .corrupt(f, d): return "\(f): corrupt video (\(d))"
         case let .frameOutOfRange(f, i, n): return "\(f): frame \(i) requested but the video has frames 0…\(n - 1)"
@@ -104,6 +107,9 @@ public final class VideoFile {
     public private(set) var seeks = 0
 
     private var format: UnsafeMutablePointer<AVFormatContext>?
+    /// The open deadline (`eaglet_format_with_deadline`), switched off after probing; the I/O context keeps a copy of
+    /// the interrupt callback, so it lives as long as the format context.
+    private var deadline: UnsafeMutableRawPointer?
     private var decoder: UnsafeMutablePointer<AVCodecContext>?
     private var packet: UnsafeMutablePointer<AVPacket>?
     private var frame: UnsafeMutablePointer<AVFrame>?
@@ -122,6 +128,8 @@ public final class VideoFile {
     /// decodes faster but holds a few frames in flight (flushed at every seek).
     /// Most frames the packet pass accepts: 2²², about 19 hours at 60 fps (the frame table costs 16 bytes a frame).
     public static let defaultMaxFrames = 1 << 22
+    /// Wall-clock seconds opening and probing a file may take.
+    public static let openSeconds = 10.0
 
     /// `maxFrames` bounds the frame table, `maxPixels` the size of one frame (checked on the stream's
     /// declared size at open and on every decoded frame).
@@ -155,15 +163,39 @@ public final class VideoFile {
                 avformat_close_input(&fmt)
             }
         }
-        // Only the file protocol: a playlist-like container (HLS, …) inside a "video" must not make FFmpeg
-        // fetch URLs.
+        // Only the file protocol, and only demuxers that read one self-contained file
+        // (`eaglet_video_demuxers`): an HLS playlist, an ffconcat list, a DASH manifest, an image2 pattern or a
+        // text file "video" (all recognised by content, whatever the name) is refused before it can open
+        // another file. Opening and probing give up after `openSeconds` (a live playlist or a pipe that never
+        // ends cannot hang the caller).
         var options: OpaquePointer? = nil
         av_dict_set(&options, "protocol_whitelist", "file", 0)
+        av_dict_set(&options, "format_whitelist", eaglet_video_demuxers, 0)
         defer { av_dict_free(&options) }
+        var deadline: UnsafeMutableRawPointer? = nil
+        fmt = eaglet_format_with_deadline(VideoFile.openSeconds, &deadline)
+        defer { if !succeeded { avformat_close_input(&fmt); eaglet_format_free_deadline(deadline) } }
+        guard fmt != nil else { throw VideoError.corrupt(file: path, detail: "out of memory") }
         var r = avformat_open_input(&fmt, path, nil, &options)
-        guard r >= 0, let f = fmt else { throw VideoError.unrecognized(file: path, detail: ffmpegMessage(r)) }
+        guard r >= 0, let f = fmt else {
+            if r == eaglet_averror_exit() { throw VideoError.tooSlow(file: path, seconds: VideoFile.openSeconds) }
+            throw VideoError.unrecognized(file: path, detail: ffmpegMessage(r))
+        }
+        let demuxer = String(cString: f.pointee.iformat.pointee.name)
+        guard
+            demuxer.split(separator: ",").allSatisfy({
+                String(cString: eaglet_video_demuxers).split(separator: ",").contains($0)
+            })
+        else {
+            throw VideoError.unrecognized(
+                file: path, detail: "the \(demuxer) format is not read (it can refer to other files)")
+        }
         r = avformat_find_stream_info(f, nil)
-        guard r >= 0 else { throw VideoError.corrupt(file: path, detail: "stream info: \(ffmpegMessage(r))") }
+        guard r >= 0 else {
+            if r == eaglet_averror_exit() { throw VideoError.tooSlow(file: path, seconds: VideoFile.openSeconds) }
+            throw VideoError.corrupt(file: path, detail: "stream info: \(ffmpegMessage(r))")
+        }
+        eaglet_format_set_deadline(deadline, 0) // opened and probed: reading and seeking are not timed
 
         var codec: UnsafePointer<AVCodec>? = nil
         let best = av_find_best_stream(f, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
@@ -263,6 +295,7 @@ public final class VideoFile {
         streamIndex = best
         self.timeBase = timeBase
         format = f
+        self.deadline = deadline
         decoder = c
         self.packet = packet
         frame = frm
@@ -277,6 +310,7 @@ public final class VideoFile {
         av_packet_free(&packet)
         avcodec_free_context(&decoder)
         avformat_close_input(&format)
+        eaglet_format_free_deadline(deadline)
     }
 
     /// Index of `value` in the sorted `array`, or nil.

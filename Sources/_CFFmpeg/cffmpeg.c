@@ -1,5 +1,6 @@
 // _CFFmpeg: macros as functions and the RGB conversion helper (see include/cffmpeg.h).
 #include "cffmpeg.h"
+#include <time.h>
 #include <errno.h>
 #include <string.h>
 
@@ -40,3 +41,39 @@ int eaglet_rgb_convert(eaglet_rgb_converter *c, const AVFrame *f, uint8_t *out) 
     for (int y = 0; y < f->height; y++) memcpy(out + (size_t)y * row, c->scratch[0] + (size_t)y * c->scratch_linesize[0], row);
     return 0;
 }
+
+const char *const eaglet_video_demuxers = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi";
+
+static double monotonic_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int past_deadline(void *opaque) {
+    const double *deadline = opaque;
+    return *deadline > 0 && monotonic_seconds() > *deadline;
+}
+
+AVFormatContext *eaglet_format_with_deadline(double seconds, void **deadline) {
+    double *d = av_malloc(sizeof(double));
+    AVFormatContext *f = avformat_alloc_context();
+    if (!d || !f) {
+        av_free(d);
+        avformat_free_context(f);
+        return NULL;
+    }
+    *d = monotonic_seconds() + seconds;
+    f->interrupt_callback.callback = past_deadline;
+    f->interrupt_callback.opaque = d;
+    *deadline = d;
+    return f;
+}
+
+void eaglet_format_set_deadline(void *deadline, double seconds) {
+    if (deadline) *(double *)deadline = seconds > 0 ? monotonic_seconds() + seconds : 0;
+}
+
+void eaglet_format_free_deadline(void *deadline) { av_free(deadline); }
+
+int eaglet_averror_exit(void) { return AVERROR_EXIT; }

@@ -24,6 +24,30 @@ import _TestSupport
         }
     }
 
+    /// Containers that would make FFmpeg open other files — an HLS playlist (named .mp4) naming a real video by
+    /// absolute path, an ffconcat list naming a sibling, a live playlist naming itself, a DASH manifest, a text file
+    /// (the "tty" demuxer) — are refused as unreadable, before any other file is opened (issue 23, items 1–2).
+    @Test func containersThatOpenOtherFilesAreRefused() {
+        let h264 = "\(dir)/h264.mp4"
+        let cases: [(String, String)] = [
+            ("video/hls.mp4", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n\(h264)\n#EXT-X-ENDLIST\n"),
+            ("video/live.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nlive.m3u8\n"),
+            ("video/concat.mp4", "ffconcat version 1.0\nfile \(h264)\n"),
+            (
+                "video/dash.mpd",
+                "<?xml version=\"1.0\"?><MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\"><BaseURL>\(dir)/</BaseURL><Period><AdaptationSet><Representation id=\"1\" bandwidth=\"1\"><BaseURL>h264.mp4</BaseURL></Representation></AdaptationSet></Period></MPD>"
+            ),
+            ("video/notes.txt", "hello world\nthis is text, not pictures\n")
+        ]
+        for (name, text) in cases {
+            let path = scratch(name, Array(text.utf8))
+            let e = error(path)
+            guard case .unrecognized? = e else {
+                Issue.record("\(name): expected unrecognized, got \(String(describing: e))"); continue
+            }
+        }
+    }
+
     @Test func frameCountAndFrameSizeLimits() throws {
         let h264 = "\(dir)/h264.mp4"
         #expect(error(h264, maxFrames: 10) == .tooManyFrames(file: h264, limit: 10))

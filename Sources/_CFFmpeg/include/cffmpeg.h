@@ -25,12 +25,28 @@ int eaglet_averror(int errnum);
 int eaglet_averror_eagain(void);
 /// AVERROR_EOF: end of file, or a drained decoder.
 int eaglet_averror_eof(void);
+/// AVERROR_EXIT: an interrupt callback stopped the call.
+int eaglet_averror_exit(void);
 /// AV_NOPTS_VALUE: "no timestamp".
 int64_t eaglet_nopts_value(void);
 /// av_strerror into `buffer` (always NUL-terminated).
 void eaglet_error_string(int error, char *buffer, size_t size);
 /// Only FFmpeg's fatal messages reach stderr (Eaglet reports errors itself).
 void eaglet_ffmpeg_quiet(void);
+
+/// The demuxers a video may be read with: each reads one self-contained file and never opens another (no
+/// playlists, concat lists, manifests, image sequences or text-as-picture). Comma-separated, as
+/// AVFormatContext.format_whitelist takes it.
+extern const char *const eaglet_video_demuxers;
+
+/// A format context whose opening and probing give up once `seconds` of wall-clock time have passed (an
+/// interrupt callback on the monotonic clock; FFmpeg then fails with AVERROR_EXIT). NULL when out of memory.
+/// The deadline lives in the context's `opaque`, freed by `eaglet_format_free_deadline` (call it after
+/// avformat_close_input, or on the context avformat_open_input freed on failure — keep the returned pointer).
+AVFormatContext *eaglet_format_with_deadline(double seconds, void **deadline);
+void eaglet_format_free_deadline(void *deadline);
+/// Moves the deadline `seconds` from now (0 switches it off, for decoding after opening).
+void eaglet_format_set_deadline(void *deadline, double seconds);
 
 /// Converts decoded frames to packed RGB24, keeping one swscale context and one aligned scratch image
 /// between calls (re-made when the size or pixel format changes).
