@@ -19,7 +19,7 @@ RUN_ENV := OPENBLAS_CORETYPE=SkylakeX
 endif
 endif
 
-FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py eagle_tiny_random.py tiny_eagle_goldens.py context_parallel.py ads_reference.py frame_sampling.py test_videos.py fused_kernels.py q8_0.py train_reference.py
+FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py eagle_tiny_random.py tiny_eagle_goldens.py context_parallel.py ads_reference.py frame_sampling.py test_videos.py fused_kernels.py q8_0.py train_reference.py robustness_files.py
 
 .PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab gpu-binary lint format
 

@@ -27,6 +27,21 @@ import _TestSupport
         }
     }
 
+    /// Fixtures/robustness (Fixtures/generate/robustness_files.py): a progressive JPEG with 2000 repeated scans is
+    /// refused (more than 500 scans), and a PNG carrying 300 MiB of deflated text decodes to exactly its pixels
+    /// without its text chunks being inflated (issue 23, items 3 and 10).
+    @Test func decompressionAndScanBombs() throws {
+        let dir = "\(repositoryRoot)/Fixtures/robustness"
+        let jpeg = try Array(Data(contentsOf: URL(fileURLWithPath: "\(dir)/scans-bomb.jpg")))
+        guard case .corrupt("x", .jpeg, let detail)? = error(jpeg), detail.contains("500 scans") else {
+            Issue.record("scans bomb: expected corrupt (more than 500 scans), got \(String(describing: error(jpeg)))")
+            return
+        }
+        let bomb = try RGBImage.load("\(dir)/ztxt-bomb.png")
+        let plain = try RGBImage.load("\(repositoryRoot)/Fixtures/imaging/files/gradient.png")
+        #expect(bomb.width == plain.width && bomb.height == plain.height && bomb.pixels == plain.pixels)
+    }
+
     @Test func hugePNGDimensionsHitThePixelLimitBeforeAllocating() {
         // 10¹⁰ pixels (30 GB as RGB): refused from the IHDR alone.
         #expect(

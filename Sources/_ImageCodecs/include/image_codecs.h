@@ -11,6 +11,12 @@
 #ifndef EAGLET_IMAGE_CODECS_H
 #define EAGLET_IMAGE_CODECS_H
 
+/// Bounds on what a decoder will do for one file (docs/robustness.md): scans of a progressive JPEG, ancillary PNG
+/// chunks kept, and the bytes one compressed ancillary PNG chunk may inflate to.
+#define EAGLET_JPEG_MAX_SCANS 500
+#define EAGLET_PNG_MAX_CHUNKS 1000
+#define EAGLET_PNG_MAX_CHUNK_BYTES (8 * 1024 * 1024)
+
 #include <stddef.h>
 #include <stdint.h>
 
