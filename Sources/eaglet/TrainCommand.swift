@@ -3,10 +3,12 @@
 import ArgumentParser
 import Eaglet
 import Foundation
+import Synchronization
 import _Essentials
 
-/// Set by SIGINT: the loop saves a resumable checkpoint after the step in flight, then exits.
-nonisolated(unsafe) var interrupted: sig_atomic_t = 0
+/// Set by SIGINT: the loop saves a resumable checkpoint after the step in flight, then exits. An atomic, so the
+/// loop sees the handler's store (a plain global may be read once and kept in a register).
+let interrupted = Atomic<Bool>(false)
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -98,7 +100,11 @@ struct TrainCommand: ParsableCommand {
             if let r = resume { try trainer.restore(from: r) }
             let dtype: DType = saveDtype == "bf16" ? .bf16 : .f32
             var saved: String? = resume
-            signal(SIGINT) { _ in interrupted = 1 }
+            signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
+            var unblock = sigset_t()
+            sigemptyset(&unblock)
+            sigaddset(&unblock, SIGINT)
+            pthread_sigmask(SIG_UNBLOCK, &unblock, nil) // a parent may have spawned us with SIGINT blocked
             let log = { (s: String) in FileHandle.standardError.write(Data((s + "\n").utf8)) }
             while trainer.step < steps {
                 let (r, grads) = try trainer.runStep()
@@ -115,7 +121,7 @@ struct TrainCommand: ParsableCommand {
                 guard r.loss.isFinite && r.gradNorm.isFinite else {
                     throw TrainError.nonFiniteLoss(step: r.step, saved: saved)
                 }
-                if interrupted != 0 {
+                if interrupted.load(ordering: .relaxed) {
                     try trainer.save(to: out, source: start, dtype: .f32)
                     log("eaglet train: interrupted after step \(r.step); resumable checkpoint in \(out)")
                     throw ExitCode(130)
