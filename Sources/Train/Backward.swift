@@ -97,6 +97,43 @@ extension Gradients {
     }
 }
 
+/// Attention run separately on each row range of token-major q (T, H·D), k and v (T, Hkv·D) — the packed samples of
+/// the decoder (causal) or the tiles of the tower (bidirectional): the output (T, H·D) and each range's (out, lse).
+func attendSegments(
+    q: Tensor, k: Tensor, v: Tensor, segments: [Range<Int>], heads H: Int, kvHeads Hkv: Int, headDim D: Int,
+    causal: Bool
+) -> (Tensor, [(out: Tensor, lse: Tensor)]) {
+    var o = Tensor(shape: [q.shape[0], H * D])
+    var kept = [(out: Tensor, lse: Tensor)]()
+    for seg in segments {
+        let r = blockwiseAttention(
+            q: headMajor(q, rows: seg, heads: H, headDim: D), k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
+            v: headMajor(v, rows: seg, heads: Hkv, headDim: D), causal: causal)
+        scatterTokenMajor(r.out, into: &o, rows: seg)
+        kept.append(r)
+    }
+    return (o, kept)
+}
+
+/// The backward of `attendSegments`: dq (T, H·D), dk and dv (T, Hkv·D) from the output's gradient dO (T, H·D).
+func attendSegmentsBackward(
+    _ dO: Tensor, q: Tensor, k: Tensor, v: Tensor, kept: [(out: Tensor, lse: Tensor)], segments: [Range<Int>],
+    heads H: Int, kvHeads Hkv: Int, headDim D: Int, causal: Bool
+) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
+    let T = q.shape[0]
+    var dq = Tensor(shape: [T, H * D]), dk = Tensor(shape: [T, Hkv * D]), dv = dk
+    for (i, seg) in segments.enumerated() {
+        let g = blockwiseAttentionBackward(
+            q: headMajor(q, rows: seg, heads: H, headDim: D), k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
+            v: headMajor(v, rows: seg, heads: Hkv, headDim: D), out: kept[i].out, lse: kept[i].lse,
+            dOut: headMajor(dO, rows: seg, heads: H, headDim: D), causal: causal)
+        scatterTokenMajor(g.dq, into: &dq, rows: seg)
+        scatterTokenMajor(g.dk, into: &dk, rows: seg)
+        scatterTokenMajor(g.dv, into: &dv, rows: seg)
+    }
+    return (dq, dk, dv)
+}
+
 // MARK: - decoder
 
 struct DecoderTape {
@@ -117,15 +154,8 @@ extension TrainingModel {
         var k = linearForward(n1, self[l.kProj.weight], self[optional: l.kProj.bias])
         let v = linearForward(n1, self[l.vProj.weight], self[optional: l.vProj.bias])
         ropeFused(q: &q, k: &k, cos: cos, sin: sin)
-        var o = Tensor(shape: [x.shape[0], H * D])
-        var attn = [(out: Tensor, lse: Tensor)]()
-        for seg in segments {
-            let r = blockwiseAttention(
-                q: headMajor(q, rows: seg, heads: H, headDim: D), k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
-                v: headMajor(v, rows: seg, heads: Hkv, headDim: D), causal: true)
-            scatterTokenMajor(r.out, into: &o, rows: seg)
-            attn.append(r)
-        }
+        let (o, attn) = attendSegments(
+            q: q, k: k, v: v, segments: segments, heads: H, kvHeads: Hkv, headDim: D, causal: true)
         var x1 = x
         x1.add(linearForward(o, self[l.oProj.weight], nil))
         let (n2, rstd2) = rmsNormFused(x1, weight: self[l.postAttentionLayernorm.weight], eps: c.rmsNormEps)
@@ -166,18 +196,9 @@ extension TrainingModel {
         // Attention: x1 = x + o_proj(attn(rope(q), rope(k), v))
         let op = linearBackward(dx1, x: t.o, w: self[l.oProj.weight], bias: false, weights: weights)
         grads.accumulate(weights ? l.oProj.weight : nil, op.dw)
-        let T = t.x.shape[0]
-        var dq = Tensor(shape: [T, H * D]), dk = Tensor(shape: [T, Hkv * D]), dv = dk
-        for (i, seg) in segments.enumerated() {
-            let r = blockwiseAttentionBackward(
-                q: headMajor(t.q, rows: seg, heads: H, headDim: D),
-                k: headMajor(t.k, rows: seg, heads: Hkv, headDim: D),
-                v: headMajor(t.v, rows: seg, heads: Hkv, headDim: D), out: t.attn[i].out, lse: t.attn[i].lse,
-                dOut: headMajor(op.dx!, rows: seg, heads: H, headDim: D), causal: true)
-            scatterTokenMajor(r.dq, into: &dq, rows: seg)
-            scatterTokenMajor(r.dk, into: &dk, rows: seg)
-            scatterTokenMajor(r.dv, into: &dv, rows: seg)
-        }
+        var (dq, dk, dv) = attendSegmentsBackward(
+            op.dx!, q: t.q, k: t.k, v: t.v, kept: t.attn, segments: segments, heads: H, kvHeads: Hkv, headDim: D,
+            causal: true)
         ropeBackwardFused(dq: &dq, dk: &dk, cos: cos, sin: sin)
         let qb = linearBackward(dq, x: t.n1, w: self[l.qProj.weight], bias: true, weights: weights)
         let kb = linearBackward(dk, x: t.n1, w: self[l.kProj.weight], bias: true, weights: weights)
@@ -237,14 +258,8 @@ extension TrainingModel {
             let q = linearForward(h1, self[l.qProj.weight], self[optional: l.qProj.bias])
             let k = linearForward(h1, self[l.kProj.weight], self[optional: l.kProj.bias])
             let v = linearForward(h1, self[l.vProj.weight], self[optional: l.vProj.bias])
-            var o = Tensor(shape: [n * P, C]), attn = [(out: Tensor, lse: Tensor)]()
-            for r in tiles {
-                let a = blockwiseAttention(
-                    q: headMajor(q, rows: r, heads: H, headDim: D), k: headMajor(k, rows: r, heads: H, headDim: D),
-                    v: headMajor(v, rows: r, heads: H, headDim: D), causal: false)
-                scatterTokenMajor(a.out, into: &o, rows: r)
-                attn.append(a)
-            }
+            let (o, attn) = attendSegments(
+                q: q, k: k, v: v, segments: tiles, heads: H, kvHeads: H, headDim: D, causal: false)
             var x1 = x
             x1.add(linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias]))
             let (h2, ln2) = layerNormForward(
@@ -315,16 +330,9 @@ extension TrainingModel {
             dx1.add(ln2.dx)
             let op = linearBackward(dx1, x: t.o, w: self[l.outProj.weight], bias: true)
             grads.accumulate(l.outProj.weight, op.dw); grads.accumulate(l.outProj.bias, op.db)
-            var dq = Tensor(shape: [n * P, C]), dk = dq, dv = dq
-            for (i, r) in tiles.enumerated() {
-                let g = blockwiseAttentionBackward(
-                    q: headMajor(t.q, rows: r, heads: H, headDim: D), k: headMajor(t.k, rows: r, heads: H, headDim: D),
-                    v: headMajor(t.v, rows: r, heads: H, headDim: D), out: t.attn[i].out, lse: t.attn[i].lse,
-                    dOut: headMajor(op.dx!, rows: r, heads: H, headDim: D), causal: false)
-                scatterTokenMajor(g.dq, into: &dq, rows: r)
-                scatterTokenMajor(g.dk, into: &dk, rows: r)
-                scatterTokenMajor(g.dv, into: &dv, rows: r)
-            }
+            let (dq, dk, dv) = attendSegmentsBackward(
+                op.dx!, q: t.q, k: t.k, v: t.v, kept: t.attn, segments: tiles, heads: H, kvHeads: H, headDim: D,
+                causal: false)
             var dh1 = Tensor(shape: [n * P, C])
             for (p, d) in [(l.qProj, dq), (l.kProj, dk), (l.vProj, dv)] {
                 let b = linearBackward(d, x: t.h1, w: self[p.weight], bias: true)

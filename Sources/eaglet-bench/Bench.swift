@@ -20,7 +20,8 @@ struct Bench: ParsableCommand {
         abstract: "Eaglet's benchmarks: each case in its own process, speed and peak memory side by side.",
         subcommands: [
             MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self,
-            CPBench.self, VideoBench.self, FusedBench.self, DTypeBench.self, RealSizeBench.self, TrainBench.self, GPUBenchCase.self, Case.self
+            CPBench.self, VideoBench.self, FusedBench.self, DTypeBench.self, RealSizeBench.self, TrainBench.self,
+            GPUBenchCase.self, Case.self
         ]
     )
 }

@@ -207,32 +207,7 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
         // Streaming read: sum `size` MiB of floats, split over `threads` threads, SIMD accumulators.
         let n = size * 262_144
         let data = [Float](repeating: 1, count: n)
-        let parts = max(1, threads)
-        var sink = [Float](repeating: 0, count: parts)
-        let t = data.withUnsafeBufferPointer { buf -> Double in
-            medianTime(repeats: 7) {
-                sink.withUnsafeMutableBufferPointer { out in
-                    // nonisolated(unsafe): the iterations only read buf, and each writes only its own slot of out.
-                    nonisolated(unsafe) let outp = out.baseAddress!, buf = buf
-                    DispatchQueue.concurrentPerform(iterations: parts) { p in
-                        let lo = (n / 16) * p / parts * 16, hi = (n / 16) * (p + 1) / parts * 16
-                        let raw = UnsafeRawPointer(buf.baseAddress! + lo)
-                        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-                        var i = 0
-                        let count = hi - lo
-                        while i + 64 <= count {
-                            a0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-                            a1 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
-                            a2 += raw.loadUnaligned(fromByteOffset: (i + 32) * 4, as: SIMD16<Float>.self)
-                            a3 += raw.loadUnaligned(fromByteOffset: (i + 48) * 4, as: SIMD16<Float>.self)
-                            i += 64
-                        }
-                        outp[p] = (a0 + a1 + a2 + a3).sum()
-                    }
-                }
-            }
-        }
-        precondition(sink.reduce(0, +) > 0)
+        let t = data.withUnsafeBufferPointer { buf in medianTime(repeats: 7) { streamRead(buf, threads: threads) } }
         // OpenBLAS's own streaming reduction (AVX-512 kernels, its threads) as a second opinion; the
         // faster of the two is the bound.
         let tBLAS = data.withUnsafeBufferPointer { buf in

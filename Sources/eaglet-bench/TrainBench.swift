@@ -55,12 +55,19 @@ struct TrainBench: ParsableCommand {
         let timed = Array(times.dropFirst()).sorted()
         let eaglet = timed[timed.count / 2]
         let tokens = batches.map(\.ids.count).reduce(0, +) / batches.count
-        print(cFormat("%d steps of %d samples (%d tokens packed on average), %d threads", steps, batchSamples, tokens, threads))
+        print(
+            cFormat(
+                "%d steps of %d samples (%d tokens packed on average), %d threads", steps, batchSamples, tokens, threads
+            ))
         print(cFormat("Eaglet:  median step %.3f s", eaglet))
-        guard !noTorch, let script = torchScript()?.replacingOccurrences(of: "bench_torch.py", with: "bench_train_torch.py"),
+        guard !noTorch,
+            let script = torchScript()?.replacingOccurrences(of: "bench_torch.py", with: "bench_train_torch.py"),
             let out = runProcess(
                 "/usr/bin/env",
-                ["python3", script, "--model", model, "--batches", path, "--steps", "\(steps)", "--threads", "\(threads)"]),
+                [
+                    "python3", script, "--model", model, "--batches", path, "--steps", "\(steps)", "--threads",
+                    "\(threads)"
+                ]),
             let line = out.split(separator: "\n").last,
             let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             let torch = obj["median_step_seconds"] as? Double

@@ -80,7 +80,9 @@ func sampleLine(_ q: String, _ a: String, image: Bool = true) -> String {
         #expect(throws: TrainingDataError.self) { try encodeFitted(samples, encoder: enc, context: 20, file: "d") }
     }
 
-    /// Four steps straight, or two, a save, a restore and two more: the same parameters, bit for bit.
+    /// Four steps straight, or two, a save, a restore and two more: the same parameters. In this process other
+    /// suites change OpenBLAS's thread count concurrently (a process-wide setting that picks its kernels), so the
+    /// last bits can differ here; TrainCLI.resumeIsBitIdentical checks bit equality in processes of their own.
     @Test func resumedRunEqualsUninterruptedRun() throws {
         let lines = (0..<8).map { sampleLine("Question \($0)?", "Answer \($0).", image: $0 % 2 == 0) }
         let dir = try dataFolder(lines)
@@ -108,7 +110,7 @@ func sampleLine(_ q: String, _ a: String, image: Bool = true) -> String {
         for _ in 0..<2 { _ = try second.runStep() }
         #expect(straight.model.values.keys.sorted() == second.model.values.keys.sorted())
         for key in straight.model.values.keys {
-            assertClose(second.model.values[key]!, straight.model.values[key]!, .exact, "\(key) after resume")
+            assertClose(second.model.values[key]!, straight.model.values[key]!, .fp32Op, "\(key) after resume")
         }
         // And the saved folder is a checkpoint `generate` loads.
         let again = try EaglePipeline(directory: saved)
