@@ -16,7 +16,22 @@ struct EagletCommand: ParsableCommand {
     static func main() {
         BLAS.restartIfMisdetected() // Debian's OpenBLAS 0.3.21 and recent CPUs (see BLAS.betterCoreType)
         reuseFreedTensorMemory()
+        refuseArgumentsThatAreNotUTF8()
         main(nil)
+    }
+
+    /// Swift decodes arguments as UTF-8, replacing invalid bytes with U+FFFD, so a file name that is not UTF-8 could
+    /// name — and open — a different file. Such arguments are refused before anything is parsed (exit 1).
+    static func refuseArgumentsThatAreNotUTF8() {
+        for i in 1..<Int(CommandLine.argc) {
+            guard let p = CommandLine.unsafeArgv[i] else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p))
+            if String(validating: bytes, as: UTF8.self) == nil {
+                FileHandle.standardError.write(
+                    Data("eaglet: argument \(i) is not valid UTF-8; rename the file (Eaglet reads names as UTF-8)\n".utf8))
+                Foundation.exit(1)
+            }
+        }
     }
 
     static let configuration = CommandConfiguration(

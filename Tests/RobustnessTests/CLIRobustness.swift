@@ -32,6 +32,22 @@ struct CLIRobustness {
         #expect(r.reason == .exit && r.status == 0, "huge --max-new-tokens: \(r.stderr)")
     }
 
+    /// A file name that is not UTF-8 (byte 0xFF) is refused by name, not decoded with U+FFFD into the name of some
+    /// other file (issue 23 item 8). Process takes Strings, so the shell writes the byte.
+    @Test func argumentsThatAreNotUTF8AreRefused() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "exec \"$0\" tile \"$(printf 'a\\377.png')\" --json", try #require(eagletBinary)]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 1)
+        #expect(text.hasPrefix("eaglet: argument 2 is not valid UTF-8"), "\(text)")
+    }
+
     /// Sizes that overflowed the grid arithmetic or a thread count, refused by range (issue 23 item 7).
     @Test func hugeNumericFlagsAreRefusedByRange() throws {
         for (args, mention) in [
