@@ -25,10 +25,13 @@ struct EagletCommand: ParsableCommand {
     static func refuseArgumentsThatAreNotUTF8() {
         for i in 1..<Int(CommandLine.argc) {
             guard let p = CommandLine.unsafeArgv[i] else { continue }
-            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p))
+            let bytes = UnsafeBufferPointer(
+                start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p))
             if String(validating: bytes, as: UTF8.self) == nil {
                 FileHandle.standardError.write(
-                    Data("eaglet: argument \(i) is not valid UTF-8; rename the file (Eaglet reads names as UTF-8)\n".utf8))
+                    Data(
+                        "eaglet: argument \(i) is not valid UTF-8; rename the file (Eaglet reads names as UTF-8)\n".utf8
+                    ))
                 Foundation.exit(1)
             }
         }
