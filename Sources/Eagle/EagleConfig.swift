@@ -41,6 +41,8 @@ public struct EagleConfig: Sendable, Equatable {
 
     /// Patches per tile side (S / patch).
     public var patchesPerSide: Int { tileSize / vision.patchSize }
+    /// Most patches along one side of a tile: 128 (16 384 a tile, 16× Eagle2.5-8B's 1024).
+    public static let maxPatchesPerSide = 128
     /// Visual tokens per tile: (S/patch)² · ratio² (256 for Eagle2.5-8B).
     public var tokensPerTile: Int {
         let side = Double(patchesPerSide) * downsampleRatio
@@ -139,6 +141,15 @@ public struct EagleConfig: Sendable, Equatable {
             throw EagleError.badConfig(
                 file: file, field: "vision_config.patch_size",
                 expected: "a patch grid with an even side for the 2×2 pixel shuffle, found \(c.patchesPerSide)")
+        }
+        // One tile's attention is over all its patches: bound them (Eagle 2.5: 32 × 32 = 1024) so that a
+        // valid-looking config cannot ask for a P × P score matrix of gigabytes.
+        guard c.patchesPerSide <= EagleConfig.maxPatchesPerSide else {
+            throw EagleError.badConfig(
+                file: file, field: "vision_config.image_size",
+                expected:
+                    "at most \(EagleConfig.maxPatchesPerSide) patches a side (image_size / patch_size), found \(c.patchesPerSide)"
+            )
         }
         guard c.minTiles >= 1, c.maxTiles >= c.minTiles else {
             throw EagleError.badConfig(

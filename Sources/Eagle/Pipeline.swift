@@ -47,7 +47,7 @@ public final class EaglePipeline: Sendable {
                 }.first
                 let advice =
                     other.map { "Use --weights \($0.0.rawValue) (it would need \(gib($0.1.totalBytes))), or " }
-                    ?? (weights == .q8_0 ? "Use " : "Use --weights q8_0, ")
+                    ?? "Use "
                 let rest = "a smaller --max-context or --max-new-tokens, or a machine with more memory."
                 try plan.check(source: directory, advice: advice + rest)
             }

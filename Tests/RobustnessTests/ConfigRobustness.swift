@@ -84,6 +84,18 @@ import SigLIP2
                     expected: "1 ≤ min_dynamic_tiles ≤ max_dynamic_tiles"))
     }
 
+    /// A valid-looking tower (2048 px tiles of 8 px patches: 65 536 patches a tile) would ask one tile's attention for
+    /// a 65 536² score matrix; the config check bounds patches per side (issue 23 item 5).
+    @Test func patchesPerTileAreBounded() throws {
+        let e = eagle(
+            try tinyConfig { top, v, _ in
+                v["image_size"] = 2048; v["patch_size"] = 8; top["force_image_size"] = 2048; top["max_dynamic_tiles"] = 1
+            })
+        guard case .badConfig(_, "vision_config.image_size", _)? = e else {
+            Issue.record("expected badConfig(vision_config.image_size), got \(String(describing: e))"); return
+        }
+    }
+
     @Test func absurdSizesHitTheLimits() throws {
         #expect(
             qwen(try tinyConfig { _, _, t in t["num_hidden_layers"] = 1_000_000_000 })
