@@ -89,7 +89,8 @@ import SigLIP2
     @Test func patchesPerTileAreBounded() throws {
         let e = eagle(
             try tinyConfig { top, v, _ in
-                v["image_size"] = 2048; v["patch_size"] = 8; top["force_image_size"] = 2048; top["max_dynamic_tiles"] = 1
+                v["image_size"] = 2048; v["patch_size"] = 8; top["force_image_size"] = 2048;
+                top["max_dynamic_tiles"] = 1
             })
         guard case .badConfig(_, "vision_config.image_size", _)? = e else {
             Issue.record("expected badConfig(vision_config.image_size), got \(String(describing: e))"); return
