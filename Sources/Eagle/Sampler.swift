@@ -64,12 +64,13 @@ public struct Sampler: Sendable {
             }
         }
         if p.temperature == 0 { return argmaxFirst(l) }
-        for i in l.indices { l[i] /= p.temperature }
-        // candidates by descending logit (stable: ties keep the lower id first)
+        // candidates by descending logit (stable: ties keep the lower id first); dividing by T > 0 keeps the order
         var order = Array(l.indices).sorted { l[$0] != l[$1] ? l[$0] > l[$1] : $0 < $1 }
         if p.topK > 0 && p.topK < order.count { order = Array(order.prefix(p.topK)) }
-        let m = l[order[0]]
-        var probs = order.map { Double(exp(l[$0] - m)) }
+        // softmax(l / T) as exp((l − max) / T) in Double: the same numbers for ordinary T, and no overflow to
+        // ∞ − ∞ = NaN for a tiny one (T = 1e-38 once sampled garbage; now it is greedy, as its limit is).
+        let m = l[order[0]], t = Double(p.temperature)
+        var probs = order.map { exp(Double(l[$0] - m) / t) }
         let total = probs.reduce(0, +)
         for i in probs.indices { probs[i] /= total }
         if p.topP < 1 {

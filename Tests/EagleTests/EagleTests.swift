@@ -203,6 +203,15 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         for _ in 0..<20 { #expect(k1.next(logits: logits, context: []) == 1) }
     }
 
+    /// A temperature so small that l / T overflows (1e-38) once sampled garbage (" you you you…"): it is greedy now,
+    /// its limit (issue 23, minor items). A moderate one still spreads the draws.
+    @Test func tinyTemperatureIsGreedy() {
+        var tiny = Sampler(SamplingParameters(temperature: 1e-38, seed: 5))
+        for _ in 0..<20 { #expect(tiny.next(logits: logits, context: []) == 1) }
+        var warm = Sampler(SamplingParameters(temperature: 1, seed: 5))
+        #expect(Set((0..<200).map { _ in warm.next(logits: logits, context: []) }).count > 2)
+    }
+
     @Test func repetitionPenaltyDividesPositiveAndMultipliesNegativeLogits() {
         // HF's rule: for tokens in the context, logit > 0 → logit / r, else logit · r.
         // With r = 2: token 1 (2.0) → 1.0 falls below token 3 (1.9), so greedy picks 3.
