@@ -174,8 +174,24 @@ struct Forward: ParsableCommand {
     @Option(help: "The safetensors file to write.") var dump: String
     @Flag(help: "Run the reference (naive) paths instead of the fast ones.") var naive = false
 
+    /// Refuses a --dump that is a folder, or a file of the checkpoint itself (writing it would replace the weights).
+    func checkDumpTarget() throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dump, isDirectory: &isDir), isDir.boolValue {
+            throw InputError(description: "\(dump): --dump names a folder; give a file path such as out.safetensors")
+        }
+        let target = URL(fileURLWithPath: dump).resolvingSymlinksInPath().path
+        let folder = URL(fileURLWithPath: input.model).resolvingSymlinksInPath().path
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        where (folder as NSString).appendingPathComponent(name) == target {
+            throw InputError(
+                description: "\(dump): --dump would overwrite the checkpoint's own \(name); write it elsewhere")
+        }
+    }
+
     func run() throws {
         try reportingInputErrors {
+            try checkDumpTarget()
             let pipeline = try input.pipeline(plannedContext: 1)
             let (ids, pixels, _) = try input.resolve(pipeline)
             let f = try pipeline.model.forward(ids: ids, pixelValues: pixels, compute: naive ? .reference : .fast)

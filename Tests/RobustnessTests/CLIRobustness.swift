@@ -32,6 +32,22 @@ struct CLIRobustness {
         #expect(r.reason == .exit && r.status == 0, "huge --max-new-tokens: \(r.stderr)")
     }
 
+    /// `forward --dump` onto the checkpoint's own weights would replace them; onto a folder it printed a raw NSError.
+    /// Both are one-line errors now, and the checkpoint is untouched (issue 23, minor items).
+    @Test func forwardDumpCannotOverwriteTheCheckpoint() throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/eaglet-dump-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: tinyRandom, toPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let before = FileManager.default.contents(atPath: dir + "/model.safetensors")
+        try expectOneLineFailure(
+            ["forward", "--model", dir, "--prompt", "hi", "--dump", dir + "/model.safetensors"],
+            mentioning: "would overwrite", "dump onto the weights")
+        #expect(FileManager.default.contents(atPath: dir + "/model.safetensors") == before)
+        try expectOneLineFailure(
+            ["forward", "--model", dir, "--prompt", "hi", "--dump", dir], mentioning: "names a folder",
+            "dump onto a folder")
+    }
+
     /// A file name that is not UTF-8 (byte 0xFF) is refused by name, not decoded with U+FFFD into the name of some
     /// other file (issue 23 item 8). Process takes Strings, so the shell writes the byte.
     @Test func argumentsThatAreNotUTF8AreRefused() throws {
