@@ -62,24 +62,42 @@ public func pixelShuffleNaive(_ x: Tensor, rows: Int? = nil, columns: Int? = nil
 public func pixelShuffle(_ x: Tensor, rows: Int? = nil, columns: Int? = nil) throws -> Tensor {
     let (r, w) = try patchGrid(x, rows: rows, columns: columns)
     let n = x.shape[0], c = x.shape[2]
-    var out = [Float](repeating: 0, count: x.count)
-    x.storage.withUnsafeBufferPointer { X in
-        out.withUnsafeMutableBufferPointer { O in
-            var o = 0
-            for b in 0..<n {
-                for i in 0..<(r / 2) {
-                    for j in 0..<(w / 2) {
-                        for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                            let src = ((b * r + 2 * i + dr) * w + 2 * j + dc) * c
-                            (O.baseAddress! + o).update(from: X.baseAddress! + src, count: c)
-                            o += c
-                        }
-                    }
+    return Tensor(shape: [n, (r / 2) * (w / 2), 4 * c]) { out in
+        x.storage.withUnsafeBufferPointer { X in
+            forEachShuffledRow(tiles: n, rows: r, columns: w) { o, src in
+                (out.baseAddress! + o * c).initialize(from: X.baseAddress! + src * c, count: c)
+            }
+        }
+    }
+}
+
+/// The backward of `pixelShuffle`, its inverse permutation: d (N·R/2·W/2, 4C) → (N·R·W, C), each input row receiving
+/// the slice of the output row it was copied to.
+public func pixelShuffleBackward(_ d: Tensor, tiles n: Int, rows r: Int, columns w: Int, channels c: Int) -> Tensor {
+    Tensor(shape: [n * r * w, c]) { out in
+        d.storage.withUnsafeBufferPointer { D in
+            forEachShuffledRow(tiles: n, rows: r, columns: w) { o, src in
+                (out.baseAddress! + src * c).initialize(from: D.baseAddress! + o * c, count: c)
+            }
+        }
+    }
+}
+
+/// The one index map of the pixel shuffle: `body(o, src)` for every C-wide row o of the output (in order; output row
+/// o is a quarter of a 4C token) and the input row src = token (b, 2i + dr, 2j + dc) it takes.
+@inline(__always)
+private func forEachShuffledRow(tiles n: Int, rows r: Int, columns w: Int, _ body: (Int, Int) -> Void) {
+    var o = 0
+    for b in 0..<n {
+        for i in 0..<(r / 2) {
+            for j in 0..<(w / 2) {
+                for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    body(o, (b * r + 2 * i + dr) * w + 2 * j + dc)
+                    o += 1
                 }
             }
         }
     }
-    return Tensor(shape: [n, (r / 2) * (w / 2), 4 * c], storage: out)
 }
 
 /// `mlp1`: LayerNorm(4C) → Linear(4C → C_llm) → GELU(erf) → Linear(C_llm → C_llm).

@@ -9,7 +9,6 @@ import Connector
 import Dispatch
 import Tensor
 import _CKernels
-import _Essentials
 import Qwen2
 import SafeTensors
 import SigLIP2
@@ -80,16 +79,13 @@ func hasNonFinite(_ raw: UnsafeRawBufferPointer, dtype: DType, threads: Int) -> 
     guard raw.count >= size, let base = raw.baseAddress else { return false }
     let n = raw.count / size, parts = max(1, min(threads, n >> 20))
     nonisolated(unsafe) let start = base
-    let found = Mutex(), hit = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
-    defer { hit.deallocate() }
-    hit.initialize(to: false)
-    nonisolated(unsafe) let flag = hit
+    let kind: Int32 = dtype == .bf16 ? 1 : dtype == .f16 ? 2 : 0
+    let hits = UnsafeMutablePointer<Bool>.allocate(capacity: parts)
+    defer { hits.deallocate() }
+    nonisolated(unsafe) let flags = hits // each part writes only its own flag
     DispatchQueue.concurrentPerform(iterations: parts) { p in
         let lo = n * p / parts, hi = n * (p + 1) / parts
-        let kind: Int32 = dtype == .bf16 ? 1 : dtype == .f16 ? 2 : 0
-        if eaglet_any_nonfinite(start + lo * size, hi - lo, Int32(size), kind) != 0 {
-            found.lock(); flag.pointee = true; found.unlock()
-        }
+        flags[p] = eaglet_any_nonfinite(start + lo * size, hi - lo, Int32(size), kind) != 0
     }
-    return hit.pointee
+    return (0..<parts).contains { hits[$0] }
 }

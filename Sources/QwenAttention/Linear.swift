@@ -201,15 +201,6 @@ public struct Linear: Sendable {
             }
         }
 
-        /// Bytes the weight occupies as held (4, 2 or 34/32 per value).
-        public var byteCount: Int {
-            switch self {
-            case .f32(let t): return t.count * 4
-            case .bf16(let m): return m.rows * m.cols * 2
-            case .q8_0(let m): return m.byteCount
-            }
-        }
-
         /// Row `r`, as fp32, into `out` (cols floats): an embedding lookup.
         public func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
             switch self {
@@ -246,7 +237,6 @@ public struct Linear: Sendable {
     public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
         if compute.isReference { return linear(x, weight: weight, bias: bias, compute: .reference) }
         precondition(x.shape.last == inFeatures, "Linear: input \(x.shape) does not have width \(inFeatures)")
-        let rows = x.count / max(inFeatures, 1)
         var shape = x.shape
         shape[shape.count - 1] = outFeatures
         return Tensor(shape: shape, overwrittenBy: { Y in product(x, into: Y, accumulate: false, compute: compute) })

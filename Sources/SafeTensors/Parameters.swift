@@ -204,9 +204,6 @@ public final class WeightStore: @unchecked Sendable {
         }
     }
 
-    /// Whether `spec` is kept in its stored dtype, BF16 read in place.
-    public func keepsStoredDType(_ spec: ParameterSpec) -> Bool { held(spec) == .bf16InPlace }
-
     /// Reads `spec` as a BF16 matrix in place when it is stored as one, shape checked; nil otherwise (whatever the
     /// format: the q8_0 quantizer reads BF16 matrices this way too).
     public func readBF16(_ spec: ParameterSpec) throws -> BF16Matrix? {

@@ -107,9 +107,9 @@ public struct Q8Activation {
     /// x (C values, C % 32 == 0) quantized with q8_0's rule, the scale kept in fp32.
     public init(_ x: UnsafePointer<Float>, count: Int) {
         precondition(Q8Matrix.fits(cols: count), "Q8Activation: width \(count) is not a positive multiple of 32")
-        // Padded as the kernels read: q by one block, d to a multiple of 8 scales (zeros).
+        // d padded with zeros to a multiple of 8 scales: the kernels load a group's 8 at once.
         let nb = count / Q8Matrix.blockSize
-        var q = [Int8](repeating: 0, count: count + Q8Matrix.blockSize)
+        var q = [Int8](repeating: 0, count: count)
         var d = [Float](repeating: 0, count: (nb + 7) / 8 * 8)
         q.withUnsafeMutableBufferPointer { Q in
             d.withUnsafeMutableBufferPointer { D in eaglet_quantize_row_q8(x, count, Q.baseAddress!, D.baseAddress!) }

@@ -34,7 +34,7 @@ public struct AdamW: Sendable {
             steps[key] = t
             var mk = m[key] ?? Tensor(shape: p.shape), vk = v[key] ?? Tensor(shape: p.shape)
             let decay = Float(1 - lr * (p.rank >= 2 ? weightDecay : 0))
-            let b1 = Float(beta1), b2 = Float(beta2), oneMinusB1 = Float(1 - beta1), oneMinusB2 = Float(1 - beta2)
+            let b2 = Float(beta2), oneMinusB1 = Float(1 - beta1), oneMinusB2 = Float(1 - beta2)
             let stepSize = Float(lr / (1 - pow(beta1, Double(t))))
             let bc2Sqrt = Float((1 - pow(beta2, Double(t))).squareRoot()), e = Float(eps)
             p.withUnsafeMutableStorage { P in
@@ -53,7 +53,6 @@ public struct AdamW: Sendable {
                     }
                 }
             }
-            _ = b1
             params[key] = p; m[key] = mk; v[key] = vk
         }
     }

@@ -309,7 +309,8 @@ extension TrainingModel {
         guard vis else { return }
         let ln = layerNormBackward(f1.dx!, tape: tape.shuffledLN, weight: self[mp.norm.weight])
         if conn { grads.accumulate(mp.norm.weight, ln.dw); grads.accumulate(mp.norm.bias, ln.db) }
-        var dx = pixelShuffleBackward(ln.dx, tiles: n, channels: C)
+        var dx = pixelShuffleBackward(
+            ln.dx, tiles: n, rows: config.patchesPerSide, columns: config.patchesPerSide, channels: C)
         if let post = tape.post {
             let b = layerNormBackward(dx, tape: post, weight: self[vp.postLayernorm.weight])
             grads.accumulate(vp.postLayernorm.weight, b.dw); grads.accumulate(vp.postLayernorm.bias, b.db)
@@ -352,27 +353,6 @@ extension TrainingModel {
         grads.accumulate(vp.positionEmbedding, dpos)
         grads.accumulate(vp.patchEmbedding, mm(dx, tape.patches, transA: true).reshaped(self[vp.patchEmbedding].shape))
         grads.accumulate(vp.patchEmbeddingBias, columnSums(dx))
-    }
-}
-
-/// The inverse permutation of `pixelShuffle` (ratio 0.5, square grids): d (N·P/4, 4C) → (N·P, C).
-func pixelShuffleBackward(_ d: Tensor, tiles n: Int, channels c: Int) -> Tensor {
-    let p = d.count / (n * c), side = Int(Double(p).squareRoot().rounded())
-    return Tensor(shape: [n * p, c]) { out in
-        d.storage.withUnsafeBufferPointer { D in
-            var o = 0
-            for b in 0..<n {
-                for i in 0..<(side / 2) {
-                    for j in 0..<(side / 2) {
-                        for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                            let dst = ((b * side + 2 * i + dr) * side + 2 * j + dc) * c
-                            (out.baseAddress! + dst).initialize(from: D.baseAddress! + o, count: c)
-                            o += c
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 

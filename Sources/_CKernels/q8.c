@@ -228,45 +228,43 @@ int eaglet_has_vnni(void) {
     return vnni;
 }
 
+// Byte offsets, within its row, of block b's scale and of its 32 values (nb blocks a row, groups of 8).
+static inline long scale_offset(long b) { return b / 8 * GROUP_BYTES + 2 * (b % 8); }
+static inline long values_offset(long nb, long b) {
+    return b / 8 * GROUP_BYTES + 2 * group_len(nb, b / 8) + 32 * (b % 8);
+}
+
+// One block quantized on the path `p` (the AVX2 loop on both vector paths): its scale d, values into q.
+static inline float quantize_block(int p, const float *x, int8_t *q) {
+#if defined(__x86_64__)
+    if (p >= 1) return quantize_block_avx2(x, q);
+#endif
+    (void)p;
+    return quantize_block_plain(x, q);
+}
+
 void eaglet_quantize_q8_0(const float *x, long rows, long cols, uint8_t *out) {
     int p = eaglet_kernel_path();
     long nb = cols / 32;
     for (long r = 0; r < rows; r++) {
         uint8_t *row = out + r * nb * BLOCK_BYTES;
         for (long b = 0; b < nb; b++) {
-            long j = b / 8;
-            int g = group_len(nb, j), k = (int)(b % 8);
-            uint8_t *grp = row + j * GROUP_BYTES;
-            int8_t *q = (int8_t *)(grp + 2 * g + 32 * k);
-            const float *xb = x + r * cols + 32 * b;
-            float d;
-#if defined(__x86_64__)
-            if (p >= 1) d = quantize_block_avx2(xb, q);
-            else
-#endif
-                d = quantize_block_plain(xb, q);
-            uint16_t h = eaglet_f32_to_f16(d);
-            memcpy(grp + 2 * k, &h, 2);
+            uint16_t h = eaglet_f32_to_f16(quantize_block(p, x + r * cols + 32 * b, (int8_t *)(row + values_offset(nb, b))));
+            memcpy(row + scale_offset(b), &h, 2);
         }
     }
 }
 
 void eaglet_q8_0_block(const uint8_t *w, long cols, long r, long b, uint8_t out[34]) {
-    long nb = cols / 32, j = b / 8;
-    int g = group_len(nb, j), k = (int)(b % 8);
-    const uint8_t *grp = row_at(w, cols, r) + j * GROUP_BYTES;
-    memcpy(out, grp + 2 * k, 2);
-    memcpy(out + 2, grp + 2 * g + 32 * k, 32);
+    long nb = cols / 32;
+    const uint8_t *row = row_at(w, cols, r);
+    memcpy(out, row + scale_offset(b), 2);
+    memcpy(out + 2, row + values_offset(nb, b), 32);
 }
 
 void eaglet_quantize_row_q8(const float *x, long n, int8_t *q, float *d) {
     int p = eaglet_kernel_path();
-    for (long b = 0; b < n / 32; b++) {
-#if defined(__x86_64__)
-        if (p >= 1) { d[b] = quantize_block_avx2(x + 32 * b, q + 32 * b); continue; }
-#endif
-        d[b] = quantize_block_plain(x + 32 * b, q + 32 * b);
-    }
+    for (long b = 0; b < n / 32; b++) d[b] = quantize_block(p, x + 32 * b, q + 32 * b);
 }
 
 void eaglet_q8_0_to_f32(const uint8_t *w, long cols, long r0, long n, float *dst) {
@@ -275,15 +273,14 @@ void eaglet_q8_0_to_f32(const uint8_t *w, long cols, long r0, long n, float *dst
     for (long r = 0; r < n; r++) {
         const uint8_t *row = row_at(w, cols, r0 + r);
         for (long b = 0; b < nb; b++) {
-            long j = b / 8;
-            int g = group_len(nb, j), k = (int)(b % 8);
-            const uint8_t *grp = row + j * GROUP_BYTES;
+            uint16_t d16;
+            memcpy(&d16, row + scale_offset(b), 2);
+            const int8_t *q = (const int8_t *)(row + values_offset(nb, b));
             float *o = dst + r * cols + 32 * b;
 #if defined(__x86_64__)
-            if (p >= 1) { dequantize_block_avx2(scale_of(grp, k), quants_of(grp, g, k), o); continue; }
+            if (p >= 1) { dequantize_block_avx2(d16, q, o); continue; }
 #endif
-            float d = eaglet_f16_to_f32(scale_of(grp, k));
-            const int8_t *q = quants_of(grp, g, k);
+            float d = eaglet_f16_to_f32(d16);
             for (int i = 0; i < 32; i++) o[i] = d * (float)q[i];
         }
     }

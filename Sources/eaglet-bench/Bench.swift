@@ -40,11 +40,11 @@ struct CommonOptions: ParsableArguments {
     var threadCounts: [Int] { threads.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
 }
 
-/// Finds Fixtures/generate/bench_torch.py from the current folder upward.
-func torchScript() -> String? {
+/// Finds Fixtures/generate/`name` (a PyTorch twin of a benchmark) from the current folder upward.
+func torchScript(_ name: String = "bench_torch.py") -> String? {
     var url = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     while true {
-        let p = url.appendingPathComponent("Fixtures/generate/bench_torch.py").path
+        let p = url.appendingPathComponent("Fixtures/generate/" + name).path
         if FileManager.default.fileExists(atPath: p) { return p }
         if url.path == "/" { return nil }
         url.deleteLastPathComponent()

@@ -43,7 +43,7 @@ struct DTypeBench: ParsableCommand {
                 else {
                     print("| \(format) | \(t) | case failed |"); continue
                 }
-                let bytesPerWeight = format == "f32" ? 4.0 : format == "bf16" ? 2.0 : 34.0 / 32
+                let bytesPerWeight = bytesPerWeight(format)
                 let weights = Double(rows * cols * copies), mb = weights * bytesPerWeight / 1e6
                 print(
                     "| \(format) | \(t) | "
@@ -62,6 +62,9 @@ struct DTypeBench: ParsableCommand {
         }
     }
 }
+
+/// Bytes a weight takes held as `format` (f32, bf16, native = BF16, q8_0: 34 bytes per 32).
+func bytesPerWeight(_ format: String) -> Double { format == "f32" ? 4 : format == "q8_0" ? 34.0 / 32 : 2 }
 
 /// The x86 vector extensions the kernels care about, as the CPU reports them.
 func cpuVectorExtensions() -> String {
@@ -86,8 +89,7 @@ func runDTypeCase(variant: String, shape: String, repeats: Int, threads: Int) th
         print(String(decoding: try! JSONEncoder().encode(r), as: UTF8.self))
     }
     let format = variant.hasPrefix("stream:") ? String(variant.dropFirst(7)) : variant
-    let bytesPerWeight = format == "f32" ? 4.0 : format == "bf16" ? 2.0 : 34.0 / 32
-    let bytes = Double(R * C * N) * bytesPerWeight
+    let bytes = Double(R * C * N) * bytesPerWeight(format)
     if variant.hasPrefix("stream:") {
         let n = Int(bytes / 4)
         let data = [Float](repeating: 1, count: n)

@@ -61,7 +61,6 @@ struct RealSizeBench: ParsableCommand {
 
         let C = t.hiddenSize, I = t.intermediateSize, qkv = (t.numAttentionHeads + 2 * t.numKeyValueHeads) * t.headDim
         let matrices = t.numHiddenLayers * (qkv * C + t.numAttentionHeads * t.headDim * C + 3 * C * I) + t.vocabSize * C
-        func bytesPerValue(_ f: String) -> Double { f == "q8_0" ? 34.0 / 32 : f == "f32" ? 4 : 2 }
 
         let eaglet = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
             .deletingLastPathComponent().appendingPathComponent("eaglet").path
@@ -82,7 +81,7 @@ struct RealSizeBench: ParsableCommand {
             rows.append(("Eaglet \(f)", obj))
         }
         if !noTorch,
-            let script = torchScript()?.replacingOccurrences(of: "bench_torch.py", with: "bench_realsize_torch.py"),
+            let script = torchScript("bench_realsize_torch.py"),
             let out = runProcess(
                 "/usr/bin/env",
                 [
@@ -97,7 +96,7 @@ struct RealSizeBench: ParsableCommand {
         print("| side | bytes/weight | load s | TTFT s | decode tok/s | bound tok/s | of bound | peak RSS GiB |")
         print("|---|---|---|---|---|---|---|---|")
         for (name, o) in rows {
-            let bpv = name.hasPrefix("Eaglet q8_0") ? bytesPerValue("q8_0") : 2
+            let bpv = bytesPerWeight(name.hasPrefix("Eaglet q8_0") ? "q8_0" : "bf16")
             let bound = readGBs * 1e9 / (Double(matrices) * bpv)
             let dec = o["decode_tokens_per_second"] as? Double ?? .nan
             print(

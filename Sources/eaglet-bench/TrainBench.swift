@@ -61,7 +61,7 @@ struct TrainBench: ParsableCommand {
             ))
         print(cFormat("Eaglet:  median step %.3f s", eaglet))
         guard !noTorch,
-            let script = torchScript()?.replacingOccurrences(of: "bench_torch.py", with: "bench_train_torch.py"),
+            let script = torchScript("bench_train_torch.py"),
             let out = runProcess(
                 "/usr/bin/env",
                 [

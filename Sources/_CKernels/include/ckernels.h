@@ -42,8 +42,8 @@ void eaglet_q8_0_block(const uint8_t *w, long cols, long r, long b, uint8_t out[
 void eaglet_q8_0_to_f32(const uint8_t *w, long cols, long r0, long n, float *dst);
 
 /// An activation row quantized for `eaglet_gemv_q8_0`: n values (n a multiple of 32) into q (n int8) and one fp32
-/// scale per 32 (d, n/32 floats), with the same rule as the weights but the scale kept in fp32. The kernels read
-/// q up to n + 32 and d up to a multiple of 8: allocate and zero that much.
+/// scale per 32 (d, n/32 floats), with the same rule as the weights but the scale kept in fp32. The kernels read d
+/// in groups of 8: allocate and zero it up to a multiple of 8.
 void eaglet_quantize_row_q8(const float *x, long n, int8_t *q, float *d);
 
 /// y[r] (+)= Σ_b fp16(d_w,b)·xd[b] · Σ_i q_w,i·xq[32b + i] for rows r0 ..< r0 + n of a q8_0 matrix (rows of cols
