@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "_GPUCommands",
             dependencies: [
-                "EagletGPU", "Eagle", "Imaging", "Tensor", "_Essentials",
+                "EagletGPU", "Eagle", "Imaging", "Synth", "Tensor", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
 

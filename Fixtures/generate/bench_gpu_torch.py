@@ -3,11 +3,12 @@
 vision:  transformers SiglipVisionModel with the So400m shape (27 layers, width 1152, 16 heads, MLP 4304,
          patch 14, 448 px) on one tile.
 decoder: one Qwen2.5-7B-shaped decoder layer (width 3584, 28 heads over 4 kv heads, MLP 18944), run as a
-         1-layer Qwen2Model on inputs_embeds of 4096 tokens (causal; embedding/final norm are negligible).
+         1-layer Qwen2Model on inputs_embeds of T tokens (default 4096; causal; embedding/final norm are negligible).
+attention: scaled_dot_product_attention alone, causal, 28 query heads over 4 kv heads of 128 (enable_gqa), T tokens.
 fp32 keeps TF32 off (PyTorch's default for matmuls); bf16 converts the module to bfloat16. Timing: one
 warm-up, then the median of `repeats` runs, each ended by torch.cuda.synchronize(). Prints one JSON line.
 
-Run: python3 Fixtures/generate/bench_gpu_torch.py decoder bf16 5
+Run: python3 Fixtures/generate/bench_gpu_torch.py decoder bf16 5 [T]
 """
 import json
 import sys
@@ -49,15 +50,24 @@ def main():
         elif name == "decoder":
             from transformers import Qwen2Config, Qwen2Model
             cfg = Qwen2Config(hidden_size=3584, intermediate_size=18944, num_hidden_layers=1, num_attention_heads=28,
-                              num_key_value_heads=4, vocab_size=128, max_position_embeddings=32768)
+                              num_key_value_heads=4, vocab_size=128, max_position_embeddings=max(32768, tokens))
             model = Qwen2Model(cfg).to(dev, dtype).eval()
             x = torch.randn(1, tokens, 3584, device=dev, dtype=dtype)
             seconds = median_time(lambda: model(inputs_embeds=x, use_cache=False), repeats)
+        elif name == "attention":
+            import torch.nn.functional as F
+            q = torch.randn(1, 28, tokens, 128, device=dev, dtype=dtype)
+            k = torch.randn(1, 4, tokens, 128, device=dev, dtype=dtype)
+            v = torch.randn(1, 4, tokens, 128, device=dev, dtype=dtype)
+            model = None
+            seconds = median_time(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),
+                                  repeats)
         else:
             raise SystemExit("unknown case " + name)
     print(json.dumps({"case": name, "precision": precision, "seconds": seconds, "torch": torch.__version__,
                       "device": torch.cuda.get_device_name(0),
-                      "attn_implementation": getattr(model.config, "_attn_implementation", None)}))
+                      "tokens": tokens,
+                      "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", "sdpa")}))
 
 
 if __name__ == "__main__":

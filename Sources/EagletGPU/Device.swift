@@ -136,6 +136,8 @@ public final class GPU {
     /// whole device, and a forward pass frees a buffer after nearly every op. Reuse is safe because every
     /// launch runs on the one default stream, in issue order.
     private var pool: [Int: [DevicePointer]] = [:]
+    /// Bytes held from cuMemAlloc (in use or pooled), and the most ever held in this process.
+    public private(set) var heldBytes = 0, peakBytes = 0
 
     func take(bytes: Int) throws -> DevicePointer {
         if let p = pool[bytes]?.popLast() { return p }
@@ -146,6 +148,8 @@ public final class GPU {
             code = driver.cuMemAlloc(&p, bytes)
         }
         try check(code, "cuMemAlloc_v2(\(bytes) bytes)")
+        heldBytes += bytes
+        peakBytes = max(peakBytes, heldBytes)
         return p
     }
 
@@ -153,7 +157,10 @@ public final class GPU {
 
     /// Frees every pooled allocation.
     public func releasePool() {
-        for (_, ps) in pool { for p in ps { _ = driver.cuMemFree(p) } }
+        for (bytes, ps) in pool {
+            for p in ps { _ = driver.cuMemFree(p) }
+            heldBytes -= bytes * ps.count
+        }
         pool = [:]
     }
 

@@ -56,11 +56,21 @@ public enum GPUBench {
             precision: precision)
     }
 
+    /// "4096,32768" → [4096, 32768]; throws on anything that is not a positive count.
+    public static func tokenCounts(_ list: String) throws -> [Int] {
+        let counts = list.split(separator: ",").map { Int(String($0.filter { $0 != " " })) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 && ($0 ?? 0) <= 1 << 20 }) else {
+            throw GPUError.unsupported("--tokens must be positive counts up to 1048576, comma-separated, not '\(list)'")
+        }
+        return counts.compactMap { $0 }
+    }
+
     static func median(_ x: [Double]) -> Double { let s = x.sorted(); return s[s.count / 2] }
 
     /// Seconds for the So400m tower on one tile (one layer's weights run 27 times: same work, less upload).
     public static func visionTower(_ gpu: GPU, precision: GPUPrecision, repeats: Int) throws -> Double {
         let v = vision
+        if precision == .bf16 { return try visionTowerBF16(gpu, repeats: repeats) }
         let ones = try gpu.upload([Float](repeating: 1, count: v.c)), zeros = try gpu.zeros(v.c)
         let layer = GPUSiglipLayer(
             ln1w: ones, ln1b: zeros, ln2w: ones, ln2b: zeros,
@@ -89,6 +99,7 @@ public enum GPUBench {
     /// Seconds for one Qwen2.5-7B-shaped decoder layer prefilling `tokens` tokens (causal, KV written).
     public static func decoderLayer(_ gpu: GPU, tokens t: Int, precision: GPUPrecision, repeats: Int) throws -> Double {
         let s = decoder
+        if precision == .bf16 { return try decoderLayerBF16(gpu, tokens: t, repeats: repeats) }
         let ones = try gpu.upload([Float](repeating: 1, count: s.c))
         let kvw = s.kvHeads * s.d
         let layer = GPUQwen2Layer(
@@ -116,16 +127,98 @@ public enum GPUBench {
         return median(times)
     }
 
+    static func seeded(_ n: Int, _ seed: UInt64, scale: Float = 0.02) -> [Float] {
+        Tensor.seeded([n], seed: seed, scale: scale).storage
+    }
+
+    /// Times `body` (one warm-up, then the median of `repeats`, each ended by a device synchronise).
+    static func timed(_ gpu: GPU, repeats: Int, _ body: () throws -> Void) throws -> Double {
+        var times = [Double]()
+        for r in 0...repeats {
+            try gpu.synchronize()
+            let t0 = Date()
+            try body()
+            try gpu.synchronize()
+            if r > 0 { times.append(Date().timeIntervalSince(t0)) }
+        }
+        return median(times)
+    }
+
+    /// The tower in bf16 activations (GPUSiglipLayerBF16), the same seeded weights as the fp32 case.
+    static func visionTowerBF16(_ gpu: GPU, repeats: Int) throws -> Double {
+        let v = vision
+        try gpu.loadKernelsBF16()
+        func wb(_ n: Int, _ k: Int, _ seed: UInt64) -> ([Float], [Float]) {
+            (Tensor.seeded([n, k], seed: seed, scale: 0.02).storage, seeded(n, seed + 1))
+        }
+        let ones = [Float](repeating: 1, count: v.c), zeros = [Float](repeating: 0, count: v.c)
+        let layer = try GPUSiglipLayerBF16(
+            gpu: gpu, ln1: (ones, zeros), ln2: (ones, zeros), q: wb(v.c, v.c, 1), k: wb(v.c, v.c, 3),
+            v: wb(v.c, v.c, 5), o: wb(v.c, v.c, 7), fc1: wb(v.mlp, v.c, 9), fc2: wb(v.c, v.mlp, 11), width: v.c,
+            intermediate: v.mlp)
+        let x0 = try gpu.bf16(try gpu.upload(Tensor.seeded([v.tokens, v.c], seed: 13, scale: 1).storage))
+        return try timed(gpu, repeats: repeats) {
+            var x = x0
+            for _ in 0..<v.layers { x = try layer(gpu, x, tokens: v.tokens, width: v.c, heads: v.heads, eps: 1e-6) }
+        }
+    }
+
+    /// The Qwen2.5-7B layer in bf16 activations (GPUQwen2LayerBF16), the same seeded weights as the fp32 case.
+    static func decoderLayerBF16(_ gpu: GPU, tokens t: Int, repeats: Int) throws -> Double {
+        let s = decoder, kvw = s.kvHeads * s.d
+        try gpu.loadKernelsBF16()
+        func w(_ n: Int, _ k: Int, _ seed: UInt64) -> [Float] { Tensor.seeded([n, k], seed: seed, scale: 0.02).storage }
+        let ones = [Float](repeating: 1, count: s.c)
+        let layer = try GPUQwen2LayerBF16(
+            gpu: gpu, inputNorm: ones, postNorm: ones, q: (w(s.heads * s.d, s.c, 21), seeded(s.heads * s.d, 22)),
+            k: (w(kvw, s.c, 23), seeded(kvw, 24)), v: (w(kvw, s.c, 25), seeded(kvw, 26)), o: w(s.c, s.heads * s.d, 27),
+            gate: w(s.mlp, s.c, 29), up: w(s.mlp, s.c, 31), down: w(s.c, s.mlp, 33), width: s.c, heads: s.heads,
+            kvHeads: s.kvHeads, headDim: s.d, intermediate: s.mlp)
+        let invFreq = try gpu.upload(RotaryEmbedding(headDim: s.d, theta: 1_000_000).invFreq)
+        let keys = try gpu.alloc(t * kvw, elementSize: 2), values = try gpu.alloc(t * kvw, elementSize: 2)
+        let x0 = try gpu.bf16(try gpu.upload(Tensor.seeded([t, s.c], seed: 35, scale: 1).storage))
+        return try timed(gpu, repeats: repeats) {
+            _ = try layer(
+                gpu, x0, tokens: t, width: s.c, heads: s.heads, kvHeads: s.kvHeads, headDim: s.d, eps: 1e-6,
+                invFreq: invFreq, keys: keys, values: values, start: 0)
+        }
+    }
+
+    /// The flash kernel alone: causal GQA attention of the 7B shape (28 heads over 4 of 128) at `tokens`.
+    public static func attentionAlone(_ gpu: GPU, tokens t: Int, repeats: Int) throws -> Double {
+        let s = decoder
+        try gpu.loadKernelsBF16()
+        let q = try gpu.bf16(try gpu.upload(Tensor.seeded([t * s.heads * s.d], seed: 41, scale: 1).storage))
+        let k = try gpu.bf16(try gpu.upload(Tensor.seeded([t * s.kvHeads * s.d], seed: 42, scale: 1).storage))
+        let v = try gpu.bf16(try gpu.upload(Tensor.seeded([t * s.kvHeads * s.d], seed: 43, scale: 1).storage))
+        let out = try gpu.alloc(t * s.heads * s.d, elementSize: 2), lse = try gpu.alloc(s.heads * t)
+        return try timed(gpu, repeats: repeats) {
+            try gpu.flashAttention(
+                q: q.pointer, qStride: s.heads * s.d, k: k.pointer, v: v.pointer, kvStride: s.kvHeads * s.d,
+                out: out.pointer, outStride: s.heads * s.d, lse: lse.pointer, tokens: t, keys: t, heads: s.heads,
+                kvHeads: s.kvHeads, headDim: s.d, causal: true, start: 0)
+        }
+    }
+
+    /// Causal attention FLOPs of the 7B shape, 4·T²·H·D / 2, counted the same way for both sides.
+    static func attentionFLOPs(tokens: Int) -> Double {
+        2 * Double(tokens) * Double(tokens) * Double(decoder.heads * decoder.d)
+    }
+
     /// Runs PyTorch's side: `python3 script case precision repeats` printing {"seconds": …}. nil (with
     /// the reason printed) when Python, torch or the script is missing.
     static func torchSeconds(
-        script: String, python: String, name: String, precision: GPUPrecision, repeats: Int,
+        script: String, python: String, name: String, precision: GPUPrecision, tokens: Int, repeats: Int,
         printLine: (String) -> Void
     ) -> Double? {
         guard FileManager.default.fileExists(atPath: script) else {
             printLine("PyTorch: no \(script); skipped"); return nil
         }
-        guard let (status, text) = runCapturingOutput([python, script, name, precision.rawValue, "\(repeats)"]) else {
+        guard
+            let (status, text) = runCapturingOutput([
+                python, script, name, precision.rawValue, "\(repeats)", "\(tokens)"
+            ])
+        else {
             printLine("PyTorch: could not start \(python)"); return nil
         }
         guard status == 0,
@@ -133,7 +226,8 @@ public enum GPUBench {
             let obj = (try? JSON.parse(Data(line.utf8))) as? [String: Any],
             let s = JSON.double(obj["seconds"])
         else {
-            printLine("PyTorch: \(name) \(precision.rawValue) failed (status \(status)): \(text.suffix(300))")
+            printLine(
+                "PyTorch: \(name) \(precision.rawValue) T=\(tokens) failed (status \(status)): \(text.suffix(300))")
             return nil
         }
         return s
@@ -141,57 +235,83 @@ public enum GPUBench {
 
     /// The whole benchmark; prints a table and returns its rows.
     public static func run(
-        precisions: [GPUPrecision] = GPUPrecision.allCases, tokens: Int = 4096, repeats: Int = 5,
+        precisions: [GPUPrecision] = GPUPrecision.allCases, tokens: [Int] = [4096], repeats: Int = 5,
         torchScript: String? = "Fixtures/generate/bench_gpu_torch.py", python: String = "python3",
         agreement: Bool = true, printLine: (String) -> Void = { print($0) }
     ) throws -> (device: String, rows: [Row]) {
         var rows = [Row]()
+        // fp32 materialises the (H, T, S) scores: 28·T² floats, 60 GB at 32K tokens.
+        func fits(_ p: GPUPrecision, _ t: Int) -> Bool { p == .bf16 || t <= 16384 }
         var torch = [String: Double]()
         if let script = torchScript {
             for p in precisions {
                 torch["vision-\(p)"] = torchSeconds(
-                    script: script, python: python, name: "vision", precision: p, repeats: repeats, printLine: printLine
-                )
-                torch["decoder-\(p)"] = torchSeconds(
-                    script: script, python: python, name: "decoder", precision: p, repeats: repeats,
+                    script: script, python: python, name: "vision", precision: p, tokens: 1024, repeats: repeats,
                     printLine: printLine)
+                for t in tokens where fits(p, t) {
+                    torch["decoder-\(p)-\(t)"] = torchSeconds(
+                        script: script, python: python, name: "decoder", precision: p, tokens: t, repeats: repeats,
+                        printLine: printLine)
+                    if p == .bf16 {
+                        torch["attention-\(t)"] = torchSeconds(
+                            script: script, python: python, name: "attention", precision: p, tokens: t,
+                            repeats: repeats, printLine: printLine)
+                    }
+                }
             }
         }
         let gpu = try GPU.open()
         try gpu.loadKernels()
         printLine("device: \(gpu.summary)")
         if agreement {
-            for (name, rel, passed) in try realSizeAgreement(gpu) {
+            for (name, rel, tolerance, passed) in try realSizeAgreement(gpu) {
                 printLine(
                     "agreement with the CPU, \(name): relative \(cFormat("%.2e", Double(rel))) "
-                        + (passed ? "(within fp32-block)" : "(OUTSIDE fp32-block)"))
+                        + (passed ? "(within \(tolerance))" : "(OUTSIDE \(tolerance))"))
             }
             gpu.releasePool()
         }
-        printLine(padded("case", 34) + "prec  Eaglet s   TFLOP/s  PyTorch s  TFLOP/s  PyTorch/Eaglet")
+        printLine(padded("case", 38) + "prec  Eaglet s   TFLOP/s  PyTorch s  TFLOP/s  PyTorch/Eaglet")
+        func add(_ r: Row) {
+            rows.append(r)
+            printLine(format(r))
+            gpu.releasePool()
+        }
         for p in precisions {
-            let v = try visionTower(gpu, precision: p, repeats: repeats)
-            rows.append(
+            add(
                 Row(
-                    name: "So400m tower, 1 tile (T=1024)", precision: p, eagletSeconds: v,
+                    name: "So400m tower, 1 tile (T=1024)", precision: p,
+                    eagletSeconds: try visionTower(gpu, precision: p, repeats: repeats),
                     torchSeconds: torch["vision-\(p)"], flops: visionFLOPs()))
-            printLine(format(rows.last!))
-            gpu.releasePool()
-            let d = try decoderLayer(gpu, tokens: tokens, precision: p, repeats: repeats)
-            rows.append(
-                Row(
-                    name: "Qwen2.5-7B layer, prefill T=\(tokens)", precision: p, eagletSeconds: d,
-                    torchSeconds: torch["decoder-\(p)"], flops: decoderFLOPs(tokens: tokens)))
-            printLine(format(rows.last!))
-            gpu.releasePool()
+            for t in tokens {
+                guard fits(p, t) else {
+                    printLine(
+                        padded("Qwen2.5-7B layer, prefill T=\(t)", 38) + "\(p.rawValue)  skipped: the fp32 path "
+                            + "materialises the (H, T, S) scores");
+                    continue
+                }
+                add(
+                    Row(
+                        name: "Qwen2.5-7B layer, prefill T=\(t)", precision: p,
+                        eagletSeconds: try decoderLayer(gpu, tokens: t, precision: p, repeats: repeats),
+                        torchSeconds: torch["decoder-\(p)-\(t)"], flops: decoderFLOPs(tokens: t)))
+                if p == .bf16 {
+                    add(
+                        Row(
+                            name: "attention alone, causal GQA T=\(t)", precision: p,
+                            eagletSeconds: try attentionAlone(gpu, tokens: t, repeats: repeats),
+                            torchSeconds: torch["attention-\(t)"], flops: attentionFLOPs(tokens: t)))
+                }
+            }
         }
         return (gpu.summary, rows)
     }
 
     /// One So400m encoder layer (T = 1024) and one Qwen2.5-7B decoder layer (T = 256) with the same
     /// seeded weights on the CPU (SigLIP2, Qwen2 modules) and on the GPU, fp32: (case, relative, within).
-    public static func realSizeAgreement(_ gpu: GPU) throws -> [(String, Float, Bool)] {
-        var out = [(String, Float, Bool)]()
+    public static func realSizeAgreement(_ gpu: GPU) throws -> [(String, Float, String, Bool)] {
+        var out = [(String, Float, String, Bool)]()
+        try gpu.loadKernelsBF16()
         do {
             let v = vision
             func w(_ n: Int, _ k: Int, _ seed: UInt64) -> (Tensor, Tensor) {
@@ -223,7 +343,18 @@ public enum GPUBench {
                     gpu, try gpu.upload(x.storage), tokens: v.tokens, width: v.c, heads: v.heads, eps: 1e-6,
                     precision: .fp32, naive: false))
             let r = closeness(got, ref, .fp32Block)
-            out.append(("So400m encoder layer, T=1024", r.maxRelative, r.passed))
+            out.append(("So400m encoder layer, T=1024", r.maxRelative, "fp32-block", r.passed))
+            let lb = try GPUSiglipLayerBF16(
+                gpu: gpu, ln1: (ones.storage, zeros.storage), ln2: (ones.storage, zeros.storage),
+                q: (q.0.storage, q.1.storage), k: (k.0.storage, k.1.storage), v: (vv.0.storage, vv.1.storage),
+                o: (o.0.storage, o.1.storage), fc1: (f1.0.storage, f1.1.storage), fc2: (f2.0.storage, f2.1.storage),
+                width: v.c, intermediate: v.mlp)
+            let gotBF16 = try gpu.downloadBF16(
+                try lb(
+                    gpu, try gpu.bf16(try gpu.upload(x.storage)), tokens: v.tokens, width: v.c, heads: v.heads,
+                    eps: 1e-6))
+            let rb = closeness(gotBF16, ref, .bf16)
+            out.append(("So400m encoder layer, T=1024, bf16", rb.maxRelative, "bf16", rb.passed))
         }
         do {
             let s = decoder, t = 256, kvw = s.kvHeads * s.d
@@ -266,7 +397,20 @@ public enum GPUBench {
                     keys: try gpu.alloc(t * kvw), values: try gpu.alloc(t * kvw), start: 0,
                     precision: .fp32, naive: false))
             let r = closeness(got, ref, .fp32Block)
-            out.append(("Qwen2.5-7B decoder layer, T=256", r.maxRelative, r.passed))
+            out.append(("Qwen2.5-7B decoder layer, T=256", r.maxRelative, "fp32-block", r.passed))
+            let lb = try GPUQwen2LayerBF16(
+                gpu: gpu, inputNorm: ones.storage, postNorm: ones.storage, q: (q.0.storage, q.1?.storage),
+                k: (k.0.storage, k.1?.storage), v: (v.0.storage, v.1?.storage), o: o.0.storage, gate: gate.0.storage,
+                up: up.0.storage, down: down.0.storage, width: s.c, heads: s.heads, kvHeads: s.kvHeads, headDim: s.d,
+                intermediate: s.mlp)
+            let gotBF16 = try gpu.downloadBF16(
+                try lb(
+                    gpu, try gpu.bf16(try gpu.upload(x.storage)), tokens: t, width: s.c, heads: s.heads,
+                    kvHeads: s.kvHeads, headDim: s.d, eps: 1e-6, invFreq: try gpu.upload(rope.invFreq),
+                    keys: try gpu.alloc(t * kvw, elementSize: 2), values: try gpu.alloc(t * kvw, elementSize: 2),
+                    start: 0))
+            let rb = closeness(gotBF16, ref, .bf16)
+            out.append(("Qwen2.5-7B decoder layer, T=256, bf16", rb.maxRelative, "bf16", rb.passed))
         }
         return out
     }
@@ -292,7 +436,7 @@ public enum GPUBench {
 
     static func format(_ r: Row) -> String {
         let tf = { (s: Double) -> String in cFormat("%8.1f", r.flops / s / 1e12) }
-        var line: String = padded(r.name, 34) + r.precision.rawValue + "  "
+        var line: String = padded(r.name, 38) + r.precision.rawValue + "  "
         line += cFormat("%8.4f", r.eagletSeconds) + "  " + tf(r.eagletSeconds)
         if let t = r.torchSeconds {
             let ratio: String = cFormat("%6.2f", t / r.eagletSeconds) + "×"

@@ -42,7 +42,7 @@ public enum GPUCheck {
     /// Runs the check. `printLine` receives the table as it is made.
     public static func run(
         model directory: String, image: String?, prompt: String, maxNewTokens: Int = 16,
-        compute: Compute = .fast, tolerance: Tolerance = .fp32Block,
+        compute: Compute = .fast, tolerance: Tolerance = .fp32Block, precision: GPUPrecision = .fp32,
         printLine: @escaping (String) -> Void = { print($0) }
     ) throws -> GPUCheckReport {
         let gpu = try GPU.open() // first: without a GPU nothing else is worth loading
@@ -55,7 +55,8 @@ public enum GPUCheck {
         printLine("device: \(gpu.summary)")
         printLine(
             "model: \(directory); \(prepared.ids.count) prompt tokens, \(prepared.pixelValues?.shape[0] ?? 0) tiles; "
-                + "paths: CPU fast, GPU \(compute.isReference ? "naive kernels" : "cuBLAS"); tolerance \(tolerance)")
+                + "paths: CPU fast, GPU \(compute.isReference ? "naive kernels" : "cuBLAS") \(precision.rawValue); "
+                + "tolerance \(tolerance)")
 
         // CPU: every stage, by the CPU modules' own hooks.
         var cpu = [String: [Float]]()
@@ -88,7 +89,7 @@ public enum GPUCheck {
         keep("logits", lm.lmHead(h).storage)
 
         // GPU: the same stages, compared as they arrive.
-        let g = try GPUEagle(gpu: gpu, model: model)
+        let g = try GPUEagle(gpu: gpu, model: model, precision: precision)
         g.compute = compute
         printLine(
             pad("stage", 30) + pad("values", 10) + pad("max |Δ|", 12) + pad("relative", 12) + "within " + tolerance.name

@@ -25,8 +25,9 @@ public typealias GPUStageObserver = (_ stage: String, _ values: () throws -> [Fl
 /// One layer's keys and values on the device, (capacity, Hkv, D) each, token-major.
 final class GPUKVLayer {
     let keys: GPUBuffer, values: GPUBuffer
-    init(gpu: GPU, capacity: Int, rowWidth: Int) throws {
-        keys = try gpu.alloc(capacity * rowWidth); values = try gpu.alloc(capacity * rowWidth)
+    init(gpu: GPU, capacity: Int, rowWidth: Int, elementSize: Int) throws {
+        keys = try gpu.alloc(capacity * rowWidth, elementSize: elementSize)
+        values = try gpu.alloc(capacity * rowWidth, elementSize: elementSize)
     }
 }
 
@@ -35,8 +36,10 @@ public final class GPUKVCache {
     let layers: [GPUKVLayer]
     public let capacity: Int
     public internal(set) var count = 0
-    init(gpu: GPU, layers n: Int, capacity: Int, rowWidth: Int) throws {
-        layers = try (0..<n).map { _ in try GPUKVLayer(gpu: gpu, capacity: capacity, rowWidth: rowWidth) }
+    init(gpu: GPU, layers n: Int, capacity: Int, rowWidth: Int, elementSize: Int) throws {
+        layers = try (0..<n).map { _ in
+            try GPUKVLayer(gpu: gpu, capacity: capacity, rowWidth: rowWidth, elementSize: elementSize)
+        }
         self.capacity = capacity
     }
 }
@@ -53,6 +56,9 @@ public final class GPUEagle {
     let patch: GPULinear
     let positions: GPUBuffer
     let visionLayers: [GPUSiglipLayer]
+    /// `.bf16`: the layers with bf16 activations (fused weights); the fp32 lists are then empty.
+    let visionLayersBF16: [GPUSiglipLayerBF16]
+    let textLayersBF16: [GPUQwen2LayerBF16]
     let postLNw, postLNb: GPUBuffer
     let mlpNormW, mlpNormB: GPUBuffer
     let mlpFC1, mlpFC2: GPULinear
@@ -62,9 +68,11 @@ public final class GPUEagle {
     let lmHead: GPULinear
     let invFreq: GPUBuffer
 
-    /// Uploads `model`'s weights (fp32 from the CPU model; `.bf16` keeps bf16 copies of the matrices).
+    /// Uploads `model`'s weights (fp32 from the CPU model; `.bf16` keeps bf16 copies of the matrices and runs
+    /// the layers with bf16 activations and a bf16 KV cache).
     public init(gpu: GPU, model: EagleModel, precision: GPUPrecision = .fp32) throws {
         try gpu.loadKernels()
+        if precision == .bf16 { try gpu.loadKernelsBF16() }
         _ = try gpu.cublas() // create the handle now, not inside the first timed product
         self.gpu = gpu; config = model.config; self.precision = precision
         func up(_ t: Tensor) throws -> GPUBuffer { try gpu.upload(t.storage) }
@@ -76,7 +84,20 @@ public final class GPUEagle {
         let vm = model.visionModel
         patch = try lin(vm.embeddings.patchEmbedding.weight, vm.embeddings.patchEmbedding.bias)
         positions = try up(vm.embeddings.positionEmbedding)
-        visionLayers = try vm.layers.map { l in
+        let bf = precision == .bf16
+        visionLayersBF16 = try (bf ? vm.layers : []).map { l in
+            let a = l.selfAttn
+            return try GPUSiglipLayerBF16(
+                gpu: gpu, ln1: (l.layerNorm1.weight.storage, l.layerNorm1.bias.storage),
+                ln2: (l.layerNorm2.weight.storage, l.layerNorm2.bias.storage),
+                q: (a.qProj.weight.storage, a.qProj.bias.storage), k: (a.kProj.weight.storage, a.kProj.bias.storage),
+                v: (a.vProj.weight.storage, a.vProj.bias.storage),
+                o: (a.outProj.weight.storage, a.outProj.bias.storage),
+                fc1: (l.mlp.fc1.weight.storage, l.mlp.fc1.bias.storage),
+                fc2: (l.mlp.fc2.weight.storage, l.mlp.fc2.bias.storage), width: vm.config.hiddenSize,
+                intermediate: l.mlp.fc1.weight.shape[0])
+        }
+        visionLayers = try (bf ? [] : vm.layers).map { l in
             GPUSiglipLayer(
                 ln1w: try up(l.layerNorm1.weight), ln1b: try up(l.layerNorm1.bias),
                 ln2w: try up(l.layerNorm2.weight), ln2b: try up(l.layerNorm2.bias),
@@ -92,7 +113,18 @@ public final class GPUEagle {
         mlpFC2 = try lin(model.mlp1.fc2Weight, model.mlp1.fc2Bias)
         let lm = model.languageModel
         embed = try up(lm.embedTokens)
-        textLayers = try lm.layers.map { l in
+        let tc = model.config.text
+        textLayersBF16 = try (bf ? lm.layers : []).map { l in
+            let a = l.selfAttn
+            return try GPUQwen2LayerBF16(
+                gpu: gpu, inputNorm: l.inputLayernorm.weight.storage, postNorm: l.postAttentionLayernorm.weight.storage,
+                q: (a.qProj.weight.storage, a.qProj.bias?.storage), k: (a.kProj.weight.storage, a.kProj.bias?.storage),
+                v: (a.vProj.weight.storage, a.vProj.bias?.storage), o: a.oProj.weight.storage,
+                gate: l.mlp.gateProj.weight.storage, up: l.mlp.upProj.weight.storage,
+                down: l.mlp.downProj.weight.storage, width: tc.hiddenSize, heads: tc.numAttentionHeads,
+                kvHeads: tc.numKeyValueHeads, headDim: tc.headDim, intermediate: l.mlp.gateProj.weight.shape[0])
+        }
+        textLayers = try (bf ? [] : lm.layers).map { l in
             GPUQwen2Layer(
                 inputNorm: try up(l.inputLayernorm.weight), postNorm: try up(l.postAttentionLayernorm.weight),
                 q: try lin(l.selfAttn.qProj.weight, l.selfAttn.qProj.bias),
@@ -124,6 +156,18 @@ public final class GPUEagle {
         var states = [x]
         try stage?(tag + "vision.embeddings") { try self.gpu.download(x) }
         var h = x
+        if precision == .bf16 {
+            // bf16 through the encoder layers; the kept states come back to fp32 for post_layernorm and mlp1.
+            var hb = try gpu.bf16(x)
+            for (i, l) in visionLayersBF16.enumerated() {
+                hb = try l(gpu, hb, tokens: t, width: c, heads: vc.numAttentionHeads, eps: vc.layerNormEps)
+                let f = try gpu.alloc(t * c)
+                try gpu.runBF16("bf16_to_f32", elements: t * c, [.ptr(hb), .ptr(f), .int64(Int64(t * c))])
+                states.append(f)
+                try stage?(tag + "vision.layers.\(i)") { try self.gpu.download(f) }
+            }
+            h = states[states.count - 1]
+        }
         for (i, l) in visionLayers.enumerated() {
             h = try l(
                 gpu, h, tokens: t, width: c, heads: vc.numAttentionHeads, eps: vc.layerNormEps, precision: precision,
@@ -169,7 +213,8 @@ public final class GPUEagle {
     public func makeCache(capacity: Int) throws -> GPUKVCache {
         let tc = config.text
         return try GPUKVCache(
-            gpu: gpu, layers: tc.numHiddenLayers, capacity: capacity, rowWidth: tc.numKeyValueHeads * tc.headDim)
+            gpu: gpu, layers: tc.numHiddenLayers, capacity: capacity, rowWidth: tc.numKeyValueHeads * tc.headDim,
+            elementSize: precision == .bf16 ? 2 : 4)
     }
 
     /// Input embeddings (T, C) at positions cache.count … → the final normed hidden states (T, C); the
@@ -184,6 +229,18 @@ public final class GPUEagle {
             throw GPUError.unsupported("KV cache of \(cache.capacity) tokens is full (\(p0) + \(t))")
         }
         var x = x0
+        if precision == .bf16 {
+            var xb = try gpu.bf16(x0)
+            for (i, l) in textLayersBF16.enumerated() {
+                let y = try l(
+                    gpu, xb, tokens: t, width: c, heads: h, kvHeads: hkv, headDim: d, eps: tc.rmsNormEps,
+                    invFreq: invFreq, keys: cache.layers[i].keys, values: cache.layers[i].values, start: p0)
+                xb = y
+                try stage?("decoder.layers.\(i)") { try self.gpu.downloadBF16(y) }
+            }
+            x = try gpu.alloc(t * c)
+            try gpu.runBF16("bf16_to_f32", elements: t * c, [.ptr(xb), .ptr(x), .int64(Int64(t * c))])
+        }
         for (i, l) in textLayers.enumerated() {
             let y = try l(
                 gpu, x, tokens: t, width: c, heads: h, kvHeads: hkv, headDim: d, eps: tc.rmsNormEps, invFreq: invFreq,

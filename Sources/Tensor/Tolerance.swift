@@ -45,8 +45,16 @@ public struct Tolerance: Sendable, Equatable, CustomStringConvertible {
             "x rounded to 255 levels per 32 values: error ≈ √K·rms(w)·max|x|/254/√3, about 1 % of an output of unit scale."
     )
 
+    /// A bf16 block or layer (bf16 weights and activations, fp32 accumulation and statistics) against fp32.
+    public static let bf16 = Tolerance(
+        name: "bf16", atol: 3e-2, rtol: 3e-2,
+        reason:
+            "bf16 keeps 8 significant bits (rounding 2^-9 ≈ 2e-3 per value); weights, each product's output, P and the "
+            + "residual stream are rounded, and a layer chains a dozen such roundings: ~1e-2 of an output of unit scale."
+    )
+
     /// Every row of the table, in the order docs/tolerances.md lists them.
-    public static let table: [Tolerance] = [.exact, .fp32Op, .fp32Matmul, .fp32Block, .q8_0]
+    public static let table: [Tolerance] = [.exact, .fp32Op, .fp32Matmul, .fp32Block, .q8_0, .bf16]
 
     /// Looks a row up by name (fixtures' manifests name their tolerance).
     public static func named(_ name: String) -> Tolerance? { table.first { $0.name == name } }

@@ -17,6 +17,7 @@ import Foundation
 import Glibc
 #endif
 import Imaging
+import Synth
 import Tensor
 import _Essentials
 
@@ -42,7 +43,12 @@ public struct GPUCheckCommand: ParsableCommand {
     @Option(help: "The question.") var prompt: String
     @Option(name: .customLong("max-new-tokens"), help: "Greedy tokens to generate on both.") var maxNewTokens = 16
     @Flag(help: "Use the written-out GPU kernels (naive matmul and attention) instead of cuBLAS.") var naive = false
-    @Option(help: "Tolerance row: exact, fp32-op, fp32-matmul, fp32-block.") var tolerance = "fp32-block"
+    @Option(
+        help:
+            "Tolerance row: exact, fp32-op, fp32-matmul, fp32-block, bf16 (default: fp32-block, bf16 with --precision bf16)."
+    )
+    var tolerance: String?
+    @Option(help: "fp32, or bf16 weights, activations and KV cache on the GPU.") var precision = "fp32"
     @Option(help: "Also write the report as JSON to this file.") var json: String?
 
     public init() {}
@@ -50,13 +56,17 @@ public struct GPUCheckCommand: ParsableCommand {
     public func run() throws {
         var report: GPUCheckReport? = nil
         try reporting("gpu-check") {
-            guard let tol = Tolerance.named(tolerance) else {
+            guard let prec = GPUPrecision(rawValue: precision) else {
+                throw GPUError.unsupported("precision must be fp32 or bf16, not \(precision)")
+            }
+            let name = tolerance ?? (prec == .bf16 ? "bf16" : "fp32-block")
+            guard let tol = Tolerance.named(name) else {
                 throw GPUError.unsupported(
-                    "no tolerance row \"\(tolerance)\" (exact, fp32-op, fp32-matmul, fp32-block)")
+                    "no tolerance row \"\(name)\" (\(Tolerance.table.map(\.name).joined(separator: ", ")))")
             }
             report = try GPUCheck.run(
                 model: model, image: image, prompt: prompt, maxNewTokens: maxNewTokens,
-                compute: naive ? .reference : .fast, tolerance: tol)
+                compute: naive ? .reference : .fast, tolerance: tol, precision: prec)
             if let path = json, let r = report {
                 let rows = r.rows.map {
                     [
@@ -78,13 +88,24 @@ public struct GPUCheckCommand: ParsableCommand {
 
 public struct GPUGenerateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "generate", abstract: "Greedy generation with the whole model on the GPU.")
+        commandName: "generate", abstract: "Greedy generation with the whole model on the GPU.",
+        discussion: """
+            A prompt is --prompt (with an optional --image), or for timing at real sizes a synthetic one: \
+            --prompt-tokens N seeded text ids, plus --tiles N random pixel_values tiles spliced in as one image \
+            (N·tokens-per-tile <IMG_CONTEXT> slots; 512 tiles of Eagle2.5-8B fill 128K tokens). --json prints one \
+            line: {"prompt_tokens", "visual_tokens", "ttft_seconds", "decode_tokens_per_second", "tokens", \
+            "device_peak_bytes"}.
+            """)
 
     @Option(help: "Checkpoint folder.") var model: String
     @Option(help: "A PNG or JPEG (optional).") var image: String?
-    @Option(help: "The question.") var prompt: String
+    @Option(help: "The question.") var prompt: String?
+    @Option(name: .customLong("prompt-tokens"), help: "A synthetic prompt of N seeded text token ids instead.")
+    var promptTokens: Int?
+    @Option(help: "Random pixel_values tiles spliced into the synthetic prompt (with --prompt-tokens).") var tiles = 0
     @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 32
-    @Option(help: "fp32 or bf16 matrix products.") var precision = "fp32"
+    @Option(help: "fp32, or bf16 weights, activations and KV cache.") var precision = "fp32"
+    @Flag(help: "Print one line of JSON with the timings.") var json = false
 
     public init() {}
 
@@ -93,20 +114,78 @@ public struct GPUGenerateCommand: ParsableCommand {
             guard let prec = GPUPrecision(rawValue: precision) else {
                 throw GPUError.unsupported("precision must be fp32 or bf16, not \(precision)")
             }
+            guard (prompt == nil) != (promptTokens == nil) else {
+                throw GPUError.unsupported("give --prompt TEXT or --prompt-tokens N (not both)")
+            }
             let gpu = try GPU.open()
             let pipeline = try EaglePipeline(directory: model)
-            let images = try image.map { [try RGBImage.load($0)] } ?? []
-            let prepared = try pipeline.prepare(images: images, question: prompt)
+            let config = pipeline.model.config
+            var ids: [Int], pixels: Tensor?
+            if let n = promptTokens {
+                guard n > 0, tiles >= 0, tiles <= 4096 else {
+                    throw GPUError.unsupported("--prompt-tokens must be positive and --tiles at most 4096")
+                }
+                let m = tiles * config.tokensPerTile
+                ids = GPUGenerateCommand.syntheticIDs(
+                    count: n, vocabulary: config.text.vocabSize, avoiding: config.imageTokenIndex)
+                ids.insert(contentsOf: [Int](repeating: config.imageTokenIndex, count: m), at: min(16, n))
+                let s = config.tileSize
+                pixels = tiles > 0 ? Tensor.seeded([tiles, 3, s, s], seed: 7, scale: 1) : nil
+            } else {
+                let images = try image.map { [try RGBImage.load($0)] } ?? []
+                let prepared = try pipeline.prepare(images: images, question: prompt ?? "")
+                ids = prepared.ids; pixels = prepared.pixelValues
+            }
             let g = try GPUEagle(gpu: gpu, model: pipeline.model, precision: prec)
             let r = try g.generateGreedy(
-                ids: prepared.ids, pixelValues: prepared.pixelValues, maxNewTokens: maxNewTokens,
-                stopTokens: pipeline.stopTokens)
-            print((try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? "\(r.tokens)")
+                ids: ids, pixelValues: pixels, maxNewTokens: maxNewTokens, stopTokens: pipeline.stopTokens)
+            let visual = (pixels?.shape[0] ?? 0) * config.tokensPerTile
+            if json {
+                let obj: [String: Any] = [
+                    "prompt_tokens": ids.count, "visual_tokens": visual, "ttft_seconds": r.timeToFirstToken,
+                    "decode_tokens_per_second": r.tokensPerSecond, "tokens": r.tokens, "device": gpu.summary,
+                    "device_peak_bytes": gpu.peakBytes, "precision": prec.rawValue
+                ]
+                print(String(decoding: try JSON.serialize(obj), as: UTF8.self))
+            } else {
+                print((try? pipeline.tokenizer?.decode(r.tokens, skipSpecialTokens: true)) ?? "\(r.tokens)")
+            }
+            printToStandardError(gpu.summary + " " + r.summary(promptTokens: ids.count, visualTokens: visual))
+        }
+    }
+
+    /// N ids spread over the vocabulary by a fixed rule (never `<IMG_CONTEXT>`), the same on every run.
+    static func syntheticIDs(count n: Int, vocabulary v: Int, avoiding image: Int) -> [Int] {
+        let span = max(2, min(v, 150_000))
+        return (0..<n).map { i in
+            let id = (i &* 7919 &+ 13) % span
+            return id == image ? (id + 1) % span : id
+        }
+    }
+}
+
+public struct GPUSynthCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Write a seeded random Eagle 2.5 checkpoint on this host (the same code as `eaglet synth`).")
+
+    @Option(help: "eagle2.5-8b, eagle2-1b or tiny.") var preset: String
+    @Option(help: "The folder to write.") var out: String
+    @Option(help: "Vision layers instead of the preset's.") var visionLayers: Int?
+    @Option(help: "Language-model layers instead of the preset's.") var textLayers: Int?
+    @Option(help: "Seed of the values.") var seed: UInt64 = 0
+
+    public init() {}
+
+    public func run() throws {
+        try reporting("synth") {
+            guard let p = EagleSynth.Preset(rawValue: preset) else { throw EagleSynthError.unknownPreset(preset) }
+            let synth = try EagleSynth(
+                preset: p, visionLayers: visionLayers, textLayers: textLayers, dtype: .bf16, seed: seed,
+                shardBytes: EagleSynth.defaultShardBytes)
+            let r = try synth.write(to: out, qwenTokenizer: nil)
             printToStandardError(
-                gpu.summary + " "
-                    + r.summary(
-                        promptTokens: prepared.ids.count,
-                        visualTokens: (prepared.pixelValues?.shape[0] ?? 0) * pipeline.model.config.tokensPerTile))
+                "synth: \(p.rawValue), \(r.parameterCount) parameters, \(r.tensorBytes) bytes of bf16 in \(out)")
         }
     }
 }
@@ -114,9 +193,10 @@ public struct GPUGenerateCommand: ParsableCommand {
 public struct GPUBenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "So400m tower and a Qwen2.5-7B layer at 4K tokens: Eaglet GPU vs PyTorch eager, fp32 and bf16.")
+        abstract: "So400m tower, a Qwen2.5-7B layer and causal attention at T tokens: Eaglet GPU vs PyTorch eager.")
 
-    @Option(help: "Prefill tokens for the decoder layer.") var tokens = 4096
+    @Option(help: "Prefill tokens for the decoder layer and the attention alone, comma-separated (4096,32768,131072).")
+    var tokens = "4096"
     @Option(help: "Timed runs per case (median reported).") var repeats = 5
     @Option(help: "fp32, bf16 or both.") var precision = "both"
     @Option(name: .customLong("torch-script"), help: "PyTorch twin; 'none' skips it.") var torchScript =
@@ -139,8 +219,9 @@ public struct GPUBenchCommand: ParsableCommand {
                             throw GPUError.unsupported("precision must be fp32, bf16 or both, not \(precision)")
                         }()
                 ]
+            let counts = try GPUBench.tokenCounts(tokens)
             let r = try GPUBench.run(
-                precisions: precs, tokens: tokens, repeats: repeats,
+                precisions: precs, tokens: counts, repeats: repeats,
                 torchScript: torchScript == "none" ? nil : torchScript, python: python, agreement: !noAgreement)
             if let csv { try GPUBench.appendCSV(r.rows, device: r.device, to: csv) }
         }

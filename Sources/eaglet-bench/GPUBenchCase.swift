@@ -11,7 +11,8 @@ struct GPUBenchCase: ParsableCommand {
         commandName: "gpu",
         abstract: "So400m tower and a Qwen2.5-7B layer on the GPU: Eaglet vs PyTorch eager, fp32 and bf16.")
 
-    @Option(help: "Prefill tokens for the decoder layer.") var tokens = 4096
+    @Option(help: "Prefill tokens for the decoder layer and the attention alone, comma-separated (4096,32768,131072).")
+    var tokens = "4096"
     @Option(help: "Timed runs per case (median reported).") var repeats = 5
     @Flag(help: "Append the rows to docs/benchmarks.csv (or --csv-path).") var csv = false
     @Option(help: "CSV file to append to.") var csvPath = "docs/benchmarks.csv"
@@ -21,7 +22,7 @@ struct GPUBenchCase: ParsableCommand {
         let result: (device: String, rows: [GPUBench.Row])
         do {
             result = try GPUBench.run(
-                tokens: tokens, repeats: repeats,
+                tokens: try GPUBench.tokenCounts(tokens), repeats: repeats,
                 torchScript: noTorch ? nil : "Fixtures/generate/bench_gpu_torch.py")
         } catch {
             FileHandle.standardError.write(Data("eaglet-bench gpu: \(error)\n".utf8))

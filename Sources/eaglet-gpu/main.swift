@@ -8,7 +8,10 @@ struct EagletGPUCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eaglet-gpu",
         abstract: "Eaglet's CPU model mirrored on an NVIDIA GPU: check it, generate with it, time it.",
-        subcommands: [GPUCheckCommand.self, GPUGenerateCommand.self, GPUBenchCommand.self, GPUInfoCommand.self])
+        subcommands: [
+            GPUCheckCommand.self, GPUGenerateCommand.self, GPUBenchCommand.self, GPUSynthCommand.self,
+            GPUInfoCommand.self
+        ])
 }
 
 EagletGPUCommand.main()

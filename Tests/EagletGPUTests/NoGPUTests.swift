@@ -80,4 +80,61 @@ import _TestSupport
             Tensor(shape: [t, h * d], storage: got), ref.permuted([1, 0, 2]).reshaped([t, h * d]), .fp32Op,
             "emulated cuBLAS attention vs CPU attention (T \(t), S \(s), p0 \(p0))")
     }
+
+    /// The flash kernel's plan (FlashPlan: blocks of 128 queries, tiles of 64 keys, online softmax in the log2
+    /// domain, bf16 P and output) against the CPU's written-out attention and its log-sum-exp. The inputs are
+    /// rounded to bf16 first, as the device holds them; q, k and v are column slices of one fused (T, ·) buffer
+    /// in the last case, as the SigLIP layer reads them.
+    @Test(arguments: [
+        (tokens: 200, keys: 200, start: 0, causal: true, heads: 4, kvHeads: 2, fused: false),
+        (tokens: 70, keys: 300, start: 230, causal: true, heads: 4, kvHeads: 1, fused: false),
+        (tokens: 1, keys: 130, start: 129, causal: true, heads: 2, kvHeads: 2, fused: false),
+        (tokens: 150, keys: 150, start: 0, causal: false, heads: 3, kvHeads: 3, fused: true)
+    ])
+    func flashPlanEqualsCPUAttention(
+        tokens t: Int, keys s: Int, start p0: Int, causal: Bool, heads h: Int, kvHeads hkv: Int, fused: Bool
+    ) {
+        let d = 16
+        let q = Tensor.seeded([t, h * d], seed: 21, scale: 2).roundedToBF16()
+        let k = Tensor.seeded([s, hkv * d], seed: 22, scale: 2).roundedToBF16()
+        let v = Tensor.seeded([s, hkv * d], seed: 23, scale: 1).roundedToBF16()
+        var plan: (out: [Float], lse: [Float])
+        if fused {
+            // One (T, 3·H·D) buffer holding [q | k | v] per row, read with row stride 3·H·D.
+            let w = h * d
+            var rows = [Float](repeating: 0, count: t * 3 * w)
+            for r in 0..<t {
+                for c in 0..<w {
+                    rows[r * 3 * w + c] = q.storage[r * w + c]
+                    rows[r * 3 * w + w + c] = k.storage[r * w + c]
+                    rows[r * 3 * w + 2 * w + c] = v.storage[r * w + c]
+                }
+            }
+            plan = FlashPlan.attention(
+                q: rows, qStride: 3 * w, k: Array(rows[w...]), v: Array(rows[(2 * w)...]), kvStride: 3 * w, tokens: t,
+                keys: s, heads: h, kvHeads: hkv, headDim: d, causal: causal, start: p0)
+        } else {
+            plan = FlashPlan.attention(
+                q: q.storage, qStride: h * d, k: k.storage, v: v.storage, kvStride: hkv * d, tokens: t, keys: s,
+                heads: h, kvHeads: hkv, headDim: d, causal: causal, start: p0)
+        }
+        let ref = attentionNaive(
+            q: q.reshaped([t, h, d]).permuted([1, 0, 2]), k: k.reshaped([s, hkv, d]).permuted([1, 0, 2]),
+            v: v.reshaped([s, hkv, d]).permuted([1, 0, 2]), causal: causal,
+            offsets: AttentionOffsets(query: p0, key: 0))
+        assertClose(
+            Tensor(shape: [t, h * d], storage: plan.out), ref.out.permuted([1, 0, 2]).reshaped([t, h * d]), .bf16,
+            "flash plan vs CPU attention (T \(t), S \(s), p0 \(p0))")
+        assertClose(
+            Tensor(shape: [h, t], storage: plan.lse), ref.lse.reshaped([h, t]), .fp32Op,
+            "flash plan LSE vs CPU attention's (T \(t), S \(s), p0 \(p0))")
+    }
+
+    /// A causal block loads only the key tiles its queries can see; a bidirectional block loads all of them.
+    @Test func flashPlanSkipsTilesPastTheDiagonal() {
+        #expect(FlashPlan.tiles(blockStart: 0, keys: 1000, causal: true, start: 0) == 2)
+        #expect(FlashPlan.tiles(blockStart: 128, keys: 1000, causal: true, start: 0) == 4)
+        #expect(FlashPlan.tiles(blockStart: 0, keys: 1000, causal: false, start: 0) == 16)
+        #expect(FlashPlan.tiles(blockStart: 0, keys: 777, causal: true, start: 776) == 13)
+    }
 }

@@ -1,0 +1,272 @@
+"""Eaglet's flash-attention kernel (Sources/EagletGPU/KernelsBF16.swift) against PyTorch on the same card.
+
+The CUDA source is read out of the Swift file (the raw string `source`), compiled by
+NVRTC through CuPy, and run on PyTorch's tensors:
+  check: output and log-sum-exp against an fp32 attention written out in PyTorch (masked softmax,
+         logsumexp), for causal GQA with and without a cache offset p0, bidirectional, D = 128, 72 and 64,
+         and ragged lengths; printed as the relative error max|a − b| / max|ref|.
+  bench: the kernel alone against torch.nn.functional.scaled_dot_product_attention (bf16, causal, GQA
+         28/4 heads of 128) at 4K, 32K and 128K tokens, and So400m's bidirectional 16 heads of 72 at
+         1024 tokens: median of CUDA-event timings; FLOPs counted the same way for both (4·T·S·H·D,
+         halved when causal).
+Run on the GPU host: python3 Fixtures/generate/flash_check_torch.py [check] [bench]
+"""
+import json
+import math
+import os
+import re
+import sys
+
+import cupy as cp
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SWIFT = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsBF16.swift")
+
+
+def kernel_source():
+    text = open(SWIFT).read()
+    m = re.search(r'static let source = #"""\n(.*?)\n\s*"""#', text, re.S)
+    lines = m.group(1).split("\n")
+    indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
+    return "\n".join(l[indent:] for l in lines)
+
+
+BR, BC, THREADS = 128, 64, 256
+
+
+def padded(d):
+    for p in (64, 80, 96, 128):
+        if d <= p:
+            return p
+    raise ValueError(d)
+
+
+MODULE = None
+
+
+class Flash:
+    """One entry point of the kernel: `name` with {dp} for the padded head dim, BR query rows per block."""
+
+    def __init__(self, name="flash_attention_d{dp}", rows=BR, threads=THREADS):
+        global MODULE
+        if MODULE is None:
+            MODULE = cp.RawModule(code=kernel_source(), options=("--std=c++17",), backend="nvrtc")
+        self.name, self.rows, self.threads = name, rows, threads
+        self.kernels = {}
+
+    def shared(self, dp):
+        return (self.rows + 4 * BC) * (dp + 8) * 2
+
+    def kernel(self, dp):
+        if dp not in self.kernels:
+            k = MODULE.get_function(self.name.format(dp=dp))
+            k.max_dynamic_shared_size_bytes = self.shared(dp)
+            self.kernels[dp] = k
+        return self.kernels[dp]
+
+    def __call__(self, q, k, v, heads, kv_heads, d, causal, p0=0, out=None, lse=None):
+        """q (T, H·D) or strided rows, k/v (S, Hkv·D) bf16 → out (T, H·D) bf16, lse (H, T) fp32."""
+        t, s = q.shape[0], k.shape[0]
+        if out is None:
+            out = torch.empty(t, heads * d, device=q.device, dtype=torch.bfloat16)
+        if lse is None:
+            lse = torch.empty(heads, t, device=q.device, dtype=torch.float32)
+        dp = padded(d)
+        scale_log2 = (1.0 / math.sqrt(d)) * math.log2(math.e)
+        as_cp = lambda x: cp.asarray(x.view(torch.int16)) if x.dtype == torch.bfloat16 else cp.asarray(x)
+        grid = ((t + self.rows - 1) // self.rows, heads)
+        self.kernel(dp)(grid, (self.threads,), (
+            as_cp(q), as_cp(k), as_cp(v), as_cp(out), as_cp(lse), np.int32(t), np.int32(s), np.int32(heads),
+            np.int32(kv_heads), np.int32(d), np.int32(q.stride(0)), np.int32(k.stride(0)), np.int32(out.stride(0)),
+            np.float32(scale_log2), np.int32(1 if causal else 0), np.int32(p0)),
+            shared_mem=self.shared(dp))
+        return out, lse
+
+
+class Decode:
+    """decode_split + decode_combine: one query token per head over S keys (D = 128)."""
+
+    def __init__(self):
+        global MODULE
+        if MODULE is None:
+            MODULE = cp.RawModule(code=kernel_source(), options=("--std=c++17",), backend="nvrtc")
+        self.split = MODULE.get_function("decode_split")
+        self.combine = MODULE.get_function("decode_combine")
+
+    @staticmethod
+    def splits(s, heads):
+        return max(1, min((s + 255) // 256, (2 * 132 + heads - 1) // heads))
+
+    def __call__(self, q, k, v, heads, kv_heads, out=None, lse=None):
+        s = k.shape[0]
+        n = self.splits(s, heads)
+        per = (s + n - 1) // n
+        if out is None:
+            out = torch.empty(1, heads * 128, device=q.device, dtype=torch.bfloat16)
+        if lse is None:
+            lse = torch.empty(heads, 1, device=q.device, dtype=torch.float32)
+        po = torch.empty(heads * n, 128, device=q.device)
+        pml = torch.empty(heads * n, 2, device=q.device)
+        as_cp = lambda x: cp.asarray(x.view(torch.int16)) if x.dtype == torch.bfloat16 else cp.asarray(x)
+        scale_log2 = (1.0 / math.sqrt(128)) * math.log2(math.e)
+        self.split((n, heads), (128,), (as_cp(q), as_cp(k), as_cp(v), as_cp(po), as_cp(pml), np.int32(s),
+                                        np.int32(heads), np.int32(kv_heads), np.int32(k.stride(0)), np.int32(per),
+                                        np.float32(scale_log2)))
+        self.combine((heads,), (128,), (as_cp(po), as_cp(pml), as_cp(out), as_cp(lse), np.int32(n)))
+        return out, lse
+
+
+def check_decode(decode):
+    g = torch.Generator(device="cuda").manual_seed(1)
+    for (s, h, hkv) in [(1, 28, 4), (777, 28, 4), (5000, 7, 1), (70000, 28, 4)]:
+        q = torch.randn(1, h * 128, device="cuda", generator=g).bfloat16()
+        k = torch.randn(s, hkv * 128, device="cuda", generator=g).bfloat16()
+        v = torch.randn(s, hkv * 128, device="cuda", generator=g).bfloat16()
+        out, lse = decode(q, k, v, h, hkv)
+        ro, rl = reference(q, k, v, h, hkv, 128, True, s - 1)
+        print(json.dumps({"decode S": s, "H": h, "Hkv": hkv, "splits": Decode.splits(s, h),
+                          "out_rel": ((out.float() - ro).abs().max() / ro.abs().max()).item(),
+                          "lse_rel": ((lse - rl).abs().max() / rl.abs().max()).item()}), flush=True)
+
+
+def bench_decode(decode, flash):
+    for s in (4096, 32768, 131072):
+        h, hkv = 28, 4
+        q = torch.randn(1, h * 128, device="cuda").bfloat16()
+        k = torch.randn(s, hkv * 128, device="cuda").bfloat16()
+        v = torch.randn(s, hkv * 128, device="cuda").bfloat16()
+        out = torch.empty_like(q)
+        lse = torch.empty(h, 1, device="cuda")
+        qs, ks, vs = q.view(1, 1, h, 128).transpose(1, 2), k.view(1, s, hkv, 128).transpose(1, 2), \
+            v.view(1, s, hkv, 128).transpose(1, 2)
+        d = timed(lambda: decode(q, k, v, h, hkv, out, lse))
+        f = timed(lambda: flash(q, k, v, h, hkv, 128, True, s - 1, out, lse))
+        p = timed(lambda: F.scaled_dot_product_attention(qs, ks, vs, enable_gqa=True))
+        kv_bytes = 2 * s * hkv * 128 * 2
+        print(json.dumps({"decode S": s, "split_s": d[0], "flash_T1_s": f[0], "sdpa_s": p[0],
+                          "split_GBps": kv_bytes / d[0] / 1e9, "sdpa_GBps": kv_bytes / p[0] / 1e9}), flush=True)
+
+
+def reference(q, k, v, heads, kv_heads, d, causal, p0):
+    """fp32 attention written out: (T, H·D), (H, T)."""
+    t, s = q.shape[0], k.shape[0]
+    qf = q.float().view(t, heads, d).transpose(0, 1)  # H, T, D
+    kf = k.float().view(s, kv_heads, d).transpose(0, 1).repeat_interleave(heads // kv_heads, 0)
+    vf = v.float().view(s, kv_heads, d).transpose(0, 1).repeat_interleave(heads // kv_heads, 0)
+    scores = qf @ kf.transpose(1, 2) / math.sqrt(d)
+    if causal:
+        pos = torch.arange(t, device=q.device)[:, None] + p0
+        keys = torch.arange(s, device=q.device)[None, :]
+        scores = scores.masked_fill(keys > pos, float("-inf"))
+    lse = torch.logsumexp(scores, -1)
+    out = (torch.softmax(scores, -1) @ vf).transpose(0, 1).reshape(t, heads * d)
+    return out, lse
+
+
+def check(flash, quick=False):
+    rows = []
+    g = torch.Generator(device="cuda").manual_seed(0)
+    cases = [  # (T, S, H, Hkv, D, causal, p0)
+        (256, 256, 28, 4, 128, True, 0), (1000, 1000, 28, 4, 128, True, 0), (70, 500, 28, 4, 128, True, 430),
+        (1, 777, 28, 4, 128, True, 776), (130, 130, 7, 1, 128, True, 0), (1024, 1024, 16, 16, 72, False, 0),
+        (333, 333, 16, 16, 72, False, 0), (200, 200, 4, 2, 64, True, 0), (129, 129, 2, 2, 128, False, 0)]
+    for (t, s, h, hkv, d, causal, p0) in (cases[:4] if quick else cases):
+        q = torch.randn(t, h * d, device="cuda", generator=g).bfloat16()
+        k = torch.randn(s, hkv * d, device="cuda", generator=g).bfloat16()
+        v = torch.randn(s, hkv * d, device="cuda", generator=g).bfloat16()
+        out, lse = flash(q, k, v, h, hkv, d, causal, p0)
+        ro, rl = reference(q, k, v, h, hkv, d, causal, p0)
+        rel_o = ((out.float() - ro).abs().max() / ro.abs().max()).item()
+        rel_l = ((lse - rl).abs().max() / rl.abs().max()).item()
+        rows.append({"T": t, "S": s, "H": h, "Hkv": hkv, "D": d, "causal": causal, "p0": p0,
+                     "out_rel": rel_o, "lse_rel": rel_l, "finite": bool(torch.isfinite(out.float()).all())})
+        print(json.dumps(rows[-1]), flush=True)
+    if quick:
+        return rows
+    # a strided (fused qkv) layout: q, k, v are column slices of one (T, 3C) buffer
+    t, h, d = 300, 16, 72
+    qkv = torch.randn(t, 3 * h * d, device="cuda", generator=g).bfloat16()
+    q, k, v = qkv[:, :h * d], qkv[:, h * d:2 * h * d], qkv[:, 2 * h * d:]
+    out, lse = flash(q, k, v, h, h, d, False)
+    ro, rl = reference(q.contiguous(), k.contiguous(), v.contiguous(), h, h, d, False, 0)
+    rows.append({"case": "fused qkv rows", "out_rel": ((out.float() - ro).abs().max() / ro.abs().max()).item(),
+                 "lse_rel": ((lse - rl).abs().max() / rl.abs().max()).item()})
+    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def timed(fn, repeats=10):
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1e3)
+    times.sort()
+    return times[len(times) // 2], times[0], times[-1]
+
+
+def bench(flash, sizes, sdpa=True):
+    rows = []
+    for (t, h, hkv, d, causal) in sizes:
+        q = torch.randn(t, h * d, device="cuda").bfloat16()
+        k = torch.randn(t, hkv * d, device="cuda").bfloat16()
+        v = torch.randn(t, hkv * d, device="cuda").bfloat16()
+        out = torch.empty_like(q)
+        lse = torch.empty(h, t, device="cuda")
+        qs = q.view(1, t, h, d).transpose(1, 2)
+        ks = k.view(1, t, hkv, d).transpose(1, 2)
+        vs = v.view(1, t, hkv, d).transpose(1, 2)
+        flops = 4.0 * t * t * h * d / (2 if causal else 1)
+        e = timed(lambda: flash(q, k, v, h, hkv, d, causal, 0, out, lse))
+        p = timed(lambda: F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal, enable_gqa=hkv != h)) \
+            if sdpa else (float("nan"),) * 3
+        ref = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal, enable_gqa=hkv != h)
+        rel = ((out.float() - ref.transpose(1, 2).reshape(t, h * d).float()).abs().max() / ref.float().abs().max())
+        rows.append({"T": t, "H": h, "Hkv": hkv, "D": d, "causal": causal,
+                     "eaglet_s": e[0], "eaglet_tflops": flops / e[0] / 1e12, "eaglet_range": [e[1], e[2]],
+                     "sdpa_s": p[0], "sdpa_tflops": flops / p[0] / 1e12, "sdpa_range": [p[1], p[2]],
+                     "share_of_sdpa": p[0] / e[0], "rel_vs_sdpa": rel.item()})
+        print(json.dumps(rows[-1]), flush=True)
+        del q, k, v, out, lse
+        torch.cuda.empty_cache()
+    return rows
+
+
+VARIANTS = [  # name, rows per block, threads
+    ("flash_v_m1w8q_d{dp}", 128, 256), ("flash_v_m1w8s2_d{dp}", 128, 256), ("flash_v_m2w4s2_d{dp}", 128, 128),
+    ("flash_v_m2w4s1_d{dp}", 128, 128), ("flash_v_m1w4s3_d{dp}", 64, 128)]
+
+
+def main():
+    what = sys.argv[1:] or ["check", "bench"]
+    flash = Flash()
+    if "variants" in what:
+        for (name, rows, threads) in VARIANTS:
+            f = Flash(name, rows, threads)
+            print(json.dumps({"variant": name}), flush=True)
+            check_rows = check(f, quick=True)
+            bench(f, [(4096, 28, 4, 128, True), (32768, 28, 4, 128, True), (131072, 28, 4, 128, True)], sdpa=False)
+        for (name, rows, threads) in [("flash_v_m1w8s2_d{dp}", 128, 256), ("flash_v_m2w4s2_d{dp}", 128, 128)]:
+            print(json.dumps({"variant": name}), flush=True)
+            bench(Flash(name, rows, threads), [(1024, 16, 16, 72, False)], sdpa=False)
+    print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cupy": cp.__version__}))
+    if "check" in what:
+        check(flash)
+        check_decode(Decode())
+    if "decode" in what:
+        bench_decode(Decode(), flash)
+    if "bench" in what:
+        bench(flash, [(4096, 28, 4, 128, True), (32768, 28, 4, 128, True), (131072, 28, 4, 128, True),
+                      (1024, 16, 16, 72, False)])
+
+
+if __name__ == "__main__":
+    main()
