@@ -169,11 +169,17 @@ public enum GPUBench {
         try gpu.loadKernelsBF16()
         func w(_ n: Int, _ k: Int, _ seed: UInt64) -> [Float] { Tensor.seeded([n, k], seed: seed, scale: 0.02).storage }
         let ones = [Float](repeating: 1, count: s.c)
+        func lin(_ n: Int, _ k: Int, _ seed: UInt64, bias: Bool) -> Linear {
+            Linear(
+                weight: Tensor.seeded([n, k], seed: seed, scale: 0.02),
+                bias: bias ? Tensor.seeded([n], seed: seed + 1, scale: 0.02) : nil)
+        }
         let layer = try GPUQwen2LayerBF16(
-            gpu: gpu, inputNorm: ones, postNorm: ones, q: (w(s.heads * s.d, s.c, 21), seeded(s.heads * s.d, 22)),
-            k: (w(kvw, s.c, 23), seeded(kvw, 24)), v: (w(kvw, s.c, 25), seeded(kvw, 26)), o: w(s.c, s.heads * s.d, 27),
-            gate: w(s.mlp, s.c, 29), up: w(s.mlp, s.c, 31), down: w(s.c, s.mlp, 33), width: s.c, heads: s.heads,
-            kvHeads: s.kvHeads, headDim: s.d, intermediate: s.mlp)
+            gpu: gpu, inputNorm: ones, postNorm: ones, q: lin(s.heads * s.d, s.c, 21, bias: true),
+            k: lin(kvw, s.c, 23, bias: true), v: lin(kvw, s.c, 25, bias: true),
+            o: lin(s.c, s.heads * s.d, 27, bias: false),
+            gate: lin(s.mlp, s.c, 29, bias: false), up: lin(s.mlp, s.c, 31, bias: false),
+            down: lin(s.c, s.mlp, 33, bias: false))
         let invFreq = try gpu.upload(RotaryEmbedding(headDim: s.d, theta: 1_000_000).invFreq)
         let keys = try gpu.alloc(t * kvw, elementSize: 2), values = try gpu.alloc(t * kvw, elementSize: 2)
         let x0 = try gpu.bf16(try gpu.upload(Tensor.seeded([t, s.c], seed: 35, scale: 1).storage))
@@ -353,7 +359,7 @@ public enum GPUBench {
                 try lb(
                     gpu, try gpu.bf16(try gpu.upload(x.storage)), tokens: v.tokens, width: v.c, heads: v.heads,
                     eps: 1e-6))
-            let rb = closeness(gotBF16, ref, .bf16)
+            let rb = GPUCheck.closenessAtScale(gotBF16, ref, .bf16)
             out.append(("So400m encoder layer, T=1024, bf16", rb.maxRelative, "bf16", rb.passed))
         }
         do {
@@ -399,17 +405,15 @@ public enum GPUBench {
             let r = closeness(got, ref, .fp32Block)
             out.append(("Qwen2.5-7B decoder layer, T=256", r.maxRelative, "fp32-block", r.passed))
             let lb = try GPUQwen2LayerBF16(
-                gpu: gpu, inputNorm: ones.storage, postNorm: ones.storage, q: (q.0.storage, q.1?.storage),
-                k: (k.0.storage, k.1?.storage), v: (v.0.storage, v.1?.storage), o: o.0.storage, gate: gate.0.storage,
-                up: up.0.storage, down: down.0.storage, width: s.c, heads: s.heads, kvHeads: s.kvHeads, headDim: s.d,
-                intermediate: s.mlp)
+                gpu: gpu, inputNorm: ones.storage, postNorm: ones.storage, q: c(q), k: c(k), v: c(v), o: c(o),
+                gate: c(gate), up: c(up), down: c(down))
             let gotBF16 = try gpu.downloadBF16(
                 try lb(
                     gpu, try gpu.bf16(try gpu.upload(x.storage)), tokens: t, width: s.c, heads: s.heads,
                     kvHeads: s.kvHeads, headDim: s.d, eps: 1e-6, invFreq: try gpu.upload(rope.invFreq),
                     keys: try gpu.alloc(t * kvw, elementSize: 2), values: try gpu.alloc(t * kvw, elementSize: 2),
                     start: 0))
-            let rb = closeness(gotBF16, ref, .bf16)
+            let rb = GPUCheck.closenessAtScale(gotBF16, ref, .bf16)
             out.append(("Qwen2.5-7B decoder layer, T=256, bf16", rb.maxRelative, "bf16", rb.passed))
         }
         return out

@@ -113,16 +113,12 @@ public final class GPUEagle {
         mlpFC2 = try lin(model.mlp1.fc2Weight, model.mlp1.fc2Bias)
         let lm = model.languageModel
         embed = try up(lm.embedTokens)
-        let tc = model.config.text
         textLayersBF16 = try (bf ? lm.layers : []).map { l in
             let a = l.selfAttn
             return try GPUQwen2LayerBF16(
                 gpu: gpu, inputNorm: l.inputLayernorm.weight.storage, postNorm: l.postAttentionLayernorm.weight.storage,
-                q: (a.qProj.weight.storage, a.qProj.bias?.storage), k: (a.kProj.weight.storage, a.kProj.bias?.storage),
-                v: (a.vProj.weight.storage, a.vProj.bias?.storage), o: a.oProj.weight.storage,
-                gate: l.mlp.gateProj.weight.storage, up: l.mlp.upProj.weight.storage,
-                down: l.mlp.downProj.weight.storage, width: tc.hiddenSize, heads: tc.numAttentionHeads,
-                kvHeads: tc.numKeyValueHeads, headDim: tc.headDim, intermediate: l.mlp.gateProj.weight.shape[0])
+                q: a.qProj, k: a.kProj, v: a.vProj, o: a.oProj, gate: l.mlp.gateProj, up: l.mlp.upProj,
+                down: l.mlp.downProj)
         }
         textLayers = try (bf ? [] : lm.layers).map { l in
             GPUQwen2Layer(

@@ -30,6 +30,12 @@ public struct GPULinear {
     public let outFeatures: Int
     public let inFeatures: Int
 
+    /// A bf16 weight already on the device, no bias.
+    public init(bf16 weight: GPUBuffer, out n: Int, in k: Int) {
+        precondition(weight.elementSize == 2 && weight.count == n * k, "GPULinear: bf16 (\(n), \(k)) weight")
+        weightBF16 = weight; self.weight = nil; bias = nil; outFeatures = n; inFeatures = k
+    }
+
     /// Uploads `weight` (N·K values, row-major) and `bias`. With `.bf16` only the bf16 copy is kept.
     public init(gpu: GPU, weight: [Float], bias: [Float]?, out n: Int, in k: Int, precision: GPUPrecision = .fp32)
         throws

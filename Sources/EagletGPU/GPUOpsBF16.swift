@@ -10,6 +10,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import QwenAttention
+import Tensor
 
 extension GPU {
     /// Compiles (or loads from the cache) the kernels of KernelsBF16.swift.
@@ -18,6 +20,29 @@ extension GPU {
     func runBF16(_ name: String, elements n: Int, _ args: [KernelArgument]) throws {
         guard n > 0 else { return }
         try launch(KernelSourceBF16.module, name, grid: grid(n), block: (GPU.threads, 1, 1), args)
+    }
+
+    /// Matrices stacked along their rows into one bf16 device buffer, each uploaded as it is stored: BF16 bits
+    /// straight from the mapped checkpoint, fp32 narrowed on the host (round to nearest even), q8_0 widened
+    /// and narrowed one matrix at a time.
+    public func uploadBF16(_ parts: [Linear.Weight]) throws -> GPUBuffer {
+        let total = parts.reduce(0) { $0 + $1.shape[0] * $1.shape[1] }
+        let b = try alloc(total, elementSize: 2)
+        var offset = 0
+        for w in parts {
+            let n = w.shape[0] * w.shape[1]
+            switch w {
+            case .bf16(let m):
+                try check(driver.cuMemcpyHtoD(b.at(offset), m.bits, n * 2), "cuMemcpyHtoD_v2")
+            case .f32, .q8_0:
+                let bits = w.widened.storage.map(floatToBF16)
+                try bits.withUnsafeBytes {
+                    try check(driver.cuMemcpyHtoD(b.at(offset), $0.baseAddress!, n * 2), "cuMemcpyHtoD_v2")
+                }
+            }
+            offset += n
+        }
+        return b
     }
 
     /// A bf16 buffer's values as fp32 on the host.
@@ -56,10 +81,10 @@ extension GPU {
             ])
     }
 
-    /// Splits of the decode kernel for S keys and H heads: about two blocks per multiprocessor, at least
+    /// Splits of the decode kernel for S keys and H heads: about four blocks per multiprocessor, at least
     /// 256 keys a split.
     static func decodeSplits(keys s: Int, heads h: Int, multiprocessors: Int = 132) -> Int {
-        max(1, min((s + 255) / 256, (2 * multiprocessors + h - 1) / h))
+        max(1, min((s + 255) / 256, (4 * multiprocessors + h - 1) / h))
     }
 
     /// One query token per head (T = 1, at position S − 1) over S keys, split across blocks (flash-decoding):
@@ -138,23 +163,27 @@ public struct GPUQwen2LayerBF16 {
     let qkv, o, gateUp, down: GPULinear
     let qkvBias: GPUBuffer?
 
-    /// From fp32 host weights (row-major (N, K) each): q, k, v and gate, up are concatenated along N.
+    /// From the layer's linears, each uploaded in its stored dtype (`GPU.uploadBF16`): q, k, v and gate, up are
+    /// stacked along N into one product each.
     public init(
-        gpu: GPU, inputNorm: [Float], postNorm: [Float], q: ([Float], [Float]?), k: ([Float], [Float]?),
-        v: ([Float], [Float]?), o: [Float], gate: [Float], up: [Float], down: [Float],
-        width c: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int, intermediate i: Int
+        gpu: GPU, inputNorm: [Float], postNorm: [Float], q: Linear, k: Linear, v: Linear, o: Linear, gate: Linear,
+        up: Linear, down: Linear
     ) throws {
         self.inputNorm = try gpu.upload(inputNorm); self.postNorm = try gpu.upload(postNorm)
-        let n = (h + 2 * hkv) * d
-        qkv = try GPULinear(gpu: gpu, weight: q.0 + k.0 + v.0, bias: nil, out: n, in: c, precision: .bf16)
-        if let qb = q.1, let kb = k.1, let vb = v.1 {
-            qkvBias = try gpu.upload(qb + kb + vb)
+        let c = q.inFeatures
+        qkv = GPULinear(
+            bf16: try gpu.uploadBF16([q.stored, k.stored, v.stored]),
+            out: q.outFeatures + k.outFeatures + v.outFeatures,
+            in: c)
+        if let qb = q.bias, let kb = k.bias, let vb = v.bias {
+            qkvBias = try gpu.upload(qb.storage + kb.storage + vb.storage)
         } else {
             qkvBias = nil
         }
-        self.o = try GPULinear(gpu: gpu, weight: o, bias: nil, out: c, in: h * d, precision: .bf16)
-        gateUp = try GPULinear(gpu: gpu, weight: gate + up, bias: nil, out: 2 * i, in: c, precision: .bf16)
-        self.down = try GPULinear(gpu: gpu, weight: down, bias: nil, out: c, in: i, precision: .bf16)
+        self.o = GPULinear(bf16: try gpu.uploadBF16([o.stored]), out: o.outFeatures, in: o.inFeatures)
+        gateUp = GPULinear(
+            bf16: try gpu.uploadBF16([gate.stored, up.stored]), out: gate.outFeatures + up.outFeatures, in: c)
+        self.down = GPULinear(bf16: try gpu.uploadBF16([down.stored]), out: down.outFeatures, in: down.inFeatures)
     }
 
     /// x (T, C) bf16 at positions p0 … → new (T, C) bf16; keys and values (rows of Hkv·D, bf16) written at

@@ -174,6 +174,8 @@ public struct GPUSynthCommand: ParsableCommand {
     @Option(help: "Vision layers instead of the preset's.") var visionLayers: Int?
     @Option(help: "Language-model layers instead of the preset's.") var textLayers: Int?
     @Option(help: "Seed of the values.") var seed: UInt64 = 0
+    @Option(help: "Qwen's tokenizer.json, for a tokenizer.json with Eagle's added tokens (make qwen-vocab).")
+    var qwenTokenizer: String?
 
     public init() {}
 
@@ -183,7 +185,7 @@ public struct GPUSynthCommand: ParsableCommand {
             let synth = try EagleSynth(
                 preset: p, visionLayers: visionLayers, textLayers: textLayers, dtype: .bf16, seed: seed,
                 shardBytes: EagleSynth.defaultShardBytes)
-            let r = try synth.write(to: out, qwenTokenizer: nil)
+            let r = try synth.write(to: out, qwenTokenizer: qwenTokenizer)
             printToStandardError(
                 "synth: \(p.rawValue), \(r.parameterCount) parameters, \(r.tensorBytes) bytes of bf16 in \(out)")
         }
