@@ -37,6 +37,14 @@ def kernel_source():
 BR, BC, THREADS = 128, 64, 128
 
 
+def fnv1a64(text):
+    """The hash eaglet-gpu prints for the same source (GPUKernels.bf16SourceHash)."""
+    h = 0xcbf29ce484222325
+    for b in text.encode("utf-8"):
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return format(h, "x")
+
+
 def padded(d):
     for p in (64, 80, 96, 128):
         if d <= p:

@@ -269,6 +269,7 @@ public enum GPUBench {
         let gpu = try GPU.open()
         try gpu.loadKernels()
         printLine("device: \(gpu.summary)")
+        printLine("bf16 kernels: source fnv1a64 \(GPUKernels.bf16SourceHash)")
         if agreement {
             for (name, rel, tolerance, passed) in try realSizeAgreement(gpu) {
                 printLine(

@@ -19,6 +19,11 @@ import Glibc
 public enum GPUKernels {
     /// The CUDA C++ source NVRTC compiles.
     public static var source: String { KernelSource.source }
+    /// The bf16 kernels' source (flash attention, decode attention, the bf16 layer passes).
+    public static var bf16Source: String { KernelSourceBF16.source }
+    /// FNV-1a 64 of `bf16Source`, in hex: reports measured on a GPU carry it, so a report can be told apart
+    /// from one made by another version of the kernels.
+    public static var bf16SourceHash: String { String(fnv1a64(KernelSourceBF16.source), radix: 16) }
     /// Every `__global__` kernel, in source order.
     public static var names: [String] {
         KernelSource.source.components(separatedBy: "__global__ void ").dropFirst().compactMap {
