@@ -251,6 +251,8 @@ def bench(flash, sizes, sdpa=True):
 def main():
     what = sys.argv[1:] or ["check", "bench"]
     flash = Flash()
+    print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cupy": cp.__version__,
+                      "kernel_fnv1a64": fnv1a64(kernel_source())}), flush=True)
     if "check" in what:
         check(flash)
         check_decode(Decode())

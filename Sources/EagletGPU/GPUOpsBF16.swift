@@ -1,4 +1,4 @@
-// The bf16 activation path of the GPU mirror (docs/spec.md §9.2): activations, the KV cache and weights
+// The bf16 activation path of the GPU mirror (docs/gpu.md): activations, the KV cache and weights
 // are bf16 on the device; every product accumulates in fp32 (cuBLAS compute type 32F) and rounds once on
 // store; norms, softmax statistics and RoPE angles are fp32. A layer issues fused products — q, k and v as
 // one (T, (H + 2·Hkv)·D) product, gate and up as one (T, 2I) product — and the residual add is the product's

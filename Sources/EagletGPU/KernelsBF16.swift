@@ -1,5 +1,5 @@
 // The bf16 kernels of the GPU path, compiled by NVRTC beside Kernels.swift: flash attention and the
-// elementwise passes of a layer whose activations are bf16 (docs/spec.md §9.2, chapter 14).
+// elementwise passes of a layer whose activations are bf16 (docs/gpu.md, chapter 14).
 //
 // Flash attention, forward (Dao et al., FlashAttention-2): one block of 4 warps owns 128 query rows of
 // one head; each warp owns 32 of them (two 16-row m-tiles) and keeps its (32, D) output and its rows'
