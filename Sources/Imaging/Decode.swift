@@ -38,14 +38,42 @@ extension RGBImage {
     /// The largest image file read (1 GiB): checked from the file's size before a byte is read.
     public static let maxFileBytes = 1 << 30
 
+    /// How much of a file `load` reads before deciding whether to read the rest.
+    static let headerReadBytes = 1 << 16
+
+    /// The header of `bytes` (or of their first part), checked: a known format, no zero side, at most
+    /// `maxPixels` pixels.
+    static func checkedHeader(_ bytes: [UInt8], file: String, maxPixels: Int) throws -> ImageHeader {
+        let header = try sniffImageHeader(bytes, file: file)
+        guard header.width > 0, header.height > 0 else {
+            throw ImageError.zeroSize(file: file, width: header.width, height: header.height)
+        }
+        let (count, overflow) = header.width.multipliedReportingOverflow(by: header.height)
+        guard !overflow, count <= maxPixels else {
+            throw ImageError.tooManyPixels(file: file, width: header.width, height: header.height, limit: maxPixels)
+        }
+        return header
+    }
+
     /// Reads and decodes the PNG or JPEG at `path` (see the file header for the conversion rules).
     public static func load(_ path: String, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
         guard let isDir = Path.isDirectory(path) else {
-            throw ImageError.cannotOpen(file: path, reason: "no such file")
+            throw ImageError.cannotOpen(file: path, reason: Path.whyUnreachable(path))
         }
         guard !isDir else { throw ImageError.cannotOpen(file: path, reason: "is a folder") }
         let data: [UInt8]
-        do { data = try readRegularFile(path, limit: maxFileBytes) } catch {
+        do {
+            // The header first: a file that is not a PNG or JPEG, or whose size is refused, costs 64 KiB.
+            data = try readRegularFile(path, limit: maxFileBytes, headerBytes: headerReadBytes) { prefix, size in
+                do {
+                    _ = try checkedHeader(prefix, file: path, maxPixels: maxPixels)
+                } catch ImageError.truncated(_, _, _) where prefix.count < size {
+                    // a JPEG whose frame header lies past the first bytes: decided on the whole file
+                }
+            }
+        } catch let e as ImageError {
+            throw e
+        } catch {
             throw ImageError.cannotOpen(file: path, reason: "\(error)")
         }
         return try decode(data, file: path, maxPixels: maxPixels)
@@ -55,14 +83,7 @@ extension RGBImage {
     public static func decode(_ bytes: [UInt8], file: String = "<memory>", maxPixels: Int = defaultMaxPixels) throws
         -> RGBImage
     {
-        let header = try sniffImageHeader(bytes, file: file)
-        guard header.width > 0, header.height > 0 else {
-            throw ImageError.zeroSize(file: file, width: header.width, height: header.height)
-        }
-        let (count, overflow) = header.width.multipliedReportingOverflow(by: header.height)
-        guard !overflow, count <= maxPixels else {
-            throw ImageError.tooManyPixels(file: file, width: header.width, height: header.height, limit: maxPixels)
-        }
+        let header = try checkedHeader(bytes, file: file, maxPixels: maxPixels)
         var raw = eaglet_raw_image()
         var message = [CChar](repeating: 0, count: 256)
         let status: Int32 = bytes.withUnsafeBufferPointer { b in

@@ -95,7 +95,7 @@ public enum ImageError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .zeroSize(f, w, h): return "\(f): image has zero size (\(w)×\(h)); width and height must be at least 1"
         case let .tooManyPixels(f, w, h, lim):
             return
-                "\(f): image is \(w)×\(h) = \(w.multipliedReportingOverflow(by: h).partialValue) pixels, more than the limit of \(lim) (a decompression-bomb guard; raise maxPixels to allow it)"
+                "\(f): image is \(w)×\(h) = \(w.multipliedReportingOverflow(by: h).partialValue) pixels, more than the limit of \(lim) (a decompression-bomb guard; raise --max-image-pixels to allow it)"
         case let .cannotWrite(f, r): return "\(f): cannot write image (\(r))"
         }
     }

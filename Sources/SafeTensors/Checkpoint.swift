@@ -26,7 +26,7 @@ public final class Checkpoint: @unchecked Sendable {
     /// single `.safetensors` file.
     public init(path: String) throws {
         guard let isDir = Path.isDirectory(path) else {
-            throw SafeTensorsError.cannotOpen(file: path, reason: "no such file or folder")
+            throw SafeTensorsError.cannotOpen(file: path, reason: Path.whyUnreachable(path))
         }
         if !isDir {
             let file = try SafeTensorsFile(path: path)

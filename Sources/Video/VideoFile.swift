@@ -58,7 +58,8 @@ public enum VideoError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .frameOutOfRange(f, i, n): return "\(f): frame \(i) requested but the video has frames 0…\(n - 1)"
         case let .tooManyFrames(f, lim):
             return "\(f): the video stream has more than \(lim) frames (the limit; a corrupt file?)"
-        case let .tooManyPixels(f, w, h, lim): return "\(f): frames of \(w)×\(h) exceed the limit of \(lim) pixels"
+        case let .tooManyPixels(f, w, h, lim):
+            return "\(f): frames of \(w)×\(h) exceed the limit of \(lim) pixels (raise --max-image-pixels to allow it)"
         }
     }
 }
@@ -140,7 +141,9 @@ public final class VideoFile {
         eaglet_ffmpeg_quiet()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw VideoError.cannotOpen(file: path, reason: "no such file")
+            var st = stat()
+            let loop = stat(path, &st) != 0 && errno == ELOOP
+            throw VideoError.cannotOpen(file: path, reason: loop ? "is a loop of symbolic links" : "no such file")
         }
         guard !isDirectory.boolValue else { throw VideoError.cannotOpen(file: path, reason: "is a directory") }
         guard FileManager.default.isReadableFile(atPath: path) else {

@@ -50,6 +50,18 @@ public enum Path {
         guard stat(p, &st) == 0 else { return nil }
         return (st.st_mode & S_IFMT) == S_IFDIR
     }
+
+    /// Why `p` cannot be looked at (after `isDirectory` returned nil): "no such file or folder", "is a loop of
+    /// symbolic links", or the system's own words (permission denied, name too long, …).
+    public static func whyUnreachable(_ p: String) -> String {
+        var st = stat()
+        if stat(p, &st) == 0 { return "exists" }
+        switch errno {
+        case ENOENT, ENOTDIR: return "no such file or folder"
+        case ELOOP: return "is a loop of symbolic links"
+        default: return String(cString: strerror(errno)).lowercased()
+        }
+    }
 }
 
 /// printf-style formatting through the C library (`%.2f`, `%04x`, `%e`): what String(format:) did.
@@ -235,7 +247,11 @@ public enum FileReadProblem: Error, Equatable, CustomStringConvertible {
 public func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
     let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
     guard fd >= 0 else {
-        throw errno == ENOENT ? FileReadProblem.missing : FileReadProblem.unreadable(String(cString: strerror(errno)))
+        switch errno {
+        case ENOENT: throw FileReadProblem.missing
+        case ELOOP: throw FileReadProblem.unreadable("a loop of symbolic links")
+        default: throw FileReadProblem.unreadable(String(cString: strerror(errno)))
+        }
     }
     var st = stat()
     guard fstat(fd, &st) == 0 else {
@@ -258,12 +274,29 @@ public func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
 /// The bytes of the regular file at `path`, at most `limit` of them. The file is opened without blocking and
 /// checked with fstat before anything is read, so a FIFO (which would block in open or read), a device such as
 /// /dev/zero (which never ends) or a file over the limit is refused at once.
-public func readRegularFile(_ path: String, limit: Int) throws -> [UInt8] {
+///
+/// With `headerBytes` > 0, the first `headerBytes` (or the whole file, when smaller) are read first and handed to
+/// `checkHeader` with the file's size; if it throws, nothing more is read. A file whose first bytes already show
+/// it is not what it claims costs those bytes, not its whole size.
+public func readRegularFile(
+    _ path: String, limit: Int, headerBytes: Int = 0,
+    checkHeader: ((_ prefix: [UInt8], _ size: Int) throws -> Void)? = nil
+) throws -> [UInt8] {
     let (fd, size) = try openRegularFile(path)
     defer { close(fd) }
     guard size <= limit else { throw FileReadProblem.tooLarge(bytes: size, limit: limit) }
     var bytes = [UInt8](repeating: 0, count: size)
     var done = 0
+    if headerBytes > 0, let checkHeader {
+        let want = min(size, headerBytes)
+        while done < want {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, want - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            done += n
+        }
+        try checkHeader(Array(bytes.prefix(done)), size)
+    }
     while done < size {
         let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
         if n < 0 && errno == EINTR { continue }

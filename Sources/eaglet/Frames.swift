@@ -27,7 +27,11 @@ struct Frames: ParsableCommand {
     @Flag(help: "Print exactly one line of JSON.")
     var json = false
 
+    @Option(help: "Refuse videos whose frames have more pixels than this (default: PIL's 89478485).")
+    var maxImagePixels: Int = RGBImage.defaultMaxPixels
+
     func validate() throws {
+        if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1") }
         guard fps.isFinite, fps > 0 else { throw ValidationError("--fps must be a positive number (got \(fps))") }
         guard minFrames >= 0 else { throw ValidationError("--min-frames must be ≥ 0 (got \(minFrames))") }
         if let maxFrames, maxFrames < 0 { throw ValidationError("--max-frames must be ≥ 0 (got \(maxFrames))") }
@@ -36,7 +40,7 @@ struct Frames: ParsableCommand {
 
     func run() throws {
         try reportingInputErrors {
-            let file = try VideoFile(path: video)
+            let file = try VideoFile(path: video, maxPixels: maxImagePixels)
             let info = file.info
             let policy = FrameSamplingPolicy(fps: fps, minFrames: minFrames, maxFrames: maxFrames, numFrames: numFrames)
             let s: FrameSample

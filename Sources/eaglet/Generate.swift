@@ -109,13 +109,15 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Answer a prompt (with images) with a checkpoint.")
 
     @OptionGroup var input: PromptOptions
-    @Option(help: "Most new tokens.") var maxNewTokens = 64
-    @Option(help: "0 = greedy.") var temperature: Float = 0
-    @Option(help: "Nucleus sampling threshold (1 = off).") var topP: Float = 1
-    @Option(help: "Keep the k most likely tokens (0 = off).") var topK = 0
-    @Option(help: "Penalty for tokens already in the context (1 = off).") var repetitionPenalty: Float = 1
+    @Option(parsing: .unconditional, help: "Most new tokens.") var maxNewTokens = 64
+    @Option(parsing: .unconditional, help: "0 = greedy.") var temperature: Float = 0
+    @Option(parsing: .unconditional, help: "Nucleus sampling threshold (1 = off).") var topP: Float = 1
+    @Option(parsing: .unconditional, help: "Keep the k most likely tokens (0 = off).") var topK = 0
+    @Option(parsing: .unconditional, help: "Penalty for tokens already in the context (1 = off).")
+    var repetitionPenalty: Float = 1
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
-    @Option(help: "Context length L (default: the text config's max_position_embeddings).") var maxContext: Int?
+    @Option(parsing: .unconditional, help: "Context length L (default: the text config's max_position_embeddings).")
+    var maxContext: Int?
     @Flag(
         help: """
             Print one JSON line {"tokens", "text", "prompt_tokens", "ttft_seconds", "decode_tokens_per_second", \

@@ -19,7 +19,7 @@ struct Preprocess: ParsableCommand {
     func run() throws {
         try reportingInputErrors {
             let tiler = try tiling.tiler()
-            let decoded = try RGBImage.load(image)
+            let decoded = try RGBImage.load(image, maxPixels: tiling.maxImagePixels)
             let grid = tiler.grid(width: decoded.width, height: decoded.height)
             let values = tiler.pixelValues(decoded)
             var writer = SafeTensorsWriter()

@@ -12,8 +12,13 @@ struct TilingOptions: ParsableArguments {
     var maxTiles: Int = 12
     @Option(help: "Tile side in pixels.")
     var tileSize: Int = 448
+    @Option(help: "Refuse images with more pixels than this (default: PIL's 89478485).")
+    var maxImagePixels: Int = RGBImage.defaultMaxPixels
 
-    func validate() throws { _ = try tiler() }
+    func validate() throws {
+        if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1") }
+        _ = try tiler()
+    }
 
     func tiler(rule: TilingRule = .areaPreservation) throws -> Tiler {
         do {
@@ -67,7 +72,7 @@ struct Tile: ParsableCommand {
             var picture: RGBImage? = nil
             let (w, h): (Int, Int)
             if let image {
-                let decoded = try RGBImage.load(image)
+                let decoded = try RGBImage.load(image, maxPixels: tiling.maxImagePixels)
                 (w, h) = (decoded.width, decoded.height)
                 picture = decoded
             } else {

@@ -32,6 +32,38 @@ struct CLIRobustness {
         #expect(r.reason == .exit && r.status == 0, "huge --max-new-tokens: \(r.stderr)")
     }
 
+    /// A negative number for a numeric flag is read as that number and refused by name; it used to be taken for
+    /// the next option, and argument-parser said the value was missing (issue 23, minor item).
+    @Test func negativeNumbersAreReadAndRefusedByName() throws {
+        let base = ["generate", "--model", tinyRandom, "--prompt", "hi"]
+        for (flag, name) in [
+            ("--temperature", "temperature"), ("--max-new-tokens", "max-new-tokens"), ("--top-k", "top-k"),
+            ("--max-context", "max-context")
+        ] {
+            let r = try runEaglet(base + [flag, "-1"])
+            #expect(r.reason == .exit && r.status == 1, "\(flag) -1: status \(r.status), \(r.stderr)")
+            #expect(!r.stderr.contains("Missing value"), "\(flag) -1 was taken for a missing value: \(r.stderr)")
+            #expect(r.stderr.contains(name) && r.stderr.contains("-1"), "\(flag) -1: \(r.stderr)")
+        }
+    }
+
+    /// `tile`, `preprocess` and `frames` take `--max-image-pixels` as `generate` does, and the refusal names the
+    /// flag (issue 23, minor item).
+    @Test func everyCommandThatDecodesTakesThePixelLimit() throws {
+        let png = "\(repositoryRoot)/Fixtures/tiny-eagle/demo.png"
+        let video = "\(repositoryRoot)/Fixtures/test-videos/h264.mp4"
+        try expectOneLineFailure(
+            ["tile", png, "--max-image-pixels", "10"], mentioning: "--max-image-pixels", "tile past the limit")
+        try expectOneLineFailure(
+            ["preprocess", png, "--max-image-pixels", "10", "--dump", "/tmp/eaglet-never-written.safetensors"],
+            mentioning: "--max-image-pixels", "preprocess past the limit")
+        if FileManager.default.fileExists(atPath: video) {
+            let r = try runEaglet(["frames", video, "--max-image-pixels", "10"])
+            #expect(r.reason == .exit && r.status == 1, "frames past the limit: \(r.stderr)")
+            #expect(r.stderr.contains("--max-image-pixels"), "frames past the limit: \(r.stderr)")
+        }
+    }
+
     /// `forward --dump` onto the checkpoint's own weights would replace them; onto a folder it printed a raw NSError.
     /// Both are one-line errors now, and the checkpoint is untouched (issue 23, minor items).
     @Test func forwardDumpCannotOverwriteTheCheckpoint() throws {

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 import Imaging
+import SafeTensors
 import _TestSupport
 
 @Suite struct ImageRobustness {
@@ -80,5 +81,57 @@ import _TestSupport
         #expect(
             error([0xFF, 0xD8] + sof + [0xFF, 0xD9])
                 == .tooManyPixels(file: "x", width: 65535, height: 65535, limit: RGBImage.defaultMaxPixels))
+    }
+}
+
+/// Issue 23, item 9 and a minor item: an image file is judged by its first 64 KiB before the rest is read, and a
+/// loop of symbolic links is named as one (it said "no such file").
+@Suite struct ImageFileReads {
+    /// Bytes this process has read through read(2) so far (/proc/self/io's rchar).
+    func bytesRead() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("rchar:") {
+            return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
+    /// A 900 MB file that starts like a PNG whose first chunk is not IHDR: refused after its first bytes (the
+    /// whole file used to be read, 900 MB of memory and reads, before the same error).
+    @Test func aLargeFileWithABadHeaderIsNotReadWhole() throws {
+        let path = try sparse("bad-header-900mb.png", size: 900_000_000)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.write(
+            contentsOf: Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("tEXt".utf8)))
+        try h.close()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let before = bytesRead()
+        let e = thrown { _ = try RGBImage.load(path) } as? ImageError
+        let after = bytesRead()
+        guard case .corrupt(_, .png, let detail)? = e, detail.contains("IHDR") else {
+            Issue.record("expected corrupt (first chunk is not IHDR), got \(String(describing: e))"); return
+        }
+        if let before, let after {
+            #expect(after - before < 100_000_000, "read \(after - before) bytes of a file refused by its header")
+        }
+        // Too many pixels in the header is refused the same way.
+        let big = scratch(
+            "header-too-many-pixels.png",
+            pngClaiming(width: 100_000, height: 100_000) + [UInt8](repeating: 0, count: 70_000))
+        guard case .tooManyPixels? = thrown({ _ = try RGBImage.load(big) }) as? ImageError else {
+            Issue.record("a header past the pixel limit: expected tooManyPixels"); return
+        }
+    }
+
+    @Test func aLoopOfSymbolicLinksIsNamed() throws {
+        let a = "\(scratchDirectory)/loop-a.png", b = "\(scratchDirectory)/loop-b.png"
+        try? FileManager.default.removeItem(atPath: a)
+        try? FileManager.default.removeItem(atPath: b)
+        try FileManager.default.createSymbolicLink(atPath: a, withDestinationPath: b)
+        try FileManager.default.createSymbolicLink(atPath: b, withDestinationPath: a)
+        let e = thrown { _ = try RGBImage.load(a) }
+        #expect("\(String(describing: e))".contains("loop of symbolic links"), "\(String(describing: e))")
+        let m = thrown { _ = try Checkpoint(path: a) }
+        #expect("\(String(describing: m))".contains("loop of symbolic links"), "\(String(describing: m))")
     }
 }
