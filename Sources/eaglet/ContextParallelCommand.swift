@@ -80,6 +80,8 @@ struct ContextParallelCommand: ParsableCommand {
                 let comm = try MPICommunicator()
                 defer { comm.finalize() }
                 guard comm.worldSize == world else {
+                    // Every rank sees it; rank 0 alone says so, the others leave with the same status.
+                    if comm.rank != 0 { throw ExitCode(1) }
                     throw InputError(
                         description: "--world \(world) differs from the \(comm.worldSize) processes started by mpirun")
                 }

@@ -383,6 +383,39 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         }
     }
 
+    /// A --world that differs from mpirun's process count is reported once, by rank 0, and every rank exits 1
+    /// (each rank used to print it; issue 23, minor item).
+    @Test func aWorldMismatchIsReportedOnce() throws {
+        guard
+            let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else { return }
+        let exe = "\(repositoryRoot)/.build/release/eaglet"
+        guard FileManager.default.isExecutableFile(atPath: exe) else { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mpirun)
+        p.arguments = [
+            "--allow-run-as-root", "--oversubscribe", "-np", "3", exe, "cp", "--strategy", "ring", "--world", "4",
+            "--seq", "40", "--heads", "4", "--kv-heads", "2", "--head-dim", "6"
+        ]
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        p.environment = env
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        watchdog.cancel()
+        #expect(p.terminationStatus != 0, "a world mismatch under mpirun: status \(p.terminationStatus)")
+        let mentions = text.split(separator: "\n").filter { $0.contains("--world 4 differs from the 3 processes") }
+        #expect(mentions.count == 1, "reported \(mentions.count) times: \(text)")
+    }
+
     func runJSON(_ exe: String, _ args: [String]) throws -> [String: Any] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
