@@ -69,7 +69,8 @@ public struct EagleConfig: Sendable, Equatable {
     /// Decodes config.json bytes; `file` names the source in errors.
     public static func decode(_ data: Data, file: String) throws -> EagleConfig {
         guard let top = (try? JSON.parse(data)) as? [String: Any] else {
-            throw EagleError.badConfig(file: file, field: "(top level)", expected: "a JSON object")
+            let why = JSON.whyNot(data, [String: Any].self, what: "an object") ?? "not an object"
+            throw EagleError.badConfig(file: file, field: "(top level)", expected: "a JSON object (\(why))")
         }
         if let mt = top["model_type"] as? String, mt != "eagle_2_5_vl" {
             throw EagleError.badConfig(file: file, field: "model_type", expected: "'eagle_2_5_vl', found '\(mt)'")

@@ -189,7 +189,8 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
     /// holding it under `text_config` (or its alias `llm_config`). `file` names the source in errors.
     public static func decode(_ data: Data, file: String = "config.json") throws -> Qwen2Config {
         guard let obj = (try? JSON.parse(data)) as? [String: Any] else {
-            throw Qwen2Error.cannotRead(file, "not a JSON object")
+            throw Qwen2Error.cannotRead(
+                file, JSON.whyNot(data, [String: Any].self, what: "an object") ?? "not a JSON object")
         }
         var text = data
         if let inner = obj["text_config"] ?? obj["llm_config"] {

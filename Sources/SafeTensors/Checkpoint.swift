@@ -66,7 +66,9 @@ public final class Checkpoint: @unchecked Sendable {
             throw SafeTensorsError.cannotOpen(file: indexPath, reason: "\(p)")
         }
         guard let obj = (try? JSON.parse(data)) as? [String: Any] else {
-            throw SafeTensorsError.badIndex(file: indexPath, reason: "not a JSON object")
+            throw SafeTensorsError.badIndex(
+                file: indexPath, reason: JSON.whyNot(data, [String: Any].self, what: "an object") ?? "not a JSON object"
+            )
         }
         guard let map = obj["weight_map"] as? [String: Any] else {
             throw SafeTensorsError.badIndex(file: indexPath, reason: "missing object 'weight_map'")

@@ -115,7 +115,7 @@ public final class Tokenizer: @unchecked Sendable {
             }
             root = r
         } catch let e as TokenizerError { throw e } catch {
-            throw TokenizerError.malformedJSON(path: path, reason: "not valid JSON")
+            throw TokenizerError.malformedJSON(path: path, reason: "not valid JSON (\(error))")
         }
         guard let model = root["model"] as? [String: Any] else {
             throw TokenizerError.malformedJSON(path: path, reason: "no \"model\" object")
@@ -208,7 +208,8 @@ public final class Tokenizer: @unchecked Sendable {
     public convenience init(vocabJSON: String, mergesTXT: String) throws {
         let vdata = try Tokenizer.readFile(vocabJSON)
         guard let raw = (try? JSON.parse(vdata)) as? [String: Any] else {
-            throw TokenizerError.malformedJSON(path: vocabJSON, reason: "not a JSON object of token → id")
+            let why = JSON.whyNot(vdata, [String: Any].self, what: "an object") ?? ""
+            throw TokenizerError.malformedJSON(path: vocabJSON, reason: "not a JSON object of token → id (\(why))")
         }
         var vocab = [String: Int](minimumCapacity: raw.count)
         for (k, v) in raw {
@@ -234,7 +235,9 @@ public final class Tokenizer: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: config) {
             let cdata = try Tokenizer.readFile(config)
             guard let c = (try? JSON.parse(cdata)) as? [String: Any] else {
-                throw TokenizerError.malformedJSON(path: config, reason: "not a JSON object")
+                throw TokenizerError.malformedJSON(
+                    path: config,
+                    reason: JSON.whyNot(cdata, [String: Any].self, what: "an object") ?? "not a JSON object")
             }
             if let dec = c["added_tokens_decoder"] as? [String: [String: Any]] {
                 for (k, t) in dec.sorted(by: { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }) {

@@ -34,6 +34,30 @@ public enum JSON {
     /// Parses a whole document.
     public static func parse(_ data: Data) throws -> Any { try parse([UInt8](data)) }
 
+    /// Why `data` is not a JSON document of the wanted kind (`[String: Any]`, `[Any]`, …), for error messages:
+    /// the parser's own reason with its byte offset ("invalid JSON at byte 12: expected a value"), or "the
+    /// document is an array, not <what>"; nil when it is one.
+    public static func whyNot<T>(_ data: Data, _ type: T.Type, what: String) -> String? {
+        whyNot([UInt8](data), type, what: what)
+    }
+
+    /// `whyNot` for bytes.
+    public static func whyNot<T>(_ bytes: [UInt8], _ type: T.Type, what: String) -> String? {
+        let value: Any
+        do { value = try parse(bytes) } catch { return "\(error)" }
+        if value is T { return nil }
+        let kind: String
+        switch value {
+        case is [String: Any]: kind = "an object"
+        case is [Any]: kind = "an array"
+        case is String: kind = "a string"
+        case is JSONNull: kind = "null"
+        case is Bool: kind = "a boolean"
+        default: kind = "a number"
+        }
+        return "the document is \(kind), not \(what)"
+    }
+
     /// Parses a whole document.
     public static func parse(_ bytes: [UInt8]) throws -> Any {
         try bytes.withUnsafeBufferPointer { buf in

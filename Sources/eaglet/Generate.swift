@@ -59,7 +59,8 @@ struct PromptOptions: ParsableArguments {
                 throw InputError(description: "\(path): \(error)")
             }
             guard let arr = (try? JSONSerialization.jsonObject(with: data)) as? [Any] else {
-                throw InputError(description: "\(path): expected a flat JSON array of integers")
+                let why = JSON.whyNot(data, [Any].self, what: "an array") ?? ""
+                throw InputError(description: "\(path): expected a flat JSON array of integers (\(why))")
             }
             var ids = [Int]()
             for v in arr {

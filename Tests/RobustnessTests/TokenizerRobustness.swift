@@ -21,7 +21,11 @@ import Tokenizer
 
     @Test func missingModelOrEmptyFile() {
         #expect(load("{}") == .malformedJSON(path: "tokenizer.json", reason: "no \"model\" object"))
-        #expect(load("") == .malformedJSON(path: "tokenizer.json", reason: "not valid JSON"))
+        #expect(
+            load("")
+                == .malformedJSON(
+                    path: "tokenizer.json",
+                    reason: "not valid JSON (invalid JSON at byte 0: expected a value, found the end)"))
         #expect(
             load(#"{"model":{"type":"BPE","vocab":[],"merges":[]}}"#)
                 == .malformedJSON(path: "tokenizer.json", reason: "model.vocab is not an object of token → id"))

@@ -107,7 +107,10 @@ extension EaglePromptMatchesSpec {
         #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\#(Qwen2Split.pattern.replacingOccurrences(of: "\\", with: "\\\\"))"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]}"#
 
     @Test func malformedJSON() {
-        #expect(throws: TokenizerError.malformedJSON(path: "t.json", reason: "not valid JSON")) {
+        #expect(
+            throws: TokenizerError.malformedJSON(
+                path: "t.json", reason: "not valid JSON (invalid JSON at byte 10: expected a value, found the end)")
+        ) {
             try load("{\"model\": ")
         }
         #expect(throws: TokenizerError.malformedJSON(path: "t.json", reason: "no \"model\" object")) { try load("{}") }
