@@ -70,7 +70,7 @@ private func imageError(_ body: () throws -> Void) -> ImageError? {
         }
         let empty = temp([], "empty")
         #expect(throws: ImageError.empty(file: empty)) { try RGBImage.load(empty) }
-        #expect(throws: ImageError.cannotOpen(file: "/nonexistent/x.png", reason: "no such file")) {
+        #expect(throws: ImageError.cannotOpen(file: "/nonexistent/x.png", reason: "no such file or folder")) {
             try RGBImage.load("/nonexistent/x.png")
         }
     }
