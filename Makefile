@@ -21,11 +21,12 @@ endif
 
 FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py eagle_tiny_random.py tiny_eagle_goldens.py context_parallel.py ads_reference.py frame_sampling.py test_videos.py fused_kernels.py q8_0.py train_reference.py robustness_files.py
 
-.PHONY: help deps chapters build test demo bench fixtures clean qwen-vocab gpu-binary lint format
+.PHONY: help deps chapters chapter build test demo bench fixtures clean qwen-vocab gpu-binary lint format
 
 help:
 	@echo "make demo      install, build (release) and run the demo"
 	@echo "make test      install, build (release) and run every test, chapters included"
+	@echo "make chapter N=09  run one chapter as a test (release build, as make test)"
 	@echo "make bench     run eaglet-bench (BENCH=\"matmul tiler vision lm tokenizer\") and append to docs/benchmarks.csv"
 	@echo "make lint      check the Swift sources against .swift-format (swift-format from the toolchain, 120 columns)"
 	@echo "make format    rewrite the Swift sources to .swift-format's layout"
@@ -66,6 +67,12 @@ format:
 test: deps chapters qwen-vocab
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build --disable-xctest
+
+# One chapter as a test, reusing make test's release build (its first run builds it): make chapter N=09.
+chapter: deps chapters
+	@if [ -z "$(N)" ]; then echo "usage: make chapter N=09"; exit 2; fi
+	$(SWIFT) build -c release --build-tests
+	$(SWIFT) test -c release --skip-build --disable-xctest --filter Chapter$(N)
 
 demo: deps
 	$(SWIFT) build -c release --product eaglet
