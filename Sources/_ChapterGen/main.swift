@@ -2,7 +2,8 @@
 //
 // Usage: _ChapterGen --chapters DIR --output FILE.swift --modules A,B,C
 //
-// A chapter is prose, a `modules:` line naming the library targets it teaches, and ```swift cells, each
+// A chapter is prose, a `modules:` line naming the library targets it teaches (`modules: none` for chapter 00,
+// which teaches the book itself), and ```swift cells, each
 // optionally followed by an ```output block. One chapter becomes one serialized suite `ChapterNN` with
 // one test, so `swift test --filter Chapter01` runs exactly that chapter. Cells are pasted in order into
 // one `do` block (they share state like a notebook) under `#sourceLocation` directives, so compiler
@@ -136,7 +137,7 @@ for m in modules {
 for ch in chapters {
     let name = (ch.file as NSString).lastPathComponent
     if ch.modules.isEmpty { problems.append("\(name) has no modules: line") }
-    for m in ch.modules where !modules.contains(m) {
+    for m in ch.modules where m != "none" && !modules.contains(m) {
         problems.append("\(name) names \(m), which is not a library target")
     }
 }
