@@ -19,6 +19,8 @@ import Glibc
 public enum GPUKernels {
     /// The CUDA C++ source NVRTC compiles.
     public static var source: String { KernelSource.source }
+    /// FNV-1a 64 of `source` (the fp32 kernels), in hex; reports from a GPU carry it (see `bf16SourceHash`).
+    public static var sourceHash: String { String(fnv1a64(KernelSource.source), radix: 16) }
     /// The bf16 kernels' source (flash attention, decode attention, the bf16 layer passes).
     public static var bf16Source: String { KernelSourceBF16.source }
     /// FNV-1a 64 of `bf16Source`, in hex: reports measured on a GPU carry it, so a report can be told apart

@@ -77,7 +77,9 @@ public struct GPUCheckCommand: ParsableCommand {
                 let obj: [String: Any] = [
                     "device": r.device, "model": model, "stages": rows, "cpu_tokens": r.cpuTokens,
                     "gpu_tokens": r.gpuTokens, "cpu_text": r.cpuText, "gpu_text": r.gpuText,
-                    "cpu_seconds": r.cpuSeconds, "gpu_seconds": r.gpuSeconds, "passed": r.passed
+                    "cpu_seconds": r.cpuSeconds, "gpu_seconds": r.gpuSeconds, "passed": r.passed,
+                    "precision": precision, "kernels_fnv1a64": GPUKernels.sourceHash,
+                    "bf16_kernels_fnv1a64": GPUKernels.bf16SourceHash
                 ]
                 try JSON.serialize(obj).write(to: URL(fileURLWithPath: path))
             }

@@ -3,6 +3,7 @@
 // never goes down within one process. The child prints one JSON line; the parent collects, prints a
 // table, and appends CSV rows to docs/benchmarks.csv with --csv.
 import Foundation
+import Eaglet
 import _Essentials
 
 /// One measured case.
@@ -120,4 +121,82 @@ func appendCSV(_ results: [BenchResult], to path: String, machine: String) throw
     } else {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
+}
+
+/// The processor every table is printed with: its model, cores, and the vector extensions Eaglet's kernels and
+/// OpenBLAS choose from at run time (a ratio measured on one family says nothing about the other).
+func cpuLine() -> String {
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let flags = Set(
+        info.split(separator: "\n").first { $0.hasPrefix("flags") }.map {
+            $0.split(separator: ":").last?.split(separator: " ").map(String.init) ?? []
+        } ?? [])
+    let vector = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_bf16"]
+        .filter(flags.contains)
+    return
+        "CPU: \(machineDescription(blasCore: BLAS.coreName)); vector: \(vector.isEmpty ? "none of AVX2/AVX-512" : vector.joined(separator: " "))"
+}
+
+/// Eaglet and PyTorch timed in alternation — E T E T …, each repetition its own process — so that a neighbour's
+/// load or the host's clock, which a shared machine changes from minute to minute, lands on both sides alike.
+/// Each side's repetition is itself a median of its own timed runs; the ratio is taken pair by pair.
+struct PairedTiming {
+    var eaglet = [Double](), torch = [Double]()
+
+    /// PyTorch's time ÷ Eaglet's, one per pair (> 1: Eaglet faster).
+    var ratios: [Double] { zip(torch, eaglet).map { $0 / $1 } }
+
+    static func median(_ x: [Double]) -> Double {
+        let s = x.sorted()
+        return s.isEmpty ? .nan : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+    }
+
+    /// The spread of the pair ratios relative to their median: (max − min) / median.
+    var ratioSpread: Double {
+        let r = ratios
+        guard let lo = r.min(), let hi = r.max() else { return .nan }
+        return (hi - lo) / PairedTiming.median(r)
+    }
+
+    /// Above this relative spread the median ratio is printed with a warning and supports no claim.
+    static let widestSupportedSpread = 0.25
+
+    /// "Eaglet 0.512 s (0.498–0.560) | PyTorch 0.600 s (0.590–0.700) | PyTorch/Eaglet 1.17× (1.05–1.32×) over 5 pairs".
+    func summary(note: String = "(>1: Eaglet faster)") -> String {
+        func range(_ x: [Double], _ f: String) -> String {
+            String(format: "\(f) (\(f)–\(f))", PairedTiming.median(x), x.min() ?? .nan, x.max() ?? .nan)
+        }
+        var s =
+            "Eaglet \(range(eaglet, "%.3f")) s | PyTorch \(range(torch, "%.3f")) s | PyTorch/Eaglet \(range(ratios, "%.2f"))× over \(ratios.count) pairs \(note)"
+        if ratioSpread > PairedTiming.widestSupportedSpread {
+            s += String(
+                format:
+                    "\n           WARNING: the pair ratios spread over %.0f%% of their median; the machine was not steady enough for this ratio to support a claim",
+                100 * ratioSpread)
+        }
+        return s
+    }
+}
+
+/// Runs `pairs` alternations of `eaglet` and `torch` (each returns one repetition's result); the results of
+/// the last pair are returned for the table. nil when either side fails.
+func runPairs(_ pairs: Int, eaglet: () -> BenchResult?, torch: () -> BenchResult?) -> (
+    PairedTiming, BenchResult, BenchResult
+)? {
+    var t = PairedTiming()
+    var last: (BenchResult, BenchResult)? = nil
+    for _ in 0..<max(1, pairs) {
+        guard let e = eaglet(), let p = torch() else { return nil }
+        t.eaglet.append(e.medianSeconds)
+        t.torch.append(p.medianSeconds)
+        last = (e, p)
+    }
+    guard var (e, p) = last else { return nil }
+    // The table shows the medians over all pairs.
+    let em = PairedTiming.median(t.eaglet), pm = PairedTiming.median(t.torch)
+    e.rate *= e.medianSeconds / em
+    e.medianSeconds = em
+    p.rate *= p.medianSeconds / pm
+    p.medianSeconds = pm
+    return (t, e, p)
 }

@@ -109,6 +109,8 @@ struct VisionBench: ParsableCommand {
     var size: Int = 448
     @Option(help: "Timed runs per case (median reported).")
     var repeats: Int = 3
+    @Option(help: "Eaglet/PyTorch pairs, timed in alternation (E T E T …), each in its own process.")
+    var pairs: Int = 5
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -118,27 +120,31 @@ struct VisionBench: ParsableCommand {
         var lines = [String]()
         for t in common.threadCounts {
             func note(_ s: String) { FileHandle.standardError.write(Data("vision threads=\(t): \(s)…\n".utf8)) }
-            note("eaglet tower")
-            let mine = runCase(
-                ["vision", "--variant", "tower", "--size", String(size), "--repeats", String(repeats)], threads: t)
+            let towerArgs = ["vision", "--variant", "tower", "--size", String(size), "--repeats", String(repeats)]
+            var mine: BenchResult? = nil, torch: BenchResult? = nil, paired: PairedTiming? = nil
+            if torchAvailable {
+                note("Eaglet tower and PyTorch SiglipVisionModel, \(pairs) pairs in alternation")
+                if let (timing, e, p) = runPairs(
+                    pairs, eaglet: { runCase(towerArgs, threads: t) },
+                    torch: { runTorch(["vision", "--size", String(size), "--repeats", String(repeats)], threads: t) })
+                {
+                    paired = timing; mine = e; torch = p
+                }
+            } else {
+                note("eaglet tower")
+                mine = runCase(towerArgs, threads: t)
+            }
             note("attention / mlp halves")
             let attn = runCase(
                 ["vision", "--variant", "attention", "--size", String(size), "--repeats", "5"], threads: t)
             let mlp = runCase(["vision", "--variant", "mlp", "--size", String(size), "--repeats", "5"], threads: t)
             note("sgemm 2048²")
             let gemm = runCase(["matmul", "--variant", "sgemm", "--size", "2048", "--repeats", "3"], threads: t)
-            var torch: BenchResult? = nil
-            if torchAvailable {
-                note("PyTorch SiglipVisionModel")
-                torch = runTorch(["vision", "--size", String(size), "--repeats", String(repeats)], threads: t)
-            }
             results += [mine, attn, mlp, gemm, torch].compactMap { $0 }
             guard let mine else { lines.append("threads=\(t): the Eaglet tower case failed"); continue }
             var line = String(format: "threads=%d  Eaglet %.3f s (%.1f GFLOP/s)", t, mine.medianSeconds, mine.rate)
-            if let torch {
-                line += String(
-                    format: "  PyTorch %.3f s (%.1f GFLOP/s)  PyTorch/Eaglet time ratio %.2f (>1: Eaglet faster)",
-                    torch.medianSeconds, torch.rate, torch.medianSeconds / mine.medianSeconds)
+            if let paired {
+                line += "\n           " + paired.summary()
             }
             if let gemm {
                 line += String(
@@ -156,6 +162,7 @@ struct VisionBench: ParsableCommand {
             }
             lines.append(line)
         }
+        print(cpuLine())
         printTable(results)
         print("")
         for l in lines { print(l) }
