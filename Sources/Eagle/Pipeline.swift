@@ -27,6 +27,9 @@ public final class EaglePipeline: Sendable {
     public let tokenizer: Tokenizer?
     public let tiler: Tiler
     public let stopTokens: Set<Int>
+    /// Why the checkpoint's generation_config.json was not used, when it exists but could not be; the CLI says
+    /// it on stderr.
+    public let generationConfigProblem: String?
 
     /// `scanWeights`: reject NaN/±Inf weights at load (see `EagleModel.load`). `plannedContext`: refuse, before any
     /// weight is read, a checkpoint whose weights plus a context of that many tokens cannot fit (`MemoryPlan`).
@@ -56,7 +59,7 @@ public final class EaglePipeline: Sendable {
         let tokPath = Path.join(directory, "tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tokPath) ? try Tokenizer(tokenizerJSON: tokPath) : nil
         tiler = try Tiler(model.config.tiling)
-        stopTokens = EaglePipeline.readStopTokens(directory: directory, tokenizer: tokenizer)
+        (stopTokens, generationConfigProblem) = EaglePipeline.readStopTokens(directory: directory, tokenizer: tokenizer)
     }
 
     /// A context longer than the model's positions (or below 2 tokens) is refused: RoPE was trained to
@@ -78,19 +81,43 @@ public final class EaglePipeline: Sendable {
         return nil
     }
 
-    static func readStopTokens(directory: String, tokenizer: Tokenizer?) -> Set<Int> {
+    /// The stop tokens: generation_config.json's `eos_token_id`, else the text config's, else the tokenizer's
+    /// `<|im_end|>` and `<|endoftext|>`; and why generation_config.json was not used when it exists but could not
+    /// be (a file that is missing is normal and says nothing).
+    static func readStopTokens(directory: String, tokenizer: Tokenizer?) -> (Set<Int>, String?) {
         func json(_ name: String) -> [String: Any]? {
             let p = Path.join(directory, name)
             guard let d = try? readRegularFile(p, limit: 16 << 20) else { return nil }
             return (try? JSON.parse(d)) as? [String: Any]
         }
-        if let g = json("generation_config.json"), let e = ids(g["eos_token_id"]) { return Set(e) }
+        var problem: String? = nil
+        let generationPath = Path.join(directory, "generation_config.json")
+        if Path.isDirectory(generationPath) != nil {
+            var why = ""
+            do {
+                let bytes = try readRegularFile(generationPath, limit: 16 << 20)
+                if let g = (try? JSON.parse(bytes)) as? [String: Any] {
+                    if let e = ids(g["eos_token_id"]) { return (Set(e), nil) }
+                    why =
+                        g["eos_token_id"] == nil
+                        ? "it has no eos_token_id" : "its eos_token_id is not an id or a list of ids"
+                } else {
+                    why = JSON.whyNot(bytes, [String: Any].self, what: "an object") ?? "not a JSON object"
+                }
+            } catch {
+                why = "\(error)"
+            }
+            problem = "generation_config.json ignored: \(why); the stop tokens come from "
+        }
         if let c = json("config.json"), let t = (c["text_config"] ?? c["llm_config"]) as? [String: Any],
             let e = ids(t["eos_token_id"])
         {
-            return Set(e)
+            return (Set(e), problem.map { $0 + "config.json's text_config" })
         }
-        return Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer?.id(of: $0) })
+        return (
+            Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer?.id(of: $0) }),
+            problem.map { $0 + "the tokenizer (<|im_end|>, <|endoftext|>)" }
+        )
     }
 
     /// A prepared prompt.

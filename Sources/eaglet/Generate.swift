@@ -35,8 +35,12 @@ struct PromptOptions: ParsableArguments {
     /// The checkpoint, tokenizer and tiler named by --model; with `plannedContext`, a checkpoint that cannot fit
     /// with that many tokens of context is refused before any weight is read.
     func pipeline(plannedContext: Int? = nil) throws -> EaglePipeline {
-        try EaglePipeline(
+        let p = try EaglePipeline(
             directory: model, scanWeights: !skipWeightScan, plannedContext: plannedContext, weights: weights)
+        if let problem = p.generationConfigProblem {
+            FileHandle.standardError.write(Data("eaglet: note: \(model)/\(problem)\n".utf8))
+        }
+        return p
     }
 
     func validate() throws {

@@ -64,6 +64,23 @@ struct CLIRobustness {
         }
     }
 
+    /// A generation_config.json that exists but cannot be used is named on stderr, with where the stop tokens come
+    /// from instead; generation still runs (it was ignored without a word; issue 23, minor item).
+    @Test func anUnusableGenerationConfigIsNamed() throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/eaglet-genconfig-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: tinyRandom, toPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("{\"eos_token_id\": [1,".utf8).write(to: URL(fileURLWithPath: dir + "/generation_config.json"))
+        let r = try runEaglet(["generate", "--model", dir, "--prompt", "hi", "--max-new-tokens", "2", "--json"])
+        #expect(r.reason == .exit && r.status == 0, "status \(r.status): \(r.stderr)")
+        #expect(
+            r.stderr.contains("generation_config.json ignored") && r.stderr.contains("invalid JSON at byte"),
+            "\(r.stderr)")
+        try Data("{\"eos_token_id\": 2}".utf8).write(to: URL(fileURLWithPath: dir + "/generation_config.json"))
+        let ok = try runEaglet(["generate", "--model", dir, "--prompt", "hi", "--max-new-tokens", "2", "--json"])
+        #expect(!ok.stderr.contains("generation_config.json"), "a usable file: \(ok.stderr)")
+    }
+
     /// `forward --dump` onto the checkpoint's own weights would replace them; onto a folder it printed a raw NSError.
     /// Both are one-line errors now, and the checkpoint is untouched (issue 23, minor items).
     @Test func forwardDumpCannotOverwriteTheCheckpoint() throws {
