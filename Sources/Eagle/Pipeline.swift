@@ -104,17 +104,42 @@ public final class EaglePipeline: Sendable {
         public var grids: [TileGrid]
     }
 
-    /// Tiles the images, builds the Eagle prompt and tokenises it.
+    /// Tiles the images, builds the Eagle prompt and tokenises it: one user message, its images before the question.
     public func prepare(images: [RGBImage], question: String, system: String? = nil) throws -> Prepared {
-        guard let tokenizer else { throw EagleError.noTokenizer(directory: directory) }
-        var tiles = [Tensor](), counts = [Int](), grids = [TileGrid]()
-        for image in images {
-            let g = tiler.grid(width: image.width, height: image.height)
-            let p = tiler.pixelValues(image)
-            grids.append(g); counts.append(p.shape[0]); tiles.append(p)
+        try prepare(conversation: [Turn(role: "user", images: images, text: question)], system: system)
+    }
+
+    /// One message of a conversation: its role ("system", "user" or "assistant"), its images (placed before its
+    /// text, in order) and its text.
+    public struct Turn: Sendable {
+        public var role: String
+        public var images: [RGBImage]
+        public var text: String
+        public init(role: String, images: [RGBImage] = [], text: String) {
+            self.role = role; self.images = images; self.text = text
         }
-        let media = counts.map { PromptMedia.image(contextTokens: $0 * model.config.tokensPerTile) }
-        let text = EaglePrompt.build(question: question, media: media, system: system)
+    }
+
+    /// Tiles every message's images, builds the ChatML prompt of the whole conversation (the default system message
+    /// first unless it starts with one; images numbered across it, as the HF processor does) and tokenises it. One
+    /// user message is exactly `prepare(images:question:system:)`, so `eaglet generate` and `eaglet serve` build the
+    /// same prompt from the same question.
+    public func prepare(conversation: [Turn], system: String? = nil) throws -> Prepared {
+        guard let tokenizer else { throw EagleError.noTokenizer(directory: directory) }
+        var tiles = [Tensor](), counts = [Int](), grids = [TileGrid](), messages = [ChatMessage]()
+        for turn in conversation {
+            var media = [PromptMedia]()
+            let first = counts.count + 1
+            for image in turn.images {
+                let g = tiler.grid(width: image.width, height: image.height)
+                let p = tiler.pixelValues(image)
+                grids.append(g); counts.append(p.shape[0]); tiles.append(p)
+                media.append(.image(contextTokens: p.shape[0] * model.config.tokensPerTile))
+            }
+            let content = EaglePrompt.userContent(media: media, text: turn.text, firstImage: first)
+            messages.append(ChatMessage(role: turn.role, content: content))
+        }
+        let text = EaglePrompt.chatML(messages, system: system)
         let ids = tokenizer.encode(text)
         let pixels = tiles.isEmpty ? nil : Tensor.concatenate(tiles, dim: 0)
         return Prepared(text: text, ids: ids, pixelValues: pixels, tilesPerImage: counts, grids: grids)
@@ -133,11 +158,11 @@ public final class EaglePipeline: Sendable {
         public var tokensPerSecond: Double { report.tokensPerSecond }
     }
 
-    /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id. The time to the
-    /// first token includes the vision tower.
+    /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id (an error it throws
+    /// stops the generation and is rethrown). The time to the first token includes the vision tower.
     public func generate(
         ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, sampling: SamplingParameters = .init(),
-        maxContext: Int? = nil, compute: Compute = .fast, onToken: (Int) -> Void = { _ in }
+        maxContext: Int? = nil, compute: Compute = .fast, onToken: (Int) throws -> Void = { _ in }
     ) throws -> Result {
         try sampling.validate()
         guard maxNewTokens >= 0 else {
