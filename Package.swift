@@ -3,7 +3,7 @@
 //
 // One small module per component, ordered along the data path (docs/architecture.md):
 //   Tensor, SafeTensors  →  Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
-//   QwenAttention, Qwen2, Eagle, Video, ADS, FusedKernels, ContextParallel, Figures, EagletGPU
+//   QwenAttention, Qwen2, Eagle, Video, ADS, EagleVideo, FusedKernels, ContextParallel, Figures, EagletGPU
 // `Eaglet` re-exports them all. `_`-prefixed targets are internals (C bindings, test support, tools).
 import PackageDescription
 
@@ -81,8 +81,9 @@ let package = Package(
             name: "Eaglet",
             dependencies: [
                 "Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention",
-                "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "Synth",
-                "EagletGPU", "Train"
+                "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "EagleVideo", "FusedKernels",
+                "Figures",
+                "Synth", "EagletGPU", "Train"
             ]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
@@ -95,6 +96,9 @@ let package = Package(
         .target(name: "Video", dependencies: ["Imaging", "_CFFmpeg"]),
         // Chapter 11: Automatic Degrade Sampling, packing and the progressive context schedule.
         .target(name: "ADS", dependencies: ["Tiler"]),
+        // Chapter 11: a video in the prompt — frames chosen by the sampling policy, fitted to the context with ADS
+        // (eaglet generate --video, eaglet serve's video_url).
+        .target(name: "EagleVideo", dependencies: ["Eagle", "Video", "ADS", "Tiler", "Tokenizer", "Imaging", "Tensor"]),
 
         // Chapter 12: the kernel lab — naive vs fused forward and backward (RMSNorm, SwiGLU/MLP, RoPE,
         // linear + cross-entropy, attention backward) with a memory ledger.
