@@ -5,6 +5,8 @@
 //   Tensor, SafeTensors  →  Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
 //   QwenAttention, Qwen2, Eagle, Video, ADS, EagleVideo, FusedKernels, ContextParallel, Figures, EagletGPU
 // `Eaglet` re-exports them all. `_`-prefixed targets are internals (C bindings, test support, tools).
+// `Serve` (the OpenAI-compatible HTTP server, on Hummingbird) is the `eaglet` executable's alone: neither the
+// umbrella nor the static `eaglet-gpu` carries the server packages.
 import PackageDescription
 
 let package = Package(
@@ -17,7 +19,12 @@ let package = Package(
         .executable(name: "eaglet-gpu", targets: ["eaglet-gpu"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The server's HTTP stack (Serve only): Hummingbird 2 on SwiftNIO, its logger and its service lifecycle.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.14.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0")
     ],
     targets: [
         // C libraries from Debian (libopenblas-dev, liblapacke-dev).
@@ -100,6 +107,16 @@ let package = Package(
         // (eaglet generate --video, eaglet serve's video_url).
         .target(name: "EagleVideo", dependencies: ["Eagle", "Video", "ADS", "Tiler", "Tokenizer", "Imaging", "Tensor"]),
 
+        // Chapter 17: serving — an OpenAI-compatible chat server (HTTP, server-sent events, one generation at a time).
+        .target(
+            name: "Serve",
+            dependencies: [
+                "Eagle", "EagleVideo", "Video", "ADS", "Imaging", "Qwen2", "Tokenizer", "Tensor", "_Essentials",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio")
+            ]),
+
         // Chapter 12: the kernel lab — naive vs fused forward and backward (RMSNorm, SwiGLU/MLP, RoPE,
         // linear + cross-entropy, attention backward) with a memory ledger.
         .target(name: "FusedKernels", dependencies: ["Tensor", "QwenAttention", "_CBLAS"]),
@@ -127,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "eaglet",
             dependencies: [
-                "Eaglet", "_GPUCommands", "_Essentials",
+                "Eaglet", "Serve", "_GPUCommands", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         // The self-contained GPU executable: no Video, MPI or the other chapters (make gpu-binary).
@@ -139,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "eaglet-bench",
             dependencies: [
-                "Eaglet", "_CBLAS", "_CLAPACKE", "_Essentials",
+                "Eaglet", "Serve", "_CBLAS", "_CLAPACKE", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
 
@@ -181,9 +198,11 @@ let package = Package(
             dependencies: [
                 "SafeTensors", "Imaging", "Tokenizer", "Qwen2", "SigLIP2", "Eagle", "Video", "ADS", "_TestSupport"
             ]),
+        // eaglet serve as its clients see it: the openai Python client, plain HTTP for every bad request, signals.
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "Eagle", "_TestSupport"], exclude: ["clients"]),
         .testTarget(
             name: "ChapterTests",
-            dependencies: ["Eaglet", "_TestSupport"],
+            dependencies: ["Eaglet", "Serve", "_TestSupport"],
             plugins: ["ChapterTestsPlugin"]
         )
     ],

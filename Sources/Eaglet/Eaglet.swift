@@ -1,7 +1,7 @@
 // Eaglet: the umbrella module. `import Eaglet` brings every component along the data path.
 // Every component module (Tensor, SafeTensors, Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
 // QwenAttention, Qwen2, Eagle, Video, ADS, EagleVideo, FusedKernels, ContextParallel, Figures, Synth, Train,
-// EagletGPU) is re-exported.
+// EagletGPU) is re-exported; Serve, the HTTP server, is not (it is the eaglet executable's).
 @_exported import Tensor
 @_exported import SafeTensors
 @_exported import Imaging
