@@ -3,9 +3,11 @@
 // with ADS), check it against the context, then run the one generation loop (`EaglePipeline.generate`) and hand each
 // piece of text to the request's handler as it is decoded.
 //
-// The events of one request, in order: `.started` with the first piece of text, more `.text`, then `.finished`; or
-// `.failed` alone, before any text — so every refusal still gets its HTTP status, even in streaming mode. Between
-// tokens the request's cancellation flag is read: a client that went away stops its generation there.
+// The events of one request, in order: `.started` once the prompt is built and has passed every check the
+// generation makes before it starts (`EaglePipeline.checkGeneration`), then `.text` pieces, then `.finished`; or
+// `.failed` alone, before anything else — so every refusal still gets its HTTP status, even in streaming mode, while
+// a stream's status line and first chunk go out as the generation begins, not after its first token. Between tokens
+// the request's cancellation flag is read: a client that went away stops its generation there.
 import ADS
 import Eagle
 import EagleVideo
@@ -20,7 +22,8 @@ import _Essentials
 
 /// What the generation tells the request's handler.
 public enum GenerationEvent: Sendable {
-    /// The first token came: the prompt's size and how long the request waited for the model.
+    /// The prompt is built and checked, the generation begins: the prompt's size and how long the request waited
+    /// for the model.
     case started(promptTokens: Int, queueSeconds: Double)
     /// A piece of the answer (complete UTF-8 characters, stop strings removed).
     case text(String)
@@ -48,13 +51,6 @@ public final class CancellationFlag: Sendable {
     public init() {}
     public func cancel() { flag.store(true, ordering: .relaxed) }
     public var isCancelled: Bool { flag.load(ordering: .relaxed) }
-}
-
-/// A flag that is set once and read from any thread.
-final class Latch: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func set() { flag.store(true, ordering: .relaxed) }
-    var isSet: Bool { flag.load(ordering: .relaxed) }
 }
 
 /// The loaded checkpoint and the limits it is served with.
@@ -155,12 +151,18 @@ public final class ChatModel: Sendable {
     ) {
         if cancel.isCancelled { return }
         let waited = secondsSince(queued)
-        let ids: [Int], pixels: Tensor?, budget: Int
+        let checked: EaglePipeline.CheckedGeneration
         do {
-            (ids, pixels) = try prepare(r)
-            budget = try self.budget(r, promptTokens: ids.count)
+            let (ids, pixels) = try prepare(r)
+            checked = try pipeline.checkGeneration(
+                ids: ids, pixelValues: pixels, maxNewTokens: try budget(r, promptTokens: ids.count),
+                sampling: r.sampling, maxContext: context)
+        } catch let e as ServeError {
+            emit(.failed(e))
+            return
         } catch {
-            emit(.failed(error))
+            // The text holds <IMG_CONTEXT> of its own, an id outside the vocabulary, a KV cache that does not fit.
+            emit(.failed(.invalid("\(error)", param: "messages")))
             return
         }
         guard let tokenizer = pipeline.tokenizer else {
@@ -169,20 +171,14 @@ public final class ChatModel: Sendable {
         }
         var decoder = StreamingDecoder(tokenizer: tokenizer, skipSpecialTokens: true)
         var stops = StopStrings(r.stop)
-        var tokens = [Int](), started = false, first = 0.0
+        var tokens = [Int](), first = 0.0
+        let promptTokens = checked.ids.count
+        emit(.started(promptTokens: promptTokens, queueSeconds: waited))
         let t0 = ContinuousClock.now
-        func send(_ text: String) {
-            if !started {
-                started = true
-                emit(.started(promptTokens: ids.count, queueSeconds: waited))
-            }
-            if !text.isEmpty { emit(.text(text)) }
-        }
+        func send(_ text: String) { if !text.isEmpty { emit(.text(text)) } }
         var reason = "length"
         do {
-            _ = try pipeline.generate(
-                ids: ids, pixelValues: pixels, maxNewTokens: budget, sampling: r.sampling, maxContext: context
-            ) { id in
+            _ = try pipeline.generate(checked) { id in
                 if cancel.isCancelled { throw EarlyStop.cancelled }
                 if tokens.isEmpty { first = secondsSince(t0) }
                 tokens.append(id)
@@ -200,18 +196,15 @@ public final class ChatModel: Sendable {
             printToStandardError("eaglet serve: cancelled after \(tokens.count) new tokens: the client went away")
             return
         } catch {
-            // Before the first token (a memory plan that does not fit, placeholders in the text that do not match the
-            // images): a refusal of the request; after it, a failure of the server (the stream carries it last).
-            emit(
-                .failed(
-                    started ? .internal("the generation failed: \(error)") : .invalid("\(error)", param: "messages")))
+            // Past checkGeneration, a failure is the server's (a stream carries it as its last event).
+            emit(.failed(.internal("the generation failed: \(error)")))
             return
         }
         let total = secondsSince(t0)
         emit(
             .finished(
                 Completion(
-                    finishReason: reason, promptTokens: ids.count, completionTokens: tokens.count,
+                    finishReason: reason, promptTokens: promptTokens, completionTokens: tokens.count,
                     timeToFirstToken: first,
                     tokensPerSecond: tokens.count > 1 ? Double(tokens.count - 1) / max(total - first, 1e-9) : 0)))
     }

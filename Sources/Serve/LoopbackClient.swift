@@ -1,8 +1,9 @@
 // The other end of the wire, for the tests, chapter 17 and `eaglet-bench serve`: a minimal HTTP/1.1 client over a TCP
-// socket on this machine, one request per connection (`Connection: close`), written with the C socket calls so that
-// every byte sent and received is in view. It reads a response as it arrives — status line, headers, then the body,
-// undoing chunked transfer encoding — and hands the body's bytes to a callback as they come, which may stop reading
-// (closing the connection: a client that goes away). What it is not: TLS, redirects, keep-alive, a general client.
+// socket on this machine, written with the C socket calls so that every byte sent and received is in view. One request
+// per connection (`Connection: close`), or several on one kept-alive `LoopbackConnection`, as the openai clients keep
+// theirs. It reads a response as it arrives — status line, headers, then the body, undoing chunked transfer encoding —
+// and hands the body's bytes to a callback as they come, which may stop reading (closing the connection: a client that
+// goes away). What it is not: TLS, redirects, pipelining, a general client.
 import Foundation
 
 #if canImport(Glibc)
@@ -41,10 +42,9 @@ public struct LoopbackClient: Sendable {
         _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Double = 120,
         onBody: ([UInt8]) -> Bool = { _ in true }
     ) throws -> Reply {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
-        for (n, v) in headers { head += "\(n): \(v)\r\n" }
-        if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
-        return try sendRaw(Array((head + "\r\n").utf8) + body, timeout: timeout, onBody: onBody)
+        try sendRaw(
+            LoopbackClient.request(method, path, host: "\(host):\(port)", headers: headers, body: body, close: true),
+            timeout: timeout, onBody: onBody)
     }
 
     /// Sends `bytes` as they are (for requests that are not well-formed HTTP) and reads the response.
@@ -53,6 +53,24 @@ public struct LoopbackClient: Sendable {
     {
         let fd = try connect(timeout: timeout)
         defer { close(fd) }
+        return try LoopbackClient.exchange(fd, bytes, timeout: timeout, onBody: onBody).reply
+    }
+
+    /// The bytes of a request: request line, Host, `Connection: close` when `close`, `headers`, Content-Length, body.
+    static func request(
+        _ method: String, _ path: String, host: String, headers: [(String, String)], body: [UInt8], close: Bool
+    ) -> [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n" + (close ? "Connection: close\r\n" : "")
+        for (n, v) in headers { head += "\(n): \(v)\r\n" }
+        if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
+        return Array((head + "\r\n").utf8) + body
+    }
+
+    /// Writes `bytes` to the connected socket `fd` and reads one response; `whole`: it was read to its end (the
+    /// connection can carry another request).
+    static func exchange(_ fd: Int32, _ bytes: [UInt8], timeout: Double, onBody: ([UInt8]) -> Bool) throws -> (
+        reply: Reply, whole: Bool
+    ) {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -76,7 +94,7 @@ public struct LoopbackClient: Sendable {
         guard reader.reply.status != 0 else {
             throw Failure(description: "the connection closed before a status line (\(reader.reply.raw.count) bytes)")
         }
-        return reader.reply
+        return (reader.reply, reader.complete)
     }
 
     /// A connected TCP socket with `timeout` on reads.
@@ -113,6 +131,37 @@ public struct LoopbackClient: Sendable {
             let data = event.split(separator: "\n").filter { $0.hasPrefix("data: ") }.map { $0.dropFirst(6) }
             return data.isEmpty ? nil : data.joined(separator: "\n")
         }
+    }
+}
+
+/// One connection kept open across requests (HTTP/1.1 keep-alive): the way the openai clients and browsers talk to a
+/// server, without a TCP handshake per request. Reopened when the server closed it.
+public final class LoopbackConnection {
+    public let client: LoopbackClient
+    public let timeout: Double
+    private var fd: Int32 = -1
+
+    public init(_ client: LoopbackClient, timeout: Double = 120) {
+        self.client = client
+        self.timeout = timeout
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// As `LoopbackClient.send`, on this connection.
+    public func send(
+        _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = [],
+        onBody: ([UInt8]) -> Bool = { _ in true }
+    ) throws -> LoopbackClient.Reply {
+        if fd < 0 { fd = try client.connect(timeout: timeout) }
+        let bytes = LoopbackClient.request(
+            method, path, host: "\(client.host):\(client.port)", headers: headers, body: body, close: false)
+        let (reply, whole) = try LoopbackClient.exchange(fd, bytes, timeout: timeout, onBody: onBody)
+        if !whole || reply.header("connection")?.lowercased() == "close" {
+            close(fd)
+            fd = -1
+        }
+        return reply
     }
 }
 

@@ -8,8 +8,9 @@
 //   GET  /                      the page (Page.swift)
 //
 // Anything else is 404 or 405 with OpenAI's error object. A client that closes its connection sets its request's
-// cancellation flag (noticed by Hummingbird's inbound-close handler while the answer is being made, and by a failed
-// write while it streams); the generation stops at the next token. SIGTERM or SIGINT: the requests still waiting are
+// cancellation flag (noticed by the connection's `ConnectionWatch`, and by a failed write while it streams); the
+// generation stops at the next token. Connections stay open between requests (keep-alive), as the openai clients
+// expect. SIGTERM or SIGINT: the requests still waiting are
 // refused (503), no new connection is accepted, the generation in flight finishes and is delivered, then `run`
 // returns (the process exits 0). A second signal exits at once.
 import Dispatch
@@ -100,66 +101,63 @@ public struct ChatResponder: HTTPResponder {
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             return closing(.bodyTooLarge(limit: limit), context.channel)
         }
-        let cancel = CancellationFlag()
-        // Hummingbird reports the inbound side closed also when the handler returns; once a stream is handed to the
-        // response body, its failed writes are what tell that the client left.
-        let streaming = Latch()
-        let queue = self.queue
-        // Hummingbird closes the connection after a request it watched this way; the header says so to the client.
-        var response = try await request.body.consumeWithInboundCloseHandler { body in
-            let bytes: ByteBuffer
-            do { bytes = try await body.collect(upTo: limit) } catch is NIOTooManyBytesError {
-                return closing(.bodyTooLarge(limit: limit), context.channel)
+        let bytes: ByteBuffer
+        do { bytes = try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError {
+            return closing(.bodyTooLarge(limit: limit), context.channel)
+        }
+        let r: ChatRequest
+        do throws(ServeError) {
+            r = try ChatRequest.parse(Array(buffer: bytes), mediaRoot: options.mediaRoot)
+            if let m = r.maxTokens, m >= model.context {
+                throw ServeError.invalid(
+                    "\(r.maxTokensField) \(m) is beyond the context of \(model.context) tokens (which also holds the prompt)",
+                    param: r.maxTokensField, code: "context_length_exceeded")
             }
-            let r: ChatRequest
-            do throws(ServeError) {
-                r = try ChatRequest.parse(Array(buffer: bytes), mediaRoot: options.mediaRoot)
-                if let m = r.maxTokens, m >= model.context {
-                    throw ServeError.invalid(
-                        "\(r.maxTokensField) \(m) is beyond the context of \(model.context) tokens (which also holds the prompt)",
-                        param: r.maxTokensField, code: "context_length_exceeded")
-                }
-            } catch {
-                return reply(error)
-            }
-            let events: AsyncStream<GenerationEvent>
-            do throws(ServeError) { events = try await queue.submit(r, cancel: cancel) } catch { return reply(error) }
-            let it = EventReader(events)
-            // The first event decides the status: a refusal, or the first piece of the answer.
-            let first = await it.next()
-            guard case let .started(_, waited)? = first else {
-                if case let .failed(e)? = first { return reply(e) }
-                return reply(.internal("the request was cancelled before it started"))
-            }
-            let who = Wire.Identity.new(model: model.name)
-            if r.stream {
-                streaming.set()
-                return stream(who, r, events: it, cancel: cancel, waited: waited)
-            }
-            var text = ""
-            while let e = await it.next() {
-                switch e {
-                case let .text(t): text += t
-                case let .finished(c):
-                    log(r, c, waited: waited)
-                    return json(200, Wire.completion(who, text: text, c))
-                case let .failed(e): return reply(e)
-                case .started: break
-                }
-            }
-            return reply(.internal("the generation was cancelled"))
-        } onInboundClosed: {
-            if streaming.isSet { return }
+        } catch {
+            return reply(error)
+        }
+        // From here on, a client that goes away cancels its request: waiting, it gives its place back; running, its
+        // generation stops at the next token.
+        let cancel = CancellationFlag(), queue = self.queue
+        let watch = ConnectionWatch.of(context.channel)
+        watch?.watch(cancel) {
             cancel.cancel()
             Task { await queue.withdrawCancelled() }
         }
-        response.headers[.connection] = "close"
-        return response
+        let events: AsyncStream<GenerationEvent>
+        do throws(ServeError) { events = try await queue.submit(r, cancel: cancel) } catch {
+            watch?.unwatch(cancel)
+            return reply(error)
+        }
+        let it = EventReader(events)
+        // The first event decides the status: a refusal, or the generation begins.
+        let first = await it.next()
+        guard case let .started(_, waited)? = first else {
+            watch?.unwatch(cancel)
+            if case let .failed(e)? = first { return reply(e) }
+            return reply(.internal("the request was cancelled before it started"))
+        }
+        let who = Wire.Identity.new(model: model.name)
+        if r.stream { return stream(who, r, events: it, cancel: cancel, watch: watch, waited: waited) }
+        defer { watch?.unwatch(cancel) }
+        var text = ""
+        while let e = await it.next() {
+            switch e {
+            case let .text(t): text += t
+            case let .finished(c):
+                log(r, c, waited: waited)
+                return json(200, Wire.completion(who, text: text, c))
+            case let .failed(e): return reply(e)
+            case .started: break
+            }
+        }
+        return reply(.internal("the generation was cancelled"))
     }
 
     /// Server-sent events: the role chunk, a chunk per piece of text, the finish chunk, `[DONE]`.
     func stream(
-        _ who: Wire.Identity, _ r: ChatRequest, events it: EventReader, cancel: CancellationFlag, waited: Double
+        _ who: Wire.Identity, _ r: ChatRequest, events it: EventReader, cancel: CancellationFlag,
+        watch: ConnectionWatch?, waited: Double
     ) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(
@@ -183,8 +181,10 @@ public struct ChatResponder: HTTPResponder {
                         }
                     }
                     try await writer.finish(nil)
+                    watch?.unwatch(cancel)
                 } catch {
                     cancel.cancel() // the client went away: stop generating for it
+                    watch?.unwatch(cancel)
                     throw error
                 }
             })
@@ -239,6 +239,7 @@ public struct ChatServer: Sendable {
         let host = options.host
         let app = Application(
             responder: ChatResponder(queue: queue, options: options),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionWatch()])),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in onListening(host, channel.localAddress?.port ?? 0) },
             logger: logger)

@@ -86,10 +86,11 @@ public final class EagletServer {
     /// The OpenAI base URL of the server.
     public var baseURL: String { "http://127.0.0.1:\(port)/v1" }
 
-    /// Sends `signal` and waits for the exit (SIGKILL after `timeout` s): the exit status, or nil if it was killed.
+    /// Sends `signal` (none: only waits) and waits for the exit (SIGKILL after `timeout` s): the exit status, or nil
+    /// if it was killed.
     @discardableResult
-    public func stop(_ signal: Int32 = SIGTERM, timeout: Double = 30) -> Int32? {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+    public func stop(_ signal: Int32? = SIGTERM, timeout: Double = 30) -> Int32? {
+        if let signal, process.isRunning { kill(process.processIdentifier, signal) }
         let sent = Date()
         while process.isRunning && Date().timeIntervalSince(sent) < timeout { usleep(10_000) }
         if process.isRunning {

@@ -266,6 +266,19 @@ struct ServeOverHTTP {
             ("too many stop strings", { try post(params("\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]")) }, 400, "stop"),
             ("n above one", { try post(params("\"n\":2")) }, 400, "n"),
             (
+                "text holding <IMG_CONTEXT> of its own",
+                { try post("{\"messages\":[{\"role\":\"user\",\"content\":\"<IMG_CONTEXT> What is it?\"}]}") },
+                400, "messages"
+            ),
+            (
+                "the same, streamed: still a status, not a broken stream",
+                {
+                    try post(
+                        "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"<IMG_CONTEXT> What is it?\"}]}"
+                    )
+                }, 400, "messages"
+            ),
+            (
                 "a prompt longer than the context",
                 {
                     try post("{\"messages\":[{\"role\":\"user\",\"content\":\(jsonQuoted(longPrompt))}]}")
@@ -334,6 +347,14 @@ struct ServeOverHTTP {
             "POST", "/v1/chat/completions",
             body: chatBody(demo.question, image: tinyEagle + "/demo.png", extra: ",\"stop\":\"three\""))
         #expect(object(whole.text).flatMap(answerText) == "There are ")
+        // One kept-alive connection carries several requests, as the openai clients send them.
+        let connection = LoopbackConnection(LoopbackClient(port: server.port))
+        for stream in [false, true, false] {
+            let r = try connection.send(
+                "POST", "/v1/chat/completions",
+                body: chatBody(demo.question, image: tinyEagle + "/demo.png", stream: stream))
+            #expect(r.status == 200 && r.header("connection") == nil)
+        }
         #expect(server.stop() == 0)
     }
 
@@ -459,7 +480,7 @@ struct ServeOverHTTP {
         #expect(events.last == "[DONE]")
         let usage = events.dropLast().last.flatMap(object)?["usage"] as? [String: Any]
         #expect(usage?["completion_tokens"] as? Int == 30, "\(events.suffix(3))")
-        #expect(server.stop(SIGTERM) == 0, "\(server.log)")
+        #expect(server.stop(nil) == 0, "\(server.log)") // the one SIGTERM above: a second would exit at once
         #expect(server.log.contains("SIGTERM"))
     }
 }
