@@ -28,7 +28,7 @@ public enum GenerationEvent: Sendable {
     /// A piece of the answer (complete UTF-8 characters, stop strings removed).
     case text(String)
     case finished(Completion)
-    /// The request was refused before any text was produced.
+    /// The request was refused (before `.started`), or its generation failed (after: a server error).
     case failed(ServeError)
 }
 

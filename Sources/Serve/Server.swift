@@ -1,5 +1,5 @@
-// `eaglet serve`: the HTTP side. Hummingbird 2 (on SwiftNIO) parses HTTP/1.1 and calls `ChatResponder.respond` for
-// each request on an event loop; the responder routes by method and path:
+// `eaglet serve`: the HTTP side. Hummingbird 2 (on SwiftNIO) parses HTTP/1.1 on its event loops and calls
+// `ChatResponder.respond` for each request in a task of its own; the responder routes by method and path:
 //
 //   POST /v1/chat/completions   the API key, the body (at most --max-body-bytes), `ChatRequest.parse`, the queue,
 //                               then the events of the generation as one JSON object or as server-sent events
@@ -7,12 +7,12 @@
 //   GET  /health                {"status":"ok","running":R,"waiting":W}
 //   GET  /                      the page (Page.swift)
 //
-// Anything else is 404 or 405 with OpenAI's error object. A client that closes its connection sets its request's
-// cancellation flag (noticed by the connection's `ConnectionWatch`, and by a failed write while it streams); the
-// generation stops at the next token. Connections stay open between requests (keep-alive), as the openai clients
-// expect. SIGTERM or SIGINT: the requests still waiting are
-// refused (503), no new connection is accepted, the generation in flight finishes and is delivered, then `run`
-// returns (the process exits 0). A second signal exits at once.
+// Anything else is 404 or 405 with OpenAI's error object. Connections stay open between requests (keep-alive), as
+// the openai clients expect. A client that closes its connection sets its request's cancellation flag (noticed by
+// the connection's `ConnectionWatch`, and by a failed write while it streams); the generation stops at the next
+// token. SIGTERM or SIGINT: the requests still waiting are refused (503), no new connection is accepted, the
+// generation in flight finishes and is delivered, then `run` returns (the process exits 0). A second signal exits at
+// once.
 import Dispatch
 import Eagle
 import Foundation
