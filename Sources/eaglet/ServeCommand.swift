@@ -20,30 +20,23 @@ struct ServeCommand: ParsableCommand {
             generation in flight, refuses new requests and exits 0.
             """)
 
-    @Option(help: "Checkpoint folder (config.json, weights, tokenizer.json).") var model: String
+    @OptionGroup var checkpoint: CheckpointOptions
     @Option(help: "Address to listen on (0.0.0.0: every interface).") var host = "127.0.0.1"
     @Option(help: "TCP port (0: any free one, printed on stderr).") var port = 8000
     @Option(help: "Require 'Authorization: Bearer KEY' on /v1 requests.") var apiKey: String?
     @Option(help: "Requests that may wait while one runs; more are refused with 429.") var maxQueue = 16
     @Option(help: "Largest request body in bytes (images travel in it, base64); larger ones get 413.")
     var maxBodyBytes = 32 << 20
-    @Option(help: "Refuse images and video frames with more pixels than this (default: PIL's 89478485).")
-    var maxImagePixels: Int = RGBImage.defaultMaxPixels
     @Option(help: "Folder whose files requests may name as file:// URLs (default: none may).") var mediaRoot: String?
     @Option(help: "Context length L (default: the text config's max_position_embeddings).") var maxContext: Int?
-    @Option(
-        help:
-            "native: BF16 decoder weights read in place from the mapped checkpoint; f32: widen every weight; bf16: also narrow fp32 ones; q8_0: quantize the decoder's matrices at load (8.5 bits a weight)."
-    )
-    var weights: WeightFormat = .native
-    @Flag(help: "Skip the scan that rejects NaN or infinite weights at load.") var skipWeightScan = false
+    /// Milliseconds to sleep after each token: only to watch a stream arrive (make serve-page-check) or to test
+    /// cancellation and shutdown while a generation runs.
     @Option(help: .hidden) var decodeDelayMs: Double = 0
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0 … 65535") }
         if maxQueue < 0 { throw ValidationError("--max-queue must be at least 0") }
         if maxBodyBytes < 1024 { throw ValidationError("--max-body-bytes must be at least 1024") }
-        if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1") }
         if let k = apiKey, k.isEmpty { throw ValidationError("--api-key must not be empty") }
         if !(decodeDelayMs >= 0 && decodeDelayMs <= 10_000) { throw ValidationError("bad --decode-delay-ms") }
     }
@@ -57,6 +50,7 @@ struct ServeCommand: ParsableCommand {
             sigaddset(&unblock, SIGINT)
             pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
 
+            let model = checkpoint.model
             let config = try EagleConfig.load(directory: model)
             try EaglePipeline.checkMaxContext(maxContext, config: config)
             var options = ServeOptions()
@@ -70,11 +64,10 @@ struct ServeCommand: ParsableCommand {
             }
             let context = maxContext ?? config.text.maxPositionEmbeddings
             // Every request may use the whole context: plan for it before loading.
-            let pipeline = try EaglePipeline(
-                directory: model, scanWeights: !skipWeightScan, plannedContext: context, weights: weights)
+            let pipeline = try checkpoint.pipeline(plannedContext: context)
             let name = URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent
             let chat = ChatModel(
-                pipeline: pipeline, name: name, context: context, maxImagePixels: maxImagePixels,
+                pipeline: pipeline, name: name, context: context, maxImagePixels: checkpoint.maxImagePixels,
                 decodeDelay: decodeDelayMs / 1000)
             let server = ChatServer(model: chat, options: options)
             let outcome = Outcome()
