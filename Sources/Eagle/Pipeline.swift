@@ -131,17 +131,42 @@ public final class EaglePipeline: Sendable {
         public var grids: [TileGrid]
     }
 
-    /// Tiles the images, builds the Eagle prompt and tokenises it.
+    /// Tiles the images, builds the Eagle prompt and tokenises it: one user message, its images before the question.
     public func prepare(images: [RGBImage], question: String, system: String? = nil) throws -> Prepared {
-        guard let tokenizer else { throw EagleError.noTokenizer(directory: directory) }
-        var tiles = [Tensor](), counts = [Int](), grids = [TileGrid]()
-        for image in images {
-            let g = tiler.grid(width: image.width, height: image.height)
-            let p = tiler.pixelValues(image)
-            grids.append(g); counts.append(p.shape[0]); tiles.append(p)
+        try prepare(conversation: [Turn(role: "user", images: images, text: question)], system: system)
+    }
+
+    /// One message of a conversation: its role ("system", "user" or "assistant"), its images (placed before its
+    /// text, in order) and its text.
+    public struct Turn: Sendable {
+        public var role: String
+        public var images: [RGBImage]
+        public var text: String
+        public init(role: String, images: [RGBImage] = [], text: String) {
+            self.role = role; self.images = images; self.text = text
         }
-        let media = counts.map { PromptMedia.image(contextTokens: $0 * model.config.tokensPerTile) }
-        let text = EaglePrompt.build(question: question, media: media, system: system)
+    }
+
+    /// Tiles every message's images, builds the ChatML prompt of the whole conversation (the default system message
+    /// first unless it starts with one; images numbered across it, as the HF processor does) and tokenises it. One
+    /// user message is exactly `prepare(images:question:system:)`, so `eaglet generate` and `eaglet serve` build the
+    /// same prompt from the same question.
+    public func prepare(conversation: [Turn], system: String? = nil) throws -> Prepared {
+        guard let tokenizer else { throw EagleError.noTokenizer(directory: directory) }
+        var tiles = [Tensor](), counts = [Int](), grids = [TileGrid](), messages = [ChatMessage]()
+        for turn in conversation {
+            var media = [PromptMedia]()
+            let first = counts.count + 1
+            for image in turn.images {
+                let g = tiler.grid(width: image.width, height: image.height)
+                let p = tiler.pixelValues(image)
+                grids.append(g); counts.append(p.shape[0]); tiles.append(p)
+                media.append(.image(contextTokens: p.shape[0] * model.config.tokensPerTile))
+            }
+            let content = EaglePrompt.userContent(media: media, text: turn.text, firstImage: first)
+            messages.append(ChatMessage(role: turn.role, content: content))
+        }
+        let text = EaglePrompt.chatML(messages, system: system)
         let ids = tokenizer.encode(text)
         let pixels = tiles.isEmpty ? nil : Tensor.concatenate(tiles, dim: 0)
         return Prepared(text: text, ids: ids, pixelValues: pixels, tilesPerImage: counts, grids: grids)
@@ -160,12 +185,23 @@ public final class EaglePipeline: Sendable {
         public var tokensPerSecond: Double { report.tokensPerSecond }
     }
 
-    /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id. The time to the
-    /// first token includes the vision tower.
-    public func generate(
+    /// A generation that passed `checkGeneration`: what to run and the new-token budget.
+    public struct CheckedGeneration: Sendable {
+        public let ids: [Int]
+        public let pixelValues: Tensor?
+        public let sampling: SamplingParameters
+        /// min(maxNewTokens, context − prompt).
+        public let budget: Int
+    }
+
+    /// What `generate` checks before it does any work, on its own: the sampling parameters and `maxNewTokens` in
+    /// range, a prompt shorter than the context, every id in the vocabulary, one `<IMG_CONTEXT>` per visual token of
+    /// `pixelValues` (N tiles · tokens per tile), and memory for the KV cache. The server calls it before it answers
+    /// 200, so these refusals keep their status even when the answer is streamed, then runs what it returns.
+    public func checkGeneration(
         ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, sampling: SamplingParameters = .init(),
-        maxContext: Int? = nil, compute: Compute = .fast, onToken: (Int) -> Void = { _ in }
-    ) throws -> Result {
+        maxContext: Int? = nil
+    ) throws -> CheckedGeneration {
         try sampling.validate()
         guard maxNewTokens >= 0 else {
             throw EagleError.badParameter(name: "max-new-tokens", value: "\(maxNewTokens)", expected: "an integer ≥ 0")
@@ -176,21 +212,44 @@ public final class EaglePipeline: Sendable {
         guard ids.count < context else {
             throw EagleError.promptTooLong(tokens: ids.count, maxNewTokens: maxNewTokens, context: context)
         }
+        let tiles = pixelValues?.shape.first ?? 0
+        _ = try model.config.imageSlots(ids: ids, visualTokens: tiles * model.config.tokensPerTile)
         let budget = min(maxNewTokens, context - ids.count)
         try MemoryPlan(
             residentWeightsOf: model.config, contextTokens: ids.count + budget + 1, prefillTokens: ids.count,
             availableBytes: availableMemoryBytes()
         ).check(source: directory)
+        return CheckedGeneration(ids: ids, pixelValues: pixelValues, sampling: sampling, budget: budget)
+    }
+
+    /// Generates after `ids` (with `pixelValues` spliced in), calling `onToken` with each new id (an error it throws
+    /// stops the generation and is rethrown). The time to the first token includes the vision tower.
+    public func generate(
+        ids: [Int], pixelValues: Tensor?, maxNewTokens: Int, sampling: SamplingParameters = .init(),
+        maxContext: Int? = nil, compute: Compute = .fast, onToken: (Int) throws -> Void = { _ in }
+    ) throws -> Result {
+        try generate(
+            try checkGeneration(
+                ids: ids, pixelValues: pixelValues, maxNewTokens: maxNewTokens, sampling: sampling,
+                maxContext: maxContext),
+            compute: compute, onToken: onToken)
+    }
+
+    /// Runs a checked generation (see `generate(ids:pixelValues:…)`).
+    public func generate(
+        _ checked: CheckedGeneration, compute: Compute = .fast, onToken: (Int) throws -> Void = { _ in }
+    ) throws -> Result {
+        let ids = checked.ids, budget = checked.budget
         let started = ContinuousClock.now
         var visual: Tensor? = nil
-        if let p = pixelValues, p.shape.first ?? 0 > 0 {
+        if let p = checked.pixelValues, p.shape.first ?? 0 > 0 {
             visual = try model.visualTokens(
                 fromFeatures: try model.visionFeatures(p, compute: compute), compute: compute)
         }
         var decoding = Qwen2ForCausalLM.Decoding(
             model: model.languageModel, inputsEmbeds: try model.splice(ids: ids, visual: visual),
             capacity: ids.count + budget + 1, compute: compute)
-        var sampler = Sampler(sampling)
+        var sampler = Sampler(checked.sampling)
         let report = try Qwen2.generate(
             &decoding, maxNewTokens: budget, stopTokens: stopTokens, started: started,
             choose: { logits, chosen in sampler.next(logits: logits, context: ids + chosen) },

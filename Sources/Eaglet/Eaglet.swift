@@ -1,6 +1,7 @@
 // Eaglet: the umbrella module. `import Eaglet` brings every component along the data path.
 // Every component module (Tensor, SafeTensors, Imaging, Tiler, PatchEmbed, SigLIP2, Connector, Tokenizer,
-// QwenAttention, Qwen2, Eagle, Video, ADS, FusedKernels, ContextParallel, Figures, Synth, EagletGPU) is re-exported.
+// QwenAttention, Qwen2, Eagle, Video, ADS, EagleVideo, FusedKernels, ContextParallel, Figures, Synth, Train,
+// EagletGPU) is re-exported; Serve, the HTTP server, is not (it is the eaglet executable's).
 @_exported import Tensor
 @_exported import SafeTensors
 @_exported import Imaging
@@ -15,6 +16,7 @@
 @_exported import ContextParallel
 @_exported import Video
 @_exported import ADS
+@_exported import EagleVideo
 @_exported import FusedKernels
 @_exported import Figures
 @_exported import Synth

@@ -45,12 +45,13 @@ public func secondsSince(_ start: ContinuousClock.Instant) -> Double {
 }
 
 /// Generates up to `maxNewTokens` tokens from `decoder`; `choose(logits, context)` picks each one (context: the
-/// tokens chosen so far), `onToken` sees each as it comes.
+/// tokens chosen so far), `onToken` sees each as it comes. An error thrown by `onToken` ends the generation before
+/// the next step and is rethrown (the server's way to stop for a client that went away).
 public func generate(
     _ decoder: inout some TokenDecoder, maxNewTokens: Int, stopTokens: Set<Int>,
     started: ContinuousClock.Instant = .now,
     choose: (_ logits: [Float], _ chosen: [Int]) -> Int = { logits, _ in argmax(logits) },
-    onToken: (Int) -> Void = { _ in }
+    onToken: (Int) throws -> Void = { _ in }
 ) throws -> GenerationReport {
     var out = [Int](), ttft = 0.0
     if maxNewTokens > 0 {
@@ -59,7 +60,7 @@ public func generate(
             let next = choose(logits, out)
             if out.isEmpty { ttft = secondsSince(started) }
             out.append(next)
-            onToken(next)
+            try onToken(next)
             if stopTokens.contains(next) || out.count == maxNewTokens { break }
             logits = try decoder.step(next)
         }

@@ -48,12 +48,13 @@ public enum EaglePrompt {
         return "\(k)\(suffix)"
     }
 
-    /// The user content for `media` followed by `text`. Image K (counting images only, from 1) becomes
+    /// The user content for `media` followed by `text`. Image K (counting images only, from `firstImage`, 1 unless
+    /// earlier messages of the conversation held images: the HF processor numbers them across it) becomes
     /// `<image K><img>…</img>\n`; video K becomes "The {K-th} video sampled with {fps:.2f} fps: " and per
     /// frame i (from 1) "Frame {i} sample at {t:.2f}s: <img>…</img>" with no separators ("Frame {i}: "
     /// without timestamps, "The {K-th} video: " without fps), as the HF processor writes it (docs/spec.md §6).
-    public static func userContent(media: [PromptMedia], text: String) -> String {
-        var s = "", images = 0, videos = 0
+    public static func userContent(media: [PromptMedia], text: String, firstImage: Int = 1) -> String {
+        var s = "", images = firstImage - 1, videos = 0
         for m in media {
             switch m {
             case let .image(n):

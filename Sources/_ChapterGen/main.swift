@@ -97,6 +97,7 @@ var src = """
     import Testing
     import Foundation
     import Eaglet
+    import Serve  // beside the umbrella, not in it: the HTTP server is the eaglet executable's alone
     import _TestSupport
 
 

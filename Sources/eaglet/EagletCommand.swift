@@ -44,7 +44,7 @@ struct EagletCommand: ParsableCommand {
         subcommands: [
             Demo.self, Generate.self, Forward.self, Inspect.self, Tile.self, Preprocess.self, Tokenize.self,
             Detokenize.self, Frames.self, ADSCommand.self, ContextParallelCommand.self,
-            Synth.self, TrainCommand.self, EvalCommand.self, GPUCheckCommand.self
+            Synth.self, TrainCommand.self, EvalCommand.self, ServeCommand.self, GPUCheckCommand.self
         ]
 
     )

@@ -6,22 +6,10 @@ import Eaglet
 import _Essentials
 import Foundation
 
-/// Where the prompt comes from.
-struct PromptOptions: ParsableArguments {
+/// The checkpoint and how it is loaded and fed: shared by the commands that run the model (generate, forward, serve).
+struct CheckpointOptions: ParsableArguments {
     @Option(help: "Checkpoint folder (config.json, model.safetensors or a sharded index, tokenizer.json).")
     var model: String
-    @Option(name: .customLong("image"), help: "An image (PNG or JPEG); repeat for several, in prompt order.")
-    var images: [String] = []
-    @Option(help: "The question or instruction.")
-    var prompt: String?
-    @Option(help: "A system prompt replacing the default \"You are a helpful assistant.\".")
-    var system: String?
-    @Option(help: "A video; its frames are fitted to the context with Automatic Degrade Sampling.")
-    var video: String?
-    @Option(help: "A JSON file holding a flat array of token ids, used instead of --prompt.")
-    var inputIds: String?
-    @Option(help: "A safetensors file holding pixel_values (N, 3, S, S) F32, used as is (with --input-ids).")
-    var pixelValues: String?
     @Flag(help: "Skip the scan that rejects NaN or infinite weights at load.")
     var skipWeightScan = false
     @Option(
@@ -45,6 +33,32 @@ struct PromptOptions: ParsableArguments {
 
     func validate() throws {
         if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1") }
+    }
+}
+
+/// Where the prompt comes from.
+struct PromptOptions: ParsableArguments {
+    @OptionGroup var checkpoint: CheckpointOptions
+    @Option(name: .customLong("image"), help: "An image (PNG or JPEG); repeat for several, in prompt order.")
+    var images: [String] = []
+    @Option(help: "The question or instruction.")
+    var prompt: String?
+    @Option(help: "A system prompt replacing the default \"You are a helpful assistant.\".")
+    var system: String?
+    @Option(help: "A video; its frames are fitted to the context with Automatic Degrade Sampling.")
+    var video: String?
+    @Option(help: "A JSON file holding a flat array of token ids, used instead of --prompt.")
+    var inputIds: String?
+    @Option(help: "A safetensors file holding pixel_values (N, 3, S, S) F32, used as is (with --input-ids).")
+    var pixelValues: String?
+
+    var model: String { checkpoint.model }
+    var maxImagePixels: Int { checkpoint.maxImagePixels }
+    func pipeline(plannedContext: Int? = nil) throws -> EaglePipeline {
+        try checkpoint.pipeline(plannedContext: plannedContext)
+    }
+
+    func validate() throws {
         if prompt == nil && inputIds == nil { throw ValidationError("give --prompt TEXT or --input-ids FILE.json") }
         if prompt != nil && inputIds != nil { throw ValidationError("give either --prompt or --input-ids, not both") }
         if pixelValues != nil && inputIds == nil { throw ValidationError("--pixel-values goes with --input-ids") }

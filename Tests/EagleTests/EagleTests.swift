@@ -41,6 +41,41 @@ let tinyRandom = "\(repositoryRoot)/Fixtures/tiny-random"
         assertClose(f.logits, try golden.tensor("logits"), .fp32Block, "logits")
     }
 
+    /// One user message is the prompt of `prepare(images:question:)` (eaglet generate's); a conversation numbers its
+    /// images across the turns and stacks their tiles in order.
+    @Test func conversationOfOneTurnIsThePromptOfGenerate() throws {
+        let image = try RGBImage.load("\(tinyRandom)/example.png")
+        let question = golden.manifest["question"] as? String ?? ""
+        let one = try pipeline.prepare(conversation: [.init(role: "user", images: [image], text: question)])
+        let direct = try prepared()
+        #expect(one.text == direct.text && one.ids == direct.ids)
+        let two = try pipeline.prepare(conversation: [
+            .init(role: "system", text: "Be brief."), .init(role: "user", images: [image], text: question),
+            .init(role: "assistant", text: "Red."), .init(role: "user", images: [image], text: "And now?")
+        ])
+        #expect(two.text.hasPrefix("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n<image 1><img>"))
+        #expect(two.text.contains("<|im_start|>assistant\nRed.<|im_end|>\n<|im_start|>user\n<image 2><img>"))
+        #expect(two.tilesPerImage == direct.tilesPerImage + direct.tilesPerImage)
+        #expect(two.pixelValues?.shape[0] == 2 * (direct.pixelValues?.shape[0] ?? 0))
+    }
+
+    /// An error thrown by the token callback stops the loop before the next step and comes back out (the server
+    /// stops a generation whose client left this way).
+    @Test func errorFromOnTokenStopsTheGeneration() throws {
+        struct Leave: Error {}
+        var seen = 0
+        #expect(throws: Leave.self) {
+            _ = try pipeline.generate(
+                ids: try prepared().ids, pixelValues: try prepared().pixelValues, maxNewTokens: 20
+            ) {
+                _ in
+                seen += 1
+                if seen == 3 { throw Leave() }
+            }
+        }
+        #expect(seen == 3)
+    }
+
     @Test func textOnlyLogitsMatchReference() throws {
         let ids = try golden.file.integers("text_input_ids").values.map { Int($0) }
         let f = try pipeline.model.forward(ids: ids, pixelValues: nil)

@@ -99,6 +99,14 @@ extension EaglePromptMatchesSpec {
         let tok = try Tokenizer.load("\(tinyDir)/tokenizer.json")
         #expect(tok.encode(EaglePrompt.chatML(messages)) == g.ids)
     }
+
+    /// Images are numbered across the conversation (the HF processor's running count, docs/spec.md §5.4): the second
+    /// user message's first image is `<image 2>`. Spelled out by hand from the spec.
+    @Test func imagesAreNumberedAcrossTurns() {
+        let second = EaglePrompt.userContent(media: [.image(contextTokens: 1)], text: "And this one?", firstImage: 2)
+        #expect(second == "<image 2><img><IMG_CONTEXT></img>\nAnd this one?")
+        #expect(EaglePrompt.userContent(media: [], text: "Hi", firstImage: 5) == "Hi")
+    }
 }
 
 @Suite struct TokenizerRejectsBadInput {

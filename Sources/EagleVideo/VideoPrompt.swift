@@ -4,19 +4,30 @@
 // template and the per-frame "Frame i sample at t s: " wording for every candidate frame — is counted
 // as text and never cut; ADS then decides how many frames (one tile each) and how many tiles per image
 // fit in the context L; the frames are sampled again at exactly that count and decoded sparsely.
-// This wiring lives in the CLI so that the Eagle module itself does not depend on FFmpeg.
-import Eaglet
-import Foundation
+// This wiring is a module of its own so that the Eagle module itself does not depend on FFmpeg; `eaglet generate
+// --video` and `eaglet serve`'s video_url parts both come through it.
+import ADS
+import Eagle
+import Imaging
+import Tensor
+import Tiler
+import Tokenizer
+import Video
 
 /// Images and one video as prompt ids and pixel_values, sized by ADS.
-struct VideoPrompt {
-    var ids: [Int]
-    var pixels: Tensor
-    var frames: [Int]
-    var tileCap: Int
-    var tilesPerImage: [Int]
+public struct VideoPrompt: Sendable {
+    public var ids: [Int]
+    /// (N, 3, S, S): the images' tiles, then one tile per chosen frame.
+    public var pixels: Tensor
+    /// The chosen frames' indices in the video.
+    public var frames: [Int]
+    /// The most tiles ADS left each image.
+    public var tileCap: Int
+    public var tilesPerImage: [Int]
 
-    static func prepare(
+    /// The prompt for `question` about `images` (first, in order) and the video at `path` (after them), with the
+    /// frame count and tile cap ADS picks for the context `maxContext` (default: the model's positions).
+    public static func prepare(
         pipeline: EaglePipeline, images: [RGBImage], video path: String, question: String,
         system: String?, maxContext: Int?, maxPixels: Int = RGBImage.defaultMaxPixels
     ) throws -> VideoPrompt {
