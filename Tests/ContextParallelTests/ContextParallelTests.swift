@@ -393,30 +393,22 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         else { return }
         let exe = "\(repositoryRoot)/.build/release/eaglet"
         guard FileManager.default.isExecutableFile(atPath: exe) else { return }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun)
-        p.arguments = [
-            "--allow-run-as-root", "--oversubscribe", "-np", "3", exe, "cp", "--strategy", "ring", "--world", "4",
-            "--seq", "40", "--heads", "4", "--kv-heads", "2", "--head-dim", "6"
-        ]
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        p.environment = env
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        watchdog.cancel()
-        #expect(p.terminationStatus != 0, "a world mismatch under mpirun: status \(p.terminationStatus)")
+        let (status, bytes) = try run(
+            mpirun,
+            [
+                "--allow-run-as-root", "--oversubscribe", "-np", "3", exe, "cp", "--strategy", "ring", "--world", "4",
+                "--seq", "40", "--heads", "4", "--kv-heads", "2", "--head-dim", "6"
+            ], stderr: true)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(status != 0, "a world mismatch under mpirun: status \(status)")
         let mentions = text.split(separator: "\n").filter { $0.contains("--world 4 differs from the 3 processes") }
         #expect(mentions.count == 1, "reported \(mentions.count) times: \(text)")
     }
 
-    func runJSON(_ exe: String, _ args: [String]) throws -> [String: Any] {
+    /// Runs `exe` with Open MPI's settings for this machine; its status and what it wrote to stdout (or, with
+    /// `stderr`, to stderr; the other goes nowhere). A hung mpirun must not hang the suite: it is stopped after two
+    /// minutes (the test then fails).
+    func run(_ exe: String, _ args: [String], stderr: Bool = false) throws -> (Int32, Data) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
@@ -424,20 +416,22 @@ func checkRanks(_ results: [(CPResult, Int)], _ plan: CPPlan, out: Tensor, lse: 
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
         p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        let pipe = Pipe()
+        p.standardOutput = stderr ? FileHandle.nullDevice : pipe
+        p.standardError = stderr ? pipe : FileHandle.nullDevice
         try p.run()
-        // A hung mpirun must not hang the suite: stop it after two minutes (the test then fails).
         let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         watchdog.cancel()
+        return (p.terminationStatus, data)
+    }
+
+    func runJSON(_ exe: String, _ args: [String]) throws -> [String: Any] {
+        let (status, data) = try run(exe, args)
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
-        #expect(
-            p.terminationStatus == 0 && lines.count == 1,
-            "\(exe) \(args): status \(p.terminationStatus), \(lines.count) lines")
+        #expect(status == 0 && lines.count == 1, "\(exe) \(args): status \(status), \(lines.count) lines")
         guard let line = lines.last, let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         else { return [:] }
         return obj
