@@ -82,6 +82,7 @@ demo: deps
 BENCH ?= matmul tiler vision lm tokenizer
 bench: deps
 	$(SWIFT) build -c release --product eaglet-bench
+	$(if $(filter serve,$(BENCH)),$(SWIFT) build -c release --product eaglet)
 	for b in $(BENCH); do $(RUN_ENV) .build/release/eaglet-bench $$b --csv || exit 1; done
 
 fixtures:

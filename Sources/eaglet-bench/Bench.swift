@@ -21,6 +21,7 @@ struct Bench: ParsableCommand {
         subcommands: [
             MatmulBench.self, TilerBench.self, VisionBench.self, LMBench.self, TokenizerBench.self, EagleBench.self,
             CPBench.self, VideoBench.self, FusedBench.self, DTypeBench.self, RealSizeBench.self, TrainBench.self,
+            ServeBench.self,
             GPUBenchCase.self, Case.self
         ]
     )
