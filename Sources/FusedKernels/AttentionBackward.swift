@@ -149,9 +149,9 @@ public func blockwiseAttentionBackward(
                                                             ? max(0, offsets.query + q0 + i - offsets.key - k0 + 1)
                                                             : cols
                                                         if l == -.infinity { for j in 0..<cols { pr[j] = 0 }; continue }
-                                                        for j in 0..<cols {
-                                                            pr[j] = j < firstMasked ? exp(pr[j] - l) : 0
-                                                        }
+                                                        let visible = min(cols, firstMasked)
+                                                        for j in 0..<visible { pr[j] = fastExp(pr[j] - l) }
+                                                        if visible < cols { for j in visible..<cols { pr[j] = 0 } }
                                                     }
                                                     gemm(
                                                         true, false, cols, d, rows, 1, P.p, cols, dob, d, 1,

@@ -19,8 +19,11 @@
 // What is kept for backward (the memory ledger): per decoder layer x, n1, rotated q and k, v, per-sample attention
 // output and lse (H·T), x1, n2, gate, up and their product; per vision layer the same set with LayerNorm's x̂ and
 // rstd. The attention probabilities are never kept: the backward recomputes them from the lse.
-// What it is not (yet): activation recomputation (checkpointing), threads beyond sgemm's, mixed precision.
+// Threads: sgemm's own, and `TrainingModel.threads` for the rest — attention shared out over the packed samples
+// (decoder) or the tiles (tower), LayerNorm and the vision GELU split by rows.
+// What it is not (yet): activation recomputation (checkpointing), mixed precision.
 import Connector
+import Dispatch
 import Eagle
 import FusedKernels
 import PatchEmbed
@@ -68,6 +71,9 @@ public struct TrainingModel: Sendable {
     public var values: [String: Tensor]
     /// The checkpoint folder it was read from.
     public let directory: String
+    /// Threads for the step's own loops — attention over the packed samples or tiles, LayerNorm, GELU — beside
+    /// sgemm's (OpenBLAS's default, the core count, unless set). 1 runs every loop on the calling thread.
+    public var threads: Int = BLAS.defaultThreads
 
     /// Reads every declared parameter (widened to fp32) from a checkpoint folder.
     public init(directory: String) throws {
@@ -99,39 +105,82 @@ extension Gradients {
 
 /// Attention run separately on each row range of token-major q (T, H·D), k and v (T, Hkv·D) — the packed samples of
 /// the decoder (causal) or the tiles of the tower (bidirectional): the output (T, H·D) and each range's (out, lse).
+/// The ranges are shared out over `threads` (`forEachSegment`), each writing only its own rows.
 func attendSegments(
     q: Tensor, k: Tensor, v: Tensor, segments: [Range<Int>], heads H: Int, kvHeads Hkv: Int, headDim D: Int,
-    causal: Bool
+    causal: Bool, threads: Int
 ) -> (Tensor, [(out: Tensor, lse: Tensor)]) {
     var o = Tensor(shape: [q.shape[0], H * D])
-    var kept = [(out: Tensor, lse: Tensor)]()
-    for seg in segments {
-        let r = blockwiseAttention(
-            q: headMajor(q, rows: seg, heads: H, headDim: D), k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
-            v: headMajor(v, rows: seg, heads: Hkv, headDim: D), causal: causal)
-        scatterTokenMajor(r.out, into: &o, rows: seg)
-        kept.append(r)
+    var kept = [(out: Tensor, lse: Tensor)?](repeating: nil, count: segments.count)
+    o.withUnsafeMutableStorage { Ob in
+        kept.withUnsafeMutableBufferPointer { Kb in
+            let O = Ob.baseAddress!, K = Kb.baseAddress!
+            forEachSegment(segments, threads: threads) { i in
+                let seg = segments[i]
+                let r = blockwiseAttention(
+                    q: headMajor(q, rows: seg, heads: H, headDim: D),
+                    k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
+                    v: headMajor(v, rows: seg, heads: Hkv, headDim: D), causal: causal)
+                scatterTokenMajor(r.out, into: O, width: H * D, rows: seg)
+                K[i] = r
+            }
+        }
     }
-    return (o, kept)
+    return (o, kept.map { $0! })
 }
 
 /// The backward of `attendSegments`: dq (T, H·D), dk and dv (T, Hkv·D) from the output's gradient dO (T, H·D).
 func attendSegmentsBackward(
     _ dO: Tensor, q: Tensor, k: Tensor, v: Tensor, kept: [(out: Tensor, lse: Tensor)], segments: [Range<Int>],
-    heads H: Int, kvHeads Hkv: Int, headDim D: Int, causal: Bool
+    heads H: Int, kvHeads Hkv: Int, headDim D: Int, causal: Bool, threads: Int
 ) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
     let T = q.shape[0]
     var dq = Tensor(shape: [T, H * D]), dk = Tensor(shape: [T, Hkv * D]), dv = dk
-    for (i, seg) in segments.enumerated() {
-        let g = blockwiseAttentionBackward(
-            q: headMajor(q, rows: seg, heads: H, headDim: D), k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
-            v: headMajor(v, rows: seg, heads: Hkv, headDim: D), out: kept[i].out, lse: kept[i].lse,
-            dOut: headMajor(dO, rows: seg, heads: H, headDim: D), causal: causal)
-        scatterTokenMajor(g.dq, into: &dq, rows: seg)
-        scatterTokenMajor(g.dk, into: &dk, rows: seg)
-        scatterTokenMajor(g.dv, into: &dv, rows: seg)
+    dq.withUnsafeMutableStorage { DQ in
+        dk.withUnsafeMutableStorage { DK in
+            dv.withUnsafeMutableStorage { DV in
+                let dqp = DQ.baseAddress!, dkp = DK.baseAddress!, dvp = DV.baseAddress!
+                forEachSegment(segments, threads: threads) { i in
+                    let seg = segments[i]
+                    let g = blockwiseAttentionBackward(
+                        q: headMajor(q, rows: seg, heads: H, headDim: D),
+                        k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
+                        v: headMajor(v, rows: seg, heads: Hkv, headDim: D), out: kept[i].out, lse: kept[i].lse,
+                        dOut: headMajor(dO, rows: seg, heads: H, headDim: D), causal: causal)
+                    scatterTokenMajor(g.dq, into: dqp, width: H * D, rows: seg)
+                    scatterTokenMajor(g.dk, into: dkp, width: Hkv * D, rows: seg)
+                    scatterTokenMajor(g.dv, into: dvp, width: Hkv * D, rows: seg)
+                }
+            }
+        }
     }
     return (dq, dk, dv)
+}
+
+/// Runs `body(i)` for every segment index, the segments shared out over `threads` in contiguous groups of
+/// about equal cost (a segment of n rows costs about n² in attention); OpenBLAS runs single-threaded inside.
+func forEachSegment(_ segments: [Range<Int>], threads: Int, _ body: (Int) -> Void) {
+    let cost = segments.map { $0.count * $0.count }, total = cost.reduce(0, +)
+    let parts = min(threads, segments.count, max(1, total / (64 * 64 * 8)))
+    if parts <= 1 {
+        for i in segments.indices { body(i) }
+        return
+    }
+    // Cut the segment list where the running cost passes each part's share.
+    var cuts = [0], running = 0
+    for (i, c) in cost.enumerated() {
+        running += c
+        if cuts.count < parts && running * parts >= total * cuts.count { cuts.append(i + 1) }
+    }
+    while cuts.count <= parts { cuts.append(segments.count) }
+    cuts[parts] = segments.count
+    let bounds = cuts
+    BLAS.use(threads: 1)
+    // nonisolated(unsafe): each part runs its own segments, which write disjoint rows and their own kept slots.
+    nonisolated(unsafe) let disjoint = body
+    DispatchQueue.concurrentPerform(iterations: parts) { p in
+        for i in bounds[p]..<bounds[p + 1] { disjoint(i) }
+    }
 }
 
 // MARK: - decoder
@@ -155,7 +204,7 @@ extension TrainingModel {
         let v = linearForward(n1, self[l.vProj.weight], self[optional: l.vProj.bias])
         ropeFused(q: &q, k: &k, cos: cos, sin: sin)
         let (o, attn) = attendSegments(
-            q: q, k: k, v: v, segments: segments, heads: H, kvHeads: Hkv, headDim: D, causal: true)
+            q: q, k: k, v: v, segments: segments, heads: H, kvHeads: Hkv, headDim: D, causal: true, threads: threads)
         var x1 = x
         x1.add(linearForward(o, self[l.oProj.weight], nil))
         let (n2, rstd2) = rmsNormFused(x1, weight: self[l.postAttentionLayernorm.weight], eps: c.rmsNormEps)
@@ -198,7 +247,7 @@ extension TrainingModel {
         grads.accumulate(weights ? l.oProj.weight : nil, op.dw)
         var (dq, dk, dv) = attendSegmentsBackward(
             op.dx!, q: t.q, k: t.k, v: t.v, kept: t.attn, segments: segments, heads: H, kvHeads: Hkv, headDim: D,
-            causal: true)
+            causal: true, threads: threads)
         ropeBackwardFused(dq: &dq, dk: &dk, cos: cos, sin: sin)
         let qb = linearBackward(dq, x: t.n1, w: self[l.qProj.weight], bias: true, weights: weights)
         let kb = linearBackward(dk, x: t.n1, w: self[l.kProj.weight], bias: true, weights: weights)
@@ -254,18 +303,20 @@ extension TrainingModel {
         let tiles = (0..<n).map { ($0 * P)..<(($0 + 1) * P) }
         for l in vp.layers.prefix(depth) {
             let (h1, ln1) = layerNormForward(
-                x, weight: self[l.layerNorm1.weight], bias: self[l.layerNorm1.bias!], eps: vc.layerNormEps)
+                x, weight: self[l.layerNorm1.weight], bias: self[l.layerNorm1.bias!], eps: vc.layerNormEps,
+                threads: threads)
             let q = linearForward(h1, self[l.qProj.weight], self[optional: l.qProj.bias])
             let k = linearForward(h1, self[l.kProj.weight], self[optional: l.kProj.bias])
             let v = linearForward(h1, self[l.vProj.weight], self[optional: l.vProj.bias])
             let (o, attn) = attendSegments(
-                q: q, k: k, v: v, segments: tiles, heads: H, kvHeads: H, headDim: D, causal: false)
+                q: q, k: k, v: v, segments: tiles, heads: H, kvHeads: H, headDim: D, causal: false, threads: threads)
             var x1 = x
             x1.add(linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias]))
             let (h2, ln2) = layerNormForward(
-                x1, weight: self[l.layerNorm2.weight], bias: self[l.layerNorm2.bias!], eps: vc.layerNormEps)
+                x1, weight: self[l.layerNorm2.weight], bias: self[l.layerNorm2.bias!], eps: vc.layerNormEps,
+                threads: threads)
             let f1 = linearForward(h2, self[l.fc1.weight], self[optional: l.fc1.bias])
-            let a = f1.map(geluTanh)
+            let a = geluTanhForward(f1, threads: threads)
             var x2 = x1
             x2.add(linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias]))
             layers.append(
@@ -277,11 +328,13 @@ extension TrainingModel {
         var post: LayerNormTape? = nil
         if config.selectLayer == -1 {
             let (y, t) = layerNormForward(
-                x, weight: self[vp.postLayernorm.weight], bias: self[vp.postLayernorm.bias!], eps: vc.layerNormEps)
+                x, weight: self[vp.postLayernorm.weight], bias: self[vp.postLayernorm.bias!], eps: vc.layerNormEps,
+                threads: threads)
             x = y; post = t
         }
         let shuffled = try! pixelShuffle(x.reshaped([n, P, C])).reshaped([n * P / 4, 4 * C])
-        let (sn, sln) = layerNormForward(shuffled, weight: self[mp.norm.weight], bias: self[mp.norm.bias!], eps: 1e-5)
+        let (sn, sln) = layerNormForward(
+            shuffled, weight: self[mp.norm.weight], bias: self[mp.norm.bias!], eps: 1e-5, threads: threads)
         let m1 = linearForward(sn, self[mp.fc1.weight], self[optional: mp.fc1.bias])
         let m1a = m1.map(geluErf)
         let visual = linearForward(m1a, self[mp.fc2.weight], self[optional: mp.fc2.bias])
@@ -307,12 +360,12 @@ extension TrainingModel {
             dm1, x: tape.shuffledNormed, w: self[mp.fc1.weight], bias: true, weights: conn, input: vis)
         grads.accumulate(conn ? mp.fc1.weight : nil, f1.dw); grads.accumulate(conn ? mp.fc1.bias : nil, f1.db)
         guard vis else { return }
-        let ln = layerNormBackward(f1.dx!, tape: tape.shuffledLN, weight: self[mp.norm.weight])
+        let ln = layerNormBackward(f1.dx!, tape: tape.shuffledLN, weight: self[mp.norm.weight], threads: threads)
         if conn { grads.accumulate(mp.norm.weight, ln.dw); grads.accumulate(mp.norm.bias, ln.db) }
         var dx = pixelShuffleBackward(
             ln.dx, tiles: n, rows: config.patchesPerSide, columns: config.patchesPerSide, channels: C)
         if let post = tape.post {
-            let b = layerNormBackward(dx, tape: post, weight: self[vp.postLayernorm.weight])
+            let b = layerNormBackward(dx, tape: post, weight: self[vp.postLayernorm.weight], threads: threads)
             grads.accumulate(vp.postLayernorm.weight, b.dw); grads.accumulate(vp.postLayernorm.bias, b.db)
             dx = b.dx
         }
@@ -322,10 +375,10 @@ extension TrainingModel {
             let f2 = linearBackward(dx, x: t.a, w: self[l.fc2.weight], bias: true)
             grads.accumulate(l.fc2.weight, f2.dw); grads.accumulate(l.fc2.bias, f2.db)
             var df1 = f2.dx!
-            df1.withUnsafeMutableStorage { G in for i in 0..<G.count { G[i] *= geluTanhGrad(t.f1.storage[i]) } }
+            geluTanhBackward(&df1, x: t.f1, threads: threads)
             let f1 = linearBackward(df1, x: t.h2, w: self[l.fc1.weight], bias: true)
             grads.accumulate(l.fc1.weight, f1.dw); grads.accumulate(l.fc1.bias, f1.db)
-            let ln2 = layerNormBackward(f1.dx!, tape: t.ln2, weight: self[l.layerNorm2.weight])
+            let ln2 = layerNormBackward(f1.dx!, tape: t.ln2, weight: self[l.layerNorm2.weight], threads: threads)
             grads.accumulate(l.layerNorm2.weight, ln2.dw); grads.accumulate(l.layerNorm2.bias, ln2.db)
             var dx1 = dx
             dx1.add(ln2.dx)
@@ -333,14 +386,14 @@ extension TrainingModel {
             grads.accumulate(l.outProj.weight, op.dw); grads.accumulate(l.outProj.bias, op.db)
             let (dq, dk, dv) = attendSegmentsBackward(
                 op.dx!, q: t.q, k: t.k, v: t.v, kept: t.attn, segments: tiles, heads: H, kvHeads: H, headDim: D,
-                causal: false)
+                causal: false, threads: threads)
             var dh1 = Tensor(shape: [n * P, C])
             for (p, d) in [(l.qProj, dq), (l.kProj, dk), (l.vProj, dv)] {
                 let b = linearBackward(d, x: t.h1, w: self[p.weight], bias: true)
                 grads.accumulate(p.weight, b.dw); grads.accumulate(p.bias, b.db)
                 dh1.add(b.dx!)
             }
-            let ln1 = layerNormBackward(dh1, tape: t.ln1, weight: self[l.layerNorm1.weight])
+            let ln1 = layerNormBackward(dh1, tape: t.ln1, weight: self[l.layerNorm1.weight], threads: threads)
             grads.accumulate(l.layerNorm1.weight, ln1.dw); grads.accumulate(l.layerNorm1.bias, ln1.db)
             dx1.add(ln1.dx)
             dx = dx1

@@ -2,6 +2,7 @@
 // through sgemm; everything else is a plain loop. The pairs are checked as a whole against PyTorch autograd
 // (Fixtures/train-tiny-random: every parameter's gradient), and the ones chapter 12 already has (RMSNorm, SwiGLU,
 // RoPE, attention, linear + cross-entropy) are taken from FusedKernels rather than written twice.
+import Dispatch
 import Foundation
 import Tensor
 
@@ -63,51 +64,79 @@ struct LayerNormTape {
     var rstd: [Float]
 }
 
-/// LayerNorm over the last dim: y = x̂·w + b, x̂ = (x − μ)/√(σ² + ε), biased variance (as nn.LayerNorm).
-func layerNormForward(_ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float) -> (Tensor, LayerNormTape) {
+/// LayerNorm over the last dim: y = x̂·w + b, x̂ = (x − μ)/√(σ² + ε), biased variance (as nn.LayerNorm). Rows are
+/// split over `threads`.
+func layerNormForward(
+    _ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float, threads: Int
+) -> (Tensor, LayerNormTape) {
     let c = x.shape[x.rank - 1], t = x.count / c
-    var xhat = [Float](repeating: 0, count: x.count), y = xhat, rstd = [Float](repeating: 0, count: t)
-    x.storage.withUnsafeBufferPointer { X in
-        for r in 0..<t {
-            var mean: Float = 0
-            for j in 0..<c { mean += X[r * c + j] }
-            mean /= Float(c)
-            var v: Float = 0
-            for j in 0..<c { let d = X[r * c + j] - mean; v += d * d }
-            let s = 1 / (v / Float(c) + eps).squareRoot()
-            rstd[r] = s
-            for j in 0..<c {
-                let h = (X[r * c + j] - mean) * s
-                xhat[r * c + j] = h
-                y[r * c + j] = h * w.storage[j] + b.storage[j]
+    var xhat = Tensor(shape: x.shape), y = Tensor(shape: x.shape), rstd = [Float](repeating: 0, count: t)
+    withPointers(x, w, b) { X, W, B in
+        xhat.withUnsafeMutableStorage { XHb in
+            y.withUnsafeMutableStorage { Yb in
+                rstd.withUnsafeMutableBufferPointer { Rb in
+                    let XH = XHb.baseAddress!, Y = Yb.baseAddress!, R = Rb.baseAddress!
+                    inParallel(t, parts: partCount(t, grain: 256, threads: threads)) { _, rows in
+                        for r in rows {
+                            let xr = X + r * c, hr = XH + r * c, yr = Y + r * c
+                            var mean: Float = 0
+                            for j in 0..<c { mean += xr[j] }
+                            mean /= Float(c)
+                            var v: Float = 0
+                            for j in 0..<c { let d = xr[j] - mean; v += d * d }
+                            let s = 1 / (v / Float(c) + eps).squareRoot()
+                            R[r] = s
+                            for j in 0..<c {
+                                let h = (xr[j] - mean) * s
+                                hr[j] = h
+                                yr[j] = h * W[j] + B[j]
+                            }
+                        }
+                    }
+                }
             }
         }
     }
-    return (Tensor(shape: x.shape, storage: y), LayerNormTape(xhat: Tensor(shape: x.shape, storage: xhat), rstd: rstd))
+    return (y, LayerNormTape(xhat: xhat, rstd: rstd))
 }
 
-/// LayerNorm backward: with g = dy·w, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), dw = Σ_t dy·x̂, db = Σ_t dy.
-func layerNormBackward(_ dy: Tensor, tape: LayerNormTape, weight w: Tensor) -> (dx: Tensor, dw: Tensor, db: Tensor) {
+/// LayerNorm backward: with g = dy·w, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), dw = Σ_t dy·x̂, db = Σ_t dy. Rows are
+/// split over `threads`, each summing its own dw and db, added up in part order.
+func layerNormBackward(
+    _ dy: Tensor, tape: LayerNormTape, weight w: Tensor, threads: Int
+) -> (dx: Tensor, dw: Tensor, db: Tensor) {
     let c = dy.shape[dy.rank - 1], t = dy.count / c
-    var dx = [Float](repeating: 0, count: dy.count), dw = [Float](repeating: 0, count: c), db = dw
-    dy.storage.withUnsafeBufferPointer { DY in
-        tape.xhat.storage.withUnsafeBufferPointer { XH in
-            for r in 0..<t {
-                var mg: Float = 0, mgx: Float = 0
-                for j in 0..<c {
-                    let g = DY[r * c + j] * w.storage[j]
-                    mg += g; mgx += g * XH[r * c + j]
-                    dw[j] += DY[r * c + j] * XH[r * c + j]; db[j] += DY[r * c + j]
-                }
-                mg /= Float(c); mgx /= Float(c)
-                for j in 0..<c {
-                    let g = DY[r * c + j] * w.storage[j]
-                    dx[r * c + j] = tape.rstd[r] * (g - mg - XH[r * c + j] * mgx)
+    let parts = partCount(t, grain: 256, threads: threads)
+    var dx = Tensor(shape: dy.shape), partial = [Float](repeating: 0, count: parts * 2 * c)
+    withPointers(dy, tape.xhat, w) { DY, XH, W in
+        dx.withUnsafeMutableStorage { DXb in
+            partial.withUnsafeMutableBufferPointer { Pb in
+                let DX = DXb.baseAddress!, P = Pb.baseAddress!
+                tape.rstd.withUnsafeBufferPointer { R in
+                    inParallel(t, parts: parts) { p, rows in
+                        let dw = P + p * 2 * c, db = dw + c
+                        for r in rows {
+                            let g0 = DY + r * c, h = XH + r * c, o = DX + r * c
+                            var mg: Float = 0, mgx: Float = 0
+                            for j in 0..<c {
+                                let g = g0[j] * W[j]
+                                mg += g; mgx += g * h[j]
+                                dw[j] += g0[j] * h[j]; db[j] += g0[j]
+                            }
+                            mg /= Float(c); mgx /= Float(c)
+                            let s = R[r]
+                            for j in 0..<c { o[j] = s * (g0[j] * W[j] - mg - h[j] * mgx) }
+                        }
+                    }
                 }
             }
         }
     }
-    return (Tensor(shape: dy.shape, storage: dx), Tensor(shape: [c], storage: dw), Tensor(shape: [c], storage: db))
+    var dw = [Float](repeating: 0, count: c), db = dw
+    for p in 0..<parts {
+        for j in 0..<c { dw[j] += partial[p * 2 * c + j]; db[j] += partial[p * 2 * c + c + j] }
+    }
+    return (dx, Tensor(shape: [c], storage: dw), Tensor(shape: [c], storage: db))
 }
 
 /// d/dx of gelu_tanh(x) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³):
@@ -128,6 +157,64 @@ func geluErfGrad(_ x: Float) -> Float {
     return phi + x * pdf
 }
 
+/// gelu_tanh of every element, as x·σ(2u) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³), with the vectorised
+/// `fastExp` (about 1e-7 relative to libm's tanh), split over `threads`: the vision MLP's activation.
+func geluTanhForward(_ f: Tensor, threads: Int) -> Tensor {
+    var out = f
+    out.withUnsafeMutableStorage { Yb in
+        let y = Yb.baseAddress!
+        inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 14, threads: threads)) { _, r in
+            for i in r {
+                let x = y[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+                y[i] = x / (1 + fastExp(-2 * u))
+            }
+        }
+    }
+    return out
+}
+
+/// g ← g · gelu_tanh'(x) elementwise, with s = σ(2u) = ½(1 + tanh u) and 1 − tanh²u = 4s(1 − s):
+/// gelu_tanh'(x) = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²) (`geluTanhGrad`'s formula, vectorised).
+func geluTanhBackward(_ g: inout Tensor, x: Tensor, threads: Int) {
+    let k: Float = 0.7978845608028654, a: Float = 0.044715
+    x.storage.withUnsafeBufferPointer { Xb in
+        g.withUnsafeMutableStorage { Gb in
+            let X = Xb.baseAddress!, G = Gb.baseAddress!
+            inParallel(Gb.count, parts: partCount(Gb.count, grain: 1 << 14, threads: threads)) { _, r in
+                for i in r {
+                    let v = X[i], v2 = v * v
+                    let s = 1 / (1 + fastExp(-2 * k * (v + a * v2 * v)))
+                    G[i] *= s + 2 * v * s * (1 - s) * k * (1 + 3 * a * v2)
+                }
+            }
+        }
+    }
+}
+
+/// How many of `threads` share `n` items of at least `grain` each.
+func partCount(_ n: Int, grain: Int, threads: Int) -> Int { max(1, min(threads, n / max(grain, 1))) }
+
+/// Runs `body(p, range)` on `parts` contiguous ranges of 0..<n concurrently (one part: on this thread). `body`
+/// must write only what its own range owns, or its own partial sums (index p).
+func inParallel(_ n: Int, parts: Int, _ body: (Int, Range<Int>) -> Void) {
+    if parts <= 1 { body(0, 0..<n); return }
+    // nonisolated(unsafe): each part writes only its own range (or its own partial sums) — the callers' contract.
+    nonisolated(unsafe) let disjoint = body
+    DispatchQueue.concurrentPerform(iterations: parts) { p in disjoint(p, (n * p / parts)..<(n * (p + 1) / parts)) }
+}
+
+/// The base addresses of three tensors' storage.
+func withPointers<R>(
+    _ a: Tensor, _ b: Tensor, _ c: Tensor,
+    _ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>) -> R
+) -> R {
+    a.storage.withUnsafeBufferPointer { A in
+        b.storage.withUnsafeBufferPointer { B in
+            c.storage.withUnsafeBufferPointer { C in body(A.baseAddress!, B.baseAddress!, C.baseAddress!) }
+        }
+    }
+}
+
 /// Rows `r` of a token-major (T, heads·D) tensor as head-major (heads, r.count, D).
 func headMajor(_ x: Tensor, rows r: Range<Int>, heads: Int, headDim d: Int) -> Tensor {
     let w = heads * d, n = r.count
@@ -143,16 +230,14 @@ func headMajor(_ x: Tensor, rows r: Range<Int>, heads: Int, headDim d: Int) -> T
     }
 }
 
-/// Writes head-major (heads, n, D) into rows `r` of token-major `x` (T, heads·D).
-func scatterTokenMajor(_ src: Tensor, into x: inout Tensor, rows r: Range<Int>) {
-    let heads = src.shape[0], n = src.shape[1], d = src.shape[2], w = heads * d
-    x.withUnsafeMutableStorage { X in
-        src.storage.withUnsafeBufferPointer { S in
-            for h in 0..<heads {
-                for i in 0..<n {
-                    (X.baseAddress! + (r.lowerBound + i) * w + h * d).update(
-                        from: S.baseAddress! + (h * n + i) * d, count: d)
-                }
+/// Writes head-major (heads, n, D) into rows `r` of token-major x (T, width = heads·D) at `x`.
+func scatterTokenMajor(_ src: Tensor, into x: UnsafeMutablePointer<Float>, width w: Int, rows r: Range<Int>) {
+    let heads = src.shape[0], n = src.shape[1], d = src.shape[2]
+    precondition(heads * d == w, "scatterTokenMajor: \(src.shape) into rows of \(w)")
+    src.storage.withUnsafeBufferPointer { S in
+        for h in 0..<heads {
+            for i in 0..<n {
+                (x + (r.lowerBound + i) * w + h * d).update(from: S.baseAddress! + (h * n + i) * d, count: d)
             }
         }
     }
