@@ -61,26 +61,37 @@ public func ropeBackwardFused(dq: inout Tensor, dk: inout Tensor, cos: Tensor, s
 }
 
 private func ropeInPlace(_ q: inout Tensor, _ k: inout Tensor, _ cos: Tensor, _ sin: Tensor, sign: Float) {
-    let t = cos.shape[0], d = cos.shape[1], half = d / 2
+    let t = cos.shape[0], d = cos.shape[1]
     precondition(
         q.count % (t * d) == 0 && k.count % (t * d) == 0, "rope: q \(q.shape), k \(k.shape) vs cos \(cos.shape)")
     let hq = q.count / (t * d), hk = k.count / (t * d)
+    q.withUnsafeMutableStorage { QB in
+        k.withUnsafeMutableStorage { KB in
+            ropeRows(QB.baseAddress!, rowStride: hq * d, heads: hq, cos: cos, sin: sin, sign: sign)
+            ropeRows(KB.baseAddress!, rowStride: hk * d, heads: hk, cos: cos, sin: sin, sign: sign)
+        }
+    }
+}
+
+/// RoPE in place on `heads` consecutive head blocks of D = cos.shape[1] floats at the start of each of T =
+/// cos.shape[0] rows `rowStride` floats apart: q's heads then k's heads of a fused (T, (H + 2·Hkv)·D) qkv buffer
+/// (heads H + Hkv), or one tensor's. Pairs (j, j + D/2) of row t turn by the angle in cos/sin row t:
+///     x_j ← x_j·cos_j − sign·x_{j+D/2}·sin_j,   x_{j+D/2} ← x_{j+D/2}·cos_{j+D/2} + sign·x_j·sin_{j+D/2}
+/// sign = 1 forward, −1 for the backward (the inverse rotation).
+public func ropeRows(
+    _ x: UnsafeMutablePointer<Float>, rowStride: Int, heads: Int, cos: Tensor, sin: Tensor, sign: Float
+) {
+    let t = cos.shape[0], d = cos.shape[1], half = d / 2
     withPtr(cos) { C in
         withPtr(sin) { S in
-            q.withUnsafeMutableStorage { QB in
-                k.withUnsafeMutableStorage { KB in
-                    let qp = QB.baseAddress!, kp = KB.baseAddress!
-                    for r in 0..<t {
-                        let c = C + r * d, s = S + r * d
-                        // the token's q heads, then its k heads, with the same cos/sin row
-                        for h in 0..<(hq + hk) {
-                            let x = h < hq ? qp + (r * hq + h) * d : kp + (r * hk + h - hq) * d
-                            for j in 0..<half {
-                                let a = x[j], b = x[j + half]
-                                x[j] = a * c[j] - sign * b * s[j]
-                                x[j + half] = b * c[j + half] + sign * a * s[j + half]
-                            }
-                        }
+            for r in 0..<t {
+                let c = C + r * d, s = S + r * d
+                for h in 0..<heads {
+                    let y = x + r * rowStride + h * d
+                    for j in 0..<half {
+                        let a = y[j], b = y[j + half]
+                        y[j] = a * c[j] - sign * b * s[j]
+                        y[j + half] = b * c[j + half] + sign * a * s[j + half]
                     }
                 }
             }

@@ -16,9 +16,10 @@
 // layers (LayerNorm, bidirectional attention per tile, GELU-tanh MLP), post-LayerNorm (select_layer −1), pixel
 // shuffle (a permutation, whose backward is the inverse one), mlp1 (LayerNorm, Linear, exact GELU, Linear); the
 // visual tokens' gradient is the spliced rows' gradient.
-// What is kept for backward (the memory ledger): per decoder layer x, n1, rotated q and k, v, per-sample attention
-// output and lse (H·T), x1, n2, gate, up and their product; per vision layer the same set with LayerNorm's x̂ and
-// rstd. The attention probabilities are never kept: the backward recomputes them from the lse.
+// What is kept for backward (the memory ledger): per decoder layer x, n1, q|k|v as one product (q and k rotated),
+// the attention output o and its lse (H·T), x1, n2, gate, up and their product; per vision layer the same set with
+// LayerNorm's x̂ and rstd. The attention probabilities are never kept: the backward recomputes them from the lse.
+// q_proj, k_proj and v_proj run as one product on their stacked weights (and so do their gradients).
 // Threads: sgemm's own, and `TrainingModel.threads` for the rest — attention shared out over the packed samples
 // (decoder) or the tiles (tower), LayerNorm and the vision GELU split by rows.
 // What it is not (yet): activation recomputation (checkpointing), mixed precision.
@@ -74,6 +75,10 @@ public struct TrainingModel: Sendable {
     /// Threads for the step's own loops — attention over the packed samples or tiles, LayerNorm, GELU — beside
     /// sgemm's (OpenBLAS's default, the core count, unless set). 1 runs every loop on the calling thread.
     public var threads: Int = BLAS.defaultThreads
+    /// Attention holds a segment's whole (n, n) score block when every segment of the step has at most this many
+    /// rows (`SegmentAttention`); otherwise the step's attention runs through the blockwise kernels. 0: always
+    /// blockwise (the reference path).
+    public var wholeSegmentRows: Int = SegmentAttention.maxRows
 
     /// Reads every declared parameter (widened to fp32) from a checkpoint folder.
     public init(directory: String) throws {
@@ -103,19 +108,55 @@ extension Gradients {
     }
 }
 
-/// Attention run separately on each row range of token-major q (T, H·D), k and v (T, Hkv·D) — the packed samples of
-/// the decoder (causal) or the tiles of the tower (bidirectional): the output (T, H·D) and each range's (out, lse).
-/// The ranges are shared out over `threads` (`forEachSegment`), each writing only its own rows.
+/// What attention keeps for its backward besides its input (the fused qkv) and its output o.
+enum AttentionKept {
+    /// Every segment held whole (`SegmentAttention`): the lse of each row and head, (T, H) row-major.
+    case rows(lse: [Float])
+    /// A segment longer than `wholeRows`: the blockwise kernels' head-major (out, lse) per segment.
+    case blocks([(out: Tensor, lse: Tensor)])
+
+    var floats: Int {
+        switch self {
+        case let .rows(lse): lse.count
+        case let .blocks(b): b.map { $0.out.count + $0.lse.count }.reduce(0, +)
+        }
+    }
+}
+
+/// Attention within each row range (segment) — the packed samples of the decoder (causal) or the tiles of the tower
+/// (bidirectional) — reading q, k, v from one fused token-major qkv (T, (H + 2·Hkv)·D), q's H heads, then k's Hkv,
+/// then v's: the output o (T, H·D) and what the backward needs. Segments of at most `wholeRows` rows
+/// are computed in place; otherwise every segment goes through the blockwise kernels (the reference path) on
+/// head-major copies.
 func attendSegments(
-    q: Tensor, k: Tensor, v: Tensor, segments: [Range<Int>], heads H: Int, kvHeads Hkv: Int, headDim D: Int,
-    causal: Bool, threads: Int
-) -> (Tensor, [(out: Tensor, lse: Tensor)]) {
-    var o = Tensor(shape: [q.shape[0], H * D])
+    qkv: Tensor, segments: [Range<Int>], heads H: Int, kvHeads Hkv: Int, headDim D: Int, causal: Bool, threads: Int,
+    wholeRows: Int
+) -> (Tensor, AttentionKept) {
+    let T = qkv.shape[0], W = (H + 2 * Hkv) * D
+    var o = Tensor(shape: [T, H * D])
+    guard T > 0 else { return (o, .rows(lse: [])) }
+    if segments.allSatisfy({ $0.count <= wholeRows }) {
+        var lse = [Float](repeating: 0, count: T * H)
+        qkv.storage.withUnsafeBufferPointer { QKV in
+            o.withUnsafeMutableStorage { O in
+                lse.withUnsafeMutableBufferPointer { L in
+                    let r = Rows(base: UnsafeMutablePointer(mutating: QKV.baseAddress!), stride: W)
+                    SegmentAttention.forward(
+                        q: r, k: r.columns(from: H * D), v: r.columns(from: (H + Hkv) * D),
+                        out: Rows(base: O.baseAddress!, stride: H * D), lse: L.baseAddress!, segments: segments,
+                        heads: H, kvHeads: Hkv, headDim: D, causal: causal, threads: threads)
+                }
+            }
+        }
+        return (o, .rows(lse: lse))
+    }
+    let q = columnBlock(qkv, from: 0, width: H * D), k = columnBlock(qkv, from: H * D, width: Hkv * D)
+    let v = columnBlock(qkv, from: (H + Hkv) * D, width: Hkv * D)
     var kept = [(out: Tensor, lse: Tensor)?](repeating: nil, count: segments.count)
     o.withUnsafeMutableStorage { Ob in
         kept.withUnsafeMutableBufferPointer { Kb in
             let O = Ob.baseAddress!, K = Kb.baseAddress!
-            forEachSegment(segments, threads: threads) { i in
+            SegmentAttention.forEachSegment(segments, threads: threads) { i, _ in
                 let seg = segments[i]
                 let r = blockwiseAttention(
                     q: headMajor(q, rows: seg, heads: H, headDim: D),
@@ -126,97 +167,119 @@ func attendSegments(
             }
         }
     }
-    return (o, kept.map { $0! })
+    return (o, .blocks(kept.map { $0! }))
 }
 
-/// The backward of `attendSegments`: dq (T, H·D), dk and dv (T, Hkv·D) from the output's gradient dO (T, H·D).
+/// The backward of `attendSegments`: the fused dqkv (T, (H + 2·Hkv)·D) from the output's gradient dO (T, H·D).
 func attendSegmentsBackward(
-    _ dO: Tensor, q: Tensor, k: Tensor, v: Tensor, kept: [(out: Tensor, lse: Tensor)], segments: [Range<Int>],
-    heads H: Int, kvHeads Hkv: Int, headDim D: Int, causal: Bool, threads: Int
-) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
-    let T = q.shape[0]
-    var dq = Tensor(shape: [T, H * D]), dk = Tensor(shape: [T, Hkv * D]), dv = dk
-    dq.withUnsafeMutableStorage { DQ in
-        dk.withUnsafeMutableStorage { DK in
-            dv.withUnsafeMutableStorage { DV in
-                let dqp = DQ.baseAddress!, dkp = DK.baseAddress!, dvp = DV.baseAddress!
-                forEachSegment(segments, threads: threads) { i in
-                    let seg = segments[i]
-                    let g = blockwiseAttentionBackward(
-                        q: headMajor(q, rows: seg, heads: H, headDim: D),
-                        k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
-                        v: headMajor(v, rows: seg, heads: Hkv, headDim: D), out: kept[i].out, lse: kept[i].lse,
-                        dOut: headMajor(dO, rows: seg, heads: H, headDim: D), causal: causal)
-                    scatterTokenMajor(g.dq, into: dqp, width: H * D, rows: seg)
-                    scatterTokenMajor(g.dk, into: dkp, width: Hkv * D, rows: seg)
-                    scatterTokenMajor(g.dv, into: dvp, width: Hkv * D, rows: seg)
+    _ dO: Tensor, qkv: Tensor, o: Tensor, kept: AttentionKept, segments: [Range<Int>], heads H: Int, kvHeads Hkv: Int,
+    headDim D: Int, causal: Bool, threads: Int
+) -> Tensor {
+    let T = qkv.shape[0], W = (H + 2 * Hkv) * D
+    var dqkv = Tensor(shape: [T, W])
+    guard T > 0 else { return dqkv }
+    switch kept {
+    case let .rows(lse):
+        withPointers(qkv, o, dO) { QKV, O, DO in
+            dqkv.withUnsafeMutableStorage { G in
+                lse.withUnsafeBufferPointer { L in
+                    let r = Rows(base: UnsafeMutablePointer(mutating: QKV), stride: W)
+                    let g = Rows(base: G.baseAddress!, stride: W)
+                    SegmentAttention.backward(
+                        dOut: Rows(base: UnsafeMutablePointer(mutating: DO), stride: H * D), q: r,
+                        k: r.columns(from: H * D), v: r.columns(from: (H + Hkv) * D),
+                        out: Rows(base: UnsafeMutablePointer(mutating: O), stride: H * D), lse: L.baseAddress!,
+                        dq: g, dk: g.columns(from: H * D), dv: g.columns(from: (H + Hkv) * D), segments: segments,
+                        heads: H, kvHeads: Hkv, headDim: D, causal: causal, threads: threads)
                 }
             }
         }
+    case let .blocks(blocks):
+        let q = columnBlock(qkv, from: 0, width: H * D), k = columnBlock(qkv, from: H * D, width: Hkv * D)
+        let v = columnBlock(qkv, from: (H + Hkv) * D, width: Hkv * D)
+        dqkv.withUnsafeMutableStorage { G in
+            let g = G.baseAddress!
+            SegmentAttention.forEachSegment(segments, threads: threads) { i, _ in
+                let seg = segments[i]
+                let r = blockwiseAttentionBackward(
+                    q: headMajor(q, rows: seg, heads: H, headDim: D),
+                    k: headMajor(k, rows: seg, heads: Hkv, headDim: D),
+                    v: headMajor(v, rows: seg, heads: Hkv, headDim: D), out: blocks[i].out, lse: blocks[i].lse,
+                    dOut: headMajor(dO, rows: seg, heads: H, headDim: D), causal: causal)
+                scatterTokenMajor(r.dq, into: g, width: W, rows: seg)
+                scatterTokenMajor(r.dk, into: g + H * D, width: W, rows: seg)
+                scatterTokenMajor(r.dv, into: g + (H + Hkv) * D, width: W, rows: seg)
+            }
+        }
     }
-    return (dq, dk, dv)
+    return dqkv
 }
 
-/// Runs `body(i)` for every segment index, the segments shared out over `threads` in contiguous groups of
-/// about equal cost (a segment of n rows costs about n² in attention); OpenBLAS runs single-threaded inside.
-func forEachSegment(_ segments: [Range<Int>], threads: Int, _ body: (Int) -> Void) {
-    let cost = segments.map { $0.count * $0.count }, total = cost.reduce(0, +)
-    let parts = min(threads, segments.count, max(1, total / (64 * 64 * 8)))
-    if parts <= 1 {
-        for i in segments.indices { body(i) }
-        return
-    }
-    // Cut the segment list where the running cost passes each part's share.
-    var cuts = [0], running = 0
-    for (i, c) in cost.enumerated() {
-        running += c
-        if cuts.count < parts && running * parts >= total * cuts.count { cuts.append(i + 1) }
-    }
-    while cuts.count <= parts { cuts.append(segments.count) }
-    cuts[parts] = segments.count
-    let bounds = cuts
-    BLAS.use(threads: 1)
-    // nonisolated(unsafe): each part runs its own segments, which write disjoint rows and their own kept slots.
-    nonisolated(unsafe) let disjoint = body
-    DispatchQueue.concurrentPerform(iterations: parts) { p in
-        for i in bounds[p]..<bounds[p + 1] { disjoint(i) }
-    }
+/// q_proj, k_proj and v_proj as one product: their weights stacked by rows ((H + 2·Hkv)·D, C) and their biases
+/// likewise (zeros for a projection without one; nil when none has one).
+func stackedProjections(_ w: [Tensor], _ b: [Tensor?]) -> (Tensor, Tensor?) {
+    let weight = Tensor.concatenate(w, dim: 0)
+    guard b.contains(where: { $0 != nil }) else { return (weight, nil) }
+    return (weight, Tensor.concatenate(zip(w, b).map { $1 ?? Tensor(shape: [$0.shape[0]]) }, dim: 0))
 }
 
 // MARK: - decoder
 
 struct DecoderTape {
     var x: Tensor, n1: Tensor, rstd1: Tensor
-    var q: Tensor, k: Tensor, v: Tensor // q and k rotated; token-major
-    var attn: [(out: Tensor, lse: Tensor)] // per sample, head-major
+    var qkv: Tensor // (T, (H + 2·Hkv)·D), q and k rotated
+    var attn: AttentionKept
     var o: Tensor, x1: Tensor, n2: Tensor, rstd2: Tensor
     var gate: Tensor, up: Tensor, act: Tensor
 }
 
 extension TrainingModel {
+    /// The layer's q_proj, k_proj, v_proj stacked (`stackedProjections`).
+    func qkvProjection(_ q: LinearParameters, _ k: LinearParameters, _ v: LinearParameters) -> (Tensor, Tensor?) {
+        stackedProjections(
+            [self[q.weight], self[k.weight], self[v.weight]],
+            [self[optional: q.bias], self[optional: k.bias], self[optional: v.bias]])
+    }
+
+    /// Splits the stacked projection's gradients back into q_proj's, k_proj's and v_proj's.
+    func accumulateQKV(
+        _ r: (dx: Tensor?, dw: Tensor?, db: Tensor?), _ projections: [LinearParameters], grads: inout Gradients
+    ) {
+        var row = 0
+        for p in projections {
+            let n = self[p.weight].shape[0]
+            if let dw = r.dw { grads.accumulate(p.weight, rowBlock(dw, row..<(row + n))) }
+            if let db = r.db, p.bias != nil { grads.accumulate(p.bias, rowBlock(db, row..<(row + n))) }
+            row += n
+        }
+    }
+
     func decoderLayerForward(
         _ x: Tensor, layer l: Qwen2LayerParameters, cos: Tensor, sin: Tensor, segments: [Range<Int>]
     ) -> (Tensor, DecoderTape) {
         let c = config.text, (H, Hkv, D) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
         let (n1, rstd1) = rmsNormFused(x, weight: self[l.inputLayernorm.weight], eps: c.rmsNormEps)
-        var q = linearForward(n1, self[l.qProj.weight], self[optional: l.qProj.bias])
-        var k = linearForward(n1, self[l.kProj.weight], self[optional: l.kProj.bias])
-        let v = linearForward(n1, self[l.vProj.weight], self[optional: l.vProj.bias])
-        ropeFused(q: &q, k: &k, cos: cos, sin: sin)
+        let (wqkv, bqkv) = qkvProjection(l.qProj, l.kProj, l.vProj)
+        var qkv = linearForward(n1, wqkv, bqkv, threads: threads)
+        qkv.withUnsafeMutableStorage { QKV in // q's heads then k's: H + Hkv blocks of D at the start of each row
+            ropeRows(QKV.baseAddress!, rowStride: (H + 2 * Hkv) * D, heads: H + Hkv, cos: cos, sin: sin, sign: 1)
+        }
         let (o, attn) = attendSegments(
-            q: q, k: k, v: v, segments: segments, heads: H, kvHeads: Hkv, headDim: D, causal: true, threads: threads)
+            qkv: qkv, segments: segments, heads: H, kvHeads: Hkv, headDim: D, causal: true, threads: threads,
+            wholeRows: wholeSegmentRows)
         var x1 = x
-        x1.add(linearForward(o, self[l.oProj.weight], nil))
+        x1.add(linearForward(o, self[l.oProj.weight], nil, threads: threads))
         let (n2, rstd2) = rmsNormFused(x1, weight: self[l.postAttentionLayernorm.weight], eps: c.rmsNormEps)
-        let gate = linearForward(n2, self[l.gateProj.weight], nil), up = linearForward(n2, self[l.upProj.weight], nil)
+        let gate = linearForward(n2, self[l.gateProj.weight], nil, threads: threads),
+            up = linearForward(n2, self[l.upProj.weight], nil, threads: threads)
         let act = swigluFused(gate: gate, up: up)
         var x2 = x1
-        x2.add(linearForward(act, self[l.downProj.weight], nil))
+        x2.add(linearForward(act, self[l.downProj.weight], nil, threads: threads))
         return (
             x2,
             DecoderTape(
-                x: x, n1: n1, rstd1: rstd1, q: q, k: k, v: v, attn: attn, o: o, x1: x1, n2: n2, rstd2: rstd2,
-                gate: gate, up: up, act: act)
+                x: x, n1: n1, rstd1: rstd1, qkv: qkv, attn: attn, o: o, x1: x1, n2: n2, rstd2: rstd2, gate: gate,
+                up: up, act: act)
         )
     }
 
@@ -227,12 +290,14 @@ extension TrainingModel {
     ) -> Tensor {
         let c = config.text, (H, Hkv, D) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
         // MLP: x2 = x1 + down(swiglu(gate(n2), up(n2)))
-        let down = linearBackward(dx2, x: t.act, w: self[l.downProj.weight], bias: false, weights: weights)
+        let down = linearBackward(
+            dx2, x: t.act, w: self[l.downProj.weight], bias: false, weights: weights, threads: threads)
         grads.accumulate(weights ? l.downProj.weight : nil, down.dw)
         var dGate = t.gate, dUp = t.up
         swigluBackwardFused(dOut: down.dx!, gate: &dGate, up: &dUp)
-        let g = linearBackward(dGate, x: t.n2, w: self[l.gateProj.weight], bias: false, weights: weights)
-        let u = linearBackward(dUp, x: t.n2, w: self[l.upProj.weight], bias: false, weights: weights)
+        let g = linearBackward(
+            dGate, x: t.n2, w: self[l.gateProj.weight], bias: false, weights: weights, threads: threads)
+        let u = linearBackward(dUp, x: t.n2, w: self[l.upProj.weight], bias: false, weights: weights, threads: threads)
         grads.accumulate(weights ? l.gateProj.weight : nil, g.dw)
         grads.accumulate(weights ? l.upProj.weight : nil, u.dw)
         var dn2 = g.dx!
@@ -242,24 +307,19 @@ extension TrainingModel {
         if weights { grads.accumulate(l.postAttentionLayernorm.weight, post.dweight) }
         var dx1 = dx2
         dx1.add(post.dx)
-        // Attention: x1 = x + o_proj(attn(rope(q), rope(k), v))
-        let op = linearBackward(dx1, x: t.o, w: self[l.oProj.weight], bias: false, weights: weights)
+        // Attention: x1 = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = n1·W_qkvᵀ + b
+        let op = linearBackward(dx1, x: t.o, w: self[l.oProj.weight], bias: false, weights: weights, threads: threads)
         grads.accumulate(weights ? l.oProj.weight : nil, op.dw)
-        var (dq, dk, dv) = attendSegmentsBackward(
-            op.dx!, q: t.q, k: t.k, v: t.v, kept: t.attn, segments: segments, heads: H, kvHeads: Hkv, headDim: D,
+        var dqkv = attendSegmentsBackward(
+            op.dx!, qkv: t.qkv, o: t.o, kept: t.attn, segments: segments, heads: H, kvHeads: Hkv, headDim: D,
             causal: true, threads: threads)
-        ropeBackwardFused(dq: &dq, dk: &dk, cos: cos, sin: sin)
-        let qb = linearBackward(dq, x: t.n1, w: self[l.qProj.weight], bias: true, weights: weights)
-        let kb = linearBackward(dk, x: t.n1, w: self[l.kProj.weight], bias: true, weights: weights)
-        let vb = linearBackward(dv, x: t.n1, w: self[l.vProj.weight], bias: true, weights: weights)
-        if weights {
-            for (p, r) in [(l.qProj, qb), (l.kProj, kb), (l.vProj, vb)] {
-                grads.accumulate(p.weight, r.dw); grads.accumulate(p.bias, r.db)
-            }
+        dqkv.withUnsafeMutableStorage { G in
+            ropeRows(G.baseAddress!, rowStride: (H + 2 * Hkv) * D, heads: H + Hkv, cos: cos, sin: sin, sign: -1)
         }
-        var dn1 = qb.dx!
-        dn1.add(kb.dx!); dn1.add(vb.dx!)
-        let pre = rmsNormBackwardFused(dy: dn1, x: t.x, weight: self[l.inputLayernorm.weight], rstd: t.rstd1)
+        let (wqkv, _) = qkvProjection(l.qProj, l.kProj, l.vProj)
+        let qkvb = linearBackward(dqkv, x: t.n1, w: wqkv, bias: true, weights: weights, threads: threads)
+        if weights { accumulateQKV(qkvb, [l.qProj, l.kProj, l.vProj], grads: &grads) }
+        let pre = rmsNormBackwardFused(dy: qkvb.dx!, x: t.x, weight: self[l.inputLayernorm.weight], rstd: t.rstd1)
         if weights { grads.accumulate(l.inputLayernorm.weight, pre.dweight) }
         dx1.add(pre.dx)
         return dx1
@@ -270,8 +330,8 @@ extension TrainingModel {
 
 struct VisionLayerTape {
     var x: Tensor, ln1: LayerNormTape, h1: Tensor
-    var q: Tensor, k: Tensor, v: Tensor // token-major (N·P, C)
-    var attn: [(out: Tensor, lse: Tensor)] // per tile
+    var qkv: Tensor // (N·P, 3C)
+    var attn: AttentionKept
     var o: Tensor, x1: Tensor, ln2: LayerNormTape, h2: Tensor, f1: Tensor, a: Tensor
 }
 
@@ -291,7 +351,8 @@ extension TrainingModel {
         let conv = PatchConv2d(weight: self[vp.patchEmbedding], bias: self[vp.patchEmbeddingBias])
         let patches = Tensor.concatenate((0..<n).map { conv.im2col(pixels.row($0)) }, dim: 0)
         let P = patches.shape[0] / n
-        var x = linearForward(patches, self[vp.patchEmbedding].reshaped([C, -1]), self[vp.patchEmbeddingBias])
+        var x = linearForward(
+            patches, self[vp.patchEmbedding].reshaped([C, -1]), self[vp.patchEmbeddingBias], threads: threads)
         let pos = self[vp.positionEmbedding]
         x.withUnsafeMutableStorage { X in
             for i in 0..<X.count { X[i] += pos.storage[i % (P * C)] }
@@ -305,23 +366,23 @@ extension TrainingModel {
             let (h1, ln1) = layerNormForward(
                 x, weight: self[l.layerNorm1.weight], bias: self[l.layerNorm1.bias!], eps: vc.layerNormEps,
                 threads: threads)
-            let q = linearForward(h1, self[l.qProj.weight], self[optional: l.qProj.bias])
-            let k = linearForward(h1, self[l.kProj.weight], self[optional: l.kProj.bias])
-            let v = linearForward(h1, self[l.vProj.weight], self[optional: l.vProj.bias])
+            let (wqkv, bqkv) = qkvProjection(l.qProj, l.kProj, l.vProj)
+            let qkv = linearForward(h1, wqkv, bqkv, threads: threads)
             let (o, attn) = attendSegments(
-                q: q, k: k, v: v, segments: tiles, heads: H, kvHeads: H, headDim: D, causal: false, threads: threads)
+                qkv: qkv, segments: tiles, heads: H, kvHeads: H, headDim: D, causal: false, threads: threads,
+                wholeRows: wholeSegmentRows)
             var x1 = x
-            x1.add(linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias]))
+            x1.add(linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias], threads: threads))
             let (h2, ln2) = layerNormForward(
                 x1, weight: self[l.layerNorm2.weight], bias: self[l.layerNorm2.bias!], eps: vc.layerNormEps,
                 threads: threads)
-            let f1 = linearForward(h2, self[l.fc1.weight], self[optional: l.fc1.bias])
+            let f1 = linearForward(h2, self[l.fc1.weight], self[optional: l.fc1.bias], threads: threads)
             let a = geluTanhForward(f1, threads: threads)
             var x2 = x1
-            x2.add(linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias]))
+            x2.add(linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias], threads: threads))
             layers.append(
                 VisionLayerTape(
-                    x: x, ln1: ln1, h1: h1, q: q, k: k, v: v, attn: attn, o: o, x1: x1, ln2: ln2, h2: h2, f1: f1,
+                    x: x, ln1: ln1, h1: h1, qkv: qkv, attn: attn, o: o, x1: x1, ln2: ln2, h2: h2, f1: f1,
                     a: a))
             x = x2
         }
@@ -335,9 +396,9 @@ extension TrainingModel {
         let shuffled = try! pixelShuffle(x.reshaped([n, P, C])).reshaped([n * P / 4, 4 * C])
         let (sn, sln) = layerNormForward(
             shuffled, weight: self[mp.norm.weight], bias: self[mp.norm.bias!], eps: 1e-5, threads: threads)
-        let m1 = linearForward(sn, self[mp.fc1.weight], self[optional: mp.fc1.bias])
+        let m1 = linearForward(sn, self[mp.fc1.weight], self[optional: mp.fc1.bias], threads: threads)
         let m1a = m1.map(geluErf)
-        let visual = linearForward(m1a, self[mp.fc2.weight], self[optional: mp.fc2.bias])
+        let visual = linearForward(m1a, self[mp.fc2.weight], self[optional: mp.fc2.bias], threads: threads)
         return (
             visual,
             VisionTape(
@@ -352,12 +413,14 @@ extension TrainingModel {
         let vc = config.vision, vp = parameters.visionModel, mp = parameters.mlp1
         let n = tape.tiles, C = vc.hiddenSize, H = vc.numAttentionHeads, D = C / H
         let conn = train.contains(.connector), vis = train.contains(.vision)
-        let f2 = linearBackward(dVisual, x: tape.m1a, w: self[mp.fc2.weight], bias: true, weights: conn)
+        let f2 = linearBackward(
+            dVisual, x: tape.m1a, w: self[mp.fc2.weight], bias: true, weights: conn, threads: threads)
         grads.accumulate(conn ? mp.fc2.weight : nil, f2.dw); grads.accumulate(conn ? mp.fc2.bias : nil, f2.db)
         var dm1 = f2.dx!
         dm1.withUnsafeMutableStorage { G in for i in 0..<G.count { G[i] *= geluErfGrad(tape.m1.storage[i]) } }
         let f1 = linearBackward(
-            dm1, x: tape.shuffledNormed, w: self[mp.fc1.weight], bias: true, weights: conn, input: vis)
+            dm1, x: tape.shuffledNormed, w: self[mp.fc1.weight], bias: true, weights: conn, input: vis, threads: threads
+        )
         grads.accumulate(conn ? mp.fc1.weight : nil, f1.dw); grads.accumulate(conn ? mp.fc1.bias : nil, f1.db)
         guard vis else { return }
         let ln = layerNormBackward(f1.dx!, tape: tape.shuffledLN, weight: self[mp.norm.weight], threads: threads)
@@ -372,27 +435,25 @@ extension TrainingModel {
         let P = tape.patches.shape[0] / n
         let tiles = (0..<n).map { ($0 * P)..<(($0 + 1) * P) }
         for (l, t) in zip(vp.layers.prefix(tape.layers.count), tape.layers).reversed() {
-            let f2 = linearBackward(dx, x: t.a, w: self[l.fc2.weight], bias: true)
+            let f2 = linearBackward(dx, x: t.a, w: self[l.fc2.weight], bias: true, threads: threads)
             grads.accumulate(l.fc2.weight, f2.dw); grads.accumulate(l.fc2.bias, f2.db)
             var df1 = f2.dx!
             geluTanhBackward(&df1, x: t.f1, threads: threads)
-            let f1 = linearBackward(df1, x: t.h2, w: self[l.fc1.weight], bias: true)
+            let f1 = linearBackward(df1, x: t.h2, w: self[l.fc1.weight], bias: true, threads: threads)
             grads.accumulate(l.fc1.weight, f1.dw); grads.accumulate(l.fc1.bias, f1.db)
             let ln2 = layerNormBackward(f1.dx!, tape: t.ln2, weight: self[l.layerNorm2.weight], threads: threads)
             grads.accumulate(l.layerNorm2.weight, ln2.dw); grads.accumulate(l.layerNorm2.bias, ln2.db)
             var dx1 = dx
             dx1.add(ln2.dx)
-            let op = linearBackward(dx1, x: t.o, w: self[l.outProj.weight], bias: true)
+            let op = linearBackward(dx1, x: t.o, w: self[l.outProj.weight], bias: true, threads: threads)
             grads.accumulate(l.outProj.weight, op.dw); grads.accumulate(l.outProj.bias, op.db)
-            let (dq, dk, dv) = attendSegmentsBackward(
-                op.dx!, q: t.q, k: t.k, v: t.v, kept: t.attn, segments: tiles, heads: H, kvHeads: H, headDim: D,
+            let dqkv = attendSegmentsBackward(
+                op.dx!, qkv: t.qkv, o: t.o, kept: t.attn, segments: tiles, heads: H, kvHeads: H, headDim: D,
                 causal: false, threads: threads)
-            var dh1 = Tensor(shape: [n * P, C])
-            for (p, d) in [(l.qProj, dq), (l.kProj, dk), (l.vProj, dv)] {
-                let b = linearBackward(d, x: t.h1, w: self[p.weight], bias: true)
-                grads.accumulate(p.weight, b.dw); grads.accumulate(p.bias, b.db)
-                dh1.add(b.dx!)
-            }
+            let (wqkv, _) = qkvProjection(l.qProj, l.kProj, l.vProj)
+            let qkvb = linearBackward(dqkv, x: t.h1, w: wqkv, bias: true, threads: threads)
+            accumulateQKV(qkvb, [l.qProj, l.kProj, l.vProj], grads: &grads)
+            let dh1 = qkvb.dx!
             let ln1 = layerNormBackward(dh1, tape: t.ln1, weight: self[l.layerNorm1.weight], threads: threads)
             grads.accumulate(l.layerNorm1.weight, ln1.dw); grads.accumulate(l.layerNorm1.bias, ln1.db)
             dx1.add(ln1.dx)
@@ -404,8 +465,10 @@ extension TrainingModel {
             dpos.withUnsafeMutableStorage { Q in for i in 0..<G.count { Q[i % (P * C)] += G[i] } }
         }
         grads.accumulate(vp.positionEmbedding, dpos)
-        grads.accumulate(vp.patchEmbedding, mm(dx, tape.patches, transA: true).reshaped(self[vp.patchEmbedding].shape))
-        grads.accumulate(vp.patchEmbeddingBias, columnSums(dx))
+        grads.accumulate(
+            vp.patchEmbedding,
+            mm(dx, tape.patches, transA: true, threads: threads).reshaped(self[vp.patchEmbedding].shape))
+        grads.accumulate(vp.patchEmbeddingBias, columnSums(dx, threads: threads))
     }
 }
 
@@ -423,8 +486,7 @@ public struct StepResult: Sendable {
 extension DecoderTape {
     var bytes: Int {
         4
-            * ([x, n1, rstd1, q, k, v, o, x1, n2, rstd2, gate, up, act].map(\.count).reduce(0, +)
-                + attn.map { $0.out.count + $0.lse.count }.reduce(0, +))
+            * ([x, n1, rstd1, qkv, o, x1, n2, rstd2, gate, up, act].map(\.count).reduce(0, +) + attn.floats)
     }
 }
 
@@ -434,9 +496,8 @@ extension VisionTape {
             patches.count + shuffledLN.xhat.count + shuffledLN.rstd.count + shuffledNormed.count + m1.count + m1a.count
         n += (post?.xhat.count ?? 0) + (post?.rstd.count ?? 0)
         for t in layers {
-            n += [t.x, t.ln1.xhat, t.h1, t.q, t.k, t.v, t.o, t.x1, t.ln2.xhat, t.h2, t.f1, t.a].map(\.count).reduce(
-                0, +)
-            n += t.ln1.rstd.count + t.ln2.rstd.count + t.attn.map { $0.out.count + $0.lse.count }.reduce(0, +)
+            n += [t.x, t.ln1.xhat, t.h1, t.qkv, t.o, t.x1, t.ln2.xhat, t.h2, t.f1, t.a].map(\.count).reduce(0, +)
+            n += t.ln1.rstd.count + t.ln2.rstd.count + t.attn.floats
         }
         return 4 * n
     }

@@ -1,60 +1,101 @@
 // The small forward/backward pairs training is built from, each with the formula it implements. Matrix products go
-// through sgemm; everything else is a plain loop. The pairs are checked as a whole against PyTorch autograd
+// through sgemm; everything else is a plain loop (split over threads where it is large). The pairs are checked as a whole against PyTorch autograd
 // (Fixtures/train-tiny-random: every parameter's gradient), and the ones chapter 12 already has (RMSNorm, SwiGLU,
 // RoPE, attention, linear + cross-entropy) are taken from FusedKernels rather than written twice.
 import Dispatch
 import Foundation
 import Tensor
 
-/// OpenBLAS threads for a product of m·n·k multiply-adds: one below 4 M (waking the second thread costs more than
-/// it saves on the small matrices of tiny models), else the process's default.
-func productThreads(_ m: Int, _ n: Int, _ k: Int) -> Int { m * n * k < 1 << 22 ? 1 : BLAS.defaultThreads }
+// Threads: every product and loop of the step splits its own rows over `threads` (Dispatch workers), with OpenBLAS
+// held to one thread. One kind of worker only: OpenBLAS's own threads spin (sched_yield) for a while after each
+// product, and on two cores they took the CPU from the step's other threaded loops.
 
-/// C = op(A)·op(B) for rank-2 A and B (row-major), op = identity or transpose.
-func mm(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) -> Tensor {
+/// Parts for a product of m·n·k multiply-adds split by C's m rows: one below 4 M multiply-adds (waking the second
+/// worker costs more than it saves on the small matrices of tiny models) or when there are too few rows to share.
+func productParts(_ m: Int, _ n: Int, _ k: Int, threads: Int) -> Int {
+    m * n * k < 1 << 22 ? 1 : max(1, min(threads, m / 16))
+}
+
+/// C = op(A)·op(B) for rank-2 A and B (row-major), op = identity or transpose; C's rows split over `threads`.
+func mm(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false, threads: Int) -> Tensor {
     let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
     let n = transB ? b.shape[0] : b.shape[1]
     precondition(
         k == (transB ? b.shape[1] : b.shape[0]), "mm: \(a.shape)\(transA ? "ᵀ" : "") · \(b.shape)\(transB ? "ᵀ" : "")")
+    let parts = productParts(m, n, k, threads: threads)
     return Tensor(shape: [m, n]) { c in
         guard m > 0 && n > 0 else { return }
         if k == 0 { c.initialize(repeating: 0); return }
-        BLAS.use(threads: productThreads(m, n, k))
-        a.storage.withUnsafeBufferPointer { A in
-            b.storage.withUnsafeBufferPointer { B in
+        BLAS.use(threads: 1)
+        let cp = c.baseAddress!, lda = a.shape[1], ldb = b.shape[1]
+        withPointers(a, b, b) { A, B, _ in
+            inParallel(m, parts: parts) { _, rows in
+                // C's rows lo..<hi: A's rows (or, transposed, its columns) lo..<hi
+                let ap = transA ? A + rows.lowerBound : A + rows.lowerBound * lda
                 BLAS.sgemm(
-                    transA: transA, transB: transB, m: m, n: n, k: k, a: A.baseAddress!, lda: a.shape[1],
-                    b: B.baseAddress!, ldb: b.shape[1], beta: 0, c: c.baseAddress!, ldc: n)
+                    transA: transA, transB: transB, m: rows.count, n: n, k: k, a: ap, lda: lda, b: B, ldb: ldb,
+                    beta: 0, c: cp + rows.lowerBound * n, ldc: n)
             }
         }
     }
 }
 
-/// y = x·Wᵀ + b for x (T, in), W (out, in).
-func linearForward(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
-    let t = productThreads(x.count / w.shape[1], w.shape[0], w.shape[1])
-    return linear(x, weight: w, bias: b, compute: .fast(threads: t))
+/// y = x·Wᵀ + b for x (T, in), W (out, in); the rows of x split over `threads`, the bias written first and added by
+/// sgemm (β = 1).
+func linearForward(_ x: Tensor, _ w: Tensor, _ b: Tensor?, threads: Int) -> Tensor {
+    let cout = w.shape[0], cin = w.shape[1], t = x.count / max(cin, 1)
+    var shape = x.shape
+    shape[shape.count - 1] = cout
+    let parts = productParts(t, cout, cin, threads: threads)
+    return Tensor(shape: shape) { y in
+        guard t > 0 && cout > 0 else { return }
+        BLAS.use(threads: 1)
+        let yp = y.baseAddress!
+        withPointers(x, w, b ?? w) { X, W, Bv in
+            inParallel(t, parts: parts) { _, rows in
+                let out = yp + rows.lowerBound * cout
+                if b != nil {
+                    for r in 0..<rows.count { (out + r * cout).initialize(from: Bv, count: cout) }
+                }
+                BLAS.sgemm(
+                    transB: true, m: rows.count, n: cout, k: cin, a: X + rows.lowerBound * cin, lda: cin, b: W,
+                    ldb: cin, beta: b == nil ? 0 : 1, c: out, ldc: cout)
+            }
+        }
+    }
 }
 
 /// Backward of y = x·Wᵀ + b: dx = dy·W, dW = dyᵀ·x, db = Σ_t dy. `weights: false` skips dW and db (a frozen layer
 /// still passes its input gradient on); `input: false` skips dx (the first layer of a frozen-below stack).
 func linearBackward(
-    _ dy: Tensor, x: Tensor, w: Tensor, bias: Bool, weights: Bool = true, input: Bool = true
+    _ dy: Tensor, x: Tensor, w: Tensor, bias: Bool, weights: Bool = true, input: Bool = true, threads: Int
 ) -> (dx: Tensor?, dw: Tensor?, db: Tensor?) {
-    let dx = input ? mm(dy, w) : nil
+    let dx = input ? mm(dy, w, threads: threads) : nil
     guard weights else { return (dx, nil, nil) }
-    let dw = mm(dy, x, transA: true)
-    let db = bias ? columnSums(dy) : nil
+    let dw = mm(dy, x, transA: true, threads: threads)
+    let db = bias ? columnSums(dy, threads: threads) : nil
     return (dx, dw, db)
 }
 
-/// Σ over rows of a (T, C) tensor → (C).
-func columnSums(_ x: Tensor) -> Tensor {
+/// Σ over rows of a (T, C) tensor → (C); rows split over `threads`, each part's sums added in part order.
+func columnSums(_ x: Tensor, threads: Int) -> Tensor {
     let c = x.shape[x.rank - 1], t = x.count / max(c, 1)
-    var out = [Float](repeating: 0, count: c)
+    let parts = partCount(t, grain: 1024, threads: threads)
+    var partial = [Float](repeating: 0, count: parts * c)
     x.storage.withUnsafeBufferPointer { X in
-        for r in 0..<t { for j in 0..<c { out[j] += X[r * c + j] } }
+        partial.withUnsafeMutableBufferPointer { P in
+            let xp = X.baseAddress!, pp = P.baseAddress!
+            inParallel(t, parts: parts) { p, rows in
+                let acc = pp + p * c
+                for r in rows {
+                    let row = xp + r * c
+                    for j in 0..<c { acc[j] += row[j] }
+                }
+            }
+        }
     }
+    var out = [Float](repeating: 0, count: c)
+    for p in 0..<parts { for j in 0..<c { out[j] += partial[p * c + j] } }
     return Tensor(shape: [c], storage: out)
 }
 
@@ -230,17 +271,36 @@ func headMajor(_ x: Tensor, rows r: Range<Int>, heads: Int, headDim d: Int) -> T
     }
 }
 
-/// Writes head-major (heads, n, D) into rows `r` of token-major x (T, width = heads·D) at `x`.
-func scatterTokenMajor(_ src: Tensor, into x: UnsafeMutablePointer<Float>, width w: Int, rows r: Range<Int>) {
+/// Writes head-major (heads, n, D) into rows `r` of a token-major buffer at `x` whose rows are `stride` floats apart:
+/// head h of row i to x[i · stride + h·D ..< + D].
+func scatterTokenMajor(_ src: Tensor, into x: UnsafeMutablePointer<Float>, width stride: Int, rows r: Range<Int>) {
     let heads = src.shape[0], n = src.shape[1], d = src.shape[2]
-    precondition(heads * d == w, "scatterTokenMajor: \(src.shape) into rows of \(w)")
+    precondition(heads * d <= stride, "scatterTokenMajor: \(src.shape) into rows of \(stride)")
     src.storage.withUnsafeBufferPointer { S in
         for h in 0..<heads {
             for i in 0..<n {
-                (x + (r.lowerBound + i) * w + h * d).update(from: S.baseAddress! + (h * n + i) * d, count: d)
+                (x + (r.lowerBound + i) * stride + h * d).update(from: S.baseAddress! + (h * n + i) * d, count: d)
             }
         }
     }
+}
+
+/// Columns c ..< c + width of every row of a (T, W) tensor, as a (T, width) tensor.
+func columnBlock(_ x: Tensor, from c: Int, width: Int) -> Tensor {
+    let W = x.shape[1], t = x.shape[0]
+    return Tensor(shape: [t, width]) { out in
+        x.storage.withUnsafeBufferPointer { X in
+            for r in 0..<t { (out.baseAddress! + r * width).initialize(from: X.baseAddress! + r * W + c, count: width) }
+        }
+    }
+}
+
+/// Rows lo ..< hi of a (R, C) tensor.
+func rowBlock(_ x: Tensor, _ rows: Range<Int>) -> Tensor {
+    let c = x.count / max(x.shape[0], 1)
+    return Tensor(
+        shape: [rows.count] + x.shape.dropFirst(),
+        storage: Array(x.storage[(rows.lowerBound * c)..<(rows.upperBound * c)]))
 }
 
 extension Tensor {

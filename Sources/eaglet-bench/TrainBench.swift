@@ -21,6 +21,7 @@ struct TrainBench: ParsableCommand {
     @Flag(help: "Skip PyTorch.") var noTorch = false
 
     func run() throws {
+        reuseFreedTensorMemory(keep: 2 << 30) // as `eaglet train`: each step frees and reallocates its whole tape
         BLAS.setThreads(threads)
         print(machineDescription(blasCore: BLAS.coreName))
         print("CPU vector extensions: \(cpuVectorExtensions())")

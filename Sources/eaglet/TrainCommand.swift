@@ -54,6 +54,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "One JSON line per step on stdout.") var json = false
 
     func run() throws {
+        reuseFreedTensorMemory(keep: 2 << 30) // each step frees and reallocates its whole tape
         try reportingInputErrors {
             var o = TrainOptions()
             o.steps = steps; o.batchSamples = batchSamples; o.lr = lr; o.eps = eps; o.weightDecay = weightDecay

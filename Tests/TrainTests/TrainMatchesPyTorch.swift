@@ -34,10 +34,13 @@ import _TestSupport
 
     static let names = ["text", "packed", "untied", "images"]
 
-    @Test(arguments: names)
-    func stepZeroGradientsEqualAutograd(name: String) throws {
+    /// Both attention paths: every segment held whole (the default), and the blockwise kernels (wholeSegmentRows 0).
+    @Test(arguments: names, [SegmentAttentionPath.whole, .blockwise])
+    func stepZeroGradientsEqualAutograd(name: String, attention: SegmentAttentionPath) throws {
         let c = try TrainMatchesPyTorch.load(name), f = try TrainMatchesPyTorch.fixture()
-        let r = c.model.lossAndGradients(c.batch)
+        var model = c.model
+        if attention == .blockwise { model.wholeSegmentRows = 0 }
+        let r = model.lossAndGradients(c.batch)
         let losses = try #require(c.config["losses"] as? [Double])
         assertClose(
             Tensor(shape: [1], storage: [r.loss]), Tensor(shape: [1], storage: [Float(losses[0])]), .fp32Op,
@@ -104,6 +107,11 @@ import _TestSupport
 /// Compares gradients (or updates) whose scale is arbitrary — the tiny tower's are ~1e-5 — at unit scale: both
 /// divided by the reference's largest magnitude, then the `fp32-block` row, i.e. a normwise relative error of 1e-4
 /// (docs/tolerances.md's definition of "relative").
+enum SegmentAttentionPath: String, CustomTestStringConvertible, Sendable {
+    case whole, blockwise
+    var testDescription: String { rawValue }
+}
+
 func assertCloseAtUnitScale(_ a: Tensor, _ b: Tensor, _ what: String, zeroBelow: Float = 0) {
     let s = b.storage.map(abs).max() ?? 0
     guard s > zeroBelow else {
