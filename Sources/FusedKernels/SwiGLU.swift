@@ -13,7 +13,10 @@
 // * fused MLP: keeps only g, u (the forward's saved activations) and one (T, I) buffer that holds a,
 //   then — once dWd is taken — is reused for da; the fused activation backward overwrites g, u with
 //   dg, du. Three (T, I) buffers instead of nine.
-// Not here: bias, tensor parallelism, threads over rows (the matmuls use OpenBLAS's threads).
+// The fused activation and its backward use the vectorised `fastExp` and may split the elements over `threads`
+// (training's step passes its own; the default is one).
+// Not here: bias, tensor parallelism.
+import Dispatch
 import Foundation
 import Tensor
 
@@ -41,25 +44,33 @@ public func swigluBackwardNaive(dOut: Tensor, gate: Tensor, up: Tensor) -> (dGat
     return (dGate, dUp)
 }
 
-/// silu(gate) · up in one loop.
-public func swigluFused(gate: Tensor, up: Tensor) -> Tensor {
+/// silu(gate) · up in one loop, the elements split over `threads`.
+public func swigluFused(gate: Tensor, up: Tensor, threads: Int = 1) -> Tensor {
     precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) vs up \(up.shape)")
     return withPtr(gate) { G in
         withPtr(up) { U in
-            makeTensor(gate.shape) { A in swigluForwardKernel(G, U, A, gate.count) }
+            makeTensor(gate.shape) { A in
+                forEachChunk(gate.count, threads: threads) { r in
+                    swigluForwardKernel(G + r.lowerBound, U + r.lowerBound, A + r.lowerBound, r.count)
+                }
+            }
         }
     }
 }
 
-/// In-place fused backward: overwrites `gate` with dgate and `up` with dup, recomputing σ(gate).
-public func swigluBackwardFused(dOut: Tensor, gate: inout Tensor, up: inout Tensor) {
+/// In-place fused backward: overwrites `gate` with dgate and `up` with dup, recomputing σ(gate); the elements split
+/// over `threads`.
+public func swigluBackwardFused(dOut: Tensor, gate: inout Tensor, up: inout Tensor, threads: Int = 1) {
     precondition(
         gate.shape == up.shape && dOut.shape == gate.shape,
         "swiglu backward: shapes \(dOut.shape), \(gate.shape), \(up.shape)")
     withPtr(dOut) { D in
         gate.withUnsafeMutableStorage { G in
             up.withUnsafeMutableStorage { U in
-                swigluBackwardKernel(D, G.baseAddress!, U.baseAddress!, G.count)
+                let g = G.baseAddress!, u = U.baseAddress!
+                forEachChunk(G.count, threads: threads) { r in
+                    swigluBackwardKernel(D + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+                }
             }
         }
     }
@@ -69,7 +80,7 @@ public func swigluBackwardFused(dOut: Tensor, gate: inout Tensor, up: inout Tens
 func swigluForwardKernel(
     _ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ n: Int
 ) {
-    for i in 0..<n { let x = g[i]; a[i] = x / (1 + exp(-x)) * u[i] }
+    for i in 0..<n { let x = g[i]; a[i] = x / (1 + fastExp(-x)) * u[i] }
 }
 
 /// da → (dg, du) written over (g, u).
@@ -78,10 +89,19 @@ func swigluBackwardKernel(
     _ da: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ u: UnsafeMutablePointer<Float>, _ n: Int
 ) {
     for i in 0..<n {
-        let x = g[i], sg = 1 / (1 + exp(-x)), d = da[i]
+        let x = g[i], sg = 1 / (1 + fastExp(-x)), d = da[i]
         g[i] = d * u[i] * sg * (1 + x * (1 - sg))
         u[i] = d * x * sg
     }
+}
+
+/// Runs `body` on `threads` contiguous chunks of 0..<n concurrently (one chunk below 64 K elements, or one thread).
+func forEachChunk(_ n: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+    let parts = max(1, min(threads, n / (1 << 16)))
+    if parts == 1 { body(0..<n); return }
+    // nonisolated(unsafe): each chunk reads and writes only its own elements.
+    nonisolated(unsafe) let disjoint = body
+    DispatchQueue.concurrentPerform(iterations: parts) { p in disjoint((n * p / parts)..<(n * (p + 1) / parts)) }
 }
 
 /// Output and all gradients of the MLP for one upstream gradient dy.

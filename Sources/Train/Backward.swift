@@ -267,14 +267,14 @@ extension TrainingModel {
         let (o, attn) = attendSegments(
             qkv: qkv, segments: segments, heads: H, kvHeads: Hkv, headDim: D, causal: true, threads: threads,
             wholeRows: wholeSegmentRows)
-        var x1 = x
-        x1.add(linearForward(o, self[l.oProj.weight], nil, threads: threads))
+        var x1 = linearForward(o, self[l.oProj.weight], nil, threads: threads) // + x below: no copy of x
+        x1.add(x)
         let (n2, rstd2) = rmsNormFused(x1, weight: self[l.postAttentionLayernorm.weight], eps: c.rmsNormEps)
         let gate = linearForward(n2, self[l.gateProj.weight], nil, threads: threads),
             up = linearForward(n2, self[l.upProj.weight], nil, threads: threads)
-        let act = swigluFused(gate: gate, up: up)
-        var x2 = x1
-        x2.add(linearForward(act, self[l.downProj.weight], nil, threads: threads))
+        let act = swigluFused(gate: gate, up: up, threads: threads)
+        var x2 = linearForward(act, self[l.downProj.weight], nil, threads: threads)
+        x2.add(x1)
         return (
             x2,
             DecoderTape(
@@ -294,7 +294,7 @@ extension TrainingModel {
             dx2, x: t.act, w: self[l.downProj.weight], bias: false, weights: weights, threads: threads)
         grads.accumulate(weights ? l.downProj.weight : nil, down.dw)
         var dGate = t.gate, dUp = t.up
-        swigluBackwardFused(dOut: down.dx!, gate: &dGate, up: &dUp)
+        swigluBackwardFused(dOut: down.dx!, gate: &dGate, up: &dUp, threads: threads)
         let g = linearBackward(
             dGate, x: t.n2, w: self[l.gateProj.weight], bias: false, weights: weights, threads: threads)
         let u = linearBackward(dUp, x: t.n2, w: self[l.upProj.weight], bias: false, weights: weights, threads: threads)
@@ -371,15 +371,15 @@ extension TrainingModel {
             let (o, attn) = attendSegments(
                 qkv: qkv, segments: tiles, heads: H, kvHeads: H, headDim: D, causal: false, threads: threads,
                 wholeRows: wholeSegmentRows)
-            var x1 = x
-            x1.add(linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias], threads: threads))
+            var x1 = linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias], threads: threads)
+            x1.add(x)
             let (h2, ln2) = layerNormForward(
                 x1, weight: self[l.layerNorm2.weight], bias: self[l.layerNorm2.bias!], eps: vc.layerNormEps,
                 threads: threads)
             let f1 = linearForward(h2, self[l.fc1.weight], self[optional: l.fc1.bias], threads: threads)
             let a = geluTanhForward(f1, threads: threads)
-            var x2 = x1
-            x2.add(linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias], threads: threads))
+            var x2 = linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias], threads: threads)
+            x2.add(x1)
             layers.append(
                 VisionLayerTape(
                     x: x, ln1: ln1, h1: h1, qkv: qkv, attn: attn, o: o, x1: x1, ln2: ln2, h2: h2, f1: f1,

@@ -38,7 +38,7 @@ enum SegmentAttention {
         let scale = 1 / Float(D).squareRoot(), rep = H / Hkv
         forEachSegment(segments, threads: threads) { i, scratch in
             let n = segments[i].count, lo = segments[i].lowerBound
-            let s = scratch.allocate(n * n)
+            let s = scratch.allocate(n * n + n)
             for h in 0..<H {
                 let g = h / rep
                 let qh = q.base + lo * q.stride + h * D, kg = k.base + lo * k.stride + g * D
@@ -46,19 +46,25 @@ enum SegmentAttention {
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(D), scale, qh,
                     Int32(q.stride), kg, Int32(k.stride), 0, s, Int32(n))
+                // e^(S − m) unnormalised; O's rows are divided by their sums after the product (n·D divisions
+                // instead of n²)
+                let sums = s + n * n
                 for r in 0..<n {
                     let row = s + r * n, visible = causal ? r + 1 : n
-                    var m = -Float.infinity
-                    for j in 0..<visible { m = max(m, row[j]) }
+                    let m = SegmentAttention.rowMax(row, visible)
                     let sum = expInPlaceAndSum(row, visible, minus: m)
-                    let inv = 1 / sum
-                    for j in 0..<visible { row[j] *= inv }
                     if visible < n { for j in visible..<n { row[j] = 0 } }
+                    sums[r] = sum
                     lse[(lo + r) * H + h] = m + log(sum)
                 }
+                let oh = out.base + lo * out.stride + h * D
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(D), Int32(n), 1, s, Int32(n), vg,
-                    Int32(v.stride), 0, out.base + lo * out.stride + h * D, Int32(out.stride))
+                    Int32(v.stride), 0, oh, Int32(out.stride))
+                for r in 0..<n {
+                    let o = oh + r * out.stride, inv = 1 / sums[r]
+                    for c in 0..<D { o[c] *= inv }
+                }
             }
         }
     }
@@ -142,6 +148,20 @@ enum SegmentAttention {
             let scratch = Scratch()
             for i in bounds[p]..<bounds[p + 1] { disjoint(i, scratch) }
         }
+    }
+
+    /// max of row[0 ..< n] (−∞ for n = 0), with 16 lanes.
+    @inline(__always)
+    static func rowMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD16<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 16 <= n {
+            acc = pointwiseMax(acc, UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self))
+            j += 16
+        }
+        var m = acc.max()
+        while j < n { m = max(m, row[j]); j += 1 }
+        return m
     }
 
     /// A growing float buffer owned by one thread.

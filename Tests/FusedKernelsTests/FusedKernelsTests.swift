@@ -151,6 +151,14 @@ import _TestSupport
         var gg = g, uu = u
         swigluBackwardFused(dOut: da, gate: &gg, up: &uu)
         assertClose(gg, sb.dGate, .fp32Op, "dgate"); assertClose(uu, sb.dUp, .fp32Op, "dup")
+        // Split over two threads (large enough to split: 2 × 64 K elements and more), the same elements.
+        let g2 = Tensor.seeded([300, 500], seed: 9, scale: 6), u2 = Tensor.seeded([300, 500], seed: 10)
+        let da2 = Tensor.seeded([300, 500], seed: 11)
+        assertClose(swigluFused(gate: g2, up: u2, threads: 2), swigluNaive(gate: g2, up: u2), .fp32Op, "swiglu, 2")
+        let sb2 = swigluBackwardNaive(dOut: da2, gate: g2, up: u2)
+        var g3 = g2, u3 = u2
+        swigluBackwardFused(dOut: da2, gate: &g3, up: &u3, threads: 2)
+        assertClose(g3, sb2.dGate, .fp32Op, "dgate, 2"); assertClose(u3, sb2.dUp, .fp32Op, "dup, 2")
     }
 
     @Test func fusedLinearCrossEntropyMatchesNaiveAndUsesLessMemory() {
