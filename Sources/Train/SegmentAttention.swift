@@ -150,16 +150,17 @@ enum SegmentAttention {
         }
     }
 
-    /// max of row[0 ..< n] (−∞ for n = 0), with 16 lanes.
+    /// max of row[0 ..< n] (−∞ for n = 0), with four independent running maxima (one chain would wait on each
+    /// compare; `pointwiseMax` on SIMD16 compiled to lane-by-lane compares through the stack, a tenth of the step).
     @inline(__always)
     static func rowMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD16<Float>(repeating: -.infinity)
+        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
         var j = 0
-        while j + 16 <= n {
-            acc = pointwiseMax(acc, UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self))
-            j += 16
+        while j + 4 <= n {
+            m0 = max(m0, row[j]); m1 = max(m1, row[j + 1]); m2 = max(m2, row[j + 2]); m3 = max(m3, row[j + 3])
+            j += 4
         }
-        var m = acc.max()
+        var m = max(max(m0, m1), max(m2, m3))
         while j < n { m = max(m, row[j]); j += 1 }
         return m
     }
