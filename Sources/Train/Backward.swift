@@ -283,9 +283,10 @@ extension TrainingModel {
         )
     }
 
-    /// dx from dx2, adding the layer's weight gradients into `grads` when `weights`.
+    /// dx from dx2, adding the layer's weight gradients into `grads` when `weights`. Takes the tape (its gate and up
+    /// become dgate and dup in place).
     func decoderLayerBackward(
-        _ dx2: Tensor, tape t: DecoderTape, layer l: Qwen2LayerParameters, cos: Tensor, sin: Tensor,
+        _ dx2: Tensor, tape t: consuming DecoderTape, layer l: Qwen2LayerParameters, cos: Tensor, sin: Tensor,
         segments: [Range<Int>], weights: Bool, grads: inout Gradients
     ) -> Tensor {
         let c = config.text, (H, Hkv, D) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
@@ -293,7 +294,8 @@ extension TrainingModel {
         let down = linearBackward(
             dx2, x: t.act, w: self[l.downProj.weight], bias: false, weights: weights, threads: threads)
         grads.accumulate(weights ? l.downProj.weight : nil, down.dw)
-        var dGate = t.gate, dUp = t.up
+        var dGate = Tensor(shape: [0]), dUp = Tensor(shape: [0])
+        swap(&dGate, &t.gate); swap(&dUp, &t.up) // moved out of the tape, not copied
         swigluBackwardFused(dOut: down.dx!, gate: &dGate, up: &dUp, threads: threads)
         let g = linearBackward(
             dGate, x: t.n2, w: self[l.gateProj.weight], bias: false, weights: weights, threads: threads)
@@ -435,17 +437,16 @@ extension TrainingModel {
         let P = tape.patches.shape[0] / n
         let tiles = (0..<n).map { ($0 * P)..<(($0 + 1) * P) }
         for (l, t) in zip(vp.layers.prefix(tape.layers.count), tape.layers).reversed() {
-            let f2 = linearBackward(dx, x: t.a, w: self[l.fc2.weight], bias: true, threads: threads)
+            var f2 = linearBackward(dx, x: t.a, w: self[l.fc2.weight], bias: true, threads: threads)
             grads.accumulate(l.fc2.weight, f2.dw); grads.accumulate(l.fc2.bias, f2.db)
-            var df1 = f2.dx!
+            var df1 = f2.dx.take()! // moved out, not copied: the GELU backward scales it in place
             geluTanhBackward(&df1, x: t.f1, threads: threads)
             let f1 = linearBackward(df1, x: t.h2, w: self[l.fc1.weight], bias: true, threads: threads)
             grads.accumulate(l.fc1.weight, f1.dw); grads.accumulate(l.fc1.bias, f1.db)
             let ln2 = layerNormBackward(f1.dx!, tape: t.ln2, weight: self[l.layerNorm2.weight], threads: threads)
             grads.accumulate(l.layerNorm2.weight, ln2.dw); grads.accumulate(l.layerNorm2.bias, ln2.db)
-            var dx1 = dx
-            dx1.add(ln2.dx)
-            let op = linearBackward(dx1, x: t.o, w: self[l.outProj.weight], bias: true, threads: threads)
+            dx.add(ln2.dx) // dx1 = dx + ln2's, in dx's buffer
+            let op = linearBackward(dx, x: t.o, w: self[l.outProj.weight], bias: true, threads: threads)
             grads.accumulate(l.outProj.weight, op.dw); grads.accumulate(l.outProj.bias, op.db)
             let dqkv = attendSegmentsBackward(
                 op.dx!, qkv: t.qkv, o: t.o, kept: t.attn, segments: tiles, heads: H, kvHeads: H, headDim: D,
@@ -456,8 +457,7 @@ extension TrainingModel {
             let dh1 = qkvb.dx!
             let ln1 = layerNormBackward(dh1, tape: t.ln1, weight: self[l.layerNorm1.weight], threads: threads)
             grads.accumulate(l.layerNorm1.weight, ln1.dw); grads.accumulate(l.layerNorm1.bias, ln1.db)
-            dx1.add(ln1.dx)
-            dx = dx1
+            dx.add(ln1.dx)
         }
         // Embeddings: x0 = im2col(pixels)·W_patchᵀ + b + position table (the same table for every tile).
         var dpos = Tensor(shape: [P, C])
@@ -553,9 +553,9 @@ extension TrainingModel {
         let fin = rmsNormBackwardFused(dy: lce.gradInput, x: x, weight: self[lp.norm.weight], rstd: rstd)
         if language { grads.accumulate(lp.norm.weight, fin.dweight) }
         var dx = fin.dx
-        for (l, tape) in zip(lp.layers, tapes).reversed() {
+        for l in lp.layers.reversed() {
             dx = decoderLayerBackward(
-                dx, tape: tape, layer: l, cos: cos, sin: sin, segments: segments, weights: language, grads: &grads)
+                dx, tape: tapes.removeLast(), layer: l, cos: cos, sin: sin, segments: segments, weights: language, grads: &grads)
         }
         // Embedding rows (not the spliced ones) and the visual tokens.
         if language {

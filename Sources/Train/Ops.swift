@@ -120,11 +120,8 @@ func layerNormForward(
                     inParallel(t, parts: partCount(t, grain: 256, threads: threads)) { _, rows in
                         for r in rows {
                             let xr = X + r * c, hr = XH + r * c, yr = Y + r * c
-                            var mean: Float = 0
-                            for j in 0..<c { mean += xr[j] }
-                            mean /= Float(c)
-                            var v: Float = 0
-                            for j in 0..<c { let d = xr[j] - mean; v += d * d }
+                            let mean = rowSum(c) { xr[$0] } / Float(c)
+                            let v = rowSum(c) { let d = xr[$0] - mean; return d * d }
                             let s = 1 / (v / Float(c) + eps).squareRoot()
                             R[r] = s
                             for j in 0..<c {
@@ -158,13 +155,9 @@ func layerNormBackward(
                         let dw = P + p * 2 * c, db = dw + c
                         for r in rows {
                             let g0 = DY + r * c, h = XH + r * c, o = DX + r * c
-                            var mg: Float = 0, mgx: Float = 0
-                            for j in 0..<c {
-                                let g = g0[j] * W[j]
-                                mg += g; mgx += g * h[j]
-                                dw[j] += g0[j] * h[j]; db[j] += g0[j]
-                            }
-                            mg /= Float(c); mgx /= Float(c)
+                            for j in 0..<c { dw[j] += g0[j] * h[j]; db[j] += g0[j] }
+                            let mg = rowSum(c) { g0[$0] * W[$0] } / Float(c)
+                            let mgx = rowSum(c) { g0[$0] * W[$0] * h[$0] } / Float(c)
                             let s = R[r]
                             for j in 0..<c { o[j] = s * (g0[j] * W[j] - mg - h[j] * mgx) }
                         }
@@ -178,6 +171,23 @@ func layerNormBackward(
         for j in 0..<c { dw[j] += partial[p * 2 * c + j]; db[j] += partial[p * 2 * c + c + j] }
     }
     return (dx, Tensor(shape: [c], storage: dw), Tensor(shape: [c], storage: db))
+}
+
+/// Σ_{j < n} term(j) with eight running sums (one chain would wait on each add; the order differs from a plain
+/// loop's by rounding only).
+@inline(__always)
+func rowSum(_ n: Int, _ term: (Int) -> Float) -> Float {
+    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0, s4: Float = 0, s5: Float = 0, s6: Float = 0
+    var s7: Float = 0
+    var j = 0
+    while j + 8 <= n {
+        s0 += term(j); s1 += term(j + 1); s2 += term(j + 2); s3 += term(j + 3)
+        s4 += term(j + 4); s5 += term(j + 5); s6 += term(j + 6); s7 += term(j + 7)
+        j += 8
+    }
+    var s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while j < n { s += term(j); j += 1 }
+    return s
 }
 
 /// d/dx of gelu_tanh(x) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³):
