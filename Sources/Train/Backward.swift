@@ -555,7 +555,8 @@ extension TrainingModel {
         var dx = fin.dx
         for l in lp.layers.reversed() {
             dx = decoderLayerBackward(
-                dx, tape: tapes.removeLast(), layer: l, cos: cos, sin: sin, segments: segments, weights: language, grads: &grads)
+                dx, tape: tapes.removeLast(), layer: l, cos: cos, sin: sin, segments: segments, weights: language,
+                grads: &grads)
         }
         // Embedding rows (not the spliced ones) and the visual tokens.
         if language {

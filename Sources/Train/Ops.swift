@@ -121,7 +121,9 @@ func layerNormForward(
                         for r in rows {
                             let xr = X + r * c, hr = XH + r * c, yr = Y + r * c
                             let mean = rowSum(c) { xr[$0] } / Float(c)
-                            let v = rowSum(c) { let d = xr[$0] - mean; return d * d }
+                            let v = rowSum(c) {
+                                let d = xr[$0] - mean; return d * d
+                            }
                             let s = 1 / (v / Float(c) + eps).squareRoot()
                             R[r] = s
                             for j in 0..<c {
