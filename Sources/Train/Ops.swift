@@ -213,17 +213,18 @@ func geluErfGrad(_ x: Float) -> Float {
 /// gelu_tanh of every element, as x·σ(2u) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³), with the vectorised
 /// `fastExp` (about 1e-7 relative to libm's tanh), split over `threads`: the vision MLP's activation.
 func geluTanhForward(_ f: Tensor, threads: Int) -> Tensor {
-    var out = f
-    out.withUnsafeMutableStorage { Yb in
-        let y = Yb.baseAddress!
-        inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 14, threads: threads)) { _, r in
-            for i in r {
-                let x = y[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-                y[i] = x / (1 + fastExp(-2 * u))
+    Tensor(shape: f.shape, overwrittenBy: { Yb in
+        guard let y = Yb.baseAddress else { return }
+        f.storage.withUnsafeBufferPointer { Fb in
+            let fp = Fb.baseAddress!
+            inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 14, threads: threads)) { _, r in
+                for i in r {
+                    let x = fp[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+                    y[i] = x / (1 + fastExp(-2 * u))
+                }
             }
         }
-    }
-    return out
+    })
 }
 
 /// g ← g · gelu_tanh'(x) elementwise, with s = σ(2u) = ½(1 + tanh u) and 1 − tanh²u = 4s(1 − s):
