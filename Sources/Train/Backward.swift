@@ -286,7 +286,7 @@ extension TrainingModel {
     /// dx from dx2, adding the layer's weight gradients into `grads` when `weights`. Takes the tape (its gate and up
     /// become dgate and dup in place).
     func decoderLayerBackward(
-        _ dx2: Tensor, tape t: consuming DecoderTape, layer l: Qwen2LayerParameters, cos: Tensor, sin: Tensor,
+        _ dx2: consuming Tensor, tape t: consuming DecoderTape, layer l: Qwen2LayerParameters, cos: Tensor, sin: Tensor,
         segments: [Range<Int>], weights: Bool, grads: inout Gradients
     ) -> Tensor {
         let c = config.text, (H, Hkv, D) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
@@ -297,12 +297,12 @@ extension TrainingModel {
         var dGate = Tensor(shape: [0]), dUp = Tensor(shape: [0])
         swap(&dGate, &t.gate); swap(&dUp, &t.up) // moved out of the tape, not copied
         swigluBackwardFused(dOut: down.dx!, gate: &dGate, up: &dUp, threads: threads)
-        let g = linearBackward(
+        var g = linearBackward(
             dGate, x: t.n2, w: self[l.gateProj.weight], bias: false, weights: weights, threads: threads)
         let u = linearBackward(dUp, x: t.n2, w: self[l.upProj.weight], bias: false, weights: weights, threads: threads)
         grads.accumulate(weights ? l.gateProj.weight : nil, g.dw)
         grads.accumulate(weights ? l.upProj.weight : nil, u.dw)
-        var dn2 = g.dx!
+        var dn2 = g.dx.take()!
         dn2.add(u.dx!)
         let post = rmsNormBackwardFused(
             dy: dn2, x: t.x1, weight: self[l.postAttentionLayernorm.weight], rstd: t.rstd2)
@@ -399,7 +399,7 @@ extension TrainingModel {
         let (sn, sln) = layerNormForward(
             shuffled, weight: self[mp.norm.weight], bias: self[mp.norm.bias!], eps: 1e-5, threads: threads)
         let m1 = linearForward(sn, self[mp.fc1.weight], self[optional: mp.fc1.bias], threads: threads)
-        let m1a = m1.map(geluErf)
+        let m1a = geluErfForward(m1, threads: threads)
         let visual = linearForward(m1a, self[mp.fc2.weight], self[optional: mp.fc2.bias], threads: threads)
         return (
             visual,
@@ -415,11 +415,11 @@ extension TrainingModel {
         let vc = config.vision, vp = parameters.visionModel, mp = parameters.mlp1
         let n = tape.tiles, C = vc.hiddenSize, H = vc.numAttentionHeads, D = C / H
         let conn = train.contains(.connector), vis = train.contains(.vision)
-        let f2 = linearBackward(
+        var f2 = linearBackward(
             dVisual, x: tape.m1a, w: self[mp.fc2.weight], bias: true, weights: conn, threads: threads)
         grads.accumulate(conn ? mp.fc2.weight : nil, f2.dw); grads.accumulate(conn ? mp.fc2.bias : nil, f2.db)
-        var dm1 = f2.dx!
-        dm1.withUnsafeMutableStorage { G in for i in 0..<G.count { G[i] *= geluErfGrad(tape.m1.storage[i]) } }
+        var dm1 = f2.dx.take()!
+        geluErfBackward(&dm1, x: tape.m1, threads: threads)
         let f1 = linearBackward(
             dm1, x: tape.shuffledNormed, w: self[mp.fc1.weight], bias: true, weights: conn, input: vis, threads: threads
         )

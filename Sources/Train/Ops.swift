@@ -175,6 +175,33 @@ func layerNormBackward(
     return (dx, Tensor(shape: [c], storage: dw), Tensor(shape: [c], storage: db))
 }
 
+/// gelu(x) = x·Φ(x) of every element (`geluErf`, mlp1's activation), split over `threads`.
+func geluErfForward(_ x: Tensor, threads: Int) -> Tensor {
+    Tensor(
+        shape: x.shape,
+        overwrittenBy: { Yb in
+            guard let y = Yb.baseAddress else { return }
+            x.storage.withUnsafeBufferPointer { Xb in
+                let xp = Xb.baseAddress!
+                inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 12, threads: threads)) { _, r in
+                    for i in r { y[i] = geluErf(xp[i]) }
+                }
+            }
+        })
+}
+
+/// g ← g · gelu'(x) elementwise (`geluErfGrad`), split over `threads`.
+func geluErfBackward(_ g: inout Tensor, x: Tensor, threads: Int) {
+    x.storage.withUnsafeBufferPointer { Xb in
+        g.withUnsafeMutableStorage { Gb in
+            let xp = Xb.baseAddress!, gp = Gb.baseAddress!
+            inParallel(Gb.count, parts: partCount(Gb.count, grain: 1 << 12, threads: threads)) { _, r in
+                for i in r { gp[i] *= geluErfGrad(xp[i]) }
+            }
+        }
+    }
+}
+
 /// Σ_{j < n} term(j) with eight running sums (one chain would wait on each add; the order differs from a plain
 /// loop's by rounding only).
 @inline(__always)
@@ -213,18 +240,20 @@ func geluErfGrad(_ x: Float) -> Float {
 /// gelu_tanh of every element, as x·σ(2u) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³), with the vectorised
 /// `fastExp` (about 1e-7 relative to libm's tanh), split over `threads`: the vision MLP's activation.
 func geluTanhForward(_ f: Tensor, threads: Int) -> Tensor {
-    Tensor(shape: f.shape, overwrittenBy: { Yb in
-        guard let y = Yb.baseAddress else { return }
-        f.storage.withUnsafeBufferPointer { Fb in
-            let fp = Fb.baseAddress!
-            inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 14, threads: threads)) { _, r in
-                for i in r {
-                    let x = fp[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-                    y[i] = x / (1 + fastExp(-2 * u))
+    Tensor(
+        shape: f.shape,
+        overwrittenBy: { Yb in
+            guard let y = Yb.baseAddress else { return }
+            f.storage.withUnsafeBufferPointer { Fb in
+                let fp = Fb.baseAddress!
+                inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 14, threads: threads)) { _, r in
+                    for i in r {
+                        let x = fp[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+                        y[i] = x / (1 + fastExp(-2 * u))
+                    }
                 }
             }
-        }
-    })
+        })
 }
 
 /// g ← g · gelu_tanh'(x) elementwise, with s = σ(2u) = ½(1 + tanh u) and 1 − tanh²u = 4s(1 − s):
