@@ -111,32 +111,38 @@ func layerNormForward(
     _ x: Tensor, weight w: Tensor, bias b: Tensor, eps: Float, threads: Int
 ) -> (Tensor, LayerNormTape) {
     let c = x.shape[x.rank - 1], t = x.count / c
-    var xhat = Tensor(shape: x.shape), y = Tensor(shape: x.shape), rstd = [Float](repeating: 0, count: t)
-    withPointers(x, w, b) { X, W, B in
-        xhat.withUnsafeMutableStorage { XHb in
-            y.withUnsafeMutableStorage { Yb in
-                rstd.withUnsafeMutableBufferPointer { Rb in
-                    let XH = XHb.baseAddress!, Y = Yb.baseAddress!, R = Rb.baseAddress!
-                    inParallel(t, parts: partCount(t, grain: 256, threads: threads)) { _, rows in
-                        for r in rows {
-                            let xr = X + r * c, hr = XH + r * c, yr = Y + r * c
-                            let mean = rowSum(c) { xr[$0] } / Float(c)
-                            let v = rowSum(c) {
-                                let d = xr[$0] - mean; return d * d
-                            }
-                            let s = 1 / (v / Float(c) + eps).squareRoot()
-                            R[r] = s
-                            for j in 0..<c {
-                                let h = (xr[j] - mean) * s
-                                hr[j] = h
-                                yr[j] = h * W[j] + B[j]
+    var xhat = Tensor(shape: [0]), rstd = [Float](repeating: 0, count: t)
+    // y and x̂ are written in full row by row: neither is zeroed first
+    let y = Tensor(
+        shape: x.shape,
+        overwrittenBy: { Yb in
+            xhat = Tensor(
+                shape: x.shape,
+                overwrittenBy: { XHb in
+                    guard t > 0 else { return }
+                    withPointers(x, w, b) { X, W, B in
+                        rstd.withUnsafeMutableBufferPointer { Rb in
+                            let XH = XHb.baseAddress!, Y = Yb.baseAddress!, R = Rb.baseAddress!
+                            inParallel(t, parts: partCount(t, grain: 256, threads: threads)) { _, rows in
+                                for r in rows {
+                                    let xr = X + r * c, hr = XH + r * c, yr = Y + r * c
+                                    let mean = rowSum(c) { xr[$0] } / Float(c)
+                                    let v = rowSum(c) {
+                                        let d = xr[$0] - mean; return d * d
+                                    }
+                                    let s = 1 / (v / Float(c) + eps).squareRoot()
+                                    R[r] = s
+                                    for j in 0..<c {
+                                        let h = (xr[j] - mean) * s
+                                        hr[j] = h
+                                        yr[j] = h * W[j] + B[j]
+                                    }
+                                }
                             }
                         }
                     }
-                }
-            }
-        }
-    }
+                })
+        })
     return (y, LayerNormTape(xhat: xhat, rstd: rstd))
 }
 
