@@ -268,13 +268,13 @@ extension TrainingModel {
             qkv: qkv, segments: segments, heads: H, kvHeads: Hkv, headDim: D, causal: true, threads: threads,
             wholeRows: wholeSegmentRows)
         var x1 = linearForward(o, self[l.oProj.weight], nil, threads: threads) // + x below: no copy of x
-        x1.add(x)
+        x1.add(x, threads: threads)
         let (n2, rstd2) = rmsNormFused(x1, weight: self[l.postAttentionLayernorm.weight], eps: c.rmsNormEps)
         let gate = linearForward(n2, self[l.gateProj.weight], nil, threads: threads),
             up = linearForward(n2, self[l.upProj.weight], nil, threads: threads)
         let act = swigluFused(gate: gate, up: up, threads: threads)
         var x2 = linearForward(act, self[l.downProj.weight], nil, threads: threads)
-        x2.add(x1)
+        x2.add(x1, threads: threads)
         return (
             x2,
             DecoderTape(
@@ -303,12 +303,12 @@ extension TrainingModel {
         grads.accumulate(weights ? l.gateProj.weight : nil, g.dw)
         grads.accumulate(weights ? l.upProj.weight : nil, u.dw)
         var dn2 = g.dx.take()!
-        dn2.add(u.dx!)
+        dn2.add(u.dx!, threads: threads)
         let post = rmsNormBackwardFused(
             dy: dn2, x: t.x1, weight: self[l.postAttentionLayernorm.weight], rstd: t.rstd2)
         if weights { grads.accumulate(l.postAttentionLayernorm.weight, post.dweight) }
         var dx1 = dx2
-        dx1.add(post.dx)
+        dx1.add(post.dx, threads: threads)
         // Attention: x1 = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = n1·W_qkvᵀ + b
         let op = linearBackward(dx1, x: t.o, w: self[l.oProj.weight], bias: false, weights: weights, threads: threads)
         grads.accumulate(weights ? l.oProj.weight : nil, op.dw)
@@ -323,7 +323,7 @@ extension TrainingModel {
         if weights { accumulateQKV(qkvb, [l.qProj, l.kProj, l.vProj], grads: &grads) }
         let pre = rmsNormBackwardFused(dy: qkvb.dx!, x: t.x, weight: self[l.inputLayernorm.weight], rstd: t.rstd1)
         if weights { grads.accumulate(l.inputLayernorm.weight, pre.dweight) }
-        dx1.add(pre.dx)
+        dx1.add(pre.dx, threads: threads)
         return dx1
     }
 }
@@ -356,9 +356,7 @@ extension TrainingModel {
         var x = linearForward(
             patches, self[vp.patchEmbedding].reshaped([C, -1]), self[vp.patchEmbeddingBias], threads: threads)
         let pos = self[vp.positionEmbedding]
-        x.withUnsafeMutableStorage { X in
-            for i in 0..<X.count { X[i] += pos.storage[i % (P * C)] }
-        }
+        x.addToEveryBlock(pos)
         let depth =
             config.selectLayer == -1
             ? vc.numHiddenLayers : (config.selectLayer + vc.numHiddenLayers + 1) % (vc.numHiddenLayers + 1)
@@ -374,14 +372,14 @@ extension TrainingModel {
                 qkv: qkv, segments: tiles, heads: H, kvHeads: H, headDim: D, causal: false, threads: threads,
                 wholeRows: wholeSegmentRows)
             var x1 = linearForward(o, self[l.outProj.weight], self[optional: l.outProj.bias], threads: threads)
-            x1.add(x)
+            x1.add(x, threads: threads)
             let (h2, ln2) = layerNormForward(
                 x1, weight: self[l.layerNorm2.weight], bias: self[l.layerNorm2.bias!], eps: vc.layerNormEps,
                 threads: threads)
             let f1 = linearForward(h2, self[l.fc1.weight], self[optional: l.fc1.bias], threads: threads)
             let a = geluTanhForward(f1, threads: threads)
             var x2 = linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias], threads: threads)
-            x2.add(x1)
+            x2.add(x1, threads: threads)
             layers.append(
                 VisionLayerTape(
                     x: x, ln1: ln1, h1: h1, qkv: qkv, attn: attn, o: o, x1: x1, ln2: ln2, h2: h2, f1: f1,
@@ -445,7 +443,7 @@ extension TrainingModel {
             grads.accumulate(l.fc1.weight, f1.dw); grads.accumulate(l.fc1.bias, f1.db)
             let ln2 = layerNormBackward(f1.dx!, tape: t.ln2, weight: self[l.layerNorm2.weight], threads: threads)
             grads.accumulate(l.layerNorm2.weight, ln2.dw); grads.accumulate(l.layerNorm2.bias, ln2.db)
-            dx.add(ln2.dx) // dx1 = dx + ln2's, in dx's buffer
+            dx.add(ln2.dx, threads: threads) // dx1 = dx + ln2's, in dx's buffer
             let op = linearBackward(dx, x: t.o, w: self[l.outProj.weight], bias: true, threads: threads)
             grads.accumulate(l.outProj.weight, op.dw); grads.accumulate(l.outProj.bias, op.db)
             let dqkv = attendSegmentsBackward(
@@ -457,14 +455,10 @@ extension TrainingModel {
             let dh1 = qkvb.dx!
             let ln1 = layerNormBackward(dh1, tape: t.ln1, weight: self[l.layerNorm1.weight], threads: threads)
             grads.accumulate(l.layerNorm1.weight, ln1.dw); grads.accumulate(l.layerNorm1.bias, ln1.db)
-            dx.add(ln1.dx)
+            dx.add(ln1.dx, threads: threads)
         }
         // Embeddings: x0 = im2col(pixels)·W_patchᵀ + b + position table (the same table for every tile).
-        var dpos = Tensor(shape: [P, C])
-        dx.storage.withUnsafeBufferPointer { G in
-            dpos.withUnsafeMutableStorage { Q in for i in 0..<G.count { Q[i % (P * C)] += G[i] } }
-        }
-        grads.accumulate(vp.positionEmbedding, dpos)
+        grads.accumulate(vp.positionEmbedding, dx.sumOfBlocks(shaped: self[vp.positionEmbedding].shape))
         grads.accumulate(
             vp.patchEmbedding,
             mm(dx, tape.patches, transA: true, threads: threads).reshaped(self[vp.patchEmbedding].shape))

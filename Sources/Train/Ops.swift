@@ -352,11 +352,50 @@ func rowBlock(_ x: Tensor, _ rows: Range<Int>) -> Tensor {
 }
 
 extension Tensor {
-    /// self += other, elementwise (same count).
-    mutating func add(_ other: Tensor) {
+    /// self += other, elementwise (same count), split over `threads`.
+    mutating func add(_ other: Tensor, threads: Int = 1) {
         precondition(count == other.count, "add: \(shape) vs \(other.shape)")
-        withUnsafeMutableStorage { A in
-            other.storage.withUnsafeBufferPointer { B in for i in 0..<A.count { A[i] += B[i] } }
+        withUnsafeMutableStorage { Ab in
+            other.storage.withUnsafeBufferPointer { Bb in
+                guard let a = Ab.baseAddress, let b = Bb.baseAddress else { return }
+                inParallel(Ab.count, parts: partCount(Ab.count, grain: 1 << 16, threads: threads)) { _, r in
+                    for i in r { a[i] += b[i] }
+                }
+            }
         }
+    }
+
+    /// Adds `table` (R, C) to every block of R rows of this (N·R, C) tensor: the tower's position table added to
+    /// every tile.
+    mutating func addToEveryBlock(_ table: Tensor) {
+        let n = table.count
+        precondition(n > 0 && count % n == 0, "addToEveryBlock: \(shape) vs \(table.shape)")
+        withUnsafeMutableStorage { Ab in
+            table.storage.withUnsafeBufferPointer { Tb in
+                let a = Ab.baseAddress!, t = Tb.baseAddress!
+                for block in 0..<(Ab.count / n) {
+                    let row = a + block * n
+                    for j in 0..<n { row[j] += t[j] }
+                }
+            }
+        }
+    }
+
+    /// The sum of this (N·R, C) tensor's N blocks of R rows, as (R, C) shaped like `block`: the gradient of a table
+    /// added to every block.
+    func sumOfBlocks(shaped block: [Int]) -> Tensor {
+        let n = Tensor.elementCount(block)
+        precondition(n > 0 && count % n == 0, "sumOfBlocks: \(shape) vs \(block)")
+        var out = Tensor(shape: block)
+        out.withUnsafeMutableStorage { Ob in
+            storage.withUnsafeBufferPointer { Sb in
+                let o = Ob.baseAddress!, s = Sb.baseAddress!
+                for blockIndex in 0..<(Sb.count / n) {
+                    let row = s + blockIndex * n
+                    for j in 0..<n { o[j] += row[j] }
+                }
+            }
+        }
+        return out
     }
 }
