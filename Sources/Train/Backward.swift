@@ -377,7 +377,7 @@ extension TrainingModel {
                 x1, weight: self[l.layerNorm2.weight], bias: self[l.layerNorm2.bias!], eps: vc.layerNormEps,
                 threads: threads)
             let f1 = linearForward(h2, self[l.fc1.weight], self[optional: l.fc1.bias], threads: threads)
-            let a = geluTanhForward(f1, threads: threads)
+            let a = mapElements(f1, GeluTanh.self, grain: 1 << 14, threads: threads)
             var x2 = linearForward(a, self[l.fc2.weight], self[optional: l.fc2.bias], threads: threads)
             x2.add(x1, threads: threads)
             layers.append(
@@ -397,7 +397,7 @@ extension TrainingModel {
         let (sn, sln) = layerNormForward(
             shuffled, weight: self[mp.norm.weight], bias: self[mp.norm.bias!], eps: 1e-5, threads: threads)
         let m1 = linearForward(sn, self[mp.fc1.weight], self[optional: mp.fc1.bias], threads: threads)
-        let m1a = geluErfForward(m1, threads: threads)
+        let m1a = mapElements(m1, GeluErf.self, grain: 1 << 12, threads: threads)
         let visual = linearForward(m1a, self[mp.fc2.weight], self[optional: mp.fc2.bias], threads: threads)
         return (
             visual,
@@ -417,7 +417,7 @@ extension TrainingModel {
             dVisual, x: tape.m1a, w: self[mp.fc2.weight], bias: true, weights: conn, threads: threads)
         grads.accumulate(conn ? mp.fc2.weight : nil, f2.dw); grads.accumulate(conn ? mp.fc2.bias : nil, f2.db)
         var dm1 = f2.dx.take()!
-        geluErfBackward(&dm1, x: tape.m1, threads: threads)
+        scaleElements(&dm1, by: tape.m1, GeluErfGrad.self, grain: 1 << 12, threads: threads)
         let f1 = linearBackward(
             dm1, x: tape.shuffledNormed, w: self[mp.fc1.weight], bias: true, weights: conn, input: vis, threads: threads
         )
@@ -438,7 +438,7 @@ extension TrainingModel {
             var f2 = linearBackward(dx, x: t.a, w: self[l.fc2.weight], bias: true, threads: threads)
             grads.accumulate(l.fc2.weight, f2.dw); grads.accumulate(l.fc2.bias, f2.db)
             var df1 = f2.dx.take()! // moved out, not copied: the GELU backward scales it in place
-            geluTanhBackward(&df1, x: t.f1, threads: threads)
+            scaleElements(&df1, by: t.f1, GeluTanhGrad.self, grain: 1 << 14, threads: threads)
             let f1 = linearBackward(df1, x: t.h2, w: self[l.fc1.weight], bias: true, threads: threads)
             grads.accumulate(l.fc1.weight, f1.dw); grads.accumulate(l.fc1.bias, f1.db)
             let ln2 = layerNormBackward(f1.dx!, tape: t.ln2, weight: self[l.layerNorm2.weight], threads: threads)

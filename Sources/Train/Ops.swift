@@ -181,33 +181,6 @@ func layerNormBackward(
     return (dx, Tensor(shape: [c], storage: dw), Tensor(shape: [c], storage: db))
 }
 
-/// gelu(x) = x·Φ(x) of every element (`geluErf`, mlp1's activation), split over `threads`.
-func geluErfForward(_ x: Tensor, threads: Int) -> Tensor {
-    Tensor(
-        shape: x.shape,
-        overwrittenBy: { Yb in
-            guard let y = Yb.baseAddress else { return }
-            x.storage.withUnsafeBufferPointer { Xb in
-                let xp = Xb.baseAddress!
-                inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 12, threads: threads)) { _, r in
-                    for i in r { y[i] = geluErf(xp[i]) }
-                }
-            }
-        })
-}
-
-/// g ← g · gelu'(x) elementwise (`geluErfGrad`), split over `threads`.
-func geluErfBackward(_ g: inout Tensor, x: Tensor, threads: Int) {
-    x.storage.withUnsafeBufferPointer { Xb in
-        g.withUnsafeMutableStorage { Gb in
-            let xp = Xb.baseAddress!, gp = Gb.baseAddress!
-            inParallel(Gb.count, parts: partCount(Gb.count, grain: 1 << 12, threads: threads)) { _, r in
-                for i in r { gp[i] *= geluErfGrad(xp[i]) }
-            }
-        }
-    }
-}
-
 /// Σ_{j < n} term(j) with eight running sums (one chain would wait on each add; the order differs from a plain
 /// loop's by rounding only).
 @inline(__always)
@@ -243,40 +216,68 @@ func geluErfGrad(_ x: Float) -> Float {
     return phi + x * pdf
 }
 
-/// gelu_tanh of every element, as x·σ(2u) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³), with the vectorised
-/// `fastExp` (about 1e-7 relative to libm's tanh), split over `threads`: the vision MLP's activation.
-func geluTanhForward(_ f: Tensor, threads: Int) -> Tensor {
+/// A function of one float applied to every element (`mapElements`) or whose value scales a gradient
+/// (`scaleElements`); a type rather than a closure so that each use is specialised and its loop vectorised.
+protocol ElementFunction {
+    static func apply(_ x: Float) -> Float
+}
+
+/// F(x) of every element of x, split over `threads`.
+func mapElements<F: ElementFunction>(_ x: Tensor, _: F.Type, grain: Int, threads: Int) -> Tensor {
     Tensor(
-        shape: f.shape,
+        shape: x.shape,
         overwrittenBy: { Yb in
             guard let y = Yb.baseAddress else { return }
-            f.storage.withUnsafeBufferPointer { Fb in
-                let fp = Fb.baseAddress!
-                inParallel(Yb.count, parts: partCount(Yb.count, grain: 1 << 14, threads: threads)) { _, r in
-                    for i in r {
-                        let x = fp[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-                        y[i] = x / (1 + fastExp(-2 * u))
-                    }
+            x.storage.withUnsafeBufferPointer { Xb in
+                let xp = Xb.baseAddress!
+                inParallel(Yb.count, parts: partCount(Yb.count, grain: grain, threads: threads)) { _, r in
+                    for i in r { y[i] = F.apply(xp[i]) }
                 }
             }
         })
 }
 
-/// g ← g · gelu_tanh'(x) elementwise, with s = σ(2u) = ½(1 + tanh u) and 1 − tanh²u = 4s(1 − s):
-/// gelu_tanh'(x) = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²) (`geluTanhGrad`'s formula, vectorised).
-func geluTanhBackward(_ g: inout Tensor, x: Tensor, threads: Int) {
-    let k: Float = 0.7978845608028654, a: Float = 0.044715
+/// g[i] ← g[i] · F(x[i]) for every element, split over `threads`: an activation's backward.
+func scaleElements<F: ElementFunction>(_ g: inout Tensor, by x: Tensor, _: F.Type, grain: Int, threads: Int) {
+    precondition(g.count == x.count, "scaleElements: \(g.shape) vs \(x.shape)")
     x.storage.withUnsafeBufferPointer { Xb in
         g.withUnsafeMutableStorage { Gb in
-            let X = Xb.baseAddress!, G = Gb.baseAddress!
-            inParallel(Gb.count, parts: partCount(Gb.count, grain: 1 << 14, threads: threads)) { _, r in
-                for i in r {
-                    let v = X[i], v2 = v * v
-                    let s = 1 / (1 + fastExp(-2 * k * (v + a * v2 * v)))
-                    G[i] *= s + 2 * v * s * (1 - s) * k * (1 + 3 * a * v2)
-                }
+            guard let xp = Xb.baseAddress, let gp = Gb.baseAddress else { return }
+            inParallel(Gb.count, parts: partCount(Gb.count, grain: grain, threads: threads)) { _, r in
+                for i in r { gp[i] *= F.apply(xp[i]) }
             }
         }
+    }
+}
+
+/// gelu(x) = x·Φ(x) (`geluErf`, mlp1's activation).
+enum GeluErf: ElementFunction {
+    static func apply(_ x: Float) -> Float { geluErf(x) }
+}
+
+/// gelu'(x) (`geluErfGrad`).
+enum GeluErfGrad: ElementFunction {
+    static func apply(_ x: Float) -> Float { geluErfGrad(x) }
+}
+
+/// gelu_tanh(x) = x·σ(2u) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³), with the vectorised `fastExp` (about 1e-7
+/// relative to libm's tanh): the vision MLP's activation.
+enum GeluTanh: ElementFunction {
+    @inline(__always)
+    static func apply(_ x: Float) -> Float {
+        let u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+        return x / (1 + fastExp(-2 * u))
+    }
+}
+
+/// gelu_tanh'(x) with s = σ(2u) = ½(1 + tanh u) and 1 − tanh²u = 4s(1 − s):
+/// s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²) (`geluTanhGrad`'s formula, vectorised).
+enum GeluTanhGrad: ElementFunction {
+    @inline(__always)
+    static func apply(_ v: Float) -> Float {
+        let k: Float = 0.7978845608028654, a: Float = 0.044715
+        let v2 = v * v, s = 1 / (1 + fastExp(-2 * k * (v + a * v2 * v)))
+        return s + 2 * v * s * (1 - s) * k * (1 + 3 * a * v2)
     }
 }
 
