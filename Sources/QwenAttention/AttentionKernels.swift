@@ -175,8 +175,7 @@ public func blockwiseAttentionKernel(
                                     let visible =
                                         causal ? min(cols, max(0, offsets.query + q0 + i - offsets.key - k0 + 1)) : cols
                                     if visible < cols { for j in visible..<cols { row[j] = 0 } }
-                                    var mx = M[i]
-                                    for j in 0..<visible { mx = max(mx, row[j]) }
+                                    let mx = max(M[i], rowMax(row, visible))
                                     if mx == -.infinity { // nothing visible yet in this row
                                         for j in 0..<visible { row[j] = 0 }
                                         continue
@@ -216,19 +215,4 @@ public func blockwiseAttentionKernel(
             }
         }
     }
-}
-
-/// row[j] ← e^(row[j] − m) for j < n, with `fastExp` (a loop LLVM vectorises), and their sum (16 partial sums).
-@inlinable
-public func expInPlaceAndSum(_ row: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
-    for j in 0..<n { row[j] = fastExp(row[j] - m) }
-    var acc = SIMD16<Float>(repeating: 0)
-    var j = 0
-    while j + 16 <= n {
-        acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
-        j += 16
-    }
-    var s = acc.sum()
-    while j < n { s += row[j]; j += 1 }
-    return s
 }

@@ -24,24 +24,7 @@ public func fastGelu(_ x: Float) -> Float {
 /// Softmax of `count` floats at `row`, in place: y_i = e^(x_i − max) / Σ e^(x_j − max).
 @inline(__always)
 func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ count: Int) {
-    // max with eight independent accumulators (a single chain would serialise on latency)
-    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
-    var i = 0
-    while i + 8 <= count {
-        m0 = Swift.max(m0, row[i]); m1 = Swift.max(m1, row[i + 1]); m2 = Swift.max(m2, row[i + 2]);
-        m3 = Swift.max(m3, row[i + 3])
-        m4 = Swift.max(m4, row[i + 4]); m5 = Swift.max(m5, row[i + 5]); m6 = Swift.max(m6, row[i + 6]);
-        m7 = Swift.max(m7, row[i + 7])
-        i += 8
-    }
-    var m = Swift.max(Swift.max(Swift.max(m0, m1), Swift.max(m2, m3)), Swift.max(Swift.max(m4, m5), Swift.max(m6, m7)))
-    while i < count { m = Swift.max(m, row[i]); i += 1 }
-    for j in 0..<count { row[j] = fastExp(row[j] - m) }
-    var acc = SIMD16<Float>(repeating: 0)
-    i = 0
-    while i + 16 <= count { acc += UnsafeRawPointer(row + i).loadUnaligned(as: SIMD16<Float>.self); i += 16 }
-    var s = acc.sum()
-    while i < count { s += row[i]; i += 1 }
+    let s = expInPlaceAndSum(row, count, minus: rowMax(row, count))
     let inv = 1 / s
     for j in 0..<count { row[j] *= inv }
 }

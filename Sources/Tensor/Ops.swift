@@ -96,6 +96,40 @@ public func fastExp(_ x: Float) -> Float {
     return er * Float(bitPattern: bits)
 }
 
+/// max of row[0 ..< n] (−∞ for n = 0), with eight independent running maxima (one chain would wait on each
+/// compare; `pointwiseMax` on SIMD16 compiles to lane-by-lane compares through the stack). Exact: the order of a max
+/// does not matter.
+@inlinable @inline(__always)
+public func rowMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
+    var j = 0
+    while j + 8 <= n {
+        m0 = Swift.max(m0, row[j]); m1 = Swift.max(m1, row[j + 1]); m2 = Swift.max(m2, row[j + 2])
+        m3 = Swift.max(m3, row[j + 3]); m4 = Swift.max(m4, row[j + 4]); m5 = Swift.max(m5, row[j + 5])
+        m6 = Swift.max(m6, row[j + 6]); m7 = Swift.max(m7, row[j + 7])
+        j += 8
+    }
+    var m = Swift.max(Swift.max(Swift.max(m0, m1), Swift.max(m2, m3)), Swift.max(Swift.max(m4, m5), Swift.max(m6, m7)))
+    while j < n { m = Swift.max(m, row[j]); j += 1 }
+    return m
+}
+
+/// row[j] ← e^(row[j] − m) for j < n, with `fastExp` (a loop LLVM vectorises), and their sum (16 partial sums):
+/// the exponentials of a softmax row.
+@inlinable
+public func expInPlaceAndSum(_ row: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
+    for j in 0..<n { row[j] = fastExp(row[j] - m) }
+    var acc = SIMD16<Float>(repeating: 0)
+    var j = 0
+    while j + 16 <= n {
+        acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
+        j += 16
+    }
+    var s = acc.sum()
+    while j < n { s += row[j]; j += 1 }
+    return s
+}
+
 // MARK: - Reductions over the last dimension
 
 extension Tensor {

@@ -198,17 +198,6 @@ func rowSum(_ n: Int, _ term: (Int) -> Float) -> Float {
     return s
 }
 
-/// d/dx of gelu_tanh(x) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³):
-/// ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²).
-func geluTanhGrad(_ x: Float) -> Float {
-    let k: Float = 0.7978845608028654, a: Float = 0.044715
-    let x2: Float = x * x
-    let th: Float = tanh(k * (x + a * x2 * x))
-    let left: Float = 0.5 * (1 + th)
-    let right: Float = 0.5 * x * (1 - th * th) * k * (1 + 3 * a * x2)
-    return left + right
-}
-
 /// d/dx of gelu(x) = x·Φ(x): Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
 func geluErfGrad(_ x: Float) -> Float {
     let phi: Float = 0.5 * (1 + erf(x / Float(2).squareRoot()))
@@ -270,8 +259,8 @@ enum GeluTanh: ElementFunction {
     }
 }
 
-/// gelu_tanh'(x) with s = σ(2u) = ½(1 + tanh u) and 1 − tanh²u = 4s(1 − s):
-/// s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²) (`geluTanhGrad`'s formula, vectorised).
+/// gelu_tanh'(x) = ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²), written with s = σ(2u) = ½(1 + tanh u)
+/// and 1 − tanh²u = 4s(1 − s) as s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²), so that it vectorises.
 enum GeluTanhGrad: ElementFunction {
     @inline(__always)
     static func apply(_ v: Float) -> Float {

@@ -51,7 +51,7 @@ enum SegmentAttention {
                 let sums = s + n * n
                 for r in 0..<n {
                     let row = s + r * n, visible = causal ? r + 1 : n
-                    let m = SegmentAttention.rowMax(row, visible)
+                    let m = rowMax(row, visible)
                     let sum = expInPlaceAndSum(row, visible, minus: m)
                     if visible < n { for j in visible..<n { row[j] = 0 } }
                     sums[r] = sum
@@ -148,21 +148,6 @@ enum SegmentAttention {
             let scratch = Scratch()
             for i in bounds[p]..<bounds[p + 1] { disjoint(i, scratch) }
         }
-    }
-
-    /// max of row[0 ..< n] (−∞ for n = 0), with four independent running maxima (one chain would wait on each
-    /// compare; `pointwiseMax` on SIMD16 compiled to lane-by-lane compares through the stack, a tenth of the step).
-    @inline(__always)
-    static func rowMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
-        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
-        var j = 0
-        while j + 4 <= n {
-            m0 = max(m0, row[j]); m1 = max(m1, row[j + 1]); m2 = max(m2, row[j + 2]); m3 = max(m3, row[j + 3])
-            j += 4
-        }
-        var m = max(max(m0, m1), max(m2, m3))
-        while j < n { m = max(m, row[j]); j += 1 }
-        return m
     }
 
     /// A growing float buffer owned by one thread.
