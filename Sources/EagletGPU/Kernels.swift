@@ -34,6 +34,24 @@ public enum GPUKernels {
     }
 }
 
+/// The CUDA text of a block-wide sum called `name`, shared by the fp32 and the bf16 NVRTC modules (each module is
+/// compiled on its own, so each carries a copy under its own name; the text is written once, here).
+func blockSum(named name: String) -> String {
+    """
+    __device__ float \(name)(float v, float* scratch) {
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) scratch[warp] = v;
+        __syncthreads();
+        int warps = blockDim.x >> 5;
+        v = lane < warps ? scratch[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        return v;
+    }
+    """
+}
+
 enum KernelSource {
     static let module = "eaglet"
 
@@ -43,17 +61,7 @@ enum KernelSource {
         extern "C" {
 
         // Sum (or max) over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread gets it.
-        __device__ float block_sum(float v, float* scratch) {
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-            __syncthreads();
-            if (lane == 0) scratch[warp] = v;
-            __syncthreads();
-            int warps = blockDim.x >> 5;
-            v = lane < warps ? scratch[lane] : 0.0f;
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            return v;
-        }
+        \#(blockSum(named: "block_sum"))
 
         __device__ float block_max(float v, float* scratch) {
             for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));

@@ -410,17 +410,7 @@ enum KernelSourceBF16 {
 
         extern "C" {
 
-        __device__ float block_sum_bf(float v, float* scratch) {
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-            __syncthreads();
-            if (lane == 0) scratch[warp] = v;
-            __syncthreads();
-            int warps = blockDim.x >> 5;
-            v = lane < warps ? scratch[lane] : 0.0f;
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            return v;
-        }
+        \#(blockSum(named: "block_sum_bf"))
 
         // y = x / sqrt(mean(x²) + eps) · w, one block per row of C; statistics in fp32, w fp32.
         __global__ void rms_norm_bf16(const bf16* x, const float* w, bf16* y, int C, float eps) {
