@@ -3,60 +3,27 @@
 //
 // What it is: y = x·Wᵀ + b for x (T, C_in). Several tokens (prefill) go through `cblas_sgemm`. One token
 // (decode) is a matrix-vector product that reads every weight exactly once, so its speed is the memory
-// bandwidth: `gemvRows` splits the rows over the BLAS thread count and streams the rows in order with
-// SIMD accumulators (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark compares them).
+// bandwidth: `gemvRows` splits the rows over the threads and streams them two at a time, prefetching the next
+// pair (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark compares them).
 // `Compute.reference` is Tensor's triple-loop `linear`. `callAsFunction(_:addingTo:)` adds the product to a
 // residual through sgemm's β = 1. A BF16 weight (`Linear.Weight.bf16`, read in place from the mapped checkpoint)
 // goes through `gemvRowsBF16` for one token and through sgemm on widened 256-row panels for more.
-// What it is not: quantised or fused; LoRA.
+// What it is not: fused; LoRA.
 import _CBLAS
 import _CKernels
 import Dispatch
 import Tensor
 
 /// y[r] = β·y[r] + Σ_c W[r, c]·x[c] for r in 0..<rows; W row-major (rows, cols), read once, in place.
-/// Rows are split into `threads` contiguous ranges run concurrently.
+/// Rows are split into `threads` contiguous ranges run concurrently, each through `eaglet_gemv_f32` (two rows a
+/// step with the next pair prefetched, AVX-512 or AVX2 chosen at run time; its plain C loop is the reference twin).
 public func gemvRows(
     _ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafePointer<Float>,
     y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int
 ) {
-    // One row at a time, so the weights are read as one sequential stream (the hardware prefetcher's
-    // best case; interleaving several rows was measured slower). Four SIMD8 accumulators hide the
-    // latency of the adds; x (C_in floats) stays in L1.
-    @inline(__always) func dot1(_ r: Int) {
-        let wr = UnsafeRawPointer(w + r * cols), xr = UnsafeRawPointer(x)
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-        var c = 0
-        while c &+ 32 <= cols {
-            let o = c &* 4
-            a0 +=
-                wr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                * xr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            a1 +=
-                wr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self)
-                * xr.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self)
-            a2 +=
-                wr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self)
-                * xr.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD8<Float>.self)
-            a3 +=
-                wr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self)
-                * xr.loadUnaligned(fromByteOffset: o &+ 96, as: SIMD8<Float>.self)
-            c &+= 32
-        }
-        while c &+ 8 <= cols {
-            a0 +=
-                wr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self)
-                * xr.loadUnaligned(fromByteOffset: c &* 4, as: SIMD8<Float>.self)
-            c &+= 8
-        }
-        var s = ((a0 + a1) + (a2 + a3)).sum()
-        while c < cols { s += w[r * cols + c] * x[c]; c += 1 }
-        if accumulate { y[r] += s } else { y[r] = s }
+    forEachRowRange(rows: rows, threads: threads) { lo, hi in
+        eaglet_gemv_f32(w + lo * cols, hi - lo, cols, x, y + lo, accumulate ? 1 : 0)
     }
-    func range(_ lo: Int, _ hi: Int) {
-        for r in lo..<hi { dot1(r) }
-    }
-    forEachRowRange(rows: rows, threads: threads, range)
 }
 
 /// Splits rows 0 ..< `rows` into at most `threads` contiguous ranges of at least 64 rows, cut on multiples of

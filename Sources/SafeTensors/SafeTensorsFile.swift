@@ -51,6 +51,7 @@ final class MappedFile: @unchecked Sendable {
         guard let p, p != MAP_FAILED else {
             throw SafeTensorsError.cannotOpen(file: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
+        _ = madvise(p, size, Int32(MADV_HUGEPAGE))
         base = UnsafeRawPointer(p)
     }
 

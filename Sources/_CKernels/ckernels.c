@@ -35,25 +35,66 @@ static inline __m256 widen8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+// Decode's BF16 gemv reads every weight once, so its speed is how well the memory system streams the rows. One row
+// at a time left the hardware prefetcher a single stream that restarts at every 4 KiB page (71 % of a plain streaming
+// read, 2 threads, measured in a C harness on a Xeon with AVX-512); so the vector paths take two rows at a time and,
+// while they read columns c .. c+31 of rows r and r+1, ask for the same columns of rows r+2 and r+3 with a software
+// prefetch: one cache line per row and step, exactly the rate they are consumed, one row pair ahead (96 %).
+#define EAGLET_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+
+__attribute__((target("avx2,fma")))
+static inline float hsum256(__m256 a) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
 __attribute__((target("avx2,fma")))
 static void gemv_avx2(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
-    for (long r = 0; r < rows; r++) {
-        const uint16_t *wr = w + r * cols;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    long r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const uint16_t *w0 = w + r * cols, *w1 = w0 + cols;
+        const uint16_t *next = r + 4 <= rows ? w1 + cols : NULL; // rows r+2 and r+3, prefetched
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         long c = 0;
         for (; c + 32 <= cols; c += 32) {
-            a0 = _mm256_fmadd_ps(widen8(wr + c), _mm256_loadu_ps(x + c), a0);
-            a1 = _mm256_fmadd_ps(widen8(wr + c + 8), _mm256_loadu_ps(x + c + 8), a1);
-            a2 = _mm256_fmadd_ps(widen8(wr + c + 16), _mm256_loadu_ps(x + c + 16), a2);
-            a3 = _mm256_fmadd_ps(widen8(wr + c + 24), _mm256_loadu_ps(x + c + 24), a3);
+            if (next) {
+                EAGLET_PREFETCH(next + c);
+                EAGLET_PREFETCH(next + cols + c);
+            }
+            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+            __m256 x2 = _mm256_loadu_ps(x + c + 16), x3 = _mm256_loadu_ps(x + c + 24);
+            a0 = _mm256_fmadd_ps(widen8(w0 + c), x0, a0);
+            a1 = _mm256_fmadd_ps(widen8(w0 + c + 8), x1, a1);
+            a2 = _mm256_fmadd_ps(widen8(w0 + c + 16), x2, a2);
+            a3 = _mm256_fmadd_ps(widen8(w0 + c + 24), x3, a3);
+            b0 = _mm256_fmadd_ps(widen8(w1 + c), x0, b0);
+            b1 = _mm256_fmadd_ps(widen8(w1 + c + 8), x1, b1);
+            b2 = _mm256_fmadd_ps(widen8(w1 + c + 16), x2, b2);
+            b3 = _mm256_fmadd_ps(widen8(w1 + c + 24), x3, b3);
         }
-        for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(widen8(wr + c), _mm256_loadu_ps(x + c), a0);
-        __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        float s = _mm_cvtss_f32(h);
-        for (; c < cols; c++) s += widen(wr[c]) * x[c];
+        for (; c + 8 <= cols; c += 8) {
+            __m256 x0 = _mm256_loadu_ps(x + c);
+            a0 = _mm256_fmadd_ps(widen8(w0 + c), x0, a0);
+            b0 = _mm256_fmadd_ps(widen8(w1 + c), x0, b0);
+        }
+        float s0 = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float s1 = hsum256(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
+        for (; c < cols; c++) {
+            s0 += widen(w0[c]) * x[c];
+            s1 += widen(w1[c]) * x[c];
+        }
+        y[r] = accumulate ? y[r] + s0 : s0;
+        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
+    }
+    if (r < rows) { // an odd last row
+        const uint16_t *w0 = w + r * cols;
+        __m256 a0 = _mm256_setzero_ps();
+        long c = 0;
+        for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(widen8(w0 + c), _mm256_loadu_ps(x + c), a0);
+        float s = hsum256(a0);
+        for (; c < cols; c++) s += widen(w0[c]) * x[c];
         y[r] = accumulate ? y[r] + s : s;
     }
 }
@@ -73,19 +114,43 @@ static inline __m512 widen16(const uint16_t *p) {
 
 __attribute__((target("avx512f,avx512bw")))
 static void gemv_avx512(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
-    for (long r = 0; r < rows; r++) {
-        const uint16_t *wr = w + r * cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    long r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const uint16_t *w0 = w + r * cols, *w1 = w0 + cols;
+        const uint16_t *next = r + 4 <= rows ? w1 + cols : NULL; // rows r+2 and r+3, prefetched
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
         long c = 0;
-        for (; c + 64 <= cols; c += 64) {
-            a0 = _mm512_fmadd_ps(widen16(wr + c), _mm512_loadu_ps(x + c), a0);
-            a1 = _mm512_fmadd_ps(widen16(wr + c + 16), _mm512_loadu_ps(x + c + 16), a1);
-            a2 = _mm512_fmadd_ps(widen16(wr + c + 32), _mm512_loadu_ps(x + c + 32), a2);
-            a3 = _mm512_fmadd_ps(widen16(wr + c + 48), _mm512_loadu_ps(x + c + 48), a3);
+        for (; c + 32 <= cols; c += 32) {
+            if (next) {
+                EAGLET_PREFETCH(next + c);
+                EAGLET_PREFETCH(next + cols + c);
+            }
+            __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
+            a0 = _mm512_fmadd_ps(widen16(w0 + c), x0, a0);
+            a1 = _mm512_fmadd_ps(widen16(w0 + c + 16), x1, a1);
+            b0 = _mm512_fmadd_ps(widen16(w1 + c), x0, b0);
+            b1 = _mm512_fmadd_ps(widen16(w1 + c + 16), x1, b1);
         }
-        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(widen16(wr + c), _mm512_loadu_ps(x + c), a0);
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-        for (; c < cols; c++) s += widen(wr[c]) * x[c];
+        for (; c + 16 <= cols; c += 16) {
+            __m512 x0 = _mm512_loadu_ps(x + c);
+            a0 = _mm512_fmadd_ps(widen16(w0 + c), x0, a0);
+            b0 = _mm512_fmadd_ps(widen16(w1 + c), x0, b0);
+        }
+        float s0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), s1 = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1));
+        for (; c < cols; c++) {
+            s0 += widen(w0[c]) * x[c];
+            s1 += widen(w1[c]) * x[c];
+        }
+        y[r] = accumulate ? y[r] + s0 : s0;
+        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
+    }
+    if (r < rows) { // an odd last row
+        const uint16_t *w0 = w + r * cols;
+        __m512 a0 = _mm512_setzero_ps();
+        long c = 0;
+        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(widen16(w0 + c), _mm512_loadu_ps(x + c), a0);
+        float s = _mm512_reduce_add_ps(a0);
+        for (; c < cols; c++) s += widen(w0[c]) * x[c];
         y[r] = accumulate ? y[r] + s : s;
     }
 }
@@ -97,6 +162,134 @@ static void widen_avx512(const uint16_t *src, float *dst, long n) {
     for (; i < n; i++) dst[i] = widen(src[i]);
 }
 #endif
+
+// The streaming read decode's bounds are measured with: the two halves of the buffer read together, each prefetched
+// 2 KiB ahead. Of the plain reads tried (one stream, one stream prefetched, two streams with and without), this was the
+// fastest, about 10 % above a single unassisted stream, so no gemv can look better than it is by beating a weak bound.
+#define STREAM_AHEAD 2048
+static float stream_plain(const float *p, long n) {
+    float a = 0, b = 0;
+    long h = n / 2;
+    for (long i = 0; i < h; i++) { a += p[i]; b += p[h + i]; }
+    for (long i = 2 * h; i < n; i++) a += p[i];
+    return a + b;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static float stream_avx2(const float *p, long n) {
+    long h = n / 2 / 16 * 16;
+    const float *q = p + h;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    for (long i = 0; i < h; i += 16) {
+        EAGLET_PREFETCH((const char *)(p + i) + STREAM_AHEAD);
+        EAGLET_PREFETCH((const char *)(q + i) + STREAM_AHEAD);
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
+        b0 = _mm256_add_ps(b0, _mm256_loadu_ps(q + i));
+        b1 = _mm256_add_ps(b1, _mm256_loadu_ps(q + i + 8));
+    }
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(b0, b1)));
+    for (long i = 2 * h; i < n; i++) s += p[i];
+    return s;
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static float stream_avx512(const float *p, long n) {
+    long h = n / 2 / 16 * 16;
+    const float *q = p + h;
+    __m512 a = _mm512_setzero_ps(), b = a;
+    for (long i = 0; i < h; i += 16) {
+        EAGLET_PREFETCH((const char *)(p + i) + STREAM_AHEAD);
+        EAGLET_PREFETCH((const char *)(q + i) + STREAM_AHEAD);
+        a = _mm512_add_ps(a, _mm512_loadu_ps(p + i));
+        b = _mm512_add_ps(b, _mm512_loadu_ps(q + i));
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+    for (long i = 2 * h; i < n; i++) s += p[i];
+    return s;
+}
+#endif
+
+// The fp32 gemv: the BF16 kernels' scheme (two rows a step, the next pair prefetched) with plain loads.
+static void gemv_f32_plain(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    for (long r = 0; r < rows; r++) {
+        const float *wr = w + r * cols;
+        float s = 0;
+        for (long c = 0; c < cols; c++) s += wr[c] * x[c];
+        y[r] = accumulate ? y[r] + s : s;
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void gemv_f32_avx2(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    long r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const float *w0 = w + r * cols, *w1 = w0 + cols;
+        const float *next = r + 4 <= rows ? w1 + cols : NULL;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+        long c = 0;
+        for (; c + 16 <= cols; c += 16) {
+            if (next) {
+                EAGLET_PREFETCH(next + c);
+                EAGLET_PREFETCH(next + cols + c);
+            }
+            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c + 8), x1, a1);
+            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c), x0, b0);
+            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c + 8), x1, b1);
+        }
+        float s0 = hsum256(_mm256_add_ps(a0, a1)), s1 = hsum256(_mm256_add_ps(b0, b1));
+        for (; c < cols; c++) {
+            s0 += w0[c] * x[c];
+            s1 += w1[c] * x[c];
+        }
+        y[r] = accumulate ? y[r] + s0 : s0;
+        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
+    }
+    if (r < rows) gemv_f32_plain(w + r * cols, 1, cols, x, y + r, accumulate);
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void gemv_f32_avx512(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    long r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const float *w0 = w + r * cols, *w1 = w0 + cols;
+        const float *next = r + 4 <= rows ? w1 + cols : NULL;
+        __m512 a0 = _mm512_setzero_ps(), b0 = a0;
+        long c = 0;
+        for (; c + 16 <= cols; c += 16) {
+            if (next) {
+                EAGLET_PREFETCH(next + c);
+                EAGLET_PREFETCH(next + cols + c);
+            }
+            __m512 x0 = _mm512_loadu_ps(x + c);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), x0, a0);
+            b0 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), x0, b0);
+        }
+        float s0 = _mm512_reduce_add_ps(a0), s1 = _mm512_reduce_add_ps(b0);
+        for (; c < cols; c++) {
+            s0 += w0[c] * x[c];
+            s1 += w1[c] * x[c];
+        }
+        y[r] = accumulate ? y[r] + s0 : s0;
+        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
+    }
+    if (r < rows) gemv_f32_plain(w + r * cols, 1, cols, x, y + r, accumulate);
+}
+#endif
+
+void eaglet_gemv_f32(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    switch (eaglet_kernel_path()) {
+#if defined(__x86_64__)
+    case 2: gemv_f32_avx512(w, rows, cols, x, y, accumulate); return;
+    case 1: gemv_f32_avx2(w, rows, cols, x, y, accumulate); return;
+#endif
+    default: gemv_f32_plain(w, rows, cols, x, y, accumulate);
+    }
+}
 
 static int path = -1;
 
@@ -142,6 +335,16 @@ void eaglet_gemv_bf16(const uint16_t *w, long rows, long cols, const float *x, f
     case 1: gemv_avx2(w, rows, cols, x, y, accumulate); return;
 #endif
     default: gemv_plain(w, rows, cols, x, y, accumulate);
+    }
+}
+
+float eaglet_stream_read(const float *p, long n) {
+    switch (eaglet_kernel_path()) {
+#if defined(__x86_64__)
+    case 2: return stream_avx512(p, n);
+    case 1: return stream_avx2(p, n);
+#endif
+    default: return stream_plain(p, n);
     }
 }
 

@@ -15,6 +15,15 @@
 // j·272 within the row: g fp16 scales, then g × 32 int8 values.
 enum { BLOCK_BYTES = 34, GROUP_BYTES = 8 * 34 };
 static inline const uint8_t *row_at(const uint8_t *w, long cols, long r) { return w + r * (cols / 32) * BLOCK_BYTES; }
+
+// The vector gemv paths read their rows (one contiguous range) as a single stream; the hardware prefetcher restarts
+// at every 4 KiB page, so each group also asks for the bytes 4 KiB further on (when they are still in the range).
+enum { PREFETCH_AHEAD = 4096 };
+static inline void prefetch_ahead(const uint8_t *p, const uint8_t *end) {
+    const uint8_t *q = p + PREFETCH_AHEAD;
+    if (q + GROUP_BYTES > end) return;
+    for (long o = 0; o < GROUP_BYTES; o += 64) __builtin_prefetch(q + o, 0, 3);
+}
 static inline int group_len(long nb, long j) { long g = nb - 8 * j; return g < 8 ? (int)g : 8; }
 static inline uint16_t scale_of(const uint8_t *group, int k) { uint16_t d; memcpy(&d, group + 2 * k, 2); return d; }
 static inline const int8_t *quants_of(const uint8_t *group, int g, int k) {
@@ -129,11 +138,13 @@ __attribute__((target("avx2,fma,f16c")))
 static void gemv_q8_avx2(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
                          int accumulate) {
     long nb = cols / 32;
+    const uint8_t *end = row_at(w, cols, r0 + n);
     for (long r = 0; r < n; r++) {
         const uint8_t *row = row_at(w, cols, r0 + r);
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (long j = 0; j * 8 < nb; j++) {
             const uint8_t *grp = row + j * GROUP_BYTES;
+            prefetch_ahead(grp, end);
             int g = group_len(nb, j);
             const int8_t *x = xq + 256 * j;
             // The group's scales times the activation's: 8 lanes (those past g unused).
@@ -182,11 +193,13 @@ static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int
         _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
         _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
         _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
+    const uint8_t *end = row_at(w, cols, r0 + n);
     for (long r = 0; r < n; r++) {
         const uint8_t *row = row_at(w, cols, r0 + r);
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (long j = 0; j * 8 < nb; j++) {
             const uint8_t *grp = row + j * GROUP_BYTES;
+            prefetch_ahead(grp, end);
             int g = group_len(nb, j);
             const int8_t *x = xq + 256 * j, *q = quants_of(grp, g, 0);
             __m512 sv = _mm512_castps256_ps512(

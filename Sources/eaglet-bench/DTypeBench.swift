@@ -110,8 +110,10 @@ func runDTypeCase(variant: String, shape: String, repeats: Int, threads: Int) th
     emit(t, bytes: bytes)
 }
 
-/// The streaming read every bound is measured with (lm, dtypes, realsize): sums a buffer split into `threads`
-/// contiguous parts, 64 floats a step in four SIMD16 accumulators.
+/// The streaming read every bound is measured with (lm, dtypes, realsize): the buffer split into `threads` contiguous
+/// parts, each summed by `eaglet_stream_read` (two streams, software-prefetched: the fastest plain read found; a
+/// four-accumulator SIMD16 loop, the bound before 2026-12-05, read about a quarter slower, so the prefetching gemv
+/// kernels came out above it).
 @inline(never)
 func streamRead(_ buf: UnsafeBufferPointer<Float>, threads: Int) {
     let n = buf.count, parts = max(1, threads)
@@ -120,18 +122,8 @@ func streamRead(_ buf: UnsafeBufferPointer<Float>, threads: Int) {
     defer { sink.deallocate() }
     nonisolated(unsafe) let out = sink
     DispatchQueue.concurrentPerform(iterations: parts) { p in
-        let lo = (n / 64) * p / parts * 64, hi = (n / 64) * (p + 1) / parts * 64
-        let raw = UnsafeRawPointer(base + lo)
-        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-        var i = 0
-        while i + 64 <= hi - lo {
-            a0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            a1 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
-            a2 += raw.loadUnaligned(fromByteOffset: (i + 32) * 4, as: SIMD16<Float>.self)
-            a3 += raw.loadUnaligned(fromByteOffset: (i + 48) * 4, as: SIMD16<Float>.self)
-            i += 64
-        }
-        out[p] = (a0 + a1 + a2 + a3).sum()
+        let lo = (n / 64) * p / parts * 64, hi = p == parts - 1 ? n : (n / 64) * (p + 1) / parts * 64
+        out[p] = eaglet_stream_read(base + lo, hi - lo)
     }
     precondition(sink[0] >= 0)
 }

@@ -195,6 +195,34 @@ struct ScriptedDecoder: TokenDecoder {
         }
     }
 
+    /// The fp32 gemv kernel (decode's product for fp32 weights) against the textbook loop in Double, on odd shapes,
+    /// on each path.
+    @Test(arguments: ["plain", "avx2", "avx512"])
+    func f32GemvMatchesTheReferenceLoop(path: String) {
+        let used = KernelPath.use(path)
+        defer { KernelPath.use("avx512") }
+        for (rows, cols) in [(37, 77), (64, 1000), (130, 131), (5, 3)] {
+            let w = Tensor.seeded([rows, cols], seed: UInt64(rows), scale: 0.5).storage
+            let x = Tensor.seeded([cols], seed: 9, scale: 2).storage
+            var y = [Float](repeating: 1, count: rows)
+            w.withUnsafeBufferPointer { W in
+                x.withUnsafeBufferPointer { X in
+                    y.withUnsafeMutableBufferPointer {
+                        gemvRows(
+                            W.baseAddress!, rows: rows, cols: cols, x: X.baseAddress!, y: $0.baseAddress!,
+                            accumulate: true, threads: 2)
+                    }
+                }
+            }
+            let want = (0..<rows).map { r in
+                Float(1 + (0..<cols).reduce(0.0) { $0 + Double(w[r * cols + $1]) * Double(x[$1]) })
+            }
+            assertClose(
+                Tensor(shape: [rows], storage: y), Tensor(shape: [rows], storage: want), .fp32Matmul,
+                "\(used) \(rows)×\(cols)")
+        }
+    }
+
     /// A BF16 Linear (gemv for one token, widened panels + sgemm for more, two panels at 300 outputs) against the
     /// same Linear with the weight widened, with and without bias, fast and reference.
     @Test(arguments: [1, 5, 300])

@@ -20,6 +20,13 @@ int eaglet_use_kernel_path(int p);
 /// and widened in registers (exact: BF16 is the top half of an fp32). `accumulate` adds to y instead of storing.
 void eaglet_gemv_bf16(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate);
 
+/// The sum of n floats, read as fast as this machine streams memory (two streams, prefetched): the read that decode's
+/// bandwidth bounds are measured with. The sum is returned only so the reads cannot be dropped.
+float eaglet_stream_read(const float *p, long n);
+
+/// y[r] (+)= Σ_c w[r·cols + c] · x[c] for r in 0..<rows: the same gemv for an fp32 matrix.
+void eaglet_gemv_f32(const float *w, long rows, long cols, const float *x, float *y, int accumulate);
+
 /// dst[i] = bf16(src[i]) widened to fp32, exactly, for i in 0..<n.
 void eaglet_bf16_to_f32(const uint16_t *src, float *dst, long n);
 
