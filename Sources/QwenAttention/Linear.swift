@@ -295,20 +295,23 @@ public struct Linear: Sendable {
         }
     }
 
-    /// Bytes of weights widened at a time ahead of sgemm: a panel that stays in the core's L2 cache.
-    static let panelBytes = 1 << 20
+    /// Bytes of weights widened at a time ahead of sgemm (per thread). sgemm packs all of x once per call, so the
+    /// panel sets how often x is packed: at 1 MiB (64 rows of a 3584-wide weight) a 288-token prefill packed 4.5×
+    /// more bytes of x than of weights and packing took a third of the time; 8 MiB panels (out of L2, in L3) took
+    /// the Eagle2.5-8B-shaped time to first token from 26.0 to 21.9 s (16 MiB: 21.7–22.0, 64 MiB: 25.5).
+    static let panelBytes = 8 << 20
 
     /// y (rows, C_out) = β·y + x·Wᵀ for a W held in another dtype (BF16, q8_0): W's rows are split into one
-    /// contiguous range per thread; each thread widens panels of its rows (`widen(rows, buffer)`, about 1 MiB, so
-    /// they stay in its L2) into its own fp32 buffer and runs a one-thread sgemm into its columns of y. Prefill
+    /// contiguous range per thread; each thread widens panels of its rows (`widen(rows, buffer)`, `panelBytes`)
+    /// into its own fp32 buffer and runs a one-thread sgemm into its columns of y. Prefill
     /// keeps sgemm's speed, the weights are read once, and no OpenBLAS threads are woken per panel.
     private func productPanels(
         _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, beta: Float, compute: Compute,
         widen: (Range<Int>, UnsafeMutablePointer<Float>) -> Void
     ) {
         let cin = inFeatures, cout = outFeatures
-        let panel = min(cout, max(16, Linear.panelBytes / (cin * 4) / 16 * 16))
-        let parts = max(1, min(compute.threads, cout / panel))
+        let parts = max(1, min(compute.threads, cout / 16))
+        let panel = min((cout + parts - 1) / parts, max(16, Linear.panelBytes / (cin * 4) / 16 * 16))
         BLAS.use(threads: 1)
         nonisolated(unsafe) let widenRows = widen // each part widens and writes only its own rows and columns
         nonisolated(unsafe) let (xp, yp) = (x, y)

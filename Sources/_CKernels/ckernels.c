@@ -1,4 +1,4 @@
-// BF16 kernels with the vector path chosen once, at the first call, from what the CPU reports (cpuid through
+// BF16 and fp32 kernels with the vector path chosen once, at the first call, from what the CPU reports (cpuid through
 // the compiler's __builtin_cpu_supports). BF16 → fp32 is a 16-bit left shift of the bits, so every path widens
 // exactly; the paths differ only in the order the products are summed.
 #include "ckernels.h"
@@ -35,12 +35,30 @@ static inline __m256 widen8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-// Decode's BF16 gemv reads every weight once, so its speed is how well the memory system streams the rows. One row
-// at a time left the hardware prefetcher a single stream that restarts at every 4 KiB page (71 % of a plain streaming
-// read, 2 threads, measured in a C harness on a Xeon with AVX-512); so the vector paths take two rows at a time and,
-// while they read columns c .. c+31 of rows r and r+1, ask for the same columns of rows r+2 and r+3 with a software
-// prefetch: one cache line per row and step, exactly the rate they are consumed, one row pair ahead (96 %).
+// Decode's gemv reads every weight once, so its speed is how well the memory system streams the rows. Measured in a
+// C harness (2 threads, Xeon with AVX-512, medians of 15 interleaved passes), against the best plain read found
+// (two streams, each prefetched 2 KiB ahead: `eaglet_stream_read`):
+//     one row at a time, vpmovzxwd + shift                               71 %  (a single stream; the hardware
+//                                                                              prefetcher restarts at every 4 KiB page)
+//     two adjacent rows, the next pair prefetched                        90 %
+//     rows r and h + r (two streams far apart), 2 KiB ahead              90 %
+//     the same, 64-byte loads split into even and odd elements           95 %
+// The last is what the vector paths do. A 32-bit lane of a 64-byte load holds two BF16 weights: the even one is the
+// lane shifted left by 16, the odd one the lane with its low half cleared; x is split once per call into its even
+// and odd elements to match, so each weight costs no shuffle.
 #define EAGLET_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+enum { GEMV_AHEAD = 2048 };
+
+// x's even and odd elements below `n` (a multiple of 32), for the split loads; NULL when there is no memory for them.
+static float *split_even_odd(const float *x, long n) {
+    float *e = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!e) return NULL;
+    for (long k = 0; k < n / 2; k++) {
+        e[k] = x[2 * k];
+        e[n / 2 + k] = x[2 * k + 1];
+    }
+    return e;
+}
 
 __attribute__((target("avx2,fma")))
 static inline float hsum256(__m256 a) {
@@ -50,53 +68,84 @@ static inline float hsum256(__m256 a) {
     return _mm_cvtss_f32(h);
 }
 
+// Rows w0 and w1 (w1 may equal w0 for a lone last row) against x split into xe/xo: their two dot products.
 __attribute__((target("avx2,fma")))
-static void gemv_avx2(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
-    long r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const uint16_t *w0 = w + r * cols, *w1 = w0 + cols;
-        const uint16_t *next = r + 4 <= rows ? w1 + cols : NULL; // rows r+2 and r+3, prefetched
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        long c = 0;
-        for (; c + 32 <= cols; c += 32) {
-            if (next) {
-                EAGLET_PREFETCH(next + c);
-                EAGLET_PREFETCH(next + cols + c);
-            }
-            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
-            __m256 x2 = _mm256_loadu_ps(x + c + 16), x3 = _mm256_loadu_ps(x + c + 24);
-            a0 = _mm256_fmadd_ps(widen8(w0 + c), x0, a0);
-            a1 = _mm256_fmadd_ps(widen8(w0 + c + 8), x1, a1);
-            a2 = _mm256_fmadd_ps(widen8(w0 + c + 16), x2, a2);
-            a3 = _mm256_fmadd_ps(widen8(w0 + c + 24), x3, a3);
-            b0 = _mm256_fmadd_ps(widen8(w1 + c), x0, b0);
-            b1 = _mm256_fmadd_ps(widen8(w1 + c + 8), x1, b1);
-            b2 = _mm256_fmadd_ps(widen8(w1 + c + 16), x2, b2);
-            b3 = _mm256_fmadd_ps(widen8(w1 + c + 24), x3, b3);
+static void dot2_bf16_avx2(const uint16_t *w0, const uint16_t *w1, long cols, long main, const float *x,
+                           const float *xe, const float *xo, int prefetch, float *s0, float *s1) {
+    const __m256i high = _mm256_set1_epi32((int)0xFFFF0000);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (long c = 0; c < main; c += 32) {
+        if (prefetch) {
+            EAGLET_PREFETCH((const char *)(w0 + c) + GEMV_AHEAD);
+            EAGLET_PREFETCH((const char *)(w1 + c) + GEMV_AHEAD);
         }
-        for (; c + 8 <= cols; c += 8) {
-            __m256 x0 = _mm256_loadu_ps(x + c);
-            a0 = _mm256_fmadd_ps(widen8(w0 + c), x0, a0);
-            b0 = _mm256_fmadd_ps(widen8(w1 + c), x0, b0);
+        __m256 e0 = _mm256_loadu_ps(xe + c / 2), o0 = _mm256_loadu_ps(xo + c / 2);
+        __m256 e1 = _mm256_loadu_ps(xe + c / 2 + 8), o1 = _mm256_loadu_ps(xo + c / 2 + 8);
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(w0 + c)), v1 = _mm256_loadu_si256((const __m256i *)(w0 + c + 16));
+        __m256i u0 = _mm256_loadu_si256((const __m256i *)(w1 + c)), u1 = _mm256_loadu_si256((const __m256i *)(w1 + c + 16));
+        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), e0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, high)), o0, a1);
+        a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), e1, a2);
+        a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v1, high)), o1, a3);
+        b0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u0, 16)), e0, b0);
+        b1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(u0, high)), o0, b1);
+        b2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u1, 16)), e1, b2);
+        b3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(u1, high)), o1, b3);
+    }
+    float t0 = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float t1 = hsum256(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
+    for (long c = main; c < cols; c++) {
+        t0 += widen(w0[c]) * x[c];
+        t1 += widen(w1[c]) * x[c];
+    }
+    *s0 = t0;
+    *s1 = t1;
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void dot2_bf16_avx512(const uint16_t *w0, const uint16_t *w1, long cols, long main, const float *x,
+                             const float *xe, const float *xo, int prefetch, float *s0, float *s1) {
+    const __m512i high = _mm512_set1_epi32((int)0xFFFF0000);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    for (long c = 0; c < main; c += 32) {
+        if (prefetch) {
+            EAGLET_PREFETCH((const char *)(w0 + c) + GEMV_AHEAD);
+            EAGLET_PREFETCH((const char *)(w1 + c) + GEMV_AHEAD);
         }
-        float s0 = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        float s1 = hsum256(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
-        for (; c < cols; c++) {
-            s0 += widen(w0[c]) * x[c];
-            s1 += widen(w1[c]) * x[c];
-        }
+        __m512 e = _mm512_loadu_ps(xe + c / 2), o = _mm512_loadu_ps(xo + c / 2);
+        __m512i v = _mm512_loadu_si512((const void *)(w0 + c)), u = _mm512_loadu_si512((const void *)(w1 + c));
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), e, a0);
+        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, high)), o, a1);
+        b0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), e, b0);
+        b1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(u, high)), o, b1);
+    }
+    float t0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), t1 = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1));
+    for (long c = main; c < cols; c++) {
+        t0 += widen(w0[c]) * x[c];
+        t1 += widen(w1[c]) * x[c];
+    }
+    *s0 = t0;
+    *s1 = t1;
+}
+
+// Rows r and h + r together (h = rows / 2), a lone last row when rows is odd.
+static void gemv_bf16_halves(int avx512, const uint16_t *w, long rows, long cols, const float *x, float *y,
+                             int accumulate) {
+    long main = cols / 32 * 32, h = rows / 2;
+    float *xe = split_even_odd(x, main);
+    if (!xe) { gemv_plain(w, rows, cols, x, y, accumulate); return; }
+    const float *xo = xe + main / 2;
+    for (long r = 0; r < h + rows % 2; r++) {
+        int lone = r == h; // the odd last row, row 2h
+        const uint16_t *w0 = w + (lone ? 2 * h : r) * cols, *w1 = lone ? w0 : w + (h + r) * cols;
+        float s0, s1;
+        if (avx512) dot2_bf16_avx512(w0, w1, cols, main, x, xe, xo, !lone, &s0, &s1);
+        else dot2_bf16_avx2(w0, w1, cols, main, x, xe, xo, !lone, &s0, &s1);
+        if (lone) { y[2 * h] = accumulate ? y[2 * h] + s0 : s0; continue; }
         y[r] = accumulate ? y[r] + s0 : s0;
-        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
+        y[h + r] = accumulate ? y[h + r] + s1 : s1;
     }
-    if (r < rows) { // an odd last row
-        const uint16_t *w0 = w + r * cols;
-        __m256 a0 = _mm256_setzero_ps();
-        long c = 0;
-        for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(widen8(w0 + c), _mm256_loadu_ps(x + c), a0);
-        float s = hsum256(a0);
-        for (; c < cols; c++) s += widen(w0[c]) * x[c];
-        y[r] = accumulate ? y[r] + s : s;
-    }
+    free(xe);
 }
 
 __attribute__((target("avx2,fma")))
@@ -110,49 +159,6 @@ __attribute__((target("avx512f,avx512bw")))
 static inline __m512 widen16(const uint16_t *p) {
     __m256i h = _mm256_loadu_si256((const __m256i *)p);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-__attribute__((target("avx512f,avx512bw")))
-static void gemv_avx512(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
-    long r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const uint16_t *w0 = w + r * cols, *w1 = w0 + cols;
-        const uint16_t *next = r + 4 <= rows ? w1 + cols : NULL; // rows r+2 and r+3, prefetched
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        long c = 0;
-        for (; c + 32 <= cols; c += 32) {
-            if (next) {
-                EAGLET_PREFETCH(next + c);
-                EAGLET_PREFETCH(next + cols + c);
-            }
-            __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
-            a0 = _mm512_fmadd_ps(widen16(w0 + c), x0, a0);
-            a1 = _mm512_fmadd_ps(widen16(w0 + c + 16), x1, a1);
-            b0 = _mm512_fmadd_ps(widen16(w1 + c), x0, b0);
-            b1 = _mm512_fmadd_ps(widen16(w1 + c + 16), x1, b1);
-        }
-        for (; c + 16 <= cols; c += 16) {
-            __m512 x0 = _mm512_loadu_ps(x + c);
-            a0 = _mm512_fmadd_ps(widen16(w0 + c), x0, a0);
-            b0 = _mm512_fmadd_ps(widen16(w1 + c), x0, b0);
-        }
-        float s0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), s1 = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1));
-        for (; c < cols; c++) {
-            s0 += widen(w0[c]) * x[c];
-            s1 += widen(w1[c]) * x[c];
-        }
-        y[r] = accumulate ? y[r] + s0 : s0;
-        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
-    }
-    if (r < rows) { // an odd last row
-        const uint16_t *w0 = w + r * cols;
-        __m512 a0 = _mm512_setzero_ps();
-        long c = 0;
-        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(widen16(w0 + c), _mm512_loadu_ps(x + c), a0);
-        float s = _mm512_reduce_add_ps(a0);
-        for (; c < cols; c++) s += widen(w0[c]) * x[c];
-        y[r] = accumulate ? y[r] + s : s;
-    }
 }
 
 __attribute__((target("avx512f,avx512bw")))
@@ -211,7 +217,7 @@ static float stream_avx512(const float *p, long n) {
 }
 #endif
 
-// The fp32 gemv: the BF16 kernels' scheme (two rows a step, the next pair prefetched) with plain loads.
+// The fp32 gemv: the BF16 kernels' reading pattern (rows r and h + r, each stream prefetched 2 KiB ahead) with plain loads.
 static void gemv_f32_plain(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
     for (long r = 0; r < rows; r++) {
         const float *wr = w + r * cols;
@@ -223,69 +229,73 @@ static void gemv_f32_plain(const float *w, long rows, long cols, const float *x,
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma")))
-static void gemv_f32_avx2(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
-    long r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const float *w0 = w + r * cols, *w1 = w0 + cols;
-        const float *next = r + 4 <= rows ? w1 + cols : NULL;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        long c = 0;
-        for (; c + 16 <= cols; c += 16) {
-            if (next) {
-                EAGLET_PREFETCH(next + c);
-                EAGLET_PREFETCH(next + cols + c);
-            }
-            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), x0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c + 8), x1, a1);
-            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c), x0, b0);
-            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c + 8), x1, b1);
+static void dot2_f32_avx2(const float *w0, const float *w1, long cols, const float *x, int prefetch, float *s0,
+                          float *s1) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    long c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        if (prefetch) {
+            EAGLET_PREFETCH((const char *)(w0 + c) + GEMV_AHEAD);
+            EAGLET_PREFETCH((const char *)(w1 + c) + GEMV_AHEAD);
         }
-        float s0 = hsum256(_mm256_add_ps(a0, a1)), s1 = hsum256(_mm256_add_ps(b0, b1));
-        for (; c < cols; c++) {
-            s0 += w0[c] * x[c];
-            s1 += w1[c] * x[c];
-        }
-        y[r] = accumulate ? y[r] + s0 : s0;
-        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
+        __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), x0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c + 8), x1, a1);
+        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c), x0, b0);
+        b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c + 8), x1, b1);
     }
-    if (r < rows) gemv_f32_plain(w + r * cols, 1, cols, x, y + r, accumulate);
+    float t0 = hsum256(_mm256_add_ps(a0, a1)), t1 = hsum256(_mm256_add_ps(b0, b1));
+    for (; c < cols; c++) {
+        t0 += w0[c] * x[c];
+        t1 += w1[c] * x[c];
+    }
+    *s0 = t0;
+    *s1 = t1;
 }
 
 __attribute__((target("avx512f,avx512bw")))
-static void gemv_f32_avx512(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
-    long r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const float *w0 = w + r * cols, *w1 = w0 + cols;
-        const float *next = r + 4 <= rows ? w1 + cols : NULL;
-        __m512 a0 = _mm512_setzero_ps(), b0 = a0;
-        long c = 0;
-        for (; c + 16 <= cols; c += 16) {
-            if (next) {
-                EAGLET_PREFETCH(next + c);
-                EAGLET_PREFETCH(next + cols + c);
-            }
-            __m512 x0 = _mm512_loadu_ps(x + c);
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), x0, a0);
-            b0 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), x0, b0);
+static void dot2_f32_avx512(const float *w0, const float *w1, long cols, const float *x, int prefetch, float *s0,
+                            float *s1) {
+    __m512 a0 = _mm512_setzero_ps(), b0 = a0;
+    long c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        if (prefetch) {
+            EAGLET_PREFETCH((const char *)(w0 + c) + GEMV_AHEAD);
+            EAGLET_PREFETCH((const char *)(w1 + c) + GEMV_AHEAD);
         }
-        float s0 = _mm512_reduce_add_ps(a0), s1 = _mm512_reduce_add_ps(b0);
-        for (; c < cols; c++) {
-            s0 += w0[c] * x[c];
-            s1 += w1[c] * x[c];
-        }
-        y[r] = accumulate ? y[r] + s0 : s0;
-        y[r + 1] = accumulate ? y[r + 1] + s1 : s1;
+        __m512 x0 = _mm512_loadu_ps(x + c);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), x0, a0);
+        b0 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), x0, b0);
     }
-    if (r < rows) gemv_f32_plain(w + r * cols, 1, cols, x, y + r, accumulate);
+    float t0 = _mm512_reduce_add_ps(a0), t1 = _mm512_reduce_add_ps(b0);
+    for (; c < cols; c++) {
+        t0 += w0[c] * x[c];
+        t1 += w1[c] * x[c];
+    }
+    *s0 = t0;
+    *s1 = t1;
+}
+
+static void gemv_f32_halves(int avx512, const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
+    long h = rows / 2;
+    for (long r = 0; r < h + rows % 2; r++) {
+        int lone = r == h;
+        const float *w0 = w + (lone ? 2 * h : r) * cols, *w1 = lone ? w0 : w + (h + r) * cols;
+        float s0, s1;
+        if (avx512) dot2_f32_avx512(w0, w1, cols, x, !lone, &s0, &s1);
+        else dot2_f32_avx2(w0, w1, cols, x, !lone, &s0, &s1);
+        if (lone) { y[2 * h] = accumulate ? y[2 * h] + s0 : s0; continue; }
+        y[r] = accumulate ? y[r] + s0 : s0;
+        y[h + r] = accumulate ? y[h + r] + s1 : s1;
+    }
 }
 #endif
 
 void eaglet_gemv_f32(const float *w, long rows, long cols, const float *x, float *y, int accumulate) {
     switch (eaglet_kernel_path()) {
 #if defined(__x86_64__)
-    case 2: gemv_f32_avx512(w, rows, cols, x, y, accumulate); return;
-    case 1: gemv_f32_avx2(w, rows, cols, x, y, accumulate); return;
+    case 2: gemv_f32_halves(1, w, rows, cols, x, y, accumulate); return;
+    case 1: gemv_f32_halves(0, w, rows, cols, x, y, accumulate); return;
 #endif
     default: gemv_f32_plain(w, rows, cols, x, y, accumulate);
     }
@@ -331,8 +341,8 @@ int eaglet_use_kernel_path(int p) {
 void eaglet_gemv_bf16(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate) {
     switch (eaglet_kernel_path()) {
 #if defined(__x86_64__)
-    case 2: gemv_avx512(w, rows, cols, x, y, accumulate); return;
-    case 1: gemv_avx2(w, rows, cols, x, y, accumulate); return;
+    case 2: gemv_bf16_halves(1, w, rows, cols, x, y, accumulate); return;
+    case 1: gemv_bf16_halves(0, w, rows, cols, x, y, accumulate); return;
 #endif
     default: gemv_plain(w, rows, cols, x, y, accumulate);
     }

@@ -194,22 +194,18 @@ static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int
         _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
         _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
     const uint8_t *end = row_at(w, cols, r0 + n);
-    long rowBytes = nb * BLOCK_BYTES;
-    long r = 0;
-    // Two rows a step (r and r + 1, sharing the activation loads), the next pair's bytes prefetched group by group:
-    // the pattern that brought the BF16 gemv to the streaming read (see ckernels.c).
-    for (; r + 2 <= n; r += 2) {
-        const uint8_t *row0 = row_at(w, cols, r0 + r), *row1 = row0 + rowBytes;
-        const uint8_t *next = r + 4 <= n ? row1 + rowBytes : NULL;
+    long h = n / 2;
+    // Rows r and h + r together (two streams far apart, sharing the activation loads), each stream's bytes
+    // prefetched 2 KiB ahead group by group: the reading pattern of the BF16 gemv (see ckernels.c).
+    for (long r = 0; r < h; r++) {
+        const uint8_t *row0 = row_at(w, cols, r0 + r), *row1 = row_at(w, cols, r0 + h + r);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
         for (long j = 0; j * 8 < nb; j++) {
             int g = group_len(nb, j);
             const uint8_t *g0 = row0 + j * GROUP_BYTES, *g1 = row1 + j * GROUP_BYTES;
-            if (next) {
-                for (long o = 0; o < GROUP_BYTES; o += 64) {
-                    __builtin_prefetch(next + j * GROUP_BYTES + o, 0, 3);
-                    __builtin_prefetch(next + rowBytes + j * GROUP_BYTES + o, 0, 3);
-                }
+            for (long o = 0; o < GROUP_BYTES; o += 64) {
+                __builtin_prefetch(g0 + 2048 + o, 0, 3);
+                __builtin_prefetch(g1 + 2048 + o, 0, 3);
             }
             const int8_t *x = xq + 256 * j, *q0 = quants_of(g0, g, 0), *q1 = quants_of(g1, g, 0);
             __m256 xs = _mm256_loadu_ps(xd + 8 * j);
@@ -246,9 +242,9 @@ static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int
         }
         float t0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), t1 = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1));
         y[r] = accumulate ? y[r] + t0 : t0;
-        y[r + 1] = accumulate ? y[r + 1] + t1 : t1;
+        y[h + r] = accumulate ? y[h + r] + t1 : t1;
     }
-    for (; r < n; r++) { // an odd last row
+    for (long r = 2 * h; r < n; r++) { // an odd last row
         const uint8_t *row = row_at(w, cols, r0 + r);
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (long j = 0; j * 8 < nb; j++) {

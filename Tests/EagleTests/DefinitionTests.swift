@@ -223,8 +223,17 @@ struct ScriptedDecoder: TokenDecoder {
         }
     }
 
-    /// A BF16 Linear (gemv for one token, widened panels + sgemm for more, two panels at 300 outputs) against the
-    /// same Linear with the weight widened, with and without bias, fast and reference.
+    /// A BF16 Linear (gemv for one token, widened panels + sgemm for more) against the same Linear with the weight
+    /// widened, with and without bias, fast and reference.
+    /// Wide enough that each of two threads widens more than one panel (8 MiB of fp32 is 512 rows of 4096), with a
+    /// short last panel: the prefill product against sgemm on the widened weight.
+    @Test func bf16PanelsAcrossThreads() {
+        let w = Tensor.seeded([1200, 4096], seed: 13, scale: 0.05).roundedToBF16(), b = Tensor.seeded([1200], seed: 4)
+        let x = Tensor.seeded([5, 4096], seed: 5, scale: 2)
+        let f32 = Linear(weight: w, bias: b), bf16 = Linear(bf16: BF16Matrix(narrowing: w), bias: b)
+        assertClose(bf16(x, compute: .fast(threads: 2)), f32(x, compute: .fast(threads: 1)), .fp32Block)
+    }
+
     @Test(arguments: [1, 5, 300])
     func bf16LinearMatchesTheWidenedOne(rows: Int) {
         let w = Tensor.seeded([300, 96], seed: 3, scale: 0.3).roundedToBF16(), b = Tensor.seeded([300], seed: 4)
