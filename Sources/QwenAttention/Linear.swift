@@ -3,8 +3,8 @@
 //
 // What it is: y = x·Wᵀ + b for x (T, C_in). Several tokens (prefill) go through `cblas_sgemm`. One token
 // (decode) is a matrix-vector product that reads every weight exactly once, so its speed is the memory
-// bandwidth: `gemvRows` splits the rows over the threads and streams them two at a time, prefetching the next
-// pair (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark compares them).
+// bandwidth: `gemvRows` splits the rows over the threads and streams two rows at a time from two places in the
+// range, prefetching ahead in each (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark compares them).
 // `Compute.reference` is Tensor's triple-loop `linear`. `callAsFunction(_:addingTo:)` adds the product to a
 // residual through sgemm's β = 1. A BF16 weight (`Linear.Weight.bf16`, read in place from the mapped checkpoint)
 // goes through `gemvRowsBF16` for one token and through sgemm on widened 256-row panels for more.
@@ -15,8 +15,9 @@ import Dispatch
 import Tensor
 
 /// y[r] = β·y[r] + Σ_c W[r, c]·x[c] for r in 0..<rows; W row-major (rows, cols), read once, in place.
-/// Rows are split into `threads` contiguous ranges run concurrently, each through `eaglet_gemv_f32` (two rows a
-/// step with the next pair prefetched, AVX-512 or AVX2 chosen at run time; its plain C loop is the reference twin).
+/// Rows are split by `forEachRowRange` into ranges run concurrently, each through `eaglet_gemv_f32` (rows r and
+/// h + r together, each stream prefetched 2 KiB ahead, AVX-512 or AVX2 chosen at run time; its plain C loop is the
+/// reference twin).
 public func gemvRows(
     _ w: UnsafePointer<Float>, rows: Int, cols: Int, x: UnsafePointer<Float>,
     y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int
@@ -26,11 +27,13 @@ public func gemvRows(
     }
 }
 
-/// Splits rows 0 ..< `rows` into at most `threads` contiguous ranges of at least 64 rows, cut on multiples of
-/// 4, and runs `body(lo, hi)` on each concurrently (on this thread when there is one range). The one partition
-/// decode's products use; `body` must write only its own rows.
+/// Splits rows 0 ..< `rows` into up to 4 × `threads` contiguous ranges of at least 64 rows, cut on multiples of
+/// 4, and runs `body(lo, hi)` on each concurrently (on this thread when there is one range or one thread); the
+/// threads take ranges as they come free, so one slowed by the host does less (one range a thread lost 4–10 % of
+/// the Eagle2.5-8B-shaped decode, six interleaved pairs). The one partition decode's products use; `body` must
+/// write only its own rows.
 func forEachRowRange(rows: Int, threads: Int, _ body: (Int, Int) -> Void) {
-    let parts = max(1, min(threads, rows / 64))
+    let parts = threads <= 1 ? 1 : max(1, min(4 * threads, rows / 64))
     if parts == 1 { body(0, rows); return }
     // nonisolated(unsafe): each iteration writes only its own rows (the callers' contract) and only reads the rest.
     nonisolated(unsafe) let disjointRange = body
@@ -42,7 +45,7 @@ func forEachRowRange(rows: Int, threads: Int, _ body: (Int, Int) -> Void) {
 
 /// Decode's products that read the same vector — q, k, v of a layer, or gate and up — in one pass over
 /// the threads: y_i = W_i·x + b_i for every `Linear` in `layers`, with all their rows, concatenated,
-/// split into `threads` contiguous ranges. One dispatch instead of one per matrix, and the small k/v
+/// split by `forEachRowRange`. One dispatch instead of one per matrix, and the small k/v
 /// matrices no longer get a thread wake-up each. x is one token (C_in); returns one (1, C_out_i) each.
 public func gemvGroup(_ layers: [Linear], _ x: Tensor, threads: Int) -> [Tensor] {
     let cin = layers[0].inFeatures

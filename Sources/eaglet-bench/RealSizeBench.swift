@@ -28,6 +28,10 @@ struct RealSizeBench: ParsableCommand {
     @Option(help: "Text tokens around the image's visual tokens.") var textTokens: Int = 32
     @Option(help: "Tokens generated (the first one is the time to first token).") var newTokens: Int = 16
     @Flag(help: "Skip PyTorch.") var noTorch = false
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Before each side, drop the shards from the page cache and read them back through a 2 MiB-page mapping.")
+    var settle = true
 
     func run() throws {
         let config = try EagleConfig.load(directory: model)
@@ -51,21 +55,38 @@ struct RealSizeBench: ParsableCommand {
         try Data(w.serialized()).write(to: URL(fileURLWithPath: pvPath))
         print("prompt: \(ids.count) tokens (\(visual) visual from one \(config.tileSize)-px tile), \(newTokens) new")
 
-        // The streaming read this machine sustains with 2 threads (1 GiB, median of 7).
-        let n = 1 << 28
-        let data = [Float](repeating: 1, count: n)
+        // The streaming read this machine sustains with 2 threads (1 GiB, median of 7), measured again before each
+        // side (the host's bandwidth moves by a tenth within minutes); each side's bound uses its own.
         let threads = BLAS.defaultThreads
-        let seconds = data.withUnsafeBufferPointer { b in medianTime(repeats: 7) { streamRead(b, threads: threads) } }
-        let readGBs = Double(n * 4) / seconds / 1e9
-        print(cFormat("streaming read: %.1f GB/s (%d threads)", readGBs, threads))
+        func measureRead() -> Double {
+            let n = 1 << 28
+            let data = [Float](repeating: 1, count: n)
+            let seconds = data.withUnsafeBufferPointer { b in medianTime(repeats: 7) { streamRead(b, threads: threads) } }
+            return Double(n * 4) / seconds / 1e9
+        }
+        func prepare(_ side: String) -> Double {
+            if settle {
+                let t0 = Date()
+                let pmd = settlePageCache(model)
+                print(
+                    "\(side): "
+                        + cFormat(
+                            "page cache settled in %.1f s (%.0f %% of it in 2 MiB folios)", Date().timeIntervalSince(t0),
+                            100 * pmd))
+            }
+            let r = measureRead()
+            print("\(side): " + cFormat("streaming read %.1f GB/s (%d threads)", r, threads))
+            return r
+        }
 
         let C = t.hiddenSize, I = t.intermediateSize, qkv = (t.numAttentionHeads + 2 * t.numKeyValueHeads) * t.headDim
         let matrices = t.numHiddenLayers * (qkv * C + t.numAttentionHeads * t.headDim * C + 3 * C * I) + t.vocabSize * C
 
         let eaglet = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
             .deletingLastPathComponent().appendingPathComponent("eaglet").path
-        var rows = [(String, [String: Any])]()
+        var rows = [(String, [String: Any], Double)]()
         for f in formats.split(separator: ",").map(String.init) {
+            let readGBs = prepare("Eaglet \(f)")
             guard
                 let out = runProcess(
                     eaglet,
@@ -78,8 +99,9 @@ struct RealSizeBench: ParsableCommand {
             else {
                 print("eaglet --weights \(f): failed"); continue
             }
-            rows.append(("Eaglet \(f)", obj))
+            rows.append(("Eaglet \(f)", obj, readGBs))
         }
+        let torchRead = noTorch ? 0 : prepare("PyTorch")
         if !noTorch,
             let script = torchScript("bench_realsize_torch.py"),
             let out = runProcess(
@@ -91,24 +113,24 @@ struct RealSizeBench: ParsableCommand {
             let line = out.split(separator: "\n").last,
             let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         {
-            rows.append(("PyTorch \(obj["torch"] as? String ?? "") bf16", obj))
+            rows.append(("PyTorch \(obj["torch"] as? String ?? "") bf16", obj, torchRead))
         }
-        print("| side | bytes/weight | load s | TTFT s | decode tok/s | bound tok/s | of bound | peak RSS GiB |")
-        print("|---|---|---|---|---|---|---|---|")
-        for (name, o) in rows {
+        print("| side | bytes/weight | load s | TTFT s | decode tok/s | read GB/s | bound tok/s | of bound | peak RSS GiB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (name, o, readGBs) in rows {
             let bpv = bytesPerWeight(name.hasPrefix("Eaglet q8_0") ? "q8_0" : "bf16")
             let bound = readGBs * 1e9 / (Double(matrices) * bpv)
             let dec = o["decode_tokens_per_second"] as? Double ?? .nan
             print(
                 "| \(name) | "
                     + cFormat(
-                        "%.4g | %.2f | %.2f | %.3f | %.3f | %.0f %% | %.1f |", bpv,
+                        "%.4g | %.2f | %.2f | %.3f | %.1f | %.3f | %.0f %% | %.1f |", bpv,
                         o["load_seconds"] as? Double ?? .nan,
-                        o["ttft_seconds"] as? Double ?? .nan, dec, bound, 100 * dec / bound,
+                        o["ttft_seconds"] as? Double ?? .nan, dec, readGBs, bound, 100 * dec / bound,
                         Double(o["peak_rss_bytes"] as? Int ?? 0) / Double(1 << 30)))
         }
         if let torch = rows.first(where: { $0.0.hasPrefix("PyTorch") })?.1 {
-            for (name, o) in rows where name.hasPrefix("Eaglet") {
+            for (name, o, _) in rows where name.hasPrefix("Eaglet") {
                 let ttft = (torch["ttft_seconds"] as? Double ?? .nan) / (o["ttft_seconds"] as? Double ?? .nan)
                 let dec =
                     (o["decode_tokens_per_second"] as? Double ?? .nan)
@@ -126,4 +148,40 @@ struct RealSizeBench: ParsableCommand {
             print(cFormat("q8_0 decode / BF16 decode: %.2f×", r))
         }
     }
+}
+
+/// Drops every shard of `model` from the page cache (clean pages only) and reads it back through a mapping that asks
+/// for 2 MiB pages (MADV_HUGEPAGE, then MADV_POPULATE_READ), so each side finds the checkpoint cached the same way:
+/// in 2 MiB folios that the kernel can map with one TLB entry each. Pages cached by the write that made the files, or
+/// re-read after another process pushed them out, are otherwise in small folios, and decode over them was measured
+/// 5–10 % slower. Returns the fraction of the shards' bytes this process saw mapped in 2 MiB pages (FilePmdMapped).
+func settlePageCache(_ model: String) -> Double {
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: model)) ?? []).filter {
+        $0.hasSuffix(".safetensors")
+    }
+    var total = 0, pmd = 0
+    for name in files {
+        let fd = open(model + "/" + name, O_RDONLY)
+        guard fd >= 0 else { continue }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { continue }
+        let size = Int(st.st_size)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else { continue }
+        _ = madvise(p, size, Int32(MADV_HUGEPAGE))
+        _ = madvise(p, size, 22) // MADV_POPULATE_READ (Linux 5.14)
+        total += size
+        pmd += filePMDMappedBytes()
+        munmap(p, size)
+    }
+    return total > 0 ? Double(pmd) / Double(total) : 0
+}
+
+/// This process's FilePmdMapped, in bytes (/proc/self/smaps_rollup); 0 where it cannot be read.
+func filePMDMappedBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/smaps_rollup", encoding: .utf8),
+        let line = s.split(separator: "\n").first(where: { $0.hasPrefix("FilePmdMapped:") })
+    else { return 0 }
+    return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
 }
