@@ -4,7 +4,8 @@
 // What it is: y = x·Wᵀ + b for x (T, C_in). Several tokens (prefill) go through `cblas_sgemm`. One token
 // (decode) is a matrix-vector product that reads every weight exactly once, so its speed is the memory
 // bandwidth: `gemvRows` splits the rows over the threads and streams two rows at a time from two places in the
-// range, prefetching ahead in each (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark compares them).
+// range, prefetching ahead in each (`cblas_sgemv` is the alternative, `Compute.Gemv.blas`; the benchmark
+// compares them).
 // `Compute.reference` is Tensor's triple-loop `linear`. `callAsFunction(_:addingTo:)` adds the product to a
 // residual through sgemm's β = 1. A BF16 weight (`Linear.Weight.bf16`, read in place from the mapped checkpoint)
 // goes through `gemvRowsBF16` for one token and through sgemm on widened 256-row panels for more.

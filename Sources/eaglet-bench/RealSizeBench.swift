@@ -61,7 +61,8 @@ struct RealSizeBench: ParsableCommand {
         func measureRead() -> Double {
             let n = 1 << 28
             let data = [Float](repeating: 1, count: n)
-            let seconds = data.withUnsafeBufferPointer { b in medianTime(repeats: 7) { streamRead(b, threads: threads) } }
+            let seconds = data.withUnsafeBufferPointer { b in medianTime(repeats: 7) { streamRead(b, threads: threads) }
+            }
             return Double(n * 4) / seconds / 1e9
         }
         func prepare(_ side: String) -> Double {
@@ -71,7 +72,8 @@ struct RealSizeBench: ParsableCommand {
                 print(
                     "\(side): "
                         + cFormat(
-                            "page cache settled in %.1f s (%.0f %% of it in 2 MiB folios)", Date().timeIntervalSince(t0),
+                            "page cache settled in %.1f s (%.0f %% of it in 2 MiB folios)",
+                            Date().timeIntervalSince(t0),
                             100 * pmd))
             }
             let r = measureRead()
@@ -115,7 +117,9 @@ struct RealSizeBench: ParsableCommand {
         {
             rows.append(("PyTorch \(obj["torch"] as? String ?? "") bf16", obj, torchRead))
         }
-        print("| side | bytes/weight | load s | TTFT s | decode tok/s | read GB/s | bound tok/s | of bound | peak RSS GiB |")
+        print(
+            "| side | bytes/weight | load s | TTFT s | decode tok/s | read GB/s | bound tok/s | of bound | peak RSS GiB |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for (name, o, readGBs) in rows {
             let bpv = bytesPerWeight(name.hasPrefix("Eaglet q8_0") ? "q8_0" : "bf16")
