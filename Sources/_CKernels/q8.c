@@ -16,14 +16,6 @@
 enum { BLOCK_BYTES = 34, GROUP_BYTES = 8 * 34 };
 static inline const uint8_t *row_at(const uint8_t *w, long cols, long r) { return w + r * (cols / 32) * BLOCK_BYTES; }
 
-// The vector gemv paths read their rows (one contiguous range) as a single stream; the hardware prefetcher restarts
-// at every 4 KiB page, so each group also asks for the bytes 4 KiB further on (when they are still in the range).
-enum { PREFETCH_AHEAD = 4096 };
-static inline void prefetch_ahead(const uint8_t *p, const uint8_t *end) {
-    const uint8_t *q = p + PREFETCH_AHEAD;
-    if (q + GROUP_BYTES > end) return;
-    for (long o = 0; o < GROUP_BYTES; o += 64) __builtin_prefetch(q + o, 0, 3);
-}
 static inline int group_len(long nb, long j) { long g = nb - 8 * j; return g < 8 ? (int)g : 8; }
 static inline uint16_t scale_of(const uint8_t *group, int k) { uint16_t d; memcpy(&d, group + 2 * k, 2); return d; }
 static inline const int8_t *quants_of(const uint8_t *group, int g, int k) {
@@ -134,38 +126,60 @@ static inline __m256i dot_block_avx2(const int8_t *w, const int8_t *x) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
+__attribute__((target("avx2,fma")))
+static inline float hsum8(__m256 a) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+// One group (up to 8 blocks) of two rows against the same activations: the float sums into a0/a1 (row 0), b0/b1.
+__attribute__((target("avx2,fma,f16c")))
+static inline void group2_avx2(const uint8_t *g0, const uint8_t *g1, int g, const int8_t *x, const float *xd,
+                               __m256 *a0, __m256 *a1, __m256 *b0, __m256 *b1) {
+    __m256 xs = _mm256_loadu_ps(xd);
+    // The groups' scales times the activation's: 8 lanes (those past g unused).
+    __m256 s0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g0)), xs);
+    __m256 s1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g1)), xs);
+    for (int k = 0; k < g; k++) {
+        __m256i lane = _mm256_set1_epi32(k);
+        __m256 p0 = _mm256_cvtepi32_ps(dot_block_avx2(quants_of(g0, g, k), x + 32 * k));
+        __m256 p1 = _mm256_cvtepi32_ps(dot_block_avx2(quants_of(g1, g, k), x + 32 * k));
+        if (k & 1) {
+            *a1 = _mm256_fmadd_ps(p0, _mm256_permutevar8x32_ps(s0, lane), *a1);
+            *b1 = _mm256_fmadd_ps(p1, _mm256_permutevar8x32_ps(s1, lane), *b1);
+        } else {
+            *a0 = _mm256_fmadd_ps(p0, _mm256_permutevar8x32_ps(s0, lane), *a0);
+            *b0 = _mm256_fmadd_ps(p1, _mm256_permutevar8x32_ps(s1, lane), *b0);
+        }
+    }
+}
+
+// Rows r and h + r together, each stream prefetched 2 KiB ahead a group at a time (the reading pattern of the BF16
+// gemv, see ckernels.c); a lone last row pairs with itself.
 __attribute__((target("avx2,fma,f16c")))
 static void gemv_q8_avx2(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
                          int accumulate) {
-    long nb = cols / 32;
-    const uint8_t *end = row_at(w, cols, r0 + n);
-    for (long r = 0; r < n; r++) {
-        const uint8_t *row = row_at(w, cols, r0 + r);
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    long nb = cols / 32, h = n / 2;
+    for (long r = 0; r < h + n % 2; r++) {
+        int lone = r == h;
+        const uint8_t *row0 = row_at(w, cols, r0 + (lone ? 2 * h : r)), *row1 = lone ? row0 : row_at(w, cols, r0 + h + r);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
         for (long j = 0; j * 8 < nb; j++) {
-            const uint8_t *grp = row + j * GROUP_BYTES;
-            prefetch_ahead(grp, end);
-            int g = group_len(nb, j);
-            const int8_t *x = xq + 256 * j;
-            // The group's scales times the activation's: 8 lanes (those past g unused).
-            __m256 sv = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp)), _mm256_loadu_ps(xd + 8 * j));
-            int k = 0;
-            for (; k + 2 <= g; k += 2) {
-                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(quants_of(grp, g, k), x + 32 * k)),
-                                     _mm256_permutevar8x32_ps(sv, _mm256_set1_epi32(k)), a0);
-                a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(quants_of(grp, g, k + 1), x + 32 * k + 32)),
-                                     _mm256_permutevar8x32_ps(sv, _mm256_set1_epi32(k + 1)), a1);
+            const uint8_t *g0 = row0 + j * GROUP_BYTES, *g1 = row1 + j * GROUP_BYTES;
+            if (!lone) {
+                for (long o = 0; o < GROUP_BYTES; o += 64) {
+                    __builtin_prefetch(g0 + 2048 + o, 0, 3);
+                    __builtin_prefetch(g1 + 2048 + o, 0, 3);
+                }
             }
-            if (k < g)
-                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block_avx2(quants_of(grp, g, k), x + 32 * k)),
-                                     _mm256_permutevar8x32_ps(sv, _mm256_set1_epi32(k)), a0);
+            group2_avx2(g0, g1, group_len(nb, j), xq + 256 * j, xd + 8 * j, &a0, &a1, &b0, &b1);
         }
-        __m256 a = _mm256_add_ps(a0, a1);
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        float s = _mm_cvtss_f32(h);
-        y[r] = accumulate ? y[r] + s : s;
+        float t0 = hsum8(_mm256_add_ps(a0, a1)), t1 = hsum8(_mm256_add_ps(b0, b1));
+        if (lone) { y[2 * h] = accumulate ? y[2 * h] + t0 : t0; continue; }
+        y[r] = accumulate ? y[r] + t0 : t0;
+        y[h + r] = accumulate ? y[h + r] + t1 : t1;
     }
 }
 
