@@ -3,8 +3,9 @@
 // (last-token logits) and greedy decode of 64 tokens, Eaglet vs PyTorch Qwen2ForCausalLM (fp32, same
 // thread count) in the same run; decode also as a fraction of the memory-bandwidth bound
 //     bound (tokens/s) = streaming-read bandwidth / bytes of all weights (lm_head included)
-// with the bandwidth measured in the same run: the faster of a multi-threaded SIMD streaming sum and
-// OpenBLAS `cblas_sasum` over 1 GiB. Plus the
+// with the bandwidth measured in the same run: the faster of a multi-threaded streaming sum (`streamRead`) and
+// OpenBLAS `cblas_sasum` over 1 GiB. With `--pairs N` the three run N times in alternation, the bandwidth between
+// decode repetitions, and the medians, spreads and per-pair ratios are printed. Plus the
 // peak memory of naive vs blockwise attention at T = 16K, each in its own process.
 import ArgumentParser
 import Eaglet
@@ -27,6 +28,11 @@ struct LMBench: ParsableCommand {
     var layers: Int = 24
     @Option(help: "Sequence length of the attention-memory cases (0 skips them).")
     var attentionTokens: Int = 16384
+    @Option(
+        help:
+            "Pairs of repetitions, timed in alternation (bandwidth, Eaglet, PyTorch; …), each in its own process; the medians, spreads and per-pair ratios are printed."
+    )
+    var pairs: Int = 1
     @Flag(help: "Skip the PyTorch comparison.")
     var noTorch = false
     @Flag(help: "Append the rows to docs/benchmarks.csv.")
@@ -36,29 +42,45 @@ struct LMBench: ParsableCommand {
         var results = [BenchResult]()
         var tokens = [String: [Int]]()
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+        // Per thread count and pair: (bandwidth GB/s, Eaglet prefill s, Eaglet decode tok/s, PyTorch prefill s,
+        // PyTorch decode tok/s). The bandwidth is measured in every pair, between the decode repetitions.
+        var perPair = [Int: [(bw: Double, ep: Double, ed: Double, tp: Double, td: Double)]]()
         for t in threadCounts {
-            note("bandwidth threads=\(t)…")
-            results +=
-                childLines(
+            for p in 0..<max(1, pairs) {
+                let of = pairs > 1 ? " [pair \(p + 1)/\(pairs)]" : ""
+                note("bandwidth threads=\(t)…" + of)
+                let bw = childLines(
                     ["_case", "lm", "--variant", "bandwidth", "--size", "1024", "--threads", String(t)], threads: t
                 ).results
-            note("eaglet lm threads=\(t) (prompt \(prompt), \(steps) steps, \(layers) layers)…")
-            let e = childLines(
-                [
-                    "_case", "lm", "--variant", "eaglet", "--size", String(prompt), "--steps", String(steps),
-                    "--layers", String(layers), "--threads", String(t)
-                ], threads: t)
-            results += e.results
-            tokens["eaglet\(t)"] = e.tokens
-            if !noTorch, let script = torchScript() {
-                note("torch lm threads=\(t)…")
-                let r = childLines(
+                note("eaglet lm threads=\(t) (prompt \(prompt), \(steps) steps, \(layers) layers)…" + of)
+                let e = childLines(
                     [
-                        "python3", script, "lm", "--size", String(prompt), "--steps", String(steps),
+                        "_case", "lm", "--variant", "eaglet", "--size", String(prompt), "--steps", String(steps),
                         "--layers", String(layers), "--threads", String(t)
-                    ], threads: t, executable: "/usr/bin/env")
-                results += r.results
-                tokens["torch\(t)"] = r.tokens
+                    ], threads: t)
+                tokens["eaglet\(t)"] = e.tokens
+                var torchRows = [BenchResult]()
+                if !noTorch, let script = torchScript() {
+                    note("torch lm threads=\(t)…" + of)
+                    let r = childLines(
+                        [
+                            "python3", script, "lm", "--size", String(prompt), "--steps", String(steps),
+                            "--layers", String(layers), "--threads", String(t)
+                        ], threads: t, executable: "/usr/bin/env")
+                    torchRows = r.results
+                    tokens["torch\(t)"] = r.tokens
+                }
+                if p == max(1, pairs) - 1 { results += bw + e.results + torchRows } // the table: the last pair
+                func value(_ rows: [BenchResult], _ name: String, rate: Bool) -> Double {
+                    guard let r = rows.first(where: { $0.name == name }) else { return .nan }
+                    return rate ? r.rate : r.medianSeconds
+                }
+                perPair[t, default: []].append(
+                    (
+                        bw: bw.first?.rate ?? .nan, ep: value(e.results, "lm-prefill", rate: false),
+                        ed: value(e.results, "lm-decode", rate: true), tp: value(torchRows, "lm-prefill", rate: false),
+                        td: value(torchRows, "lm-decode", rate: true)
+                    ))
             }
         }
         if attentionTokens > 0 {
@@ -78,30 +100,40 @@ struct LMBench: ParsableCommand {
         print("")
         let weightBytes = Double(qwen05Config(layers: layers).parameterCount) * 4
         for t in threadCounts {
-            let row = results.filter { $0.threads == t }
-            let bw = row.first { $0.name == "bandwidth" }
-            let ep = row.first { $0.name == "lm-prefill" && $0.variant == "eaglet" },
-                tp = row.first { $0.name == "lm-prefill" && $0.variant == "torch" }
-            let ed = row.first { $0.name == "lm-decode" && $0.variant == "eaglet" },
-                td = row.first { $0.name == "lm-decode" && $0.variant == "torch" }
+            let runs = perPair[t] ?? []
+            let median = PairedTiming.median
+            let bwMedian = median(runs.map(\.bw)), bound = bwMedian * 1e9 / weightBytes
             print(
                 String(
                     format: "threads=%d: weights %.2f GB; streaming read %.1f GB/s → bound %.2f tokens/s", t,
-                    weightBytes / 1e9,
-                    bw?.rate ?? .nan, (bw?.rate ?? .nan) * 1e9 / weightBytes))
+                    weightBytes / 1e9, bwMedian, bound))
+            let ep = median(runs.map(\.ep)), tp = median(runs.map(\.tp))
             print(
                 String(
                     format: "  prefill %d tokens: eaglet %.2f s, torch %.2f s, eaglet/torch speed %.2f×", prompt,
-                    ep?.medianSeconds ?? .nan, tp?.medianSeconds ?? .nan,
-                    (tp?.medianSeconds ?? .nan) / (ep?.medianSeconds ?? .nan)))
-            let bound = (bw?.rate ?? .nan) * 1e9 / weightBytes
+                    ep, tp, tp / ep))
+            // Each decode against the bound measured in its own pair.
+            let eShare = median(runs.map { $0.ed / ($0.bw * 1e9 / weightBytes) })
+            let tShare = median(runs.map { $0.td / ($0.bw * 1e9 / weightBytes) })
+            let ed = median(runs.map(\.ed)), td = median(runs.map(\.td))
             print(
                 String(
                     format:
                         "  decode: eaglet %.2f tok/s (%.0f%% of bound), torch %.2f tok/s (%.0f%% of bound), eaglet/torch %.2f×",
-                    ed?.rate ?? .nan, 100 * (ed?.rate ?? .nan) / bound, td?.rate ?? .nan,
-                    100 * (td?.rate ?? .nan) / bound,
-                    (ed?.rate ?? .nan) / (td?.rate ?? .nan)))
+                    ed, 100 * eShare, td, 100 * tShare, ed / td))
+            if runs.count > 1 {
+                var prefill = PairedTiming(), decode = PairedTiming()
+                prefill.eaglet = runs.map(\.ep); prefill.torch = runs.map(\.tp)
+                decode.eaglet = runs.map { 1 / $0.ed }; decode.torch = runs.map { 1 / $0.td } // seconds a token
+                print("  prefill, medians (min–max): " + prefill.summary())
+                print("  decode s/token, medians (min–max): " + decode.summary())
+                let shares = runs.map { 100 * $0.ed / ($0.bw * 1e9 / weightBytes) }
+                print(
+                    String(
+                        format: "  decode share of each pair's bound: median %.0f%% (%.0f–%.0f%%); read %.1f–%.1f GB/s",
+                        median(shares), shares.min() ?? .nan, shares.max() ?? .nan, runs.map(\.bw).min() ?? .nan,
+                        runs.map(\.bw).max() ?? .nan))
+            }
             if let a = tokens["eaglet\(t)"], let b = tokens["torch\(t)"] {
                 let same = zip(a, b).prefix { $0 == $1 }.count
                 print("  greedy tokens: eaglet and torch agree on the first \(same) of \(min(a.count, b.count))")
