@@ -9,6 +9,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import _CKernels
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -114,20 +116,11 @@ public func rowMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
     return m
 }
 
-/// row[j] ← e^(row[j] − m) for j < n, with `fastExp` (a loop LLVM vectorises), and their sum (16 partial sums):
-/// the exponentials of a softmax row.
-@inlinable
+/// row[j] ← e^(row[j] − m) for j < n, and their sum: the exponentials of a softmax row. `eaglet_exp_sum` does it
+/// with `fastExp`'s arithmetic operation for operation (so each value is `fastExp(row[j] − m)` bit for bit) 16 or 8
+/// lanes wide (AVX-512 or AVX2, chosen at run time); Swift, built for baseline x86-64, ran this loop 4 lanes wide.
 public func expInPlaceAndSum(_ row: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
-    for j in 0..<n { row[j] = fastExp(row[j] - m) }
-    var acc = SIMD16<Float>(repeating: 0)
-    var j = 0
-    while j + 16 <= n {
-        acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
-        j += 16
-    }
-    var s = acc.sum()
-    while j < n { s += row[j]; j += 1 }
-    return s
+    eaglet_exp_sum(row, n, m)
 }
 
 // MARK: - Reductions over the last dimension

@@ -195,6 +195,26 @@ struct ScriptedDecoder: TokenDecoder {
         }
     }
 
+    /// The softmax exponentials in C, on each path: every value equals Swift's scalar `fastExp(x − m)` bit for bit
+    /// (same operations, no fused multiply-adds), over inputs from far below the clamp to above it, with tails of
+    /// every width; the returned sum is the Double sum within fp32-op.
+    @Test(arguments: ["plain", "avx2", "avx512"])
+    func expSumEqualsFastExpBitForBit(path: String) {
+        let used = KernelPath.use(path)
+        defer { KernelPath.use("avx512") }
+        for n in [1, 7, 8, 15, 16, 33, 1000] {
+            let x = (0..<n).map { Float($0 * 37 % 211) * 0.9 - 120 + Float(n % 5) }
+            var row = x
+            let m: Float = -3.25
+            let sum = row.withUnsafeMutableBufferPointer { expInPlaceAndSum($0.baseAddress!, n, minus: m) }
+            let want = x.map { fastExp($0 - m) }
+            #expect(zip(row, want).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(used) n=\(n)")
+            let exact = Float(want.reduce(0.0) { $0 + Double($1) })
+            assertClose(
+                Tensor(shape: [1], storage: [sum]), Tensor(shape: [1], storage: [exact]), .fp32Op, "\(used) n=\(n)")
+        }
+    }
+
     /// The fp32 gemv kernel (decode's product for fp32 weights) against the textbook loop in Double, on odd shapes,
     /// on each path.
     @Test(arguments: ["plain", "avx2", "avx512"])

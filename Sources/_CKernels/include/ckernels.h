@@ -20,6 +20,10 @@ int eaglet_use_kernel_path(int p);
 /// and widened in registers (exact: BF16 is the top half of an fp32). `accumulate` adds to y instead of storing.
 void eaglet_gemv_bf16(const uint16_t *w, long rows, long cols, const float *x, float *y, int accumulate);
 
+/// row[j] ← e^(row[j] − m) for j < n, in place, with exactly the arithmetic of Swift's `fastExp` (so the values are
+/// bit for bit those of the scalar loop), and returns their sum: the exponentials of a softmax row.
+float eaglet_exp_sum(float *row, long n, float m);
+
 /// The sum of n floats, read as fast as this machine streams memory (two streams, prefetched): the read that decode's
 /// bandwidth bounds are measured with. The sum is returned only so the reads cannot be dropped.
 float eaglet_stream_read(const float *p, long n);
