@@ -48,7 +48,7 @@ let package = Package(
 
         // Chapters 03–04: the vision tower (patch embedding, SigLIP2 encoder blocks).
         .target(name: "PatchEmbed", dependencies: ["Tensor"]),
-        .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed", "_Essentials"]),
+        .target(name: "SigLIP2", dependencies: ["Tensor", "SafeTensors", "PatchEmbed", "_Essentials", "_CKernels"]),
 
         // Chapter 05: pixel shuffle and the mlp1 projector.
         .target(name: "Connector", dependencies: ["Tensor", "SafeTensors"]),

@@ -384,6 +384,47 @@ static float exp_sum_avx512(float *row, long n, float m) {
     return s + exp_sum_plain(row + j, n - j, m);
 }
 #endif
+// x[j] ← gelu_tanh(x[j] + bias[j]) = y / (1 + e^(−2u)), y = x[j] + bias[j], u = √(2/π)·(y + 0.044715·y³): SigLIP2's
+// MLP activation with its fc1 bias, with the operations of Swift's `fastGelu` in the same order (and `exp_plain`'s
+// exp), so every path gives its value bit for bit.
+static inline float gelu_plain(float y) {
+    float u = 0.7978845608028654f * (y + 0.044715f * y * y * y);
+    return y / (1.0f + exp_plain(-2.0f * u));
+}
+
+static void bias_gelu_plain(float *x, const float *bias, long n) {
+    for (long j = 0; j < n; j++) x[j] = gelu_plain(x[j] + bias[j]);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void bias_gelu_avx2(float *row, const float *bias, long n) {
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 y = _mm256_add_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(bias + j));
+        __m256 c = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), y), y), y);
+        __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_add_ps(y, c));
+        __m256 x = _mm256_mul_ps(_mm256_set1_ps(-2.0f), u);
+        EXP_BODY(__m256, _mm256_, __m256i, 256)
+        _mm256_storeu_ps(row + j, _mm256_div_ps(y, _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
+    }
+    bias_gelu_plain(row + j, bias + j, n - j);
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void bias_gelu_avx512(float *row, const float *bias, long n) {
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 y = _mm512_add_ps(_mm512_loadu_ps(row + j), _mm512_loadu_ps(bias + j));
+        __m512 c = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), y), y), y);
+        __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_add_ps(y, c));
+        __m512 x = _mm512_mul_ps(_mm512_set1_ps(-2.0f), u);
+        EXP_BODY(__m512, _mm512_, __m512i, 512)
+        _mm512_storeu_ps(row + j, _mm512_div_ps(y, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    }
+    bias_gelu_plain(row + j, bias + j, n - j);
+}
+#endif
 #pragma clang fp contract(on)
 
 static int path = -1;
@@ -440,6 +481,16 @@ float eaglet_exp_sum(float *row, long n, float m) {
     case 1: return exp_sum_avx2(row, n, m);
 #endif
     default: return exp_sum_plain(row, n, m);
+    }
+}
+
+void eaglet_bias_gelu_tanh(float *x, const float *bias, long n) {
+    switch (eaglet_kernel_path()) {
+#if defined(__x86_64__)
+    case 2: bias_gelu_avx512(x, bias, n); return;
+    case 1: bias_gelu_avx2(x, bias, n); return;
+#endif
+    default: bias_gelu_plain(x, bias, n);
     }
 }
 

@@ -215,6 +215,25 @@ struct ScriptedDecoder: TokenDecoder {
         }
     }
 
+    /// SigLIP2's fc1 bias + gelu-tanh in C, on each path: every value equals Swift's scalar `fastGelu(x + b)` bit
+    /// for bit, over inputs from −12 to 12 (both tails of the tanh) with tails of every width.
+    @Test(arguments: ["plain", "avx2", "avx512"])
+    func biasGeluEqualsFastGeluBitForBit(path: String) {
+        let used = KernelPath.use(path)
+        defer { KernelPath.use("avx512") }
+        for n in [1, 7, 8, 15, 16, 33, 1000] {
+            let x = Tensor.seeded([1, n], seed: UInt64(n), scale: 6), b = Tensor.seeded([n], seed: 2, scale: 6)
+            var got = x.storage
+            got.withUnsafeMutableBufferPointer { g in
+                b.storage.withUnsafeBufferPointer {
+                    biasGeluRows(g.baseAddress!, rows: 0..<1, cols: n, bias: $0.baseAddress!)
+                }
+            }
+            let want = (0..<n).map { fastGelu(x.storage[$0] + b.storage[$0]) }
+            #expect(zip(got, want).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(used) n=\(n)")
+        }
+    }
+
     /// The fp32 gemv kernel (decode's product for fp32 weights) against the textbook loop in Double, on odd shapes,
     /// on each path.
     @Test(arguments: ["plain", "avx2", "avx512"])

@@ -24,6 +24,10 @@ void eaglet_gemv_bf16(const uint16_t *w, long rows, long cols, const float *x, f
 /// bit for bit those of the scalar loop), and returns their sum: the exponentials of a softmax row.
 float eaglet_exp_sum(float *row, long n, float m);
 
+/// x[j] ← gelu_tanh(x[j] + bias[j]) for j < n, in place, with exactly the arithmetic of Swift's `fastGelu` (values
+/// bit for bit those of the scalar loop): SigLIP2's fc1 bias and activation.
+void eaglet_bias_gelu_tanh(float *x, const float *bias, long n);
+
 /// The sum of n floats, read as fast as this machine streams memory (two streams, prefetched): the read that decode's
 /// bandwidth bounds are measured with. The sum is returned only so the reads cannot be dropped.
 float eaglet_stream_read(const float *p, long n);
