@@ -8,7 +8,7 @@
 // compares them).
 // `Compute.reference` is Tensor's triple-loop `linear`. `callAsFunction(_:addingTo:)` adds the product to a
 // residual through sgemm's β = 1. A BF16 weight (`Linear.Weight.bf16`, read in place from the mapped checkpoint)
-// goes through `gemvRowsBF16` for one token and through sgemm on widened 256-row panels for more.
+// goes through `gemvRowsBF16` for one token and through sgemm on widened panels (`panelBytes`) for more.
 // What it is not: fused; LoRA.
 import _CBLAS
 import _CKernels

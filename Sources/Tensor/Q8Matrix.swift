@@ -57,7 +57,7 @@ public struct Q8Matrix: @unchecked Sendable {
     public init(quantizing t: Tensor, threads: Int = 1) {
         precondition(t.rank == 2, "Q8Matrix: need a (rows, cols) tensor, got \(t.shape)")
         let cols = t.shape[1]
-        nonisolated(unsafe) let source = t
+        let source = t
         self.init(rows: t.shape[0], cols: cols, threads: threads) { r, out in
             source.storage.withUnsafeBufferPointer {
                 out.update(from: $0.baseAddress! + r.lowerBound * cols, count: r.count * cols)

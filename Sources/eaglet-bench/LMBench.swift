@@ -236,7 +236,7 @@ func runLMCase(variant: String, size: Int, steps: Int, layers: Int, repeats: Int
     func emit<T: Encodable>(_ v: T) throws { print(String(decoding: try JSONEncoder().encode(v), as: UTF8.self)) }
     switch variant {
     case "bandwidth":
-        // Streaming read: sum `size` MiB of floats, split over `threads` threads, SIMD accumulators.
+        // Streaming read: sum `size` MiB of floats, split over `threads` threads (`streamRead`).
         let n = size * 262_144
         let data = [Float](repeating: 1, count: n)
         let t = data.withUnsafeBufferPointer { buf in medianTime(repeats: 7) { streamRead(buf, threads: threads) } }
