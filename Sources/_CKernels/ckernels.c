@@ -2,6 +2,7 @@
 // the compiler's __builtin_cpu_supports). BF16 → fp32 is a 16-bit left shift of the bits, so every path widens
 // exactly; the paths differ only in the order the products are summed.
 #include "ckernels.h"
+#include "x86_helpers.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -60,13 +61,6 @@ static float *split_even_odd(const float *x, long n) {
     return e;
 }
 
-__attribute__((target("avx2,fma")))
-static inline float hsum256(__m256 a) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    return _mm_cvtss_f32(h);
-}
 
 // Rows w0 and w1 (w1 may equal w0 for a lone last row) against x split into xe/xo: their two dot products.
 __attribute__((target("avx2,fma")))
@@ -356,33 +350,23 @@ static float exp_sum_plain(float *row, long n, float m) {
                                            PS##set1_epi32(127)), 23);                                            \
     V e = PS##mul_ps(er, PS##castsi##W##_ps(bits));
 
-__attribute__((target("avx2,fma")))
-static float exp_sum_avx2(float *row, long n, float m) {
-    __m256 acc = _mm256_setzero_ps(), mv = _mm256_set1_ps(m);
-    long j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 x = _mm256_sub_ps(_mm256_loadu_ps(row + j), mv);
-        EXP_BODY(__m256, _mm256_, __m256i, 256)
-        _mm256_storeu_ps(row + j, e);
-        acc = _mm256_add_ps(acc, e);
+// Both widths from one definition: V the vector type, PS its intrinsics' prefix, SI the integer vector of W bits,
+// L lanes, HSUM its horizontal sum.
+#define DEFINE_EXP_SUM(ISA, TARGET, V, PS, SI, W, L, HSUM)                                                           \
+    __attribute__((target(TARGET))) static float exp_sum_##ISA(float *row, long n, float m) {                     \
+        V acc = PS##setzero_ps(), mv = PS##set1_ps(m);                                                           \
+        long j = 0;                                                                                               \
+        for (; j + L <= n; j += L) {                                                                              \
+            V x = PS##sub_ps(PS##loadu_ps(row + j), mv);                                                         \
+            EXP_BODY(V, PS, SI, W)                                                                                \
+            PS##storeu_ps(row + j, e);                                                                            \
+            acc = PS##add_ps(acc, e);                                                                             \
+        }                                                                                                         \
+        float s = HSUM(acc);                                                                                      \
+        return s + exp_sum_plain(row + j, n - j, m);                                                              \
     }
-    float s = hsum256(acc);
-    return s + exp_sum_plain(row + j, n - j, m);
-}
-
-__attribute__((target("avx512f,avx512bw")))
-static float exp_sum_avx512(float *row, long n, float m) {
-    __m512 acc = _mm512_setzero_ps(), mv = _mm512_set1_ps(m);
-    long j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m512 x = _mm512_sub_ps(_mm512_loadu_ps(row + j), mv);
-        EXP_BODY(__m512, _mm512_, __m512i, 512)
-        _mm512_storeu_ps(row + j, e);
-        acc = _mm512_add_ps(acc, e);
-    }
-    float s = _mm512_reduce_add_ps(acc);
-    return s + exp_sum_plain(row + j, n - j, m);
-}
+DEFINE_EXP_SUM(avx2, "avx2,fma", __m256, _mm256_, __m256i, 256, 8, hsum256)
+DEFINE_EXP_SUM(avx512, "avx512f,avx512bw", __m512, _mm512_, __m512i, 512, 16, _mm512_reduce_add_ps)
 #endif
 // x[j] ← gelu_tanh(x[j] + bias[j]) = y / (1 + e^(−2u)), y = x[j] + bias[j], u = √(2/π)·(y + 0.044715·y³): SigLIP2's
 // MLP activation with its fc1 bias, with the operations of Swift's `fastGelu` in the same order (and `exp_plain`'s
@@ -397,33 +381,21 @@ static void bias_gelu_plain(float *x, const float *bias, long n) {
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma")))
-static void bias_gelu_avx2(float *row, const float *bias, long n) {
-    long j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 y = _mm256_add_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(bias + j));
-        __m256 c = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), y), y), y);
-        __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_add_ps(y, c));
-        __m256 x = _mm256_mul_ps(_mm256_set1_ps(-2.0f), u);
-        EXP_BODY(__m256, _mm256_, __m256i, 256)
-        _mm256_storeu_ps(row + j, _mm256_div_ps(y, _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
+#define DEFINE_BIAS_GELU(ISA, TARGET, V, PS, SI, W, L)                                                               \
+    __attribute__((target(TARGET))) static void bias_gelu_##ISA(float *row, const float *bias, long n) {           \
+        long j = 0;                                                                                               \
+        for (; j + L <= n; j += L) {                                                                              \
+            V y = PS##add_ps(PS##loadu_ps(row + j), PS##loadu_ps(bias + j));                                      \
+            V c = PS##mul_ps(PS##mul_ps(PS##mul_ps(PS##set1_ps(0.044715f), y), y), y);                            \
+            V u = PS##mul_ps(PS##set1_ps(0.7978845608028654f), PS##add_ps(y, c));                                 \
+            V x = PS##mul_ps(PS##set1_ps(-2.0f), u);                                                              \
+            EXP_BODY(V, PS, SI, W)                                                                                \
+            PS##storeu_ps(row + j, PS##div_ps(y, PS##add_ps(PS##set1_ps(1.0f), e)));                              \
+        }                                                                                                         \
+        bias_gelu_plain(row + j, bias + j, n - j);                                                                \
     }
-    bias_gelu_plain(row + j, bias + j, n - j);
-}
-
-__attribute__((target("avx512f,avx512bw")))
-static void bias_gelu_avx512(float *row, const float *bias, long n) {
-    long j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m512 y = _mm512_add_ps(_mm512_loadu_ps(row + j), _mm512_loadu_ps(bias + j));
-        __m512 c = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), y), y), y);
-        __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_add_ps(y, c));
-        __m512 x = _mm512_mul_ps(_mm512_set1_ps(-2.0f), u);
-        EXP_BODY(__m512, _mm512_, __m512i, 512)
-        _mm512_storeu_ps(row + j, _mm512_div_ps(y, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
-    }
-    bias_gelu_plain(row + j, bias + j, n - j);
-}
+DEFINE_BIAS_GELU(avx2, "avx2,fma", __m256, _mm256_, __m256i, 256, 8)
+DEFINE_BIAS_GELU(avx512, "avx512f,avx512bw", __m512, _mm512_, __m512i, 512, 16)
 #endif
 #pragma clang fp contract(on)
 

@@ -5,6 +5,7 @@
 // vpdpbusd on two blocks at once); the block sums are scaled by d_w·d_x and added in fp32. The path is the one
 // `eaglet_kernel_path` chose (ckernels.c), so EAGLET_KERNEL_PATH=plain|avx2 compares them on one machine.
 #include "ckernels.h"
+#include "x86_helpers.h"
 #include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -126,13 +127,6 @@ static inline __m256i dot_block_avx2(const int8_t *w, const int8_t *x) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-__attribute__((target("avx2,fma")))
-static inline float hsum8(__m256 a) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    return _mm_cvtss_f32(h);
-}
 
 // One group (up to 8 blocks) of two rows against the same activations: the float sums into a0/a1 (row 0), b0/b1.
 __attribute__((target("avx2,fma,f16c")))
@@ -176,7 +170,7 @@ static void gemv_q8_avx2(const uint8_t *w, long cols, long r0, long n, const int
             }
             group2_avx2(g0, g1, group_len(nb, j), xq + 256 * j, xd + 8 * j, &a0, &a1, &b0, &b1);
         }
-        float t0 = hsum8(_mm256_add_ps(a0, a1)), t1 = hsum8(_mm256_add_ps(b0, b1));
+        float t0 = hsum256(_mm256_add_ps(a0, a1)), t1 = hsum256(_mm256_add_ps(b0, b1));
         if (lone) { y[2 * h] = accumulate ? y[2 * h] + t0 : t0; continue; }
         y[r] = accumulate ? y[r] + t0 : t0;
         y[h + r] = accumulate ? y[h + r] + t1 : t1;
