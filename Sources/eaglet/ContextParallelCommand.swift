@@ -80,10 +80,14 @@ struct ContextParallelCommand: ParsableCommand {
                 let comm = try MPICommunicator()
                 defer { comm.finalize() }
                 guard comm.worldSize == world else {
-                    // Every rank sees it; rank 0 alone says so, the others leave with the same status.
-                    if comm.rank != 0 { throw ExitCode(1) }
-                    throw InputError(
-                        description: "--world \(world) differs from the \(comm.worldSize) processes started by mpirun")
+                    // Every rank sees it; rank 0 alone says so, and every rank waits at a barrier until it has: a rank
+                    // that left first could make mpirun stop rank 0 before its message was out (seen once in CI).
+                    if comm.rank == 0 { // as reportingInputErrors writes an InputError
+                        let why = "--world \(world) differs from the \(comm.worldSize) processes started by mpirun"
+                        FileHandle.standardError.write(Data("eaglet: \(why)\n".utf8))
+                    }
+                    comm.barrier()
+                    throw ExitCode(1)
                 }
                 BLAS.setThreads(1)
                 let mine = body(comm)
