@@ -3,9 +3,9 @@
 // What it is: the only non-BLAS arithmetic that matters for speed in the tower. A So400m tile runs
 // 27 × 16 softmaxes over 1024 × 1024 scores (≈ 450 M exps) and 27 gelus over 1024 × 4304 (≈ 120 M
 // tanhs); through scalar libm that alone costs seconds. Here exp is plain arithmetic (softmax rows through
-// `eaglet_exp_sum`, the fc1 bias + gelu through `eaglet_bias_gelu_tanh`, 16 or 8 lanes chosen at run time): e^x = 2^n · e^r with
-// n = round(x·log₂e), r = x − n·ln2 (split in two constants for accuracy), and e^r from the degree-6 Cephes
-// `expf` polynomial on |r| ≤ ½·ln2 (≈ 1–2 ulp). gelu-tanh uses
+// `eaglet_exp_sum`, the fc1 bias + gelu through `eaglet_bias_gelu_tanh`, 16 or 8 lanes chosen at run time):
+// e^x = 2^n · e^r with n = round(x·log₂e), r = x − n·ln2 (split in two constants for accuracy), and e^r from the
+// degree-6 Cephes `expf` polynomial on |r| ≤ ½·ln2 (≈ 1–2 ulp). gelu-tanh uses
 // ½·x·(1 + tanh u) = x · σ(2u) = x / (1 + e^(−2u)), u = √(2/π)·(x + 0.044715·x³).
 // What it is not: a general math library; inputs are clamped to [−87.3, 88.3] (fastExp in Tensor/Ops.swift),
 // where fp32 e^x is normal, so e^(−∞) gives ≈ 1e-38 instead of 0 (harmless in a softmax without masking).

@@ -61,7 +61,6 @@ static float *split_even_odd(const float *x, long n) {
     return e;
 }
 
-
 // Rows w0 and w1 (w1 may equal w0 for a lone last row) against x split into xe/xo: their two dot products.
 __attribute__((target("avx2,fma")))
 static void dot2_bf16_avx2(const uint16_t *w0, const uint16_t *w1, long cols, long main, const float *x,
@@ -368,6 +367,7 @@ static float exp_sum_plain(float *row, long n, float m) {
 DEFINE_EXP_SUM(avx2, "avx2,fma", __m256, _mm256_, __m256i, 256, 8, hsum256)
 DEFINE_EXP_SUM(avx512, "avx512f,avx512bw", __m512, _mm512_, __m512i, 512, 16, _mm512_reduce_add_ps)
 #endif
+
 // x[j] ← gelu_tanh(x[j] + bias[j]) = y / (1 + e^(−2u)), y = x[j] + bias[j], u = √(2/π)·(y + 0.044715·y³): SigLIP2's
 // MLP activation with its fc1 bias, with the operations of Swift's `fastGelu` in the same order (and `exp_plain`'s
 // exp), so every path gives its value bit for bit.

@@ -127,7 +127,6 @@ static inline __m256i dot_block_avx2(const int8_t *w, const int8_t *x) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-
 // One group (up to 8 blocks) of two rows against the same activations: the float sums into a0/a1 (row 0), b0/b1.
 __attribute__((target("avx2,fma,f16c")))
 static inline void group2_avx2(const uint8_t *g0, const uint8_t *g1, int g, const int8_t *x, const float *xd,
@@ -190,30 +189,40 @@ static void dequantize_block_avx2(uint16_t d16, const int8_t *q, float *o) {
 
 // ---- AVX-512 VNNI: two blocks per vpdpbusd ----
 
+// Two blocks of one row (64 int8 weights) against their 64 activations: vpdpbusd's 16 int32 lane sums as floats,
+// lanes 0–7 the first block's, 8–15 the second's; |w| (unsigned) times x·sign(w) (signed), exact.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static inline __m512 dot_pair_vnni(__m512i wv, __m512i xv) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv);
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx));
+}
+
+// Rows r and h + r together (two streams far apart, sharing the activation loads), each stream's bytes prefetched
+// 2 KiB ahead group by group: the reading pattern of the BF16 gemv (see ckernels.c); a lone last row pairs with
+// itself, as in the AVX2 path.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int8_t *xq, const float *xd, float *y,
                          int accumulate) {
-    long nb = cols / 32;
-    const __m512i zero = _mm512_setzero_si512();
+    long nb = cols / 32, h = n / 2;
     // Lanes 0–7 take scale 2p, lanes 8–15 scale 2p + 1.
     const __m512i pair[4] = {
         _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
         _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
         _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
         _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
-    const uint8_t *end = row_at(w, cols, r0 + n);
-    long h = n / 2;
-    // Rows r and h + r together (two streams far apart, sharing the activation loads), each stream's bytes
-    // prefetched 2 KiB ahead group by group: the reading pattern of the BF16 gemv (see ckernels.c).
-    for (long r = 0; r < h; r++) {
-        const uint8_t *row0 = row_at(w, cols, r0 + r), *row1 = row_at(w, cols, r0 + h + r);
+    for (long r = 0; r < h + n % 2; r++) {
+        int lone = r == h;
+        const uint8_t *row0 = row_at(w, cols, r0 + (lone ? 2 * h : r)), *row1 = lone ? row0 : row_at(w, cols, r0 + h + r);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
         for (long j = 0; j * 8 < nb; j++) {
             int g = group_len(nb, j);
             const uint8_t *g0 = row0 + j * GROUP_BYTES, *g1 = row1 + j * GROUP_BYTES;
-            for (long o = 0; o < GROUP_BYTES; o += 64) {
-                __builtin_prefetch(g0 + 2048 + o, 0, 3);
-                __builtin_prefetch(g1 + 2048 + o, 0, 3);
+            if (!lone) {
+                for (long o = 0; o < GROUP_BYTES; o += 64) {
+                    __builtin_prefetch(g0 + 2048 + o, 0, 3);
+                    __builtin_prefetch(g1 + 2048 + o, 0, 3);
+                }
             }
             const int8_t *x = xq + 256 * j, *q0 = quants_of(g0, g, 0), *q1 = quants_of(g1, g, 0);
             __m256 xs = _mm256_loadu_ps(xd + 8 * j);
@@ -222,12 +231,8 @@ static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int
             int k = 0;
             for (; k + 2 <= g; k += 2) { // two blocks a step in each row
                 __m512i xv = _mm512_loadu_si512((const void *)(x + 32 * k));
-                __m512i w0 = _mm512_loadu_si512((const void *)(q0 + 32 * k));
-                __m512i w1 = _mm512_loadu_si512((const void *)(q1 + 32 * k));
-                __m512i x0 = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w0), zero, xv); // x·sign(w)
-                __m512i x1 = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w1), zero, xv);
-                __m512 p0 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(w0), x0));
-                __m512 p1 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(w1), x1));
+                __m512 p0 = dot_pair_vnni(_mm512_loadu_si512((const void *)(q0 + 32 * k)), xv);
+                __m512 p1 = dot_pair_vnni(_mm512_loadu_si512((const void *)(q1 + 32 * k)), xv);
                 if (k & 2) {
                     a1 = _mm512_fmadd_ps(p0, _mm512_permutexvar_ps(pair[k / 2], s0), a1);
                     b1 = _mm512_fmadd_ps(p1, _mm512_permutexvar_ps(pair[k / 2], s1), b1);
@@ -238,48 +243,16 @@ static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int
             }
             if (k < g) { // an odd last block: the upper 32 lanes are zero, and take the same scale
                 __m512i xv = _mm512_maskz_loadu_epi8(0xffffffffull, x + 32 * k);
-                __m512i w0 = _mm512_maskz_loadu_epi8(0xffffffffull, q0 + 32 * k);
-                __m512i w1 = _mm512_maskz_loadu_epi8(0xffffffffull, q1 + 32 * k);
-                __m512i x0 = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w0), zero, xv);
-                __m512i x1 = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w1), zero, xv);
-                __m512 p0 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(w0), x0));
-                __m512 p1 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(w1), x1));
+                __m512 p0 = dot_pair_vnni(_mm512_maskz_loadu_epi8(0xffffffffull, q0 + 32 * k), xv);
+                __m512 p1 = dot_pair_vnni(_mm512_maskz_loadu_epi8(0xffffffffull, q1 + 32 * k), xv);
                 a0 = _mm512_fmadd_ps(p0, _mm512_permutexvar_ps(_mm512_set1_epi32(k), s0), a0);
                 b0 = _mm512_fmadd_ps(p1, _mm512_permutexvar_ps(_mm512_set1_epi32(k), s1), b0);
             }
         }
         float t0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), t1 = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1));
+        if (lone) { y[2 * h] = accumulate ? y[2 * h] + t0 : t0; continue; }
         y[r] = accumulate ? y[r] + t0 : t0;
         y[h + r] = accumulate ? y[h + r] + t1 : t1;
-    }
-    for (long r = 2 * h; r < n; r++) { // an odd last row
-        const uint8_t *row = row_at(w, cols, r0 + r);
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (long j = 0; j * 8 < nb; j++) {
-            const uint8_t *grp = row + j * GROUP_BYTES;
-            int g = group_len(nb, j);
-            const int8_t *x = xq + 256 * j, *q = quants_of(grp, g, 0);
-            __m512 sv = _mm512_castps256_ps512(
-                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)grp)), _mm256_loadu_ps(xd + 8 * j)));
-            int k = 0;
-            for (; k + 2 <= g; k += 2) { // two blocks a step: 64 weights against 64 activations
-                __m512i wv = _mm512_loadu_si512((const void *)(q + 32 * k));
-                __m512i xv = _mm512_loadu_si512((const void *)(x + 32 * k));
-                __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv); // x·sign(w)
-                __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx));
-                if (k & 2) a1 = _mm512_fmadd_ps(p, _mm512_permutexvar_ps(pair[k / 2], sv), a1);
-                else a0 = _mm512_fmadd_ps(p, _mm512_permutexvar_ps(pair[k / 2], sv), a0);
-            }
-            if (k < g) {
-                __m512i wv = _mm512_maskz_loadu_epi8(0xffffffffull, q + 32 * k);
-                __m512i xv = _mm512_maskz_loadu_epi8(0xffffffffull, x + 32 * k);
-                __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), zero, xv);
-                __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), sx));
-                a0 = _mm512_fmadd_ps(p, _mm512_permutexvar_ps(_mm512_set1_epi32(k), sv), a0);
-            }
-        }
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-        y[r] = accumulate ? y[r] + s : s;
     }
 }
 #endif
