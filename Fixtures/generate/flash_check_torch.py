@@ -9,8 +9,13 @@ NVRTC through CuPy, and run on PyTorch's tensors:
          28/4 heads of 128) at 4K, 32K and 128K tokens, and So400m's bidirectional 16 heads of 72 at
          1024 tokens: median of CUDA-event timings; FLOPs counted the same way for both (4·T·S·H·D,
          halved when causal).
-Run on the GPU host: python3 Fixtures/generate/flash_check_torch.py [check] [bench]
+  hopper: the same check (D = 128 cases) and bench for the Hopper kernel (KernelsHopper.swift, wgmma), compiled
+         by NVRTC for sm_90a through ctypes as Eaglet compiles it, beside the mma.sync kernel and SDPA.
+Run on the GPU host: python3 Fixtures/generate/flash_check_torch.py [check] [bench] [decode] [hopper]
 """
+import ctypes
+import glob
+import tempfile
 import json
 import math
 import os
@@ -24,14 +29,22 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SWIFT = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsBF16.swift")
+HOPPER = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsHopper.swift")
 
 
-def kernel_source():
-    text = open(SWIFT).read()
+def kernel_source(path=SWIFT):
+    """The source as Swift builds it: the raw string's indentation removed and `\\#(blockSum(named: "x"))`
+    replaced by the text Kernels.swift's blockSum(named:) returns (`eaglet-gpu info --print-source bf16`
+    prints the same bytes)."""
+    text = open(path).read()
     m = re.search(r'static let source = #"""\n(.*?)\n\s*"""#', text, re.S)
     lines = m.group(1).split("\n")
     indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
-    return "\n".join(l[indent:] for l in lines)
+    source = "\n".join(l[indent:] for l in lines)
+    kernels = open(os.path.join(os.path.dirname(SWIFT), "Kernels.swift")).read()
+    body = re.search(r'func blockSum\(named name: String\) -> String \{\n    """\n(.*?)\n    """', kernels, re.S).group(1)
+    body = "\n".join(l[4:] for l in body.split("\n"))
+    return re.sub(r'\\#\(blockSum\(named: "(\w+)"\)\)', lambda b: body.replace("\\(name)", b.group(1)), source)
 
 
 BR, BC, THREADS = 128, 64, 128
@@ -55,22 +68,46 @@ def padded(d):
 MODULE = None
 
 
+def nvrtc_module(source, arch, options=()):
+    """NVRTC through ctypes, as Eaglet's Device.compile does (CuPy's RawModule names its own -arch, and
+    wgmma needs sm_90a): source → CUBIN → a CuPy module."""
+    import nvidia
+    names = [p for d in list(nvidia.__path__) for p in glob.glob(d + "/**/libnvrtc.so*", recursive=True)]
+    names += glob.glob("/usr/local/cuda*/lib64/libnvrtc.so*")
+    lib = ctypes.CDLL(sorted(n for n in names if "builtins" not in n)[0], mode=ctypes.RTLD_GLOBAL)
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"k.cu", 0, None, None) == 0
+    opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17", b"-default-device"] + [o.encode() for o in options]
+    rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+    n = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+    log = ctypes.create_string_buffer(n.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    if rc != 0:
+        raise RuntimeError("NVRTC: " + log.value.decode())
+    lib.nvrtcGetCUBINSize(prog, ctypes.byref(n))
+    cubin = ctypes.create_string_buffer(n.value)
+    lib.nvrtcGetCUBIN(prog, cubin)
+    path = tempfile.mktemp(suffix=".cubin")
+    open(path, "wb").write(cubin.raw)
+    return cp.RawModule(path=path)
+
+
 class Flash:
     """One entry point of the kernel: `name` with {dp} for the padded head dim, BR query rows per block."""
 
-    def __init__(self, name="flash_attention_d{dp}", rows=BR, threads=THREADS):
+    def __init__(self, name="flash_attention_d{dp}", rows=BR, threads=THREADS, module=None, shared=None):
         global MODULE
-        if MODULE is None:
+        if module is None and MODULE is None:
             MODULE = cp.RawModule(code=kernel_source(), options=("--std=c++17",), backend="nvrtc")
+        self.module = module or MODULE
         self.name, self.rows, self.threads = name, rows, threads
+        self.shared = shared or (lambda dp: (self.rows + 4 * BC) * (dp + 8) * 2)
         self.kernels = {}
-
-    def shared(self, dp):
-        return (self.rows + 4 * BC) * (dp + 8) * 2
 
     def kernel(self, dp):
         if dp not in self.kernels:
-            k = MODULE.get_function(self.name.format(dp=dp))
+            k = self.module.get_function(self.name.format(dp=dp))
             k.max_dynamic_shared_size_bytes = self.shared(dp)
             self.kernels[dp] = k
         return self.kernels[dp]
@@ -174,13 +211,15 @@ def reference(q, k, v, heads, kv_heads, d, causal, p0):
     return out, lse
 
 
-def check(flash, quick=False):
+def check(flash, quick=False, head_dims=(128, 72, 64)):
     rows = []
     g = torch.Generator(device="cuda").manual_seed(0)
     cases = [  # (T, S, H, Hkv, D, causal, p0)
         (256, 256, 28, 4, 128, True, 0), (1000, 1000, 28, 4, 128, True, 0), (70, 500, 28, 4, 128, True, 430),
         (1, 777, 28, 4, 128, True, 776), (130, 130, 7, 1, 128, True, 0), (1024, 1024, 16, 16, 72, False, 0),
-        (333, 333, 16, 16, 72, False, 0), (200, 200, 4, 2, 64, True, 0), (129, 129, 2, 2, 128, False, 0)]
+        (333, 333, 16, 16, 72, False, 0), (200, 200, 4, 2, 64, True, 0), (129, 129, 2, 2, 128, False, 0),
+        (4096, 4096, 28, 4, 128, True, 0)]
+    cases = [c for c in cases if c[4] in head_dims]
     for (t, s, h, hkv, d, causal, p0) in (cases[:4] if quick else cases):
         q = torch.randn(t, h * d, device="cuda", generator=g).bfloat16()
         k = torch.randn(s, hkv * d, device="cuda", generator=g).bfloat16()
@@ -192,7 +231,7 @@ def check(flash, quick=False):
         rows.append({"T": t, "S": s, "H": h, "Hkv": hkv, "D": d, "causal": causal, "p0": p0,
                      "out_rel": rel_o, "lse_rel": rel_l, "finite": bool(torch.isfinite(out.float()).all())})
         print(json.dumps(rows[-1]), flush=True)
-    if quick:
+    if quick or 72 not in head_dims:
         return rows
     # a strided (fused qkv) layout: q, k, v are column slices of one (T, 3C) buffer
     t, h, d = 300, 16, 72
@@ -221,7 +260,7 @@ def timed(fn, repeats=10):
     return times[len(times) // 2], times[0], times[-1]
 
 
-def bench(flash, sizes, sdpa=True):
+def bench(flash, sizes, sdpa=True, label=None):
     rows = []
     for (t, h, hkv, d, causal) in sizes:
         q = torch.randn(t, h * d, device="cuda").bfloat16()
@@ -238,7 +277,7 @@ def bench(flash, sizes, sdpa=True):
             if sdpa else (float("nan"),) * 3
         ref = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal, enable_gqa=hkv != h)
         rel = ((out.float() - ref.transpose(1, 2).reshape(t, h * d).float()).abs().max() / ref.float().abs().max())
-        rows.append({"T": t, "H": h, "Hkv": hkv, "D": d, "causal": causal,
+        rows.append({**({"kernel": label} if label else {}), "T": t, "H": h, "Hkv": hkv, "D": d, "causal": causal,
                      "eaglet_s": e[0], "eaglet_tflops": flops / e[0] / 1e12, "eaglet_range": [e[1], e[2]],
                      "sdpa_s": p[0], "sdpa_tflops": flops / p[0] / 1e12, "sdpa_range": [p[1], p[2]],
                      "share_of_sdpa": p[0] / e[0], "rel_vs_sdpa": rel.item()})
@@ -258,6 +297,31 @@ def main():
         check_decode(Decode())
     if "decode" in what:
         bench_decode(Decode(), flash)
+    if "hopper" in what:
+        # each variant: entry point, threads, -D defines ("defines=A,B" arguments replace the list)
+        hop_source = kernel_source(HOPPER)
+        print(json.dumps({"hopper_kernel_fnv1a64": fnv1a64(hop_source)}), flush=True)
+        variants = [("flash_attention_wg_d128", 256, []), ("flash_attention_wg_d128", 256, ["SERIAL"]),
+                    ("flash_attention_ws_d128", 384, []), ("flash_attention_ws_d128", 384, ["PINGPONG"])]
+        picked = [a.split("=", 1)[1] for a in what if a.startswith("variants=")]
+        if picked:
+            variants = [(f"flash_attention_{v.split(':')[0]}_d128", 256 if v.startswith("wg") else 384,
+                         [d for d in v.split(":")[1:] if d]) for v in picked[0].split(",")]
+        good = []
+        for (name, threads, defines) in variants:
+            label = name + "".join(" -D" + d for d in defines)
+            print(json.dumps({"variant": label}), flush=True)
+            hop = Flash(name, rows=128, threads=threads,
+                        module=nvrtc_module(hop_source, "sm_90a", ["-D" + d for d in defines]),
+                        shared=lambda dp: (128 + 4 * 128) * 128 * 2 + 1024 + 64)
+            rows = check(hop, head_dims=(128,))
+            if all(r["out_rel"] < 0.02 and r["lse_rel"] < 1e-5 and r["finite"] for r in rows):
+                good.append((label, hop))
+        if "hopperbench" in what:
+            for size in [(4096, 28, 4, 128, True), (32768, 28, 4, 128, True), (131072, 28, 4, 128, True)]:
+                bench(flash, [size], label="mma.sync")
+                for (label, hop) in good:
+                    bench(hop, [size], sdpa=False, label=label)
     if "bench" in what:
         bench(flash, [(4096, 28, 4, 128, True), (32768, 28, 4, 128, True), (131072, 28, 4, 128, True),
                       (1024, 16, 16, 72, False)])

@@ -233,8 +233,10 @@ public final class GPU {
     /// Compiles `source` once per process (and once per machine: CUBINs are cached under
     /// $XDG_CACHE_HOME/eaglet or ~/.cache/eaglet, keyed by a hash of source, options and architecture)
     /// and loads it as module `key`.
-    public func load(source: String, key: String) throws {
+    /// `architecture` overrides the device's own (`sm_90a` for Hopper's wgmma).
+    public func load(source: String, key: String, architecture: String? = nil) throws {
         guard modules[key] == nil else { return }
+        let architecture = architecture ?? self.architecture
         let options = ["--gpu-architecture=\(architecture)", "--std=c++17", "-default-device"]
         let hash = fnv1a64(source + options.joined(separator: " "))
         let cacheDir =
@@ -286,6 +288,9 @@ public final class GPU {
         guard code == 0 else { throw GPUError.nvrtc(call: "nvrtcGetCUBIN", code: code, log: "") }
         return bytes.map { UInt8(bitPattern: $0) }
     }
+
+    /// Whether module `key` is loaded.
+    public func isLoaded(_ key: String) -> Bool { modules[key] != nil }
 
     func function(_ module: String, _ name: String) throws -> OpaquePointer? {
         let k = module + "." + name

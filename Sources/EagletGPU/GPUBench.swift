@@ -270,6 +270,11 @@ public enum GPUBench {
         try gpu.loadKernels()
         printLine("device: \(gpu.summary)")
         printLine("bf16 kernels: source fnv1a64 \(GPUKernels.bf16SourceHash)")
+        try gpu.loadKernelsBF16()
+        printLine(
+            "flash kernel for D = 128: "
+                + (gpu.usesHopperFlash(headDim: 128)
+                    ? "wgmma, sm_90a (source fnv1a64 \(GPUKernels.hopperSourceHash))" : "mma.sync"))
         if agreement {
             for (name, rel, tolerance, passed) in try realSizeAgreement(gpu) {
                 printLine(

@@ -10,12 +10,33 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 
 extension GPU {
     /// Compiles (or loads from the cache) the kernels of KernelsBF16.swift.
-    public func loadKernelsBF16() throws { try load(source: KernelSourceBF16.source, key: KernelSourceBF16.module) }
+    /// On a Hopper part (sm_90) the wgmma flash kernel (KernelsHopper.swift) is compiled too, for sm_90a, and
+    /// attention with D = 128 runs on it; EAGLET_FLASH=mma keeps every head dim on the mma.sync kernel. An
+    /// NVRTC too old for sm_90a says so once on stderr and leaves the mma.sync kernel in charge.
+    public func loadKernelsBF16() throws {
+        try load(source: KernelSourceBF16.source, key: KernelSourceBF16.module)
+        guard computeCapability == (9, 0), ProcessInfo.processInfo.environment["EAGLET_FLASH"] != "mma",
+            !isLoaded(KernelSourceHopper.module)
+        else { return }
+        do {
+            try load(source: KernelSourceHopper.source, key: KernelSourceHopper.module, architecture: "sm_90a")
+        } catch {
+            let note =
+                "note: the Hopper flash kernel did not compile (\(error)); attention runs on the mma.sync kernel\n"
+            _ = note.withCString { write(2, $0, strlen($0)) }
+        }
+    }
+
+    /// Whether attention with head dim `d` runs on the Hopper (wgmma) flash kernel.
+    public func usesHopperFlash(headDim d: Int) -> Bool { d == 128 && isLoaded(KernelSourceHopper.module) }
 
     func runBF16(_ name: String, elements n: Int, _ args: [KernelArgument]) throws {
         guard n > 0 else { return }
@@ -70,15 +91,22 @@ extension GPU {
         }
         guard t > 0 else { return }
         let scaleLog2 = (1 / Float(d).squareRoot()) * Float(1.4426950408889634)
+        let args: [KernelArgument] = [
+            .pointer(q), .pointer(k), .pointer(v), .pointer(out), .pointer(lse ?? 0), .int(t), .int(s), .int(h),
+            .int(hkv), .int(d), .int(qStride), .int(kvStride), .int(outStride), .float(scaleLog2),
+            .int(causal ? 1 : 0), .int(p0)
+        ]
+        if usesHopperFlash(headDim: d) {
+            try launch(
+                KernelSourceHopper.module, "flash_attention_wg_d128",
+                grid: ((t + KernelSourceHopper.blockRows - 1) / KernelSourceHopper.blockRows, h, 1),
+                block: (KernelSourceHopper.threads, 1, 1), shared: KernelSourceHopper.sharedBytes, args)
+            return
+        }
         try launch(
             KernelSourceBF16.module, "flash_attention_d\(dp)",
             grid: ((t + KernelSourceBF16.blockRows - 1) / KernelSourceBF16.blockRows, h, 1),
-            block: (KernelSourceBF16.threads, 1, 1), shared: KernelSourceBF16.flashSharedBytes(paddedHeadDim: dp),
-            [
-                .pointer(q), .pointer(k), .pointer(v), .pointer(out), .pointer(lse ?? 0), .int(t), .int(s), .int(h),
-                .int(hkv), .int(d), .int(qStride), .int(kvStride), .int(outStride), .float(scaleLog2),
-                .int(causal ? 1 : 0), .int(p0)
-            ])
+            block: (KernelSourceBF16.threads, 1, 1), shared: KernelSourceBF16.flashSharedBytes(paddedHeadDim: dp), args)
     }
 
     /// Splits of the decode kernel for S keys and H heads: about four blocks per multiprocessor, at least

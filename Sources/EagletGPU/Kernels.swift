@@ -26,6 +26,10 @@ public enum GPUKernels {
     /// FNV-1a 64 of `bf16Source`, in hex: reports measured on a GPU carry it, so a report can be told apart
     /// from one made by another version of the kernels.
     public static var bf16SourceHash: String { String(fnv1a64(KernelSourceBF16.source), radix: 16) }
+    /// The Hopper flash kernel's source (wgmma, compiled for sm_90a).
+    public static var hopperSource: String { KernelSourceHopper.source }
+    /// FNV-1a 64 of the Hopper flash kernel's source (KernelsHopper.swift), in hex, for the same purpose.
+    public static var hopperSourceHash: String { String(fnv1a64(KernelSourceHopper.source), radix: 16) }
     /// Every `__global__` kernel, in source order.
     public static var names: [String] {
         KernelSource.source.components(separatedBy: "__global__ void ").dropFirst().compactMap {

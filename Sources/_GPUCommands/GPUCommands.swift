@@ -79,7 +79,8 @@ public struct GPUCheckCommand: ParsableCommand {
                     "gpu_tokens": r.gpuTokens, "cpu_text": r.cpuText, "gpu_text": r.gpuText,
                     "cpu_seconds": r.cpuSeconds, "gpu_seconds": r.gpuSeconds, "passed": r.passed,
                     "precision": precision, "kernels_fnv1a64": GPUKernels.sourceHash,
-                    "bf16_kernels_fnv1a64": GPUKernels.bf16SourceHash
+                    "bf16_kernels_fnv1a64": GPUKernels.bf16SourceHash,
+                    "hopper_kernels_fnv1a64": GPUKernels.hopperSourceHash
                 ]
                 try JSON.serialize(obj).write(to: URL(fileURLWithPath: path))
             }
@@ -236,9 +237,26 @@ public struct GPUInfoCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "info", abstract: "Find the GPU, NVRTC and cuBLAS; compile the kernels; print what was found.")
 
+    @Option(
+        help: ArgumentHelp(
+            "Print the CUDA source NVRTC compiles (fp32, bf16 or hopper) and its fnv1a64 hash on stderr, and exit; needs no GPU.",
+            valueName: "kernels"))
+    var printSource: String?
+
     public init() {}
 
     public func run() throws {
+        if let which = printSource {
+            let sources = ["fp32": GPUKernels.source, "bf16": GPUKernels.bf16Source, "hopper": GPUKernels.hopperSource]
+            guard let text = sources[which] else {
+                throw ValidationError("--print-source takes fp32, bf16 or hopper, not \(which)")
+            }
+            print(text)
+            let hash =
+                ["fp32": GPUKernels.sourceHash, "bf16": GPUKernels.bf16SourceHash][which] ?? GPUKernels.hopperSourceHash
+            _ = "fnv1a64 \(hash)\n".withCString { write(2, $0, strlen($0)) }
+            return
+        }
         try reporting("info") {
             let gpu = try GPU.open()
             print("device: \(gpu.summary)")

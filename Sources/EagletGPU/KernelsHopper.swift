@@ -1,0 +1,464 @@
+// Flash attention for Hopper (sm_90a), compiled by NVRTC as its own module beside KernelsBF16.swift: the
+// same algorithm as `flash_forward` there (online softmax in the log2 domain, causal tiles skipped, GQA, LSE
+// out), with the two products on warpgroup tensor-core instructions (wgmma) instead of mma.sync.
+//
+// A block of two warpgroups (256 threads) owns 128 query rows of one head; warpgroup w owns 64 of them and
+// keeps its (64, 128) output accumulator and its rows' running max m and sum l in registers. Keys and values
+// stream through shared memory 128 at a time, two tiles in flight (cp.async, every thread copying), and for
+// each tile a warpgroup runs
+//     S (64×128, fp32) = Q_w·Kᵀ        8 × wgmma m64n128k16, Q and K read from shared memory,
+//     the softmax of FlashAttention-2 on S in registers (rows shared by the 4 lanes of a quad),
+//     O (64×128, fp32) += bf16(P)·V   8 × wgmma m64n128k16, P straight from registers, V from shared memory.
+// wgmma reads shared memory through a 64-bit descriptor (start address, the byte offsets between 8-row
+// groups and between 64-column halves, and the swizzle mode): every tile is stored as two column halves of
+// 64 bf16 (128-byte rows), and within each group of 8 rows the 16-byte chunk c of row r sits at c ⊕ (r mod 8)
+// — the 128-byte swizzle the descriptor names — so both the cp.async stores and the tensor cores' reads fall in
+// different banks. Q and K are "K-major" operands (the reduced dimension, d, contiguous); V is read
+// transposed ("MN-major": its columns d are the product's N). Shared memory written by cp.async is fenced to
+// the async proxy before the barrier that precedes the wgmma reading it.
+//
+// D must be 128 (Qwen2.5's head dim from 1.5B up); other head dims run on `flash_forward`. The mma.sync kernel
+// stays the portable path and, with `attention_naive`, the reference this one is checked against.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+enum KernelSourceHopper {
+    static let module = "eaglet_hopper"
+
+    /// Query rows per block, keys per tile, threads per block.
+    static let blockRows = 128, tileKeys = 128, threads = 256
+
+    /// Dynamic shared memory: Q (128 × 128 bf16) and two stages of K and V (128 × 128 each), plus 1 KiB so
+    /// the kernel can align the tiles to the swizzle's 1024-byte period, and 64 bytes of mbarriers.
+    static let sharedBytes = (blockRows + 4 * tileKeys) * 128 * 2 + 1024 + 64
+
+    static let source = #"""
+        #define NEG_INF __int_as_float(0xff800000)
+        typedef unsigned short bf16;
+
+        __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+            unsigned r;
+            asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+            return r;
+        }
+        __device__ __forceinline__ float fast_exp2(float x) {
+            float y;
+            asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+            return y;
+        }
+        __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(src_bytes));
+        }
+
+        // The shared-memory matrix descriptor of wgmma: start address, leading and stride byte offsets (all
+        // in 16-byte units) and swizzle mode 1 (128 bytes) in bits 62–63.
+        __device__ __forceinline__ unsigned long long descriptor(unsigned addr, unsigned lbo, unsigned sbo) {
+            return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)(lbo >> 4) << 16)
+                 | ((unsigned long long)(sbo >> 4) << 32) | (1ull << 62);
+        }
+
+        // Byte offset of 16-byte chunk c (0–15) of row r in a tile of R rows stored as two swizzled halves.
+        __device__ __forceinline__ unsigned swizzled(int r, int c, int R) {
+            return (unsigned)((c >> 3) * R * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+        }
+
+        #define ACC8(b) "+f"(d[b]), "+f"(d[b + 1]), "+f"(d[b + 2]), "+f"(d[b + 3]), \
+                        "+f"(d[b + 4]), "+f"(d[b + 5]), "+f"(d[b + 6]), "+f"(d[b + 7])
+        #define ACC64 ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
+        #define REGS64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+            "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+            "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+        // d (64×128 fp32, the warpgroup's accumulator fragment) (+)= A·B, A and B from shared memory, both
+        // K-major. accumulate = 0 overwrites d.
+        __device__ __forceinline__ void wgmma_ss(float* d, unsigned long long a, unsigned long long b, int accumulate) {
+            asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " REGS64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+                         : ACC64 : "l"(a), "l"(b), "r"(accumulate));
+        }
+        // d += A·B with A (64×16 bf16) from registers (mma.sync's A fragment, warp i of the group rows 16i…)
+        // and B from shared memory, MN-major (transposed).
+        __device__ __forceinline__ void wgmma_rs(float* d, const unsigned* a, unsigned long long b) {
+            asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " REGS64
+                         ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                         : ACC64 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+        }
+        __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+        __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+        __device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+        // Registers written by an asynchronous wgmma are read only after this (the compiler sees them change here).
+        __device__ __forceinline__ void acc_fence(float* d) {
+            #pragma unroll
+            for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i]) :: "memory");
+        }
+
+        #ifndef V_LBO
+        #define V_LBO (128 * 128)   // MN-major V: from one 64-column half of d to the next
+        #endif
+        #ifndef V_SBO
+        #define V_SBO 1024          // from one group of 8 key rows to the next
+        #endif
+
+        // Masks tile S (keys kbase …) where needed and folds it into the running softmax of rows row0 and
+        // row0 + 8: s becomes P = 2^(S·scale·log2e − m') in fp32, and alpha[r] = 2^(m − m') rescales O.
+        // s[4j + e] sits at row row0 + 8·(e / 2), key kbase + 8j + 2·(lane mod 4) + e mod 2.
+        __device__ __forceinline__ void online_softmax(
+            float* s, float* m, float* l, float* alpha, bool mask, int kbase, int S, int causal, int p0, int row0,
+            float scale_log2, int lane)
+        {
+            if (mask) {
+                #pragma unroll
+                for (int j = 0; j < 16; j++) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int key = kbase + j * 8 + 2 * (lane & 3) + (e & 1);
+                        int row = row0 + (e >> 1) * 8;
+                        if (key >= S || (causal && key > p0 + row)) s[4 * j + e] = NEG_INF;
+                    }
+                }
+            }
+            #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float mx = NEG_INF;
+                #pragma unroll
+                for (int j = 0; j < 16; j++) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float mn = fmaxf(m[r], mx * scale_log2);
+                const float base = mn == NEG_INF ? 0.0f : mn;
+                alpha[r] = fast_exp2(m[r] - base);
+                m[r] = mn;
+                float sum = 0.0f;
+                #pragma unroll
+                for (int j = 0; j < 16; j++) {
+                    s[4 * j + 2 * r] = fast_exp2(fmaf(s[4 * j + 2 * r], scale_log2, -base));
+                    s[4 * j + 2 * r + 1] = fast_exp2(fmaf(s[4 * j + 2 * r + 1], scale_log2, -base));
+                    sum += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
+                }
+                l[r] = l[r] * alpha[r] + sum;
+            }
+        }
+
+        __device__ __forceinline__ void rescale(float* o, const float* alpha) {
+            #pragma unroll
+            for (int j = 0; j < 16; j++) {
+                o[4 * j] *= alpha[0]; o[4 * j + 1] *= alpha[0]; o[4 * j + 2] *= alpha[1]; o[4 * j + 3] *= alpha[1];
+            }
+        }
+
+        // P (fp32, as online_softmax leaves it) → the bf16 A fragments of O += P·V: keys 16t… are s[8t … 8t + 7].
+        __device__ __forceinline__ void pack_p(unsigned (*p)[4], const float* s) {
+            #pragma unroll
+            for (int t = 0; t < 8; t++) {
+                p[t][0] = pack_bf16x2(s[8 * t + 0], s[8 * t + 1]);
+                p[t][1] = pack_bf16x2(s[8 * t + 2], s[8 * t + 3]);
+                p[t][2] = pack_bf16x2(s[8 * t + 4], s[8 * t + 5]);
+                p[t][3] = pack_bf16x2(s[8 * t + 6], s[8 * t + 7]);
+            }
+        }
+
+        // S = Q_w·Kᵀ over d in 8 steps of 16 (32 bytes along a swizzled row; the second half of d at +128·128).
+        __device__ __forceinline__ void issue_qk(float* s, unsigned qw, unsigned ks) {
+            acc_fence(s);
+            wgmma_fence();
+            #pragma unroll
+            for (int kk = 0; kk < 8; kk++) {
+                const unsigned dq = qw + (kk >> 2) * 128 * 128 + (kk & 3) * 32;
+                const unsigned dk = ks + (kk >> 2) * 128 * 128 + (kk & 3) * 32;
+                wgmma_ss(s, descriptor(dq, 16, 1024), descriptor(dk, 16, 1024), kk > 0);
+            }
+            wgmma_commit();
+        }
+
+        // O += P·V over 128 keys in 8 steps of 16 rows of V (2048 bytes each).
+        __device__ __forceinline__ void issue_pv(float* o, unsigned (*p)[4], unsigned vs) {
+            acc_fence(o);
+            wgmma_fence();
+            #pragma unroll
+            for (int t = 0; t < 8; t++) wgmma_rs(o, p[t], descriptor(vs + t * 16 * 128, V_LBO, V_SBO));
+            wgmma_commit();
+        }
+
+        __device__ __forceinline__ void cp_async_fence_and_sync() {
+            asm volatile("cp.async.wait_group 0;" ::: "memory");
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            __syncthreads();
+        }
+
+        extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_wg_d128(
+            const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+            bf16* __restrict__ out, float* __restrict__ lse, int T, int S, int H, int Hkv, int D,
+            int qs, int ks, int os, float scale_log2, int causal, int p0)
+        {
+            constexpr int BR = 128, BC = 128, NT = 256, TILE = 128 * 128 * 2;
+            extern __shared__ __align__(16) unsigned char smem_raw[];
+            const unsigned raw = (unsigned)__cvta_generic_to_shared(smem_raw);
+            const unsigned sQ = (raw + 1023) & ~1023u;   // the swizzle repeats every 1024 bytes
+            const unsigned sK = sQ + TILE, sV = sK + 2 * TILE;
+            const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, warp_in_wg = (tid >> 5) & 3;
+            const int mb = gridDim.x - 1 - blockIdx.x; // the longest causal blocks start first
+            const int h = blockIdx.y, g = h / (H / Hkv);
+            const int t0 = mb * BR;
+            const int kv_end = causal ? min(S, p0 + t0 + BR) : S;
+            const int tiles = (kv_end + BC - 1) / BC;
+
+            // A tile is 128 rows × 16 chunks of 16 bytes: 8 chunks a thread.
+            for (int i = tid; i < BR * 16; i += NT) {
+                int r = i >> 4, c = i & 15, t = t0 + r;
+                bool ok = t < T;
+                cp_async16(sQ + swizzled(r, c, BR), ok ? q + (long)t * qs + h * 128 + c * 8 : q, ok ? 16 : 0);
+            }
+            auto load = [&](const bf16* src, unsigned dst, int tile) {
+                for (int i = tid; i < BC * 16; i += NT) {
+                    int r = i >> 4, c = i & 15, j = tile * BC + r;
+                    bool ok = j < S;
+                    cp_async16(dst + swizzled(r, c, BC), ok ? src + (long)j * ks + g * 128 + c * 8 : src, ok ? 16 : 0);
+                }
+            };
+
+            float o[64], s[64];
+            unsigned p[8][4];
+            #pragma unroll
+            for (int i = 0; i < 64; i++) o[i] = 0.0f;
+            float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
+            const int wg_first = t0 + wg * 64;
+            const int row0 = wg_first + warp_in_wg * 16 + (lane >> 2); // rows row0 and row0 + 8
+            const unsigned qw = sQ + wg * 64 * 128;
+            auto needs_mask = [&](int n) { return n * BC + BC > S || (causal && n * BC + BC - 1 > p0 + wg_first); };
+
+        #ifndef SERIAL
+            // Each warpgroup overlaps its softmax of tile n with its product P_{n-1}·V_{n-1} on the tensor cores:
+            // issue S_n = Q·K_nᵀ and O += P_{n-1}·V_{n-1}, wait for S_n only, compute P_n, then wait for the
+            // product and rescale O. K runs one tile ahead of V: tile n's loop loads K_{n+1} and V_n.
+            if (tiles > 0) load(k, sK, 0);
+            asm volatile("cp.async.commit_group;");
+            cp_async_fence_and_sync();
+            for (int n = 0; n < tiles; n++) {
+                if (n + 1 < tiles) load(k, sK + ((n + 1) & 1) * TILE, n + 1);
+                load(v, sV + (n & 1) * TILE, n);
+                asm volatile("cp.async.commit_group;");
+                issue_qk(s, qw, sK + (n & 1) * TILE);
+                if (n > 0) {
+                    issue_pv(o, p, sV + ((n - 1) & 1) * TILE);
+                    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+                } else {
+                    wgmma_wait0();
+                }
+                acc_fence(s);
+                online_softmax(s, m, l, alpha, needs_mask(n), n * BC, S, causal, p0, row0, scale_log2, lane);
+                wgmma_wait0();
+                acc_fence(o);
+                rescale(o, alpha);
+                pack_p(p, s);
+                cp_async_fence_and_sync();
+            }
+            if (tiles > 0) {
+                issue_pv(o, p, sV + ((tiles - 1) & 1) * TILE);
+                wgmma_wait0();
+                acc_fence(o);
+            }
+        #else
+            // One tile at a time: S, softmax, O += P·V, each waiting for the one before.
+            if (tiles > 0) { load(k, sK, 0); load(v, sV, 0); }
+            asm volatile("cp.async.commit_group;");
+            cp_async_fence_and_sync();
+            for (int n = 0; n < tiles; n++) {
+                const int stage = n & 1;
+                if (n + 1 < tiles) { load(k, sK + (stage ^ 1) * TILE, n + 1); load(v, sV + (stage ^ 1) * TILE, n + 1); }
+                asm volatile("cp.async.commit_group;");
+                issue_qk(s, qw, sK + stage * TILE);
+                wgmma_wait0();
+                acc_fence(s);
+                online_softmax(s, m, l, alpha, needs_mask(n), n * BC, S, causal, p0, row0, scale_log2, lane);
+                rescale(o, alpha);
+                pack_p(p, s);
+                issue_pv(o, p, sV + stage * TILE);
+                wgmma_wait0();
+                acc_fence(o);
+                cp_async_fence_and_sync();
+            }
+        #endif
+
+            #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float sum = l[r];
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+                const int row = row0 + 8 * r;
+                if (row < T) {
+                    #pragma unroll
+                    for (int j = 0; j < 16; j++) {
+                        int col = j * 8 + 2 * (lane & 3);
+                        *(unsigned*)(out + (long)row * os + h * 128 + col) =
+                            pack_bf16x2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+                    }
+                    if (lse && (lane & 3) == 0)
+                        lse[(long)h * T + row] = sum > 0.0f ? (m[r] + log2f(sum)) * 0.6931471805599453f : NEG_INF;
+                }
+            }
+        }
+
+        // mbarriers in shared memory: init (count arrivals complete a phase), arrive, and wait for the phase of
+        // the given parity to complete.
+        __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
+        }
+        __device__ __forceinline__ void mbar_arrive(unsigned bar) {
+            asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(bar) : "memory");
+        }
+        __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+            asm volatile("{\n.reg .pred done;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                         "@!done bra WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+        }
+
+        // The same attention with a producer warpgroup: warpgroups 0 and 1 compute as above and never load;
+        // warpgroup 2 streams K and V through two stages each with cp.async, in the order the others use them
+        // (K_0, then K_{n+1} and V_n for each tile n). A stage's "full" barrier completes when its copy has
+        // landed (each producer thread waits for its copy group, fences it to the async proxy, then arrives);
+        // its "empty" barrier completes when all 8 computing warps are done reading it. The computing
+        // warpgroups no longer meet at a block-wide barrier every tile, so one can run its softmax while the
+        // other's products use the tensor cores; with PINGPONG they take turns issuing their products (two
+        // named barriers). setmaxnreg moves registers from the producer (40 a thread) to the others (232).
+        extern "C" __global__ void __launch_bounds__(384, 1) flash_attention_ws_d128(
+            const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+            bf16* __restrict__ out, float* __restrict__ lse, int T, int S, int H, int Hkv, int D,
+            int qs, int ks, int os, float scale_log2, int causal, int p0)
+        {
+            constexpr int BR = 128, BC = 128, TILE = 128 * 128 * 2;
+            extern __shared__ __align__(16) unsigned char smem_raw[];
+            const unsigned raw = (unsigned)__cvta_generic_to_shared(smem_raw);
+            const unsigned sQ = (raw + 1023) & ~1023u;
+            const unsigned sK = sQ + TILE, sV = sK + 2 * TILE;
+            const unsigned bars = sV + 2 * TILE; // fullK[2], fullV[2], emptyK[2], emptyV[2]: 8 bytes each
+            const unsigned fullK = bars, fullV = bars + 16, emptyK = bars + 32, emptyV = bars + 48;
+            const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+            const int mb = gridDim.x - 1 - blockIdx.x;
+            const int h = blockIdx.y, g = h / (H / Hkv);
+            const int t0 = mb * BR;
+            const int kv_end = causal ? min(S, p0 + t0 + BR) : S;
+            const int tiles = (kv_end + BC - 1) / BC;
+
+            for (int i = tid; i < BR * 16; i += 384) {
+                int r = i >> 4, c = i & 15, t = t0 + r;
+                bool ok = t < T;
+                cp_async16(sQ + swizzled(r, c, BR), ok ? q + (long)t * qs + h * 128 + c * 8 : q, ok ? 16 : 0);
+            }
+            if (tid == 0) {
+                for (int i = 0; i < 2; i++) {
+                    mbar_init(fullK + 8 * i, 128); mbar_init(fullV + 8 * i, 128);
+                    mbar_init(emptyK + 8 * i, 8); mbar_init(emptyV + 8 * i, 8);
+                }
+            }
+            asm volatile("cp.async.commit_group;");
+            cp_async_fence_and_sync();
+
+            if (warp >= 8) {
+                asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+                const int pt = tid - 256;
+                // K_0, then for each tile n: K_{n+1} (if any) and V_n. Each copy is one cp.async group; once the
+                // next is issued, the one before is waited for, fenced and announced on its full barrier.
+                unsigned pending = 0;
+                const int items = tiles > 0 ? 2 * tiles : 0;
+                for (int it = 0; it < items; it++) {
+                    // item 0: K_0; item 2n + 1: K_{n+1} (skipped past the last tile); item 2n + 2: V_n
+                    const bool isK = (it & 1) || it == 0;
+                    const int j = it == 0 ? 0 : (isK ? (it + 1) / 2 : (it - 2) / 2);
+                    if (isK && j >= tiles) continue;
+                    const int stage = j & 1, use = j >> 1;
+                    if (use > 0) mbar_wait((isK ? emptyK : emptyV) + 8 * stage, (use - 1) & 1);
+                    const bf16* src = isK ? k : v;
+                    const unsigned dst = (isK ? sK : sV) + stage * TILE;
+                    #pragma unroll 4
+                    for (int i = pt; i < BC * 16; i += 128) {
+                        int r = i >> 4, c = i & 15, key = j * BC + r;
+                        bool ok = key < S;
+                        cp_async16(dst + swizzled(r, c, BC), ok ? src + (long)key * ks + g * 128 + c * 8 : src, ok ? 16 : 0);
+                    }
+                    asm volatile("cp.async.commit_group;");
+                    if (pending) {
+                        asm volatile("cp.async.wait_group 1;" ::: "memory");
+                        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                        mbar_arrive(pending);
+                    }
+                    pending = (isK ? fullK : fullV) + 8 * stage;
+                }
+                if (pending) {
+                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                    mbar_arrive(pending);
+                }
+            } else {
+            asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+            const int wg = warp >> 2, warp_in_wg = warp & 3;
+            float o[64], s[64];
+            unsigned p[8][4];
+            #pragma unroll
+            for (int i = 0; i < 64; i++) o[i] = 0.0f;
+            float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
+            const int wg_first = t0 + wg * 64;
+            const int row0 = wg_first + warp_in_wg * 16 + (lane >> 2);
+            const unsigned qw = sQ + wg * 64 * 128;
+        #ifdef PINGPONG
+            if (wg == 1 && tiles > 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
+        #endif
+            for (int n = 0; n < tiles; n++) {
+                mbar_wait(fullK + 8 * (n & 1), (n >> 1) & 1);
+                if (n > 0) mbar_wait(fullV + 8 * ((n - 1) & 1), ((n - 1) >> 1) & 1);
+        #ifdef PINGPONG
+                asm volatile("bar.sync %0, 256;" :: "r"(1 + wg) : "memory"); // my turn to issue
+        #endif
+                issue_qk(s, qw, sK + (n & 1) * TILE);
+                if (n > 0) issue_pv(o, p, sV + ((n - 1) & 1) * TILE);
+
+                if (n > 0) asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+                else wgmma_wait0();
+                acc_fence(s);
+                if (lane == 0) mbar_arrive(emptyK + 8 * (n & 1));
+        #ifdef PINGPONG
+                // the other's turn (warpgroup 1 gives none after its last tile: warpgroup 0 waits for no more)
+                asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %1, 0;\n@p bar.arrive %0, 256;\n}\n"
+                             :: "r"(2 - wg), "r"((int)(wg == 0 || n + 1 < tiles)) : "memory");
+        #endif
+                const bool mask = n * BC + BC > S || (causal && n * BC + BC - 1 > p0 + wg_first);
+                online_softmax(s, m, l, alpha, mask, n * BC, S, causal, p0, row0, scale_log2, lane);
+                wgmma_wait0();
+                acc_fence(o);
+                if (n > 0 && lane == 0) mbar_arrive(emptyV + 8 * ((n - 1) & 1));
+                rescale(o, alpha);
+                pack_p(p, s);
+            }
+            if (tiles > 0) {
+                mbar_wait(fullV + 8 * ((tiles - 1) & 1), ((tiles - 1) >> 1) & 1);
+                issue_pv(o, p, sV + ((tiles - 1) & 1) * TILE);
+                wgmma_wait0();
+                acc_fence(o);
+            }
+
+            #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float sum = l[r];
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+                const int row = row0 + 8 * r;
+                if (row < T) {
+                    #pragma unroll
+                    for (int j = 0; j < 16; j++) {
+                        int col = j * 8 + 2 * (lane & 3);
+                        *(unsigned*)(out + (long)row * os + h * 128 + col) =
+                            pack_bf16x2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+                    }
+                    if (lse && (lane & 3) == 0)
+                        lse[(long)h * T + row] = sum > 0.0f ? (m[r] + log2f(sum)) * 0.6931471805599453f : NEG_INF;
+                }
+            }
+            }
+        }
+        """#
+}
