@@ -1,6 +1,8 @@
-// The flash-attention kernel's algorithm on the CPU, tile for tile (KernelsBF16.swift, chapter 14).
+// The flash-attention kernels' algorithm on the CPU, tile for tile (KernelsBF16.swift, KernelsHopper.swift,
+// chapter 14).
 //
-// What it is: the same blocks of BR = 128 queries, the same tiles of BC = 64 keys (only those a causal
+// What it is: the same blocks of BR = 128 queries, the same tiles of BC keys (64 for the mma.sync kernel, 128
+// for the Hopper one; only those a causal
 // block can see), the same online softmax in the log2 domain — m' = max(m, rowmax(S)·scale·log2e),
 // P = 2^(S·scale·log2e − m'), l = l·2^(m − m') + rowsum(P), O = O·2^(m − m') + bf16(P)·V — the same
 // bf16 rounding of P and of the output, and LSE = (m + log2 l)·ln 2. The products inside a tile are summed
@@ -19,11 +21,15 @@ import Glibc
 import Tensor
 
 public enum FlashPlan {
-    /// Query rows per block and keys per tile, as in the kernel.
+    /// Query rows per block and keys per tile, as in the mma.sync kernel (the Hopper kernel's tiles are
+    /// `hopperTileKeys`).
     public static let blockRows = KernelSourceBF16.blockRows, tileKeys = KernelSourceBF16.tileKeys
+    public static let hopperTileKeys = KernelSourceHopper.tileKeys
 
     /// Key tiles a block of queries t0 ..< t0 + BR loads: keys < min(S, p0 + t0 + BR) when causal, else < S.
-    public static func tiles(blockStart t0: Int, keys s: Int, causal: Bool, start p0: Int) -> Int {
+    public static func tiles(
+        blockStart t0: Int, keys s: Int, causal: Bool, start p0: Int, tileKeys: Int = tileKeys
+    ) -> Int {
         let end = causal ? min(s, p0 + t0 + blockRows) : s
         return (max(end, 0) + tileKeys - 1) / tileKeys
     }
@@ -33,7 +39,7 @@ public enum FlashPlan {
     /// first to mirror the device). Returns out (T, H·D) rounded to bf16 and lse (H, T).
     public static func attention(
         q: [Float], qStride: Int, k: [Float], v: [Float], kvStride: Int, tokens t: Int, keys s: Int,
-        heads h: Int, kvHeads hkv: Int, headDim d: Int, causal: Bool, start p0: Int
+        heads h: Int, kvHeads hkv: Int, headDim d: Int, causal: Bool, start p0: Int, tileKeys: Int = tileKeys
     ) -> (out: [Float], lse: [Float]) {
         let scaleLog2 = (1 / Float(d).squareRoot()) * Float(1.4426950408889634)
         var out = [Float](repeating: 0, count: t * h * d)
@@ -43,7 +49,7 @@ public enum FlashPlan {
             let g = head / (h / hkv)
             for b in 0..<blocks {
                 let t0 = b * blockRows
-                let tiles = tiles(blockStart: t0, keys: s, causal: causal, start: p0)
+                let tiles = tiles(blockStart: t0, keys: s, causal: causal, start: p0, tileKeys: tileKeys)
                 for row in t0..<min(t, t0 + blockRows) {
                     var m = -Float.infinity, l: Float = 0
                     var o = [Float](repeating: 0, count: d)

@@ -317,8 +317,12 @@ enum KernelSourceHopper {
                          "@!done bra WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
         }
 
+        #ifndef WS_STAGES
+        #define WS_STAGES 2         // K and V stages of the warp-specialized kernel (3 fills 225 KiB of shared memory)
+        #endif
+
         // The same attention with a producer warpgroup: warpgroups 0 and 1 compute as above and never load;
-        // warpgroup 2 streams K and V through two stages each with cp.async, in the order the others use them
+        // warpgroup 2 streams K and V through WS_STAGES stages each with cp.async, in the order the others use them
         // (K_0, then K_{n+1} and V_n for each tile n). A stage's "full" barrier completes when its copy has
         // landed (each producer thread waits for its copy group, fences it to the async proxy, then arrives);
         // its "empty" barrier completes when all 8 computing warps are done reading it. The computing
@@ -334,9 +338,10 @@ enum KernelSourceHopper {
             extern __shared__ __align__(16) unsigned char smem_raw[];
             const unsigned raw = (unsigned)__cvta_generic_to_shared(smem_raw);
             const unsigned sQ = (raw + 1023) & ~1023u;
-            const unsigned sK = sQ + TILE, sV = sK + 2 * TILE;
-            const unsigned bars = sV + 2 * TILE; // fullK[2], fullV[2], emptyK[2], emptyV[2]: 8 bytes each
-            const unsigned fullK = bars, fullV = bars + 16, emptyK = bars + 32, emptyV = bars + 48;
+            constexpr int ST = WS_STAGES;
+            const unsigned sK = sQ + TILE, sV = sK + ST * TILE;
+            const unsigned bars = sV + ST * TILE; // fullK[ST], fullV[ST], emptyK[ST], emptyV[ST]: 8 bytes each
+            const unsigned fullK = bars, fullV = bars + 8 * ST, emptyK = bars + 16 * ST, emptyV = bars + 24 * ST;
             const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
             const int mb = gridDim.x - 1 - blockIdx.x;
             const int h = blockIdx.y, g = h / (H / Hkv);
@@ -350,7 +355,7 @@ enum KernelSourceHopper {
                 cp_async16(sQ + swizzled(r, c, BR), ok ? q + (long)t * qs + h * 128 + c * 8 : q, ok ? 16 : 0);
             }
             if (tid == 0) {
-                for (int i = 0; i < 2; i++) {
+                for (int i = 0; i < ST; i++) {
                     mbar_init(fullK + 8 * i, 128); mbar_init(fullV + 8 * i, 128);
                     mbar_init(emptyK + 8 * i, 8); mbar_init(emptyV + 8 * i, 8);
                 }
@@ -370,7 +375,7 @@ enum KernelSourceHopper {
                     const bool isK = (it & 1) || it == 0;
                     const int j = it == 0 ? 0 : (isK ? (it + 1) / 2 : (it - 2) / 2);
                     if (isK && j >= tiles) continue;
-                    const int stage = j & 1, use = j >> 1;
+                    const int stage = j % ST, use = j / ST;
                     if (use > 0) mbar_wait((isK ? emptyK : emptyV) + 8 * stage, (use - 1) & 1);
                     const bf16* src = isK ? k : v;
                     const unsigned dst = (isK ? sK : sV) + stage * TILE;
@@ -408,18 +413,18 @@ enum KernelSourceHopper {
             if (wg == 1 && tiles > 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
         #endif
             for (int n = 0; n < tiles; n++) {
-                mbar_wait(fullK + 8 * (n & 1), (n >> 1) & 1);
-                if (n > 0) mbar_wait(fullV + 8 * ((n - 1) & 1), ((n - 1) >> 1) & 1);
+                mbar_wait(fullK + 8 * (n % ST), (n / ST) & 1);
+                if (n > 0) mbar_wait(fullV + 8 * ((n - 1) % ST), ((n - 1) / ST) & 1);
         #ifdef PINGPONG
                 asm volatile("bar.sync %0, 256;" :: "r"(1 + wg) : "memory"); // my turn to issue
         #endif
-                issue_qk(s, qw, sK + (n & 1) * TILE);
-                if (n > 0) issue_pv(o, p, sV + ((n - 1) & 1) * TILE);
+                issue_qk(s, qw, sK + (n % ST) * TILE);
+                if (n > 0) issue_pv(o, p, sV + ((n - 1) % ST) * TILE);
 
                 if (n > 0) asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
                 else wgmma_wait0();
                 acc_fence(s);
-                if (lane == 0) mbar_arrive(emptyK + 8 * (n & 1));
+                if (lane == 0) mbar_arrive(emptyK + 8 * (n % ST));
         #ifdef PINGPONG
                 // the other's turn (warpgroup 1 gives none after its last tile: warpgroup 0 waits for no more)
                 asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %1, 0;\n@p bar.arrive %0, 256;\n}\n"
@@ -429,13 +434,13 @@ enum KernelSourceHopper {
                 online_softmax(s, m, l, alpha, mask, n * BC, S, causal, p0, row0, scale_log2, lane);
                 wgmma_wait0();
                 acc_fence(o);
-                if (n > 0 && lane == 0) mbar_arrive(emptyV + 8 * ((n - 1) & 1));
+                if (n > 0 && lane == 0) mbar_arrive(emptyV + 8 * ((n - 1) % ST));
                 rescale(o, alpha);
                 pack_p(p, s);
             }
             if (tiles > 0) {
-                mbar_wait(fullV + 8 * ((tiles - 1) & 1), ((tiles - 1) >> 1) & 1);
-                issue_pv(o, p, sV + ((tiles - 1) & 1) * TILE);
+                mbar_wait(fullV + 8 * ((tiles - 1) % ST), ((tiles - 1) / ST) & 1);
+                issue_pv(o, p, sV + ((tiles - 1) % ST) * TILE);
                 wgmma_wait0();
                 acc_fence(o);
             }

@@ -81,18 +81,22 @@ import _TestSupport
             "emulated cuBLAS attention vs CPU attention (T \(t), S \(s), p0 \(p0))")
     }
 
-    /// The flash kernel's plan (FlashPlan: blocks of 128 queries, tiles of 64 keys, online softmax in the log2
-    /// domain, bf16 P and output) against the CPU's written-out attention and its log-sum-exp. The inputs are
+    /// The flash kernels' plan (FlashPlan: blocks of 128 queries, tiles of 64 keys — 128 for the Hopper kernel —,
+    /// online softmax in the log2 domain, bf16 P and output) against the CPU's written-out attention and its
+    /// log-sum-exp. The inputs are
     /// rounded to bf16 first, as the device holds them; q, k and v are column slices of one fused (T, ·) buffer
     /// in the last case, as the SigLIP layer reads them.
     @Test(arguments: [
-        (tokens: 200, keys: 200, start: 0, causal: true, heads: 4, kvHeads: 2, fused: false),
-        (tokens: 70, keys: 300, start: 230, causal: true, heads: 4, kvHeads: 1, fused: false),
-        (tokens: 1, keys: 130, start: 129, causal: true, heads: 2, kvHeads: 2, fused: false),
-        (tokens: 150, keys: 150, start: 0, causal: false, heads: 3, kvHeads: 3, fused: true)
+        (tokens: 200, keys: 200, start: 0, causal: true, heads: 4, kvHeads: 2, fused: false, tileKeys: 64),
+        (tokens: 70, keys: 300, start: 230, causal: true, heads: 4, kvHeads: 1, fused: false, tileKeys: 64),
+        (tokens: 1, keys: 130, start: 129, causal: true, heads: 2, kvHeads: 2, fused: false, tileKeys: 64),
+        (tokens: 150, keys: 150, start: 0, causal: false, heads: 3, kvHeads: 3, fused: true, tileKeys: 64),
+        (tokens: 300, keys: 300, start: 0, causal: true, heads: 4, kvHeads: 2, fused: false, tileKeys: 128),
+        (tokens: 70, keys: 300, start: 230, causal: true, heads: 4, kvHeads: 1, fused: false, tileKeys: 128)
     ])
     func flashPlanEqualsCPUAttention(
-        tokens t: Int, keys s: Int, start p0: Int, causal: Bool, heads h: Int, kvHeads hkv: Int, fused: Bool
+        tokens t: Int, keys s: Int, start p0: Int, causal: Bool, heads h: Int, kvHeads hkv: Int, fused: Bool,
+        tileKeys: Int
     ) {
         let d = 16
         let q = Tensor.seeded([t, h * d], seed: 21, scale: 2).roundedToBF16()
@@ -112,11 +116,11 @@ import _TestSupport
             }
             plan = FlashPlan.attention(
                 q: rows, qStride: 3 * w, k: Array(rows[w...]), v: Array(rows[(2 * w)...]), kvStride: 3 * w, tokens: t,
-                keys: s, heads: h, kvHeads: hkv, headDim: d, causal: causal, start: p0)
+                keys: s, heads: h, kvHeads: hkv, headDim: d, causal: causal, start: p0, tileKeys: tileKeys)
         } else {
             plan = FlashPlan.attention(
                 q: q.storage, qStride: h * d, k: k.storage, v: v.storage, kvStride: hkv * d, tokens: t, keys: s,
-                heads: h, kvHeads: hkv, headDim: d, causal: causal, start: p0)
+                heads: h, kvHeads: hkv, headDim: d, causal: causal, start: p0, tileKeys: tileKeys)
         }
         let ref = attentionNaive(
             q: q.reshaped([t, h, d]).permuted([1, 0, 2]), k: k.reshaped([s, hkv, d]).permuted([1, 0, 2]),
@@ -124,7 +128,7 @@ import _TestSupport
             offsets: AttentionOffsets(query: p0, key: 0))
         assertClose(
             Tensor(shape: [t, h * d], storage: plan.out), ref.out.permuted([1, 0, 2]).reshaped([t, h * d]), .bf16,
-            "flash plan vs CPU attention (T \(t), S \(s), p0 \(p0))")
+            "flash plan vs CPU attention (T \(t), S \(s), p0 \(p0), BC \(tileKeys))")
         assertClose(
             Tensor(shape: [h, t], storage: plan.lse), ref.lse.reshaped([h, t]), .fp32Op,
             "flash plan LSE vs CPU attention's (T \(t), S \(s), p0 \(p0))")
@@ -136,5 +140,6 @@ import _TestSupport
         #expect(FlashPlan.tiles(blockStart: 128, keys: 1000, causal: true, start: 0) == 4)
         #expect(FlashPlan.tiles(blockStart: 0, keys: 1000, causal: false, start: 0) == 16)
         #expect(FlashPlan.tiles(blockStart: 0, keys: 777, causal: true, start: 776) == 13)
+        #expect(FlashPlan.tiles(blockStart: 128, keys: 1000, causal: true, start: 0, tileKeys: 128) == 2)
     }
 }
