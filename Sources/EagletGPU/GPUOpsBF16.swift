@@ -19,8 +19,9 @@ import Tensor
 extension GPU {
     /// Compiles (or loads from the cache) the kernels of KernelsBF16.swift.
     /// On a Hopper part (sm_90) the wgmma flash kernel (KernelsHopper.swift) is compiled too, for sm_90a, and
-    /// attention with D = 128 runs on it; EAGLET_FLASH=mma keeps every head dim on the mma.sync kernel. An
-    /// NVRTC too old for sm_90a says so once on stderr and leaves the mma.sync kernel in charge.
+    /// attention with D = 128 runs on it; EAGLET_FLASH=mma keeps every head dim on the mma.sync kernel, and
+    /// EAGLET_FLASH=wg|ws|ws-pp|ws3|ws3-pp picks one of its variants. An NVRTC too old for sm_90a says so once
+    /// on stderr and leaves the mma.sync kernel in charge.
     public func loadKernelsBF16() throws {
         try load(source: KernelSourceBF16.source, key: KernelSourceBF16.module)
         guard computeCapability == (9, 0), ProcessInfo.processInfo.environment["EAGLET_FLASH"] != "mma",
@@ -37,6 +38,12 @@ extension GPU {
 
     /// Whether attention with head dim `d` runs on the Hopper (wgmma) flash kernel.
     public func usesHopperFlash(headDim d: Int) -> Bool { d == 128 && isLoaded(KernelSourceHopper.module) }
+
+    /// The Hopper kernel's variant in use: EAGLET_FLASH's, when it names one, else the default.
+    public var hopperFlashVariant: String {
+        let asked = ProcessInfo.processInfo.environment["EAGLET_FLASH"] ?? ""
+        return KernelSourceHopper.variants[asked] != nil ? asked : KernelSourceHopper.defaultVariant
+    }
 
     func runBF16(_ name: String, elements n: Int, _ args: [KernelArgument]) throws {
         guard n > 0 else { return }
@@ -96,11 +103,11 @@ extension GPU {
             .int(hkv), .int(d), .int(qStride), .int(kvStride), .int(outStride), .float(scaleLog2),
             .int(causal ? 1 : 0), .int(p0)
         ]
-        if usesHopperFlash(headDim: d) {
+        if usesHopperFlash(headDim: d), let kernel = KernelSourceHopper.variants[hopperFlashVariant] {
             try launch(
-                KernelSourceHopper.module, "flash_attention_wg_d128",
+                KernelSourceHopper.module, kernel.entry,
                 grid: ((t + KernelSourceHopper.blockRows - 1) / KernelSourceHopper.blockRows, h, 1),
-                block: (KernelSourceHopper.threads, 1, 1), shared: KernelSourceHopper.sharedBytes, args)
+                block: (kernel.threads, 1, 1), shared: KernelSourceHopper.sharedBytes(stages: kernel.stages), args)
             return
         }
         try launch(

@@ -28,12 +28,23 @@ import Foundation
 enum KernelSourceHopper {
     static let module = "eaglet_hopper"
 
-    /// Query rows per block, keys per tile, threads per block.
-    static let blockRows = 128, tileKeys = 128, threads = 256
+    /// Query rows per block and keys per tile.
+    static let blockRows = 128, tileKeys = 128
 
-    /// Dynamic shared memory: Q (128 × 128 bf16) and two stages of K and V (128 × 128 each), plus 1 KiB so
-    /// the kernel can align the tiles to the swizzle's 1024-byte period, and 64 bytes of mbarriers.
-    static let sharedBytes = (blockRows + 4 * tileKeys) * 128 * 2 + 1024 + 64
+    /// The kernel's variants, by the name EAGLET_FLASH gives: entry point, threads per block, K/V stages.
+    /// wg: two warpgroups that load and compute; ws: a producer warpgroup beside them (ws3: three stages;
+    /// -pp: the two computing warpgroups take turns issuing their products).
+    static let variants: [String: (entry: String, threads: Int, stages: Int)] = [
+        "wg": ("flash_attention_wg_d128", 256, 2), "ws": ("flash_attention_ws_d128", 384, 2),
+        "ws-pp": ("flash_attention_ws_pp_d128", 384, 2), "ws3": ("flash_attention_ws3_d128", 384, 3),
+        "ws3-pp": ("flash_attention_ws3_pp_d128", 384, 3)
+    ]
+    /// The variant used unless EAGLET_FLASH names another.
+    static let defaultVariant = "wg"
+
+    /// Dynamic shared memory: Q (128 × 128 bf16) and `stages` stages of K and V (128 × 128 each), plus 1 KiB
+    /// so the kernel can align the tiles to the swizzle's 1024-byte period, and the stages' mbarriers.
+    static func sharedBytes(stages: Int) -> Int { 128 * 128 * 2 * (1 + 2 * stages) + 1024 + 32 * stages }
 
     static let source = #"""
         #define NEG_INF __int_as_float(0xff800000)
@@ -317,28 +328,24 @@ enum KernelSourceHopper {
                          "@!done bra WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
         }
 
-        #ifndef WS_STAGES
-        #define WS_STAGES 2         // K and V stages of the warp-specialized kernel (3 fills 225 KiB of shared memory)
-        #endif
-
         // The same attention with a producer warpgroup: warpgroups 0 and 1 compute as above and never load;
-        // warpgroup 2 streams K and V through WS_STAGES stages each with cp.async, in the order the others use them
+        // warpgroup 2 streams K and V through ST stages each (2, or 3 filling 225 KiB) with cp.async, in the order the others use them
         // (K_0, then K_{n+1} and V_n for each tile n). A stage's "full" barrier completes when its copy has
         // landed (each producer thread waits for its copy group, fences it to the async proxy, then arrives);
         // its "empty" barrier completes when all 8 computing warps are done reading it. The computing
         // warpgroups no longer meet at a block-wide barrier every tile, so one can run its softmax while the
         // other's products use the tensor cores; with PINGPONG they take turns issuing their products (two
         // named barriers). setmaxnreg moves registers from the producer (40 a thread) to the others (232).
-        extern "C" __global__ void __launch_bounds__(384, 1) flash_attention_ws_d128(
+        template <bool PINGPONG, int ST>
+        __device__ __forceinline__ void flash_ws(
             const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-            bf16* __restrict__ out, float* __restrict__ lse, int T, int S, int H, int Hkv, int D,
+            bf16* __restrict__ out, float* __restrict__ lse, int T, int S, int H, int Hkv,
             int qs, int ks, int os, float scale_log2, int causal, int p0)
         {
             constexpr int BR = 128, BC = 128, TILE = 128 * 128 * 2;
-            extern __shared__ __align__(16) unsigned char smem_raw[];
-            const unsigned raw = (unsigned)__cvta_generic_to_shared(smem_raw);
+            extern __shared__ __align__(16) unsigned char smem_ws[];
+            const unsigned raw = (unsigned)__cvta_generic_to_shared(smem_ws);
             const unsigned sQ = (raw + 1023) & ~1023u;
-            constexpr int ST = WS_STAGES;
             const unsigned sK = sQ + TILE, sV = sK + ST * TILE;
             const unsigned bars = sV + ST * TILE; // fullK[ST], fullV[ST], emptyK[ST], emptyV[ST]: 8 bytes each
             const unsigned fullK = bars, fullV = bars + 8 * ST, emptyK = bars + 16 * ST, emptyV = bars + 24 * ST;
@@ -409,15 +416,11 @@ enum KernelSourceHopper {
             const int wg_first = t0 + wg * 64;
             const int row0 = wg_first + warp_in_wg * 16 + (lane >> 2);
             const unsigned qw = sQ + wg * 64 * 128;
-        #ifdef PINGPONG
-            if (wg == 1 && tiles > 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
-        #endif
+            if (PINGPONG && wg == 1 && tiles > 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
             for (int n = 0; n < tiles; n++) {
                 mbar_wait(fullK + 8 * (n % ST), (n / ST) & 1);
                 if (n > 0) mbar_wait(fullV + 8 * ((n - 1) % ST), ((n - 1) / ST) & 1);
-        #ifdef PINGPONG
-                asm volatile("bar.sync %0, 256;" :: "r"(1 + wg) : "memory"); // my turn to issue
-        #endif
+                if (PINGPONG) asm volatile("bar.sync %0, 256;" :: "r"(1 + wg) : "memory"); // my turn to issue
                 issue_qk(s, qw, sK + (n % ST) * TILE);
                 if (n > 0) issue_pv(o, p, sV + ((n - 1) % ST) * TILE);
 
@@ -425,11 +428,11 @@ enum KernelSourceHopper {
                 else wgmma_wait0();
                 acc_fence(s);
                 if (lane == 0) mbar_arrive(emptyK + 8 * (n % ST));
-        #ifdef PINGPONG
-                // the other's turn (warpgroup 1 gives none after its last tile: warpgroup 0 waits for no more)
-                asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %1, 0;\n@p bar.arrive %0, 256;\n}\n"
-                             :: "r"(2 - wg), "r"((int)(wg == 0 || n + 1 < tiles)) : "memory");
-        #endif
+                if (PINGPONG) {
+                    // the other's turn (warpgroup 1 gives none after its last tile: warpgroup 0 waits for no more)
+                    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %1, 0;\n@p bar.arrive %0, 256;\n}\n"
+                                 :: "r"(2 - wg), "r"((int)(wg == 0 || n + 1 < tiles)) : "memory");
+                }
                 const bool mask = n * BC + BC > S || (causal && n * BC + BC - 1 > p0 + wg_first);
                 online_softmax(s, m, l, alpha, mask, n * BC, S, causal, p0, row0, scale_log2, lane);
                 wgmma_wait0();
@@ -465,5 +468,17 @@ enum KernelSourceHopper {
             }
             }
         }
+
+        // The warp-specialized entry points: ws (two stages), ws3 (three), _pp with ping-pong.
+        #define FLASH_WS_ENTRY(NAME, PP, ST) \
+        extern "C" __global__ void __launch_bounds__(384, 1) NAME( \
+            const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int T, int S, int H, int Hkv, \
+            int D, int qs, int ks, int os, float scale_log2, int causal, int p0) { \
+            flash_ws<PP, ST>(q, k, v, out, lse, T, S, H, Hkv, qs, ks, os, scale_log2, causal, p0); \
+        }
+        FLASH_WS_ENTRY(flash_attention_ws_d128, false, 2)
+        FLASH_WS_ENTRY(flash_attention_ws_pp_d128, true, 2)
+        FLASH_WS_ENTRY(flash_attention_ws3_d128, false, 3)
+        FLASH_WS_ENTRY(flash_attention_ws3_pp_d128, true, 3)
         """#
 }
