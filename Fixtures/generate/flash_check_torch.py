@@ -32,12 +32,12 @@ SWIFT = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsBF16.swif
 HOPPER = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsHopper.swift")
 
 
-def kernel_source(path=SWIFT):
+def kernel_source(path=SWIFT, name="source"):
     """The source as Swift builds it: the raw string's indentation removed and `\\#(blockSum(named: "x"))`
     replaced by the text Kernels.swift's blockSum(named:) returns (`eaglet-gpu info --print-source bf16`
     prints the same bytes)."""
     text = open(path).read()
-    m = re.search(r'static let source = #"""\n(.*?)\n\s*"""#', text, re.S)
+    m = re.search(r'static let ' + name + r' = #"""\n(.*?)\n\s*"""#', text, re.S)
     lines = m.group(1).split("\n")
     indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
     source = "\n".join(l[indent:] for l in lines)
@@ -301,7 +301,9 @@ def main():
         # the variants of KernelSourceHopper.variants (EAGLET_FLASH's names), and wg compiled with -DSERIAL (no
         # overlap of softmax and P·V inside a warpgroup); "variants=a,b" picks some
         hop_source = kernel_source(HOPPER)
-        print(json.dumps({"hopper_kernel_fnv1a64": fnv1a64(hop_source)}), flush=True)
+        ws_source = hop_source + "\n\n" + kernel_source(HOPPER, "warpSpecializedSource")
+        print(json.dumps({"hopper_kernel_fnv1a64": fnv1a64(hop_source),
+                          "hopper_ws_kernel_fnv1a64": fnv1a64(ws_source)}), flush=True)
         table = {"wg": ("flash_attention_wg_d128", 256, 2, []), "wg-serial": ("flash_attention_wg_d128", 256, 2, ["SERIAL"]),
                  "ws": ("flash_attention_ws_d128", 384, 2, []), "ws-pp": ("flash_attention_ws_pp_d128", 384, 2, []),
                  "ws3": ("flash_attention_ws3_d128", 384, 3, []), "ws3-pp": ("flash_attention_ws3_pp_d128", 384, 3, [])}
@@ -309,9 +311,9 @@ def main():
         modules, good = {}, []
         for name in (picked[0] if picked else list(table)):
             entry, threads, stages, defines = table[name]
-            key = tuple(defines)
+            key = (name.startswith("ws"), tuple(defines))
             if key not in modules:
-                modules[key] = nvrtc_module(hop_source, "sm_90a", ["-D" + d for d in defines])
+                modules[key] = nvrtc_module(ws_source if key[0] else hop_source, "sm_90a", ["-D" + d for d in defines])
             print(json.dumps({"variant": name}), flush=True)
             hop = Flash(entry, rows=128, threads=threads, module=modules[key],
                         shared=lambda dp, st=stages: 32768 * (1 + 2 * st) + 1024 + 32 * st)

@@ -274,7 +274,7 @@ public enum GPUBench {
         printLine(
             "flash kernel for D = 128: "
                 + (gpu.usesHopperFlash(headDim: 128)
-                    ? "wgmma \(gpu.hopperFlashVariant), sm_90a (source fnv1a64 \(GPUKernels.hopperSourceHash))"
+                    ? "wgmma \(gpu.hopperFlashVariant), sm_90a (source fnv1a64 \(gpu.hopperFlashSourceHash))"
                     : "mma.sync"))
         if agreement {
             for (name, rel, tolerance, passed) in try realSizeAgreement(gpu) {

@@ -25,10 +25,16 @@ extension GPU {
     public func loadKernelsBF16() throws {
         try load(source: KernelSourceBF16.source, key: KernelSourceBF16.module)
         guard computeCapability == (9, 0), ProcessInfo.processInfo.environment["EAGLET_FLASH"] != "mma",
-            !isLoaded(KernelSourceHopper.module)
+            !isLoaded(KernelSourceHopper.module), !isLoaded(KernelSourceHopper.warpSpecializedModule)
         else { return }
         do {
-            try load(source: KernelSourceHopper.source, key: KernelSourceHopper.module, architecture: "sm_90a")
+            if hopperFlashVariant == "wg" {
+                try load(source: KernelSourceHopper.source, key: KernelSourceHopper.module, architecture: "sm_90a")
+            } else {
+                try load(
+                    source: KernelSourceHopper.warpSpecializedProgram, key: KernelSourceHopper.warpSpecializedModule,
+                    architecture: "sm_90a")
+            }
         } catch {
             let note =
                 "note: the Hopper flash kernel did not compile (\(error)); attention runs on the mma.sync kernel\n"
@@ -37,7 +43,14 @@ extension GPU {
     }
 
     /// Whether attention with head dim `d` runs on the Hopper (wgmma) flash kernel.
-    public func usesHopperFlash(headDim d: Int) -> Bool { d == 128 && isLoaded(KernelSourceHopper.module) }
+    public func usesHopperFlash(headDim d: Int) -> Bool {
+        d == 128 && (isLoaded(KernelSourceHopper.module) || isLoaded(KernelSourceHopper.warpSpecializedModule))
+    }
+
+    /// The FNV-1a 64 hash (hex) of the Hopper program in use: reports carry it.
+    public var hopperFlashSourceHash: String {
+        hopperFlashVariant == "wg" ? GPUKernels.hopperSourceHash : GPUKernels.hopperWarpSpecializedSourceHash
+    }
 
     /// The Hopper kernel's variant in use: EAGLET_FLASH's, when it names one, else the default.
     public var hopperFlashVariant: String {
@@ -105,7 +118,8 @@ extension GPU {
         ]
         if usesHopperFlash(headDim: d), let kernel = KernelSourceHopper.variants[hopperFlashVariant] {
             try launch(
-                KernelSourceHopper.module, kernel.entry,
+                hopperFlashVariant == "wg" ? KernelSourceHopper.module : KernelSourceHopper.warpSpecializedModule,
+                kernel.entry,
                 grid: ((t + KernelSourceHopper.blockRows - 1) / KernelSourceHopper.blockRows, h, 1),
                 block: (kernel.threads, 1, 1), shared: KernelSourceHopper.sharedBytes(stages: kernel.stages), args)
             return

@@ -30,6 +30,12 @@ public enum GPUKernels {
     public static var hopperSource: String { KernelSourceHopper.source }
     /// FNV-1a 64 of the Hopper flash kernel's source (KernelsHopper.swift), in hex, for the same purpose.
     public static var hopperSourceHash: String { String(fnv1a64(KernelSourceHopper.source), radix: 16) }
+    /// The warp-specialized variants' whole program (`hopperSource`, then their own text).
+    public static var hopperWarpSpecializedSource: String { KernelSourceHopper.warpSpecializedProgram }
+    /// The same for the warp-specialized variants' program (`hopperSource` followed by their own text).
+    public static var hopperWarpSpecializedSourceHash: String {
+        String(fnv1a64(KernelSourceHopper.warpSpecializedProgram), radix: 16)
+    }
     /// Every `__global__` kernel, in source order.
     public static var names: [String] {
         KernelSource.source.components(separatedBy: "__global__ void ").dropFirst().compactMap {

@@ -314,7 +314,14 @@ enum KernelSourceHopper {
                 }
             }
         }
+        """#
 
+    /// The warp-specialized variants (ws, ws-pp, ws3, ws3-pp), compiled after `source` as module
+    /// `warpSpecializedModule` when EAGLET_FLASH names one of them.
+    static let warpSpecializedModule = "eaglet_hopper_ws"
+    static var warpSpecializedProgram: String { source + "\n\n" + warpSpecializedSource }
+
+    static let warpSpecializedSource = #"""
         // mbarriers in shared memory: init (count arrivals complete a phase), arrive, and wait for the phase of
         // the given parity to complete.
         __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {

@@ -239,7 +239,7 @@ public struct GPUInfoCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Print the CUDA source NVRTC compiles (fp32, bf16 or hopper) and its fnv1a64 hash on stderr, and exit; needs no GPU.",
+            "Print the CUDA source NVRTC compiles (fp32, bf16, hopper or hopper-ws) and its fnv1a64 hash on stderr, and exit; needs no GPU.",
             valueName: "kernels"))
     var printSource: String?
 
@@ -247,13 +247,16 @@ public struct GPUInfoCommand: ParsableCommand {
 
     public func run() throws {
         if let which = printSource {
-            let sources = ["fp32": GPUKernels.source, "bf16": GPUKernels.bf16Source, "hopper": GPUKernels.hopperSource]
-            guard let text = sources[which] else {
-                throw ValidationError("--print-source takes fp32, bf16 or hopper, not \(which)")
+            let sources = [
+                "fp32": (GPUKernels.source, GPUKernels.sourceHash),
+                "bf16": (GPUKernels.bf16Source, GPUKernels.bf16SourceHash),
+                "hopper": (GPUKernels.hopperSource, GPUKernels.hopperSourceHash),
+                "hopper-ws": (GPUKernels.hopperWarpSpecializedSource, GPUKernels.hopperWarpSpecializedSourceHash)
+            ]
+            guard let (text, hash) = sources[which] else {
+                throw ValidationError("--print-source takes fp32, bf16, hopper or hopper-ws, not \(which)")
             }
             print(text)
-            let hash =
-                ["fp32": GPUKernels.sourceHash, "bf16": GPUKernels.bf16SourceHash][which] ?? GPUKernels.hopperSourceHash
             _ = "fnv1a64 \(hash)\n".withCString { write(2, $0, strlen($0)) }
             return
         }
