@@ -30,6 +30,11 @@ public enum GPUKernels {
     public static var hopperSource: String { KernelSourceHopper.source }
     /// FNV-1a 64 of the Hopper flash kernel's source (KernelsHopper.swift), in hex, for the same purpose.
     public static var hopperSourceHash: String { String(fnv1a64(KernelSourceHopper.source), radix: 16) }
+    /// The Hopper kernel's default variant (EAGLET_FLASH picks another) and the hash of the program it is in.
+    public static var hopperDefaultVariant: String { KernelSourceHopper.defaultVariant }
+    public static var hopperDefaultSourceHash: String {
+        hopperDefaultVariant == "wg" ? hopperSourceHash : hopperWarpSpecializedSourceHash
+    }
     /// The warp-specialized variants' whole program (`hopperSource`, then their own text).
     public static var hopperWarpSpecializedSource: String { KernelSourceHopper.warpSpecializedProgram }
     /// The same for the warp-specialized variants' program (`hopperSource` followed by their own text).

@@ -201,6 +201,56 @@ enum KernelSourceHopper {
             __syncthreads();
         }
 
+        // A computing warpgroup's start: O = 0, m = −∞, l = 0; its first query row, this lane's rows row0 and
+        // row0 + 8 (warp i of the group holds rows 16i …, a quad of lanes one row), and its 64 rows of Q.
+        __device__ __forceinline__ void start_rows(
+            float* o, float* m, float* l, int t0, int tid, unsigned sQ, int& first, int& row0, unsigned& qw)
+        {
+            #pragma unroll
+            for (int i = 0; i < 64; i++) o[i] = 0.0f;
+            m[0] = m[1] = NEG_INF;
+            l[0] = l[1] = 0.0f;
+            const int wg = tid >> 7, lane = tid & 31;
+            first = t0 + wg * 64;
+            row0 = first + ((tid >> 5) & 3) * 16 + (lane >> 2);
+            qw = sQ + wg * 64 * 128;
+        }
+
+        // The block's 128 query rows of head h into shared memory (swizzled; rows past T zero), by n threads.
+        __device__ __forceinline__ void load_q(unsigned sQ, const bf16* q, int t0, int T, int qs, int h, int tid, int n) {
+            for (int i = tid; i < 128 * 16; i += n) {
+                int r = i >> 4, c = i & 15, t = t0 + r;
+                bool ok = t < T;
+                cp_async16(sQ + swizzled(r, c, 128), ok ? q + (long)t * qs + h * 128 + c * 8 : q, ok ? 16 : 0);
+            }
+        }
+
+        // O/l of rows row0 and row0 + 8 as bf16 (4 lanes of a quad hold a row's 128 columns), and the rows'
+        // log-sum-exp (m + log2 l)·ln 2.
+        __device__ __forceinline__ void store_rows(
+            const float* o, const float* m, const float* l, bf16* __restrict__ out, float* __restrict__ lse,
+            int row0, int T, int h, int os, int lane)
+        {
+            #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float sum = l[r];
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+                const int row = row0 + 8 * r;
+                if (row < T) {
+                    #pragma unroll
+                    for (int j = 0; j < 16; j++) {
+                        int col = j * 8 + 2 * (lane & 3);
+                        *(unsigned*)(out + (long)row * os + h * 128 + col) =
+                            pack_bf16x2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+                    }
+                    if (lse && (lane & 3) == 0)
+                        lse[(long)h * T + row] = sum > 0.0f ? (m[r] + log2f(sum)) * 0.6931471805599453f : NEG_INF;
+                }
+            }
+        }
+
         extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_wg_d128(
             const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
             bf16* __restrict__ out, float* __restrict__ lse, int T, int S, int H, int Hkv, int D,
@@ -211,7 +261,7 @@ enum KernelSourceHopper {
             const unsigned raw = (unsigned)__cvta_generic_to_shared(smem_raw);
             const unsigned sQ = (raw + 1023) & ~1023u;   // the swizzle repeats every 1024 bytes
             const unsigned sK = sQ + TILE, sV = sK + 2 * TILE;
-            const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, warp_in_wg = (tid >> 5) & 3;
+            const int tid = threadIdx.x, lane = tid & 31;
             const int mb = gridDim.x - 1 - blockIdx.x; // the longest causal blocks start first
             const int h = blockIdx.y, g = h / (H / Hkv);
             const int t0 = mb * BR;
@@ -219,11 +269,7 @@ enum KernelSourceHopper {
             const int tiles = (kv_end + BC - 1) / BC;
 
             // A tile is 128 rows × 16 chunks of 16 bytes: 8 chunks a thread.
-            for (int i = tid; i < BR * 16; i += NT) {
-                int r = i >> 4, c = i & 15, t = t0 + r;
-                bool ok = t < T;
-                cp_async16(sQ + swizzled(r, c, BR), ok ? q + (long)t * qs + h * 128 + c * 8 : q, ok ? 16 : 0);
-            }
+            load_q(sQ, q, t0, T, qs, h, tid, NT);
             auto load = [&](const bf16* src, unsigned dst, int tile) {
                 for (int i = tid; i < BC * 16; i += NT) {
                     int r = i >> 4, c = i & 15, j = tile * BC + r;
@@ -232,14 +278,10 @@ enum KernelSourceHopper {
                 }
             };
 
-            float o[64], s[64];
-            unsigned p[8][4];
-            #pragma unroll
-            for (int i = 0; i < 64; i++) o[i] = 0.0f;
-            float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
-            const int wg_first = t0 + wg * 64;
-            const int row0 = wg_first + warp_in_wg * 16 + (lane >> 2); // rows row0 and row0 + 8
-            const unsigned qw = sQ + wg * 64 * 128;
+            float o[64], s[64], m[2], l[2], alpha[2];
+            unsigned p[8][4], qw;
+            int wg_first, row0;
+            start_rows(o, m, l, t0, tid, sQ, wg_first, row0, qw);
             auto needs_mask = [&](int n) { return n * BC + BC > S || (causal && n * BC + BC - 1 > p0 + wg_first); };
 
         #ifndef SERIAL
@@ -295,24 +337,7 @@ enum KernelSourceHopper {
             }
         #endif
 
-            #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float sum = l[r];
-                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-                const int row = row0 + 8 * r;
-                if (row < T) {
-                    #pragma unroll
-                    for (int j = 0; j < 16; j++) {
-                        int col = j * 8 + 2 * (lane & 3);
-                        *(unsigned*)(out + (long)row * os + h * 128 + col) =
-                            pack_bf16x2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-                    }
-                    if (lse && (lane & 3) == 0)
-                        lse[(long)h * T + row] = sum > 0.0f ? (m[r] + log2f(sum)) * 0.6931471805599453f : NEG_INF;
-                }
-            }
+            store_rows(o, m, l, out, lse, row0, T, h, os, lane);
         }
         """#
 
@@ -363,11 +388,7 @@ enum KernelSourceHopper {
             const int kv_end = causal ? min(S, p0 + t0 + BR) : S;
             const int tiles = (kv_end + BC - 1) / BC;
 
-            for (int i = tid; i < BR * 16; i += 384) {
-                int r = i >> 4, c = i & 15, t = t0 + r;
-                bool ok = t < T;
-                cp_async16(sQ + swizzled(r, c, BR), ok ? q + (long)t * qs + h * 128 + c * 8 : q, ok ? 16 : 0);
-            }
+            load_q(sQ, q, t0, T, qs, h, tid, 384);
             if (tid == 0) {
                 for (int i = 0; i < ST; i++) {
                     mbar_init(fullK + 8 * i, 128); mbar_init(fullV + 8 * i, 128);
@@ -383,7 +404,7 @@ enum KernelSourceHopper {
                 // K_0, then for each tile n: K_{n+1} (if any) and V_n. Each copy is one cp.async group; once the
                 // next is issued, the one before is waited for, fenced and announced on its full barrier.
                 unsigned pending = 0;
-                const int items = tiles > 0 ? 2 * tiles : 0;
+                const int items = tiles > 0 ? 2 * tiles + 1 : 0;
                 for (int it = 0; it < items; it++) {
                     // item 0: K_0; item 2n + 1: K_{n+1} (skipped past the last tile); item 2n + 2: V_n
                     const bool isK = (it & 1) || it == 0;
@@ -414,15 +435,11 @@ enum KernelSourceHopper {
                 }
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
-            const int wg = warp >> 2, warp_in_wg = warp & 3;
-            float o[64], s[64];
-            unsigned p[8][4];
-            #pragma unroll
-            for (int i = 0; i < 64; i++) o[i] = 0.0f;
-            float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
-            const int wg_first = t0 + wg * 64;
-            const int row0 = wg_first + warp_in_wg * 16 + (lane >> 2);
-            const unsigned qw = sQ + wg * 64 * 128;
+            const int wg = warp >> 2;
+            float o[64], s[64], m[2], l[2], alpha[2];
+            unsigned p[8][4], qw;
+            int wg_first, row0;
+            start_rows(o, m, l, t0, tid, sQ, wg_first, row0, qw);
             if (PINGPONG && wg == 1 && tiles > 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
             for (int n = 0; n < tiles; n++) {
                 mbar_wait(fullK + 8 * (n % ST), (n / ST) & 1);
@@ -455,24 +472,7 @@ enum KernelSourceHopper {
                 acc_fence(o);
             }
 
-            #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float sum = l[r];
-                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-                const int row = row0 + 8 * r;
-                if (row < T) {
-                    #pragma unroll
-                    for (int j = 0; j < 16; j++) {
-                        int col = j * 8 + 2 * (lane & 3);
-                        *(unsigned*)(out + (long)row * os + h * 128 + col) =
-                            pack_bf16x2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-                    }
-                    if (lse && (lane & 3) == 0)
-                        lse[(long)h * T + row] = sum > 0.0f ? (m[r] + log2f(sum)) * 0.6931471805599453f : NEG_INF;
-                }
-            }
+            store_rows(o, m, l, out, lse, row0, T, h, os, lane);
             }
         }
 
