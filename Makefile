@@ -10,12 +10,15 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON       ?= python3
 
 # Debian 12's OpenBLAS 0.3.21 does not recognise recent CPUs and can fall back to slow kernels;
-# OPENBLAS_CORETYPE=SkylakeX restores the AVX-512 ones. Set for demo and bench only (tests pass
-# either way), and only when unset and the CPU has AVX-512.
+# OPENBLAS_CORETYPE=SkylakeX restores the AVX-512 ones, Haswell the AVX2 + FMA ones (its Zen target uses
+# the same kernels). Set for demo and bench only (tests pass either way), only when unset, and only to a
+# core type whose instructions the CPU has (AVX-512 kernels on an AVX2 CPU stop with an illegal instruction).
 RUN_ENV :=
 ifeq ($(origin OPENBLAS_CORETYPE), undefined)
 ifneq ($(shell grep -m1 -o -w avx512f /proc/cpuinfo 2>/dev/null),)
 RUN_ENV := OPENBLAS_CORETYPE=SkylakeX
+else ifneq ($(and $(shell grep -m1 -o -w avx2 /proc/cpuinfo 2>/dev/null),$(shell grep -m1 -o -w fma /proc/cpuinfo 2>/dev/null)),)
+RUN_ENV := OPENBLAS_CORETYPE=Haswell
 endif
 endif
 
