@@ -61,6 +61,36 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
         print("siglip-vision-tiny \(tag): worst relative error \(worst)")
     }
 
+    /// The fixture's two images as one multi-tile pass (`callAsFunction(tiles:)`: rows stacked, attention within
+    /// each tile) against transformers' batch of 2: every hidden state, fast and reference paths.
+    @Test(arguments: ["p14", "p16"])
+    func tilesInOnePassMatchTheBatchOfSiglipVisionModel(tag: String) throws {
+        let f = try Fixture.load("siglip-vision-tiny")
+        let path = try writeCheckpoint(from: f, tag: tag, prefix: "vision_model.")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let tower = try SiglipVisionTransformer.load(from: try Checkpoint(path: path), config: try tinyConfig(tag))
+        let pixels = try f.tensor("\(tag).pixel_values")
+        for naive in [false, true] {
+            let out = tower(tiles: [pixels.row(0), pixels.row(1)], compute: naive ? .reference : .fast)
+            for (i, h) in out.hiddenStates.enumerated() {
+                let golden = try f.tensor("\(tag).hidden_states.\(i)")
+                assertClose(
+                    h, golden.reshaped([2 * golden.shape[1], golden.shape[2]]), .fp32Block,
+                    "\(tag) two tiles in one pass, hidden_states[\(i)] naive=\(naive)")
+            }
+            let last = try f.tensor("\(tag).last_hidden_state")
+            assertClose(
+                out.lastHiddenState, last.reshaped([2 * last.shape[1], last.shape[2]]), .fp32Block,
+                "\(tag) two tiles in one pass, post_layernorm naive=\(naive)")
+        }
+        // With more threads than heads the (tile, head) pairs are spread: the same result.
+        let threaded = tower(tiles: [pixels.row(0), pixels.row(1)], compute: .fast(threads: 4))
+        let last = try f.tensor("\(tag).last_hidden_state")
+        assertClose(
+            threaded.lastHiddenState, last.reshaped([2 * last.shape[1], last.shape[2]]), .fp32Block,
+            "\(tag) two tiles in one pass, 4 threads")
+    }
+
     @Test func naflexTowerMatchesSiglip2VisionModel() throws {
         let f = try Fixture.load("siglip2-naflex-tiny")
         let config = try JSONDecoder().decode(
