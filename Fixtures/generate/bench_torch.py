@@ -118,6 +118,7 @@ def main():
     p.add_argument("--layers", type=int, default=24)
     p.add_argument("--variant", default="sparse")
     p.add_argument("--path", default="")
+    p.add_argument("--tiles", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.case == "matmul":
@@ -169,12 +170,14 @@ def main():
                                  image_size=a.size, patch_size=14, layer_norm_eps=1e-6, hidden_act="gelu_pytorch_tanh",
                                  vision_use_head=False)
         model = SiglipVisionModel(cfg).eval()
-        pixels = torch.rand(1, 3, a.size, a.size) * 2 - 1
+        # --tiles N: a batch of N tiles in one call (the twin of `--tiles N`), rate over all N.
+        pixels = torch.rand(a.tiles, 3, a.size, a.size) * 2 - 1
         t_, c, m = (a.size // 14) ** 2, 1152, 4304
-        flops = 2 * t_ * 588 * c + 27 * (8 * t_ * c * c + 4 * t_ * t_ * c + 4 * t_ * c * m)
+        flops = a.tiles * (2 * t_ * 588 * c + 27 * (8 * t_ * c * c + 4 * t_ * t_ * c + 4 * t_ * c * m))
         with torch.no_grad():
             t = median_time(lambda: model(pixel_values=pixels), a.repeats)
-        out = dict(name="vision", variant="torch", size=f"{a.size}px-27L", threads=a.threads, medianSeconds=t,
+        size = f"{a.size}px-27L" + (f"-{a.tiles}tiles" if a.tiles > 1 else "")
+        out = dict(name="vision", variant="torch", size=size, threads=a.threads, medianSeconds=t,
                    rate=flops / t / 1e9, unit="GFLOP/s",
                    peakRSSBytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     elif a.case == "lm":

@@ -139,6 +139,8 @@ struct Case: ParsableCommand {
     @Option var layers: Int = 24
     /// cp: "H,Hkv,D".
     @Option var shape: String = ""
+    /// vision: tiles of one image in one pass.
+    @Option var tiles: Int = 1
 
     func run() throws {
         BLAS.setThreads(threads)
@@ -159,7 +161,7 @@ struct Case: ParsableCommand {
                     decoding: try JSONEncoder().encode(try tilerCase(variant: variant, width: size, repeats: repeats)),
                     as: UTF8.self))
         case "vision":
-            let r = try runVisionCase(variant: variant, size: size, repeats: repeats, threads: threads)
+            let r = try runVisionCase(variant: variant, size: size, repeats: repeats, threads: threads, tiles: tiles)
             print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
         case "lm":
             try runLMCase(

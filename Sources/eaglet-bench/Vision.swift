@@ -47,8 +47,9 @@ func seededTower(_ config: SiglipVisionConfig) -> SiglipVisionTransformer {
     return SiglipVisionTransformer(config: config, embeddings: embeddings, layers: layers, postLayernorm: ln())
 }
 
-/// The child-process side: `_case vision --variant tower|attention|mlp --size 448`.
-func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int) throws -> BenchResult {
+/// The child-process side: `_case vision --variant tower|attention|mlp --size 448 [--tiles N]` (the tower on N
+/// tiles of one image in one pass; its time is the whole pass, its rate N tiles' FLOPs over it).
+func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int, tiles: Int = 1) throws -> BenchResult {
     var config = SiglipVisionConfig.so400m
     config.imageSize = size
     let flops = visionFlops(config)
@@ -56,11 +57,14 @@ func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int) throw
     switch variant {
     case "tower":
         let tower = seededTower(config)
-        let pixels = Tensor.seeded([3, size, size], seed: 7)
-        let s = medianTime(repeats: repeats) { _ = tower(pixels).lastHiddenState }
+        let pixels = (0..<tiles).map { Tensor.seeded([3, size, size], seed: 7 + UInt64($0)) }
+        let s = medianTime(repeats: repeats) {
+            _ = tiles == 1 ? tower(pixels[0]).lastHiddenState : tower(tiles: pixels).lastHiddenState
+        }
         return BenchResult(
-            name: "vision", variant: "eaglet", size: "\(size)px-\(config.numHiddenLayers)L", threads: threads,
-            medianSeconds: s, rate: flops / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
+            name: "vision", variant: "eaglet",
+            size: "\(size)px-\(config.numHiddenLayers)L" + (tiles > 1 ? "-\(tiles)tiles" : ""), threads: threads,
+            medianSeconds: s, rate: Double(tiles) * flops / s / 1e9, unit: "GFLOP/s", peakRSSBytes: peakRSSBytes())
     case "attention", "mlp":
         var one = config
         one.numHiddenLayers = 1
@@ -111,6 +115,11 @@ struct VisionBench: ParsableCommand {
     var repeats: Int = 3
     @Option(help: "Eaglet/PyTorch pairs, timed in alternation (E T E T …), each in its own process.")
     var pairs: Int = 5
+    @Option(
+        help:
+            "Tiles of one image in one pass (13: a 4K image's 12 tiles and thumbnail), against PyTorch's batch of as many."
+    )
+    var tiles: Int = 1
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -120,13 +129,20 @@ struct VisionBench: ParsableCommand {
         var lines = [String]()
         for t in common.threadCounts {
             func note(_ s: String) { FileHandle.standardError.write(Data("vision threads=\(t): \(s)…\n".utf8)) }
-            let towerArgs = ["vision", "--variant", "tower", "--size", String(size), "--repeats", String(repeats)]
+            let towerArgs = [
+                "vision", "--variant", "tower", "--size", String(size), "--repeats", String(repeats), "--tiles",
+                String(tiles)
+            ]
             var mine: BenchResult? = nil, torch: BenchResult? = nil, paired: PairedTiming? = nil
             if torchAvailable {
                 note("Eaglet tower and PyTorch SiglipVisionModel, \(pairs) pairs in alternation")
                 if let (timing, e, p) = runPairs(
                     pairs, eaglet: { runCase(towerArgs, threads: t) },
-                    torch: { runTorch(["vision", "--size", String(size), "--repeats", String(repeats)], threads: t) })
+                    torch: {
+                        runTorch(
+                            ["vision", "--size", String(size), "--repeats", String(repeats), "--tiles", String(tiles)],
+                            threads: t)
+                    })
                 {
                     paired = timing; mine = e; torch = p
                 }
@@ -151,8 +167,13 @@ struct VisionBench: ParsableCommand {
                     format: "\n           sgemm 2048² %.1f GFLOP/s; tower reaches %.0f%% of it", gemm.rate,
                     100 * mine.rate / gemm.rate)
             }
+            if tiles > 1 {
+                line += String(
+                    format: "\n           %d tiles in one pass: %.3f s a tile", tiles,
+                    mine.medianSeconds / Double(tiles))
+            }
             if let attn, let mlp {
-                let perLayer = mine.medianSeconds / 27
+                let perLayer = mine.medianSeconds / Double(27 * tiles)
                 line += String(
                     format:
                         "\n           per layer: attention %.1f ms (%.0f%%), MLP %.1f ms (%.0f%%), rest %.0f%% (norms, embeddings)",
