@@ -134,9 +134,7 @@ static void gemv_bf16_halves(int avx512, const uint16_t *w, long rows, long cols
         float s0, s1;
         if (avx512) dot2_bf16_avx512(w0, w1, cols, main, x, xe, xo, !lone, &s0, &s1);
         else dot2_bf16_avx2(w0, w1, cols, main, x, xe, xo, !lone, &s0, &s1);
-        if (lone) { y[2 * h] = accumulate ? y[2 * h] + s0 : s0; continue; }
-        y[r] = accumulate ? y[r] + s0 : s0;
-        y[h + r] = accumulate ? y[h + r] + s1 : s1;
+        store_row_pair(y, r, h, lone, s0, s1, accumulate);
     }
     free(xe);
 }
@@ -277,9 +275,7 @@ static void gemv_f32_halves(int avx512, const float *w, long rows, long cols, co
         float s0, s1;
         if (avx512) dot2_f32_avx512(w0, w1, cols, x, !lone, &s0, &s1);
         else dot2_f32_avx2(w0, w1, cols, x, !lone, &s0, &s1);
-        if (lone) { y[2 * h] = accumulate ? y[2 * h] + s0 : s0; continue; }
-        y[r] = accumulate ? y[r] + s0 : s0;
-        y[h + r] = accumulate ? y[h + r] + s1 : s1;
+        store_row_pair(y, r, h, lone, s0, s1, accumulate);
     }
 }
 #endif

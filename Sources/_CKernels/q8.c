@@ -17,6 +17,13 @@
 enum { BLOCK_BYTES = 34, GROUP_BYTES = 8 * 34 };
 static inline const uint8_t *row_at(const uint8_t *w, long cols, long r) { return w + r * (cols / 32) * BLOCK_BYTES; }
 
+// The bytes 2 KiB past two rows' groups (the gemv paths' two streams, see ckernels.c).
+static inline void prefetch_groups(const uint8_t *g0, const uint8_t *g1) {
+    for (long o = 0; o < GROUP_BYTES; o += 64) {
+        __builtin_prefetch(g0 + 2048 + o, 0, 3);
+        __builtin_prefetch(g1 + 2048 + o, 0, 3);
+    }
+}
 static inline int group_len(long nb, long j) { long g = nb - 8 * j; return g < 8 ? (int)g : 8; }
 static inline uint16_t scale_of(const uint8_t *group, int k) { uint16_t d; memcpy(&d, group + 2 * k, 2); return d; }
 static inline const int8_t *quants_of(const uint8_t *group, int g, int k) {
@@ -161,18 +168,11 @@ static void gemv_q8_avx2(const uint8_t *w, long cols, long r0, long n, const int
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
         for (long j = 0; j * 8 < nb; j++) {
             const uint8_t *g0 = row0 + j * GROUP_BYTES, *g1 = row1 + j * GROUP_BYTES;
-            if (!lone) {
-                for (long o = 0; o < GROUP_BYTES; o += 64) {
-                    __builtin_prefetch(g0 + 2048 + o, 0, 3);
-                    __builtin_prefetch(g1 + 2048 + o, 0, 3);
-                }
-            }
+            if (!lone) prefetch_groups(g0, g1);
             group2_avx2(g0, g1, group_len(nb, j), xq + 256 * j, xd + 8 * j, &a0, &a1, &b0, &b1);
         }
         float t0 = hsum256(_mm256_add_ps(a0, a1)), t1 = hsum256(_mm256_add_ps(b0, b1));
-        if (lone) { y[2 * h] = accumulate ? y[2 * h] + t0 : t0; continue; }
-        y[r] = accumulate ? y[r] + t0 : t0;
-        y[h + r] = accumulate ? y[h + r] + t1 : t1;
+        store_row_pair(y, r, h, lone, t0, t1, accumulate);
     }
 }
 
@@ -218,12 +218,7 @@ static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int
         for (long j = 0; j * 8 < nb; j++) {
             int g = group_len(nb, j);
             const uint8_t *g0 = row0 + j * GROUP_BYTES, *g1 = row1 + j * GROUP_BYTES;
-            if (!lone) {
-                for (long o = 0; o < GROUP_BYTES; o += 64) {
-                    __builtin_prefetch(g0 + 2048 + o, 0, 3);
-                    __builtin_prefetch(g1 + 2048 + o, 0, 3);
-                }
-            }
+            if (!lone) prefetch_groups(g0, g1);
             const int8_t *x = xq + 256 * j, *q0 = quants_of(g0, g, 0), *q1 = quants_of(g1, g, 0);
             __m256 xs = _mm256_loadu_ps(xd + 8 * j);
             __m512 s0 = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g0)), xs));
@@ -250,9 +245,7 @@ static void gemv_q8_vnni(const uint8_t *w, long cols, long r0, long n, const int
             }
         }
         float t0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), t1 = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1));
-        if (lone) { y[2 * h] = accumulate ? y[2 * h] + t0 : t0; continue; }
-        y[r] = accumulate ? y[r] + t0 : t0;
-        y[h + r] = accumulate ? y[h + r] + t1 : t1;
+        store_row_pair(y, r, h, lone, t0, t1, accumulate);
     }
 }
 #endif

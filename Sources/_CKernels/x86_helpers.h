@@ -1,6 +1,15 @@
 // Small vector helpers shared by the kernels' translation units (not part of the module's interface).
 #ifndef EAGLET_X86_HELPERS_H
 #define EAGLET_X86_HELPERS_H
+
+/// The gemv kernels read rows r and h + r together (h = rows / 2) and the odd last row, row 2h, alone (r == h):
+/// their dot products s0, s1 stored, or added to y with `accumulate`.
+static inline void store_row_pair(float *y, long r, long h, int lone, float s0, float s1, int accumulate) {
+    if (lone) { y[2 * h] = accumulate ? y[2 * h] + s0 : s0; return; }
+    y[r] = accumulate ? y[r] + s0 : s0;
+    y[h + r] = accumulate ? y[h + r] + s1 : s1;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
