@@ -24,17 +24,12 @@ extension GPU {
     /// on stderr and leaves the mma.sync kernel in charge.
     public func loadKernelsBF16() throws {
         try load(source: KernelSourceBF16.source, key: KernelSourceBF16.module)
+        let program = KernelSourceHopper.program(for: hopperFlashVariant)
         guard computeCapability == (9, 0), ProcessInfo.processInfo.environment["EAGLET_FLASH"] != "mma",
-            !isLoaded(KernelSourceHopper.module), !isLoaded(KernelSourceHopper.warpSpecializedModule)
+            !isLoaded(program.module)
         else { return }
         do {
-            if hopperFlashVariant == "wg" {
-                try load(source: KernelSourceHopper.source, key: KernelSourceHopper.module, architecture: "sm_90a")
-            } else {
-                try load(
-                    source: KernelSourceHopper.warpSpecializedProgram, key: KernelSourceHopper.warpSpecializedModule,
-                    architecture: "sm_90a")
-            }
+            try load(source: program.source, key: program.module, architecture: "sm_90a")
         } catch {
             let note =
                 "note: the Hopper flash kernel did not compile (\(error)); attention runs on the mma.sync kernel\n"
@@ -44,19 +39,14 @@ extension GPU {
 
     /// Whether attention with head dim `d` runs on the Hopper (wgmma) flash kernel.
     public func usesHopperFlash(headDim d: Int) -> Bool {
-        d == 128 && (isLoaded(KernelSourceHopper.module) || isLoaded(KernelSourceHopper.warpSpecializedModule))
+        d == 128 && isLoaded(KernelSourceHopper.program(for: hopperFlashVariant).module)
     }
 
     /// The FNV-1a 64 hash (hex) of the Hopper program in use: reports carry it.
-    public var hopperFlashSourceHash: String {
-        hopperFlashVariant == "wg" ? GPUKernels.hopperSourceHash : GPUKernels.hopperWarpSpecializedSourceHash
-    }
+    public var hopperFlashSourceHash: String { GPUKernels.hopperSourceHash(variant: hopperFlashVariant) }
 
     /// The Hopper kernel's variant in use: EAGLET_FLASH's, when it names one, else the default.
-    public var hopperFlashVariant: String {
-        let asked = ProcessInfo.processInfo.environment["EAGLET_FLASH"] ?? ""
-        return KernelSourceHopper.variants[asked] != nil ? asked : KernelSourceHopper.defaultVariant
-    }
+    public var hopperFlashVariant: String { KernelSourceHopper.variantInUse }
 
     func runBF16(_ name: String, elements n: Int, _ args: [KernelArgument]) throws {
         guard n > 0 else { return }
@@ -118,8 +108,7 @@ extension GPU {
         ]
         if usesHopperFlash(headDim: d), let kernel = KernelSourceHopper.variants[hopperFlashVariant] {
             try launch(
-                hopperFlashVariant == "wg" ? KernelSourceHopper.module : KernelSourceHopper.warpSpecializedModule,
-                kernel.entry,
+                KernelSourceHopper.program(for: hopperFlashVariant).module, kernel.entry,
                 grid: ((t + KernelSourceHopper.blockRows - 1) / KernelSourceHopper.blockRows, h, 1),
                 block: (kernel.threads, 1, 1), shared: KernelSourceHopper.sharedBytes(stages: kernel.stages), args)
             return

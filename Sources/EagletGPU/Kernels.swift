@@ -32,8 +32,10 @@ public enum GPUKernels {
     public static var hopperSourceHash: String { String(fnv1a64(KernelSourceHopper.source), radix: 16) }
     /// The Hopper kernel's default variant (EAGLET_FLASH picks another) and the hash of the program it is in.
     public static var hopperDefaultVariant: String { KernelSourceHopper.defaultVariant }
-    public static var hopperDefaultSourceHash: String {
-        hopperDefaultVariant == "wg" ? hopperSourceHash : hopperWarpSpecializedSourceHash
+    public static var hopperDefaultSourceHash: String { hopperSourceHash(variant: hopperDefaultVariant) }
+    /// FNV-1a 64 (hex) of the program that holds Hopper variant `variant`.
+    public static func hopperSourceHash(variant: String) -> String {
+        String(fnv1a64(KernelSourceHopper.program(for: variant).source), radix: 16)
     }
     /// The warp-specialized variants' whole program (`hopperSource`, then their own text).
     public static var hopperWarpSpecializedSource: String { KernelSourceHopper.warpSpecializedProgram }

@@ -41,6 +41,16 @@ enum KernelSourceHopper {
     ]
     /// The variant used unless EAGLET_FLASH names another.
     static let defaultVariant = "wg"
+    /// The variant this process runs: EAGLET_FLASH's, when it names one, else the default (read once).
+    static let variantInUse: String = {
+        let asked = ProcessInfo.processInfo.environment["EAGLET_FLASH"] ?? ""
+        return variants[asked] != nil ? asked : defaultVariant
+    }()
+
+    /// The module and program that hold `variant`: `wg` is in `source`, the others in `warpSpecializedProgram`.
+    static func program(for variant: String) -> (module: String, source: String) {
+        variant == "wg" ? (module, source) : (warpSpecializedModule, warpSpecializedProgram)
+    }
 
     /// Dynamic shared memory: Q (128 × 128 bf16) and `stages` stages of K and V (128 × 128 each), plus 1 KiB
     /// so the kernel can align the tiles to the swizzle's 1024-byte period, and the stages' mbarriers.
