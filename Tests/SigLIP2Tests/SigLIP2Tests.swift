@@ -33,13 +33,19 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
     try SiglipVisionConfig.load(path: "\(repositoryRoot)/Fixtures/siglip-vision-tiny/config_\(tag).json")
 }
 
+/// The siglip-vision-tiny fixture and its tower `tag` (p14 or p16), loaded from a checkpoint in transformers 5.x key
+/// names (the temporary file is gone once the tower is loaded).
+func tinyTower(_ tag: String) throws -> (fixture: Fixture, tower: SiglipVisionTransformer) {
+    let f = try Fixture.load("siglip-vision-tiny")
+    let path = try writeCheckpoint(from: f, tag: tag, prefix: "vision_model.")
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return (f, try SiglipVisionTransformer.load(from: try Checkpoint(path: path), config: try tinyConfig(tag)))
+}
+
 @Suite struct SigLIP2MatchesTransformers {
     @Test(arguments: ["p14", "p16"])
     func everyLayerOfTinyTowerMatchesSiglipVisionModel(tag: String) throws {
-        let f = try Fixture.load("siglip-vision-tiny")
-        let path = try writeCheckpoint(from: f, tag: tag, prefix: "vision_model.")
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let tower = try SiglipVisionTransformer.load(from: try Checkpoint(path: path), config: try tinyConfig(tag))
+        let (f, tower) = try tinyTower(tag)
         let pixels = try f.tensor("\(tag).pixel_values")
         var worst: Float = 0
         for b in 0..<pixels.shape[0] {
@@ -65,10 +71,7 @@ func tinyConfig(_ tag: String) throws -> SiglipVisionConfig {
     /// each tile) against transformers' batch of 2: every hidden state, fast and reference paths.
     @Test(arguments: ["p14", "p16"])
     func tilesInOnePassMatchTheBatchOfSiglipVisionModel(tag: String) throws {
-        let f = try Fixture.load("siglip-vision-tiny")
-        let path = try writeCheckpoint(from: f, tag: tag, prefix: "vision_model.")
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let tower = try SiglipVisionTransformer.load(from: try Checkpoint(path: path), config: try tinyConfig(tag))
+        let (f, tower) = try tinyTower(tag)
         let pixels = try f.tensor("\(tag).pixel_values")
         for naive in [false, true] {
             let out = tower(tiles: [pixels.row(0), pixels.row(1)], compute: naive ? .reference : .fast)
