@@ -8,7 +8,14 @@
 // (query head h reads kv head h ÷ (H/Hkv), so dK/dV sum over a group's heads), and
 // `ringAttentionBackward`, which walks the same ring as the forward carrying (k, v, dk, dv).
 // What it is not: fused or blockwise in memory (one head's scores at a time); FusedKernels owns that.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 

@@ -12,7 +12,14 @@
 //     reduce-scatter with parts p_j:         Σ_{j ≠ rank} |p_j| · 4
 // Messages between one ordered pair of ranks are delivered in the order they were sent, so every rank
 // must issue the same sequence of calls (SPMD), which all schemes here do.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One rank's endpoint in a group of `worldSize` ranks.
 public protocol Communicator: AnyObject {

@@ -4,7 +4,14 @@
 // the prefix [start of its sequence, its end) — the flash-attn bottom-right causal alignment. Zigzag or
 // contiguous split. No LSE merge. What it is not: head-strided with prefetch (the whole kv is gathered
 // at once). The backward (reduce-scatter of dk/dv) is in Backward.swift.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 

@@ -6,7 +6,14 @@
 // `blockwiseAttention` (or, on the naive path, `attentionNaive`) with causal offsets for every visible
 // (query segment, key segment) pair.
 // What it is not: a new kernel — chapter 07's blockwise kernel does the arithmetic.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 

@@ -8,7 +8,14 @@
 // libmpi, so eaglet runs where Open MPI is absent. Each message is a length (one MPI_INT) followed by the
 // floats, so a receiver need not know sizes in advance; only the floats count as bytes sent.
 // What it is not: portable to MPICH (whose handles are integers), or non-blocking.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Open MPI could not be loaded or initialised.
 public enum MPIError: Error, CustomStringConvertible {

@@ -9,7 +9,14 @@
 // textbook exp-sum form, kept to show that it overflows once lse exceeds ~88 (fp32 e^x = ∞).
 // A block with lse_b = −∞ (it saw no key) changes nothing; a running lse of −∞ takes the block as is.
 // What it is not: a max-tracking merge (that is what the blockwise kernel does inside one call).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
 @inline(__always) func logSigmoid(_ x: Float) -> Float { min(x, 0) - log1p(exp(-abs(x))) }

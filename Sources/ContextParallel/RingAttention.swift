@@ -4,7 +4,14 @@
 // visible pair of segments (causal offsets place them) and merges; then passes the block to r + 1.
 // On the zigzag split the visible pairs are exactly `zigzagStepBlocks` (tested), which balances work.
 // What it is not: overlapped — send and compute alternate. The backward is in Backward.swift.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 

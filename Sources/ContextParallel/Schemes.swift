@@ -18,7 +18,14 @@
 // score entries that pass the causal/sequence mask of each call, summed over query heads; FLOPs are
 // that times 4·D (QKᵀ and PV, 2 per multiply-add).
 // What it is not: overlapped (sends and compute alternate), or a mask other than causal-per-sequence.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 

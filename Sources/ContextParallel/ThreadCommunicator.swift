@@ -1,19 +1,28 @@
 // Ranks as OS threads in one process: the test and teaching stand-in for a multi-GPU group.
 //
-// What it is: `ThreadWorld.run(world:)` starts W Foundation `Thread`s (not Swift concurrency tasks:
-// ranks block on each other, which would starve the small cooperative pool at 8 ranks on 2 cores), hands
-// each a `ThreadCommunicator`, and returns every rank's result. Messages are queued per ordered pair
-// (source, destination) behind one condition variable, so `send` never blocks and `recv` waits for the
-// next message from its source. OpenBLAS runs single-threaded while ranks run (BLAS.setThreads(1)).
+// What it is: `ThreadWorld.run(world:)` starts W POSIX threads (not Swift concurrency tasks: ranks block
+// on each other, which would starve the small cooperative pool at 8 ranks on 2 cores), hands each a
+// `ThreadCommunicator`, and returns every rank's result. Messages are queued per ordered pair
+// (source, destination) behind one pthread condition variable, so `send` never blocks and `recv` waits for
+// the next message from its source. OpenBLAS runs single-threaded while ranks run (BLAS.setThreads(1)).
+// pthreads rather than Foundation's Thread and NSCondition, so the module needs only FoundationEssentials and
+// the static `eaglet-gpu` (which runs these schemes over NCCL) carries no ICU (docs/gpu.md).
 // What it is not: shared-memory zero-copy; every message is a copied [Float], like a real transfer.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensor
 
 /// The shared mailboxes of one thread group.
 // @unchecked: `queues`, `barrierCount` and `barrierGeneration` are only read and written with `cond` locked.
 final class ThreadMailboxes: @unchecked Sendable {
     let world: Int
-    let cond = NSCondition()
+    let cond = Condition()
     var queues: [[[Float]]]
     var barrierCount = 0
     var barrierGeneration = 0
@@ -22,6 +31,20 @@ final class ThreadMailboxes: @unchecked Sendable {
         self.world = world
         queues = [[[Float]]](repeating: [], count: world * world)
     }
+}
+
+/// A pthread mutex with one condition variable (NSCondition's job): lock, wait (unlocks while asleep),
+/// broadcast, unlock.
+// @unchecked: the mutex and condition are allocated in init, freed in deinit and only used through pthread calls.
+final class Condition: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(m, nil); pthread_cond_init(c, nil) }
+    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
+    func lock() { pthread_mutex_lock(m) }
+    func unlock() { pthread_mutex_unlock(m) }
+    func wait() { pthread_cond_wait(c, m) }
+    func broadcast() { pthread_cond_broadcast(c) }
 }
 
 /// One rank of a thread group.
@@ -76,17 +99,27 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
 }
 
 /// Per-rank result slots, written under a lock by the rank threads.
-// @unchecked: the rank threads write their own slot under `lock`; `run` reads them only after every rank has signalled
-// `done`.
+// @unchecked: the rank threads write their own slot with `lock` held; `run` reads them only after every thread was
+// joined.
 final class RankResults<T>: @unchecked Sendable {
     var values: [T?]
+    let lock = Condition()
     init(_ n: Int) { values = Array(repeating: nil, count: n) }
+    func set(_ r: Int, _ v: T) { lock.lock(); values[r] = v; lock.unlock() }
+}
+
+/// One rank thread's work, handed to pthread_create as an unmanaged pointer.
+final class RankJob: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 /// Runs groups of ranks as threads.
 public enum ThreadWorld {
-    /// Runs `body` on W threads (rank 0 … W−1), each with its own `ThreadCommunicator`, and returns the
-    /// results indexed by rank. OpenBLAS is set to one thread for the duration.
+    /// Runs `body` on W threads (rank 0 … W−1), each with its own `ThreadCommunicator` and a stack of
+    /// `stackSize` bytes, and returns the results indexed by rank. OpenBLAS is set to one thread for the
+    /// duration. Every rank needs its own thread (they wait for each other), so a thread that cannot be
+    /// started stops the process with the reason.
     public static func run<T>(world: Int, stackSize: Int = 16 << 20, _ body: @escaping @Sendable (Communicator) -> T)
         -> [T]
     {
@@ -96,20 +129,26 @@ public enum ThreadWorld {
         BLAS.setThreads(1)
         defer { BLAS.setThreads(savedThreads) }
         let results = RankResults<T>(world)
-        let lock = NSLock()
-        let done = DispatchSemaphore(value: 0)
+        var threads = [pthread_t]()
         for r in 0..<world {
             let comm = ThreadCommunicator(rank: r, box: box)
-            let thread = Thread {
-                let value = body(comm)
-                lock.lock(); results.values[r] = value; lock.unlock()
-                done.signal()
-            }
-            thread.stackSize = stackSize
-            thread.name = "eaglet-rank-\(r)"
-            thread.start()
+            let job = Unmanaged.passRetained(RankJob { results.set(r, body(comm)) }).toOpaque()
+            var attr = pthread_attr_t()
+            pthread_attr_init(&attr)
+            pthread_attr_setstacksize(&attr, stackSize)
+            var th = pthread_t()
+            let rc = pthread_create(
+                &th, &attr,
+                { raw in
+                    guard let raw else { return nil }
+                    Unmanaged<RankJob>.fromOpaque(raw).takeRetainedValue().body()
+                    return nil
+                }, job)
+            pthread_attr_destroy(&attr)
+            precondition(rc == 0, "ThreadWorld.run: cannot start the thread of rank \(r) (pthread_create: \(rc))")
+            threads.append(th)
         }
-        for _ in 0..<world { done.wait() }
+        for th in threads { pthread_join(th, nil) }
         return results.values.map { $0! }
     }
 }

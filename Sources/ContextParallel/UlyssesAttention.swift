@@ -5,7 +5,14 @@
 // those query heads read); zigzag ring attention runs among the R ranks with the same u (strided by U);
 // a second all-to-all returns out and lse rows to the tokens' owners. Plain Ulysses is R = 1.
 // What it is not: a backward (only ring, zigzag and llama3 have one here).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import QwenAttention
 import Tensor
 
