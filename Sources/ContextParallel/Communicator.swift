@@ -4,7 +4,9 @@
 // What it is: the `Communicator` protocol (point-to-point send / receive, a paired send-receive, and a
 // barrier, each rank counting the bytes it sends), the collectives every scheme needs (all-gather,
 // all-to-all, reduce-scatter) written once on top of the paired exchange, and `GroupCommunicator`, a
-// sub-group (Ulysses group, ring group) of a parent communicator.
+// sub-group (Ulysses group, ring group) of a parent communicator. All-gather and all-to-all are also
+// requirements of the protocol, with the pairwise versions as defaults, so a communicator with native
+// collectives (NCCL's all-gather, one group of sends and receives for the all-to-all) uses them.
 // What it is not: a tuned collective library. The collectives are W−1 rounds of pairwise exchange
 // (round s: send to rank + s, receive from rank − s), so their byte counts are easy to state:
 //     all-gather of n floats per rank:       (W − 1) · n · 4 bytes sent per rank
@@ -37,11 +39,19 @@ public protocol Communicator: AnyObject {
     func sendRecv(_ data: [Float], to dest: Int, from source: Int) -> [Float]
     /// Returns once every rank of the group has called it.
     func barrier()
+    /// Every rank's `data`, indexed by rank; (W − 1)·|data|·4 bytes sent. Default: `pairwiseAllGather`.
+    func allGather(_ data: [Float]) -> [[Float]]
+    /// `parts[j]` goes to rank j; returns what each rank sent to this one, indexed by sender;
+    /// Σ_{j ≠ rank} |parts[j]|·4 bytes sent. Default: `pairwiseAllToAll`.
+    func allToAll(_ parts: [[Float]]) -> [[Float]]
 }
 
 extension Communicator {
+    public func allGather(_ data: [Float]) -> [[Float]] { pairwiseAllGather(data) }
+    public func allToAll(_ parts: [[Float]]) -> [[Float]] { pairwiseAllToAll(parts) }
+
     /// Every rank's `data`, indexed by rank: W − 1 pairwise rounds, (W − 1)·|data|·4 bytes sent.
-    public func allGather(_ data: [Float]) -> [[Float]] {
+    public func pairwiseAllGather(_ data: [Float]) -> [[Float]] {
         var parts = [[Float]](repeating: [], count: worldSize)
         parts[rank] = data
         for s in 1..<max(1, worldSize) {
@@ -51,8 +61,9 @@ extension Communicator {
         return parts
     }
 
-    /// `parts[j]` goes to rank j; returns what each rank sent to this one, indexed by sender.
-    public func allToAll(_ parts: [[Float]]) -> [[Float]] {
+    /// `parts[j]` goes to rank j; returns what each rank sent to this one, indexed by sender: W − 1
+    /// pairwise rounds (round s: send to rank + s, receive from rank − s).
+    public func pairwiseAllToAll(_ parts: [[Float]]) -> [[Float]] {
         precondition(parts.count == worldSize, "allToAll: \(parts.count) parts for \(worldSize) ranks")
         var got = [[Float]](repeating: [], count: worldSize)
         got[rank] = parts[rank]
@@ -104,4 +115,20 @@ public final class GroupCommunicator: Communicator {
     }
     /// A barrier over the whole parent (a superset of the group, which is enough for SPMD code).
     public func barrier() { parent.barrier() }
+
+    /// A group of all the parent's ranks in order is the parent: its collectives are the parent's (plain
+    /// Ulysses gets NCCL's grouped all-to-all); any other group exchanges pairwise through the parent.
+    var isWholeParent: Bool { members == Array(0..<parent.worldSize) }
+
+    public func allGather(_ data: [Float]) -> [[Float]] {
+        guard isWholeParent else { return pairwiseAllGather(data) }
+        bytesSent += (worldSize - 1) * data.count * 4
+        return parent.allGather(data)
+    }
+
+    public func allToAll(_ parts: [[Float]]) -> [[Float]] {
+        guard isWholeParent else { return pairwiseAllToAll(parts) }
+        for j in 0..<worldSize where j != rank { bytesSent += parts[j].count * 4 }
+        return parent.allToAll(parts)
+    }
 }
