@@ -127,11 +127,14 @@ let package = Package(
 
         // Chapter 14: the GPU mirror (CUDA driver, NVRTC and cuBLAS bound at run time with dlopen, so it
         // builds and its no-GPU path is tested everywhere) and the GPU subcommands shared by both CLIs.
+        // NCCL is dlopened as well (NCCL.swift); its ncclCommInitRank takes a 128-byte struct by value, which only the
+        // C shim `_CNCCL` can pass. ContextParallel supplies the schemes that `eaglet-gpu cp` runs over NCCL.
+        .target(name: "_CNCCL"),
         .target(
             name: "EagletGPU",
             dependencies: [
                 "Tensor", "Imaging", "PatchEmbed", "SigLIP2", "Connector", "QwenAttention", "Qwen2", "Eagle",
-                "_Essentials"
+                "ContextParallel", "_Essentials", "_CNCCL"
             ]),
         .target(
             name: "_GPUCommands",
@@ -188,7 +191,8 @@ let package = Package(
         .testTarget(name: "VideoTests", dependencies: ["Video", "Imaging", "SafeTensors", "Tensor", "_TestSupport"]),
         .testTarget(name: "ADSTests", dependencies: ["ADS", "_TestSupport"]),
         .testTarget(
-            name: "EagletGPUTests", dependencies: ["EagletGPU", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
+            name: "EagletGPUTests",
+            dependencies: ["EagletGPU", "ContextParallel", "Eagle", "QwenAttention", "Tensor", "_TestSupport"]),
         .testTarget(name: "FusedKernelsTests", dependencies: ["FusedKernels", "QwenAttention", "_TestSupport"]),
         .testTarget(
             name: "TrainTests", dependencies: ["Train", "Eagle", "SafeTensors", "Tensor", "Imaging", "_TestSupport"]),
