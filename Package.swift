@@ -59,7 +59,7 @@ let package = Package(
 
         // Chapter 13: context parallelism (ring, zigzag, llama3, Ulysses, USP) over threads or Open MPI
         // (libmpi is dlopened at run time, so nothing links it).
-        .target(name: "ContextParallel", dependencies: ["Tensor", "QwenAttention", "Qwen2"]),
+        .target(name: "ContextParallel", dependencies: ["Tensor", "QwenAttention", "Qwen2", "_Essentials"]),
 
         // Chapter 06: the byte-level BPE tokenizer and the Eagle chat prompt.
         .target(name: "Tokenizer", dependencies: ["_Essentials"]),
@@ -139,7 +139,7 @@ let package = Package(
         .target(
             name: "_GPUCommands",
             dependencies: [
-                "EagletGPU", "Eagle", "Imaging", "Synth", "Tensor", "_Essentials",
+                "EagletGPU", "ContextParallel", "Eagle", "Imaging", "Synth", "Tensor", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
 

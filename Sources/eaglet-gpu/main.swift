@@ -1,5 +1,5 @@
 // eaglet-gpu: the GPU mirror as a self-contained executable for a GPU host with no Swift toolchain and
-// none of Debian's libraries (docs/gpu.md): gpu-check, generate and the GPU benchmarks. `make gpu-binary`
+// none of Debian's libraries (docs/gpu.md): gpu-check, generate, the GPU benchmarks and context parallelism over NCCL. `make gpu-binary`
 // builds it with the Swift standard library and OpenBLAS, libpng, libjpeg linked statically.
 import ArgumentParser
 import _GPUCommands
@@ -10,7 +10,7 @@ struct EagletGPUCommand: ParsableCommand {
         abstract: "Eaglet's CPU model mirrored on an NVIDIA GPU: check it, generate with it, time it.",
         subcommands: [
             GPUCheckCommand.self, GPUGenerateCommand.self, GPUBenchCommand.self, GPUSynthCommand.self,
-            GPUInfoCommand.self
+            GPUInfoCommand.self, GPUContextParallelCommand.self
         ])
 }
 

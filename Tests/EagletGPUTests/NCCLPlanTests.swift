@@ -260,4 +260,38 @@ func ncclPlanProblems(_ plans: [[NCCLCall]]) -> [String] {
             try NCCLUniqueIdFile.wait(at: dir + "/short", timeout: 1)
         }
     }
+
+    /// `eaglet-gpu cp` where it cannot run: bad flags and a missing GPU each give one line on stderr and exit 1.
+    @Test func eagletGPUCpWithoutAGPUOrWithBadFlagsExitsOneWithOneLine() throws {
+        let exe = repositoryRoot + "/.build/release/eaglet-gpu"
+        guard FileManager.default.isExecutableFile(atPath: exe) else { return } // the binary is not built
+        let flags = ["--world", "2", "--seq", "16", "--heads", "2", "--kv-heads", "1", "--head-dim", "4"]
+        let idFile = NSTemporaryDirectory() + "eaglet-nccl-id-\(getpid())"
+        let cases: [(args: [String], prefix: String)] = [
+            (["--strategy", "bogus", "--rank", "0", "--id-file", idFile], "cp: --strategy: \"bogus\" is not one of"),
+            (["--strategy", "ring"], "cp: --rank is needed"),
+            (["--strategy", "ring", "--rank", "2", "--id-file", idFile], "cp: --rank 2 is outside 0 ..< 2"),
+            (["--strategy", "ring", "--rank", "0"], "cp: --id-file PATH is needed"),
+            (["--strategy", "zigzag", "--rank", "0", "--id-file", idFile], "cp: no GPU")
+        ]
+        for c in cases {
+            if c.prefix == "cp: no GPU", (try? GPU.open()) != nil { continue } // a GPU host
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = ["cp"] + c.args + flags
+            var env = ProcessInfo.processInfo.environment
+            env["OMPI_COMM_WORLD_RANK"] = nil
+            p.environment = env
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationReason == .exit && p.terminationStatus == 1, "\(c.args): \(p.terminationStatus)")
+            #expect(text.hasPrefix(c.prefix), "\(c.args): \(text)")
+            #expect(text.split(separator: "\n").count == 1, "\(c.args): \(text)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: idFile), "no id file is written before the GPU opens")
+    }
 }
