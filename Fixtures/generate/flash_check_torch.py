@@ -9,7 +9,8 @@ NVRTC through CuPy, and run on PyTorch's tensors:
          28/4 heads of 128) at 4K, 32K and 128K tokens, and So400m's bidirectional 16 heads of 72 at
          1024 tokens: median of CUDA-event timings; FLOPs counted the same way for both (4·T·S·H·D,
          halved when causal).
-  hopper: the same check (D = 128 cases) and bench for the Hopper kernel (KernelsHopper.swift, wgmma), compiled
+  hopper: the same check (D = 128 cases) and bench for the Hopper kernel (KernelsHopper.swift, wgmma; -tma variants
+         launched through ctypes with their tensor maps), compiled
          by NVRTC for sm_90a through ctypes as Eaglet compiles it, beside the mma.sync kernel and SDPA.
 Run on the GPU host: python3 Fixtures/generate/flash_check_torch.py [check] [bench] [decode] [hopper]
 """
@@ -128,6 +129,45 @@ class Flash:
             np.int32(kv_heads), np.int32(d), np.int32(q.stride(0)), np.int32(k.stride(0)), np.int32(out.stride(0)),
             np.float32(scale_log2), np.int32(1 if causal else 0), np.int32(p0)),
             shared_mem=self.shared(dp))
+        return out, lse
+
+
+class FlashTMA(Flash):
+    """A -tma variant of the Hopper kernel: the K and V tensor maps (CUtensorMap, 128 bytes, encoded by the
+    driver's cuTensorMapEncodeTiled as GPU.tensorMap does) follow the usual arguments by value, so the launch
+    goes through the driver's cuLaunchKernel (ctypes) on the default stream."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.cuda = ctypes.CDLL("libcuda.so.1")
+
+    def tensor_map(self, t):
+        raw = ctypes.create_string_buffer(256)
+        addr = (ctypes.addressof(raw) + 63) & ~63
+        rc = self.cuda.cuTensorMapEncodeTiled(
+            ctypes.c_void_p(addr), 9, 2, ctypes.c_void_p(t.data_ptr()), (ctypes.c_uint64 * 2)(t.stride(0), t.shape[0]),
+            (ctypes.c_uint64 * 1)(t.stride(0) * 2), (ctypes.c_uint32 * 2)(64, 128), (ctypes.c_uint32 * 2)(1, 1),
+            0, 3, 3, 0)  # bf16, rank 2, no interleave, 128-byte swizzle, L2 256 B promotion, zero fill
+        assert rc == 0, f"cuTensorMapEncodeTiled: {rc}"
+        return ctypes.string_at(addr, 128)
+
+    def __call__(self, q, k, v, heads, kv_heads, d, causal, p0=0, out=None, lse=None):
+        t, s = q.shape[0], k.shape[0]
+        if out is None:
+            out = torch.empty(t, heads * d, device=q.device, dtype=torch.bfloat16)
+        if lse is None:
+            lse = torch.empty(heads, t, device=q.device, dtype=torch.float32)
+        scale_log2 = (1.0 / math.sqrt(d)) * math.log2(math.e)
+        maps = [(ctypes.c_uint8 * 128).from_buffer_copy(self.tensor_map(x)) for x in (k, v)]
+        args = [ctypes.c_uint64(x.data_ptr()) for x in (q, k, v, out, lse)]
+        args += [ctypes.c_int32(x) for x in (t, s, heads, kv_heads, d, q.stride(0), k.stride(0), out.stride(0))]
+        args += [ctypes.c_float(scale_log2), ctypes.c_int32(1 if causal else 0), ctypes.c_int32(p0)] + maps
+        params = (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in args])
+        f = self.kernel(128)
+        ptr = getattr(f, "ptr", None) or f.kernel.ptr
+        rc = self.cuda.cuLaunchKernel(ctypes.c_void_p(ptr), (t + self.rows - 1) // self.rows, heads, 1,
+                                      self.threads, 1, 1, self.shared(128), None, params, None)
+        assert rc == 0, f"cuLaunchKernel: {rc}"
         return out, lse
 
 
@@ -306,7 +346,10 @@ def main():
                           "hopper_ws_kernel_fnv1a64": fnv1a64(ws_source)}), flush=True)
         table = {"wg": ("flash_attention_wg_d128", 256, 2, []), "wg-serial": ("flash_attention_wg_d128", 256, 2, ["SERIAL"]),
                  "ws": ("flash_attention_ws_d128", 384, 2, []), "ws-pp": ("flash_attention_ws_pp_d128", 384, 2, []),
-                 "ws3": ("flash_attention_ws3_d128", 384, 3, []), "ws3-pp": ("flash_attention_ws3_pp_d128", 384, 3, [])}
+                 "ws3": ("flash_attention_ws3_d128", 384, 3, []), "ws3-pp": ("flash_attention_ws3_pp_d128", 384, 3, []),
+                 "ws-tma": ("flash_attention_ws_tma_d128", 384, 2, []),
+                 "ws-tma-pp": ("flash_attention_ws_tma_pp_d128", 384, 2, []),
+                 "ws3-tma": ("flash_attention_ws3_tma_d128", 384, 3, [])}
         picked = [a.split("=", 1)[1].split(",") for a in what if a.startswith("variants=")]
         modules, good = {}, []
         for name in (picked[0] if picked else list(table)):
@@ -315,7 +358,7 @@ def main():
             if key not in modules:
                 modules[key] = nvrtc_module(ws_source if key[0] else hop_source, "sm_90a", ["-D" + d for d in defines])
             print(json.dumps({"variant": name}), flush=True)
-            hop = Flash(entry, rows=128, threads=threads, module=modules[key],
+            hop = (FlashTMA if "tma" in name else Flash)(entry, rows=128, threads=threads, module=modules[key],
                         shared=lambda dp, st=stages: 32768 * (1 + 2 * st) + 1024 + 32 * st)
             rows = check(hop, head_dims=(128,))
             if all(r["out_rel"] < 0.02 and r["lse_rel"] < 1e-5 and r["finite"] for r in rows):

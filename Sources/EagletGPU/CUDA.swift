@@ -133,6 +133,16 @@ struct DriverAPI {
             UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
         ) -> Int32
     let cuGetErrorName: @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32
+    /// cuTensorMapEncodeTiled (driver 12.0 and later; nil before): map, data type, rank, global address, global
+    /// dims, global strides (bytes, rank − 1 of them), box dims, element strides, interleave, swizzle, L2
+    /// promotion, out-of-bounds fill.
+    let cuTensorMapEncodeTiled:
+        (
+            @convention(c) (
+                UnsafeMutableRawPointer, Int32, UInt32, UnsafeMutableRawPointer?, UnsafePointer<UInt64>,
+                UnsafePointer<UInt64>, UnsafePointer<UInt32>, UnsafePointer<UInt32>, Int32, Int32, Int32, Int32
+            ) -> Int32
+        )?
 
     init(_ h: UnsafeMutableRawPointer) throws {
         func s<T>(_ n: String) throws -> T { try CUDALibraries.symbol(h, n, library: "libcuda", as: T.self) }
@@ -157,6 +167,7 @@ struct DriverAPI {
         cuFuncSetAttribute = try s("cuFuncSetAttribute")
         cuLaunchKernel = try s("cuLaunchKernel")
         cuGetErrorName = try s("cuGetErrorName")
+        cuTensorMapEncodeTiled = try? s("cuTensorMapEncodeTiled")
     }
 }
 

@@ -42,6 +42,8 @@ public enum KernelArgument {
     case int32(Int32)
     case int64(Int64)
     case float(Float)
+    /// A struct passed by value, 64-byte aligned (a CUtensorMap's 128 bytes).
+    case bytes([UInt8])
 
     public static func ptr(_ b: GPUBuffer) -> KernelArgument { .pointer(b.pointer) }
     public static func int(_ v: Int) -> KernelArgument { .int32(Int32(v)) }
@@ -314,17 +316,26 @@ public final class GPU {
                 driver.cuFuncSetAttribute(f, 8, Int32(shared)),
                 "cuFuncSetAttribute(\(name), max dynamic shared \(shared))")
         }
-        // Each argument lives in its own 8-byte slot; the params array points at the slots.
+        // Each scalar argument lives in its own 8-byte slot, each struct in its own 64-byte-aligned block; the
+        // params array points at them.
         let slots = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(1, args.count), alignment: 8)
-        defer { slots.deallocate() }
+        var blocks = [UnsafeMutableRawPointer]()
+        defer {
+            slots.deallocate()
+            for b in blocks { b.deallocate() }
+        }
         var params = [UnsafeMutableRawPointer?]()
         for (i, a) in args.enumerated() {
-            let p = slots + 8 * i
+            var p = slots + 8 * i
             switch a {
             case let .pointer(v): p.storeBytes(of: v, as: UInt64.self)
             case let .int32(v): p.storeBytes(of: v, as: Int32.self)
             case let .int64(v): p.storeBytes(of: v, as: Int64.self)
             case let .float(v): p.storeBytes(of: v, as: Float.self)
+            case let .bytes(v):
+                p = UnsafeMutableRawPointer.allocate(byteCount: max(1, v.count), alignment: 64)
+                blocks.append(p)
+                v.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: $0.count) } }
             }
             params.append(p)
         }

@@ -20,14 +20,20 @@ extension GPU {
     /// Compiles (or loads from the cache) the kernels of KernelsBF16.swift.
     /// On a Hopper part (sm_90) the wgmma flash kernel (KernelsHopper.swift) is compiled too, for sm_90a, and
     /// attention with D = 128 runs on it; EAGLET_FLASH=mma keeps every head dim on the mma.sync kernel, and
-    /// EAGLET_FLASH=wg|ws|ws-pp|ws3|ws3-pp picks one of its variants. An NVRTC too old for sm_90a says so once
-    /// on stderr and leaves the mma.sync kernel in charge.
+    /// EAGLET_FLASH=wg|ws|ws-pp|ws3|ws3-pp|ws-tma|ws-tma-pp|ws3-tma picks one of its variants. An NVRTC too old
+    /// for sm_90a, or a driver without tensor maps for a -tma variant, says so once on stderr and leaves the
+    /// mma.sync kernel in charge.
     public func loadKernelsBF16() throws {
         try load(source: KernelSourceBF16.source, key: KernelSourceBF16.module)
         let program = KernelSourceHopper.program(for: hopperFlashVariant)
         guard computeCapability == (9, 0), ProcessInfo.processInfo.environment["EAGLET_FLASH"] != "mma",
             !isLoaded(program.module)
         else { return }
+        if KernelSourceHopper.variants[hopperFlashVariant]?.tma == true && driver.cuTensorMapEncodeTiled == nil {
+            let note = "note: this driver has no cuTensorMapEncodeTiled; attention runs on the mma.sync kernel\n"
+            _ = note.withCString { write(2, $0, strlen($0)) }
+            return
+        }
         do {
             try load(source: program.source, key: program.module, architecture: "sm_90a")
         } catch {
@@ -107,16 +113,42 @@ extension GPU {
             .int(causal ? 1 : 0), .int(p0)
         ]
         if usesHopperFlash(headDim: d), let kernel = KernelSourceHopper.variants[hopperFlashVariant] {
+            let maps: [KernelArgument] =
+                kernel.tma
+                ? [
+                    .bytes(try tensorMap(k, rows: s, rowStride: kvStride)),
+                    .bytes(try tensorMap(v, rows: s, rowStride: kvStride))
+                ] : []
             try launch(
                 KernelSourceHopper.program(for: hopperFlashVariant).module, kernel.entry,
                 grid: ((t + KernelSourceHopper.blockRows - 1) / KernelSourceHopper.blockRows, h, 1),
-                block: (kernel.threads, 1, 1), shared: KernelSourceHopper.sharedBytes(stages: kernel.stages), args)
+                block: (kernel.threads, 1, 1), shared: KernelSourceHopper.sharedBytes(stages: kernel.stages),
+                args + maps)
             return
         }
         try launch(
             KernelSourceBF16.module, "flash_attention_d\(dp)",
             grid: ((t + KernelSourceBF16.blockRows - 1) / KernelSourceBF16.blockRows, h, 1),
             block: (KernelSourceBF16.threads, 1, 1), shared: KernelSourceBF16.flashSharedBytes(paddedHeadDim: dp), args)
+    }
+
+    /// The tensor map (CUtensorMap, 128 bytes) the Hopper kernel's TMA copies read K or V through: a (rows,
+    /// rowStride) bf16 matrix at `base`, copied in boxes of 64 columns × 128 rows (one half of a head's d for
+    /// one 128-key tile) with the 128-byte swizzle; rows past the end arrive as zeros.
+    func tensorMap(_ base: DevicePointer, rows: Int, rowStride: Int) throws -> [UInt8] {
+        guard let encode = driver.cuTensorMapEncodeTiled else {
+            throw GPUError.unsupported("tensor maps need a CUDA 12 driver (cuTensorMapEncodeTiled)")
+        }
+        let map = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 64)
+        defer { map.deallocate() }
+        let dims: [UInt64] = [UInt64(rowStride), UInt64(rows)], strides: [UInt64] = [UInt64(rowStride * 2)]
+        let box: [UInt32] = [64, 128], step: [UInt32] = [1, 1]
+        // CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9, rank 2, no interleave, CU_TENSOR_MAP_SWIZZLE_128B = 3,
+        // CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0 (zeros).
+        let code = encode(
+            map, 9, 2, UnsafeMutableRawPointer(bitPattern: UInt(base)), dims, strides, box, step, 0, 3, 3, 0)
+        try check(code, "cuTensorMapEncodeTiled(\(rows) rows of \(rowStride))")
+        return Array(UnsafeRawBufferPointer(start: map, count: 128))
     }
 
     /// Splits of the decode kernel for S keys and H heads: about four blocks per multiprocessor, at least

@@ -2,10 +2,10 @@
 // same algorithm as `flash_forward` there (online softmax in the log2 domain, causal tiles skipped, GQA, LSE
 // out), with the two products on warpgroup tensor-core instructions (wgmma) instead of mma.sync.
 //
-// A block of two warpgroups (256 threads) owns 128 query rows of one head; warpgroup w owns 64 of them and
-// keeps its (64, 128) output accumulator and its rows' running max m and sum l in registers. Keys and values
-// stream through shared memory 128 at a time, two tiles in flight (cp.async, every thread copying), and for
-// each tile a warpgroup runs
+// A block of two computing warpgroups owns 128 query rows of one head; warpgroup w owns 64 of them and keeps
+// its (64, 128) output accumulator and its rows' running max m and sum l in registers. Keys and values stream
+// through shared memory 128 at a time, two tiles in flight — in the default variant (`ws-tma`) copied by the
+// Tensor Memory Accelerator on one thread of a third, producer warpgroup — and for each tile a warpgroup runs
 //     S (64×128, fp32) = Q_w·Kᵀ        8 × wgmma m64n128k16, Q and K read from shared memory,
 //     the softmax of FlashAttention-2 on S in registers (rows shared by the 4 lanes of a quad),
 //     O (64×128, fp32) += bf16(P)·V   8 × wgmma m64n128k16, P straight from registers, V from shared memory.
@@ -31,16 +31,21 @@ enum KernelSourceHopper {
     /// Query rows per block and keys per tile.
     static let blockRows = 128, tileKeys = 128
 
-    /// The kernel's variants, by the name EAGLET_FLASH gives: entry point, threads per block, K/V stages.
+    /// The kernel's variants, by the name EAGLET_FLASH gives: entry point, threads per block, K/V stages, and
+    /// whether K and V arrive by TMA (then the launch passes their two tensor maps after the usual arguments).
     /// wg: two warpgroups that load and compute; ws: a producer warpgroup beside them (ws3: three stages;
-    /// -pp: the two computing warpgroups take turns issuing their products).
-    static let variants: [String: (entry: String, threads: Int, stages: Int)] = [
-        "wg": ("flash_attention_wg_d128", 256, 2), "ws": ("flash_attention_ws_d128", 384, 2),
-        "ws-pp": ("flash_attention_ws_pp_d128", 384, 2), "ws3": ("flash_attention_ws3_d128", 384, 3),
-        "ws3-pp": ("flash_attention_ws3_pp_d128", 384, 3)
+    /// -pp: the two computing warpgroups take turns issuing their products); -tma: the producer is one thread
+    /// issuing tensor-memory copies (cp.async.bulk.tensor) instead of 128 threads issuing cp.async.
+    static let variants: [String: (entry: String, threads: Int, stages: Int, tma: Bool)] = [
+        "wg": ("flash_attention_wg_d128", 256, 2, false), "ws": ("flash_attention_ws_d128", 384, 2, false),
+        "ws-pp": ("flash_attention_ws_pp_d128", 384, 2, false), "ws3": ("flash_attention_ws3_d128", 384, 3, false),
+        "ws3-pp": ("flash_attention_ws3_pp_d128", 384, 3, false),
+        "ws-tma": ("flash_attention_ws_tma_d128", 384, 2, true),
+        "ws-tma-pp": ("flash_attention_ws_tma_pp_d128", 384, 2, true),
+        "ws3-tma": ("flash_attention_ws3_tma_d128", 384, 3, true)
     ]
     /// The variant used unless EAGLET_FLASH names another.
-    static let defaultVariant = "wg"
+    static let defaultVariant = "ws-tma"
     /// The variant this process runs: EAGLET_FLASH's, when it names one, else the default (read once).
     static let variantInUse: String = {
         let asked = ProcessInfo.processInfo.environment["EAGLET_FLASH"] ?? ""
@@ -126,28 +131,23 @@ enum KernelSourceHopper {
         #endif
 
         // Masks tile S (keys kbase …) where needed and folds it into the running softmax of rows row0 and
-        // row0 + 8: s becomes P = 2^(S·scale·log2e − m') in fp32, and alpha[r] = 2^(m − m') rescales O.
+        // row0 + 8: P = 2^(S·scale·log2e − m') goes straight into p, the bf16 A fragments of O += P·V (keys
+        // 16t … of a row in p[t]), and alpha[r] = 2^(m − m') rescales O. S is only read: an exp written back into
+        // the accumulator registers would make the compiler wait for every product in flight before the softmax.
         // s[4j + e] sits at row row0 + 8·(e / 2), key kbase + 8j + 2·(lane mod 4) + e mod 2.
         __device__ __forceinline__ void online_softmax(
-            float* s, float* m, float* l, float* alpha, bool mask, int kbase, int S, int causal, int p0, int row0,
-            float scale_log2, int lane)
+            const float* s, unsigned (*p)[4], float* m, float* l, float* alpha, bool mask, int kbase, int S,
+            int causal, int p0, int row0, float scale_log2, int lane)
         {
-            if (mask) {
-                #pragma unroll
-                for (int j = 0; j < 16; j++) {
-                    #pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        int key = kbase + j * 8 + 2 * (lane & 3) + (e & 1);
-                        int row = row0 + (e >> 1) * 8;
-                        if (key >= S || (causal && key > p0 + row)) s[4 * j + e] = NEG_INF;
-                    }
-                }
-            }
             #pragma unroll
             for (int r = 0; r < 2; r++) {
+                const int row = row0 + 8 * r;
+                // key kbase + 8j + 2·(lane mod 4) + e is kept when below S and, if causal, at most p0 + row
+                const int limit = min(S, causal ? p0 + row + 1 : S) - kbase - 2 * (lane & 3);
+                auto val = [&](int j, int e) { return !mask || j * 8 + e < limit ? s[4 * j + 2 * r + e] : NEG_INF; };
                 float mx = NEG_INF;
                 #pragma unroll
-                for (int j = 0; j < 16; j++) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+                for (int j = 0; j < 16; j++) mx = fmaxf(mx, fmaxf(val(j, 0), val(j, 1)));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 const float mn = fmaxf(m[r], mx * scale_log2);
@@ -157,9 +157,10 @@ enum KernelSourceHopper {
                 float sum = 0.0f;
                 #pragma unroll
                 for (int j = 0; j < 16; j++) {
-                    s[4 * j + 2 * r] = fast_exp2(fmaf(s[4 * j + 2 * r], scale_log2, -base));
-                    s[4 * j + 2 * r + 1] = fast_exp2(fmaf(s[4 * j + 2 * r + 1], scale_log2, -base));
-                    sum += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
+                    const float e0 = fast_exp2(fmaf(val(j, 0), scale_log2, -base));
+                    const float e1 = fast_exp2(fmaf(val(j, 1), scale_log2, -base));
+                    sum += e0 + e1;
+                    p[j >> 1][(j & 1) * 2 + r] = pack_bf16x2(e0, e1);
                 }
                 l[r] = l[r] * alpha[r] + sum;
             }
@@ -169,17 +170,6 @@ enum KernelSourceHopper {
             #pragma unroll
             for (int j = 0; j < 16; j++) {
                 o[4 * j] *= alpha[0]; o[4 * j + 1] *= alpha[0]; o[4 * j + 2] *= alpha[1]; o[4 * j + 3] *= alpha[1];
-            }
-        }
-
-        // P (fp32, as online_softmax leaves it) → the bf16 A fragments of O += P·V: keys 16t… are s[8t … 8t + 7].
-        __device__ __forceinline__ void pack_p(unsigned (*p)[4], const float* s) {
-            #pragma unroll
-            for (int t = 0; t < 8; t++) {
-                p[t][0] = pack_bf16x2(s[8 * t + 0], s[8 * t + 1]);
-                p[t][1] = pack_bf16x2(s[8 * t + 2], s[8 * t + 3]);
-                p[t][2] = pack_bf16x2(s[8 * t + 4], s[8 * t + 5]);
-                p[t][3] = pack_bf16x2(s[8 * t + 6], s[8 * t + 7]);
             }
         }
 
@@ -289,7 +279,7 @@ enum KernelSourceHopper {
             };
 
             float o[64], s[64], m[2], l[2], alpha[2];
-            unsigned p[8][4], qw;
+            unsigned p[8][4], p2[8][4], qw;
             int wg_first, row0;
             start_rows(o, m, l, t0, tid, sQ, wg_first, row0, qw);
             auto needs_mask = [&](int n) { return n * BC + BC > S || (causal && n * BC + BC - 1 > p0 + wg_first); };
@@ -297,31 +287,39 @@ enum KernelSourceHopper {
         #ifndef SERIAL
             // Each warpgroup overlaps its softmax of tile n with its product P_{n-1}·V_{n-1} on the tensor cores:
             // issue S_n = Q·K_nᵀ and O += P_{n-1}·V_{n-1}, wait for S_n only, compute P_n, then wait for the
-            // product and rescale O. K runs one tile ahead of V: tile n's loop loads K_{n+1} and V_n.
-            if (tiles > 0) load(k, sK, 0);
-            asm volatile("cp.async.commit_group;");
-            cp_async_fence_and_sync();
-            for (int n = 0; n < tiles; n++) {
+            // product and rescale O. P_n goes to the other of two P buffers (the product in flight reads P_{n-1})
+            // and S stays unwritten; with either in the way ptxas moves the last wait up above the softmax, and
+            // the softmax runs after the product instead of beside it (seen in the SASS: cuobjdump -sass). The
+            // loop takes two tiles a turn so each buffer has a fixed name. K runs one tile ahead of V: tile n's
+            // step loads K_{n+1} and V_n.
+            auto step = [&](int n, unsigned (*p_next)[4], unsigned (*p_prev)[4]) {
                 if (n + 1 < tiles) load(k, sK + ((n + 1) & 1) * TILE, n + 1);
                 load(v, sV + (n & 1) * TILE, n);
                 asm volatile("cp.async.commit_group;");
                 issue_qk(s, qw, sK + (n & 1) * TILE);
                 if (n > 0) {
-                    issue_pv(o, p, sV + ((n - 1) & 1) * TILE);
+                    issue_pv(o, p_prev, sV + ((n - 1) & 1) * TILE);
                     asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
                 } else {
                     wgmma_wait0();
                 }
                 acc_fence(s);
-                online_softmax(s, m, l, alpha, needs_mask(n), n * BC, S, causal, p0, row0, scale_log2, lane);
+                online_softmax(s, p_next, m, l, alpha, needs_mask(n), n * BC, S, causal, p0, row0, scale_log2, lane);
                 wgmma_wait0();
                 acc_fence(o);
                 rescale(o, alpha);
-                pack_p(p, s);
                 cp_async_fence_and_sync();
+            };
+            if (tiles > 0) load(k, sK, 0);
+            asm volatile("cp.async.commit_group;");
+            cp_async_fence_and_sync();
+            for (int n = 0; n < tiles; n += 2) {
+                step(n, p, p2);
+                if (n + 1 < tiles) step(n + 1, p2, p);
             }
             if (tiles > 0) {
-                issue_pv(o, p, sV + ((tiles - 1) & 1) * TILE);
+                if (tiles & 1) issue_pv(o, p, sV + ((tiles - 1) & 1) * TILE);
+                else issue_pv(o, p2, sV + ((tiles - 1) & 1) * TILE);
                 wgmma_wait0();
                 acc_fence(o);
             }
@@ -337,9 +335,8 @@ enum KernelSourceHopper {
                 issue_qk(s, qw, sK + stage * TILE);
                 wgmma_wait0();
                 acc_fence(s);
-                online_softmax(s, m, l, alpha, needs_mask(n), n * BC, S, causal, p0, row0, scale_log2, lane);
+                online_softmax(s, p, m, l, alpha, needs_mask(n), n * BC, S, causal, p0, row0, scale_log2, lane);
                 rescale(o, alpha);
-                pack_p(p, s);
                 issue_pv(o, p, sV + stage * TILE);
                 wgmma_wait0();
                 acc_fence(o);
@@ -370,19 +367,37 @@ enum KernelSourceHopper {
                          "@!done bra WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
         }
 
+        // A TMA descriptor (CUtensorMap: 128 opaque bytes from the driver's cuTensorMapEncodeTiled), passed by value
+        // as a __grid_constant__ kernel parameter.
+        struct __align__(64) TensorMap { unsigned long long opaque[16]; };
+        // The arriving thread announces `bytes` more to land on `bar` before its phase completes.
+        __device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
+        }
+        // One box of the tensor map (64 columns × 128 rows of bf16, 128-byte swizzled) at column x, row y into
+        // shared memory at dst; its bytes count towards bar's transaction.
+        __device__ __forceinline__ void tma_load(unsigned dst, const TensorMap* map, int x, int y, unsigned bar) {
+            asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                         " [%0], [%1, {%2, %3}], [%4];"
+                         :: "r"(dst), "l"(map), "r"(x), "r"(y), "r"(bar) : "memory");
+        }
+
         // The same attention with a producer warpgroup: warpgroups 0 and 1 compute as above and never load;
-        // warpgroup 2 streams K and V through ST stages each (2, or 3 filling 225 KiB) with cp.async, in the order the others use them
-        // (K_0, then K_{n+1} and V_n for each tile n). A stage's "full" barrier completes when its copy has
-        // landed (each producer thread waits for its copy group, fences it to the async proxy, then arrives);
+        // warpgroup 2 streams K and V through ST stages each (2, or 3 filling 225 KiB) in the order the others
+        // use them (K_0, then K_{n+1} and V_n for each tile n): with TMA one thread issues two tensor-memory
+        // copies a tile (the halves of d, each a 64-column box the copy engine writes in the same 128-byte
+        // swizzle the descriptors name) and announces the bytes on the stage's "full" barrier, which completes
+        // when they have landed; without, 128 threads issue cp.async and each waits for its copy group, fences
+        // it to the async proxy, then arrives on the "full" barrier;
         // its "empty" barrier completes when all 8 computing warps are done reading it. The computing
         // warpgroups no longer meet at a block-wide barrier every tile, so one can run its softmax while the
         // other's products use the tensor cores; with PINGPONG they take turns issuing their products (two
         // named barriers). setmaxnreg moves registers from the producer (40 a thread) to the others (232).
-        template <bool PINGPONG, int ST>
+        template <bool PINGPONG, int ST, bool TMA>
         __device__ __forceinline__ void flash_ws(
             const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
             bf16* __restrict__ out, float* __restrict__ lse, int T, int S, int H, int Hkv,
-            int qs, int ks, int os, float scale_log2, int causal, int p0)
+            int qs, int ks, int os, float scale_log2, int causal, int p0, const TensorMap* kmap, const TensorMap* vmap)
         {
             constexpr int BR = 128, BC = 128, TILE = 128 * 128 * 2;
             extern __shared__ __align__(16) unsigned char smem_ws[];
@@ -401,14 +416,33 @@ enum KernelSourceHopper {
             load_q(sQ, q, t0, T, qs, h, tid, 384);
             if (tid == 0) {
                 for (int i = 0; i < ST; i++) {
-                    mbar_init(fullK + 8 * i, 128); mbar_init(fullV + 8 * i, 128);
+                    mbar_init(fullK + 8 * i, TMA ? 1 : 128); mbar_init(fullV + 8 * i, TMA ? 1 : 128);
                     mbar_init(emptyK + 8 * i, 8); mbar_init(emptyV + 8 * i, 8);
                 }
             }
             asm volatile("cp.async.commit_group;");
             cp_async_fence_and_sync();
 
-            if (warp >= 8) {
+            if (warp >= 8 && TMA) {
+                asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+                // One thread issues every copy: K_0, then K_{n+1} (if any) and V_n for each tile n, each as two
+                // boxes (the halves of d), announced on the stage's full barrier.
+                if (tid == 256) {
+                    const int items = tiles > 0 ? 2 * tiles + 1 : 0;
+                    for (int it = 0; it < items; it++) {
+                        const bool isK = (it & 1) || it == 0;
+                        const int j = it == 0 ? 0 : (isK ? (it + 1) / 2 : (it - 2) / 2);
+                        if (isK && j >= tiles) continue;
+                        const int stage = j % ST, use = j / ST;
+                        if (use > 0) mbar_wait((isK ? emptyK : emptyV) + 8 * stage, (use - 1) & 1);
+                        const unsigned dst = (isK ? sK : sV) + stage * TILE, bar = (isK ? fullK : fullV) + 8 * stage;
+                        const TensorMap* map = isK ? kmap : vmap;
+                        mbar_expect_tx(bar, TILE);
+                        tma_load(dst, map, g * 128, j * BC, bar);
+                        tma_load(dst + TILE / 2, map, g * 128 + 64, j * BC, bar);
+                    }
+                }
+            } else if (warp >= 8) {
                 asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
                 const int pt = tid - 256;
                 // K_0, then for each tile n: K_{n+1} (if any) and V_n. Each copy is one cp.async group; once the
@@ -447,19 +481,22 @@ enum KernelSourceHopper {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
             const int wg = warp >> 2;
             float o[64], s[64], m[2], l[2], alpha[2];
-            unsigned p[8][4], qw;
+            unsigned p[8][4], p2[8][4], qw;
             int wg_first, row0;
             start_rows(o, m, l, t0, tid, sQ, wg_first, row0, qw);
             if (PINGPONG && wg == 1 && tiles > 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
-            for (int n = 0; n < tiles; n++) {
+            // As in the two-warpgroup kernel: two P buffers, S only read, two tiles a turn.
+            auto step = [&](int n, unsigned (*p_next)[4], unsigned (*p_prev)[4]) {
                 mbar_wait(fullK + 8 * (n % ST), (n / ST) & 1);
                 if (n > 0) mbar_wait(fullV + 8 * ((n - 1) % ST), ((n - 1) / ST) & 1);
                 if (PINGPONG) asm volatile("bar.sync %0, 256;" :: "r"(1 + wg) : "memory"); // my turn to issue
                 issue_qk(s, qw, sK + (n % ST) * TILE);
-                if (n > 0) issue_pv(o, p, sV + ((n - 1) % ST) * TILE);
-
-                if (n > 0) asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
-                else wgmma_wait0();
+                if (n > 0) {
+                    issue_pv(o, p_prev, sV + ((n - 1) % ST) * TILE);
+                    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+                } else {
+                    wgmma_wait0();
+                }
                 acc_fence(s);
                 if (lane == 0) mbar_arrive(emptyK + 8 * (n % ST));
                 if (PINGPONG) {
@@ -468,16 +505,20 @@ enum KernelSourceHopper {
                                  :: "r"(2 - wg), "r"((int)(wg == 0 || n + 1 < tiles)) : "memory");
                 }
                 const bool mask = n * BC + BC > S || (causal && n * BC + BC - 1 > p0 + wg_first);
-                online_softmax(s, m, l, alpha, mask, n * BC, S, causal, p0, row0, scale_log2, lane);
+                online_softmax(s, p_next, m, l, alpha, mask, n * BC, S, causal, p0, row0, scale_log2, lane);
                 wgmma_wait0();
                 acc_fence(o);
                 if (n > 0 && lane == 0) mbar_arrive(emptyV + 8 * ((n - 1) % ST));
                 rescale(o, alpha);
-                pack_p(p, s);
+            };
+            for (int n = 0; n < tiles; n += 2) {
+                step(n, p, p2);
+                if (n + 1 < tiles) step(n + 1, p2, p);
             }
             if (tiles > 0) {
                 mbar_wait(fullV + 8 * ((tiles - 1) % ST), ((tiles - 1) / ST) & 1);
-                issue_pv(o, p, sV + ((tiles - 1) % ST) * TILE);
+                if (tiles & 1) issue_pv(o, p, sV + ((tiles - 1) % ST) * TILE);
+                else issue_pv(o, p2, sV + ((tiles - 1) % ST) * TILE);
                 wgmma_wait0();
                 acc_fence(o);
             }
@@ -491,11 +532,22 @@ enum KernelSourceHopper {
         extern "C" __global__ void __launch_bounds__(384, 1) NAME( \
             const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int T, int S, int H, int Hkv, \
             int D, int qs, int ks, int os, float scale_log2, int causal, int p0) { \
-            flash_ws<PP, ST>(q, k, v, out, lse, T, S, H, Hkv, qs, ks, os, scale_log2, causal, p0); \
+            flash_ws<PP, ST, false>(q, k, v, out, lse, T, S, H, Hkv, qs, ks, os, scale_log2, causal, p0, nullptr, nullptr); \
         }
         FLASH_WS_ENTRY(flash_attention_ws_d128, false, 2)
         FLASH_WS_ENTRY(flash_attention_ws_pp_d128, true, 2)
         FLASH_WS_ENTRY(flash_attention_ws3_d128, false, 3)
         FLASH_WS_ENTRY(flash_attention_ws3_pp_d128, true, 3)
+        // With TMA copies (ws-tma, ws-tma-pp, ws3-tma): the K and V tensor maps follow the usual arguments.
+        #define FLASH_TMA_ENTRY(NAME, PP, ST) \
+        extern "C" __global__ void __launch_bounds__(384, 1) NAME( \
+            const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int T, int S, int H, int Hkv, \
+            int D, int qs, int ks, int os, float scale_log2, int causal, int p0, \
+            const __grid_constant__ TensorMap kmap, const __grid_constant__ TensorMap vmap) { \
+            flash_ws<PP, ST, true>(q, k, v, out, lse, T, S, H, Hkv, qs, ks, os, scale_log2, causal, p0, &kmap, &vmap); \
+        }
+        FLASH_TMA_ENTRY(flash_attention_ws_tma_d128, false, 2)
+        FLASH_TMA_ENTRY(flash_attention_ws_tma_pp_d128, true, 2)
+        FLASH_TMA_ENTRY(flash_attention_ws3_tma_d128, false, 3)
         """#
 }
