@@ -113,15 +113,21 @@ class Flash:
             self.kernels[dp] = k
         return self.kernels[dp]
 
-    def __call__(self, q, k, v, heads, kv_heads, d, causal, p0=0, out=None, lse=None):
-        """q (T, H·D) or strided rows, k/v (S, Hkv·D) bf16 → out (T, H·D) bf16, lse (H, T) fp32."""
-        t, s = q.shape[0], k.shape[0]
+    @staticmethod
+    def outputs(q, heads, d, out, lse):
+        """out (T, H·D) bf16 and lse (H, T) fp32 (new unless given), and the kernels' scale 1/√D · log2 e."""
+        t = q.shape[0]
         if out is None:
             out = torch.empty(t, heads * d, device=q.device, dtype=torch.bfloat16)
         if lse is None:
             lse = torch.empty(heads, t, device=q.device, dtype=torch.float32)
+        return out, lse, (1.0 / math.sqrt(d)) * math.log2(math.e)
+
+    def __call__(self, q, k, v, heads, kv_heads, d, causal, p0=0, out=None, lse=None):
+        """q (T, H·D) or strided rows, k/v (S, Hkv·D) bf16 → out (T, H·D) bf16, lse (H, T) fp32."""
+        t, s = q.shape[0], k.shape[0]
+        out, lse, scale_log2 = self.outputs(q, heads, d, out, lse)
         dp = padded(d)
-        scale_log2 = (1.0 / math.sqrt(d)) * math.log2(math.e)
         as_cp = lambda x: cp.asarray(x.view(torch.int16)) if x.dtype == torch.bfloat16 else cp.asarray(x)
         grid = ((t + self.rows - 1) // self.rows, heads)
         self.kernel(dp)(grid, (self.threads,), (
@@ -153,11 +159,7 @@ class FlashTMA(Flash):
 
     def __call__(self, q, k, v, heads, kv_heads, d, causal, p0=0, out=None, lse=None):
         t, s = q.shape[0], k.shape[0]
-        if out is None:
-            out = torch.empty(t, heads * d, device=q.device, dtype=torch.bfloat16)
-        if lse is None:
-            lse = torch.empty(heads, t, device=q.device, dtype=torch.float32)
-        scale_log2 = (1.0 / math.sqrt(d)) * math.log2(math.e)
+        out, lse, scale_log2 = self.outputs(q, heads, d, out, lse)
         maps = [(ctypes.c_uint8 * 128).from_buffer_copy(self.tensor_map(x)) for x in (k, v)]
         args = [ctypes.c_uint64(x.data_ptr()) for x in (q, k, v, out, lse)]
         args += [ctypes.c_int32(x) for x in (t, s, heads, kv_heads, d, q.stride(0), k.stride(0), out.stride(0))]
