@@ -17,6 +17,7 @@ import Foundation
 import Glibc
 #endif
 import Tensor
+import _Essentials
 
 /// The shared mailboxes of one thread group.
 // @unchecked: `queues`, `barrierCount` and `barrierGeneration` are only read and written with `cond` locked.
@@ -103,15 +104,9 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
 // joined.
 final class RankResults<T>: @unchecked Sendable {
     var values: [T?]
-    let lock = Condition()
+    let lock = Mutex()
     init(_ n: Int) { values = Array(repeating: nil, count: n) }
     func set(_ r: Int, _ v: T) { lock.lock(); values[r] = v; lock.unlock() }
-}
-
-/// One rank thread's work, handed to pthread_create as an unmanaged pointer.
-final class RankJob: Sendable {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 /// Runs groups of ranks as threads.
@@ -132,20 +127,9 @@ public enum ThreadWorld {
         var threads = [pthread_t]()
         for r in 0..<world {
             let comm = ThreadCommunicator(rank: r, box: box)
-            let job = Unmanaged.passRetained(RankJob { results.set(r, body(comm)) }).toOpaque()
-            var attr = pthread_attr_t()
-            pthread_attr_init(&attr)
-            pthread_attr_setstacksize(&attr, stackSize)
-            var th = pthread_t()
-            let rc = pthread_create(
-                &th, &attr,
-                { raw in
-                    guard let raw else { return nil }
-                    Unmanaged<RankJob>.fromOpaque(raw).takeRetainedValue().body()
-                    return nil
-                }, job)
-            pthread_attr_destroy(&attr)
-            precondition(rc == 0, "ThreadWorld.run: cannot start the thread of rank \(r) (pthread_create: \(rc))")
+            guard let th = startThread(stackSize: stackSize, { results.set(r, body(comm)) }) else {
+                preconditionFailure("ThreadWorld.run: cannot start the thread of rank \(r) (pthread_create failed)")
+            }
             threads.append(th)
         }
         for th in threads { pthread_join(th, nil) }

@@ -127,33 +127,43 @@ public final class ThreadBarrier: @unchecked Sendable {
     }
 }
 
+/// Starts `body` on a new POSIX thread with a stack of `stackSize` bytes and returns it (join it with
+/// pthread_join); nil, with `body` not run, when the thread could not be created.
+public func startThread(stackSize: Int, _ body: @escaping @Sendable () -> Void) -> pthread_t? {
+    final class Job: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let job = Unmanaged.passRetained(Job(body)).toOpaque()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    pthread_attr_setstacksize(&attr, stackSize)
+    var th = pthread_t()
+    let rc = pthread_create(
+        &th, &attr,
+        { raw in
+            guard let raw else { return nil }
+            Unmanaged<Job>.fromOpaque(raw).takeRetainedValue().body()
+            return nil
+        }, job)
+    pthread_attr_destroy(&attr)
+    guard rc == 0 else {
+        Unmanaged<Job>.fromOpaque(job).release()
+        return nil
+    }
+    return th
+}
+
 /// Runs body(0) on this thread and body(1) … body(n − 1) on n − 1 new threads at the same time (so
 /// they may meet at a `ThreadBarrier`), and returns when all have finished.
 public func runConcurrently(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Job: Sendable {
-        let body: @Sendable (Int) -> Void, index: Int
-        init(_ body: @escaping @Sendable (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
-    }
     var threads = [pthread_t]()
     for p in 1..<max(n, 1) {
-        let job = Unmanaged.passRetained(Job(body, p)).toOpaque()
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setstacksize(&attr, 4 << 20)
-        var th = pthread_t()
-        let rc = pthread_create(
-            &th, &attr,
-            { raw in
-                let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
-                job.body(job.index)
-                return nil
-            }, job)
-        pthread_attr_destroy(&attr)
-        if rc == 0 {
+        if let th = startThread(stackSize: 4 << 20, { body(p) }) {
             threads.append(th)
         } else {
             // No thread: run it here (a barrier in `body` would then wait forever, so callers size n to the cores).
-            Unmanaged<Job>.fromOpaque(job).takeRetainedValue().body(p)
+            body(p)
         }
     }
     body(0)
