@@ -27,15 +27,7 @@ public struct GPUContextParallelCommand: ParsableCommand {
             nvidia-nccl Python wheels. NCCL_NVLS_ENABLE=0 unless set.
             """)
 
-    @Option(help: "ring | zigzag | llama3 | ulysses | usp") var strategy: String
-    @Option(help: "Number of ranks W (= processes, one per GPU).") var world: Int
-    @Option(help: "Ulysses degree U for usp (default gcd(heads, W)).") var ulysses: Int?
-    @Option(help: "Sequence length T.") var seq: Int
-    @Option(help: "Query heads H.") var heads: Int
-    @Option(name: .customLong("kv-heads"), help: "Key/value heads Hkv (divides H).") var kvHeads: Int
-    @Option(name: .customLong("head-dim"), help: "Head dimension D.") var headDim: Int
-    @Option(help: "Seed of the seeded q, k, v.") var seed: UInt64 = 0
-    @Flag(help: "Print one JSON line.") var json = false
+    @OptionGroup var cp: CPFlags
     @Option(help: "This process's rank, 0 ..< W (default: OMPI_COMM_WORLD_RANK).") var rank: Int?
     @Option(name: .customLong("id-file"), help: "Where rank 0 writes NCCL's unique id (needed for W > 1).")
     var idFile: String?
@@ -46,9 +38,8 @@ public struct GPUContextParallelCommand: ParsableCommand {
 
     public func run() throws {
         try reporting("cp") {
-            let check = try CPCheck(
-                strategy: strategy, world: world, ulysses: ulysses, seq: seq, heads: heads, kvHeads: kvHeads,
-                headDim: headDim, seed: seed)
+            let check = try cp.check()
+            let world = cp.world
             let env = ProcessInfo.processInfo.environment
             guard let r = rank ?? env["OMPI_COMM_WORLD_RANK"].flatMap({ Int($0) }) else {
                 throw CPCheckError("--rank is needed (or start the processes with mpirun)")
@@ -75,7 +66,7 @@ public struct GPUContextParallelCommand: ParsableCommand {
             let stats = check.gatherStats(check.rankStats(comm), over: comm)
             guard r == 0 else { return }
             let report = check.report(stats, transport: .nccl)
-            if json {
+            if cp.json {
                 print(try report.jsonLine())
             } else {
                 for line in report.lines { print(line) }

@@ -5,38 +5,20 @@
 import ArgumentParser
 import Eaglet
 import Foundation
+import _GPUCommands
 
 struct ContextParallelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cp",
         abstract: "Check a context-parallel attention scheme against full attention; bytes and FLOPs per rank.")
 
-    @Option(help: "ring | zigzag | llama3 | ulysses | usp")
-    var strategy: String
-    @Option(help: "Number of ranks W (under mpirun: the number of processes).")
-    var world: Int
-    @Option(help: "Ulysses degree U for usp (default gcd(heads, W)).")
-    var ulysses: Int?
-    @Option(help: "Sequence length T.")
-    var seq: Int
-    @Option(help: "Query heads H.")
-    var heads: Int
-    @Option(name: .customLong("kv-heads"), help: "Key/value heads Hkv (divides H).")
-    var kvHeads: Int
-    @Option(name: .customLong("head-dim"), help: "Head dimension D.")
-    var headDim: Int
-    @Option(help: "Seed of the seeded q, k, v.")
-    var seed: UInt64 = 0
-    @Flag(help: "Print one JSON line.")
-    var json = false
+    @OptionGroup var cp: CPFlags
 
     func run() throws {
         try reportingInputErrors {
             let check: CPCheck
             do {
-                check = try CPCheck(
-                    strategy: strategy, world: world, ulysses: ulysses, seq: seq, heads: heads, kvHeads: kvHeads,
-                    headDim: headDim, seed: seed)
+                check = try cp.check()
             } catch let e as CPCheckError { throw InputError(description: e.description) }
             var stats: [[Double]]
             var transport = CPTransport.threads
@@ -44,11 +26,11 @@ struct ContextParallelCommand: ParsableCommand {
                 transport = .mpi
                 let comm = try MPICommunicator()
                 defer { comm.finalize() }
-                guard comm.worldSize == world else {
+                guard comm.worldSize == cp.world else {
                     // Every rank sees it; rank 0 alone says so, and every rank waits at a barrier until it has: a rank
                     // that left first could make mpirun stop rank 0 before its message was out (seen once in CI).
                     if comm.rank == 0 { // as reportingInputErrors writes an InputError
-                        let why = "--world \(world) differs from the \(comm.worldSize) processes started by mpirun"
+                        let why = "--world \(cp.world) differs from the \(comm.worldSize) processes started by mpirun"
                         FileHandle.standardError.write(Data("eaglet: \(why)\n".utf8))
                     }
                     comm.barrier()
@@ -58,10 +40,10 @@ struct ContextParallelCommand: ParsableCommand {
                 stats = check.gatherStats(check.rankStats(comm), over: comm)
                 if comm.rank != 0 { return }
             } else {
-                stats = ThreadWorld.run(world: world) { check.rankStats($0) }
+                stats = ThreadWorld.run(world: cp.world) { check.rankStats($0) }
             }
             let report = check.report(stats, transport: transport)
-            if json {
+            if cp.json {
                 print(try report.jsonLine())
             } else {
                 for line in report.lines { print(line) }
