@@ -133,6 +133,17 @@ struct DriverAPI {
             UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
         ) -> Int32
     let cuGetErrorName: @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32
+    // Streams and events (context parallelism overlaps its exchanges with attention, GPUContextParallel.swift).
+    let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Int32
+    let cuStreamDestroy: @convention(c) (OpaquePointer?) -> Int32
+    let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> Int32
+    let cuStreamWaitEvent: @convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> Int32
+    let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Int32
+    let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32
+    let cuEventSynchronize: @convention(c) (OpaquePointer?) -> Int32
+    let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> Int32
+    let cuEventDestroy: @convention(c) (OpaquePointer?) -> Int32
+    let cuMemcpyDtoDAsync: @convention(c) (DevicePointer, DevicePointer, Int, OpaquePointer?) -> Int32
     /// cuTensorMapEncodeTiled (driver 12.0 and later; nil before): map, data type, rank, global address, global
     /// dims, global strides (bytes, rank − 1 of them), box dims, element strides, interleave, swizzle, L2
     /// promotion, out-of-bounds fill.
@@ -167,6 +178,16 @@ struct DriverAPI {
         cuFuncSetAttribute = try s("cuFuncSetAttribute")
         cuLaunchKernel = try s("cuLaunchKernel")
         cuGetErrorName = try s("cuGetErrorName")
+        cuStreamCreate = try s("cuStreamCreate")
+        cuStreamDestroy = try s("cuStreamDestroy_v2")
+        cuStreamSynchronize = try s("cuStreamSynchronize")
+        cuStreamWaitEvent = try s("cuStreamWaitEvent")
+        cuEventCreate = try s("cuEventCreate")
+        cuEventRecord = try s("cuEventRecord")
+        cuEventSynchronize = try s("cuEventSynchronize")
+        cuEventElapsedTime = try s("cuEventElapsedTime")
+        cuEventDestroy = try s("cuEventDestroy_v2")
+        cuMemcpyDtoDAsync = try s("cuMemcpyDtoDAsync_v2")
         cuTensorMapEncodeTiled = try? s("cuTensorMapEncodeTiled")
     }
 }

@@ -305,10 +305,11 @@ public final class GPU {
     }
 
     /// Launches `module.name` on a grid of `grid` blocks of `block` threads with `shared` bytes of dynamic
-    /// shared memory (above 48 KiB the kernel's limit is raised first).
+    /// shared memory (above 48 KiB the kernel's limit is raised first), on `stream` (nil: the legacy default
+    /// stream).
     public func launch(
         _ module: String, _ name: String, grid: (Int, Int, Int), block: (Int, Int, Int), shared: Int = 0,
-        _ args: [KernelArgument]
+        stream: GPUStream? = nil, _ args: [KernelArgument]
     ) throws {
         let f = try function(module, name)
         if shared > 48 * 1024 {
@@ -342,7 +343,7 @@ public final class GPU {
         let code = params.withUnsafeMutableBufferPointer {
             driver.cuLaunchKernel(
                 f, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2),
-                UInt32(shared), nil, $0.baseAddress, nil)
+                UInt32(shared), stream?.handle, $0.baseAddress, nil)
         }
         try check(code, "cuLaunchKernel(\(name), grid \(grid), block \(block), shared \(shared))")
     }

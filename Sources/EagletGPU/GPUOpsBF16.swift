@@ -96,7 +96,7 @@ extension GPU {
     public func flashAttention(
         q: DevicePointer, qStride: Int, k: DevicePointer, v: DevicePointer, kvStride: Int,
         out: DevicePointer, outStride: Int, lse: DevicePointer? = nil, tokens t: Int, keys s: Int, heads h: Int,
-        kvHeads hkv: Int, headDim d: Int, causal: Bool, start p0: Int
+        kvHeads hkv: Int, headDim d: Int, causal: Bool, start p0: Int, stream: GPUStream? = nil
     ) throws {
         guard let dp = KernelSourceBF16.paddedHeadDim(d), h % hkv == 0,
             qStride % 8 == 0, kvStride % 8 == 0, outStride % 2 == 0
@@ -123,13 +123,14 @@ extension GPU {
                 KernelSourceHopper.program(for: hopperFlashVariant).module, kernel.entry,
                 grid: ((t + KernelSourceHopper.blockRows - 1) / KernelSourceHopper.blockRows, h, 1),
                 block: (kernel.threads, 1, 1), shared: KernelSourceHopper.sharedBytes(stages: kernel.stages),
-                args + maps)
+                stream: stream, args + maps)
             return
         }
         try launch(
             KernelSourceBF16.module, "flash_attention_d\(dp)",
             grid: ((t + KernelSourceBF16.blockRows - 1) / KernelSourceBF16.blockRows, h, 1),
-            block: (KernelSourceBF16.threads, 1, 1), shared: KernelSourceBF16.flashSharedBytes(paddedHeadDim: dp), args)
+            block: (KernelSourceBF16.threads, 1, 1), shared: KernelSourceBF16.flashSharedBytes(paddedHeadDim: dp),
+            stream: stream, args)
     }
 
     /// The tensor map (CUtensorMap, 128 bytes) the Hopper kernel's TMA copies read K or V through: a (rows,
