@@ -41,6 +41,23 @@ public struct CPCheck: Sendable {
     public init(
         strategy: String, world: Int, ulysses: Int?, seq: Int, heads: Int, kvHeads: Int, headDim: Int, seed: UInt64
     ) throws {
+        plan = try CPCheck.plan(
+            strategy: strategy, world: world, ulysses: ulysses, seq: seq, heads: heads, kvHeads: kvHeads,
+            headDim: headDim)
+        self.strategy = plan.strategy; self.seq = seq; self.heads = heads; self.kvHeads = kvHeads
+        self.headDim = headDim
+        q = Tensor.seeded([heads, seq, headDim], seed: seed &+ 1)
+        k = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 2)
+        v = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 3)
+        (refOut, refLse) = try fullAttention(q: q, k: k, v: v, cuSeqlens: [0, seq])
+    }
+
+    /// The flags' plan, or a `CPCheckError` naming the flag (the checks of `init`; `eaglet-gpu cp` passes its own
+    /// `elementLimit`, its inputs living on a GPU host).
+    public static func plan(
+        strategy: String, world: Int, ulysses: Int?, seq: Int, heads: Int, kvHeads: Int, headDim: Int,
+        elementLimit: Int = CPCheck.elementLimit
+    ) throws -> CPPlan {
         guard let s = CPStrategy(rawValue: strategy) else {
             throw CPCheckError("--strategy: \"\(strategy)\" is not one of ring, zigzag, llama3, ulysses, usp")
         }
@@ -52,18 +69,13 @@ public struct CPCheck: Sendable {
         // An overflowing product once trapped here.
         let (th, o1) = seq.multipliedReportingOverflow(by: heads)
         let (thd, o2) = th.multipliedReportingOverflow(by: headDim)
-        guard !o1, !o2, thd <= CPCheck.elementLimit else {
+        guard !o1, !o2, thd <= elementLimit else {
             throw CPCheckError(
-                "--seq × --heads × --head-dim is \(o1 || o2 ? "past Int" : "\(thd)") elements per tensor, above the limit of \(CPCheck.elementLimit)"
+                "--seq × --heads × --head-dim is \(o1 || o2 ? "past Int" : "\(thd)") elements per tensor, above the limit of \(elementLimit)"
             )
         }
-        self.strategy = s; self.seq = seq; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
-        plan = try CPPlan(
+        return try CPPlan(
             strategy: s, world: world, heads: heads, kvHeads: kvHeads, cuSeqlens: [0, seq], ulysses: ulysses)
-        q = Tensor.seeded([heads, seq, headDim], seed: seed &+ 1)
-        k = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 2)
-        v = Tensor.seeded([kvHeads, seq, headDim], seed: seed &+ 3)
-        (refOut, refLse) = try fullAttention(q: q, k: k, v: v, cuSeqlens: [0, seq])
     }
 
     /// Runs the scheme on `comm`'s rank and returns [max |Δout|, max |out_ref|, max |Δlse|, max |lse_ref|, bytes
@@ -85,7 +97,7 @@ public struct CPCheck: Sendable {
 
     /// Every rank's `rankStats`, indexed by rank, gathered over `comm` exactly: each Double travels as the two
     /// 32-bit halves of its bit pattern (a byte count past 2²⁴ would not survive a Float).
-    public func gatherStats(_ mine: [Double], over comm: Communicator) -> [[Double]] {
+    public static func gatherStats(_ mine: [Double], over comm: Communicator) -> [[Double]] {
         let words = mine.flatMap {
             [
                 Float(bitPattern: UInt32(truncatingIfNeeded: $0.bitPattern)),

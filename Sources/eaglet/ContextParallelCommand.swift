@@ -37,7 +37,7 @@ struct ContextParallelCommand: ParsableCommand {
                     throw ExitCode(1)
                 }
                 BLAS.setThreads(1)
-                stats = check.gatherStats(check.rankStats(comm), over: comm)
+                stats = CPCheck.gatherStats(check.rankStats(comm), over: comm)
                 if comm.rank != 0 { return }
             } else {
                 stats = ThreadWorld.run(world: cp.world) { check.rankStats($0) }
