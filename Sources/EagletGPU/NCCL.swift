@@ -56,12 +56,14 @@ func cFormatSeconds(_ s: Double) -> String { s == s.rounded() ? String(Int(s)) :
 
 /// The NCCL data types Eaglet sends (ncclDataType_t values of nccl.h).
 public enum NCCLDataType: Int32, Sendable, CustomStringConvertible {
+    /// Raw bytes: the device program's rows (bf16 and fp32 alike) travel as bytes.
+    case uint8 = 1
     case int64 = 4
     case float32 = 7
 
     /// Bytes per element.
-    public var size: Int { self == .int64 ? 8 : 4 }
-    public var description: String { self == .int64 ? "int64" : "float32" }
+    public var size: Int { [.uint8: 1, .int64: 8][self] ?? 4 }
+    public var description: String { [.uint8: "uint8", .int64: "int64"][self] ?? "float32" }
 }
 
 /// The 128 opaque bytes (ncclUniqueId) that name one NCCL communicator: rank 0 makes them with

@@ -260,10 +260,10 @@ public final class NCCLPlanTransport: NCCLTransport {
         guard parts.allSatisfy({ $0.count == payload.count }) else {
             throw NCCLError.planMismatch("ncclAllGather counts differ: \(parts.map(\.count))")
         }
-        switch payload.type {
-        case .float32: return .float32(parts.flatMap { if case let .float32(x) = $0 { return x } else { return [] } })
-        case .int64: return .int64(parts.flatMap { if case let .int64(x) = $0 { return x } else { return [] } })
+        if payload.type == .int64 {
+            return .int64(parts.flatMap { if case let .int64(x) = $0 { return x } else { return [] } })
         }
+        return .float32(parts.flatMap { if case let .float32(x) = $0 { return x } else { return [] } })
     }
 }
 

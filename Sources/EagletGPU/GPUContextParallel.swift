@@ -1,0 +1,334 @@
+// The device program of CPDevice.swift on GPUs: `GPUCPBackend` runs each rank's attention, merges and copies on a
+// compute stream and its exchanges on a second stream, over one of two `DeviceExchange`s:
+//   NCCLDeviceExchange   one process per GPU: each group is ncclGroupStart, ncclSend / ncclRecv of the rows as
+//                        bytes straight from and into device memory, ncclGroupEnd, on the exchange stream;
+//   LocalDeviceExchange  W ranks as threads sharing this process's one GPU: a receive is a device-to-device copy
+//                        from the sender's matrix, ordered by events both ways (the sender's rows are ready; the
+//                        receiver has copied them, so the sender may reuse the matrix). It checks every scheme's
+//                        device program on the kernels on a machine with one GPU; its timings share that GPU.
+// An exchange waits (event) for all compute issued before it; `joinExchanges` makes later compute wait for it, so
+// the ring's next block travels while the block in hand is attended.
+// What it is not: a second kernel — attention is `GPU.flashAttention`, the merge is `cp_merge` (twin:
+// CPHostBackend.merge), copies are `cp_copy2d`.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import ContextParallel
+import Tensor
+import _Essentials
+
+enum KernelSourceCP {
+    static let module = "eaglet_cp"
+    static let source = #"""
+        #define NEG_INF __int_as_float(0xff800000)
+        typedef unsigned short bf16;
+        __device__ __forceinline__ float bf2f(bf16 u) { return __uint_as_float(((unsigned)u) << 16); }
+
+        // Running (out, lse) of rows row0 ..< row0 + t += a block's (o_b bf16 (t, H·D), lse_b (H, t)), one block of
+        // D threads per (row, head): out −= σ(lb − la)·(out − o_b), la −= log σ(la − lb) (docs/spec.md §8.3).
+        extern "C" __global__ void cp_merge(float* out, float* lse, int acc_rows, int row0, const bf16* bo,
+                                            const float* bl, int t, int H, int D) {
+            int i = blockIdx.x, h = blockIdx.y, c = threadIdx.x;
+            float lb = bl[(long)h * t + i];
+            long li = (long)h * acc_rows + row0 + i;
+            float la = lse[li];
+            __syncthreads();
+            if (lb == NEG_INF) return;
+            long o = (long)(row0 + i) * H * D + h * D + c, b = (long)i * H * D + h * D + c;
+            float v = bf2f(bo[b]);
+            if (la == NEG_INF) {
+                out[o] = v;
+                if (c == 0) lse[li] = lb;
+                return;
+            }
+            float s = 1.f / (1.f + expf(la - lb));
+            out[o] -= s * (out[o] - v);
+            float x = la - lb;
+            if (c == 0) lse[li] = la - (fminf(x, 0.f) - log1pf(expf(-fabsf(x))));
+        }
+
+        // rows × width bytes (even) from src (pitch sp bytes) to dst (pitch dp bytes), two bytes a thread.
+        extern "C" __global__ void cp_copy2d(const bf16* src, long sp, bf16* dst, long dp, long width, long rows) {
+            long w = width / 2, n = w * rows;
+            for (long k = (long)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (long)gridDim.x * blockDim.x) {
+                long r = k / w, c = k % w;
+                dst[r * (dp / 2) + c] = src[r * (sp / 2) + c];
+            }
+        }
+
+        extern "C" __global__ void cp_fill32(unsigned* x, unsigned v, long n) {
+            for (long k = (long)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (long)gridDim.x * blockDim.x)
+                x[k] = v;
+        }
+        """#
+}
+
+extension GPU {
+    /// Compiles (or loads from the cache) the fp32 module (its bf16 rounding), the flash kernels and the merge, copy and fill kernels of the device
+    /// program. Ranks that are threads of one process call it once on the main thread first, so they only read the
+    /// compile cache.
+    public func loadContextParallelKernels() throws {
+        try loadKernels()
+        try loadKernelsBF16()
+        try load(source: KernelSourceCP.source, key: KernelSourceCP.module)
+    }
+}
+
+/// Moves bytes between ranks' device memory, one group at a time, in `stream` order. Peers are global ranks.
+public protocol DeviceExchange: AnyObject {
+    var rank: Int { get }
+    var worldSize: Int { get }
+    /// Every send's bytes to its peer, every receive's from its peer, as one group.
+    func group(
+        sends: [(peer: Int, pointer: DevicePointer, bytes: Int)],
+        receives: [(peer: Int, pointer: DevicePointer, bytes: Int)], stream: GPUStream
+    ) throws
+    /// Returns once every rank has called it (the device work before it need not be finished).
+    func barrier() throws
+}
+
+/// A matrix of `GPUCPBackend`: rows × cols bf16 or fp32 elements, row-major, in one device buffer.
+public final class GPUMatrix {
+    public let buffer: GPUBuffer
+    public let rows: Int, cols: Int
+    public var bf16: Bool { buffer.elementSize == 2 }
+    init(_ buffer: GPUBuffer, rows: Int, cols: Int) { self.buffer = buffer; self.rows = rows; self.cols = cols }
+    func row(_ i: Int) -> DevicePointer { buffer.at(i * cols) }
+}
+
+/// One rank's device: the program's compute on `compute`, its exchanges on `exchangeStream`.
+public final class GPUCPBackend: CPDeviceBackend {
+    public let gpu: GPU
+    public let exchanges: DeviceExchange
+    public let compute: GPUStream, exchangeStream: GPUStream
+    public var rank: Int { exchanges.rank }
+    public var worldSize: Int { exchanges.worldSize }
+    public private(set) var bytesSent = 0
+    /// The last exchange's end, which `joinExchanges` makes compute wait for.
+    private var lastExchange: GPUEvent?
+    /// The flash kernel's block out (bf16) and lse, grown as needed and kept: freed buffers go back to the GPU's
+    /// pool, which is only safe on one stream.
+    private var blockOut: GPUBuffer?, blockLse: GPUBuffer?
+    /// Every matrix the program made, kept until `release` (their buffers may still be read by queued work).
+    private var keep: [GPUMatrix] = []
+
+    public init(gpu: GPU, exchanges: DeviceExchange) throws {
+        self.gpu = gpu; self.exchanges = exchanges
+        compute = try GPUStream(gpu); exchangeStream = try GPUStream(gpu)
+        try gpu.loadContextParallelKernels()
+    }
+
+    /// Waits for both streams, then lets go of the program's matrices.
+    public func release() throws {
+        try compute.synchronize(); try exchangeStream.synchronize()
+        keep = []
+    }
+
+    func launch(_ name: String, elements n: Int, _ args: [KernelArgument]) throws {
+        guard n > 0 else { return }
+        try gpu.launch(
+            KernelSourceCP.module, name, grid: (min((n + 255) / 256, 4096), 1, 1), block: (256, 1, 1), stream: compute,
+            args)
+    }
+
+    public func matrix(rows: Int, cols: Int, bf16: Bool, fill: Float) throws -> GPUMatrix {
+        let m = GPUMatrix(try gpu.alloc(rows * cols, elementSize: bf16 ? 2 : 4), rows: rows, cols: cols)
+        keep.append(m)
+        let bits = bf16 ? UInt32(floatToBF16(fill)) * 0x1_0001 : fill.bitPattern
+        try launch(
+            "cp_fill32", elements: m.buffer.bytes / 4,
+            [.ptr(m.buffer), .int32(Int32(bitPattern: bits)), .int64(Int64(m.buffer.bytes / 4))])
+        return m
+    }
+
+    /// Uploads fp32 rows as a new matrix (bf16: rounded to nearest even on the device).
+    public func upload(_ x: [Float], rows: Int, cols: Int, bf16: Bool) throws -> GPUMatrix {
+        precondition(x.count == rows * cols, "upload: \(x.count) values for \(rows) × \(cols)")
+        let f = try gpu.upload(x)
+        let m = GPUMatrix(bf16 ? try gpu.bf16(f) : f, rows: rows, cols: cols)
+        keep.append(m)
+        return m
+    }
+
+    /// A matrix's values as fp32 (waits for the device).
+    public func download(_ m: GPUMatrix) throws -> [Float] {
+        try compute.synchronize()
+        return m.bf16 ? try gpu.downloadBF16(m.buffer) : try gpu.download(m.buffer)
+    }
+
+    public func copy(
+        _ src: GPUMatrix, row sr: Int, col sc: Int, to dst: GPUMatrix, row dr: Int, col dc: Int, rows: Int, cols: Int
+    ) throws {
+        precondition(src.bf16 == dst.bf16, "copy: element types differ")
+        precondition(sr + rows <= src.rows && dr + rows <= dst.rows && sc + cols <= src.cols && dc + cols <= dst.cols)
+        let e = src.buffer.elementSize
+        try launch(
+            "cp_copy2d", elements: rows * cols * e / 2,
+            [
+                .pointer(src.row(sr) + DevicePointer(sc * e)), .int64(Int64(src.cols * e)),
+                .pointer(dst.row(dr) + DevicePointer(dc * e)), .int64(Int64(dst.cols * e)),
+                .int64(Int64(cols * e)), .int64(Int64(rows))
+            ])
+    }
+
+    public func attend(
+        q: GPUMatrix, kv: GPUMatrix, valueColumn: Int, call: CPBlockCall, heads h: Int, kvHeads hkv: Int,
+        headDim d: Int, accOut: GPUMatrix, accLse: GPUMatrix
+    ) throws {
+        if (blockOut?.count ?? 0) < call.rows * h * d { blockOut = try gpu.alloc(call.rows * h * d, elementSize: 2) }
+        if (blockLse?.count ?? 0) < call.rows * h { blockLse = try gpu.alloc(call.rows * h) }
+        guard let bo = blockOut, let bl = blockLse else { return }
+        let k = kv.row(call.keyRow)
+        try gpu.flashAttention(
+            q: q.row(call.queryRow), qStride: q.cols, k: k, v: k + DevicePointer(valueColumn * 2), kvStride: kv.cols,
+            out: bo.pointer, outStride: h * d, lse: bl.pointer, tokens: call.rows, keys: call.keys, heads: h,
+            kvHeads: hkv, headDim: d, causal: call.causal, start: call.start, stream: compute)
+        try gpu.launch(
+            KernelSourceCP.module, "cp_merge", grid: (call.rows, h, 1), block: (d, 1, 1), stream: compute,
+            [
+                .ptr(accOut.buffer), .ptr(accLse.buffer), .int(accLse.cols), .int(call.queryRow), .ptr(bo), .ptr(bl),
+                .int(call.rows), .int(h), .int(d)
+            ])
+    }
+
+    public func exchange(
+        sends: [(peer: Int, matrix: GPUMatrix, rows: Int)], receives: [(peer: Int, matrix: GPUMatrix, rows: Int)]
+    ) throws {
+        try exchangeStream.wait(try compute.record())
+        let s = sends.map {
+            (
+                peer: $0.peer, pointer: $0.matrix.buffer.pointer,
+                bytes: $0.rows * $0.matrix.cols * $0.matrix.buffer.elementSize
+            )
+        }
+        let r = receives.map {
+            (
+                peer: $0.peer, pointer: $0.matrix.buffer.pointer,
+                bytes: $0.rows * $0.matrix.cols * $0.matrix.buffer.elementSize
+            )
+        }
+        for x in s where x.peer != rank { bytesSent += x.bytes }
+        try exchanges.group(sends: s, receives: r, stream: exchangeStream)
+        lastExchange = try exchangeStream.record()
+    }
+
+    public func joinExchanges() throws {
+        if let e = lastExchange { try compute.wait(e) }
+    }
+}
+
+// MARK: - Ranks as threads on one GPU
+
+/// What the rank threads of one `LocalDeviceExchange` group share: per ordered pair (source, destination), the
+/// messages posted and not yet taken, and the receivers' acknowledgements.
+// @unchecked: `messages` and `acks` are only touched with the mutex held.
+public final class LocalDeviceBoard: @unchecked Sendable {
+    struct Message { let pointer: DevicePointer, bytes: Int, ready: GPUEvent }
+    let world: Int
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var messages: [[Message]], acks: [[GPUEvent]]
+    let barrier: ThreadBarrier
+
+    public init(world: Int) {
+        self.world = world
+        messages = Array(repeating: [], count: world * world); acks = Array(repeating: [], count: world * world)
+        barrier = ThreadBarrier(parties: world)
+        pthread_mutex_init(m, nil); pthread_cond_init(c, nil)
+    }
+    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
+
+    func post(_ msg: Message, from s: Int, to d: Int) {
+        pthread_mutex_lock(m); messages[s * world + d].append(msg); pthread_cond_broadcast(c); pthread_mutex_unlock(m)
+    }
+    func take(from s: Int, to d: Int) -> Message {
+        pthread_mutex_lock(m)
+        while messages[s * world + d].isEmpty { pthread_cond_wait(c, m) }
+        let msg = messages[s * world + d].removeFirst()
+        pthread_mutex_unlock(m)
+        return msg
+    }
+    func ack(_ e: GPUEvent, from s: Int, to d: Int) {
+        pthread_mutex_lock(m); acks[s * world + d].append(e); pthread_cond_broadcast(c); pthread_mutex_unlock(m)
+    }
+    func takeAck(from s: Int, to d: Int) -> GPUEvent {
+        pthread_mutex_lock(m)
+        while acks[s * world + d].isEmpty { pthread_cond_wait(c, m) }
+        let e = acks[s * world + d].removeFirst()
+        pthread_mutex_unlock(m)
+        return e
+    }
+}
+
+/// One rank of a group of threads sharing one GPU (each thread opened the GPU, so the primary context is current on
+/// it). A group posts each send (its pointer and an event after the rows are ready), copies each receive from the
+/// sender's pointer once the sender's event has passed and acknowledges it with an event, then makes its stream
+/// wait for the acknowledgements of its own sends.
+public final class LocalDeviceExchange: DeviceExchange {
+    public let rank: Int
+    public var worldSize: Int { board.world }
+    let board: LocalDeviceBoard
+
+    public init(rank: Int, board: LocalDeviceBoard) { self.rank = rank; self.board = board }
+
+    public func group(
+        sends: [(peer: Int, pointer: DevicePointer, bytes: Int)],
+        receives: [(peer: Int, pointer: DevicePointer, bytes: Int)], stream: GPUStream
+    ) throws {
+        for s in sends {
+            board.post(.init(pointer: s.pointer, bytes: s.bytes, ready: try stream.record()), from: rank, to: s.peer)
+        }
+        for r in receives {
+            let msg = board.take(from: r.peer, to: rank)
+            guard msg.bytes == r.bytes else {
+                throw GPUError.unsupported(
+                    "rank \(rank) expected \(r.bytes) bytes from rank \(r.peer), got \(msg.bytes)")
+            }
+            try stream.wait(msg.ready)
+            try stream.copy(from: msg.pointer, to: r.pointer, bytes: r.bytes)
+            board.ack(try stream.record(), from: rank, to: r.peer)
+        }
+        for s in sends { try stream.wait(board.takeAck(from: s.peer, to: rank)) }
+    }
+
+    public func barrier() throws { board.barrier.wait() }
+}
+
+// MARK: - NCCL
+
+/// One rank of an NCCL communicator (NCCLDeviceTransport's): every group moves bytes (ncclUint8) between device
+/// buffers on the exchange stream.
+public final class NCCLDeviceExchange: DeviceExchange {
+    public let transport: NCCLDeviceTransport
+    public var rank: Int { transport.rank }
+    public var worldSize: Int { transport.worldSize }
+
+    public init(transport: NCCLDeviceTransport) { self.transport = transport }
+
+    public func group(
+        sends: [(peer: Int, pointer: DevicePointer, bytes: Int)],
+        receives: [(peer: Int, pointer: DevicePointer, bytes: Int)], stream: GPUStream
+    ) throws {
+        let api = transport.api, comm = transport.comm
+        func raw(_ p: DevicePointer) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
+        try api.check(api.groupStart(), "ncclGroupStart")
+        for s in sends {
+            try api.check(
+                api.send(raw(s.pointer), s.bytes, NCCLDataType.uint8.rawValue, Int32(s.peer), comm, stream.handle),
+                "ncclSend(\(s.bytes) bytes to rank \(s.peer))")
+        }
+        for r in receives {
+            try api.check(
+                api.recv(raw(r.pointer), r.bytes, NCCLDataType.uint8.rawValue, Int32(r.peer), comm, stream.handle),
+                "ncclRecv(\(r.bytes) bytes from rank \(r.peer))")
+        }
+        try api.check(api.groupEnd(), "ncclGroupEnd")
+    }
+
+    public func barrier() throws { _ = try transport.allGather(.int64([0])) }
+}
