@@ -189,7 +189,7 @@ public struct EagleConfig: Sendable, Equatable {
                     file: path, field: "(file)", expected: "a config.json of at most \(limit) bytes, found \(size)")
             }
             throw EagleError.badConfig(
-                file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder (it \(p))")
+                file: path, field: "(file)", expected: "a readable config.json in the checkpoint folder (\(p))")
         }
         return try decode(data, file: path)
     }
