@@ -66,6 +66,9 @@ public final class GPU {
     private var nvrtcAPI: NVRTCAPI?
     private var cublasAPI: CuBLASAPI?
     private var cublasHandle: OpaquePointer?
+    /// false: attention stays on the mma.sync flash kernel even where the Hopper one is loaded (a second, equally
+    /// valid kernel to hold results against: `eaglet-gpu cp-prefill`'s yardstick).
+    public var hopperFlashEnabled = true
     /// Where NVRTC and cuBLAS were found (for reports).
     public private(set) var nvrtcPath = "", cublasPath = ""
 

@@ -123,10 +123,10 @@ public struct GPUCPCheck: Sendable {
     /// bf16 inputs, `deviceForwardBytesPerRank`), flops_per_rank, imbalance — and the device's: device,
     /// ranks_on_one_gpu, flash (the kernel variant), seconds (median wall time of one run), single_gpu_seconds (the
     /// one kernel over T), scaling_efficiency (single ÷ (seconds × W), null when the ranks share one GPU),
-    /// misses (elements outside tolerance), reference (false when it was skipped).
+    /// misses (elements outside tolerance), reference (false when it was skipped), overlap (false: --no-overlap).
     public func report(
         _ stats: [[Double]], transport: CPTransport, onOneGPU: Bool, device: String, flash: String,
-        singleSeconds: Double?
+        singleSeconds: Double?, overlap: Bool = true
     ) throws -> String {
         let relOut = (stats.map { $0[0] }.max() ?? 0) / max(1e-30, stats.map { $0[1] }.max() ?? 0)
         let relLse = (stats.map { $0[2] }.max() ?? 0) / max(1e-30, stats.map { $0[3] }.max() ?? 0)
@@ -142,7 +142,7 @@ public struct GPUCPCheck: Sendable {
             "imbalance": Double(flops.max() ?? 0) / Double(max(1, flops.min() ?? 1)),
             "device": device, "ranks_on_one_gpu": onOneGPU, "flash": flash, "seconds": seconds,
             "misses": Int(stats.map { $0[7] }.reduce(0, +)), "reference": singleSeconds != nil,
-            "seq": seq, "heads": heads, "kv_heads": kvHeads, "head_dim": headDim
+            "seq": seq, "heads": heads, "kv_heads": kvHeads, "head_dim": headDim, "overlap": overlap
         ]
         if let s = singleSeconds {
             obj["single_gpu_seconds"] = s

@@ -109,6 +109,9 @@ public final class GPUCPBackend: CPDeviceBackend {
     public var rank: Int { exchanges.rank }
     public var worldSize: Int { exchanges.worldSize }
     public private(set) var bytesSent = 0
+    /// false: compute waits for each exchange as soon as it is issued (the serial schedule, to measure what
+    /// overlapping saves).
+    public var overlap = true
     /// The last exchange's end, which `joinExchanges` makes compute wait for.
     private var lastExchange: GPUEvent?
     /// The flash kernel's block out (bf16) and lse, grown as needed and kept: freed buffers go back to the GPU's
@@ -215,6 +218,7 @@ public final class GPUCPBackend: CPDeviceBackend {
         for x in s where x.peer != rank { bytesSent += x.bytes }
         try exchanges.group(sends: s, receives: r, stream: exchangeStream)
         lastExchange = try exchangeStream.record()
+        if !overlap { try joinExchanges() }
     }
 
     public func joinExchanges() throws {

@@ -214,10 +214,11 @@ public final class GPUEagle {
     }
 
     /// Input embeddings (T, C) at positions cache.count … → the final normed hidden states (T, C); the
-    /// cache grows by T. Stages: "decoder.layers.i", "decoder.norm".
-    public func decode(_ x0: GPUBuffer, tokens t: Int, cache: GPUKVCache, stage: GPUStageObserver? = nil) throws
-        -> GPUBuffer
-    {
+    /// cache grows by T. Stages: "decoder.layers.i", "decoder.norm". `layers`: only the first that many decoder
+    /// layers, then the final norm (a depth study; the cache's other layers stay empty).
+    public func decode(
+        _ x0: GPUBuffer, tokens t: Int, cache: GPUKVCache, stage: GPUStageObserver? = nil, layers: Int? = nil
+    ) throws -> GPUBuffer {
         let tc = config.text
         let c = tc.hiddenSize, h = tc.numAttentionHeads, hkv = tc.numKeyValueHeads, d = tc.headDim
         let p0 = cache.count
@@ -227,7 +228,7 @@ public final class GPUEagle {
         var x = x0
         if precision == .bf16 {
             var xb = try gpu.bf16(x0)
-            for (i, l) in textLayersBF16.enumerated() {
+            for (i, l) in textLayersBF16.prefix(layers ?? textLayersBF16.count).enumerated() {
                 let y = try l(
                     gpu, xb, tokens: t, width: c, heads: h, kvHeads: hkv, headDim: d, eps: tc.rmsNormEps,
                     invFreq: invFreq, keys: cache.layers[i].keys, values: cache.layers[i].values, start: p0)
@@ -237,7 +238,7 @@ public final class GPUEagle {
             x = try gpu.alloc(t * c)
             try gpu.runBF16("bf16_to_f32", elements: t * c, [.ptr(xb), .ptr(x), .int64(Int64(t * c))])
         }
-        for (i, l) in textLayers.enumerated() {
+        for (i, l) in textLayers.prefix(layers ?? textLayers.count).enumerated() {
             let y = try l(
                 gpu, x, tokens: t, width: c, heads: h, kvHeads: hkv, headDim: d, eps: tc.rmsNormEps, invFreq: invFreq,
                 keys: cache.layers[i].keys, values: cache.layers[i].values, start: p0, precision: precision,

@@ -43,9 +43,10 @@ extension GPU {
         }
     }
 
-    /// Whether attention with head dim `d` runs on the Hopper (wgmma) flash kernel.
+    /// Whether attention with head dim `d` runs on the Hopper (wgmma) flash kernel (never while
+    /// `hopperFlashEnabled` is false).
     public func usesHopperFlash(headDim d: Int) -> Bool {
-        d == 128 && isLoaded(KernelSourceHopper.program(for: hopperFlashVariant).module)
+        hopperFlashEnabled && d == 128 && isLoaded(KernelSourceHopper.program(for: hopperFlashVariant).module)
     }
 
     /// The FNV-1a 64 hash (hex) of the Hopper program in use: reports carry it.
@@ -53,6 +54,9 @@ extension GPU {
 
     /// The Hopper kernel's variant in use: EAGLET_FLASH's, when it names one, else the default.
     public var hopperFlashVariant: String { KernelSourceHopper.variantInUse }
+
+    /// The flash kernel attention with head dim `d` runs on, for reports: the Hopper variant's name, or "mma".
+    public func flashKernel(headDim d: Int) -> String { usesHopperFlash(headDim: d) ? hopperFlashVariant : "mma" }
 
     func runBF16(_ name: String, elements n: Int, _ args: [KernelArgument]) throws {
         guard n > 0 else { return }
@@ -263,17 +267,11 @@ public struct GPUQwen2LayerBF16 {
         _ gpu: GPU, _ x: GPUBuffer, tokens t: Int, width c: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
         eps: Float, invFreq: GPUBuffer, keys: GPUBuffer, values: GPUBuffer, start p0: Int
     ) throws -> GPUBuffer {
-        let a = try gpu.alloc(t * c, elementSize: 2)
-        try gpu.rmsNormBF16(x, rows: t, width: c, weight: inputNorm, eps: eps, into: a)
-        let fused = try gpu.alloc(t * qkv.outFeatures, elementSize: 2)
-        try gpu.linearBF16(a, rows: t, qkv, into: fused)
+        let fused = try project(gpu, x, tokens: t, width: c, eps: eps)
         let q = try gpu.alloc(t * h * d, elementSize: 2)
-        try gpu.runBF16(
-            "qkv_bias_rope_bf16", elements: t * (h + 2 * hkv) * d / 2,
-            [
-                .ptr(fused), .pointer(qkvBias?.pointer ?? 0), .ptr(invFreq), .ptr(q), .ptr(keys), .ptr(values),
-                .int(t), .int(h), .int(hkv), .int(d), .int(p0)
-            ])
+        try rope(
+            gpu, fused: fused.pointer, tokens: t, heads: h, kvHeads: hkv, headDim: d, invFreq: invFreq, q: q.pointer,
+            keys: keys.pointer, values: values.pointer, start: p0)
         let attn = try gpu.alloc(t * h * d, elementSize: 2)
         if t == 1 && d == 128 {
             try gpu.decodeAttention(
@@ -284,6 +282,37 @@ public struct GPUQwen2LayerBF16 {
                 q: q.pointer, qStride: h * d, k: keys.pointer, v: values.pointer, kvStride: hkv * d, out: attn.pointer,
                 outStride: h * d, tokens: t, keys: p0 + t, heads: h, kvHeads: hkv, headDim: d, causal: true, start: p0)
         }
+        return try finish(gpu, x, attention: attn, tokens: t, width: c, eps: eps)
+    }
+
+    /// input_layernorm then the fused q, k, v product: x (T, C) → (T, (H + 2·Hkv)·D) bf16, bias not yet added.
+    func project(_ gpu: GPU, _ x: GPUBuffer, tokens t: Int, width c: Int, eps: Float) throws -> GPUBuffer {
+        let a = try gpu.alloc(t * c, elementSize: 2)
+        try gpu.rmsNormBF16(x, rows: t, width: c, weight: inputNorm, eps: eps, into: a)
+        let fused = try gpu.alloc(t * qkv.outFeatures, elementSize: 2)
+        try gpu.linearBF16(a, rows: t, qkv, into: fused)
+        return fused
+    }
+
+    /// The qkv bias and RoPE at positions p0 ..< p0 + T: q to rows 0 ..< T of `q` (·, H·D), k and v to rows
+    /// p0 ..< p0 + T of `keys` and `values` (·, Hkv·D).
+    func rope(
+        _ gpu: GPU, fused: DevicePointer, tokens t: Int, heads h: Int, kvHeads hkv: Int, headDim d: Int,
+        invFreq: GPUBuffer, q: DevicePointer, keys: DevicePointer, values: DevicePointer, start p0: Int
+    ) throws {
+        try gpu.runBF16(
+            "qkv_bias_rope_bf16", elements: t * (h + 2 * hkv) * d / 2,
+            [
+                .pointer(fused), .pointer(qkvBias?.pointer ?? 0), .ptr(invFreq), .pointer(q), .pointer(keys),
+                .pointer(values), .int(t), .int(h), .int(hkv), .int(d), .int(p0)
+            ])
+    }
+
+    /// o_proj onto the residual x, post_attention_layernorm, the SwiGLU MLP onto the residual: → (T, C) bf16.
+    func finish(_ gpu: GPU, _ x: GPUBuffer, attention attn: GPUBuffer, tokens t: Int, width c: Int, eps: Float) throws
+        -> GPUBuffer
+    {
+        let a = try gpu.alloc(t * c, elementSize: 2)
         let res = try gpu.alloc(t * c, elementSize: 2)
         try gpu.residualBF16(x, bias: nil, count: t * c, width: c, into: res)
         try gpu.linearBF16(attn, rows: t, o, into: res, accumulate: true)
@@ -298,7 +327,6 @@ public struct GPUQwen2LayerBF16 {
     }
 }
 
-/// One `SiglipEncoderLayer` in bf16: fused qkv weights; q, k and v read in place from the fused rows.
 public struct GPUSiglipLayerBF16 {
     let ln1w, ln1b, ln2w, ln2b: GPUBuffer
     let qkv, o, fc1, fc2: GPULinear

@@ -9,6 +9,7 @@
 // Without a GPU or without libnccl: one line naming what was looked for, exit code 1.
 import ArgumentParser
 import ContextParallel
+import Eagle
 import EagletGPU
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -38,36 +39,20 @@ public struct GPUContextParallelCommand: ParsableCommand {
             """)
 
     @OptionGroup var cp: CPFlags
-    @Flag(name: .customLong("ranks-on-one-gpu"), help: "Run the W ranks as threads sharing one GPU (no NCCL).")
-    var ranksOnOneGPU = false
-    @Option(help: "Timed runs after one warm-up run (the median is printed).") var repeats = 3
+    @OptionGroup var ranks: GPURankFlags
     @Flag(name: .customLong("no-reference"), help: "Skip the one-GPU reference (a sequence too long for one GPU).")
     var noReference = false
-    @Option(help: "This process's rank, 0 ..< W (default: OMPI_COMM_WORLD_RANK).") var rank: Int?
-    @Option(name: .customLong("id-file"), help: "Where rank 0 writes NCCL's unique id (needed for W > 1).")
-    var idFile: String?
-    @Option(name: .customLong("id-timeout"), help: "Seconds ranks > 0 wait for the id file.") var idTimeout = 120.0
-    @Option(
-        help: "GPU ordinal to open (default: OMPI_COMM_WORLD_LOCAL_RANK, else the rank; 0 with --ranks-on-one-gpu).")
-    var device: Int?
 
     public init() {}
 
     public func run() throws {
         try reporting("cp") {
-            guard repeats >= 1, repeats <= 100 else { throw CPCheckError("--repeats must be in 1 … 100") }
+            try ranks.validate()
             let check = try GPUCPCheck(
                 strategy: cp.strategy, world: cp.world, ulysses: cp.ulysses, seq: cp.seq, heads: cp.heads,
                 kvHeads: cp.kvHeads, headDim: cp.headDim, seed: cp.seed)
-            if ranksOnOneGPU { try runOnOneGPU(check) } else { try runOverNCCL(check) }
+            if ranks.ranksOnOneGPU { try runOnOneGPU(check) } else { try runOverNCCL(check) }
         }
-    }
-
-    func gpuOrdinal(_ ordinal: Int) throws -> Int32 {
-        guard let o = Int32(exactly: ordinal), o >= 0 else {
-            throw CPCheckError("--device \(ordinal) is not a GPU ordinal")
-        }
-        return o
     }
 
     /// The JSON line; without --json also the GPU and how the ranks ran.
@@ -78,17 +63,18 @@ public struct GPUContextParallelCommand: ParsableCommand {
 
     /// W rank threads, each with the GPU open (the primary context current) and a LocalDeviceExchange.
     func runOnOneGPU(_ check: GPUCPCheck) throws {
-        let ordinal = try gpuOrdinal(device ?? 0)
+        let ordinal = try ranks.ordinal(default: 0)
         let gpu = try GPU.open(ordinal: ordinal)
-        let ref = noReference ? nil : try check.reference(on: gpu, repeats: repeats)
+        let ref = noReference ? nil : try check.reference(on: gpu, repeats: ranks.repeats)
         let refRows = ref.map { (out: $0.out, lse: $0.lse) }
         try gpu.loadContextParallelKernels()
         let board = LocalDeviceBoard(world: check.plan.world)
-        let repeats = self.repeats
+        let (repeats, overlap) = (ranks.repeats, !ranks.noOverlap)
         let stats = ThreadWorld.run(world: check.plan.world) { comm -> [Double] in
             do {
                 let g = try GPU.open(ordinal: ordinal)
-                let backend = try GPUCPBackend(gpu: g, exchanges: LocalDeviceExchange(rank: comm.rank, board: board))
+                let backend = try GPURankFlags.backend(
+                    g, LocalDeviceExchange(rank: comm.rank, board: board), overlap: overlap)
                 return try check.runRank(backend: backend, reference: refRows, repeats: repeats)
             } catch {
                 printToStandardError("eaglet: cp: rank \(comm.rank): \(error)")
@@ -96,14 +82,72 @@ public struct GPUContextParallelCommand: ParsableCommand {
             }
         }
         let report = try check.report(
-            stats, transport: .threads, onOneGPU: true, device: gpu.name, flash: gpu.hopperFlashVariant,
-            singleSeconds: ref?.seconds)
+            stats, transport: .threads, onOneGPU: true, device: gpu.name,
+            flash: gpu.flashKernel(headDim: check.headDim),
+            singleSeconds: ref?.seconds, overlap: !ranks.noOverlap)
         emit(report, gpu: gpu, extra: "\(check.plan.world) ranks as threads on this one GPU")
     }
 
     /// This process is one rank of W over NCCL.
     func runOverNCCL(_ check: GPUCPCheck) throws {
-        let world = cp.world
+        let (gpu, transport) = try ranks.join(world: cp.world)
+        let r = transport.rank
+        let ref = noReference ? nil : try check.reference(on: gpu, repeats: ranks.repeats)
+        let backend = try ranks.backend(gpu, NCCLDeviceExchange(transport: transport))
+        let mine = try check.runRank(
+            backend: backend, reference: ref.map { ($0.out, $0.lse) }, repeats: ranks.repeats)
+        let stats = CPCheck.gatherStats(mine, over: NCCLCommunicator(transport: transport))
+        guard r == 0 else { return }
+        let report = try check.report(
+            stats, transport: .nccl, onOneGPU: false, device: gpu.name, flash: gpu.flashKernel(headDim: check.headDim),
+            singleSeconds: ref?.seconds, overlap: !ranks.noOverlap)
+        emit(report, gpu: gpu, extra: "NCCL \(transport.version) from \(transport.libraryPath)")
+    }
+}
+
+/// Who the ranks of a GPU `cp` command are: W threads on one GPU (--ranks-on-one-gpu), or this process as one rank
+/// of W over NCCL.
+public struct GPURankFlags: ParsableArguments {
+    @Flag(name: .customLong("ranks-on-one-gpu"), help: "Run the W ranks as threads sharing one GPU (no NCCL).")
+    var ranksOnOneGPU = false
+    @Option(help: "Timed runs after one warm-up run (the median is printed).") var repeats = 3
+    @Flag(name: .customLong("no-overlap"), help: "Attention waits for each exchange (to measure the overlap).")
+    var noOverlap = false
+    @Option(help: "This process's rank, 0 ..< W (default: OMPI_COMM_WORLD_RANK).") var rank: Int?
+    @Option(name: .customLong("id-file"), help: "Where rank 0 writes NCCL's unique id (needed for W > 1).")
+    var idFile: String?
+    @Option(name: .customLong("id-timeout"), help: "Seconds ranks > 0 wait for the id file.") var idTimeout = 120.0
+    @Option(
+        help: "GPU ordinal to open (default: OMPI_COMM_WORLD_LOCAL_RANK, else the rank; 0 with --ranks-on-one-gpu).")
+    var device: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        guard repeats >= 1, repeats <= 100 else { throw CPCheckError("--repeats must be in 1 … 100") }
+    }
+
+    /// A backend over `exchanges`, overlapping unless --no-overlap.
+    func backend(_ gpu: GPU, _ exchanges: DeviceExchange) throws -> GPUCPBackend {
+        try GPURankFlags.backend(gpu, exchanges, overlap: !noOverlap)
+    }
+
+    static func backend(_ gpu: GPU, _ exchanges: DeviceExchange, overlap: Bool) throws -> GPUCPBackend {
+        let b = try GPUCPBackend(gpu: gpu, exchanges: exchanges)
+        b.overlap = overlap
+        return b
+    }
+
+    /// --device, or `fallback`, as a GPU ordinal.
+    func ordinal(default fallback: Int) throws -> Int32 {
+        let o = device ?? fallback
+        guard let g = Int32(exactly: o), g >= 0 else { throw CPCheckError("--device \(o) is not a GPU ordinal") }
+        return g
+    }
+
+    /// This process's GPU and its NCCL rank of `world`: rank 0 makes the unique id and publishes it in --id-file,
+    /// the others wait for the file.
+    func join(world: Int) throws -> (GPU, NCCLDeviceTransport) {
         let env = ProcessInfo.processInfo.environment
         guard let r = rank ?? env["OMPI_COMM_WORLD_RANK"].flatMap({ Int($0) }) else {
             throw CPCheckError("--rank is needed (or start the processes with mpirun, or pass --ranks-on-one-gpu)")
@@ -113,7 +157,7 @@ public struct GPUContextParallelCommand: ParsableCommand {
             throw CPCheckError("--id-file PATH is needed for W > 1 (the same path for every rank)")
         }
         let gpu = try GPU.open(
-            ordinal: try gpuOrdinal(device ?? env["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap({ Int($0) }) ?? r))
+            ordinal: try ordinal(default: env["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap({ Int($0) }) ?? r))
         let id: NCCLUniqueId
         if r == 0 {
             id = try NCCLDeviceTransport.makeUniqueId()
@@ -121,15 +165,187 @@ public struct GPUContextParallelCommand: ParsableCommand {
         } else {
             id = try NCCLUniqueIdFile.wait(at: idFile ?? "", timeout: idTimeout)
         }
-        let transport = try NCCLDeviceTransport(gpu: gpu, rank: r, world: world, id: id)
-        let ref = noReference ? nil : try check.reference(on: gpu, repeats: repeats)
-        let backend = try GPUCPBackend(gpu: gpu, exchanges: NCCLDeviceExchange(transport: transport))
-        let mine = try check.runRank(backend: backend, reference: ref.map { ($0.out, $0.lse) }, repeats: repeats)
-        let stats = CPCheck.gatherStats(mine, over: NCCLCommunicator(transport: transport))
-        guard r == 0 else { return }
-        let report = try check.report(
-            stats, transport: .nccl, onOneGPU: false, device: gpu.name, flash: gpu.hopperFlashVariant,
-            singleSeconds: ref?.seconds)
-        emit(report, gpu: gpu, extra: "NCCL \(transport.version) from \(transport.libraryPath)")
+        return (gpu, try NCCLDeviceTransport(gpu: gpu, rank: r, world: world, id: id))
+    }
+}
+
+/// `eaglet-gpu cp-prefill`: the decoder of a bf16 model (a synth checkpoint at real size) prefilling T seeded text
+/// ids with the sequence sharded over W ranks (EagletGPU's GPUShardedDecoder.swift), every rank's final normed
+/// hidden states against the one-GPU prefill's rows, with the wall time of both. Beside it, the yardstick: the
+/// same one-GPU prefill with attention on the mma.sync flash kernel (64-key tiles) instead of the Hopper one (128)
+/// — the same model, another valid kernel, so bf16 rounding lands elsewhere — against the same rows: the sharded
+/// prefill should differ by about as much. `--layers 1,4,28` repeats the study after that many decoder layers.
+public struct GPUContextParallelPrefillCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "cp-prefill",
+        abstract: "A model's decoder prefilling T tokens sharded over W ranks, against the one-GPU prefill.")
+
+    @Option(help: "A checkpoint folder (bf16 weights; e.g. eaglet-gpu synth --preset eagle2.5-8b).") var model: String
+    @Option(help: "ring | zigzag | llama3 | ulysses | usp") var strategy: String
+    @Option(help: "Number of ranks W.") var world: Int
+    @Option(help: "Ulysses degree U for usp (default gcd(heads, W)).") var ulysses: Int?
+    @Option(help: "Prompt length T (seeded text ids).") var seq: Int
+    @Option(help: "Decoder layers to run, comma-separated (default: all), one line each.") var layers: String?
+    @OptionGroup var ranks: GPURankFlags
+    @Flag(name: .customLong("no-reference"), help: "Skip the one-GPU prefill (a sequence too long for one GPU).")
+    var noReference = false
+    @Flag(help: "Print one JSON line per layer count.") var json = false
+
+    public init() {}
+
+    /// The model shared by the rank threads of one process: its weights are only read.
+    // @unchecked: GPUEagle's buffers are written once, at upload, before any rank thread starts.
+    final class SharedModel: @unchecked Sendable {
+        let model: GPUEagle
+        init(_ model: GPUEagle) { self.model = model }
+    }
+
+    /// What the one-GPU prefill gives: its rows (T, C), its median seconds, and the yardstick's error.
+    struct Reference: Sendable {
+        let rows: [Float], seconds: Double, otherKernelError: Double
+    }
+
+    public func run() throws {
+        try reporting("cp-prefill") {
+            try ranks.validate()
+            let loaded = try EagleModel.load(directory: model)
+            let tc = loaded.config.text
+            let counts = try layers.map { try GPUBench.tokenCounts($0) } ?? [tc.numHiddenLayers]
+            guard counts.allSatisfy({ $0 >= 1 && $0 <= tc.numHiddenLayers }) else {
+                throw CPCheckError("--layers: each count must be in 1 … \(tc.numHiddenLayers)")
+            }
+            let plan = try CPCheck.plan(
+                strategy: strategy, world: world, ulysses: ulysses, seq: seq, heads: tc.numAttentionHeads,
+                kvHeads: tc.numKeyValueHeads, headDim: tc.headDim, elementLimit: GPUCPCheck.elementLimit)
+            guard seq >= 2 else { throw CPCheckError("--seq must be at least 2") }
+            let ids = GPUGenerateCommand.syntheticIDs(
+                count: seq, vocabulary: tc.vocabSize, avoiding: loaded.config.imageTokenIndex)
+            if ranks.ranksOnOneGPU {
+                let gpu = try GPU.open(ordinal: try ranks.ordinal(default: 0))
+                try gpu.loadContextParallelKernels()
+                let g = SharedModel(try GPUEagle(gpu: gpu, model: loaded, precision: .bf16))
+                let (ordinal, repeats, overlap) = (try ranks.ordinal(default: 0), ranks.repeats, !ranks.noOverlap)
+                for n in counts {
+                    let ref = noReference ? nil : try reference(g.model, ids: ids, layers: n)
+                    let board = LocalDeviceBoard(world: world)
+                    let stats = ThreadWorld.run(world: world) { comm -> [Double] in
+                        do {
+                            let backend = try GPURankFlags.backend(
+                                try GPU.open(ordinal: ordinal), LocalDeviceExchange(rank: comm.rank, board: board),
+                                overlap: overlap)
+                            return try GPUContextParallelPrefillCommand.runRank(
+                                g.model, ids: ids, plan: plan, layers: n, backend: backend, reference: ref?.rows,
+                                repeats: repeats)
+                        } catch {
+                            printToStandardError("eaglet: cp-prefill: rank \(comm.rank): \(error)")
+                            Glibc.exit(1)
+                        }
+                    }
+                    try emit(stats, plan: plan, layers: n, headDim: tc.headDim, gpu: gpu, ref: ref, onOneGPU: true)
+                }
+            } else {
+                let (gpu, transport) = try ranks.join(world: world)
+                try gpu.loadContextParallelKernels()
+                let g = try GPUEagle(gpu: gpu, model: loaded, precision: .bf16)
+                let backend = try ranks.backend(gpu, NCCLDeviceExchange(transport: transport))
+                for n in counts {
+                    let ref = noReference ? nil : try reference(g, ids: ids, layers: n)
+                    let mine = try GPUContextParallelPrefillCommand.runRank(
+                        g, ids: ids, plan: plan, layers: n, backend: backend, reference: ref?.rows,
+                        repeats: ranks.repeats)
+                    let stats = CPCheck.gatherStats(mine, over: NCCLCommunicator(transport: transport))
+                    if transport.rank == 0 {
+                        try emit(stats, plan: plan, layers: n, headDim: tc.headDim, gpu: gpu, ref: ref, onOneGPU: false)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The one-GPU prefill (`GPUEagle.decode` with a fresh cache) through the first `layers` layers: final normed
+    /// rows (T, C) and the median seconds of `repeats` timed runs after a warm-up; then the same prefill on the
+    /// mma.sync flash kernel, held against those rows (max |Δ| ÷ max |ref|).
+    func reference(_ g: GPUEagle, ids: [Int], layers: Int) throws -> Reference {
+        var times = [Double](), rows = [Float]()
+        for i in 0...ranks.repeats {
+            let e = try g.embed(ids: ids, visual: nil)
+            try g.gpu.synchronize()
+            let t0 = ContinuousClock.now
+            let out = try g.decode(e, tokens: ids.count, cache: try g.makeCache(capacity: ids.count), layers: layers)
+            try g.gpu.synchronize()
+            if i > 0 { times.append(GPUContextParallelPrefillCommand.seconds(since: t0)) }
+            if i == ranks.repeats { rows = try g.gpu.download(out) }
+            g.gpu.releasePool()
+        }
+        g.gpu.hopperFlashEnabled = false
+        defer { g.gpu.hopperFlashEnabled = true }
+        let other = try g.gpu.download(
+            try g.decode(
+                try g.embed(ids: ids, visual: nil), tokens: ids.count, cache: try g.makeCache(capacity: ids.count),
+                layers: layers))
+        g.gpu.releasePool()
+        let c = closeness(other, rows, .bf16)
+        return Reference(rows: rows, seconds: times.sorted()[times.count / 2], otherKernelError: Double(c.maxRelative))
+    }
+
+    static func seconds(since t0: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - t0
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    /// One rank: `repeats` timed prefills after a warm-up, each between barriers. Returns [max |Δ|, max |ref|,
+    /// bytes sent per prefill, median seconds].
+    static func runRank(
+        _ g: GPUEagle, ids: [Int], plan: CPPlan, layers: Int, backend: GPUCPBackend, reference: [Float]?, repeats: Int
+    ) throws -> [Double] {
+        let c = g.config.text.hiddenSize
+        var times = [Double](), stats = [Double](repeating: 0, count: 4)
+        for i in 0...repeats {
+            try backend.exchanges.barrier()
+            let (t0, bytes0) = (ContinuousClock.now, backend.bytesSent)
+            let out = try g.contextParallelPrefill(ids: ids, plan: plan, backend: backend, layers: layers)
+            try backend.gpu.synchronize()
+            try backend.exchanges.barrier()
+            if i > 0 { times.append(seconds(since: t0)) }
+            stats[2] = Double(backend.bytesSent - bytes0)
+            if i == repeats, let ref = reference {
+                let mine = try backend.gpu.download(out)
+                var expected = [Float]()
+                for s in plan.layouts[backend.rank] { expected += ref[(s.start * c)..<(s.end * c)] }
+                let r = closeness(mine, expected, .bf16)
+                stats[0] = Double(r.maxAbsDiff); stats[1] = Double(r.maxAbsRef)
+            }
+            backend.gpu.releasePool()
+        }
+        stats[3] = times.sorted()[times.count / 2]
+        return stats
+    }
+
+    /// The JSON line: strategy, world, ulysses, ring, seq, layers, max_rel_error (max |Δ| over ranks ÷ max |ref|,
+    /// judged at the tensor's scale as whole bf16 models are), mma_flash_max_rel_error (the yardstick), within_bf16,
+    /// within_yardstick (within the bf16 row, or within 1.5× the yardstick: docs/tolerances.md),
+    /// bytes_per_rank, bytes_formula (layers × deviceForwardBytesPerRank), seconds, single_gpu_seconds,
+    /// scaling_efficiency (NCCL only), device, ranks_on_one_gpu, flash, overlap.
+    func emit(
+        _ stats: [[Double]], plan: CPPlan, layers: Int, headDim: Int, gpu: GPU, ref: Reference?, onOneGPU: Bool
+    ) throws {
+        let rel = (stats.map { $0[0] }.max() ?? 0) / max(1e-30, stats.map { $0[1] }.max() ?? 0)
+        let seconds = stats.map { $0[3] }.max() ?? 0
+        var obj: [String: Any] = [
+            "strategy": plan.strategy.rawValue, "world": plan.world, "ulysses": plan.ulysses, "ring": plan.ring,
+            "seq": seq, "layers": layers, "max_rel_error": rel, "within_bf16": rel <= Double(Tolerance.bf16.rtol),
+            "bytes_per_rank": stats.map { Int($0[2]) },
+            "bytes_formula": layers * plan.deviceForwardBytesPerRank(headDim: headDim),
+            "seconds": seconds, "device": gpu.name, "ranks_on_one_gpu": onOneGPU, "reference": ref != nil,
+            "flash": gpu.flashKernel(headDim: headDim), "overlap": !ranks.noOverlap
+        ]
+        if let ref {
+            obj["single_gpu_seconds"] = ref.seconds
+            obj["mma_flash_max_rel_error"] = ref.otherKernelError
+            obj["within_yardstick"] = rel <= max(Double(Tolerance.bf16.rtol), 1.5 * ref.otherKernelError)
+            if !onOneGPU { obj["scaling_efficiency"] = ref.seconds / (seconds * Double(plan.world)) }
+        }
+        print(String(decoding: try JSON.serialize(obj), as: UTF8.self))
+        if !json { print("\(gpu.summary); \(onOneGPU ? "\(plan.world) ranks as threads on this one GPU" : "NCCL")") }
     }
 }

@@ -10,7 +10,7 @@ struct EagletGPUCommand: ParsableCommand {
         abstract: "Eaglet's CPU model mirrored on an NVIDIA GPU: check it, generate with it, time it.",
         subcommands: [
             GPUCheckCommand.self, GPUGenerateCommand.self, GPUBenchCommand.self, GPUSynthCommand.self,
-            GPUInfoCommand.self, GPUContextParallelCommand.self
+            GPUInfoCommand.self, GPUContextParallelCommand.self, GPUContextParallelPrefillCommand.self
         ])
 }
 

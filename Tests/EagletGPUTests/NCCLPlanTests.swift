@@ -261,24 +261,31 @@ func ncclPlanProblems(_ plans: [[NCCLCall]]) -> [String] {
         }
     }
 
-    /// `eaglet-gpu cp` where it cannot run: bad flags and a missing GPU each give one line on stderr and exit 1.
+    /// `eaglet-gpu cp` and `cp-prefill` where they cannot run: bad flags and a missing GPU each give one line on
+    /// stderr and exit 1.
     @Test func eagletGPUCpWithoutAGPUOrWithBadFlagsExitsOneWithOneLine() throws {
         let exe = repositoryRoot + "/.build/release/eaglet-gpu"
         guard FileManager.default.isExecutableFile(atPath: exe) else { return } // the binary is not built
-        let flags = ["--world", "2", "--seq", "16", "--heads", "2", "--kv-heads", "1", "--head-dim", "4"]
+        let flags = ["--world", "2", "--seq", "16", "--heads", "2", "--kv-heads", "1"]
         let idFile = NSTemporaryDirectory() + "eaglet-nccl-id-\(getpid())"
         let cases: [(args: [String], prefix: String)] = [
             (["--strategy", "bogus", "--rank", "0", "--id-file", idFile], "cp: --strategy: \"bogus\" is not one of"),
             (["--strategy", "ring"], "cp: --rank is needed"),
             (["--strategy", "ring", "--rank", "2", "--id-file", idFile], "cp: --rank 2 is outside 0 ..< 2"),
             (["--strategy", "ring", "--rank", "0"], "cp: --id-file PATH is needed"),
-            (["--strategy", "zigzag", "--rank", "0", "--id-file", idFile], "cp: no GPU")
+            (["--strategy", "zigzag", "--rank", "0", "--id-file", idFile], "cp: no GPU"),
+            (["--strategy", "zigzag", "--ranks-on-one-gpu"], "cp: no GPU"),
+            (
+                ["--strategy", "ring", "--ranks-on-one-gpu", "--head-dim", "12"],
+                "cp: --head-dim must be a multiple of 8"
+            ),
+            (["--strategy", "ring", "--ranks-on-one-gpu", "--repeats", "0"], "Error: --repeats must be in 1 … 100")
         ]
         for c in cases {
             if c.prefix == "cp: no GPU", (try? GPU.open()) != nil { continue } // a GPU host
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["cp"] + c.args + flags
+            p.arguments = ["cp"] + c.args + flags + (c.args.contains("--head-dim") ? [] : ["--head-dim", "8"])
             var env = ProcessInfo.processInfo.environment
             env["OMPI_COMM_WORLD_RANK"] = nil
             p.environment = env
@@ -293,5 +300,20 @@ func ncclPlanProblems(_ plans: [[NCCLCall]]) -> [String] {
             #expect(text.split(separator: "\n").count == 1, "\(c.args): \(text)")
         }
         #expect(!FileManager.default.fileExists(atPath: idFile), "no id file is written before the GPU opens")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = [
+            "cp-prefill", "--model", "/nonexistent/eaglet-model", "--strategy", "zigzag", "--world", "2", "--seq", "64",
+            "--ranks-on-one-gpu"
+        ]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(
+            p.terminationStatus == 1 && text.hasPrefix("cp-prefill: ") && text.split(separator: "\n").count == 1,
+            "\(text)")
     }
 }
