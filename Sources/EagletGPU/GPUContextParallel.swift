@@ -306,29 +306,59 @@ public final class LocalDeviceExchange: DeviceExchange {
 // MARK: - NCCL
 
 /// One rank of an NCCL communicator (NCCLDeviceTransport's): every group moves bytes (ncclUint8) between device
-/// buffers on the exchange stream.
+/// buffers on the exchange stream. After `splitForUSP`, a group whose peers all sit in this rank's Ulysses group
+/// (or all in its ring group) goes through that group's own communicator, made by ncclCommSplit — the two levels of
+/// Eagle's USP, each free to take its own path (NVLink inside a node, the network between nodes).
 public final class NCCLDeviceExchange: DeviceExchange {
     public let transport: NCCLDeviceTransport
     public var rank: Int { transport.rank }
     public var worldSize: Int { transport.worldSize }
+    /// Sub-communicators: their members (global ranks, in their rank order) and handle.
+    public private(set) var subgroups: [(members: [Int], comm: OpaquePointer?)] = []
 
     public init(transport: NCCLDeviceTransport) { self.transport = transport }
+
+    deinit { for g in subgroups { _ = transport.api.commDestroy(g.comm) } }
+
+    /// USP's two levels for `plan` (U > 1 and R > 1): the Ulysses groups (global ranks ringRank·U ..< (ringRank+1)·U,
+    /// color ringRank) and the ring groups (ranks u, u + U, …, color U + u), each by ncclCommSplit — every rank must
+    /// call it. Returns false, leaving every group on the world communicator, where NCCL has no ncclCommSplit
+    /// (before 2.18) or the plan has one level.
+    @discardableResult
+    public func splitForUSP(_ plan: CPPlan) throws -> Bool {
+        guard plan.ulysses > 1, plan.ring > 1, let split = transport.api.commSplit else { return false }
+        let u = plan.ulysses, g = rank
+        for (color, key, members) in [
+            (g / u, g % u, (0..<u).map { (g / u) * u + $0 }),
+            (u + g % u, g / u, (0..<plan.ring).map { g % u + u * $0 })
+        ] {
+            var c: OpaquePointer? = nil
+            try transport.api.check(
+                split(transport.comm, Int32(color), Int32(key), &c, nil), "ncclCommSplit(color \(color), key \(key))")
+            subgroups.append((members, c))
+        }
+        return true
+    }
 
     public func group(
         sends: [(peer: Int, pointer: DevicePointer, bytes: Int)],
         receives: [(peer: Int, pointer: DevicePointer, bytes: Int)], stream: GPUStream
     ) throws {
-        let api = transport.api, comm = transport.comm
+        let api = transport.api
+        let peers = Set(sends.map(\.peer) + receives.map(\.peer))
+        let sub = subgroups.first { g in peers.allSatisfy { g.members.contains($0) } }
+        let comm = sub?.comm ?? transport.comm
+        func local(_ p: Int) -> Int32 { Int32(sub?.members.firstIndex(of: p) ?? p) }
         func raw(_ p: DevicePointer) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
         try api.check(api.groupStart(), "ncclGroupStart")
         for s in sends {
             try api.check(
-                api.send(raw(s.pointer), s.bytes, NCCLDataType.uint8.rawValue, Int32(s.peer), comm, stream.handle),
+                api.send(raw(s.pointer), s.bytes, NCCLDataType.uint8.rawValue, local(s.peer), comm, stream.handle),
                 "ncclSend(\(s.bytes) bytes to rank \(s.peer))")
         }
         for r in receives {
             try api.check(
-                api.recv(raw(r.pointer), r.bytes, NCCLDataType.uint8.rawValue, Int32(r.peer), comm, stream.handle),
+                api.recv(raw(r.pointer), r.bytes, NCCLDataType.uint8.rawValue, local(r.peer), comm, stream.handle),
                 "ncclRecv(\(r.bytes) bytes from rank \(r.peer))")
         }
         try api.check(api.groupEnd(), "ncclGroupEnd")

@@ -124,6 +124,9 @@ public enum NCCLLibrary {
 /// The NCCL entry points (libnccl.so.2). Handles (ncclComm_t, cudaStream_t) are opaque pointers; device buffers
 /// are passed as raw pointers made from their `DevicePointer`.
 struct NCCLAPI {
+    typealias Split =
+        @convention(c) (OpaquePointer?, Int32, Int32, UnsafeMutablePointer<OpaquePointer?>, UnsafeMutableRawPointer?)
+        -> Int32
     typealias P2P =
         @convention(c) (UnsafeMutableRawPointer?, Int, Int32, Int32, OpaquePointer?, OpaquePointer?) -> Int32
     let path: String
@@ -139,6 +142,9 @@ struct NCCLAPI {
     let send: P2P
     /// ncclRecv(recvbuff, count, datatype, peer, comm, stream).
     let recv: P2P
+    /// ncclCommSplit(comm, color, key, &newcomm, config) (NCCL 2.18 and later; nil before): the ranks that pass the
+    /// same color form a new communicator, ordered by key. A collective call of every rank of `comm`.
+    let commSplit: Split?
     /// ncclAllGather(sendbuff, recvbuff, sendcount, datatype, comm, stream).
     let allGather:
         @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int, Int32, OpaquePointer?, OpaquePointer?)
@@ -159,7 +165,9 @@ struct NCCLAPI {
             path: path, getVersion: try s("ncclGetVersion"), getUniqueId: try s("ncclGetUniqueId"),
             commInitRank: initRank, commDestroy: try s("ncclCommDestroy"), getErrorString: try s("ncclGetErrorString"),
             groupStart: try s("ncclGroupStart"), groupEnd: try s("ncclGroupEnd"), send: try s("ncclSend"),
-            recv: try s("ncclRecv"), allGather: try s("ncclAllGather"))
+            recv: try s("ncclRecv"),
+            commSplit: dlsym(h, "ncclCommSplit").map { unsafeBitCast($0, to: NCCLAPI.Split.self) },
+            allGather: try s("ncclAllGather"))
     }
 
     /// Throws `NCCLError.call` with NCCL's own text for a result other than ncclSuccess.

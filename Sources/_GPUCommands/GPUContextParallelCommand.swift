@@ -93,7 +93,9 @@ public struct GPUContextParallelCommand: ParsableCommand {
         let (gpu, transport) = try ranks.join(world: cp.world)
         let r = transport.rank
         let ref = noReference ? nil : try check.reference(on: gpu, repeats: ranks.repeats)
-        let backend = try ranks.backend(gpu, NCCLDeviceExchange(transport: transport))
+        let exchange = NCCLDeviceExchange(transport: transport)
+        try exchange.splitForUSP(check.plan)
+        let backend = try ranks.backend(gpu, exchange)
         let mine = try check.runRank(
             backend: backend, reference: ref.map { ($0.out, $0.lse) }, repeats: ranks.repeats)
         let stats = CPCheck.gatherStats(mine, over: NCCLCommunicator(transport: transport))
@@ -247,7 +249,9 @@ public struct GPUContextParallelPrefillCommand: ParsableCommand {
                 let (gpu, transport) = try ranks.join(world: world)
                 try gpu.loadContextParallelKernels()
                 let g = try GPUEagle(gpu: gpu, model: loaded, precision: .bf16)
-                let backend = try ranks.backend(gpu, NCCLDeviceExchange(transport: transport))
+                let exchange = NCCLDeviceExchange(transport: transport)
+                try exchange.splitForUSP(plan)
+                let backend = try ranks.backend(gpu, exchange)
                 for n in counts {
                     let ref = noReference ? nil : try reference(g, ids: ids, layers: n)
                     let mine = try GPUContextParallelPrefillCommand.runRank(
