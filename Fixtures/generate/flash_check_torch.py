@@ -12,6 +12,8 @@ NVRTC through CuPy, and run on PyTorch's tensors:
   hopper: the same check (D = 128 cases) and bench for the Hopper kernel (KernelsHopper.swift, wgmma; -tma variants
          launched through ctypes with their tensor maps), compiled
          by NVRTC for sm_90a through ctypes as Eaglet compiles it, beside the mma.sync kernel and SDPA.
+  decode: decode attention (one query token over S keys): the per-head decode_split and the GQA kernel of
+         KernelsDecode.swift (one block per kv head, keys staged once for its query heads) against SDPA.
 Run on the GPU host: python3 Fixtures/generate/flash_check_torch.py [check] [bench] [decode] [hopper]
 """
 import ctypes
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 SWIFT = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsBF16.swift")
 HOPPER = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsHopper.swift")
+DECODE = os.path.join(HERE, "..", "..", "Sources", "EagletGPU", "KernelsDecode.swift")
 
 
 def kernel_source(path=SWIFT, name="source"):
@@ -174,22 +177,30 @@ class FlashTMA(Flash):
 
 
 class Decode:
-    """decode_split + decode_combine: one query token per head over S keys (D = 128)."""
+    """decode_split (or, gqa=True, KernelsDecode.swift's decode_split_gqa) + decode_combine: one query token per
+    head over S keys (D = 128)."""
 
-    def __init__(self):
+    def __init__(self, gqa=False):
         global MODULE
         if MODULE is None:
             MODULE = cp.RawModule(code=kernel_source(), options=("--std=c++17",), backend="nvrtc")
-        self.split = MODULE.get_function("decode_split")
+        self.gqa = gqa
+        if gqa:
+            module = cp.RawModule(code=kernel_source(DECODE), options=("--std=c++17",), backend="nvrtc")
+            self.split = module.get_function("decode_split_gqa")
+        else:
+            self.split = MODULE.get_function("decode_split")
         self.combine = MODULE.get_function("decode_combine")
 
-    @staticmethod
-    def splits(s, heads):
-        return max(1, min((s + 255) // 256, (4 * 132 + heads - 1) // heads))
+    def splits(self, s, heads, kv_heads):
+        """GPU.decodeSplits: 4 blocks a multiprocessor per head and 256 keys a split at least, or for the GQA
+        kernel 3 per kv head and one 64-key tile."""
+        per_sm, h, least = (3, kv_heads, 64) if self.gqa else (4, heads, 256)
+        return max(1, min((s + least - 1) // least, (per_sm * 132 + h - 1) // h))
 
     def __call__(self, q, k, v, heads, kv_heads, out=None, lse=None):
         s = k.shape[0]
-        n = self.splits(s, heads)
+        n = self.splits(s, heads, kv_heads)
         per = (s + n - 1) // n
         if out is None:
             out = torch.empty(1, heads * 128, device=q.device, dtype=torch.bfloat16)
@@ -199,27 +210,29 @@ class Decode:
         pml = torch.empty(heads * n, 2, device=q.device)
         as_cp = lambda x: cp.asarray(x.view(torch.int16)) if x.dtype == torch.bfloat16 else cp.asarray(x)
         scale_log2 = (1.0 / math.sqrt(128)) * math.log2(math.e)
-        self.split((n, heads), (128,), (as_cp(q), as_cp(k), as_cp(v), as_cp(po), as_cp(pml), np.int32(s),
-                                        np.int32(heads), np.int32(kv_heads), np.int32(k.stride(0)), np.int32(per),
-                                        np.float32(scale_log2)))
+        grid, block = ((n, kv_heads), (32 * (heads // kv_heads),)) if self.gqa else ((n, heads), (128,))
+        self.split(grid, block, (as_cp(q), as_cp(k), as_cp(v), as_cp(po), as_cp(pml), np.int32(s),
+                                 np.int32(heads), np.int32(kv_heads), np.int32(k.stride(0)), np.int32(per),
+                                 np.float32(scale_log2)))
         self.combine((heads,), (128,), (as_cp(po), as_cp(pml), as_cp(out), as_cp(lse), np.int32(n)))
         return out, lse
 
 
 def check_decode(decode):
     g = torch.Generator(device="cuda").manual_seed(1)
-    for (s, h, hkv) in [(1, 28, 4), (777, 28, 4), (5000, 7, 1), (70000, 28, 4)]:
+    for (s, h, hkv) in [(1, 28, 4), (63, 28, 4), (777, 28, 4), (5000, 7, 1), (5000, 16, 2), (70000, 28, 4)]:
         q = torch.randn(1, h * 128, device="cuda", generator=g).bfloat16()
         k = torch.randn(s, hkv * 128, device="cuda", generator=g).bfloat16()
         v = torch.randn(s, hkv * 128, device="cuda", generator=g).bfloat16()
         out, lse = decode(q, k, v, h, hkv)
         ro, rl = reference(q, k, v, h, hkv, 128, True, s - 1)
-        print(json.dumps({"decode S": s, "H": h, "Hkv": hkv, "splits": Decode.splits(s, h),
+        print(json.dumps({"decode S": s, "H": h, "Hkv": hkv, "kernel": "gqa" if decode.gqa else "per-head",
+                          "splits": decode.splits(s, h, hkv),
                           "out_rel": ((out.float() - ro).abs().max() / ro.abs().max()).item(),
                           "lse_rel": ((lse - rl).abs().max() / rl.abs().max()).item()}), flush=True)
 
 
-def bench_decode(decode, flash):
+def bench_decode(decodes, flash):
     for s in (4096, 32768, 131072):
         h, hkv = 28, 4
         q = torch.randn(1, h * 128, device="cuda").bfloat16()
@@ -229,12 +242,16 @@ def bench_decode(decode, flash):
         lse = torch.empty(h, 1, device="cuda")
         qs, ks, vs = q.view(1, 1, h, 128).transpose(1, 2), k.view(1, s, hkv, 128).transpose(1, 2), \
             v.view(1, s, hkv, 128).transpose(1, 2)
-        d = timed(lambda: decode(q, k, v, h, hkv, out, lse))
+        row = {"decode S": s}
+        kv_bytes = 2 * s * hkv * 128 * 2
+        for decode in decodes:
+            name = "gqa" if decode.gqa else "split"
+            d = timed(lambda: decode(q, k, v, h, hkv, out, lse))
+            row[name + "_s"], row[name + "_GBps"] = d[0], kv_bytes / d[0] / 1e9
         f = timed(lambda: flash(q, k, v, h, hkv, 128, True, s - 1, out, lse))
         p = timed(lambda: F.scaled_dot_product_attention(qs, ks, vs, enable_gqa=True))
-        kv_bytes = 2 * s * hkv * 128 * 2
-        print(json.dumps({"decode S": s, "split_s": d[0], "flash_T1_s": f[0], "sdpa_s": p[0],
-                          "split_GBps": kv_bytes / d[0] / 1e9, "sdpa_GBps": kv_bytes / p[0] / 1e9}), flush=True)
+        row.update({"flash_T1_s": f[0], "sdpa_s": p[0], "sdpa_GBps": kv_bytes / p[0] / 1e9})
+        print(json.dumps(row), flush=True)
 
 
 def reference(q, k, v, heads, kv_heads, d, causal, p0):
@@ -338,7 +355,8 @@ def main():
         check(flash)
         check_decode(Decode())
     if "decode" in what:
-        bench_decode(Decode(), flash)
+        check_decode(Decode(gqa=True))
+        bench_decode([Decode(), Decode(gqa=True)], flash)
     if "hopper" in what:
         # the variants of KernelSourceHopper.variants (EAGLET_FLASH's names), and wg compiled with -DSERIAL (no
         # overlap of softmax and P·V inside a warpgroup); "variants=a,b" picks some

@@ -17,7 +17,7 @@ import QwenAttention
 import Tensor
 
 extension GPU {
-    /// Compiles (or loads from the cache) the kernels of KernelsBF16.swift.
+    /// Compiles (or loads from the cache) the kernels of KernelsBF16.swift and KernelsDecode.swift.
     /// On a Hopper part (sm_90) the wgmma flash kernel (KernelsHopper.swift) is compiled too, for sm_90a, and
     /// attention with D = 128 runs on it; EAGLET_FLASH=mma keeps every head dim on the mma.sync kernel, and
     /// EAGLET_FLASH=wg|ws|ws-pp|ws3|ws3-pp|ws-tma|ws-tma-pp|ws3-tma picks one of its variants. An NVRTC too old
@@ -25,6 +25,7 @@ extension GPU {
     /// mma.sync kernel in charge.
     public func loadKernelsBF16() throws {
         try load(source: KernelSourceBF16.source, key: KernelSourceBF16.module)
+        try load(source: KernelSourceDecode.source, key: KernelSourceDecode.module)
         let program = KernelSourceHopper.program(for: hopperFlashVariant)
         guard computeCapability == (9, 0), ProcessInfo.processInfo.environment["EAGLET_FLASH"] != "mma",
             !isLoaded(program.module)
@@ -156,10 +157,21 @@ extension GPU {
         return Array(UnsafeRawBufferPointer(start: map, count: 128))
     }
 
-    /// Splits of the decode kernel for S keys and H heads: about four blocks per multiprocessor, at least
-    /// 256 keys a split.
-    static func decodeSplits(keys s: Int, heads h: Int, multiprocessors: Int = 132) -> Int {
-        max(1, min((s + 255) / 256, (4 * multiprocessors + h - 1) / h))
+    /// Splits of the decode kernel for S keys and H heads: about `perSM` blocks per multiprocessor, at least
+    /// `minKeys` keys a split — 4 and 256 for `decode_split`; 3 and one 64-key tile for `decode_split_gqa`, whose
+    /// G-warp blocks fit 3 to a multiprocessor and are only Hkv to a split (pass Hkv for H).
+    static func decodeSplits(
+        keys s: Int, heads h: Int, multiprocessors: Int = 132, perSM: Int = 4, minKeys: Int = 256
+    ) -> Int {
+        max(1, min((s + minKeys - 1) / minKeys, (perSM * multiprocessors + h - 1) / h))
+    }
+
+    /// Whether decode attention reads each kv head's keys once for its G = H/Hkv query heads (`decode_split_gqa`,
+    /// KernelsDecode.swift) rather than once per query head (`decode_split`): G ≤ 8, the module loaded, and
+    /// EAGLET_DECODE not set to `per-head`.
+    public func usesGQADecode(heads h: Int, kvHeads hkv: Int) -> Bool {
+        h % hkv == 0 && h / hkv <= KernelSourceDecode.maxGroup && isLoaded(KernelSourceDecode.module)
+            && ProcessInfo.processInfo.environment["EAGLET_DECODE"] != "per-head"
     }
 
     /// One query token per head (T = 1, at position S − 1) over S keys, split across blocks (flash-decoding):
@@ -168,15 +180,24 @@ extension GPU {
         q: DevicePointer, k: DevicePointer, v: DevicePointer, kvStride: Int, out: DevicePointer,
         lse: DevicePointer? = nil, keys s: Int, heads h: Int, kvHeads hkv: Int
     ) throws {
-        let n = GPU.decodeSplits(keys: s, heads: h), per = (s + n - 1) / n
+        let gqa = usesGQADecode(heads: h, kvHeads: hkv)
+        let n =
+            gqa
+            ? GPU.decodeSplits(keys: s, heads: hkv, perSM: 3, minKeys: KernelSourceDecode.tileKeys)
+            : GPU.decodeSplits(keys: s, heads: h)
+        let per = (s + n - 1) / n
         let partO = try alloc(h * n * 128), partML = try alloc(h * n * 2)
         let scaleLog2 = (1 / Float(128).squareRoot()) * Float(1.4426950408889634)
-        try launch(
-            KernelSourceBF16.module, "decode_split", grid: (n, h, 1), block: (128, 1, 1),
-            [
-                .pointer(q), .pointer(k), .pointer(v), .ptr(partO), .ptr(partML), .int(s), .int(h), .int(hkv),
-                .int(kvStride), .int(per), .float(scaleLog2)
-            ])
+        let args: [KernelArgument] = [
+            .pointer(q), .pointer(k), .pointer(v), .ptr(partO), .ptr(partML), .int(s), .int(h), .int(hkv),
+            .int(kvStride), .int(per), .float(scaleLog2)
+        ]
+        if gqa {
+            try launch(
+                KernelSourceDecode.module, "decode_split_gqa", grid: (n, hkv, 1), block: (32 * (h / hkv), 1, 1), args)
+        } else {
+            try launch(KernelSourceBF16.module, "decode_split", grid: (n, h, 1), block: (128, 1, 1), args)
+        }
         try launch(
             KernelSourceBF16.module, "decode_combine", grid: (h, 1, 1), block: (128, 1, 1),
             [.ptr(partO), .ptr(partML), .pointer(out), .pointer(lse ?? 0), .int(n)])
