@@ -180,22 +180,23 @@ class Decode:
     """decode_split (or, gqa=True, KernelsDecode.swift's decode_split_gqa) + decode_combine: one query token per
     head over S keys (D = 128)."""
 
-    def __init__(self, gqa=False):
+    def __init__(self, gqa=False, pipe=False):
         global MODULE
         if MODULE is None:
             MODULE = cp.RawModule(code=kernel_source(), options=("--std=c++17",), backend="nvrtc")
-        self.gqa = gqa
+        self.gqa, self.pipe = gqa, pipe
+        self.name = "gqa-pipe" if pipe else "gqa" if gqa else "per-head"
         if gqa:
             module = cp.RawModule(code=kernel_source(DECODE), options=("--std=c++17",), backend="nvrtc")
-            self.split = module.get_function("decode_split_gqa")
+            self.split = module.get_function("decode_split_gqa_pipe" if pipe else "decode_split_gqa")
         else:
             self.split = MODULE.get_function("decode_split")
         self.combine = MODULE.get_function("decode_combine")
 
     def splits(self, s, heads, kv_heads):
         """GPU.decodeSplits: 4 blocks a multiprocessor per head and 256 keys a split at least, or for the GQA
-        kernel 3 per kv head and one 64-key tile."""
-        per_sm, h, least = (3, kv_heads, 64) if self.gqa else (4, heads, 256)
+        kernels 3 (pipelined: 2) per kv head and one 64-key tile."""
+        per_sm, h, least = ((2 if self.pipe else 3), kv_heads, 64) if self.gqa else (4, heads, 256)
         return max(1, min((s + least - 1) // least, (per_sm * 132 + h - 1) // h))
 
     def __call__(self, q, k, v, heads, kv_heads, out=None, lse=None):
@@ -226,7 +227,7 @@ def check_decode(decode):
         v = torch.randn(s, hkv * 128, device="cuda", generator=g).bfloat16()
         out, lse = decode(q, k, v, h, hkv)
         ro, rl = reference(q, k, v, h, hkv, 128, True, s - 1)
-        print(json.dumps({"decode S": s, "H": h, "Hkv": hkv, "kernel": "gqa" if decode.gqa else "per-head",
+        print(json.dumps({"decode S": s, "H": h, "Hkv": hkv, "kernel": decode.name,
                           "splits": decode.splits(s, h, hkv),
                           "out_rel": ((out.float() - ro).abs().max() / ro.abs().max()).item(),
                           "lse_rel": ((lse - rl).abs().max() / rl.abs().max()).item()}), flush=True)
@@ -245,7 +246,7 @@ def bench_decode(decodes, flash):
         row = {"decode S": s}
         kv_bytes = 2 * s * hkv * 128 * 2
         for decode in decodes:
-            name = "gqa" if decode.gqa else "split"
+            name = decode.name
             d = timed(lambda: decode(q, k, v, h, hkv, out, lse))
             row[name + "_s"], row[name + "_GBps"] = d[0], kv_bytes / d[0] / 1e9
         f = timed(lambda: flash(q, k, v, h, hkv, 128, True, s - 1, out, lse))
@@ -356,7 +357,8 @@ def main():
         check_decode(Decode())
     if "decode" in what:
         check_decode(Decode(gqa=True))
-        bench_decode([Decode(), Decode(gqa=True)], flash)
+        check_decode(Decode(gqa=True, pipe=True))
+        bench_decode([Decode(), Decode(gqa=True), Decode(gqa=True, pipe=True)], flash)
     if "hopper" in what:
         # the variants of KernelSourceHopper.variants (EAGLET_FLASH's names), and wg compiled with -DSERIAL (no
         # overlap of softmax and P·V inside a warpgroup); "variants=a,b" picks some

@@ -166,12 +166,16 @@ extension GPU {
         max(1, min((s + minKeys - 1) / minKeys, (perSM * multiprocessors + h - 1) / h))
     }
 
-    /// Whether decode attention reads each kv head's keys once for its G = H/Hkv query heads (`decode_split_gqa`,
-    /// KernelsDecode.swift) rather than once per query head (`decode_split`): G ≤ 8, the module loaded, and
-    /// EAGLET_DECODE not set to `per-head`.
-    public func usesGQADecode(heads h: Int, kvHeads hkv: Int) -> Bool {
-        h % hkv == 0 && h / hkv <= KernelSourceDecode.maxGroup && isLoaded(KernelSourceDecode.module)
-            && ProcessInfo.processInfo.environment["EAGLET_DECODE"] != "per-head"
+    /// The decode kernel for H query heads over Hkv kv heads: "gqa" (`decode_split_gqa`, KernelsDecode.swift: each kv
+    /// head's keys read once for its G = H/Hkv query heads) or "gqa-pipe" (the same with the next tile's copies in
+    /// flight) when G ≤ 8 and the module is loaded, else "per-head" (`decode_split`: once per query head).
+    /// EAGLET_DECODE=per-head|gqa|gqa-pipe picks one; the default is `defaultDecodeKernel`.
+    public func decodeKernel(heads h: Int, kvHeads hkv: Int) -> String {
+        guard h % hkv == 0, h / hkv <= KernelSourceDecode.maxGroup, isLoaded(KernelSourceDecode.module) else {
+            return "per-head"
+        }
+        let asked = ProcessInfo.processInfo.environment["EAGLET_DECODE"] ?? ""
+        return ["per-head", "gqa", "gqa-pipe"].contains(asked) ? asked : KernelSourceDecode.defaultKernel
     }
 
     /// One query token per head (T = 1, at position S − 1) over S keys, split across blocks (flash-decoding):
@@ -180,11 +184,13 @@ extension GPU {
         q: DevicePointer, k: DevicePointer, v: DevicePointer, kvStride: Int, out: DevicePointer,
         lse: DevicePointer? = nil, keys s: Int, heads h: Int, kvHeads hkv: Int
     ) throws {
-        let gqa = usesGQADecode(heads: h, kvHeads: hkv)
-        let n =
-            gqa
-            ? GPU.decodeSplits(keys: s, heads: hkv, perSM: 3, minKeys: KernelSourceDecode.tileKeys)
-            : GPU.decodeSplits(keys: s, heads: h)
+        let kernel = decodeKernel(heads: h, kvHeads: hkv)
+        let n: Int
+        switch kernel {
+        case "gqa": n = GPU.decodeSplits(keys: s, heads: hkv, perSM: 3, minKeys: KernelSourceDecode.tileKeys)
+        case "gqa-pipe": n = GPU.decodeSplits(keys: s, heads: hkv, perSM: 2, minKeys: KernelSourceDecode.tileKeys)
+        default: n = GPU.decodeSplits(keys: s, heads: h)
+        }
         let per = (s + n - 1) / n
         let partO = try alloc(h * n * 128), partML = try alloc(h * n * 2)
         let scaleLog2 = (1 / Float(128).squareRoot()) * Float(1.4426950408889634)
@@ -192,11 +198,11 @@ extension GPU {
             .pointer(q), .pointer(k), .pointer(v), .ptr(partO), .ptr(partML), .int(s), .int(h), .int(hkv),
             .int(kvStride), .int(per), .float(scaleLog2)
         ]
-        if gqa {
-            try launch(
-                KernelSourceDecode.module, "decode_split_gqa", grid: (n, hkv, 1), block: (32 * (h / hkv), 1, 1), args)
-        } else {
+        if kernel == "per-head" {
             try launch(KernelSourceBF16.module, "decode_split", grid: (n, h, 1), block: (128, 1, 1), args)
+        } else {
+            let name = kernel == "gqa" ? "decode_split_gqa" : "decode_split_gqa_pipe"
+            try launch(KernelSourceDecode.module, name, grid: (n, hkv, 1), block: (32 * (h / hkv), 1, 1), args)
         }
         try launch(
             KernelSourceBF16.module, "decode_combine", grid: (h, 1, 1), block: (128, 1, 1),

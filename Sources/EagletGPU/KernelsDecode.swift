@@ -8,6 +8,8 @@
 // shuffles. Each warp writes its head's partial (o unnormalised, m in the log2 domain, l) in `decode_split`'s
 // layout, so `decode_combine` merges the splits unchanged. Shared rows are 20 × 16 bytes apart and a row's 16-byte
 // chunks are stored quarter-minor, so the 8 lanes of one load phase (2 keys × 4 quarters) hit 32 different banks.
+// `decode_split_gqa_pipe` is the same with 32-key tiles in two shared stages, the next tile's cp.async copies in
+// flight during this tile's softmax (EAGLET_DECODE=gqa-pipe).
 // What it is not: for G > 8 (one warp per head, 256 threads at most) — `GPU.decodeAttention` keeps `decode_split`.
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -17,8 +19,11 @@ import Foundation
 
 enum KernelSourceDecode {
     static let module = "eaglet_decode"
-    /// Keys a block stages at once, and the most query heads per kv head (warps per block).
+    /// Keys a block stages at once (`decode_split_gqa`; the pipelined one stages 32 twice), and the most query heads
+    /// per kv head (warps per block).
     static let tileKeys = 64, maxGroup = 8
+    /// The kernel `GPU.decodeAttention` runs unless EAGLET_DECODE names another.
+    static let defaultKernel = "gqa"
 
     static let source = #"""
         #define NEG_INF __int_as_float(0xff800000)
@@ -95,6 +100,102 @@ enum KernelSourceDecode {
                 }
             }
             // The warp's 8 key groups: lanes of the same quarter are 4, 8 and 16 apart.
+            float M = m;
+            #pragma unroll
+            for (int off = 4; off < 32; off <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+            const float w = fast_exp2(m - (M == NEG_INF ? 0.0f : M));
+            l *= w;
+            #pragma unroll
+            for (int off = 4; off < 32; off <<= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
+            #pragma unroll
+            for (int i = 0; i < 32; i++) {
+                float x = o[i] * w;
+                #pragma unroll
+                for (int off = 4; off < 32; off <<= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
+                o[i] = x;
+            }
+            const long slot = (long)h * splits + split;
+            if (grp == 0) {
+                #pragma unroll
+                for (int i = 0; i < 32; i++) part_o[slot * 128 + sub * 32 + i] = o[i];
+            }
+            if (lane == 0) { part_ml[slot * 2] = M; part_ml[slot * 2 + 1] = l; }
+        }
+        // The same with the copies in flight: 32-key tiles in two shared stages, the next tile's cp.async copies
+        // issued before this tile's softmax (16-byte copies, zero-filled past the split), waited for after it.
+        #define TP 32
+        __device__ __forceinline__ void cp16(uint4* dst, const bf16* src, bool ok) {
+            const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(s), "l"(src), "r"(ok ? 16 : 0));
+        }
+
+        extern "C" __global__ void __launch_bounds__(256) decode_split_gqa_pipe(
+            const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+            float* __restrict__ part_o, float* __restrict__ part_ml, int S, int H, int Hkv, int ks,
+            int keys_per_split, float scale_log2)
+        {
+            __shared__ uint4 sk[2][TP * ROW], sv[2][TP * ROW];
+            const int split = blockIdx.x, g = blockIdx.y, splits = gridDim.x, G = H / Hkv;
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane & 3, grp = lane >> 2;
+            const int h = g * G + warp;
+            const int j0 = split * keys_per_split, j1 = min(S, j0 + keys_per_split);
+            const int tiles = j1 > j0 ? (j1 - j0 + TP - 1) / TP : 0;
+            float qv[32], o[32];
+            #pragma unroll
+            for (int c = 0; c < 4; c++) unpack8(((const uint4*)(q + h * 128 + sub * 32))[c], qv + 8 * c);
+            #pragma unroll
+            for (int i = 0; i < 32; i++) o[i] = 0.0f;
+            float m = NEG_INF, l = 0.0f;
+            auto load = [&](int stage, int t0) {
+                for (int i = threadIdx.x; i < TP * 16; i += blockDim.x) {
+                    const int r = i >> 4, cc = i & 15, at = r * ROW + (cc & 3) * 4 + (cc >> 2);
+                    const bool ok = t0 + r < j1;
+                    const long off = (long)(ok ? t0 + r : 0) * ks + g * 128 + cc * 8;
+                    cp16(&sk[stage][at], k + off, ok);
+                    cp16(&sv[stage][at], v + off, ok);
+                }
+                asm volatile("cp.async.commit_group;");
+            };
+            if (tiles > 0) load(0, j0);
+            for (int t = 0; t < tiles; t++) {
+                if (t + 1 < tiles) {
+                    load((t + 1) & 1, j0 + (t + 1) * TP);
+                    asm volatile("cp.async.wait_group 1;");
+                } else {
+                    asm volatile("cp.async.wait_group 0;");
+                }
+                __syncthreads();
+                const uint4* K = sk[t & 1];
+                const uint4* V = sv[t & 1];
+                const int rows = min(TP, j1 - (j0 + t * TP));
+                for (int r0 = 0; r0 < rows; r0 += 8) {
+                    const int r = r0 + grp;
+                    float dot = 0.0f;
+                    #pragma unroll
+                    for (int c = 0; c < 4; c++) {
+                        float f[8];
+                        unpack8(K[r * ROW + c * 4 + sub], f);
+                        #pragma unroll
+                        for (int e = 0; e < 8; e++) dot += qv[8 * c + e] * f[e];
+                    }
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+                    const float sc = r < rows ? dot * scale_log2 : NEG_INF;
+                    const float mn = fmaxf(m, sc);
+                    const float b = mn == NEG_INF ? 0.0f : mn;
+                    const float alpha = fast_exp2(m - b), p = fast_exp2(sc - b);
+                    #pragma unroll
+                    for (int c = 0; c < 4; c++) {
+                        float f[8];
+                        unpack8(V[r * ROW + c * 4 + sub], f);
+                        #pragma unroll
+                        for (int e = 0; e < 8; e++) o[8 * c + e] = o[8 * c + e] * alpha + p * f[e];
+                    }
+                    l = l * alpha + p;
+                    m = mn;
+                }
+                __syncthreads();
+            }
             float M = m;
             #pragma unroll
             for (int off = 4; off < 32; off <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
