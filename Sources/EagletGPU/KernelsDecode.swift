@@ -36,7 +36,78 @@ enum KernelSourceDecode {
         }
 
         #define TK 64
+        #define TP 32
         #define ROW 20
+
+        // One warp's online softmax over `rows` staged keys and values (rows ROW uint4 apart, chunk (quarter, c) at
+        // c·4 + quarter): 8 keys a step, lane (grp, sub) takes key grp's quarter sub; q, o, m, l are the lane's.
+        __device__ __forceinline__ void attend_tile(const uint4* K, const uint4* V, int rows, int grp, int sub,
+                                                    const float* qv, float* o, float& m, float& l, float scale_log2) {
+            for (int r0 = 0; r0 < rows; r0 += 8) {
+                const int r = r0 + grp;
+                float dot = 0.0f;
+                #pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    float f[8];
+                    unpack8(K[r * ROW + c * 4 + sub], f);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) dot += qv[8 * c + e] * f[e];
+                }
+                dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+                dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+                const float sc = r < rows ? dot * scale_log2 : NEG_INF;
+                const float mn = fmaxf(m, sc);
+                const float b = mn == NEG_INF ? 0.0f : mn;
+                const float alpha = fast_exp2(m - b), p = fast_exp2(sc - b);
+                #pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    float f[8];
+                    unpack8(V[r * ROW + c * 4 + sub], f);
+                    #pragma unroll
+                    for (int e = 0; e < 8; e++) o[8 * c + e] = o[8 * c + e] * alpha + p * f[e];
+                }
+                l = l * alpha + p;
+                m = mn;
+            }
+        }
+
+        // The warp's 8 key groups merged (lanes of the same quarter are 4, 8 and 16 apart) and head h's partial
+        // for this split written in decode_split's layout.
+        __device__ __forceinline__ void write_partial(float* part_o, float* part_ml, long slot, int lane, int grp,
+                                                      int sub, float* o, float m, float l) {
+            float M = m;
+            #pragma unroll
+            for (int off = 4; off < 32; off <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+            const float w = fast_exp2(m - (M == NEG_INF ? 0.0f : M));
+            l *= w;
+            #pragma unroll
+            for (int off = 4; off < 32; off <<= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
+            #pragma unroll
+            for (int i = 0; i < 32; i++) {
+                float x = o[i] * w;
+                #pragma unroll
+                for (int off = 4; off < 32; off <<= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
+                o[i] = x;
+            }
+            if (grp == 0) {
+                #pragma unroll
+                for (int i = 0; i < 32; i++) part_o[slot * 128 + sub * 32 + i] = o[i];
+            }
+            if (lane == 0) { part_ml[slot * 2] = M; part_ml[slot * 2 + 1] = l; }
+        }
+
+        // The kernels' shared start: this warp's head h = g·G + warp, its split [j0, j1), q's quarter in registers.
+        #define DECODE_PROLOGUE \
+            const int split = blockIdx.x, g = blockIdx.y, splits = gridDim.x, G = H / Hkv; \
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane & 3, grp = lane >> 2; \
+            const int h = g * G + warp; \
+            const int j0 = split * keys_per_split, j1 = min(S, j0 + keys_per_split); \
+            float qv[32], o[32]; \
+            _Pragma("unroll") \
+            for (int c = 0; c < 4; c++) unpack8(((const uint4*)(q + h * 128 + sub * 32))[c], qv + 8 * c); \
+            _Pragma("unroll") \
+            for (int i = 0; i < 32; i++) o[i] = 0.0f; \
+            float m = NEG_INF, l = 0.0f;
 
         // Grid (splits, Hkv), G = H/Hkv warps: warp w is query head g·G + w. q (1, H·128), k and v (S, ·) rows ks
         // apart; partials per (head, split) as decode_split writes them.
@@ -46,16 +117,7 @@ enum KernelSourceDecode {
             int keys_per_split, float scale_log2)
         {
             __shared__ uint4 sk[TK * ROW], sv[TK * ROW];
-            const int split = blockIdx.x, g = blockIdx.y, splits = gridDim.x, G = H / Hkv;
-            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane & 3, grp = lane >> 2;
-            const int h = g * G + warp;
-            const int j0 = split * keys_per_split, j1 = min(S, j0 + keys_per_split);
-            float qv[32], o[32];
-            #pragma unroll
-            for (int c = 0; c < 4; c++) unpack8(((const uint4*)(q + h * 128 + sub * 32))[c], qv + 8 * c);
-            #pragma unroll
-            for (int i = 0; i < 32; i++) o[i] = 0.0f;
-            float m = NEG_INF, l = 0.0f;
+            DECODE_PROLOGUE
             for (int t0 = j0; t0 < j1; t0 += TK) {
                 const int rows = min(TK, j1 - t0);
                 __syncthreads();
@@ -72,58 +134,13 @@ enum KernelSourceDecode {
                     sv[at] = b;
                 }
                 __syncthreads();
-                for (int r0 = 0; r0 < rows; r0 += 8) {
-                    const int r = r0 + grp;
-                    float dot = 0.0f;
-                    #pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        float f[8];
-                        unpack8(sk[r * ROW + c * 4 + sub], f);
-                        #pragma unroll
-                        for (int e = 0; e < 8; e++) dot += qv[8 * c + e] * f[e];
-                    }
-                    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
-                    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-                    const float sc = r < rows ? dot * scale_log2 : NEG_INF;
-                    const float mn = fmaxf(m, sc);
-                    const float b = mn == NEG_INF ? 0.0f : mn;
-                    const float alpha = fast_exp2(m - b), p = fast_exp2(sc - b);
-                    #pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        float f[8];
-                        unpack8(sv[r * ROW + c * 4 + sub], f);
-                        #pragma unroll
-                        for (int e = 0; e < 8; e++) o[8 * c + e] = o[8 * c + e] * alpha + p * f[e];
-                    }
-                    l = l * alpha + p;
-                    m = mn;
-                }
+                attend_tile(sk, sv, rows, grp, sub, qv, o, m, l, scale_log2);
             }
-            // The warp's 8 key groups: lanes of the same quarter are 4, 8 and 16 apart.
-            float M = m;
-            #pragma unroll
-            for (int off = 4; off < 32; off <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
-            const float w = fast_exp2(m - (M == NEG_INF ? 0.0f : M));
-            l *= w;
-            #pragma unroll
-            for (int off = 4; off < 32; off <<= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
-            #pragma unroll
-            for (int i = 0; i < 32; i++) {
-                float x = o[i] * w;
-                #pragma unroll
-                for (int off = 4; off < 32; off <<= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
-                o[i] = x;
-            }
-            const long slot = (long)h * splits + split;
-            if (grp == 0) {
-                #pragma unroll
-                for (int i = 0; i < 32; i++) part_o[slot * 128 + sub * 32 + i] = o[i];
-            }
-            if (lane == 0) { part_ml[slot * 2] = M; part_ml[slot * 2 + 1] = l; }
+            write_partial(part_o, part_ml, (long)h * splits + split, lane, grp, sub, o, m, l);
         }
+
         // The same with the copies in flight: 32-key tiles in two shared stages, the next tile's cp.async copies
         // issued before this tile's softmax (16-byte copies, zero-filled past the split), waited for after it.
-        #define TP 32
         __device__ __forceinline__ void cp16(uint4* dst, const bf16* src, bool ok) {
             const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(s), "l"(src), "r"(ok ? 16 : 0));
@@ -135,17 +152,8 @@ enum KernelSourceDecode {
             int keys_per_split, float scale_log2)
         {
             __shared__ uint4 sk[2][TP * ROW], sv[2][TP * ROW];
-            const int split = blockIdx.x, g = blockIdx.y, splits = gridDim.x, G = H / Hkv;
-            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = lane & 3, grp = lane >> 2;
-            const int h = g * G + warp;
-            const int j0 = split * keys_per_split, j1 = min(S, j0 + keys_per_split);
+            DECODE_PROLOGUE
             const int tiles = j1 > j0 ? (j1 - j0 + TP - 1) / TP : 0;
-            float qv[32], o[32];
-            #pragma unroll
-            for (int c = 0; c < 4; c++) unpack8(((const uint4*)(q + h * 128 + sub * 32))[c], qv + 8 * c);
-            #pragma unroll
-            for (int i = 0; i < 32; i++) o[i] = 0.0f;
-            float m = NEG_INF, l = 0.0f;
             auto load = [&](int stage, int t0) {
                 for (int i = threadIdx.x; i < TP * 16; i += blockDim.x) {
                     const int r = i >> 4, cc = i & 15, at = r * ROW + (cc & 3) * 4 + (cc >> 2);
@@ -165,57 +173,10 @@ enum KernelSourceDecode {
                     asm volatile("cp.async.wait_group 0;");
                 }
                 __syncthreads();
-                const uint4* K = sk[t & 1];
-                const uint4* V = sv[t & 1];
-                const int rows = min(TP, j1 - (j0 + t * TP));
-                for (int r0 = 0; r0 < rows; r0 += 8) {
-                    const int r = r0 + grp;
-                    float dot = 0.0f;
-                    #pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        float f[8];
-                        unpack8(K[r * ROW + c * 4 + sub], f);
-                        #pragma unroll
-                        for (int e = 0; e < 8; e++) dot += qv[8 * c + e] * f[e];
-                    }
-                    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
-                    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-                    const float sc = r < rows ? dot * scale_log2 : NEG_INF;
-                    const float mn = fmaxf(m, sc);
-                    const float b = mn == NEG_INF ? 0.0f : mn;
-                    const float alpha = fast_exp2(m - b), p = fast_exp2(sc - b);
-                    #pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        float f[8];
-                        unpack8(V[r * ROW + c * 4 + sub], f);
-                        #pragma unroll
-                        for (int e = 0; e < 8; e++) o[8 * c + e] = o[8 * c + e] * alpha + p * f[e];
-                    }
-                    l = l * alpha + p;
-                    m = mn;
-                }
+                attend_tile(sk[t & 1], sv[t & 1], min(TP, j1 - (j0 + t * TP)), grp, sub, qv, o, m, l, scale_log2);
                 __syncthreads();
             }
-            float M = m;
-            #pragma unroll
-            for (int off = 4; off < 32; off <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
-            const float w = fast_exp2(m - (M == NEG_INF ? 0.0f : M));
-            l *= w;
-            #pragma unroll
-            for (int off = 4; off < 32; off <<= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
-            #pragma unroll
-            for (int i = 0; i < 32; i++) {
-                float x = o[i] * w;
-                #pragma unroll
-                for (int off = 4; off < 32; off <<= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
-                o[i] = x;
-            }
-            const long slot = (long)h * splits + split;
-            if (grp == 0) {
-                #pragma unroll
-                for (int i = 0; i < 32; i++) part_o[slot * 128 + sub * 32 + i] = o[i];
-            }
-            if (lane == 0) { part_ml[slot * 2] = M; part_ml[slot * 2 + 1] = l; }
+            write_partial(part_o, part_ml, (long)h * splits + split, lane, grp, sub, o, m, l);
         }
         """#
 }

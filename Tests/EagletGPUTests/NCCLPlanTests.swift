@@ -281,11 +281,11 @@ func ncclPlanProblems(_ plans: [[NCCLCall]]) -> [String] {
             ),
             (["--strategy", "ring", "--ranks-on-one-gpu", "--repeats", "0"], "Error: --repeats must be in 1 … 100")
         ]
-        for c in cases {
-            if c.prefix == "cp: no GPU", (try? GPU.open()) != nil { continue } // a GPU host
+        /// Runs eaglet-gpu with `args` (OMPI_COMM_WORLD_RANK unset): exit status and standard error.
+        func run(_ args: [String]) throws -> (Int32, String) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["cp"] + c.args + flags + (c.args.contains("--head-dim") ? [] : ["--head-dim", "8"])
+            p.arguments = args
             var env = ProcessInfo.processInfo.environment
             env["OMPI_COMM_WORLD_RANK"] = nil
             p.environment = env
@@ -295,25 +295,21 @@ func ncclPlanProblems(_ plans: [[NCCLCall]]) -> [String] {
             try p.run()
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
-            #expect(p.terminationReason == .exit && p.terminationStatus == 1, "\(c.args): \(p.terminationStatus)")
+            return (p.terminationReason == .exit ? p.terminationStatus : -1, text)
+        }
+        for c in cases {
+            if c.prefix == "cp: no GPU", (try? GPU.open()) != nil { continue } // a GPU host
+            let (status, text) = try run(
+                ["cp"] + c.args + flags + (c.args.contains("--head-dim") ? [] : ["--head-dim", "8"]))
+            #expect(status == 1, "\(c.args): \(status)")
             #expect(text.hasPrefix(c.prefix), "\(c.args): \(text)")
             #expect(text.split(separator: "\n").count == 1, "\(c.args): \(text)")
         }
         #expect(!FileManager.default.fileExists(atPath: idFile), "no id file is written before the GPU opens")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = [
+        let (status, text) = try run([
             "cp-prefill", "--model", "/nonexistent/eaglet-model", "--strategy", "zigzag", "--world", "2", "--seq", "64",
             "--ranks-on-one-gpu"
-        ]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(
-            p.terminationStatus == 1 && text.hasPrefix("cp-prefill: ") && text.split(separator: "\n").count == 1,
-            "\(text)")
+        ])
+        #expect(status == 1 && text.hasPrefix("cp-prefill: ") && text.split(separator: "\n").count == 1, "\(text)")
     }
 }
