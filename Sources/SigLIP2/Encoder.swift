@@ -141,9 +141,10 @@ public struct SiglipAttention: Sendable {
         let rows = x.shape[0], t = rows / tiles, c = width, d = headDim, heads = numHeads
         let parts = max(1, min(threads, rows))
         let headParts = max(1, min(parts, heads * tiles))
-        var qkv = [Float](repeating: 0, count: rows * 3 * c)
-        var o = [Float](repeating: 0, count: rows * c)
-        var scores = [Float](repeating: 0, count: headParts * t * t)
+        // Not zeroed: sgemm with β = 0 writes every element of all three before anything reads them.
+        var qkv = [Float](unwrittenCount: rows * 3 * c)
+        var o = [Float](unwrittenCount: rows * c)
+        var scores = [Float](unwrittenCount: headParts * t * t)
         let alpha = scale
         let bias = qProj.bias.storage + kProj.bias.storage + vProj.bias.storage
         BLAS.use(threads: parts > 1 ? 1 : threads)
@@ -254,7 +255,7 @@ public struct SiglipMLP: Sendable {
         precondition(x.rank == 2 && x.shape[1] == c, "SiglipMLP: input \(x.shape) is not (T, \(c))")
         var out = residual?.storage ?? [Float](repeating: 0, count: t * c)
         precondition(out.count == t * c, "SiglipMLP: residual does not match (\(t), \(c))")
-        var hidden = [Float](repeating: 0, count: t * i)
+        var hidden = [Float](unwrittenCount: t * i) // fc1's sgemm (β = 0) writes it all
         let parts = max(1, min(threads, t))
         BLAS.use(threads: parts > 1 ? 1 : threads)
         x.storage.withUnsafeBufferPointer { X in

@@ -10,6 +10,14 @@
 // Shape mismatches between tensors are programmer errors and trap with a message; data that comes from
 // users (files, images, prompts) is validated by the loaders before it ever reaches here.
 
+extension Array where Element == Float {
+    /// `count` floats left as the allocator gave them (any bit pattern is a Float): for buffers a kernel such as
+    /// sgemm with β = 0 overwrites in full before anything reads them, so they are not zero-filled first.
+    public init(unwrittenCount count: Int) {
+        self.init(unsafeUninitializedCapacity: count) { _, written in written = count }
+    }
+}
+
 /// A dense Float32 tensor, row-major.
 ///
 /// Element `[i0, i1, …, ik]` lives at `Σ i_j · strides[j]`, with `strides[k] = 1` and
