@@ -113,14 +113,16 @@ func runDeviceProgram(_ plan: CPPlan, _ c: DeviceCPCase) -> [DeviceRankRun] {
                 == CPBlockCall(queryRow: 4, rows: 4, keyRow: 0, keys: 16, causal: true, start: 12))
     }
 
+    /// W = 3 runs the ring's three kv slots with an odd ring; usp at W = 8 with U = 4 gives each Ulysses rank one
+    /// query head and one kv head.
     static let cases: [(CPStrategy, Int, Int?)] = [
-        (.ring, 2, nil), (.ring, 4, nil), (.zigzag, 2, nil), (.zigzag, 4, nil), (.llama3, 2, nil), (.llama3, 4, nil),
-        (.ulysses, 2, nil), (.ulysses, 4, nil), (.usp, 4, 2)
+        (.ring, 2, nil), (.ring, 3, nil), (.ring, 4, nil), (.zigzag, 2, nil), (.zigzag, 3, nil), (.zigzag, 4, nil),
+        (.llama3, 2, nil), (.llama3, 4, nil), (.ulysses, 2, nil), (.ulysses, 4, nil), (.usp, 4, 2), (.usp, 8, 4)
     ]
 
     @Test(arguments: cases)
     func everySchemesDeviceProgramEqualsTheOneKernelAndFullAttention(strategy: CPStrategy, world: Int, u: Int?) throws {
-        let c = DeviceCPCase(heads: 4, kvHeads: 2, headDim: 16, cuSeqlens: [0, 128])
+        let c = DeviceCPCase(heads: 4, kvHeads: 2, headDim: 16, cuSeqlens: [0, 96])
         let plan = try CPPlan(
             strategy: strategy, world: world, heads: c.h, kvHeads: c.hkv, cuSeqlens: c.cu, ulysses: u)
         let runs = runDeviceProgram(plan, c)
@@ -150,7 +152,7 @@ func runDeviceProgram(_ plan: CPPlan, _ c: DeviceCPCase) -> [DeviceRankRun] {
 
     @Test func theDeviceByteFormulaIsChapter13sWithFourByteInputs() throws {
         for (s, w, u) in CPDeviceTests.cases {
-            let plan = try CPPlan(strategy: s, world: w, heads: 8, kvHeads: 2, cuSeqlens: [0, 256], ulysses: u)
+            let plan = try CPPlan(strategy: s, world: w, heads: 8, kvHeads: 2, cuSeqlens: [0, 192], ulysses: u)
             #expect(plan.deviceForwardBytesPerRank(headDim: 16, inputBytes: 4) == plan.forwardBytesPerRank(headDim: 16))
         }
     }
