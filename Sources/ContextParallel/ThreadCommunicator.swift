@@ -19,33 +19,16 @@ import Glibc
 import Tensor
 import _Essentials
 
-/// The shared mailboxes of one thread group.
-// @unchecked: `queues`, `barrierCount` and `barrierGeneration` are only read and written with `cond` locked.
-final class ThreadMailboxes: @unchecked Sendable {
-    let world: Int
-    let cond = Condition()
-    var queues: [[[Float]]]
-    var barrierCount = 0
-    var barrierGeneration = 0
+/// The shared mailboxes of one thread group: the messages between each ordered pair of ranks, and a barrier.
+final class ThreadMailboxes: Sendable {
+    let queues: PairQueues<[Float]>
+    let barrier: ThreadBarrier
+    var world: Int { queues.world }
 
     init(world: Int) {
-        self.world = world
-        queues = [[[Float]]](repeating: [], count: world * world)
+        queues = PairQueues(world: world)
+        barrier = ThreadBarrier(parties: world)
     }
-}
-
-/// A pthread mutex with one condition variable (NSCondition's job): lock, wait (unlocks while asleep),
-/// broadcast, unlock.
-// @unchecked: the mutex and condition are allocated in init, freed in deinit and only used through pthread calls.
-final class Condition: @unchecked Sendable {
-    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(m, nil); pthread_cond_init(c, nil) }
-    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
-    func lock() { pthread_mutex_lock(m) }
-    func unlock() { pthread_mutex_unlock(m) }
-    func wait() { pthread_cond_wait(c, m) }
-    func broadcast() { pthread_cond_broadcast(c) }
 }
 
 /// One rank of a thread group.
@@ -62,20 +45,12 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     public func send(_ data: [Float], to dest: Int) {
         precondition(dest >= 0 && dest < box.world, "send: rank \(dest) outside 0..<\(box.world)")
         if dest != rank { bytesSent += data.count * 4 }
-        box.cond.lock()
-        box.queues[rank * box.world + dest].append(data)
-        box.cond.broadcast()
-        box.cond.unlock()
+        box.queues.put(data, from: rank, to: dest)
     }
 
     public func recv(from source: Int) -> [Float] {
         precondition(source >= 0 && source < box.world, "recv: rank \(source) outside 0..<\(box.world)")
-        let q = source * box.world + rank
-        box.cond.lock()
-        while box.queues[q].isEmpty { box.cond.wait() }
-        let data = box.queues[q].removeFirst()
-        box.cond.unlock()
-        return data
+        return box.queues.take(from: source, to: rank)
     }
 
     /// Sends never block here, so send-then-receive cannot deadlock.
@@ -84,19 +59,7 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
         return recv(from: source)
     }
 
-    public func barrier() {
-        box.cond.lock()
-        let gen = box.barrierGeneration
-        box.barrierCount += 1
-        if box.barrierCount == box.world {
-            box.barrierCount = 0
-            box.barrierGeneration += 1
-            box.cond.broadcast()
-        } else {
-            while box.barrierGeneration == gen { box.cond.wait() }
-        }
-        box.cond.unlock()
-    }
+    public func barrier() { box.barrier.wait() }
 }
 
 /// Per-rank result slots, written under a lock by the rank threads.

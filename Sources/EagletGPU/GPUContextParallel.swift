@@ -228,44 +228,17 @@ public final class GPUCPBackend: CPDeviceBackend {
 
 // MARK: - Ranks as threads on one GPU
 
-/// What the rank threads of one `LocalDeviceExchange` group share: per ordered pair (source, destination), the
-/// messages posted and not yet taken, and the receivers' acknowledgements.
-// @unchecked: `messages` and `acks` are only touched with the mutex held.
-public final class LocalDeviceBoard: @unchecked Sendable {
+/// What the rank threads of one `LocalDeviceExchange` group share: the messages posted (a pointer and the event
+/// after which its rows are ready) and the receivers' acknowledgements, per ordered pair of ranks, and a barrier.
+public final class LocalDeviceBoard: Sendable {
     struct Message { let pointer: DevicePointer, bytes: Int, ready: GPUEvent }
-    let world: Int
-    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var messages: [[Message]], acks: [[GPUEvent]]
+    let messages: PairQueues<Message>, acks: PairQueues<GPUEvent>
     let barrier: ThreadBarrier
+    var world: Int { messages.world }
 
     public init(world: Int) {
-        self.world = world
-        messages = Array(repeating: [], count: world * world); acks = Array(repeating: [], count: world * world)
+        messages = PairQueues(world: world); acks = PairQueues(world: world)
         barrier = ThreadBarrier(parties: world)
-        pthread_mutex_init(m, nil); pthread_cond_init(c, nil)
-    }
-    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
-
-    func post(_ msg: Message, from s: Int, to d: Int) {
-        pthread_mutex_lock(m); messages[s * world + d].append(msg); pthread_cond_broadcast(c); pthread_mutex_unlock(m)
-    }
-    func take(from s: Int, to d: Int) -> Message {
-        pthread_mutex_lock(m)
-        while messages[s * world + d].isEmpty { pthread_cond_wait(c, m) }
-        let msg = messages[s * world + d].removeFirst()
-        pthread_mutex_unlock(m)
-        return msg
-    }
-    func ack(_ e: GPUEvent, from s: Int, to d: Int) {
-        pthread_mutex_lock(m); acks[s * world + d].append(e); pthread_cond_broadcast(c); pthread_mutex_unlock(m)
-    }
-    func takeAck(from s: Int, to d: Int) -> GPUEvent {
-        pthread_mutex_lock(m)
-        while acks[s * world + d].isEmpty { pthread_cond_wait(c, m) }
-        let e = acks[s * world + d].removeFirst()
-        pthread_mutex_unlock(m)
-        return e
     }
 }
 
@@ -285,19 +258,20 @@ public final class LocalDeviceExchange: DeviceExchange {
         receives: [(peer: Int, pointer: DevicePointer, bytes: Int)], stream: GPUStream
     ) throws {
         for s in sends {
-            board.post(.init(pointer: s.pointer, bytes: s.bytes, ready: try stream.record()), from: rank, to: s.peer)
+            board.messages.put(
+                .init(pointer: s.pointer, bytes: s.bytes, ready: try stream.record()), from: rank, to: s.peer)
         }
         for r in receives {
-            let msg = board.take(from: r.peer, to: rank)
+            let msg = board.messages.take(from: r.peer, to: rank)
             guard msg.bytes == r.bytes else {
                 throw GPUError.unsupported(
                     "rank \(rank) expected \(r.bytes) bytes from rank \(r.peer), got \(msg.bytes)")
             }
             try stream.wait(msg.ready)
             try stream.copy(from: msg.pointer, to: r.pointer, bytes: r.bytes)
-            board.ack(try stream.record(), from: rank, to: r.peer)
+            board.acks.put(try stream.record(), from: rank, to: r.peer)
         }
-        for s in sends { try stream.wait(board.takeAck(from: s.peer, to: rank)) }
+        for s in sends { try stream.wait(board.acks.take(from: s.peer, to: rank)) }
     }
 
     public func barrier() throws { board.barrier.wait() }

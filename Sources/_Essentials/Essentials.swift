@@ -97,33 +97,70 @@ public final class Mutex: @unchecked Sendable {
     public func unlock() { pthread_mutex_unlock(m) }
 }
 
-/// A reusable barrier for a fixed number of threads (pthread mutex and condition variable).
-// @unchecked: `waiting` and `generation` are only touched with the mutex `m` held; m and c are owned and freed by the
-// barrier.
-public final class ThreadBarrier: @unchecked Sendable {
+/// A pthread mutex with one condition variable (NSCondition's job): lock, wait (unlocks while asleep), broadcast,
+/// unlock. The one such pair in Eaglet: `ThreadBarrier` and `PairQueues` are built on it.
+// @unchecked: the mutex and condition are allocated in init, freed in deinit and only used through pthread calls.
+public final class Condition: @unchecked Sendable {
     private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    public init() { pthread_mutex_init(m, nil); pthread_cond_init(c, nil) }
+    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
+    public func lock() { pthread_mutex_lock(m) }
+    public func unlock() { pthread_mutex_unlock(m) }
+    public func wait() { pthread_cond_wait(c, m) }
+    public func broadcast() { pthread_cond_broadcast(c) }
+}
+
+/// A reusable barrier for a fixed number of threads.
+// @unchecked: `waiting` and `generation` are only touched with `cond` locked.
+public final class ThreadBarrier: @unchecked Sendable {
+    private let cond = Condition()
     private let parties: Int
     private var waiting = 0, generation = 0
 
-    public init(parties: Int) {
-        self.parties = parties
-        pthread_mutex_init(m, nil); pthread_cond_init(c, nil)
-    }
-    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
+    public init(parties: Int) { self.parties = parties }
 
     /// Returns once all `parties` threads have called it.
     public func wait() {
-        pthread_mutex_lock(m)
+        cond.lock()
         let g = generation
         waiting += 1
         if waiting == parties {
             waiting = 0; generation += 1
-            pthread_cond_broadcast(c)
+            cond.broadcast()
         } else {
-            while g == generation { pthread_cond_wait(c, m) }
+            while g == generation { cond.wait() }
         }
-        pthread_mutex_unlock(m)
+        cond.unlock()
+    }
+}
+
+/// Items passed between the threads of a group of `world`: per ordered pair (source, destination), a queue in the
+/// order `put` was called; `put` never blocks, `take` waits for the next item from its source.
+// @unchecked: `items` is only touched with `cond` locked.
+public final class PairQueues<Item>: @unchecked Sendable {
+    public let world: Int
+    private let cond = Condition()
+    private var items: [[Item]]
+
+    public init(world: Int) {
+        self.world = world
+        items = Array(repeating: [], count: world * world)
+    }
+
+    public func put(_ item: Item, from s: Int, to d: Int) {
+        cond.lock()
+        items[s * world + d].append(item)
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    public func take(from s: Int, to d: Int) -> Item {
+        cond.lock()
+        while items[s * world + d].isEmpty { cond.wait() }
+        let item = items[s * world + d].removeFirst()
+        cond.unlock()
+        return item
     }
 }
 
