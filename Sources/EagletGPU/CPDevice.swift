@@ -33,8 +33,9 @@ public protocol CPDeviceBackend: AnyObject {
     var worldSize: Int { get }
     /// Bytes this rank has sent to other ranks (2 per bf16 element, 4 per fp32).
     var bytesSent: Int { get }
-    /// A rows × cols matrix of bf16 (or fp32) elements, filled with `fill`.
-    func matrix(rows: Int, cols: Int, bf16: Bool, fill: Float) throws -> Matrix
+    /// A rows × cols matrix of bf16 (or fp32) elements, filled with `fill` (nil: left as it comes, for a matrix the
+    /// program overwrites in full before reading it).
+    func matrix(rows: Int, cols: Int, bf16: Bool, fill: Float?) throws -> Matrix
     /// dst[dr ..< dr + rows, dc ..< dc + cols] = src[sr ..< sr + rows, sc ..< sc + cols] (same element type).
     func copy(
         _ src: Matrix, row sr: Int, col sc: Int, to dst: Matrix, row dr: Int, col dc: Int, rows: Int, cols: Int
@@ -131,7 +132,7 @@ public func deviceContextParallel<B: CPDeviceBackend>(
 }
 
 /// Ring (or zigzag, by the layouts) among the global ranks `members`: the kv block of src = (i − s) mod R is in
-/// hand at step s, and the exchange that brings step s + 1's block runs while step s attends (two kv slots).
+/// hand at step s, and the exchange that brings step s + 1's block runs while step s attends.
 func deviceRing<B: CPDeviceBackend>(
     q: B.Matrix, kv: B.Matrix, layouts: [Layout], members: [Int], heads h: Int, kvHeads hkv: Int, headDim d: Int,
     backend: B
@@ -143,22 +144,21 @@ func deviceRing<B: CPDeviceBackend>(
     let maxRows = layouts.map(Sharding.tokenCount).max() ?? 0
     let accOut = try backend.matrix(rows: n, cols: h * d, bf16: false, fill: 0)
     let accLse = try backend.matrix(rows: h, cols: n, bf16: false, fill: -.infinity)
-    var slots = [kv]
-    if w > 1 { slots.append(try backend.matrix(rows: maxRows, cols: 2 * hkv * d, bf16: true, fill: 0)) }
-    if w > 2 { slots.append(try backend.matrix(rows: maxRows, cols: 2 * hkv * d, bf16: true, fill: 0)) }
-    // Slot 0 is the caller's kv and is never received into; blocks arrive in slots 1 and 2 by turns, so the one
-    // arriving never lands on the one in hand.
-    var entries = 0
+    // Blocks arrive in up to two buffers by turns, so the one arriving never lands on the one in hand, and the
+    // caller's kv is never written.
+    let arriving = try (0..<min(2, w - 1)).map { _ in
+        try backend.matrix(rows: maxRows, cols: 2 * hkv * d, bf16: true, fill: nil)
+    }
+    var here = kv, entries = 0
     for step in 0..<w {
         let src = (i - step + w) % w
-        let here = step == 0 ? 0 : 1 + (step - 1) % max(1, slots.count - 1)
+        var next: B.Matrix? = nil
         if step < w - 1 {
-            let next = 1 + step % max(1, slots.count - 1)
-            let rowsOut = Sharding.tokenCount(layouts[src])
-            let srcIn = (i - step - 1 + w) % w
+            let incoming = arriving[step % arriving.count]
             try backend.exchange(
-                sends: [(members[(i + 1) % w], slots[here], rowsOut)],
-                receives: [(members[(i - 1 + w) % w], slots[next], Sharding.tokenCount(layouts[srcIn]))])
+                sends: [(members[(i + 1) % w], here, Sharding.tokenCount(layouts[src]))],
+                receives: [(members[(i - 1 + w) % w], incoming, Sharding.tokenCount(layouts[(src - 1 + w) % w]))])
+            next = incoming
         }
         var qo = 0
         for qs in layouts[i] {
@@ -166,7 +166,7 @@ func deviceRing<B: CPDeviceBackend>(
             for ks in layouts[src] {
                 if let call = CPBlockCall.between(qs, at: qo, ks, at: ko) {
                     try backend.attend(
-                        q: q, kv: slots[here], valueColumn: hkv * d, call: call, heads: h, kvHeads: hkv, headDim: d,
+                        q: q, kv: here, valueColumn: hkv * d, call: call, heads: h, kvHeads: hkv, headDim: d,
                         accOut: accOut, accLse: accLse)
                     entries += call.entries * h
                 }
@@ -175,6 +175,7 @@ func deviceRing<B: CPDeviceBackend>(
             qo += qs.count
         }
         try backend.joinExchanges()
+        if let next { here = next }
     }
     return CPDeviceResult(out: accOut, lse: accLse, scoreEntries: entries)
 }
@@ -187,13 +188,14 @@ func deviceLlama3<B: CPDeviceBackend>(
     let r = backend.rank, w = plan.world, h = plan.heads, hkv = plan.kvHeads, cols = 2 * hkv * d
     let counts = plan.layouts.map(Sharding.tokenCount)
     var parts = [B.Matrix]()
-    for j in 0..<w { parts.append(j == r ? kv : try backend.matrix(rows: counts[j], cols: cols, bf16: true, fill: 0)) }
-    let others = (1..<max(1, w)).map { (r + $0) % w }
+    for j in 0..<w {
+        parts.append(j == r ? kv : try backend.matrix(rows: counts[j], cols: cols, bf16: true, fill: nil))
+    }
+    let others = (1..<w).map { (r + $0) % w }
     try backend.exchange(
-        sends: w > 1 ? others.map { ($0, kv, counts[r]) } : [],
-        receives: w > 1 ? others.map { ($0, parts[$0], counts[$0]) } : [])
+        sends: others.map { ($0, kv, counts[r]) }, receives: others.map { ($0, parts[$0], counts[$0]) })
     try backend.joinExchanges()
-    let full = try backend.matrix(rows: plan.totalTokens, cols: cols, bf16: true, fill: 0)
+    let full = try backend.matrix(rows: plan.totalTokens, cols: cols, bf16: true, fill: nil)
     for j in 0..<w {
         var o = 0
         for s in plan.layouts[j] {
@@ -236,7 +238,7 @@ func deviceUSP<B: CPDeviceBackend>(
     var pieces = [B.Matrix]()
     for j in 0..<u {
         let kvr = plan.kvHeadRange(ulyssesRank: j)
-        let p = try backend.matrix(rows: n, cols: width, bf16: true, fill: 0)
+        let p = try backend.matrix(rows: n, cols: width, bf16: true, fill: nil)
         try backend.copy(q, row: 0, col: j * hl * d, to: p, row: 0, col: 0, rows: n, cols: hl * d)
         try backend.copy(kv, row: 0, col: kvr.lowerBound * d, to: p, row: 0, col: hl * d, rows: n, cols: hkvl * d)
         try backend.copy(
@@ -245,14 +247,14 @@ func deviceUSP<B: CPDeviceBackend>(
     }
     var got = [B.Matrix]()
     for j in 0..<u {
-        got.append(j == ui ? pieces[j] : try backend.matrix(rows: counts[j], cols: width, bf16: true, fill: 0))
+        got.append(j == ui ? pieces[j] : try backend.matrix(rows: counts[j], cols: width, bf16: true, fill: nil))
     }
     let peers = (0..<u).filter { $0 != ui }
     try backend.exchange(
         sends: peers.map { (uMembers[$0], pieces[$0], n) }, receives: peers.map { (uMembers[$0], got[$0], counts[$0]) })
     try backend.joinExchanges()
-    let qr = try backend.matrix(rows: total, cols: hl * d, bf16: true, fill: 0)
-    let kvRing = try backend.matrix(rows: total, cols: 2 * hkvl * d, bf16: true, fill: 0)
+    let qr = try backend.matrix(rows: total, cols: hl * d, bf16: true, fill: nil)
+    let kvRing = try backend.matrix(rows: total, cols: 2 * hkvl * d, bf16: true, fill: nil)
     for j in 0..<u {
         try backend.copy(got[j], row: 0, col: 0, to: qr, row: offsets[j], col: 0, rows: counts[j], cols: hl * d)
         try backend.copy(
@@ -264,23 +266,23 @@ func deviceUSP<B: CPDeviceBackend>(
     // Head shards → sequence shards: rank j gets its rows of out and the matching lse columns, fp32.
     var outs = [B.Matrix](), lses = [B.Matrix]()
     for j in 0..<u {
-        let o = try backend.matrix(rows: counts[j], cols: hl * d, bf16: false, fill: 0)
-        let l = try backend.matrix(rows: hl, cols: counts[j], bf16: false, fill: 0)
+        let o = try backend.matrix(rows: counts[j], cols: hl * d, bf16: false, fill: nil)
+        let l = try backend.matrix(rows: hl, cols: counts[j], bf16: false, fill: nil)
         try backend.copy(res.out, row: offsets[j], col: 0, to: o, row: 0, col: 0, rows: counts[j], cols: hl * d)
         try backend.copy(res.lse, row: 0, col: offsets[j], to: l, row: 0, col: 0, rows: hl, cols: counts[j])
         outs.append(o); lses.append(l)
     }
     var homeOut = [B.Matrix](), homeLse = [B.Matrix]()
     for j in 0..<u {
-        homeOut.append(j == ui ? outs[j] : try backend.matrix(rows: n, cols: hl * d, bf16: false, fill: 0))
-        homeLse.append(j == ui ? lses[j] : try backend.matrix(rows: hl, cols: n, bf16: false, fill: 0))
+        homeOut.append(j == ui ? outs[j] : try backend.matrix(rows: n, cols: hl * d, bf16: false, fill: nil))
+        homeLse.append(j == ui ? lses[j] : try backend.matrix(rows: hl, cols: n, bf16: false, fill: nil))
     }
     try backend.exchange(
         sends: peers.flatMap { [(uMembers[$0], outs[$0], counts[$0]), (uMembers[$0], lses[$0], hl)] },
         receives: peers.flatMap { [(uMembers[$0], homeOut[$0], n), (uMembers[$0], homeLse[$0], hl)] })
     try backend.joinExchanges()
-    let out = try backend.matrix(rows: n, cols: plan.heads * d, bf16: false, fill: 0)
-    let lse = try backend.matrix(rows: plan.heads, cols: n, bf16: false, fill: 0)
+    let out = try backend.matrix(rows: n, cols: plan.heads * d, bf16: false, fill: nil)
+    let lse = try backend.matrix(rows: plan.heads, cols: n, bf16: false, fill: nil)
     for j in 0..<u {
         try backend.copy(homeOut[j], row: 0, col: 0, to: out, row: 0, col: j * hl * d, rows: n, cols: hl * d)
         try backend.copy(homeLse[j], row: 0, col: 0, to: lse, row: j * hl, col: 0, rows: hl, cols: n)
@@ -294,9 +296,12 @@ func deviceUSP<B: CPDeviceBackend>(
 public final class HostMatrix {
     public let rows: Int, cols: Int, bf16: Bool
     public var values: [Float]
-    init(rows: Int, cols: Int, bf16: Bool, fill: Float) {
+    /// Filled with `fill` (rounded to bf16 for a bf16 matrix); nil fills NaN, so a program that reads an element
+    /// it never wrote shows it.
+    init(rows: Int, cols: Int, bf16: Bool, fill: Float?) {
         self.rows = rows; self.cols = cols; self.bf16 = bf16
-        values = [Float](repeating: bf16 ? bf16ToFloat(floatToBF16(fill)) : fill, count: rows * cols)
+        let v = fill ?? .nan
+        values = [Float](repeating: bf16 ? bf16ToFloat(floatToBF16(v)) : v, count: rows * cols)
     }
     /// A bf16 matrix from fp32 rows (rounded to nearest even).
     public convenience init(bf16 rows: Int, cols: Int, _ x: [Float]) {
@@ -320,7 +325,7 @@ public final class CPHostBackend: CPDeviceBackend {
         self.comm = comm; self.tileKeys = tileKeys
     }
 
-    public func matrix(rows: Int, cols: Int, bf16: Bool, fill: Float) throws -> HostMatrix {
+    public func matrix(rows: Int, cols: Int, bf16: Bool, fill: Float?) throws -> HostMatrix {
         HostMatrix(rows: rows, cols: cols, bf16: bf16, fill: fill)
     }
 

@@ -139,13 +139,15 @@ public final class GPUCPBackend: CPDeviceBackend {
             args)
     }
 
-    public func matrix(rows: Int, cols: Int, bf16: Bool, fill: Float) throws -> GPUMatrix {
+    public func matrix(rows: Int, cols: Int, bf16: Bool, fill: Float?) throws -> GPUMatrix {
         let m = GPUMatrix(try gpu.alloc(rows * cols, elementSize: bf16 ? 2 : 4), rows: rows, cols: cols)
         keep.append(m)
-        let bits = bf16 ? UInt32(floatToBF16(fill)) * 0x1_0001 : fill.bitPattern
-        try launch(
-            "cp_fill32", elements: m.buffer.bytes / 4,
-            [.ptr(m.buffer), .int32(Int32(bitPattern: bits)), .int64(Int64(m.buffer.bytes / 4))])
+        if let fill {
+            let bits = bf16 ? UInt32(floatToBF16(fill)) * 0x1_0001 : fill.bitPattern
+            try launch(
+                "cp_fill32", elements: m.buffer.bytes / 4,
+                [.ptr(m.buffer), .int32(Int32(bitPattern: bits)), .int64(Int64(m.buffer.bytes / 4))])
+        }
         return m
     }
 
@@ -203,18 +205,10 @@ public final class GPUCPBackend: CPDeviceBackend {
         sends: [(peer: Int, matrix: GPUMatrix, rows: Int)], receives: [(peer: Int, matrix: GPUMatrix, rows: Int)]
     ) throws {
         try exchangeStream.wait(try compute.record())
-        let s = sends.map {
-            (
-                peer: $0.peer, pointer: $0.matrix.buffer.pointer,
-                bytes: $0.rows * $0.matrix.cols * $0.matrix.buffer.elementSize
-            )
+        func rows(_ x: (peer: Int, matrix: GPUMatrix, rows: Int)) -> (peer: Int, pointer: DevicePointer, bytes: Int) {
+            (x.peer, x.matrix.buffer.pointer, x.rows * x.matrix.cols * x.matrix.buffer.elementSize)
         }
-        let r = receives.map {
-            (
-                peer: $0.peer, pointer: $0.matrix.buffer.pointer,
-                bytes: $0.rows * $0.matrix.cols * $0.matrix.buffer.elementSize
-            )
-        }
+        let s = sends.map(rows), r = receives.map(rows)
         for x in s where x.peer != rank { bytesSent += x.bytes }
         try exchanges.group(sends: s, receives: r, stream: exchangeStream)
         lastExchange = try exchangeStream.record()

@@ -35,7 +35,7 @@ extension GPUQwen2LayerBF16 {
                 values: DevicePointer(bitPattern: Int64(bitPattern: v.row(0)) &+ shift), start: p)
             o += s.count
         }
-        let kv = try backend.matrix(rows: n, cols: 2 * hkv * d, bf16: true, fill: 0)
+        let kv = try backend.matrix(rows: n, cols: 2 * hkv * d, bf16: true, fill: nil)
         try backend.copy(k, row: 0, col: 0, to: kv, row: 0, col: 0, rows: n, cols: hkv * d)
         try backend.copy(v, row: 0, col: 0, to: kv, row: 0, col: hkv * d, rows: n, cols: hkv * d)
         let r = try deviceContextParallel(plan: plan, headDim: d, q: q, kv: kv, backend: backend)
