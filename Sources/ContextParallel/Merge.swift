@@ -21,17 +21,19 @@ import Glibc
 @inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
 @inline(__always) func logSigmoid(_ x: Float) -> Float { min(x, 0) - log1p(exp(-abs(x))) }
 
-/// Merges block rows into running rows in the sigmoid form. `out`, `blockOut`: rows × D;
-/// `lse`, `blockLse`: rows.
+/// Merges block rows into running rows in the sigmoid form. `out`, `blockOut`: rows × D, rows `outStride` and
+/// `blockStride` floats apart (D by default: contiguous); `lse`, `blockLse`: rows, contiguous.
 @inline(__always)
-func mergeRowsSigmoid(
+public func mergeRowsSigmoid(
     out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
-    blockOut: UnsafePointer<Float>, blockLse: UnsafePointer<Float>, rows: Int, d: Int
+    blockOut: UnsafePointer<Float>, blockLse: UnsafePointer<Float>, rows: Int, d: Int,
+    outStride: Int? = nil, blockStride: Int? = nil
 ) {
+    let so = outStride ?? d, sb = blockStride ?? d
     for i in 0..<rows {
         let lb = blockLse[i]
         if lb == -.infinity { continue }
-        let o = out + i * d, b = blockOut + i * d
+        let o = out + i * so, b = blockOut + i * sb
         if lse[i] == -.infinity {
             for c in 0..<d { o[c] = b[c] }
             lse[i] = lb

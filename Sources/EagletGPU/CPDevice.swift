@@ -355,27 +355,26 @@ public final class CPHostBackend: CPDeviceBackend {
             blockLse: l, rows: call.rows, heads: h, headDim: d)
     }
 
-    /// The twin of the `cp_merge` kernel: for each row i and head, with la the running lse and lb the block's,
-    /// out −= σ(lb − la)·(out − o_b) and la −= log σ(la − lb); a block with lb = −∞ changes nothing, a running
-    /// la = −∞ takes the block as it is. out (·, H·D) rows from row0, lse (H, accRows).
+    /// The twin of the `cp_merge` kernel: ContextParallel's sigmoid merge (Merge.swift) per head, on rows H·D apart.
+    /// out (·, H·D) rows from row0, lse (H, accRows); block out (t, H·D), block lse (H, t).
     static func merge(
         out: inout [Float], lse: inout [Float], accRows: Int, row0: Int, blockOut: [Float], blockLse: [Float],
         rows t: Int, heads h: Int, headDim d: Int
     ) {
-        for i in 0..<t {
-            for head in 0..<h {
-                let lb = blockLse[head * t + i], li = head * accRows + row0 + i
-                let la = lse[li], o = (row0 + i) * h * d + head * d, b = i * h * d + head * d
-                if lb == -.infinity { continue }
-                if la == -.infinity {
-                    for c in 0..<d { out[o + c] = blockOut[b + c] }
-                    lse[li] = lb
-                    continue
+        out.withUnsafeMutableBufferPointer { O in
+            lse.withUnsafeMutableBufferPointer { L in
+                blockOut.withUnsafeBufferPointer { B in
+                    blockLse.withUnsafeBufferPointer { BL in
+                        for head in 0..<h {
+                            mergeRowsSigmoid(
+                                out: O.baseAddress! + row0 * h * d + head * d,
+                                lse: L.baseAddress! + head * accRows + row0,
+                                blockOut: B.baseAddress! + head * d, blockLse: BL.baseAddress! + head * t, rows: t,
+                                d: d,
+                                outStride: h * d, blockStride: h * d)
+                        }
+                    }
                 }
-                let s = 1 / (1 + exp(la - lb))
-                for c in 0..<d { out[o + c] -= s * (out[o + c] - blockOut[b + c]) }
-                let x = la - lb
-                lse[li] = la - (min(x, 0) - log1p(exp(-abs(x))))
             }
         }
     }
