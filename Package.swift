@@ -139,7 +139,7 @@ let package = Package(
         .target(
             name: "_GPUCommands",
             dependencies: [
-                "EagletGPU", "ContextParallel", "Eagle", "Imaging", "Synth", "Tensor", "_Essentials",
+                "EagletGPU", "ContextParallel", "Eagle", "Imaging", "Qwen2", "Synth", "Tensor", "_Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
 

@@ -113,14 +113,38 @@ public struct CPCheck: Sendable {
 
     /// The report of all ranks' statistics.
     public func report(_ stats: [[Double]], transport: CPTransport) -> CPCheckReport {
-        let maxAbs = stats.map { max($0[0], $0[2]) }.max() ?? 0
+        CPCheckReport(check: self, transport: transport, summary: CPRankSummary(stats, headDim: headDim))
+    }
+}
+
+/// What every `cp` report states (`eaglet cp`, `eaglet-gpu cp`), from every rank's statistics [max |Δout|,
+/// max |out_ref|, max |Δlse|, max |lse_ref|, bytes sent, score entries, …]: the worst absolute error, the normwise
+/// relative error (out's and lse's, the larger), bytes and attention FLOPs (score entries · 4·D) per rank, and the
+/// FLOP imbalance max/min.
+public struct CPRankSummary: Sendable {
+    public let maxAbsError: Double, maxRelError: Double
+    public let bytesPerRank: [Int], flopsPerRank: [Int]
+    public let imbalance: Double
+
+    public init(_ stats: [[Double]], headDim: Int) {
+        maxAbsError = stats.map { max($0[0], $0[2]) }.max() ?? 0
         let relOut = (stats.map { $0[0] }.max() ?? 0) / max(1e-30, stats.map { $0[1] }.max() ?? 0)
         let relLse = (stats.map { $0[2] }.max() ?? 0) / max(1e-30, stats.map { $0[3] }.max() ?? 0)
-        let flops = stats.map { Int($0[5]) * 4 * headDim }
-        return CPCheckReport(
-            check: self, transport: transport, maxAbsError: maxAbs, maxRelError: max(relOut, relLse),
-            bytesPerRank: stats.map { Int($0[4]) }, flopsPerRank: flops,
-            imbalance: Double(flops.max() ?? 0) / Double(max(1, flops.min() ?? 1)))
+        maxRelError = max(relOut, relLse)
+        bytesPerRank = stats.map { Int($0[4]) }
+        flopsPerRank = stats.map { Int($0[5]) * 4 * headDim }
+        imbalance = Double(flopsPerRank.max() ?? 0) / Double(max(1, flopsPerRank.min() ?? 1))
+    }
+
+    /// `eaglet cp`'s JSON keys: strategy, world, ulysses, ring, mpi, nccl, max_abs_error, max_rel_error,
+    /// bytes_per_rank, bytes_formula, flops_per_rank, imbalance.
+    public func keys(plan p: CPPlan, transport: CPTransport, bytesFormula: Int) -> [String: Any] {
+        [
+            "strategy": p.strategy.rawValue, "world": p.world, "ulysses": p.ulysses, "ring": p.ring,
+            "mpi": transport == .mpi, "nccl": transport == .nccl, "max_abs_error": maxAbsError,
+            "max_rel_error": maxRelError, "bytes_per_rank": bytesPerRank, "bytes_formula": bytesFormula,
+            "flops_per_rank": flopsPerRank, "imbalance": imbalance
+        ]
     }
 }
 
@@ -128,21 +152,17 @@ public struct CPCheck: Sendable {
 public struct CPCheckReport: Sendable {
     public let check: CPCheck
     public let transport: CPTransport
-    public let maxAbsError: Double, maxRelError: Double
-    public let bytesPerRank: [Int], flopsPerRank: [Int]
-    public let imbalance: Double
+    public let summary: CPRankSummary
+    public var maxAbsError: Double { summary.maxAbsError }
+    public var maxRelError: Double { summary.maxRelError }
+    public var bytesPerRank: [Int] { summary.bytesPerRank }
+    public var flopsPerRank: [Int] { summary.flopsPerRank }
+    public var imbalance: Double { summary.imbalance }
     public var bytesFormula: Int { check.plan.forwardBytesPerRank(headDim: check.headDim) }
 
-    /// One JSON object, keys sorted: strategy, world, ulysses, ring, mpi, nccl, max_abs_error, max_rel_error,
-    /// bytes_per_rank, bytes_formula, flops_per_rank, imbalance.
+    /// One JSON object, keys sorted: `CPRankSummary.keys`.
     public func jsonLine() throws -> String {
-        let p = check.plan
-        let obj: [String: Any] = [
-            "strategy": check.strategy.rawValue, "world": p.world, "ulysses": p.ulysses, "ring": p.ring,
-            "mpi": transport == .mpi, "nccl": transport == .nccl, "max_abs_error": maxAbsError,
-            "max_rel_error": maxRelError, "bytes_per_rank": bytesPerRank, "bytes_formula": bytesFormula,
-            "flops_per_rank": flopsPerRank, "imbalance": imbalance
-        ]
+        let obj = summary.keys(plan: check.plan, transport: transport, bytesFormula: bytesFormula)
         return String(decoding: try JSON.serialize(obj), as: UTF8.self)
     }
 

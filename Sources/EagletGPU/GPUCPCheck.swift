@@ -18,6 +18,7 @@ import Foundation
 import Glibc
 #endif
 import ContextParallel
+import Qwen2
 import Tensor
 import _Essentials
 
@@ -45,7 +46,7 @@ public struct GPUCPCheck: Sendable {
     }
 
     /// Rows of a (T, cols) matrix in `layout` order.
-    static func rows(_ x: [Float], cols: Int, _ layout: Layout) -> [Float] {
+    public static func rows(_ x: [Float], cols: Int, _ layout: Layout) -> [Float] {
         var out = [Float]()
         out.reserveCapacity(Sharding.tokenCount(layout) * cols)
         for s in layout { out += x[(s.start * cols)..<(s.end * cols)] }
@@ -80,8 +81,8 @@ public struct GPUCPCheck: Sendable {
         return (try gpu.downloadBF16(out), try gpu.download(lse), times.sorted()[times.count / 2])
     }
 
-    /// One rank: its shards uploaded, the program run `repeats` times (the first one, untimed, warms the kernels
-    /// up), each run between barriers and timed on the host from the first barrier to both streams finishing.
+    /// One rank: its shards uploaded once, the program run `repeats` times (the first one, untimed, warms the
+    /// kernels up), each run between barriers and timed on the host from the first barrier to both streams finishing.
     /// Returns [max |Δout|, max |out_ref|, max |Δlse|, max |lse_ref|, bytes sent, score entries, median seconds,
     /// elements outside tolerance]; with no reference the first four and the last are 0.
     public func runRank(
@@ -90,18 +91,19 @@ public struct GPUCPCheck: Sendable {
         let r = backend.rank, layout = plan.layouts[r], n = Sharding.tokenCount(layout)
         let hd = heads * headDim, kvd = 2 * kvHeads * headDim
         let qr = GPUCPCheck.rows(q, cols: hd, layout), kvr = GPUCPCheck.rows(kv, cols: kvd, layout)
+        // The program never writes q or kv: one upload serves every run.
+        let qm = try backend.upload(qr, rows: n, cols: hd, bf16: true)
+        let kvm = try backend.upload(kvr, rows: n, cols: kvd, bf16: true)
         var times = [Double](), stats = [Double](repeating: 0, count: 8)
         for i in 0...max(1, repeats) {
-            let qm = try backend.upload(qr, rows: n, cols: hd, bf16: true)
-            let kvm = try backend.upload(kvr, rows: n, cols: kvd, bf16: true)
             try backend.compute.synchronize()
             try backend.exchanges.barrier()
-            let t0 = monotonicSeconds()
+            let t0 = ContinuousClock.now
             let bytesBefore = backend.bytesSent
             let res = try deviceContextParallel(plan: plan, headDim: headDim, q: qm, kv: kvm, backend: backend)
             try backend.compute.synchronize(); try backend.exchangeStream.synchronize()
             try backend.exchanges.barrier()
-            if i > 0 { times.append(monotonicSeconds() - t0) }
+            if i > 0 { times.append(secondsSince(t0)) }
             stats[4] = Double(backend.bytesSent - bytesBefore); stats[5] = Double(res.scoreEntries)
             if i == max(1, repeats), let ref = reference {
                 let out = try backend.download(res.out), lse = try backend.download(res.lse)
@@ -128,33 +130,19 @@ public struct GPUCPCheck: Sendable {
         _ stats: [[Double]], transport: CPTransport, onOneGPU: Bool, device: String, flash: String,
         singleSeconds: Double?, overlap: Bool = true
     ) throws -> String {
-        let relOut = (stats.map { $0[0] }.max() ?? 0) / max(1e-30, stats.map { $0[1] }.max() ?? 0)
-        let relLse = (stats.map { $0[2] }.max() ?? 0) / max(1e-30, stats.map { $0[3] }.max() ?? 0)
-        let flops = stats.map { Int($0[5]) * 4 * headDim }
         let seconds = stats.map { $0[6] }.max() ?? 0
-        var obj: [String: Any] = [
-            "strategy": plan.strategy.rawValue, "world": plan.world, "ulysses": plan.ulysses, "ring": plan.ring,
-            "mpi": false, "nccl": transport == .nccl,
-            "max_abs_error": stats.map { max($0[0], $0[2]) }.max() ?? 0, "max_rel_error": max(relOut, relLse),
-            "bytes_per_rank": stats.map { Int($0[4]) },
-            "bytes_formula": plan.deviceForwardBytesPerRank(headDim: headDim),
-            "flops_per_rank": flops,
-            "imbalance": Double(flops.max() ?? 0) / Double(max(1, flops.min() ?? 1)),
+        var obj = CPRankSummary(stats, headDim: headDim).keys(
+            plan: plan, transport: transport, bytesFormula: plan.deviceForwardBytesPerRank(headDim: headDim))
+        let extra: [String: Any] = [
             "device": device, "ranks_on_one_gpu": onOneGPU, "flash": flash, "seconds": seconds,
             "misses": Int(stats.map { $0[7] }.reduce(0, +)), "reference": singleSeconds != nil,
             "seq": seq, "heads": heads, "kv_heads": kvHeads, "head_dim": headDim, "overlap": overlap
         ]
+        obj.merge(extra) { _, new in new }
         if let s = singleSeconds {
             obj["single_gpu_seconds"] = s
             if !onOneGPU { obj["scaling_efficiency"] = s / (seconds * Double(plan.world)) }
         }
         return String(decoding: try JSON.serialize(obj), as: UTF8.self)
     }
-}
-
-/// CLOCK_MONOTONIC in seconds.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

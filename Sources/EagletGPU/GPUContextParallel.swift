@@ -151,13 +151,12 @@ public final class GPUCPBackend: CPDeviceBackend {
         return m
     }
 
-    /// Uploads fp32 rows as a new matrix (bf16: rounded to nearest even on the device).
+    /// Uploads fp32 rows as a new matrix (bf16: rounded to nearest even on the device). The caller holds it:
+    /// `release` does not let it go.
     public func upload(_ x: [Float], rows: Int, cols: Int, bf16: Bool) throws -> GPUMatrix {
         precondition(x.count == rows * cols, "upload: \(x.count) values for \(rows) × \(cols)")
         let f = try gpu.upload(x)
-        let m = GPUMatrix(bf16 ? try gpu.bf16(f) : f, rows: rows, cols: cols)
-        keep.append(m)
-        return m
+        return GPUMatrix(bf16 ? try gpu.bf16(f) : f, rows: rows, cols: cols)
     }
 
     /// A matrix's values as fp32 (waits for the device).

@@ -19,6 +19,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Qwen2
 import Tensor
 import _Essentials
 
@@ -51,59 +52,25 @@ public struct GPUContextParallelCommand: ParsableCommand {
             let check = try GPUCPCheck(
                 strategy: cp.strategy, world: cp.world, ulysses: cp.ulysses, seq: cp.seq, heads: cp.heads,
                 kvHeads: cp.kvHeads, headDim: cp.headDim, seed: cp.seed)
-            if ranks.ranksOnOneGPU { try runOnOneGPU(check) } else { try runOverNCCL(check) }
+            try run(check)
         }
     }
 
-    /// The JSON line; without --json also the GPU and how the ranks ran.
-    func emit(_ report: String, gpu: GPU, extra: String) {
-        print(report)
-        if !cp.json { print("\(gpu.summary); \(extra)") }
-    }
-
-    /// W rank threads, each with the GPU open (the primary context current) and a LocalDeviceExchange.
-    func runOnOneGPU(_ check: GPUCPCheck) throws {
-        let ordinal = try ranks.ordinal(default: 0)
-        let gpu = try GPU.open(ordinal: ordinal)
-        let ref = noReference ? nil : try check.reference(on: gpu, repeats: ranks.repeats)
+    /// The reference on this process's GPU, then every rank's program; rank 0 prints the JSON line (and without
+    /// --json the GPU and how the ranks ran).
+    func run(_ check: GPUCPCheck) throws {
+        let ranks = try self.ranks.open(world: cp.world, plan: check.plan, command: "cp")
+        let ref = noReference ? nil : try check.reference(on: ranks.gpu, repeats: self.ranks.repeats)
         let refRows = ref.map { (out: $0.out, lse: $0.lse) }
-        try gpu.loadContextParallelKernels()
-        let board = LocalDeviceBoard(world: check.plan.world)
-        let (repeats, overlap) = (ranks.repeats, !ranks.noOverlap)
-        let stats = ThreadWorld.run(world: check.plan.world) { comm -> [Double] in
-            do {
-                let g = try GPU.open(ordinal: ordinal)
-                let backend = try GPURankFlags.backend(
-                    g, LocalDeviceExchange(rank: comm.rank, board: board), overlap: overlap)
-                return try check.runRank(backend: backend, reference: refRows, repeats: repeats)
-            } catch {
-                printToStandardError("eaglet: cp: rank \(comm.rank): \(error)")
-                Glibc.exit(1)
-            }
-        }
-        let report = try check.report(
-            stats, transport: .threads, onOneGPU: true, device: gpu.name,
-            flash: gpu.flashKernel(headDim: check.headDim),
-            singleSeconds: ref?.seconds, overlap: !ranks.noOverlap)
-        emit(report, gpu: gpu, extra: "\(check.plan.world) ranks as threads on this one GPU")
-    }
-
-    /// This process is one rank of W over NCCL.
-    func runOverNCCL(_ check: GPUCPCheck) throws {
-        let (gpu, transport) = try ranks.join(world: cp.world)
-        let r = transport.rank
-        let ref = noReference ? nil : try check.reference(on: gpu, repeats: ranks.repeats)
-        let exchange = NCCLDeviceExchange(transport: transport)
-        try exchange.splitForUSP(check.plan)
-        let backend = try ranks.backend(gpu, exchange)
-        let mine = try check.runRank(
-            backend: backend, reference: ref.map { ($0.out, $0.lse) }, repeats: ranks.repeats)
-        let stats = CPCheck.gatherStats(mine, over: NCCLCommunicator(transport: transport))
-        guard r == 0 else { return }
-        let report = try check.report(
-            stats, transport: .nccl, onOneGPU: false, device: gpu.name, flash: gpu.flashKernel(headDim: check.headDim),
-            singleSeconds: ref?.seconds, overlap: !ranks.noOverlap)
-        emit(report, gpu: gpu, extra: "NCCL \(transport.version) from \(transport.libraryPath)")
+        let repeats = self.ranks.repeats
+        guard let stats = try ranks.run({ try check.runRank(backend: $0, reference: refRows, repeats: repeats) })
+        else { return }
+        print(
+            try check.report(
+                stats, transport: ranks.transport, onOneGPU: ranks.onOneGPU, device: ranks.gpu.name,
+                flash: ranks.gpu.flashKernel(headDim: check.headDim), singleSeconds: ref?.seconds,
+                overlap: ranks.overlap))
+        if !cp.json { print(ranks.summary) }
     }
 }
 
@@ -129,15 +96,19 @@ public struct GPURankFlags: ParsableArguments {
         guard repeats >= 1, repeats <= 100 else { throw CPCheckError("--repeats must be in 1 … 100") }
     }
 
-    /// A backend over `exchanges`, overlapping unless --no-overlap.
-    func backend(_ gpu: GPU, _ exchanges: DeviceExchange) throws -> GPUCPBackend {
-        try GPURankFlags.backend(gpu, exchanges, overlap: !noOverlap)
-    }
-
-    static func backend(_ gpu: GPU, _ exchanges: DeviceExchange, overlap: Bool) throws -> GPUCPBackend {
-        let b = try GPUCPBackend(gpu: gpu, exchanges: exchanges)
-        b.overlap = overlap
-        return b
+    /// This process's view of the ranks: W threads on this process's GPU (--ranks-on-one-gpu), or this process as
+    /// one NCCL rank of W (USP's two levels split off for `plan`).
+    func open(world: Int, plan: CPPlan, command: String) throws -> GPURanks {
+        if ranksOnOneGPU {
+            let ordinal = try ordinal(default: 0)
+            return try GPURanks(
+                gpu: try GPU.open(ordinal: ordinal), world: world, ordinal: ordinal, overlap: !noOverlap,
+                command: command)
+        }
+        let (gpu, transport) = try join(world: world)
+        let exchange = NCCLDeviceExchange(transport: transport)
+        try exchange.splitForUSP(plan)
+        return try GPURanks(gpu: gpu, world: world, nccl: exchange, overlap: !noOverlap, command: command)
     }
 
     /// --device, or `fallback`, as a GPU ordinal.
@@ -168,6 +139,62 @@ public struct GPURankFlags: ParsableArguments {
             id = try NCCLUniqueIdFile.wait(at: idFile ?? "", timeout: idTimeout)
         }
         return (gpu, try NCCLDeviceTransport(gpu: gpu, rank: r, world: world, id: id))
+    }
+}
+
+/// The ranks of one GPU `cp` run as this process sees them: its GPU (the one its threads share, or its own rank's)
+/// and how a rank's program runs on it.
+final class GPURanks {
+    let gpu: GPU, world: Int, overlap: Bool
+    /// The command's name, for the line a failing rank thread prints.
+    let command: String
+    /// Ranks as threads: the GPU ordinal each thread opens. Over NCCL: this rank's backend.
+    private let ordinal: Int32?, backend: GPUCPBackend?, nccl: NCCLDeviceExchange?
+
+    init(gpu: GPU, world: Int, ordinal: Int32, overlap: Bool, command: String) throws {
+        self.gpu = gpu; self.world = world; self.ordinal = ordinal; self.overlap = overlap; self.command = command
+        backend = nil; nccl = nil
+        try gpu.loadContextParallelKernels() // once here, so the rank threads only read the compile cache
+    }
+
+    init(gpu: GPU, world: Int, nccl: NCCLDeviceExchange, overlap: Bool, command: String) throws {
+        self.gpu = gpu; self.world = world; self.nccl = nccl; self.overlap = overlap; self.command = command
+        ordinal = nil
+        let b = try GPUCPBackend(gpu: gpu, exchanges: nccl)
+        b.overlap = overlap
+        backend = b
+    }
+
+    var onOneGPU: Bool { nccl == nil }
+    var transport: CPTransport { onOneGPU ? .threads : .nccl }
+    var summary: String {
+        gpu.summary + "; "
+            + (nccl.map { "NCCL \($0.transport.version) from \($0.transport.libraryPath)" }
+                ?? "\(world) ranks as threads on this one GPU")
+    }
+
+    /// Every rank's `body` (its statistics as Doubles): on W threads, each with the GPU open (the primary context
+    /// current) and a LocalDeviceExchange; or on this NCCL rank, gathered from all. Returns every rank's statistics
+    /// where this process reports (always with threads, on rank 0 over NCCL), else nil. A rank thread that fails
+    /// ends the process with one line (the others would wait for it forever).
+    func run(_ body: @escaping @Sendable (GPUCPBackend) throws -> [Double]) throws -> [[Double]]? {
+        if let backend, let nccl {
+            let stats = CPCheck.gatherStats(try body(backend), over: NCCLCommunicator(transport: nccl.transport))
+            return nccl.rank == 0 ? stats : nil
+        }
+        guard let ordinal else { return nil }
+        let board = LocalDeviceBoard(world: world), overlap = overlap, command = command
+        return ThreadWorld.run(world: world) { comm -> [Double] in
+            do {
+                let b = try GPUCPBackend(
+                    gpu: try GPU.open(ordinal: ordinal), exchanges: LocalDeviceExchange(rank: comm.rank, board: board))
+                b.overlap = overlap
+                return try body(b)
+            } catch {
+                printToStandardError("eaglet: \(command): rank \(comm.rank): \(error)")
+                Glibc.exit(1)
+            }
+        }
     }
 }
 
@@ -222,46 +249,20 @@ public struct GPUContextParallelPrefillCommand: ParsableCommand {
             guard seq >= 2 else { throw CPCheckError("--seq must be at least 2") }
             let ids = GPUGenerateCommand.syntheticIDs(
                 count: seq, vocabulary: tc.vocabSize, avoiding: loaded.config.imageTokenIndex)
-            if ranks.ranksOnOneGPU {
-                let gpu = try GPU.open(ordinal: try ranks.ordinal(default: 0))
-                try gpu.loadContextParallelKernels()
-                let g = SharedModel(try GPUEagle(gpu: gpu, model: loaded, precision: .bf16))
-                let (ordinal, repeats, overlap) = (try ranks.ordinal(default: 0), ranks.repeats, !ranks.noOverlap)
-                for n in counts {
-                    let ref = noReference ? nil : try reference(g.model, ids: ids, layers: n)
-                    let board = LocalDeviceBoard(world: world)
-                    let stats = ThreadWorld.run(world: world) { comm -> [Double] in
-                        do {
-                            let backend = try GPURankFlags.backend(
-                                try GPU.open(ordinal: ordinal), LocalDeviceExchange(rank: comm.rank, board: board),
-                                overlap: overlap)
-                            return try GPUContextParallelPrefillCommand.runRank(
-                                g.model, ids: ids, plan: plan, layers: n, backend: backend, reference: ref?.rows,
-                                repeats: repeats)
-                        } catch {
-                            printToStandardError("eaglet: cp-prefill: rank \(comm.rank): \(error)")
-                            Glibc.exit(1)
-                        }
-                    }
-                    try emit(stats, plan: plan, layers: n, headDim: tc.headDim, gpu: gpu, ref: ref, onOneGPU: true)
-                }
-            } else {
-                let (gpu, transport) = try ranks.join(world: world)
-                try gpu.loadContextParallelKernels()
-                let g = try GPUEagle(gpu: gpu, model: loaded, precision: .bf16)
-                let exchange = NCCLDeviceExchange(transport: transport)
-                try exchange.splitForUSP(plan)
-                let backend = try ranks.backend(gpu, exchange)
-                for n in counts {
-                    let ref = noReference ? nil : try reference(g, ids: ids, layers: n)
-                    let mine = try GPUContextParallelPrefillCommand.runRank(
-                        g, ids: ids, plan: plan, layers: n, backend: backend, reference: ref?.rows,
-                        repeats: ranks.repeats)
-                    let stats = CPCheck.gatherStats(mine, over: NCCLCommunicator(transport: transport))
-                    if transport.rank == 0 {
-                        try emit(stats, plan: plan, layers: n, headDim: tc.headDim, gpu: gpu, ref: ref, onOneGPU: false)
-                    }
-                }
+            let ranks = try self.ranks.open(world: world, plan: plan, command: "cp-prefill")
+            let g = SharedModel(try GPUEagle(gpu: ranks.gpu, model: loaded, precision: .bf16))
+            let repeats = self.ranks.repeats
+            for n in counts {
+                let ref = noReference ? nil : try reference(g.model, ids: ids, layers: n)
+                let refRows = ref?.rows
+                guard
+                    let stats = try ranks.run({
+                        try GPUContextParallelPrefillCommand.runRank(
+                            g.model, ids: ids, plan: plan, layers: n, backend: $0, reference: refRows,
+                            repeats: repeats)
+                    })
+                else { continue }
+                try emit(stats, plan: plan, layers: n, headDim: tc.headDim, ranks: ranks, ref: ref)
             }
         }
     }
@@ -277,7 +278,7 @@ public struct GPUContextParallelPrefillCommand: ParsableCommand {
             let t0 = ContinuousClock.now
             let out = try g.decode(e, tokens: ids.count, cache: try g.makeCache(capacity: ids.count), layers: layers)
             try g.gpu.synchronize()
-            if i > 0 { times.append(GPUContextParallelPrefillCommand.seconds(since: t0)) }
+            if i > 0 { times.append(secondsSince(t0)) }
             if i == ranks.repeats { rows = try g.gpu.download(out) }
             g.gpu.releasePool()
         }
@@ -290,11 +291,6 @@ public struct GPUContextParallelPrefillCommand: ParsableCommand {
         g.gpu.releasePool()
         let c = closeness(other, rows, .bf16)
         return Reference(rows: rows, seconds: times.sorted()[times.count / 2], otherKernelError: Double(c.maxRelative))
-    }
-
-    static func seconds(since t0: ContinuousClock.Instant) -> Double {
-        let d = ContinuousClock.now - t0
-        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
     /// One rank: `repeats` timed prefills after a warm-up, each between barriers. Returns [max |Δ|, max |ref|,
@@ -310,13 +306,11 @@ public struct GPUContextParallelPrefillCommand: ParsableCommand {
             let out = try g.contextParallelPrefill(ids: ids, plan: plan, backend: backend, layers: layers)
             try backend.gpu.synchronize()
             try backend.exchanges.barrier()
-            if i > 0 { times.append(seconds(since: t0)) }
+            if i > 0 { times.append(secondsSince(t0)) }
             stats[2] = Double(backend.bytesSent - bytes0)
             if i == repeats, let ref = reference {
-                let mine = try backend.gpu.download(out)
-                var expected = [Float]()
-                for s in plan.layouts[backend.rank] { expected += ref[(s.start * c)..<(s.end * c)] }
-                let r = closeness(mine, expected, .bf16)
+                let r = closeness(
+                    try backend.gpu.download(out), GPUCPCheck.rows(ref, cols: c, plan.layouts[backend.rank]), .bf16)
                 stats[0] = Double(r.maxAbsDiff); stats[1] = Double(r.maxAbsRef)
             }
             backend.gpu.releasePool()
@@ -330,9 +324,8 @@ public struct GPUContextParallelPrefillCommand: ParsableCommand {
     /// within_yardstick (within the bf16 row, or within 1.5× the yardstick: docs/tolerances.md),
     /// bytes_per_rank, bytes_formula (layers × deviceForwardBytesPerRank), seconds, single_gpu_seconds,
     /// scaling_efficiency (NCCL only), device, ranks_on_one_gpu, flash, overlap.
-    func emit(
-        _ stats: [[Double]], plan: CPPlan, layers: Int, headDim: Int, gpu: GPU, ref: Reference?, onOneGPU: Bool
-    ) throws {
+    func emit(_ stats: [[Double]], plan: CPPlan, layers: Int, headDim: Int, ranks: GPURanks, ref: Reference?) throws {
+        let gpu = ranks.gpu
         let rel = (stats.map { $0[0] }.max() ?? 0) / max(1e-30, stats.map { $0[1] }.max() ?? 0)
         let seconds = stats.map { $0[3] }.max() ?? 0
         var obj: [String: Any] = [
@@ -340,16 +333,16 @@ public struct GPUContextParallelPrefillCommand: ParsableCommand {
             "seq": seq, "layers": layers, "max_rel_error": rel, "within_bf16": rel <= Double(Tolerance.bf16.rtol),
             "bytes_per_rank": stats.map { Int($0[2]) },
             "bytes_formula": layers * plan.deviceForwardBytesPerRank(headDim: headDim),
-            "seconds": seconds, "device": gpu.name, "ranks_on_one_gpu": onOneGPU, "reference": ref != nil,
-            "flash": gpu.flashKernel(headDim: headDim), "overlap": !ranks.noOverlap
+            "seconds": seconds, "device": gpu.name, "ranks_on_one_gpu": ranks.onOneGPU, "reference": ref != nil,
+            "flash": gpu.flashKernel(headDim: headDim), "overlap": ranks.overlap
         ]
         if let ref {
             obj["single_gpu_seconds"] = ref.seconds
             obj["mma_flash_max_rel_error"] = ref.otherKernelError
             obj["within_yardstick"] = rel <= max(Double(Tolerance.bf16.rtol), 1.5 * ref.otherKernelError)
-            if !onOneGPU { obj["scaling_efficiency"] = ref.seconds / (seconds * Double(plan.world)) }
+            if !ranks.onOneGPU { obj["scaling_efficiency"] = ref.seconds / (seconds * Double(plan.world)) }
         }
         print(String(decoding: try JSON.serialize(obj), as: UTF8.self))
-        if !json { print("\(gpu.summary); \(onOneGPU ? "\(plan.world) ranks as threads on this one GPU" : "NCCL")") }
+        if !json { print(ranks.summary) }
     }
 }
