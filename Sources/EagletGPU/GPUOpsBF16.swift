@@ -157,25 +157,14 @@ extension GPU {
         return Array(UnsafeRawBufferPointer(start: map, count: 128))
     }
 
-    /// Splits of the decode kernel for S keys and H heads: about `perSM` blocks per multiprocessor, at least
-    /// `minKeys` keys a split — 4 and 256 for `decode_split`; 3 and one 64-key tile for `decode_split_gqa`, whose
-    /// G-warp blocks fit 3 to a multiprocessor and are only Hkv to a split (pass Hkv for H).
-    static func decodeSplits(
-        keys s: Int, heads h: Int, multiprocessors: Int = 132, perSM: Int = 4, minKeys: Int = 256
-    ) -> Int {
-        max(1, min((s + minKeys - 1) / minKeys, (perSM * multiprocessors + h - 1) / h))
-    }
-
-    /// The decode kernel for H query heads over Hkv kv heads: "gqa" (`decode_split_gqa`, KernelsDecode.swift: each kv
-    /// head's keys read once for its G = H/Hkv query heads) or "gqa-pipe" (the same with the next tile's copies in
-    /// flight) when G ≤ 8 and the module is loaded, else "per-head" (`decode_split`: once per query head).
-    /// EAGLET_DECODE=per-head|gqa|gqa-pipe picks one; the default is `defaultDecodeKernel`.
-    public func decodeKernel(heads h: Int, kvHeads hkv: Int) -> String {
+    /// The decode kernel for H query heads over Hkv kv heads: EAGLET_DECODE's when it names one, else
+    /// `DecodeKernel.default`; `.perHead` wherever the GQA kernels cannot run (G = H/Hkv above 8, or their module
+    /// not loaded).
+    public func decodeKernel(heads h: Int, kvHeads hkv: Int) -> DecodeKernel {
         guard h % hkv == 0, h / hkv <= KernelSourceDecode.maxGroup, isLoaded(KernelSourceDecode.module) else {
-            return "per-head"
+            return .perHead
         }
-        let asked = ProcessInfo.processInfo.environment["EAGLET_DECODE"] ?? ""
-        return ["per-head", "gqa", "gqa-pipe"].contains(asked) ? asked : KernelSourceDecode.defaultKernel
+        return DecodeKernel(rawValue: ProcessInfo.processInfo.environment["EAGLET_DECODE"] ?? "") ?? .default
     }
 
     /// One query token per head (T = 1, at position S − 1) over S keys, split across blocks (flash-decoding):
@@ -185,25 +174,16 @@ extension GPU {
         lse: DevicePointer? = nil, keys s: Int, heads h: Int, kvHeads hkv: Int
     ) throws {
         let kernel = decodeKernel(heads: h, kvHeads: hkv)
-        let n: Int
-        switch kernel {
-        case "gqa": n = GPU.decodeSplits(keys: s, heads: hkv, perSM: 3, minKeys: KernelSourceDecode.tileKeys)
-        case "gqa-pipe": n = GPU.decodeSplits(keys: s, heads: hkv, perSM: 2, minKeys: KernelSourceDecode.tileKeys)
-        default: n = GPU.decodeSplits(keys: s, heads: h)
-        }
-        let per = (s + n - 1) / n
+        let n = kernel.splits(keys: s, heads: h, kvHeads: hkv), per = (s + n - 1) / n
         let partO = try alloc(h * n * 128), partML = try alloc(h * n * 2)
         let scaleLog2 = (1 / Float(128).squareRoot()) * Float(1.4426950408889634)
-        let args: [KernelArgument] = [
-            .pointer(q), .pointer(k), .pointer(v), .ptr(partO), .ptr(partML), .int(s), .int(h), .int(hkv),
-            .int(kvStride), .int(per), .float(scaleLog2)
-        ]
-        if kernel == "per-head" {
-            try launch(KernelSourceBF16.module, "decode_split", grid: (n, h, 1), block: (128, 1, 1), args)
-        } else {
-            let name = kernel == "gqa" ? "decode_split_gqa" : "decode_split_gqa_pipe"
-            try launch(KernelSourceDecode.module, name, grid: (n, hkv, 1), block: (32 * (h / hkv), 1, 1), args)
-        }
+        let shape = kernel.launch(splits: n, heads: h, kvHeads: hkv)
+        try launch(
+            kernel.module, kernel.entry, grid: shape.grid, block: shape.block,
+            [
+                .pointer(q), .pointer(k), .pointer(v), .ptr(partO), .ptr(partML), .int(s), .int(h), .int(hkv),
+                .int(kvStride), .int(per), .float(scaleLog2)
+            ])
         try launch(
             KernelSourceBF16.module, "decode_combine", grid: (h, 1, 1), block: (128, 1, 1),
             [.ptr(partO), .ptr(partML), .pointer(out), .pointer(lse ?? 0), .int(n)])
@@ -354,6 +334,7 @@ public struct GPUQwen2LayerBF16 {
     }
 }
 
+/// One `SiglipEncoderLayer` in bf16: fused qkv weights; q, k and v read in place from the fused rows.
 public struct GPUSiglipLayerBF16 {
     let ln1w, ln1b, ln2w, ln2b: GPUBuffer
     let qkv, o, fc1, fc2: GPULinear

@@ -17,13 +17,52 @@ import FoundationEssentials
 import Foundation
 #endif
 
+/// Which decode attention kernel runs (`GPU.decodeKernel`; EAGLET_DECODE names one by its raw value).
+public enum DecodeKernel: String, Sendable, CaseIterable {
+    /// `decode_split` (KernelsBF16.swift): blocks of 128 threads per query head, so a kv head's keys are read once for
+    /// each of its query heads.
+    case perHead = "per-head"
+    /// `decode_split_gqa`: one block of G = H/Hkv warps per (split, kv head), each 64-key tile read once.
+    case gqa
+    /// `decode_split_gqa_pipe`: the same with 32-key tiles in two stages, the next tile's copies in flight.
+    case gqaPipe = "gqa-pipe"
+
+    /// The kernel `GPU.decodeAttention` runs unless EAGLET_DECODE names another.
+    public static let `default` = DecodeKernel.gqa
+
+    var module: String { self == .perHead ? KernelSourceBF16.module : KernelSourceDecode.module }
+    var entry: String {
+        switch self {
+        case .perHead: return "decode_split"
+        case .gqa: return "decode_split_gqa"
+        case .gqaPipe: return "decode_split_gqa_pipe"
+        }
+    }
+
+    /// Splits of S keys: about `perSM` blocks per multiprocessor and at least `minKeys` keys a split — 4 and 256 for
+    /// `decode_split`, whose blocks are per query head; 3 (the pipelined one, at 110 registers a thread: 2) and one
+    /// 64-key tile for the GQA kernels, whose G-warp blocks are per kv head.
+    func splits(keys s: Int, heads h: Int, kvHeads hkv: Int, multiprocessors: Int = 132) -> Int {
+        let (perSM, minKeys, blocksPerSplit) =
+            switch self {
+            case .perHead: (4, 256, h)
+            case .gqa: (3, KernelSourceDecode.tileKeys, hkv)
+            case .gqaPipe: (2, KernelSourceDecode.tileKeys, hkv)
+            }
+        return max(1, min((s + minKeys - 1) / minKeys, (perSM * multiprocessors + blocksPerSplit - 1) / blocksPerSplit))
+    }
+
+    /// Blocks (splits, H or Hkv) and threads a block (128, or a warp per query head of a kv group).
+    func launch(splits n: Int, heads h: Int, kvHeads hkv: Int) -> (grid: (Int, Int, Int), block: (Int, Int, Int)) {
+        self == .perHead ? ((n, h, 1), (128, 1, 1)) : ((n, hkv, 1), (32 * (h / hkv), 1, 1))
+    }
+}
+
 enum KernelSourceDecode {
     static let module = "eaglet_decode"
     /// Keys a block stages at once (`decode_split_gqa`; the pipelined one stages 32 twice), and the most query heads
     /// per kv head (warps per block).
     static let tileKeys = 64, maxGroup = 8
-    /// The kernel `GPU.decodeAttention` runs unless EAGLET_DECODE names another.
-    static let defaultKernel = "gqa"
 
     static let source = #"""
         #define NEG_INF __int_as_float(0xff800000)
