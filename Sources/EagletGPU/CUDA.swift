@@ -78,21 +78,20 @@ public enum CUDALibraries {
     /// dlopens the first of `names` found in the search folders (then by soname), RTLD_GLOBAL so that a
     /// library loaded first (cublasLt, nvrtc-builtins) satisfies the next one's dependency.
     static func open(_ names: [String], what: String) throws -> (handle: UnsafeMutableRawPointer, path: String) {
-        var tried = [String]()
-        for folder in searchFolders {
-            for name in names {
-                for path in globPaths(folder + "/" + name) {
-                    tried.append(path)
-                    if let h = dlopen(path, RTLD_NOW | RTLD_GLOBAL) { return (h, path) }
-                }
-            }
-        }
-        for name in names where !name.contains("*") {
-            if let h = dlopen(name, RTLD_NOW | RTLD_GLOBAL) { return (h, name) }
-        }
+        let paths = searchFolders.flatMap { folder in names.flatMap { globPaths(folder + "/" + $0) } }
+        if let found = dlopenFirst(paths, sonames: names.filter { !$0.contains("*") }) { return found }
         throw GPUError.libraryNotFound(
             library: what + " (" + names.joined(separator: " or ") + ")",
             searched: Array(Set(searchFolders)).sorted() + ["the loader's default path"])
+    }
+
+    /// The first of `paths` that dlopens (RTLD_NOW | RTLD_GLOBAL), else the first of `sonames` the loader finds by its
+    /// own search; nil when none loads. Shared by the CUDA libraries and NCCL, whose errors name what they tried.
+    static func dlopenFirst(_ paths: [String], sonames: [String]) -> (handle: UnsafeMutableRawPointer, path: String)? {
+        for path in paths + sonames {
+            if let h = dlopen(path, RTLD_NOW | RTLD_GLOBAL) { return (h, path) }
+        }
+        return nil
     }
 
     static func symbol<T>(_ handle: UnsafeMutableRawPointer, _ name: String, library: String, as: T.Type) throws -> T {

@@ -69,9 +69,9 @@ enum KernelSourceCP {
 }
 
 extension GPU {
-    /// Compiles (or loads from the cache) the fp32 module (its bf16 rounding), the flash kernels and the merge, copy and fill kernels of the device
-    /// program. Ranks that are threads of one process call it once on the main thread first, so they only read the
-    /// compile cache.
+    /// Compiles (or loads from the cache) the fp32 module (its bf16 rounding), the flash kernels and the device
+    /// program's merge, copy and fill kernels. Ranks that are threads of one process call it once on the main thread
+    /// first, so they only read the compile cache.
     public func loadContextParallelKernels() throws {
         try loadKernels()
         try loadKernelsBF16()

@@ -110,13 +110,8 @@ public enum NCCLLibrary {
     /// dlopens the first candidate that loads, else libnccl.so.2 by soname; throws `NCCLError.libraryNotFound`
     /// naming every file tried.
     static func open() throws -> (handle: UnsafeMutableRawPointer, path: String) {
-        var tried = [String]()
-        for path in candidates {
-            tried.append(path)
-            guard access(path, F_OK) == 0 else { continue }
-            if let h = dlopen(path, RTLD_NOW | RTLD_GLOBAL) { return (h, path) }
-        }
-        if let h = dlopen("libnccl.so.2", RTLD_NOW | RTLD_GLOBAL) { return (h, "libnccl.so.2") }
+        let tried = candidates
+        if let found = CUDALibraries.dlopenFirst(tried, sonames: ["libnccl.so.2"]) { return found }
         throw NCCLError.libraryNotFound(tried: tried + ["the loader's default path"])
     }
 }
