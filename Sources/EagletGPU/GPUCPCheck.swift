@@ -54,7 +54,7 @@ public struct GPUCPCheck: Sendable {
     }
 
     /// Columns of an (H, T) matrix in `layout` order: (H, n).
-    static func columns(_ x: [Float], rows h: Int, total t: Int, _ layout: Layout) -> [Float] {
+    public static func columns(_ x: [Float], rows h: Int, total t: Int, _ layout: Layout) -> [Float] {
         var out = [Float]()
         for r in 0..<h { for s in layout { out += x[(r * t + s.start)..<(r * t + s.end)] } }
         return out

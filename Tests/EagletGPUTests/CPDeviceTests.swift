@@ -61,12 +61,8 @@ struct DeviceCPCase {
         return (out, lse)
     }
 
-    func rows(_ x: [Float], cols: Int, _ layout: Layout) -> [Float] {
-        layout.flatMap { x[($0.start * cols)..<($0.end * cols)] }
-    }
-    func lseColumns(_ x: [Float], _ layout: Layout) -> [Float] {
-        (0..<h).flatMap { head in layout.flatMap { x[(head * t + $0.start)..<(head * t + $0.end)] } }
-    }
+    func rows(_ x: [Float], cols: Int, _ layout: Layout) -> [Float] { GPUCPCheck.rows(x, cols: cols, layout) }
+    func lseColumns(_ x: [Float], _ layout: Layout) -> [Float] { GPUCPCheck.columns(x, rows: h, total: t, layout) }
 }
 
 struct DeviceRankRun: Sendable {
