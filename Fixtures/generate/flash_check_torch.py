@@ -194,7 +194,7 @@ class Decode:
         self.combine = MODULE.get_function("decode_combine")
 
     def splits(self, s, heads, kv_heads):
-        """GPU.decodeSplits: 4 blocks a multiprocessor per head and 256 keys a split at least, or for the GQA
+        """DecodeKernel.splits: 4 blocks a multiprocessor per head and 256 keys a split at least, or for the GQA
         kernels 3 (pipelined: 2) per kv head and one 64-key tile."""
         per_sm, h, least = ((2 if self.pipe else 3), kv_heads, 64) if self.gqa else (4, heads, 256)
         return max(1, min((s + least - 1) // least, (per_sm * 132 + h - 1) // h))
