@@ -15,8 +15,9 @@
 // count is process-wide: each call sets the count it needs before its products, so run one tower at a time.
 // What it is not: the attention pooling head (`head.*`, unused by Eagle), dropout (inference only),
 // attention masks (a tile has no padding; NaFlex callers pass only valid patches). Several tiles of one
-// image run as one pass (`callAsFunction(tiles:)`): their rows are stacked for every product, LayerNorm and the
-// MLP, and only attention keeps them apart (each tile attends within itself), as a batch does in transformers.
+// image (`callAsFunction(tiles:)`, transformers' batch) go through the whole stack one tile after another: a
+// tile's activations (a few MB a layer) stay in cache that way, where 13 tiles stacked by rows sent every norm
+// and add to memory and were 8 % slower on the So400m shape (docs/benchmarks.md, "13 tiles").
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -121,29 +122,19 @@ public struct SiglipAttention: Sendable {
     /// projections by rows, the score/softmax/p·v chain by heads, each thread with its own (T, T) score
     /// buffer — so softmax runs on a core next to an sgemm rather than against a spinning BLAS worker.
     /// The reference path is `naive` (plus `residual`).
-    ///
-    /// With `tiles` = N > 1, x holds N tiles of T / N rows each, one after another; each attends only within
-    /// itself (the products see all N·T rows at once, the scores one (tile, head) pair at a time).
-    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, compute: Compute = .fast, tiles: Int = 1)
-        -> Tensor
-    {
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, compute: Compute = .fast) -> Tensor {
         precondition(x.rank == 2 && x.shape[1] == width, "SiglipAttention: input \(x.shape) is not (T, \(width))")
-        precondition(tiles >= 1 && x.shape[0] % tiles == 0, "SiglipAttention: \(x.shape[0]) rows in \(tiles) tiles")
         if compute.isReference {
-            let n = x.shape[0] / tiles
-            let y =
-                tiles == 1
-                ? naive(x)
-                : Tensor.concatenate((0..<tiles).map { naive(x.slice(dim: 0, $0 * n..<($0 + 1) * n)) }, dim: 0)
+            let y = naive(x)
             return residual.map { $0 + y } ?? y
         }
         let threads = compute.threads
-        let rows = x.shape[0], t = rows / tiles, c = width, d = headDim, heads = numHeads
-        let parts = max(1, min(threads, rows))
-        let headParts = max(1, min(parts, heads * tiles))
+        let t = x.shape[0], c = width, d = headDim, heads = numHeads
+        let parts = max(1, min(threads, t))
+        let headParts = max(1, min(parts, heads))
         // Not zeroed: sgemm with β = 0 writes every element of all three before anything reads them.
-        var qkv = [Float](unwrittenCount: rows * 3 * c)
-        var o = [Float](unwrittenCount: rows * c)
+        var qkv = [Float](unwrittenCount: t * 3 * c)
+        var o = [Float](unwrittenCount: t * c)
         var scores = [Float](unwrittenCount: headParts * t * t)
         let alpha = scale
         let bias = qProj.bias.storage + kProj.bias.storage + vProj.bias.storage
@@ -156,7 +147,7 @@ public struct SiglipAttention: Sendable {
                             vProj.weight.storage.withUnsafeBufferPointer { Wv in
                                 let xp = X.baseAddress!, qp = QKV.baseAddress!, bp = B.baseAddress!
                                 let weights = [Wq.baseAddress!, Wk.baseAddress!, Wv.baseAddress!]
-                                parallelRanges(rows, parts: parts) { rows in
+                                parallelRanges(t, parts: parts) { rows in
                                     guard !rows.isEmpty else { return }
                                     for (i, w) in weights.enumerated() {
                                         BLAS.sgemm(
@@ -174,18 +165,16 @@ public struct SiglipAttention: Sendable {
                                         parallelRanges(headParts, parts: headParts) { part in
                                             for p in part {
                                                 let sp = base + p * t * t
-                                                for w in stride(from: p, to: heads * tiles, by: headParts) {
-                                                    // tile w / H, head w mod H: its rows start at row (w / H)·T
-                                                    let h = w % heads, q0 = qp + (w / heads) * t * 3 * c
+                                                for h in stride(from: p, to: heads, by: headParts) {
                                                     BLAS.sgemm(
                                                         transB: true, m: t, n: t, k: d, alpha: alpha,
-                                                        a: q0 + h * d, lda: 3 * c, b: q0 + c + h * d, ldb: 3 * c,
+                                                        a: qp + h * d, lda: 3 * c, b: qp + c + h * d, ldb: 3 * c,
                                                         c: sp, ldc: t)
                                                     for r in 0..<t { softmaxRow(sp + r * t, t) }
                                                     BLAS.sgemm(
-                                                        m: t, n: d, k: t, a: sp, lda: t, b: q0 + 2 * c + h * d,
+                                                        m: t, n: d, k: t, a: sp, lda: t, b: qp + 2 * c + h * d,
                                                         ldb: 3 * c,
-                                                        c: op + (w / heads) * t * c + h * d, ldc: c)
+                                                        c: op + h * d, ldc: c)
                                                 }
                                             }
                                         }
@@ -197,7 +186,7 @@ public struct SiglipAttention: Sendable {
                 }
             }
         }
-        return projectAdd(Tensor(shape: [rows, c], storage: o), outProj, residual: residual, threads: parts)
+        return projectAdd(Tensor(shape: [t, c], storage: o), outProj, residual: residual, threads: parts)
     }
 }
 
@@ -312,10 +301,10 @@ public struct SiglipEncoderLayer: Sendable {
     }
 
     /// (T, C) → (T, C): `naive` on the reference path; the fast modules, with residuals riding on the output
-    /// projections, on the fast one. `tiles` = N: x is N tiles stacked by rows, each attending within itself.
-    public func callAsFunction(_ x: Tensor, compute: Compute = .fast, tiles: Int = 1) -> Tensor {
-        if compute.isReference && tiles == 1 { return naive(x) }
-        let h = selfAttn(layerNorm1(x, compute: compute), residual: x, compute: compute, tiles: tiles)
+    /// projections, on the fast one.
+    public func callAsFunction(_ x: Tensor, compute: Compute = .fast) -> Tensor {
+        if compute.isReference { return naive(x) }
+        let h = selfAttn(layerNorm1(x, compute: compute), residual: x, compute: compute)
         return mlp(layerNorm2(h, compute: compute), residual: h, compute: compute)
     }
 }
@@ -356,12 +345,12 @@ public struct SiglipVisionTransformer: Sendable {
         }
     }
 
-    /// Runs the encoder stack on embeddings (T, C) — or on `tiles` tiles' embeddings stacked by rows (N·T, C).
-    public func encode(_ embeddings: Tensor, compute: Compute = .fast, tiles: Int = 1) -> Output {
+    /// Runs the encoder stack on embeddings (T, C).
+    public func encode(_ embeddings: Tensor, compute: Compute = .fast) -> Output {
         var states = [embeddings]
         var x = embeddings
         for layer in layers {
-            x = layer(x, compute: compute, tiles: tiles)
+            x = layer(x, compute: compute)
             states.append(x)
         }
         return Output(hiddenStates: states, lastHiddenState: postLayernorm(x, compute: compute))
@@ -372,12 +361,29 @@ public struct SiglipVisionTransformer: Sendable {
         encode(embeddings(pixels, compute: compute), compute: compute)
     }
 
-    /// N tiles of one image (each (C_in, H_px, W_px)) in one pass: every hidden state is (N·T, C), tile i's
-    /// rows at i·T ..< (i+1)·T, equal to the tile run alone (transformers' batch of N).
+    /// N tiles of one image (each (C_in, H_px, W_px)), transformers' batch of N: every hidden state is (N·T, C),
+    /// tile i's rows at i·T ..< (i+1)·T. Each tile goes through the whole stack alone (its activations stay in
+    /// cache); its states are copied into the stacked ones as it finishes.
     public func callAsFunction(tiles pixels: [Tensor], compute: Compute = .fast) -> Output {
         precondition(!pixels.isEmpty, "SiglipVisionTransformer: no tiles")
-        let embedded = pixels.map { embeddings($0, compute: compute) }
-        return encode(Tensor.concatenate(embedded, dim: 0), compute: compute, tiles: pixels.count)
+        var states = [[Float]](), last = [Float]()
+        var rows = 0, width = 0
+        for (i, tile) in pixels.enumerated() {
+            let out = self(tile, compute: compute)
+            if i == 0 {
+                rows = out.lastHiddenState.shape[0]; width = out.lastHiddenState.shape[1]
+                states = out.hiddenStates.map { _ in [Float](unwrittenCount: pixels.count * rows * width) }
+                last = [Float](unwrittenCount: pixels.count * rows * width)
+            }
+            let at = i * rows * width
+            for (s, h) in out.hiddenStates.enumerated() {
+                states[s].replaceSubrange(at..<at + rows * width, with: h.storage)
+            }
+            last.replaceSubrange(at..<at + rows * width, with: out.lastHiddenState.storage)
+        }
+        return Output(
+            hiddenStates: states.map { Tensor(shape: [pixels.count * rows, width], storage: $0) },
+            lastHiddenState: Tensor(shape: [pixels.count * rows, width], storage: last))
     }
 
     /// The features Eagle takes (`extract_feature`): select_layer −1 → post-LN output; any other value

@@ -139,7 +139,7 @@ struct Case: ParsableCommand {
     @Option var layers: Int = 24
     /// cp: "H,Hkv,D".
     @Option var shape: String = ""
-    /// vision: tiles of one image in one pass.
+    /// vision: tiles of one image in one call (the batch of `SiglipVisionTransformer(tiles:)`).
     @Option var tiles: Int = 1
 
     func run() throws {

@@ -48,7 +48,7 @@ func seededTower(_ config: SiglipVisionConfig) -> SiglipVisionTransformer {
 }
 
 /// The child-process side: `_case vision --variant tower|attention|mlp --size 448 [--tiles N]` (the tower on N
-/// tiles of one image in one pass; its time is the whole pass, its rate N tiles' FLOPs over it).
+/// tiles of one image in one call; its time is the whole call, its rate N tiles' FLOPs over it).
 func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int, tiles: Int = 1) throws -> BenchResult {
     var config = SiglipVisionConfig.so400m
     config.imageSize = size
@@ -117,7 +117,7 @@ struct VisionBench: ParsableCommand {
     var pairs: Int = 5
     @Option(
         help:
-            "Tiles of one image in one pass (13: a 4K image's 12 tiles and thumbnail), against PyTorch's batch of as many."
+            "Tiles of one image in one call (13: a 4K image's 12 tiles and thumbnail), against PyTorch's batch of as many."
     )
     var tiles: Int = 1
     @OptionGroup var common: CommonOptions
@@ -169,7 +169,7 @@ struct VisionBench: ParsableCommand {
             }
             if tiles > 1 {
                 line += String(
-                    format: "\n           %d tiles in one pass: %.3f s a tile", tiles,
+                    format: "\n           %d tiles in one call: %.3f s a tile", tiles,
                     mine.medianSeconds / Double(tiles))
             }
             if let attn, let mlp {

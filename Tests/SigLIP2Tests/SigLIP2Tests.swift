@@ -67,8 +67,8 @@ func tinyTower(_ tag: String) throws -> (fixture: Fixture, tower: SiglipVisionTr
         print("siglip-vision-tiny \(tag): worst relative error \(worst)")
     }
 
-    /// The fixture's two images as one multi-tile pass (`callAsFunction(tiles:)`: rows stacked, attention within
-    /// each tile) against transformers' batch of 2: every hidden state, fast and reference paths.
+    /// The fixture's two images as one call (`callAsFunction(tiles:)`: each tile through the stack, its states
+    /// stacked by rows) against transformers' batch of 2: every hidden state, fast and reference paths.
     @Test(arguments: ["p14", "p16"])
     func tilesInOnePassMatchTheBatchOfSiglipVisionModel(tag: String) throws {
         let (f, tower) = try tinyTower(tag)
@@ -86,7 +86,7 @@ func tinyTower(_ tag: String) throws -> (fixture: Fixture, tower: SiglipVisionTr
                 out.lastHiddenState, last.reshaped([2 * last.shape[1], last.shape[2]]), .fp32Block,
                 "\(tag) two tiles in one pass, post_layernorm naive=\(naive)")
         }
-        // With more threads than heads the (tile, head) pairs are spread: the same result.
+        // With more threads than heads: the same result.
         let threaded = tower(tiles: [pixels.row(0), pixels.row(1)], compute: .fast(threads: 4))
         let last = try f.tensor("\(tag).last_hidden_state")
         assertClose(
