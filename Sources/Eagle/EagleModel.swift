@@ -70,13 +70,10 @@ public struct EagleModel: Sendable {
     public func visionFeatures(_ pixelValues: Tensor, compute: Compute = .fast) throws -> Tensor {
         try validate(pixelValues: pixelValues)
         let n = pixelValues.shape[0]
-        var parts = [Tensor]()
-        for i in 0..<n {
-            let out = visionModel(pixelValues.row(i), compute: compute)
-            parts.append(try SiglipVisionTransformer.features(out, selectLayer: config.selectLayer))
-        }
+        let f = try visionModel.features(
+            tiles: (0..<n).map { pixelValues.row($0) }, selectLayer: config.selectLayer, compute: compute)
         let p = config.patchesPerSide * config.patchesPerSide
-        return Tensor(shape: [n, p, config.vision.hiddenSize], storage: parts.flatMap(\.storage))
+        return Tensor(shape: [n, p, config.vision.hiddenSize], storage: f.storage)
     }
 
     /// Visual tokens: features (N, P, C_v) → pixel shuffle (N, P/4, 4C_v) → mlp1 → (N·P/4, C).

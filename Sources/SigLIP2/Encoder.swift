@@ -386,6 +386,28 @@ public struct SiglipVisionTransformer: Sendable {
             lastHiddenState: Tensor(shape: [pixels.count * rows, width], storage: last))
     }
 
+    /// The `select_layer` features (as `features(_:selectLayer:)` takes them from a whole pass) of N tiles, each
+    /// (C_in, H_px, W_px) → (N·T, C), tile i's rows at i·T ..< (i+1)·T. Each tile runs only the layers that
+    /// feature needs and keeps no other hidden state — what Eagle's `extract_feature` asks of the tower
+    /// (transformers keeps them all only with `output_hidden_states`).
+    public func features(tiles pixels: [Tensor], selectLayer: Int, compute: Compute = .fast) throws -> Tensor {
+        let n = layers.count
+        let depth = selectLayer == -1 ? n : selectLayer >= 0 ? selectLayer : n + 1 + selectLayer
+        guard depth >= 0 && depth <= n else { throw SelectLayerError.outOfRange(selectLayer: selectLayer, layers: n) }
+        var out = [Float](), rows = 0, width = 0
+        for tile in pixels {
+            var x = embeddings(tile, compute: compute)
+            for layer in layers[..<depth] { x = layer(x, compute: compute) }
+            if selectLayer == -1 { x = postLayernorm(x, compute: compute) }
+            if out.isEmpty {
+                rows = x.shape[0]; width = x.shape[1]
+                out.reserveCapacity(pixels.count * rows * width)
+            }
+            out += x.storage
+        }
+        return Tensor(shape: [pixels.count * rows, width], storage: out)
+    }
+
     /// The features Eagle takes (`extract_feature`): select_layer −1 → post-LN output; any other value
     /// indexes `hiddenStates` Python-style (0 = embeddings, i = output of layer i, −2 = output of layer L − 1;
     /// there is no way to ask for layer L without post-LN, as in the reference).

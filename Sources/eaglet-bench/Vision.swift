@@ -59,7 +59,8 @@ func runVisionCase(variant: String, size: Int, repeats: Int, threads: Int, tiles
         let tower = seededTower(config)
         let pixels = (0..<tiles).map { Tensor.seeded([3, size, size], seed: 7 + UInt64($0)) }
         let s = medianTime(repeats: repeats) {
-            _ = tiles == 1 ? tower(pixels[0]).lastHiddenState : tower(tiles: pixels).lastHiddenState
+            // post_layernorm's output only, as PyTorch's SiglipVisionModel returns by default
+            _ = try? tower.features(tiles: pixels, selectLayer: -1)
         }
         return BenchResult(
             name: "vision", variant: "eaglet",

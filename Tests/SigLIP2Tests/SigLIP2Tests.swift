@@ -86,6 +86,21 @@ func tinyTower(_ tag: String) throws -> (fixture: Fixture, tower: SiglipVisionTr
                 out.lastHiddenState, last.reshaped([2 * last.shape[1], last.shape[2]]), .fp32Block,
                 "\(tag) two tiles in one pass, post_layernorm naive=\(naive)")
         }
+        // features(tiles:selectLayer:) keeps only the asked state and stops after the layers it needs.
+        let layers = tower.layers.count
+        for (select, golden) in [(-1, "last_hidden_state"), (-2, "hidden_states.\(layers - 1)"), (1, "hidden_states.1")] {
+            let g = try f.tensor("\(tag).\(golden)")
+            for naive in [false, true] {
+                let got = try tower.features(
+                    tiles: [pixels.row(0), pixels.row(1)], selectLayer: select, compute: naive ? .reference : .fast)
+                assertClose(
+                    got, g.reshaped([2 * g.shape[1], g.shape[2]]), .fp32Block,
+                    "\(tag) features(tiles:) select_layer \(select) naive=\(naive)")
+            }
+        }
+        #expect(throws: SelectLayerError.outOfRange(selectLayer: layers + 1, layers: layers)) {
+            try tower.features(tiles: [pixels.row(0)], selectLayer: layers + 1)
+        }
         // With more threads than heads: the same result.
         let threaded = tower(tiles: [pixels.row(0), pixels.row(1)], compute: .fast(threads: 4))
         let last = try f.tensor("\(tag).last_hidden_state")
