@@ -88,7 +88,8 @@ func tinyTower(_ tag: String) throws -> (fixture: Fixture, tower: SiglipVisionTr
         }
         // features(tiles:selectLayer:) keeps only the asked state and stops after the layers it needs.
         let layers = tower.layers.count
-        for (select, golden) in [(-1, "last_hidden_state"), (-2, "hidden_states.\(layers - 1)"), (1, "hidden_states.1")] {
+        for (select, golden) in [(-1, "last_hidden_state"), (-2, "hidden_states.\(layers - 1)"), (1, "hidden_states.1")]
+        {
             let g = try f.tensor("\(tag).\(golden)")
             for naive in [false, true] {
                 let got = try tower.features(
