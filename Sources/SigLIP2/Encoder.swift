@@ -391,9 +391,7 @@ public struct SiglipVisionTransformer: Sendable {
     /// feature needs and keeps no other hidden state — what Eagle's `extract_feature` asks of the tower
     /// (transformers keeps them all only with `output_hidden_states`).
     public func features(tiles pixels: [Tensor], selectLayer: Int, compute: Compute = .fast) throws -> Tensor {
-        let n = layers.count
-        let depth = selectLayer == -1 ? n : selectLayer >= 0 ? selectLayer : n + 1 + selectLayer
-        guard depth >= 0 && depth <= n else { throw SelectLayerError.outOfRange(selectLayer: selectLayer, layers: n) }
+        let depth = try Self.depth(selectLayer: selectLayer, layers: layers.count)
         var out = [Float](), rows = 0, width = 0
         for tile in pixels {
             var x = embeddings(tile, compute: compute)
@@ -413,9 +411,14 @@ public struct SiglipVisionTransformer: Sendable {
     /// there is no way to ask for layer L without post-LN, as in the reference).
     public static func features(_ output: Output, selectLayer: Int) throws -> Tensor {
         if selectLayer == -1 { return output.lastHiddenState }
-        let n = output.hiddenStates.count
-        let i = selectLayer >= 0 ? selectLayer : n + selectLayer
-        guard i >= 0 && i < n else { throw SelectLayerError.outOfRange(selectLayer: selectLayer, layers: n - 1) }
-        return output.hiddenStates[i]
+        return output.hiddenStates[try depth(selectLayer: selectLayer, layers: output.hiddenStates.count - 1)]
+    }
+
+    /// How many of `layers` layers select_layer's feature comes after: −1 → all L (then post-LN); i ≥ 0 → i;
+    /// other negatives Python-style over the L + 1 hidden states (−2 → L − 1).
+    static func depth(selectLayer: Int, layers: Int) throws -> Int {
+        let d = selectLayer == -1 ? layers : selectLayer >= 0 ? selectLayer : layers + 1 + selectLayer
+        guard d >= 0 && d <= layers else { throw SelectLayerError.outOfRange(selectLayer: selectLayer, layers: layers) }
+        return d
     }
 }
